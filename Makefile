@@ -1,0 +1,27 @@
+# Two commands do everything on a fresh machine:  make book   and   make test
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+PROFILE ?= smoke
+STAMP := $(VENV)/.installed
+
+.PHONY: install book test clean
+
+$(STAMP): pyproject.toml
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+book: install
+	$(PYTHON) -m uqxai_lib.run --profile $(PROFILE)
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+test: install
+	$(PYTHON) -m pytest
+
+clean:
+	rm -rf _build book/_executed .cache
