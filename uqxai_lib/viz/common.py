@@ -1,0 +1,351 @@
+"""Shared plotting primitives for all chapters (matplotlib, Agg-safe).
+
+Every function takes ``ax=`` (draws into a new figure when ``None``) and returns the
+:class:`matplotlib.figure.Figure` it drew into.  Inputs may be torch tensors or NumPy arrays;
+maps are shown min-max normalised (a constant map shows as 0) unless ``normalize=False``.
+
+Examples
+--------
+>>> import matplotlib
+>>> matplotlib.use("Agg")
+>>> import torch
+>>> fig = overlay_map_2d(torch.rand(32, 32), torch.rand(4, 4))
+>>> len(fig.axes)
+1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "to_numpy",
+    "normalize01",
+    "resize_map",
+    "mid_slice",
+    "overlay_map_2d",
+    "overlay_map_1d",
+    "group_distributions",
+    "show_maps_row",
+    "trend",
+]
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Detach a tensor (any device) or array-like to a float64 NumPy array."""
+    try:
+        import torch
+
+        if isinstance(x, torch.Tensor):
+            return x.detach().to("cpu", torch.float64).numpy()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return np.asarray(x, dtype=np.float64)
+
+
+def normalize01(m: Any) -> np.ndarray:
+    """Min-max scale to [0, 1]; a constant map becomes all zeros.
+
+    >>> normalize01([1.0, 3.0, 2.0]).tolist()
+    [0.0, 1.0, 0.5]
+    >>> normalize01([2.0, 2.0]).tolist()
+    [0.0, 0.0]
+    """
+    a = to_numpy(m)
+    lo, hi = np.nanmin(a), np.nanmax(a)
+    if not np.isfinite(hi - lo) or hi - lo <= 0:
+        return np.zeros_like(a)
+    return (a - lo) / (hi - lo)
+
+
+def resize_map(m: Any, size: int | tuple[int, ...]) -> np.ndarray:
+    """Linear (1-D) / bilinear (2-D) resize of a map to ``size`` (align_corners=False).
+
+    >>> resize_map([0.0, 1.0], 4).shape
+    (4,)
+    """
+    import torch
+    import torch.nn.functional as F
+
+    a = torch.as_tensor(to_numpy(m))
+    size = (size,) if isinstance(size, int) else tuple(size)
+    if a.ndim != len(size) or a.ndim not in (1, 2):
+        raise ValueError(f"resize_map: map of shape {tuple(a.shape)} cannot be resized to {size}; "
+                         "pass a 1-D map with an int size or a 2-D map with (H, W)")
+    if tuple(a.shape) == size:
+        return a.numpy()
+    mode = "linear" if a.ndim == 1 else "bilinear"
+    out = F.interpolate(a[None, None], size=size, mode=mode, align_corners=False)
+    return out[0, 0].numpy()
+
+
+def mid_slice(volume: Any, axis: int = 0, index: int | None = None) -> np.ndarray:
+    """One 2-D slice of a 3-D volume (the middle one by default).
+
+    >>> mid_slice(np.zeros((5, 3, 4))).shape
+    (3, 4)
+    """
+    v = to_numpy(volume)
+    if v.ndim != 3:
+        raise ValueError(f"mid_slice expects a 3-D volume, got shape {v.shape}")
+    i = v.shape[axis] // 2 if index is None else index
+    return np.take(v, i, axis=axis)
+
+
+def _fig_ax(ax, figsize=(3.2, 3.2)):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+    else:
+        fig = ax.figure
+    return fig, ax
+
+
+def _as_image(image: Any) -> np.ndarray:
+    """[H,W], [H,W,C] or [C,H,W] (C in 1,3,4) → [H,W] or [H,W,C] in display range."""
+    a = to_numpy(image)
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+        a = np.moveaxis(a, 0, -1)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3):
+        raise ValueError(f"image must be [H,W], [H,W,C] or [C,H,W]; got shape {a.shape}")
+    if a.ndim == 3:
+        # colour: bring into [0, 1] for imshow
+        lo, hi = a.min(), a.max()
+        if lo < 0 or hi > 1:
+            a = normalize01(a)
+    return a
+
+
+def overlay_map_2d(image: Any, cam: Any, ax=None, alpha: float = 0.45, cmap: str = "jet", *,
+                   title: str | None = None, normalize: bool = True, colorbar: bool = False):
+    """Image in grey (or colour) with an explanation map blended on top.
+
+    Parameters
+    ----------
+    image : [H, W], [H, W, C] or [C, H, W]
+    cam : [h, w]
+        Map at any resolution; resized bilinearly to the image.
+    ax : matplotlib Axes, optional
+    alpha : float
+        Opacity of the map.
+    cmap : str
+        Colour map of the map.
+    title : str, optional
+    normalize : bool
+        Min-max scale the map to [0, 1] before drawing (default).
+    colorbar : bool
+        Add a colour bar for the map.
+    """
+    fig, ax = _fig_ax(ax)
+    img = _as_image(image)
+    m = to_numpy(cam)
+    if m.ndim != 2:
+        raise ValueError(f"cam must be 2-D [h, w], got shape {m.shape}; pick one sample / slice first")
+    m = resize_map(m, img.shape[:2])
+    if normalize:
+        m = normalize01(m)
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
+    im = ax.imshow(m, cmap=cmap, alpha=alpha, vmin=0 if normalize else None,
+                   vmax=1 if normalize else None, interpolation="bilinear")
+    if colorbar:
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def overlay_map_1d(signal: Any, cam: Any, ax=None, fs: float | None = None, cmap: str = "jet", *,
+                   alpha: float = 0.5, title: str | None = None, normalize: bool = True,
+                   ylabel: str = "amplitude"):
+    """A 1-D trace (e.g. an ECG beat) drawn over a colour band showing the map.
+
+    Parameters
+    ----------
+    signal : [T] (or [1, T])
+    cam : [t]
+        Map at any temporal resolution; resized linearly to ``T``.
+    fs : float, optional
+        Sampling rate in Hz; the x axis is in seconds when given, else in samples.
+    """
+    fig, ax = _fig_ax(ax, figsize=(6.0, 2.2))
+    s = to_numpy(signal).squeeze()
+    m = to_numpy(cam).squeeze()
+    if s.ndim != 1 or m.ndim != 1:
+        raise ValueError(f"overlay_map_1d expects 1-D signal and map, got {s.shape} and {m.shape}")
+    m = resize_map(m, s.shape[0])
+    if normalize:
+        m = normalize01(m)
+    t = np.arange(s.shape[0]) / fs if fs else np.arange(s.shape[0])
+    pad = 0.05 * (s.max() - s.min() or 1.0)
+    lo, hi = s.min() - pad, s.max() + pad
+    # sample i covers [t_i - dt/2, t_i + dt/2]
+    dt = t[1] - t[0] if len(t) > 1 else 1.0
+    ax.imshow(m[None, :], aspect="auto", cmap=cmap, alpha=alpha, vmin=0 if normalize else None,
+              vmax=1 if normalize else None, extent=(t[0] - dt / 2, t[-1] + dt / 2, lo, hi),
+              interpolation="nearest", origin="lower")
+    ax.plot(t, s, color="black", lw=1.0)
+    ax.set_xlim(t[0] - dt / 2, t[-1] + dt / 2)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("time (s)" if fs else "sample")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def group_distributions(values: Any, groups: Any = None, labels: Mapping | Sequence | None = None,
+                        ax=None, *, kind: str = "violin", ylabel: str | None = None,
+                        title: str | None = None, points: bool = True, seed: int = 0):
+    """Distributions of one score by group (violin or box plot with the points jittered on top).
+
+    Parameters
+    ----------
+    values : [N] array, or mapping ``{label: values}`` (then ``groups`` must be None)
+    groups : [N] group key of each value (bool, int or str)
+    labels : mapping ``{group key: display name}`` (its order is the plot order) or a
+        sequence of display names for the sorted unique keys; default ``str(key)``.
+    kind : "violin" or "box"
+    points : bool
+        Overlay the individual values (deterministic jitter from ``seed``).
+    """
+    if kind not in ("violin", "box"):
+        raise ValueError(f"kind must be 'violin' or 'box', got {kind!r}")
+    if isinstance(values, Mapping):
+        if groups is not None:
+            raise ValueError("pass either a mapping {label: values} or values with groups, not both")
+        names = [str(k) for k in values]
+        data = [to_numpy(v).ravel() for v in values.values()]
+    else:
+        v = to_numpy(values).ravel()
+        if groups is None:
+            raise ValueError("groups is required when values is an array (or pass a mapping)")
+        g = np.asarray(to_numpy(groups) if not isinstance(groups, (list, tuple)) else groups).ravel()
+        if g.shape[0] != v.shape[0]:
+            raise ValueError(f"values has {v.shape[0]} entries but groups has {g.shape[0]}")
+        if isinstance(labels, Mapping):
+            keys = list(labels)
+            names = [str(labels[k]) for k in keys]
+        else:
+            keys = sorted(set(g.tolist()))
+            names = [str(k) for k in keys] if labels is None else [str(x) for x in labels]
+            if len(names) != len(keys):
+                raise ValueError(f"{len(names)} labels given for {len(keys)} groups {keys}")
+        data = [v[g == k] for k in keys]
+    empty = [n for n, d in zip(names, data) if d.size == 0]
+    if empty:
+        raise ValueError(f"no values for group(s) {empty}")
+    fig, ax = _fig_ax(ax, figsize=(1.4 + 1.2 * len(data), 3.0))
+    pos = np.arange(1, len(data) + 1)
+    if kind == "violin":
+        ok = [d for d in data if d.size > 1 and np.ptp(d) > 0]
+        if len(ok) == len(data):
+            ax.violinplot(data, positions=pos, showmedians=True, widths=0.7)
+        else:  # violins need spread; fall back to boxes for degenerate groups
+            ax.boxplot(data, positions=pos, widths=0.5, showfliers=False)
+    else:
+        ax.boxplot(data, positions=pos, widths=0.5, showfliers=False)
+    if points:
+        rng = np.random.default_rng(seed)
+        for p, d in zip(pos, data):
+            ax.scatter(p + rng.uniform(-0.12, 0.12, d.size), d, s=6, color="black", alpha=0.5, lw=0)
+    ax.set_xticks(pos)
+    ax.set_xticklabels(names)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def show_maps_row(images: Sequence, titles: Sequence[str] | None = None, *, maps: Sequence | None = None,
+                  cmap: str = "jet", alpha: float = 0.45, axes=None, size: float = 2.4,
+                  normalize: bool = True, colorbar: bool = False, suptitle: str | None = None):
+    """A row of 2-D panels: maps alone, or images with ``maps`` overlaid.
+
+    Parameters
+    ----------
+    images : sequence of 2-D arrays (or [C,H,W] / [H,W,C] images when ``maps`` is given)
+    titles : one title per panel
+    maps : optional sequence of maps, one per image, overlaid with :func:`overlay_map_2d`;
+        without it the ``images`` themselves are drawn with ``cmap``.
+    axes : sequence of Axes to draw into (default: a new 1 x n figure)
+    normalize : bool
+        Min-max scale each map for display; ``False`` keeps raw values (shared colour range).
+    """
+    import matplotlib.pyplot as plt
+
+    images = list(images)
+    n = len(images)
+    if n == 0:
+        raise ValueError("show_maps_row needs at least one image")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"{len(titles)} titles for {n} images")
+    if maps is not None and len(maps) != n:
+        raise ValueError(f"{len(maps)} maps for {n} images")
+    if axes is None:
+        fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
+        axes = axes[0]
+    else:
+        axes = list(np.ravel(axes))
+        if len(axes) < n:
+            raise ValueError(f"{len(axes)} axes for {n} images")
+        fig = axes[0].figure
+    vmin = vmax = None
+    if maps is None and not normalize:
+        arrs = [to_numpy(im) for im in images]
+        vmin, vmax = min(a.min() for a in arrs), max(a.max() for a in arrs)
+    for i, ax in enumerate(axes[:n]):
+        title = titles[i] if titles is not None else None
+        if maps is not None:
+            overlay_map_2d(images[i], maps[i], ax=ax, alpha=alpha, cmap=cmap, title=title,
+                           normalize=normalize)
+            continue
+        a = to_numpy(images[i]).squeeze()
+        if a.ndim != 2:
+            raise ValueError(f"panel {i} must be 2-D, got shape {a.shape}; pick a slice (mid_slice)")
+        if normalize:
+            a = normalize01(a)
+        im = ax.imshow(a, cmap=cmap, vmin=0 if normalize else vmin, vmax=1 if normalize else vmax,
+                       interpolation="nearest")
+        ax.set_axis_off()
+        if title:
+            ax.set_title(title, fontsize=9)
+        if colorbar:
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return fig
+
+
+def trend(x: Any, y: Any, yerr: Any = None, ax=None, *, label: str | None = None,
+          xlabel: str | None = None, ylabel: str | None = None, title: str | None = None,
+          logx: bool = False, marker: str = "o"):
+    """A score against a parameter (e.g. SUE vs SNR), with an optional ±``yerr`` band."""
+    fig, ax = _fig_ax(ax, figsize=(4.0, 2.8))
+    xs, ys = to_numpy(x).ravel(), to_numpy(y).ravel()
+    if xs.shape != ys.shape:
+        raise ValueError(f"x has {xs.size} points but y has {ys.size}")
+    (line,) = ax.plot(xs, ys, marker=marker, ms=4, label=label)
+    if yerr is not None:
+        e = to_numpy(yerr).ravel()
+        if e.shape != ys.shape:
+            raise ValueError(f"yerr has {e.size} points but y has {ys.size}")
+        ax.fill_between(xs, ys - e, ys + e, color=line.get_color(), alpha=0.2, lw=0)
+    if logx:
+        ax.set_xscale("log")
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    if label:
+        ax.legend(fontsize=8, frameon=False)
+    return fig
