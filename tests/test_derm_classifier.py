@@ -1,0 +1,92 @@
+"""Tests of the dermoscopy classifier wrapper (uqxai_lib.models.derm_classifier)."""
+import pytest
+import torch
+from torch import nn
+
+from uqxai_lib.models.derm_classifier import ARCHS, FEATURE_LAYER, DermClassifier, build_derm_classifier
+
+
+@pytest.fixture(scope="module", params=ARCHS)
+def model(request):
+    torch.manual_seed(0)
+    return build_derm_classifier(request.param).eval()
+
+
+def test_forward_equals_linear_head_on_global_average_pool(model):
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        feats = model.features(x)
+        manual = feats.double().mean((2, 3)) @ model.classifier.weight.double().T + model.classifier.bias.double()
+        out = model(x)
+    assert out.shape == (2, 2)
+    assert torch.allclose(out.double(), manual, atol=1e-5)
+
+
+def test_feature_layer_is_named_features_and_is_post_activation(model):
+    assert isinstance(model, DermClassifier) and FEATURE_LAYER == "features"
+    assert dict(model.named_modules())[FEATURE_LAYER] is model.features
+    assert isinstance(model.classifier, nn.Linear) and isinstance(model.pool, nn.AdaptiveAvgPool2d)
+    assert model.classifier.in_features == model.num_features
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        feats = model.features(x)
+    assert feats.shape[1] == model.num_features
+    if not isinstance(model.features[-1], nn.Sequential) and hasattr(model.features[-1], "inplace"):
+        assert model.features[-1].inplace is False
+
+
+def test_no_inplace_relu_after_the_hooked_layer():
+    m = build_derm_classifier("densenet121").eval()
+    assert isinstance(m.features[-1], nn.ReLU) and not m.features[-1].inplace
+    captured = {}
+
+    def hook(mod, inputs, output):
+        captured["out"] = output  # a reference: an in-place op downstream would change it
+
+    h = m.features[0].register_forward_hook(hook)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        m(x)
+        pre = m.features[0](x).clone()  # torchvision's features end at norm5 (pre-ReLU)
+        out = m.features(x)
+    h.remove()
+    assert (pre < 0).any() and (out >= 0).all()
+    assert torch.equal(captured["out"], pre)  # not overwritten by a ReLU in place
+
+
+def test_dropout_only_in_training():
+    m = build_derm_classifier("efficientnet_b0")
+    assert m.dropout.p == 0.2
+    m.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(m(x), m(x))
+
+
+def test_weights_file_roundtrip_and_torchvision_checkpoint(tmp_path):
+    import torchvision
+
+    a = build_derm_classifier("small").eval()
+    p = tmp_path / "small.pt"
+    torch.save(a.state_dict(), p)
+    b = build_derm_classifier("small", weights_path=p).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))
+    tv = torchvision.models.efficientnet_b0(weights=None)
+    q = tmp_path / "effnet_tv.pt"
+    torch.save(tv.state_dict(), q)
+    c = build_derm_classifier("efficientnet_b0", weights_path=q)
+    w = dict(c.named_parameters())["features.0.0.weight"]
+    assert torch.equal(w, tv.features[0][0].weight)
+
+
+def test_bad_arch_and_missing_or_wrong_weights_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="unknown arch"):
+        build_derm_classifier("resnet")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        build_derm_classifier("small", weights_path=tmp_path / "nope.pt")
+    p = tmp_path / "other.pt"
+    torch.save({"foo.weight": torch.zeros(1)}, p)
+    with pytest.raises(ValueError, match="fits neither"):
+        build_derm_classifier("small", weights_path=p)

@@ -1,0 +1,165 @@
+"""Dermoscopy classifiers with one structure: ``features -> pool -> classifier``.
+
+Every architecture is wrapped in :class:`DermClassifier`:
+
+* ``model.features``: all convolutional layers; its output is the *post-activation* feature map of
+  the last convolution (the layer explained by Grad-CAM++ and pruned by the Rashomon sampler);
+* ``model.pool``: global average pooling;
+* ``model.dropout``: dropout, active in training only (identity in ``eval()``);
+* ``model.classifier``: one ``nn.Linear``.
+
+So in eval mode ``logits = classifier(GAP(features(x)))`` exactly, which is what the closed forms of
+:func:`uqxai_lib.samplers.rashomon` / ``rashomon_maps`` need (pass ``head=model.classifier``).
+
+Architectures (``arch``):
+
+* ``"efficientnet_b0"``: torchvision EfficientNet-B0; its last block is Conv 1x1 + BN + SiLU, so the
+  features already end in an activation (1280 channels).
+* ``"densenet121"``: torchvision DenseNet121; torchvision applies ``F.relu(inplace=True)`` after
+  ``features`` in ``forward``; we append an ``nn.ReLU(inplace=False)`` to ``features`` instead, so
+  a hook on ``features`` sees the post-ReLU map and no hooked tensor is overwritten (1024 channels).
+* ``"small"``: a 4-stage CNN (conv-BN-ReLU), for CPU profiles where EfficientNet-B0 from scratch
+  is too slow to train in minutes (128 channels by default).
+
+Pretrained weights are never downloaded (``weights=None``); pass ``weights_path`` to a local
+torchvision state dict (whole model, as saved by torchvision) or to a :class:`DermClassifier` state dict.
+
+>>> m = build_derm_classifier("small", num_classes=2).eval()
+>>> x = torch.randn(2, 3, 32, 32)
+>>> bool(torch.allclose(m(x), m.classifier(m.pool(m.features(x)).flatten(1)), atol=1e-6))
+True
+"""
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["ARCHS", "FEATURE_LAYER", "DermClassifier", "build_derm_classifier", "small_cnn"]
+
+ARCHS = ("efficientnet_b0", "densenet121", "small")
+#: Name of the explained / pruned layer in every :class:`DermClassifier`.
+FEATURE_LAYER = "features"
+
+
+class DermClassifier(nn.Module):
+    """``classifier(dropout(flatten(pool(features(x)))))``.
+
+    Parameters
+    ----------
+    features:
+        Module mapping images [B, 3, H, W] to a post-activation feature map [B, K, h, w].
+    num_features:
+        K, the channel count of that map.
+    num_classes:
+        Output logits.
+    dropout:
+        Dropout probability before the linear head (training only).
+    """
+
+    def __init__(self, features: nn.Module, num_features: int, num_classes: int = 2, dropout: float = 0.0):
+        super().__init__()
+        self.features = features
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(num_features, num_classes)
+        self.num_features = num_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.dropout(torch.flatten(self.pool(self.features(x)), 1)))
+
+
+def small_cnn(width: int = 32, num_features: int = 128) -> nn.Sequential:
+    """Four conv-BN-ReLU stages (three 2x poolings) ending in a conv with ``num_features`` channels + ReLU.
+
+    A 64x64 image gives an 8x8 feature map.
+    """
+
+    def block(cin: int, cout: int) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=False)]
+
+    layers: list[nn.Module] = []
+    layers += block(3, width) + [nn.MaxPool2d(2)]
+    layers += block(width, 2 * width) + [nn.MaxPool2d(2)]
+    layers += block(2 * width, 4 * width) + [nn.MaxPool2d(2)]
+    layers += block(4 * width, num_features)
+    return nn.Sequential(*layers)
+
+
+def _load_weights(model: DermClassifier, tv_model: nn.Module | None, path: str | os.PathLike, arch: str) -> None:
+    """Load a DermClassifier state dict, else a torchvision one (its features only; the head stays new)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"weights file {path!s} not found; pass weights_path=None to train from scratch "
+            "(nothing is downloaded)"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    try:
+        model.load_state_dict(state, strict=True)
+        return
+    except RuntimeError:
+        pass
+    if tv_model is not None:
+        body = {k: v for k, v in state.items() if not k.startswith("classifier")}
+        missing, unexpected = tv_model.load_state_dict(body, strict=False)
+        if not unexpected and all(m.startswith("classifier") for m in missing):
+            return
+    raise ValueError(
+        f"weights file {path!s} fits neither a DermClassifier({arch!r}) state dict nor torchvision's "
+        f"{arch} state dict; check the architecture"
+    )
+
+
+def build_derm_classifier(
+    arch: Literal["efficientnet_b0", "densenet121", "small"] = "efficientnet_b0",
+    *,
+    num_classes: int = 2,
+    dropout: float | None = None,
+    weights_path: str | os.PathLike | None = None,
+    small_width: int = 32,
+    small_features: int = 128,
+) -> DermClassifier:
+    """Build a :class:`DermClassifier`.
+
+    Parameters
+    ----------
+    arch:
+        ``"efficientnet_b0"``, ``"densenet121"`` or ``"small"``.
+    num_classes:
+        Number of logits (2: benign, malignant).
+    dropout:
+        Dropout before the head in training; default 0.2 (EfficientNet-B0, as torchvision),
+        0.0 otherwise.
+    weights_path:
+        Optional local state dict. For the torchvision archs an ImageNet state dict of the torchvision
+        model is accepted (its ``classifier`` is skipped since the class count differs); a state dict
+        of a :class:`DermClassifier` is accepted for every arch.
+    small_width, small_features:
+        Width and last-layer channels of the ``"small"`` CNN.
+    """
+    import torchvision
+
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; choose one of {ARCHS}")
+    if arch == "efficientnet_b0":
+        net = torchvision.models.efficientnet_b0(weights=None)
+        tv_model, features, k = net, net.features, net.classifier[1].in_features
+        p = 0.2 if dropout is None else dropout
+    elif arch == "densenet121":
+        net = torchvision.models.densenet121(weights=None)
+        tv_model = net
+        # post-ReLU output without torchvision's in-place F.relu in forward
+        features, k = nn.Sequential(net.features, nn.ReLU(inplace=False)), net.classifier.in_features
+        p = 0.0 if dropout is None else dropout
+    else:
+        tv_model = None
+        features, k = small_cnn(small_width, small_features), small_features
+        p = 0.0 if dropout is None else dropout
+    model = DermClassifier(features, k, num_classes=num_classes, dropout=p)
+    if weights_path is not None:
+        _load_weights(model, tv_model, weights_path, arch)
+    return model
