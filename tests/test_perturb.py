@@ -1,0 +1,162 @@
+"""Tests for the ECG perturbations: exact SNR, spectra, seeds, errors."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from uqxai_lib.data.synthetic_ecg import make_synthetic_ecg
+from uqxai_lib.perturb import (
+    PERTURBATIONS,
+    load_nstdb,
+    make_perturbation,
+    noise,
+    scale_to_snr,
+    snr_db,
+)
+
+FS = 250
+
+
+@pytest.fixture(scope="module")
+def x():
+    return make_synthetic_ecg(n_subjects=8, windows_per_subject=4, seed=0).x
+
+
+@pytest.mark.parametrize("kind", PERTURBATIONS)
+@pytest.mark.parametrize("snr", [-5.0, 0.0, 6.0, 20.0, 35.0])
+def test_achieved_snr_within_0p1_db_per_window(x, kind, snr):
+    y = make_perturbation(kind, snr, fs=FS)(x, torch.Generator().manual_seed(1))
+    n = (y - x).double().numpy()
+    # independent float64 numpy computation of 10 log10(P_x / P_n)
+    achieved = 10 * np.log10((x.double().numpy() ** 2).mean((1, 2)) / (n**2).mean((1, 2)))
+    assert np.abs(achieved - snr).max() < 0.1
+    assert y.shape == x.shape and y.dtype == x.dtype
+
+
+def test_scale_to_snr_matches_hand_computation():
+    g = torch.Generator().manual_seed(0)
+    xs, ns = torch.randn(3, 1, 50, generator=g), torch.randn(3, 1, 50, generator=g)
+    out = scale_to_snr(xs, ns, 10.0)
+    px = (xs.double() ** 2).mean((1, 2))
+    pn = (ns.double() ** 2).mean((1, 2))
+    k = torch.sqrt(px / (pn * 10.0))
+    assert torch.allclose(out.double(), ns.double() * k.view(3, 1, 1), atol=1e-6)
+    assert torch.allclose(snr_db(xs, out), torch.full((3,), 10.0, dtype=torch.float64), atol=1e-4)
+
+
+def _spectrum(n: torch.Tensor):
+    n = n.double().numpy()
+    spec = np.abs(np.fft.rfft(n - n.mean(-1, keepdims=True), axis=-1)) ** 2
+    freqs = np.fft.rfftfreq(n.shape[-1], 1 / FS)
+    return freqs, spec.reshape(-1, len(freqs))
+
+
+@pytest.mark.parametrize("mains", [50.0, 60.0])
+def test_powerline_energy_sits_at_mains_frequency_and_harmonics(mains):
+    n = noise("powerline", (16, 1, 500), torch.Generator().manual_seed(0), fs=FS, mains_hz=mains)
+    f, s = _spectrum(n)
+    near = np.zeros_like(f, dtype=bool)
+    for k in (1, 2):
+        near |= np.abs(f - k * mains) <= 2.0
+    share = s[:, near].sum(1) / s.sum(1)
+    assert share.min() > 0.9
+    fund = np.abs(f - mains) <= 2.0
+    assert (s[:, fund].sum(1) / s.sum(1)).min() > 0.5
+
+
+def test_powerline_draws_both_mains_frequencies_by_default():
+    n = noise("powerline", (64, 1, 500), torch.Generator().manual_seed(0), fs=FS)
+    f, s = _spectrum(n)
+    peak = f[s.argmax(1)]
+    assert set(np.round(peak).astype(int)) <= {50, 60} and len(set(np.round(peak))) == 2
+
+
+def test_baseline_wander_is_below_1hz():
+    # a long (60 s) window resolves the 0.05-0.5 Hz components without leakage
+    n = noise("baseline", (16, 1, 15000), torch.Generator().manual_seed(0), fs=FS)
+    f, s = _spectrum(n)
+    assert (s[:, f <= 0.6].sum(1) / s.sum(1)).min() > 0.95
+
+
+def test_gaussian_noise_is_white():
+    n = noise("gaussian", (64, 1, 500), torch.Generator().manual_seed(0), fs=FS)
+    f, s = _spectrum(n)
+    low, high = s[:, (f > 1) & (f < 60)].mean(), s[:, f >= 65].mean()
+    assert 0.8 < low / high < 1.25
+
+
+def test_electrode_motion_has_steps_spikes_and_low_frequency_power():
+    n = noise("electrode", (32, 1, 500), torch.Generator().manual_seed(0), fs=FS)
+    d = n.diff(dim=-1).abs()
+    # abrupt changes: the largest sample-to-sample jump is far above the typical one
+    assert (d.amax(-1) / d.median(-1).values).median() > 20
+    f, s = _spectrum(n)
+    assert np.median(s[:, f <= 5].sum(1) / s.sum(1)) > 0.5
+
+
+@pytest.mark.parametrize("kind", PERTURBATIONS)
+def test_same_seed_reproduces_and_other_seed_differs(x, kind):
+    p = make_perturbation(kind, 10.0, fs=FS)
+    a = p(x, torch.Generator().manual_seed(7))
+    b = p(x, torch.Generator().manual_seed(7))
+    c = p(x, torch.Generator().manual_seed(8))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_successive_draws_from_one_generator_differ(x):
+    p, g = make_perturbation("gaussian", 10.0), torch.Generator().manual_seed(0)
+    assert not torch.equal(p(x, g), p(x, g))
+
+
+@pytest.mark.parametrize("kind", ["noise", "", "Gaussian"])
+def test_unknown_kind_raises_with_choices(kind):
+    with pytest.raises(ValueError, match="choose one of"):
+        make_perturbation(kind, 10.0)
+
+
+@pytest.mark.parametrize("snr", [float("nan"), float("inf"), "ten", None, 500.0])
+def test_bad_snr_raises(snr):
+    with pytest.raises(ValueError, match="snr_db"):
+        make_perturbation("gaussian", snr)
+
+
+def test_bad_input_shape_raises():
+    with pytest.raises(ValueError, match=r"\[B, C, L\]"):
+        make_perturbation("gaussian", 10.0)(torch.zeros(500), torch.Generator())
+
+
+def test_two_dimensional_batches_are_accepted(x):
+    y = make_perturbation("baseline", 3.0)(x[:, 0], torch.Generator().manual_seed(0))
+    assert y.shape == x[:, 0].shape
+    assert (snr_db(x[:, 0], y - x[:, 0]) - 3.0).abs().max() < 0.1
+
+
+def test_nstdb_records_are_used_when_present(tmp_path, x):
+    wfdb = pytest.importorskip("wfdb")
+    rng = np.random.default_rng(0)
+    d = tmp_path / "nstdb"
+    d.mkdir()
+    t = np.arange(3600) / 360.0
+    for name, sig in {
+        "bw": np.stack([np.sin(2 * math.pi * 0.3 * t), np.cos(2 * math.pi * 0.2 * t)], 1),
+        "em": rng.standard_normal((3600, 2)).cumsum(0) * 0.01,
+        "ma": rng.standard_normal((3600, 2)),
+    }.items():
+        wfdb.wrsamp(name, fs=360, units=["mV", "mV"], sig_name=["noise1", "noise2"], p_signal=sig,
+                    fmt=["212", "212"], write_dir=str(d))
+    rec = load_nstdb(tmp_path, fs=FS)
+    assert set(rec) == {"bw", "em", "ma"}
+    assert rec["bw"].shape == (2, 2500)  # 10 s at 360 Hz -> 250 Hz
+    for kind in ("baseline", "electrode"):
+        y = make_perturbation(kind, 5.0, fs=FS, nstdb=rec)(x, torch.Generator().manual_seed(0))
+        assert (snr_db(x, y - x) - 5.0).abs().max() < 0.1
+    # baseline noise from the bw record keeps its low-frequency character
+    n = noise("baseline", (8, 1, 2000), torch.Generator().manual_seed(0), fs=FS, nstdb=rec)
+    f, s = _spectrum(n.float())
+    assert (s[:, f <= 1.0].sum(1) / s.sum(1)).min() > 0.9
+
+
+def test_load_nstdb_returns_none_without_records(tmp_path):
+    assert load_nstdb(None) is None
+    assert load_nstdb(tmp_path) is None

@@ -1,0 +1,304 @@
+r"""ECG noise models for test-time perturbation, each set by its signal-to-noise ratio.
+
+Four kinds (``PERTURBATIONS``), the ones of Salvi et al. (2025), Table 1:
+
+``gaussian``
+    white Gaussian noise;
+``powerline``
+    power-line interference: 50 or 60 Hz plus the harmonics below Nyquist, with slowly drifting
+    amplitude and phase;
+``baseline``
+    motion artefact / baseline wander: a sum of sinusoids between 0.05 and 0.5 Hz (NSTDB ``bw``
+    segments when available);
+``electrode``
+    electrode-motion artefact: abrupt baseline steps with exponential recovery, spikes and a
+    low-frequency drift (NSTDB ``em`` segments when available).
+
+Every noise is scaled *exactly* per window so that
+
+.. math::
+
+    \mathrm{SNR} = 10 \log_{10} \frac{P_x}{P_n},\qquad P_v = \frac{1}{CL}\sum_{c,l} v_{c,l}^2 ,
+
+with :math:`x` the clean window and :math:`n` the added noise (powers over all channels and
+samples of a window). Shapes are ``[B, C, L]``; randomness comes only from the
+``torch.Generator`` handed in, so a perturbation is a ``samplers.test_time`` callable::
+
+    perturb = make_perturbation("powerline", snr_db=10, fs=250)
+    x_noisy = perturb(x, generator)
+
+>>> g = torch.Generator().manual_seed(0)
+>>> x = torch.sin(torch.linspace(0, 20, 500)).repeat(4, 1, 1)
+>>> y = make_perturbation("gaussian", 6.0)(x, g)
+>>> bool(((snr_db(x, y - x) - 6.0).abs() < 1e-3).all())
+True
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "PERTURBATIONS",
+    "NSTDB_RECORDS",
+    "make_perturbation",
+    "noise",
+    "scale_to_snr",
+    "snr_db",
+    "power",
+    "load_nstdb",
+]
+
+PERTURBATIONS = ("gaussian", "powerline", "baseline", "electrode")
+#: NSTDB noise records: ``bw`` baseline wander, ``em`` electrode motion, ``ma`` muscle artefact (360 Hz).
+NSTDB_RECORDS = ("bw", "em", "ma")
+#: Which NSTDB record a kind draws from when records are given.
+NSTDB_FOR_KIND = {"baseline": "bw", "electrode": "em"}
+SNR_RANGE_DB = (-30.0, 80.0)
+
+Perturbation = Callable[[Tensor, torch.Generator], Tensor]
+
+
+def power(v: Tensor) -> Tensor:
+    """Mean power per window, ``mean(v**2)`` over all but the first dimension (float64)."""
+    return v.double().pow(2).flatten(1).mean(1)
+
+
+def snr_db(x: Tensor, n: Tensor) -> Tensor:
+    """Per-window SNR in dB of clean ``x`` against noise ``n`` (same shape ``[B, ...]``)."""
+    return 10.0 * torch.log10(power(x) / power(n))
+
+
+def scale_to_snr(x: Tensor, n: Tensor, snr: float) -> Tensor:
+    """Scale noise ``n`` per window so that ``snr_db(x, result) == snr`` (exactly, up to rounding).
+
+    A window with zero signal power gets zero noise; a zero noise window cannot be scaled and raises.
+    """
+    px, pn = power(x), power(n)
+    if bool((pn <= 0).any() & (px > 0).any()):
+        raise ValueError("a noise window has zero power and cannot be scaled to an SNR")
+    k = torch.sqrt(px / (pn.clamp_min(1e-300) * 10.0 ** (snr / 10.0)))
+    return (n.double() * k.view(-1, *([1] * (n.dim() - 1)))).to(x.dtype)
+
+
+# ----------------------------------------------------------------------------------- noise kinds
+def _rand(g: torch.Generator, *shape: int) -> Tensor:
+    return torch.rand(*shape, generator=g, device=g.device, dtype=torch.float64)
+
+
+def _randn(g: torch.Generator, *shape: int) -> Tensor:
+    return torch.randn(*shape, generator=g, device=g.device, dtype=torch.float64)
+
+
+def _time(n: int, fs: float, g: torch.Generator) -> Tensor:
+    return torch.arange(n, dtype=torch.float64, device=g.device) / fs
+
+
+def _gaussian(b: int, c: int, n: int, fs: float, g: torch.Generator, mains_hz: float | None) -> Tensor:
+    return _randn(g, b, c, n)
+
+
+def _powerline(b: int, c: int, n: int, fs: float, g: torch.Generator, mains_hz: float | None) -> Tensor:
+    t = _time(n, fs, g)[None, None]  # [1, 1, L]
+    if mains_hz is None:
+        f0 = torch.where(_rand(g, b) < 0.5, 50.0, 60.0)
+    else:
+        f0 = torch.full((b,), float(mains_hz), dtype=torch.float64, device=g.device)
+    f0 = (f0 * (1.0 + 0.002 * (2 * _rand(g, b) - 1)))[:, None, None]  # mains frequency tolerance
+    # drifting amplitude (0.1-1 Hz modulation) and phase (slow wobble), per window and channel
+    am = 1.0 + 0.3 * torch.sin(2 * math.pi * (0.1 + 0.9 * _rand(g, b, c, 1)) * t + 2 * math.pi * _rand(g, b, c, 1))
+    pm = 0.5 * torch.sin(2 * math.pi * (0.05 + 0.45 * _rand(g, b, c, 1)) * t + 2 * math.pi * _rand(g, b, c, 1))
+    out = torch.zeros(b, c, n, dtype=torch.float64, device=g.device)
+    for k, (lo, hi) in enumerate([(1.0, 1.0), (0.1, 0.4), (0.05, 0.2)], start=1):
+        rel = lo + (hi - lo) * _rand(g, b, c, 1)
+        phi = 2 * math.pi * _rand(g, b, c, 1)
+        below = (k * f0 < fs / 2).double()  # harmonics above Nyquist would alias: leave them out
+        out += below * rel * torch.sin(2 * math.pi * k * f0 * t + k * pm + phi)
+    return am * out
+
+
+def _baseline(b: int, c: int, n: int, fs: float, g: torch.Generator, mains_hz: float | None) -> Tensor:
+    t = _time(n, fs, g)[None, None, None]  # [1, 1, 1, L]
+    m = 4
+    f = 0.05 + 0.45 * _rand(g, b, c, m, 1)
+    amp = _rand(g, b, c, m, 1) * (0.05 / f)  # more power at lower frequency
+    phi = 2 * math.pi * _rand(g, b, c, m, 1)
+    return (amp * torch.sin(2 * math.pi * f * t + phi)).sum(2)
+
+
+def _electrode(b: int, c: int, n: int, fs: float, g: torch.Generator, mains_hz: float | None) -> Tensor:
+    t = _time(n, fs, g)[None, None, None]  # [1, 1, 1, L]
+    # abrupt baseline steps with exponential recovery (1-3 per window)
+    m = 3
+    t_step = _rand(g, b, c, m, 1) * n / fs
+    height = _randn(g, b, c, m, 1) * (_rand(g, b, c, m, 1) < torch.tensor([1.0, 0.6, 0.3], device=g.device).view(1, 1, m, 1))
+    tau = 0.1 + 0.6 * _rand(g, b, c, m, 1)
+    dt = t - t_step
+    steps = (height * (dt >= 0) * torch.exp(-dt.clamp_min(0) / tau)).sum(2)
+    # spikes (few, narrow, both signs)
+    s = 4
+    t_sp = _rand(g, b, c, s, 1) * n / fs
+    h_sp = 1.5 * _randn(g, b, c, s, 1) * (_rand(g, b, c, s, 1) < 0.5)
+    spikes = (h_sp * torch.exp((-0.5 * ((t - t_sp) / 0.006) ** 2).clamp_min(-40.0))).sum(2)
+    # low-frequency drift
+    f = 0.1 + 0.9 * _rand(g, b, c, 2, 1)
+    drift = (0.4 * _randn(g, b, c, 2, 1) * torch.sin(2 * math.pi * f * t + 2 * math.pi * _rand(g, b, c, 2, 1))).sum(2)
+    out = steps + spikes + drift
+    return out + 1e-3 * _randn(g, b, c, n)  # never exactly zero
+
+
+_KINDS = {"gaussian": _gaussian, "powerline": _powerline, "baseline": _baseline, "electrode": _electrode}
+
+
+def _from_record(rec: Tensor, b: int, c: int, n: int, g: torch.Generator) -> Tensor:
+    """Random length-``n`` segments of a noise record ``[channels, samples]`` (random channel/offset)."""
+    if rec.shape[-1] < n:
+        raise ValueError(f"NSTDB record has {rec.shape[-1]} samples, fewer than the window length {n}")
+    rec = rec.to(device=g.device, dtype=torch.float64)
+    ch = torch.randint(rec.shape[0], (b, c), generator=g, device=g.device)
+    start = torch.randint(rec.shape[-1] - n + 1, (b, c), generator=g, device=g.device)
+    idx = start[..., None] + torch.arange(n, device=g.device)
+    seg = rec[ch[..., None], idx]
+    return seg + 1e-6 * _randn(g, b, c, n)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in PERTURBATIONS:
+        raise ValueError(f"unknown perturbation kind {kind!r}; choose one of {PERTURBATIONS}")
+
+
+def _check_snr(snr: float) -> float:
+    try:
+        s = float(snr)
+    except (TypeError, ValueError):
+        raise ValueError(f"snr_db must be a number in dB, got {snr!r}") from None
+    if not math.isfinite(s) or not SNR_RANGE_DB[0] <= s <= SNR_RANGE_DB[1]:
+        raise ValueError(f"snr_db must be finite and within {SNR_RANGE_DB} dB, got {snr!r}")
+    return s
+
+
+def noise(
+    kind: str,
+    shape: tuple[int, int, int],
+    generator: torch.Generator,
+    *,
+    fs: float = 250.0,
+    mains_hz: float | None = None,
+    nstdb: Mapping[str, Tensor] | None = None,
+) -> Tensor:
+    """Unscaled noise of ``kind`` shaped ``[B, C, L]`` (float64, on the generator's device).
+
+    ``nstdb``: records from :func:`load_nstdb`; the ``baseline`` kind then draws ``bw`` segments and
+    ``electrode`` draws ``em`` segments (resampled to ``fs``).
+    """
+    _check_kind(kind)
+    if len(shape) != 3:
+        raise ValueError(f"shape must be (B, C, L), got {tuple(shape)}")
+    b, c, n = (int(v) for v in shape)
+    rec_name = NSTDB_FOR_KIND.get(kind)
+    if nstdb is not None and rec_name in nstdb:
+        return _from_record(nstdb[rec_name], b, c, n, generator)
+    return _KINDS[kind](b, c, n, float(fs), generator, mains_hz)
+
+
+def make_perturbation(
+    kind: str,
+    snr_db: float,
+    fs: float = 250.0,
+    *,
+    mains_hz: float | None = None,
+    nstdb: Mapping[str, Tensor] | None = None,
+) -> Perturbation:
+    """Return ``perturb(x, generator) -> x + n`` with noise of ``kind`` at exactly ``snr_db`` per window.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`PERTURBATIONS`.
+    snr_db : float
+        Target SNR in dB (``10 log10(P_x / P_n)`` per window), within :data:`SNR_RANGE_DB`.
+    fs : float
+        Sampling rate of the windows [Hz].
+    mains_hz : float, optional
+        Power-line frequency; ``None`` draws 50 or 60 Hz per window.
+    nstdb : mapping, optional
+        Noise records from :func:`load_nstdb` (used by ``baseline`` and ``electrode``).
+    """
+    _check_kind(kind)
+    snr = _check_snr(snr_db)
+    if not (isinstance(fs, (int, float)) and fs > 0):
+        raise ValueError(f"fs must be a positive sampling rate in Hz, got {fs!r}")
+
+    def perturb(x: Tensor, generator: torch.Generator) -> Tensor:
+        if x.dim() == 2:
+            return perturb(x[:, None], generator)[:, 0]
+        if x.dim() != 3:
+            raise ValueError(f"x must be shaped [B, C, L] (or [B, L]), got {tuple(x.shape)}")
+        if not isinstance(generator, torch.Generator):
+            raise TypeError("generator must be a torch.Generator (seed it for reproducible draws)")
+        n = noise(kind, tuple(x.shape), generator, fs=fs, mains_hz=mains_hz, nstdb=nstdb)
+        return x + scale_to_snr(x, n.to(x.device), snr)
+
+    perturb.kind, perturb.snr_db, perturb.fs = kind, snr, fs  # type: ignore[attr-defined]
+    perturb.__name__ = f"{kind}_{snr:g}dB"
+    return perturb
+
+
+# ----------------------------------------------------------------------------------- NSTDB
+def load_nstdb(
+    data_dir: str | os.PathLike | None,
+    *,
+    fs: float = 250.0,
+    records: tuple[str, ...] = NSTDB_RECORDS,
+    subdir: str = "nstdb",
+) -> dict[str, Tensor] | None:
+    """Load MIT-BIH Noise Stress Test records (``bw``, ``em``, ``ma``) resampled to ``fs``.
+
+    Looks for ``<data_dir>/<subdir>/<rec>.hea`` (or directly ``<data_dir>/<rec>.hea``). Returns
+    ``None`` when ``data_dir`` is ``None`` or holds no NSTDB record (the synthetic noise models are
+    used then); returns the records found otherwise, each a float32 tensor ``[channels, samples]``
+    standardised per channel. A record whose files are present but unreadable raises ``DataError``.
+    """
+    from .data import DataError
+
+    if data_dir is None:
+        return None
+    root = Path(data_dir)
+    for base in (root / subdir, root):
+        found = [r for r in records if (base / f"{r}.hea").exists()]
+        if found:
+            break
+    else:
+        return None
+    import numpy as np
+    import wfdb
+    from scipy.signal import resample_poly
+
+    out: dict[str, Tensor] = {}
+    for r in found:
+        try:
+            rec = wfdb.rdrecord(str(base / r))
+        except Exception as e:  # noqa: BLE001 - report which file and why
+            raise DataError(
+                f"NSTDB record {base / r} could not be read ({e}); re-download it from "
+                "https://physionet.org/content/nstdb/1.0.0/"
+            ) from e
+        sig = np.asarray(rec.p_signal, dtype=np.float64).T  # [channels, samples]
+        if abs(rec.fs - fs) > 1e-9:
+            fr = _fraction(fs / rec.fs)
+            sig = resample_poly(sig, fr[0], fr[1], axis=-1)
+        sig = (sig - sig.mean(-1, keepdims=True)) / np.maximum(sig.std(-1, keepdims=True), 1e-12)
+        out[r] = torch.from_numpy(sig.astype(np.float32))
+    return out
+
+
+def _fraction(ratio: float) -> tuple[int, int]:
+    from fractions import Fraction
+
+    f = Fraction(ratio).limit_denominator(1000)
+    return f.numerator, f.denominator
