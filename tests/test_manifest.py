@@ -1,0 +1,130 @@
+import hashlib
+
+import pytest
+import yaml
+
+from uqxai_lib.data import DataError
+from uqxai_lib.data import manifest as mf
+
+
+def _write_manifest(d, name="toy", **extra):
+    body = {"name": name, "source": "https://example.org/toy", "license": "CC-BY-4.0"}
+    body.update(extra)
+    (d / f"{name}.yaml").write_text(yaml.safe_dump(body))
+    return mf.load_manifest(name, directory=d)
+
+
+def _tree(tmp_path):
+    root = tmp_path / "data"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.csv").write_bytes(b"a,b\n1,2\n")
+    (root / "sub" / "b.dat").write_bytes(b"\x00\x01\x02")
+    sha = {p: hashlib.sha256((root / p).read_bytes()).hexdigest() for p in ("a.csv", "sub/b.dat")}
+    return root, sha
+
+
+def test_manifest_dir_is_repo_root_data_manifests():
+    assert mf.MANIFEST_DIR.name == "data_manifests"
+    assert (mf.MANIFEST_DIR.parent / "uqxai_lib").is_dir()
+
+
+def test_load_manifest_normalises_list_string_and_mapping_forms(tmp_path):
+    m = _write_manifest(tmp_path, files=[{"path": "a.csv", "sha256": "A" * 64, "url": "https://x/a"}, "sub/b.dat"])
+    assert m["files"] == [
+        {"path": "a.csv", "sha256": "a" * 64, "url": "https://x/a"},
+        {"path": "sub/b.dat", "sha256": None, "url": "https://example.org/toy"},
+    ]
+    m2 = _write_manifest(tmp_path, name="toy2", files={"a.csv": "b" * 64, "c.txt": {"url": "https://x/c"}})
+    assert [(f["path"], f["sha256"], f["url"]) for f in m2["files"]] == [
+        ("a.csv", "b" * 64, "https://example.org/toy"), ("c.txt", None, "https://x/c")]
+    assert m2["license"] == "CC-BY-4.0"
+
+
+def test_load_manifest_unknown_name_lists_available(tmp_path):
+    _write_manifest(tmp_path, files=["a.csv"])
+    with pytest.raises(DataError, match="no data manifest 'nope'.*available: toy"):
+        mf.load_manifest("nope", directory=tmp_path)
+    with pytest.raises(DataError, match="plain name"):
+        mf.load_manifest("../etc/passwd", directory=tmp_path)
+
+
+@pytest.mark.parametrize("body,match", [
+    ("- just a list", "top level"),
+    ("name: toy\nfiles: [a]", "source"),
+    ("name: other\nsource: s\nfiles: [a]", "does not match"),
+    ("name: toy\nsource: s\nfiles: []", "nothing could be verified"),
+    ("name: toy\nsource: s\nfiles: [{path: /abs}]", "relative"),
+    ("name: toy\nsource: s\nfiles: [{path: a, sha256: xyz}]", "64-character"),
+    ("name: toy\nsource: s\nfiles: [a\n", "not valid YAML"),
+])
+def test_load_manifest_malformed_is_data_error_naming_the_problem(tmp_path, body, match):
+    (tmp_path / "toy.yaml").write_text(body)
+    with pytest.raises(DataError, match=match):
+        mf.load_manifest("toy", directory=tmp_path)
+
+
+def test_verify_files_passes_on_complete_tree(tmp_path):
+    root, sha = _tree(tmp_path)
+    m = _write_manifest(tmp_path, files=[{"path": p, "sha256": h} for p, h in sha.items()])
+    mf.verify_files(root, m)
+
+
+def test_verify_files_lists_every_missing_and_corrupt_file_with_source(tmp_path):
+    root, sha = _tree(tmp_path)
+    m = _write_manifest(tmp_path, files=[
+        {"path": "a.csv", "sha256": sha["a.csv"]},
+        {"path": "sub/b.dat", "sha256": sha["sub/b.dat"], "url": "https://example.org/b"},
+        {"path": "gone1.txt"},
+        {"path": "sub/gone2.txt", "url": "https://example.org/g2"},
+    ])
+    (root / "sub" / "b.dat").write_bytes(b"tampered")
+    with pytest.raises(DataError) as info:
+        mf.verify_files(root, m)
+    msg = str(info.value)
+    assert "3 problem(s)" in msg
+    assert "missing gone1.txt (get it from https://example.org/toy)" in msg
+    assert "missing sub/gone2.txt (get it from https://example.org/g2)" in msg
+    assert "corrupt sub/b.dat" in msg and hashlib.sha256(b"tampered").hexdigest() in msg
+    assert "a.csv" not in msg
+    with pytest.raises(DataError, match="2 problem"):
+        mf.verify_files(root, m, check_sha256=False)
+
+
+def test_verify_files_only_restricts_checked_files(tmp_path):
+    root, sha = _tree(tmp_path)
+    m = _write_manifest(tmp_path, files=["a.csv", "sub/b.dat", "missing.txt"])
+    mf.verify_files(root, m, only=["a.csv", "sub/*"])
+    with pytest.raises(DataError, match="missing.txt"):
+        mf.verify_files(root, m, only=["missing.txt"])
+    with pytest.raises(DataError, match="no file matching"):
+        mf.verify_files(root, m, only=["zzz*"])
+
+
+def test_verify_files_globs_need_min_count(tmp_path):
+    root, _ = _tree(tmp_path)
+    m = _write_manifest(tmp_path, globs=[{"pattern": "sub/*.dat", "min_count": 1},
+                                         {"pattern": "imgs/*.jpg", "min_count": 2}])
+    with pytest.raises(DataError, match=r"only 0 files match imgs/\*.jpg.*>= 2"):
+        mf.verify_files(root, m)
+    (root / "imgs").mkdir()
+    for i in range(2):
+        (root / "imgs" / f"{i}.jpg").write_bytes(b"x")
+    mf.verify_files(root, m)
+
+
+def test_verify_files_missing_root_says_where_to_get_data(tmp_path):
+    m = _write_manifest(tmp_path, files=["a.csv"])
+    with pytest.raises(DataError, match="does not exist.*https://example.org/toy"):
+        mf.verify_files(tmp_path / "nowhere", m)
+
+
+def test_sha256_file_matches_hashlib(tmp_path):
+    p = tmp_path / "f"
+    p.write_bytes(b"x" * 3_000_000)
+    assert mf.sha256_file(p, chunk=1 << 16) == hashlib.sha256(b"x" * 3_000_000).hexdigest()
+
+
+def test_repository_manifests_are_valid():
+    for name in mf.available_manifests():
+        m = mf.load_manifest(name)
+        assert m["name"] == name and m["source"]
