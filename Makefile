@@ -25,3 +25,16 @@ test: install
 
 clean:
 	rm -rf _build book/_executed .cache
+
+# --- book assets and browser (added by the book/widgets helper; see book/tools/) -----------------
+# Offline JavaScript for the book (npm pack: widget html-manager, require.js, MathJax 3) into the
+# git-ignored book/_static/vendor/, and Debian chromium + chromium-driver for the browser test.
+.PHONY: assets browser
+assets:
+	bash book/tools/vendor_assets.sh book/_static/vendor
+
+browser:
+	bash book/tools/install_browser.sh
+
+book: assets
+test: assets browser

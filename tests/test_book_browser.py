@@ -1,0 +1,300 @@
+"""The rendered book in a real browser: every page offline, every widget slider moves its image.
+
+Serves ``_build/html`` on 127.0.0.1 and opens each page of ``_toc.yml`` in headless Chromium
+(Debian's ``chromium`` + ``chromium-driver``; ``make test`` installs them).  For each page:
+
+* no request leaves 127.0.0.1 (``data:``/``blob:`` URLs aside), no request fails or returns
+  an HTTP error, and the console shows no error;
+* math is typeset by the vendored MathJax;
+* every widget slider, moved with the arrow keys, changes the image the widget shows;
+* chapter pages offer their ``.ipynb`` and ``.py`` downloads, and both links resolve.
+
+Screenshots go to ``_build/screenshots/``.  The book is reused from ``_build/html`` when it is
+newer than the executed notebooks (``tests/test_notebooks.py`` builds it with the tiny profile);
+otherwise this file runs the tiny profile (only if no executed notebooks exist) and builds it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+SHOTS = ROOT / "_build" / "screenshots"
+EXECUTED = ROOT / "book" / "_executed"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+PAGE_TIMEOUT = 60  # seconds for a page's widgets / math to render
+
+
+def _toc_docnames() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    names = [toc["root"]]
+
+    def walk(entries):
+        for e in entries or []:
+            if "file" in e:
+                names.append(e["file"])
+            walk(e.get("sections"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return names
+
+
+DOCNAMES = _toc_docnames()
+CHAPTERS = [d for d in DOCNAMES if d.startswith("book/_executed/")]
+
+
+# --------------------------------------------------------------------------- fixtures
+def _book_is_fresh() -> bool:
+    for doc in DOCNAMES:
+        page = HTML / f"{doc}.html"
+        if not page.is_file():
+            return False
+        sources = [ROOT / f"{doc}.md"]
+        if doc in CHAPTERS:
+            sources = [ROOT / f"{doc}.ipynb", ROOT / "notebooks" / f"{doc.rsplit('/', 1)[1]}.py"]
+        if any(s.is_file() and s.stat().st_mtime > page.stat().st_mtime for s in sources):
+            return False
+    return True
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n"
+                    f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def book_html() -> Path:
+    """``_build/html`` with every toc page, built here only when missing or stale."""
+    if _book_is_fresh():
+        return HTML
+    _run(["bash", "book/tools/vendor_assets.sh"], "vendoring the book's JavaScript")
+    missing = [c for c in CHAPTERS if not (ROOT / f"{c}.ipynb").is_file()]
+    if missing:
+        _run([sys.executable, "-m", "uqxai_lib.run", "--profile", "tiny"], "executing the notebooks")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    _run([str(jb) if jb.exists() else "jupyter-book", "build", ".", "-W", "-n", "--keep-going"],
+         "building the book")
+    return HTML
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(book_html):
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(book_html))
+    )
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def driver():
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail(
+            "Chromium is not installed (need /usr/bin/chromium and /usr/bin/chromedriver). "
+            "Run `make test`, which installs them (apt-get install -y chromium chromium-driver)."
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-default-apps", "--disable-sync", "--no-first-run",
+                "--window-size=1280,1600"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    drv = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    drv.set_page_load_timeout(PAGE_TIMEOUT)
+    yield drv
+    drv.quit()
+
+
+# --------------------------------------------------------------------------- helpers
+def _wait(predicate, what: str, timeout: float = PAGE_TIMEOUT):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _network_problems(perf_log: list[dict], origin: str) -> list[str]:
+    """Requests to other origins, failed requests and HTTP errors from the performance log."""
+    problems, urls = [], {}
+    for entry in perf_log:
+        msg = json.loads(entry["message"])["message"]
+        method, params = msg.get("method"), msg.get("params", {})
+        if method == "Network.requestWillBeSent":
+            url = params["request"]["url"]
+            urls[params["requestId"]] = url
+            scheme = urlparse(url).scheme
+            if scheme in ("data", "blob", "about", "chrome", "devtools"):
+                continue
+            if not url.startswith(origin + "/"):
+                problems.append(f"request to another origin: {url}")
+        elif method == "Network.loadingFailed":
+            url = urls.get(params.get("requestId"), "?")
+            if params.get("canceled") and url.startswith("blob:"):
+                continue
+            problems.append(f"failed request: {url} ({params.get('errorText')})")
+        elif method == "Network.responseReceived":
+            status = params["response"].get("status", 0)
+            if status >= 400:
+                problems.append(f"HTTP {status}: {params['response']['url']}")
+    return problems
+
+
+def _console_errors(browser_log: list[dict]) -> list[str]:
+    return [f"{e['level']}: {e['message']}" for e in browser_log if e["level"] == "SEVERE"]
+
+
+def _visible_images(root) -> tuple[str, ...]:
+    """Digests of the pixels of every displayed, loaded image under ``root``.
+
+    Blob URLs change whenever the widget manager re-renders a frame, so compare pixels, not src.
+    """
+    driver = root.parent
+    data = driver.execute_script(
+        """
+        const out = [];
+        for (const img of arguments[0].querySelectorAll('img')) {
+            if (!img.offsetParent || !img.complete || !img.naturalWidth) continue;  // hidden or loading
+            const c = document.createElement('canvas');
+            c.width = img.naturalWidth; c.height = img.naturalHeight;
+            c.getContext('2d').drawImage(img, 0, 0);
+            out.push(c.toDataURL('image/png'));
+        }
+        return out;
+        """,
+        root,
+    )
+    return tuple(sorted(hashlib.sha1(d.encode()).hexdigest() for d in data))
+
+
+def _shot(driver, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.png"))
+
+
+def _widget_roots(driver):
+    """Top-level rendered widget views (one per widget-view script tag)."""
+    return driver.execute_script(
+        """
+        const out = [];
+        for (const s of document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')) {
+            // the manager renders each view into a .widget-subarea placed before its script tag
+            let el = s.previousElementSibling;
+            while (el && !el.classList.contains('widget-subarea')) el = el.previousElementSibling;
+            if (el && el.querySelector('.widget-slider')) out.push(el);
+        }
+        return out;
+        """
+    )
+
+
+# --------------------------------------------------------------------------- the test
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_page_renders_offline_and_widgets_respond(docname, server, driver):
+    from selenium.webdriver.common.keys import Keys
+
+    driver.get_log("browser"), driver.get_log("performance")  # drop earlier pages' entries
+    driver.get(f"{server}/{docname}.html")
+    _wait(lambda: driver.execute_script("return document.readyState") == "complete", "page load")
+    tag = docname.replace("/", "__")
+
+    # math typeset by the vendored MathJax
+    if driver.execute_script("return document.querySelectorAll('.math').length"):
+        _wait(lambda: driver.execute_script("return document.querySelectorAll('mjx-container').length"),
+              "MathJax to typeset the page's math")
+
+    # widgets: one rendered view per widget-view script, each with its sliders
+    n_views = driver.execute_script(
+        "return document.querySelectorAll('script[type=\"application/vnd.jupyter.widget-view+json\"]').length")
+    roots = []
+    if n_views:
+        roots = _wait(lambda: (lambda r: r if len(r) == n_views else None)(_widget_roots(driver)),
+                      f"{n_views} widget views to render (is the widget manager loaded?)")
+    moved = 0
+    for w, root in enumerate(roots):
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", root)
+        handles = root.find_elements("css selector", ".widget-slider .noUi-handle")
+        assert handles, f"{docname}: widget {w} shows no slider"
+        _wait(lambda: _visible_images(root), f"widget {w}'s image to show")
+        for s, handle in enumerate(handles):
+            if handle.get_attribute("aria-valuemax") == handle.get_attribute("aria-valuemin"):
+                continue  # a single-value slider cannot move
+            before = _visible_images(root)
+            handle.send_keys(Keys.ARROW_RIGHT)
+            after = _wait(lambda: (lambda a: a if a != before else None)(_visible_images(root)),
+                          f"{docname}: widget {w}, slider {s} to change the displayed image", timeout=10)
+            assert after and after != before
+            _shot(driver, f"{tag}__widget{w}_slider{s}")
+            handle.send_keys(Keys.ARROW_LEFT)
+            _wait(lambda: _visible_images(root) == before,
+                  f"{docname}: widget {w}, slider {s} to come back to the first image", timeout=10)
+            moved += 1
+    if roots:
+        assert moved, f"{docname}: widgets found but no slider could be moved"
+
+    # chapters: .ipynb and .py downloads exist and resolve
+    if docname in CHAPTERS:
+        name = docname.rsplit("/", 1)[1]
+        links = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.dropdown-download-buttons a')).map(a => a.href)")
+        assert any(h.endswith(f"{name}.ipynb") for h in links), f"{docname}: no .ipynb download in {links}"
+        if (ROOT / "notebooks" / f"{name}.py").is_file():
+            assert any(h.endswith(f"{name}.py") for h in links), f"{docname}: no .py download in {links}"
+        for h in links:
+            if h.startswith(server):
+                with urllib.request.urlopen(h) as resp:
+                    assert resp.status == 200, f"{docname}: download {h} gives HTTP {resp.status}"
+
+    driver.execute_script("window.scrollTo(0, 0)")
+    _shot(driver, tag)
+    time.sleep(0.3)  # let late font / script requests land in the logs
+    problems = _network_problems(driver.get_log("performance"), server)
+    problems += _console_errors(driver.get_log("browser"))
+    assert not problems, f"{docname}:\n" + "\n".join(problems)
+
+
+def test_the_book_has_no_cdn_references(book_html):
+    """No page or static text file names an http(s) script/style/font URL (links in prose are fine)."""
+    offenders = []
+    pattern = re.compile(r"""<(?:script|link)[^>]+(?:src|href)=["'](https?:)?//""", re.I)
+    for page in book_html.rglob("*.html"):
+        if pattern.search(page.read_text(encoding="utf-8", errors="replace")):
+            offenders.append(str(page.relative_to(book_html)))
+    assert not offenders, f"pages load remote scripts/styles: {offenders}"
