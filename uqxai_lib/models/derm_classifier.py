@@ -37,7 +37,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ARCHS", "FEATURE_LAYER", "DermClassifier", "build_derm_classifier", "small_cnn"]
+__all__ = ["ARCHS", "FEATURE_LAYER", "DermClassifier", "build_derm_classifier", "small_cnn", "derm_augment"]
 
 ARCHS = ("efficientnet_b0", "densenet121", "small")
 #: Name of the explained / pruned layer in every :class:`DermClassifier`.
@@ -163,3 +163,27 @@ def build_derm_classifier(
     if weights_path is not None:
         _load_weights(model, tv_model, weights_path, arch)
     return model
+
+
+def derm_augment(x: Tensor, generator: torch.Generator) -> Tensor:
+    """Training augmentation for dermoscopy (lesions have no up, down, left or right): a random
+    one of the 8 flips / quarter turns of the square, per image. For ``train.fit(augment=...)``.
+
+    >>> x = torch.arange(8.).view(2, 1, 2, 2)
+    >>> y = derm_augment(x, torch.Generator().manual_seed(0))
+    >>> y.shape == x.shape and sorted(y[0].flatten().tolist()) == [0., 1., 2., 3.]
+    True
+    """
+    if x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"derm_augment needs square images, got {tuple(x.shape[-2:])}")
+    code = torch.randint(0, 8, (len(x),), generator=generator).to(x.device)
+    out = x.clone()
+    for c in range(8):
+        rows = code == c
+        if not rows.any():
+            continue
+        v = x[rows]
+        if c & 4:
+            v = v.flip(-1)
+        out[rows] = torch.rot90(v, c & 3, dims=(-2, -1))
+    return out
