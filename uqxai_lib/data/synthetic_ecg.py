@@ -33,13 +33,16 @@ True
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 from torch import Tensor
 
-from . import DataError, LabeledArrays
+from . import DataError, LabeledArrays, group_split
 
-__all__ = ["CLASSES", "FS", "WINDOW_S", "make_synthetic_ecg", "standardize", "SyntheticECGInfo"]
+__all__ = [
+    "CLASSES", "FS", "WINDOW_S", "make_synthetic_ecg", "standardize", "stratified_group_split", "SyntheticECGInfo",
+]
 
 CLASSES = ("healthy", "CAD")
 FS = 250
@@ -56,6 +59,28 @@ def standardize(x: Tensor, eps: float = 1e-6) -> Tensor:
     m = x.mean(-1, keepdim=True)
     s = x.std(-1, unbiased=False, keepdim=True).clamp_min(eps)
     return ((x - m) / s).float()
+
+
+def stratified_group_split(groups: Tensor, y: Tensor, fractions: Sequence[float], *, seed: int) -> list[Tensor]:
+    """:func:`~uqxai_lib.data.group_split` run per class, so every split keeps the class ratio.
+
+    Groups (subjects) must be pure (one class each, as for ECG subjects). Returns sorted LongTensors.
+
+    >>> g = torch.arange(20).repeat_interleave(2); y = (g >= 16).long()
+    >>> parts = stratified_group_split(g, y, [0.5, 0.5], seed=0)
+    >>> [int(y[p].sum()) for p in parts]
+    [4, 4]
+    """
+    groups, y = torch.as_tensor(groups), torch.as_tensor(y)
+    for c in y.unique():
+        if set(groups[y == c].tolist()) & set(groups[y != c].tolist()):
+            raise DataError("a group holds windows of two classes; stratified_group_split needs pure groups")
+    parts: list[list[Tensor]] = [[] for _ in fractions]
+    for c in y.unique():
+        rows = torch.nonzero(y == c).flatten()
+        for i, p in enumerate(group_split(groups[rows], fractions, seed=seed + int(c))):
+            parts[i].append(rows[p])
+    return [torch.sort(torch.cat(p)).values for p in parts]
 
 
 def _u(g: torch.Generator, n: int, lo: float, hi: float) -> Tensor:
@@ -96,8 +121,8 @@ def _subject_params(n_subjects: int, n_cad: int, mild_fraction: float, g: torch.
     st = _u(g, n_subjects, -0.02, 0.035)
     tf = _u(g, n_subjects, 0.7, 1.3)
     mild, marked = severity == 1, severity == 2
-    st[mild] = _u(g, int(mild.sum()), 0.02, 0.08)
-    tf[mild] = _u(g, int(mild.sum()), 0.45, 0.9)
+    st[mild] = _u(g, int(mild.sum()), 0.035, 0.10)
+    tf[mild] = _u(g, int(mild.sum()), 0.3, 0.8)
     st[marked] = _u(g, int(marked.sum()), 0.07, 0.25)
     tf[marked] = _u(g, int(marked.sum()), -0.8, 0.5)
     p["st_dep"], p["t_factor"] = st, tf

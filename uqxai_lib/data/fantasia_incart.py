@@ -1,0 +1,215 @@
+"""Real ECG data of the ``ecg_sue`` chapter: Fantasia (healthy) and St Petersburg INCART (CAD).
+
+* **Fantasia** (PhysioNet ``fantasia``, 40 healthy subjects, 250 Hz): records ``f1o01``-``f1o10``,
+  ``f1y01``-``f1y10``, ``f2o01``-``f2o10``, ``f2y01``-``f2y10``; the channel named ``ECG`` is used.
+  One record = one subject.
+* **INCART** (PhysioNet ``incartdb``, 75 records ``I01``-``I75`` of 32 Holter patients, 257 Hz,
+  12 leads): lead ``II`` of the records of patients with coronary artery disease, resampled to
+  250 Hz (polyphase, 250/257). Acharya et al. (2017) used the recordings of 7 CAD patients
+  (80,000 healthy and 15,300 CAD 2-s segments overall). Which records are CAD is read from each
+  header's diagnosis comment (``Coronary artery disease``) unless the manifest key
+  ``incart_cad_records`` (or the ``cad_records`` argument) lists them explicitly. Records of one
+  patient share the header's patient description (age, sex, diagnoses), which becomes the subject
+  id, so a patient's records never land in two splits.
+
+Signals are cut into non-overlapping 2-s windows (500 samples), windows with missing values or a
+flat line are dropped, and every window is standardised (zero mean, unit SD). Expected layout under
+the data directory (see ``data_manifests/ecg.yaml``)::
+
+    <data_dir>/fantasia/f1o01.hea, f1o01.dat, ...
+    <data_dir>/incart/I01.hea, I01.dat, ...
+    <data_dir>/nstdb/bw.hea, bw.dat, em.*, ma.*      # optional, used by uqxai_lib.perturb
+
+Missing or corrupt files raise :class:`~uqxai_lib.data.DataError` naming each file and where to
+get it.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from . import DataError, LabeledArrays
+from .synthetic_ecg import CLASSES, standardize
+
+__all__ = [
+    "FANTASIA_RECORDS",
+    "INCART_RECORDS",
+    "load_fantasia_incart",
+    "select_incart_cad",
+    "cut_windows",
+    "read_lead",
+]
+
+FANTASIA_RECORDS = tuple(f"f{s}{a}{i:02d}" for s in (1, 2) for a in ("o", "y") for i in range(1, 11))
+INCART_RECORDS = tuple(f"I{i:02d}" for i in range(1, 76))
+_CAD_PATTERN = re.compile(r"coronary\s+artery\s+disease|\bCAD\b|ischemic\s+heart\s+disease", re.IGNORECASE)
+
+
+def cut_windows(sig: np.ndarray, fs: float, window_s: float = 2.0, max_windows: int | None = None) -> np.ndarray:
+    """Non-overlapping windows ``[W, n]`` of a 1-D signal, dropping non-finite or flat windows.
+
+    ``max_windows`` keeps that many windows evenly spread over the record.
+
+    >>> cut_windows(np.arange(10.0), fs=2, window_s=2).tolist()
+    [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]]
+    """
+    n = int(round(fs * window_s))
+    k = len(sig) // n
+    w = np.asarray(sig[: k * n], dtype=np.float64).reshape(k, n)
+    ok = np.isfinite(w).all(1)
+    ok[ok] &= w[ok].std(1) > 1e-6
+    w = w[ok]
+    if max_windows is not None and len(w) > max_windows:
+        w = w[np.linspace(0, len(w) - 1, max_windows).round().astype(int)]
+    return w
+
+
+def read_lead(path: Path, lead: str | Sequence[str]) -> tuple[np.ndarray, float]:
+    """Read one lead (first name in ``lead`` that matches, case-insensitive) of a WFDB record."""
+    import wfdb
+
+    names = [lead] if isinstance(lead, str) else list(lead)
+    try:
+        hdr = wfdb.rdheader(str(path))
+        have = [s.strip().lower() for s in hdr.sig_name]
+        ch = next((have.index(n.lower()) for n in names if n.lower() in have), None)
+        if ch is None:
+            raise DataError(f"record {path} has no lead {names} (it has {hdr.sig_name})")
+        rec = wfdb.rdrecord(str(path), channels=[ch], physical=True)
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - name the file and the cause
+        raise DataError(f"WFDB record {path} could not be read ({type(e).__name__}: {e}); download it again") from e
+    return np.asarray(rec.p_signal[:, 0], dtype=np.float64), float(rec.fs)
+
+
+def select_incart_cad(root: Path, records: Sequence[str] = INCART_RECORDS) -> tuple[list[str], dict[str, str]]:
+    """INCART records whose header comments name coronary artery disease, and each record's patient key.
+
+    The patient key is the header's comment text (age, sex, diagnoses, ...) normalised; records with
+    the same key come from the same Holter patient.
+    """
+    import wfdb
+
+    cad, patient = [], {}
+    for r in records:
+        try:
+            hdr = wfdb.rdheader(str(root / r))
+        except Exception as e:  # noqa: BLE001
+            raise DataError(f"INCART header {root / r}.hea could not be read ({e}); download it again") from e
+        text = " ".join(hdr.comments or [])
+        patient[r] = re.sub(r"\s+", " ", text).strip().lower()
+        if _CAD_PATTERN.search(text):
+            cad.append(r)
+    return cad, patient
+
+
+def _resample(sig: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
+    if abs(fs_in - fs_out) < 1e-9:
+        return sig
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    fr = Fraction(fs_out / fs_in).limit_denominator(2000)
+    good = np.isfinite(sig)
+    sig = np.where(good, sig, 0.0)
+    out = resample_poly(sig, fr.numerator, fr.denominator)
+    if not good.all():  # keep gaps visible so the windows holding them are dropped
+        bad = resample_poly((~good).astype(float), fr.numerator, fr.denominator) > 1e-3
+        out[bad] = np.nan
+    return out
+
+
+def load_fantasia_incart(
+    data_dir: str | os.PathLike,
+    *,
+    fs: float = 250.0,
+    window_s: float = 2.0,
+    max_windows_per_record: int | None = None,
+    cad_records: Sequence[str] | None = None,
+    healthy_records: Sequence[str] | None = None,
+    incart_records: Sequence[str] | None = None,
+    check_sha256: bool = True,
+    manifest: Mapping | None = None,
+) -> LabeledArrays:
+    """Load Fantasia (healthy) and INCART CAD windows as :class:`LabeledArrays`.
+
+    Parameters
+    ----------
+    data_dir : path
+        Directory holding ``fantasia/`` and ``incart/`` (layout in the module docstring).
+    fs, window_s : float
+        Output sampling rate [Hz] and window length [s] (250 Hz x 2 s = 500 samples).
+    max_windows_per_record : int, optional
+        Cap on windows per record (evenly spread); ``None`` keeps all.
+    cad_records : sequence of str, optional
+        INCART records to use as CAD; default: manifest ``incart_cad_records`` if set, else the
+        records whose header diagnosis names coronary artery disease.
+    healthy_records : sequence of str, optional
+        Fantasia records (default all 40).
+    incart_records : sequence of str, optional
+        INCART records whose headers are searched for CAD when ``cad_records`` is not given
+        (default all 75).
+    check_sha256 : bool
+        Verify checksums of files that have one in the manifest.
+    manifest : mapping, optional
+        A loaded manifest (default ``load_manifest("ecg")``).
+
+    Returns
+    -------
+    LabeledArrays
+        ``x`` float32 [N, 1, L] (standardised per window), ``y`` (0 healthy, 1 CAD), ``group`` subject
+        id (Fantasia record index 0..39; INCART patients from 1000 on), ``mask`` None.
+    """
+    from .manifest import load_manifest, verify_files
+
+    root = Path(data_dir)
+    m = dict(manifest) if manifest is not None else load_manifest("ecg")
+    healthy = list(healthy_records) if healthy_records is not None else list(FANTASIA_RECORDS)
+    unknown = sorted(set(healthy) - set(FANTASIA_RECORDS))
+    if unknown:
+        raise DataError(f"unknown Fantasia records {unknown}; valid names are f1o01..f2y10")
+    if cad_records is None and m.get("incart_cad_records"):
+        cad_records = list(m["incart_cad_records"])
+    search = list(cad_records) if cad_records is not None else list(incart_records or INCART_RECORDS)
+    bad = sorted(set(search) - set(INCART_RECORDS))
+    if bad:
+        raise DataError(f"unknown INCART records {bad}; valid names are I01..I75")
+    # 1) headers of every record we may need
+    verify_files(root, m, check_sha256=check_sha256,
+                 only=[f"fantasia/{r}.hea" for r in healthy] + [f"incart/{r}.hea" for r in search])
+    cad_sel, patient = select_incart_cad(root / "incart", search)
+    cad = list(cad_records) if cad_records is not None else cad_sel
+    if not cad:
+        raise DataError(f"no INCART record under {root / 'incart'} names coronary artery disease in its header; "
+                        "pass cad_records=[...] or set incart_cad_records in data_manifests/ecg.yaml")
+    # 2) signal files of the selected records
+    verify_files(root, m, check_sha256=check_sha256,
+                 only=[f"fantasia/{r}.dat" for r in healthy] + [f"incart/{r}.dat" for r in cad])
+    xs, ys, gs = [], [], []
+    for i, r in enumerate(healthy):
+        sig, f_in = read_lead(root / "fantasia" / r, "ECG")
+        w = cut_windows(_resample(sig, f_in, fs), fs, window_s, max_windows_per_record)
+        xs.append(w), ys.append(np.zeros(len(w), np.int64)), gs.append(np.full(len(w), i, np.int64))
+    keys = sorted({patient.get(r, r) or r for r in cad})
+    for r in cad:
+        sig, f_in = read_lead(root / "incart" / r, ("II", "MLII"))
+        w = cut_windows(_resample(sig, f_in, fs), fs, window_s, max_windows_per_record)
+        xs.append(w), ys.append(np.ones(len(w), np.int64))
+        gs.append(np.full(len(w), 1000 + keys.index(patient.get(r, r) or r), np.int64))
+    x = torch.from_numpy(np.concatenate(xs))
+    if len(x) == 0:
+        raise DataError(f"no usable {window_s}-s window in the records under {root}")
+    return LabeledArrays(
+        x=standardize(x)[:, None, :],
+        y=torch.from_numpy(np.concatenate(ys)),
+        classes=CLASSES,
+        mask=None,
+        group=torch.from_numpy(np.concatenate(gs)),
+    )
