@@ -43,6 +43,8 @@ def _fmt(value: Any) -> str:
         if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
             return f"{value:.3g}"
         return f"{value:.4g}"
+    if isinstance(value, str) and len(value) == 40 and all(c in "0123456789abcdef" for c in value):
+        return value[:12]  # a git commit
     if isinstance(value, dict):
         return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
@@ -123,15 +125,39 @@ def _row(cells: list[str]) -> nodes.row:
     return row
 
 
+def select(data: Any, key: str | None = None, columns: list[str] | None = None) -> Any:
+    """Pick ``data[key]`` (dotted keys allowed) and keep only ``columns`` of each record.
+
+    >>> select({"notebooks": {"a": {"x": 1, "y": 2}}}, "notebooks", ["y"])
+    {'a': {'y': 2}}
+    """
+    for part in (key or "").split("."):
+        if part:
+            if not isinstance(data, dict) or part not in data:
+                raise KeyError(part)
+            data = data[part]
+    if columns:
+        def keep(rec):
+            return {c: rec.get(c) for c in columns} if isinstance(rec, dict) else rec
+
+        if isinstance(data, list):
+            data = [keep(r) for r in data]
+        elif _is_table_of_dicts(data):
+            data = {k: keep(v) for k, v in data.items()}
+    return data
+
+
 class JsonTableDirective(SphinxDirective):
     """``{uqxai-json-table} PATH`` — PATH relative to the book root (the repository root).
 
-    Options: ``:missing:`` text shown when the file does not exist (yet).
+    Options: ``:missing:`` text shown when the file does not exist (yet); ``:key:`` a (dotted)
+    key to show instead of the whole file; ``:columns:`` comma-separated fields to keep, in order.
     """
 
     required_arguments = 1
     has_content = False
-    option_spec = {"missing": directives.unchanged}
+    option_spec = {"missing": directives.unchanged, "key": directives.unchanged,
+                   "columns": directives.unchanged}
 
     def run(self) -> list[nodes.Node]:
         rel = self.arguments[0]
@@ -142,14 +168,18 @@ class JsonTableDirective(SphinxDirective):
             note = nodes.note()
             note += nodes.paragraph(text=text)
             return [note]
+        columns = [c.strip() for c in self.options.get("columns", "").split(",") if c.strip()]
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            data = select(json.loads(path.read_text(encoding="utf-8")), self.options.get("key"), columns)
+        except (OSError, ValueError, KeyError) as exc:
             note = nodes.caution()
-            note += nodes.paragraph(text=f"{rel} could not be read ({exc}); re-run the step that writes it.")
+            note += nodes.paragraph(
+                text=f"{rel} could not be shown ({type(exc).__name__}: {exc}); re-run the step that writes it.")
             return [note]
         out: list[nodes.Node] = []
         for title, header, rows in json_tables(data):
+            if columns and header and header[0] == "name" and "name" not in columns:
+                header, rows = header[1:], [r[1:] for r in rows]
             if title:
                 out.append(nodes.paragraph("", "", nodes.strong(text=title)))
             out.append(_table_node(header, rows))
