@@ -21,3 +21,11 @@ def _private_cache_dir(tmp_path_factory):
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the browser test last: it reuses the ``_build/html`` that the notebook test builds.
+
+    (Added by the book/widgets helper; a stable sort, so every other test keeps its order.)
+    """
+    items.sort(key=lambda item: item.path.name == "test_book_browser.py")
