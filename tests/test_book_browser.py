@@ -290,11 +290,17 @@ def test_page_renders_offline_and_widgets_respond(docname, server, driver):
     assert not problems, f"{docname}:\n" + "\n".join(problems)
 
 
-def test_the_book_has_no_cdn_references(book_html):
-    """No page or static text file names an http(s) script/style/font URL (links in prose are fine)."""
-    offenders = []
+MAX_PAGE_BYTES = 12_000_000  # embedded widget frames: keep each page light enough to open quickly
+
+
+def test_pages_load_no_remote_scripts_and_stay_small(book_html):
+    """No page names an http(s) script/style/font URL (links in prose are fine); no page is huge."""
+    remote, large = [], []
     pattern = re.compile(r"""<(?:script|link)[^>]+(?:src|href)=["'](https?:)?//""", re.I)
     for page in book_html.rglob("*.html"):
         if pattern.search(page.read_text(encoding="utf-8", errors="replace")):
-            offenders.append(str(page.relative_to(book_html)))
-    assert not offenders, f"pages load remote scripts/styles: {offenders}"
+            remote.append(str(page.relative_to(book_html)))
+        if page.stat().st_size > MAX_PAGE_BYTES:
+            large.append(f"{page.relative_to(book_html)} ({page.stat().st_size / 1e6:.1f} MB)")
+    assert not remote, f"pages load remote scripts/styles: {remote}"
+    assert not large, f"pages over {MAX_PAGE_BYTES / 1e6:.0f} MB (fewer/smaller widget frames, lower dpi): {large}"
