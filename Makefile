@@ -1,30 +1,54 @@
 # Two commands do everything on a fresh machine:  make book   and   make test
+#   make book [PROFILE=tiny|smoke|full] [DEVICE=auto|cpu|cuda] [SEED=0] [ONLY=name,name] [DATA_DIR=path]
+#   make test [PYTEST_ARGS="-k cache"]
+#   make clean        removes caches and build output (keeps .venv and vendored JS; `make distclean` removes them too)
 SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
 PY ?= python3
-VENV := .venv
+VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 PROFILE ?= smoke
+DEVICE ?= auto
+SEED ?= 0
+ONLY ?=
+DATA_DIR ?=
+PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
+RUN_ARGS := --profile $(PROFILE) --device $(DEVICE) --seed $(SEED) $(if $(ONLY),--only $(ONLY)) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
-.PHONY: install book test clean
+.PHONY: install book notebooks test clean distclean
 
+# (Re)install when pyproject.toml changes. The machine's pip (and its constraints) are used as is.
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
-	$(PYTHON) -m pip install -q --upgrade pip
 	$(PYTHON) -m pip install -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# Execute the notebooks (papermill), then build the HTML book into _build/html. A failing notebook
+# does not stop the others or the book build (its partial notebook shows the error), but `make book`
+# still exits non-zero; bad input (exit 2) stops at once.
 book: install
-	$(PYTHON) -m uqxai_lib.run --profile $(PROFILE)
-	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	rc=0; $(PYTHON) -m uqxai_lib.run $(RUN_ARGS) || rc=$$?; \
+	if [ $$rc -eq 2 ]; then exit 2; fi; \
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going; \
+	if [ $$rc -ne 0 ]; then echo "make book: notebook(s) failed (see above); the book shows the partial notebooks" >&2; fi; \
+	exit $$rc
+
+# Only execute the notebooks (no book build).
+notebooks: install
+	$(PYTHON) -m uqxai_lib.run $(RUN_ARGS)
 
 test: install
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf _build book/_executed .cache
+	rm -rf _build book/_executed .cache .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) book/_static/vendor *.egg-info
 
 # --- book assets and browser (added by the book/widgets helper; see book/tools/) -----------------
 # Offline JavaScript for the book (npm pack: widget html-manager, require.js, MathJax 3) into the

@@ -1,0 +1,485 @@
+"""Papermill driver: execute the chapter notebooks with a profile and record provenance.
+
+Usage::
+
+    python -m uqxai_lib.run [--profile tiny|smoke|full] [--only NAME[,NAME]] [--device auto|cpu|cuda]
+                            [--data-dir PATH] [--seed N]
+
+For every selected ``notebooks/NAME.py`` (jupytext percent format) the runner
+
+1. reads it with jupytext, sets the ``python3`` kernelspec and writes a temporary ``.ipynb``;
+2. executes it with papermill in ``notebooks/`` with the parameters of
+   ``uqxai_lib/profiles/NAME.yaml[<profile>]`` plus ``profile``, ``seed``, ``device``, ``data_dir``
+   and ``results_path`` (``_build/results/NAME.json``, absolute), a per-cell timeout and a progress bar;
+3. writes the executed notebook to ``book/_executed/NAME.ipynb`` (also when it fails: the partial
+   notebook shows where), and merges a provenance record (git commit and dirty flag, profile,
+   parameters, seed, device and GPU name, torch/CUDA/Python versions, wall time, status) into
+   ``_build/results/provenance.json`` (plus a Markdown table ``provenance.md``).
+
+Exit status: 0 all notebooks ran; 1 at least one failed (each failure is named with its cell); 2 bad
+input (unknown profile, notebook or device, missing data directory), reported on one line.
+The kernel inherits the environment; ``UQXAI_CACHE_DIR`` defaults to ``<repo>/.cache/uqxai``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import yaml
+
+from uqxai_lib import __version__
+
+# torch (via uqxai_lib.cache / utils) is imported lazily, so that bad command-line input is reported at once.
+CACHE_DIR_ENV = "UQXAI_CACHE_DIR"
+
+__all__ = [
+    "DEFAULT_ORDER", "PROFILES", "REPO_ROOT", "RESERVED", "UsageError", "NotebookRun",
+    "discover_notebooks", "load_profile", "run_notebook", "main",
+]
+
+#: Repository root (the directory holding ``notebooks/`` and ``uqxai_lib/``).
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+#: Profile names, smallest first.
+PROFILES = ("tiny", "smoke", "full")
+#: Chapter order of the book; other notebooks follow alphabetically.
+DEFAULT_ORDER = ("primer_gradcam", "ecg_sue", "mri_mc_dropout", "derm_vic")
+#: Parameters the runner always passes; profiles must not set them.
+RESERVED = ("profile", "seed", "device", "data_dir", "results_path")
+#: Per-cell execution timeout (seconds) by profile; ``--timeout`` overrides.
+DEFAULT_TIMEOUT = {"tiny": 900, "smoke": 900, "full": 4 * 3600}
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+class UsageError(Exception):
+    """Bad command-line input; reported on one line with exit status 2."""
+
+
+@dataclass
+class NotebookRun:
+    """Outcome of one notebook execution (also the provenance record, see :meth:`record`)."""
+
+    name: str
+    status: str  # "ok" | "error"
+    executed_path: pathlib.Path
+    results_path: pathlib.Path
+    parameters: dict
+    wall_time_s: float
+    error: str | None = None
+    failed_cell: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        if self.status == "ok":
+            return f"ok      {self.name} ({self.wall_time_s:.0f} s) -> {self.executed_path}"
+        return (f"FAILED  {self.name}: {self.failed_cell or 'before execution'}: {self.error} "
+                f"(partial notebook: {self.executed_path})")
+
+
+# ----------------------------------------------------------------------------------------------
+# discovery and profiles
+# ----------------------------------------------------------------------------------------------
+def discover_notebooks(notebooks_dir: pathlib.Path) -> list[str]:
+    """Names of ``notebooks_dir/*.py`` in book order (:data:`DEFAULT_ORDER`, then alphabetical)."""
+    names = {p.stem for p in pathlib.Path(notebooks_dir).glob("*.py") if not p.name.startswith(("_", "."))}
+    first = [n for n in DEFAULT_ORDER if n in names]
+    return first + sorted(names - set(first))
+
+
+def load_profile(name: str, profile: str, profiles_dir: pathlib.Path) -> dict:
+    """Parameters of ``profile`` from ``profiles_dir/<name>.yaml``.
+
+    A notebook without a profile file runs with its own defaults under ``smoke``; other profiles
+    then raise :class:`UsageError`, as do a missing profile key and reserved parameter names.
+    """
+    path = pathlib.Path(profiles_dir) / f"{name}.yaml"
+    if not path.is_file():
+        if profile == "smoke":
+            return {}
+        raise UsageError(f"notebook {name!r} has no profile file {_rel(path)}; add it with a {profile!r} "
+                         f"key, or pass --profile smoke to run it with its own defaults")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UsageError(f"profile file {_rel(path)} is not valid YAML ({str(exc).splitlines()[0]}); fix it") from None
+    if not isinstance(data, dict) or not set(data) <= set(PROFILES):
+        raise UsageError(f"profile file {_rel(path)} must map only {', '.join(PROFILES)} to parameter mappings")
+    if profile not in data:
+        raise UsageError(f"profile file {_rel(path)} has no {profile!r} key; pass --profile "
+                         f"{' or '.join(sorted(data)) or 'smoke'} or add the key")
+    params = data[profile] or {}
+    if not isinstance(params, dict):
+        raise UsageError(f"{_rel(path)}[{profile}] must be a mapping parameter -> value")
+    clash = sorted(set(params) & set(RESERVED))
+    if clash:
+        raise UsageError(f"{_rel(path)}[{profile}] sets {clash}, which the runner passes itself; "
+                         f"remove them (use --seed / --device / --data-dir)")
+    return dict(params)
+
+
+def _rel(p: pathlib.Path) -> str:
+    try:
+        return str(pathlib.Path(p).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(p)
+
+
+# ----------------------------------------------------------------------------------------------
+# provenance
+# ----------------------------------------------------------------------------------------------
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def environment_info(device: str) -> dict:
+    """Software and hardware facts for provenance (git, torch, CUDA, Python, device name)."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        idx = dev.index if dev.index is not None else torch.cuda.current_device()
+        device_name = f"{dev} ({torch.cuda.get_device_name(idx)})"
+    else:
+        cpu = platform.processor() or platform.machine()
+        device_name = f"cpu ({cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_commit": _git("rev-parse", "HEAD") or "unknown",
+        "git_dirty": None if status is None else bool(status),
+        "device_name": device_name,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "uqxai_lib": __version__,
+    }
+
+
+@contextlib.contextmanager
+def _locked(path: pathlib.Path):
+    """Exclusive advisory lock on ``path.lock`` (POSIX), so concurrent runners do not lose updates."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX
+        yield
+        return
+    with open(path.with_suffix(path.suffix + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+PROVENANCE_COLUMNS = ("notebook", "status", "profile", "seed", "device_name", "torch", "cuda", "python",
+                      "git_commit", "git_dirty", "wall_time_s", "finished_utc")
+
+
+def merge_provenance(results_dir: pathlib.Path, records: Sequence[dict]) -> pathlib.Path:
+    """Merge per-notebook records into ``provenance.json`` (keyed by notebook) and rewrite ``provenance.md``."""
+    from uqxai_lib.cache import atomic_write_json, atomic_write_text
+
+    path = pathlib.Path(results_dir) / "provenance.json"
+    with _locked(path):
+        data: dict[str, Any] = {}
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                data = {}
+        notebooks = data.get("notebooks", {}) if isinstance(data, dict) else {}
+        for rec in records:
+            notebooks[rec["notebook"]] = rec
+        order = discover_notebooks(REPO_ROOT / "notebooks")
+        ranked = sorted(notebooks, key=lambda n: (order.index(n) if n in order else len(order), n))
+        data = {"schema": 1, "notebooks": {n: notebooks[n] for n in ranked}}
+        atomic_write_json(path, data)
+        atomic_write_text(path.with_suffix(".md"), provenance_markdown(data))
+    return path
+
+
+def provenance_markdown(data: dict) -> str:
+    """Markdown table (one row per notebook) of :data:`PROVENANCE_COLUMNS`."""
+    rows = ["| " + " | ".join(PROVENANCE_COLUMNS) + " |", "|" + "---|" * len(PROVENANCE_COLUMNS)]
+    for rec in data.get("notebooks", {}).values():
+        cells = []
+        for c in PROVENANCE_COLUMNS:
+            v = rec.get(c)
+            if c == "git_commit" and isinstance(v, str):
+                v = v[:12]
+            if c == "wall_time_s" and isinstance(v, (int, float)):
+                v = f"{v:.1f}"
+            cells.append("" if v is None else str(v).replace("|", "\\|"))
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# execution
+# ----------------------------------------------------------------------------------------------
+def _first_line(s: Any, limit: int = 300) -> str:
+    lines = str(s).strip().splitlines()
+    line = lines[0] if lines else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _prepare(source: pathlib.Path, tmpdir: pathlib.Path) -> pathlib.Path:
+    """jupytext ``.py`` -> temporary ``.ipynb`` with the python3 kernelspec and a ``parameters`` cell check."""
+    import jupytext
+    import nbformat
+
+    nb = jupytext.read(source)
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata.setdefault("language_info", {"name": "python"})
+    if not any("parameters" in (c.metadata.get("tags") or []) for c in nb.cells):
+        raise ValueError(f"{_rel(source)} has no cell tagged 'parameters'; tag its parameters cell "
+                         f"(# %% tags=[\"parameters\"])")
+    out = tmpdir / f"{source.stem}.ipynb"
+    nbformat.write(nb, str(out))
+    return out
+
+
+def _check_known_parameters(nb_path: pathlib.Path, params: dict, name: str) -> None:
+    """Profile keys must exist in the notebook's parameters cell (catches typos in profile files)."""
+    import papermill
+
+    try:
+        known = set(papermill.inspect_notebook(str(nb_path)))
+    except Exception:  # inference failed: let papermill inject anyway
+        return
+    unknown = sorted(set(params) - known - set(RESERVED))
+    if known and unknown:
+        raise ValueError(f"profile of {name!r} sets {unknown}, which its parameters cell does not define; "
+                         f"fix uqxai_lib/profiles/{name}.yaml or the notebook")
+
+
+def run_notebook(
+    name: str,
+    *,
+    notebooks_dir: pathlib.Path,
+    executed_dir: pathlib.Path,
+    results_dir: pathlib.Path,
+    profile: str,
+    params: dict,
+    seed: int,
+    device: str,
+    data_dir: str | None,
+    timeout: int,
+    progress: bool = True,
+) -> NotebookRun:
+    """Execute one notebook; never raises for errors inside the notebook (they are in the result)."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    source = pathlib.Path(notebooks_dir) / f"{name}.py"
+    executed_dir, results_dir = pathlib.Path(executed_dir), pathlib.Path(results_dir)
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    out = executed_dir / f"{name}.ipynb"
+    results_path = (results_dir / f"{name}.json").resolve()
+    parameters = {**params, "profile": profile, "seed": seed, "device": device, "data_dir": data_dir,
+                  "results_path": str(results_path)}
+    # a stale result must not survive a failed run
+    results_path.unlink(missing_ok=True)
+    partial = executed_dir / f".{name}.partial.ipynb"
+    status, error, failed_cell = "ok", None, None
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"uqxai-{name}-") as tmp:
+        try:
+            nb_in = _prepare(source, pathlib.Path(tmp))
+            _check_known_parameters(nb_in, params, name)
+            papermill.execute_notebook(
+                str(nb_in), str(partial), parameters=parameters, cwd=str(notebooks_dir),
+                kernel_name=KERNELSPEC["name"], execution_timeout=timeout, progress_bar=progress,
+                log_output=False, report_mode=False,
+            )
+        except PapermillExecutionError as exc:
+            status = "error"
+            error = f"{exc.ename}: {_first_line(exc.evalue)}"
+            failed_cell = f"executed cell {exc.cell_index} (execution count {exc.exec_count}, " \
+                          f"starts {_first_line(exc.source, 80)!r})"
+        except Exception as exc:  # timeouts, dead kernels, bad notebooks
+            status = "error"
+            error = f"{type(exc).__name__}: {_first_line(exc)}"
+            failed_cell = _failing_cell(partial)
+    wall = time.perf_counter() - t0
+    if partial.exists():
+        os.replace(partial, out)
+    elif status == "error":
+        out.unlink(missing_ok=True)  # nothing executed: do not leave an older notebook in place
+    if status == "ok" and not results_path.is_file():
+        print(f"warning: {name} did not write its results to {results_path}", file=sys.stderr)
+    return NotebookRun(name, status, out, results_path, parameters, wall, error, failed_cell)
+
+
+def _failing_cell(nb_path: pathlib.Path) -> str | None:
+    """Best guess of the cell that was running when execution stopped (last cell started by papermill)."""
+    if not nb_path.exists():
+        return None
+    try:
+        import nbformat
+
+        nb = nbformat.read(str(nb_path), as_version=4)
+    except Exception:
+        return None
+    for i, c in enumerate(nb.cells):
+        pm = c.get("metadata", {}).get("papermill", {})
+        if pm.get("status") == "running" or pm.get("exception"):
+            return f"cell {i} (starts {_first_line(c.source, 80)!r})"
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# command line
+# ----------------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2
+        raise UsageError(f"{message} (see python -m uqxai_lib.run --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m uqxai_lib.run", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", default="smoke", help="tiny (CI), smoke (default, CPU minutes) or full (paper scale)")
+    p.add_argument("--only", default=None, help="comma-separated notebook names (default: all)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--data-dir", default=None,
+                   help="directory of the real data sets (default: $UQXAI_DATA_DIR, else embedded synthetic data)")
+    p.add_argument("--seed", default="0", help="seed passed to every notebook (default 0)")
+    p.add_argument("--timeout", default=None, help="per-cell timeout in seconds (default 900; 14400 for full)")
+    p.add_argument("--executed-dir", default=None, help="where executed notebooks go (default book/_executed)")
+    p.add_argument("--results-dir", default=None,
+                   help="where results JSON and provenance go (default _build/results; env UQXAI_RESULTS_DIR)")
+    p.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--profiles-dir", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--no-progress", action="store_true", help="hide papermill's progress bar")
+    p.add_argument("--list", action="store_true", help="print the notebooks in run order and exit")
+    return p
+
+
+def _int_arg(value: str, flag: str, lo: int, what: str) -> int:
+    try:
+        v = int(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{flag} must be an integer, got {value!r}; pass e.g. {flag} {lo if lo > 0 else 0}") from None
+    if v < lo:
+        raise UsageError(f"{flag} must be {what}, got {v}")
+    return v
+
+
+def _resolve_args(args) -> dict:
+    """Validate everything that can be checked before running; raises UsageError."""
+    profile = str(args.profile).strip().lower()
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile {args.profile!r}; pass --profile tiny, smoke or full")
+    env_dir = lambda flag, env, default: pathlib.Path(flag or os.environ.get(env) or default).resolve()
+    notebooks_dir = pathlib.Path(args.notebooks_dir or REPO_ROOT / "notebooks").resolve()
+    profiles_dir = pathlib.Path(args.profiles_dir or REPO_ROOT / "uqxai_lib" / "profiles").resolve()
+    executed_dir = env_dir(args.executed_dir, "UQXAI_EXECUTED_DIR", REPO_ROOT / "book" / "_executed")
+    results_dir = env_dir(args.results_dir, "UQXAI_RESULTS_DIR", REPO_ROOT / "_build" / "results")
+    available = discover_notebooks(notebooks_dir)
+    if not available:
+        raise UsageError(f"no notebooks found in {notebooks_dir}; run from a checkout of the uqxai repository")
+    if args.only:
+        wanted = [n.strip().removesuffix(".py") for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in wanted if n not in available]
+        if unknown or not wanted:
+            raise UsageError(f"unknown notebook {', '.join(map(repr, unknown)) or repr(args.only)}; "
+                             f"pass --only with one of: {', '.join(available)}")
+        names = [n for n in available if n in wanted]
+    else:
+        names = available
+    seed = _int_arg(args.seed, "--seed", 0, "a non-negative integer")
+    timeout = (_int_arg(args.timeout, "--timeout", 1, "at least 1 second") if args.timeout is not None
+               else DEFAULT_TIMEOUT[profile])
+    params = {n: load_profile(n, profile, profiles_dir) for n in names}
+    from uqxai_lib.data import DataError
+    from uqxai_lib.utils import pick_device, resolve_data_dir
+
+    try:
+        device = pick_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        data_dir = resolve_data_dir(args.data_dir)
+    except DataError as exc:
+        msg = str(exc).replace("from data_dir", "from --data-dir")
+        raise UsageError(msg) from None
+    return dict(profile=profile, names=names, device=str(device), seed=seed, timeout=timeout, params=params,
+                data_dir=str(data_dir) if args.data_dir else None, effective_data_dir=data_dir,
+                notebooks_dir=notebooks_dir, executed_dir=executed_dir, results_dir=results_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        cfg = _resolve_args(args)
+    except UsageError as exc:
+        print(f"uqxai_lib.run: error: {exc}", file=sys.stderr)
+        return 2
+    if args.list:
+        print("\n".join(cfg["names"]))
+        return 0
+    os.environ.setdefault(CACHE_DIR_ENV, str(REPO_ROOT / ".cache" / "uqxai"))
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    env = environment_info(cfg["device"])
+    data_note = cfg["effective_data_dir"] or "embedded synthetic data"
+    print(f"uqxai: {len(cfg['names'])} notebook(s), profile {cfg['profile']}, device {env['device_name']}, "
+          f"seed {cfg['seed']}, data {data_note}, cache {os.environ[CACHE_DIR_ENV]}", file=sys.stderr)
+    runs: list[NotebookRun] = []
+    for i, name in enumerate(cfg["names"], 1):
+        print(f"[{i}/{len(cfg['names'])}] {name}", file=sys.stderr, flush=True)
+        started = _dt.datetime.now(_dt.timezone.utc)
+        try:
+            r = run_notebook(name, notebooks_dir=cfg["notebooks_dir"], executed_dir=cfg["executed_dir"],
+                             results_dir=cfg["results_dir"], profile=cfg["profile"], params=cfg["params"][name],
+                             seed=cfg["seed"], device=cfg["device"], data_dir=cfg["data_dir"],
+                             timeout=cfg["timeout"], progress=not args.no_progress)
+        except KeyboardInterrupt:
+            print(f"interrupted during {name}; caches written so far are kept", file=sys.stderr)
+            return 130
+        runs.append(r)
+        record = {
+            "notebook": name, "status": r.status, "error": r.error, "failed_cell": r.failed_cell,
+            "profile": cfg["profile"], "seed": cfg["seed"], "device": cfg["device"],
+            "data_dir": str(cfg["effective_data_dir"]) if cfg["effective_data_dir"] else None,
+            "parameters": r.parameters, "wall_time_s": round(r.wall_time_s, 3),
+            "started_utc": started.isoformat(timespec="seconds"),
+            "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "timeout_per_cell_s": cfg["timeout"], "executed_notebook": str(r.executed_path),
+            "results": str(r.results_path) if r.results_path.is_file() else None,
+            "cache_dir": os.environ[CACHE_DIR_ENV], **env,
+        }
+        merge_provenance(cfg["results_dir"], [record])
+        print(r.summary(), file=sys.stderr, flush=True)
+    failed = [r for r in runs if r.status != "ok"]
+    print(f"provenance: {cfg['results_dir'] / 'provenance.json'}", file=sys.stderr)
+    if failed:
+        for r in failed:
+            print(r.summary(), file=sys.stderr)
+        print(f"{len(failed)} of {len(runs)} notebook(s) failed: {', '.join(r.name for r in failed)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
