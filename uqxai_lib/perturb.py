@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, NamedTuple
 
 import torch
 from torch import Tensor
@@ -52,6 +52,10 @@ __all__ = [
     "snr_db",
     "power",
     "load_nstdb",
+    "PerturbationSUE",
+    "perturbation_sue",
+    "majority_vote",
+    "correctness",
 ]
 
 PERTURBATIONS = ("gaussian", "powerline", "baseline", "electrode")
@@ -302,3 +306,126 @@ def _fraction(ratio: float) -> tuple[int, int]:
 
     f = Fraction(ratio).limit_denominator(1000)
     return f.numerator, f.denominator
+
+
+# ----------------------------------------------------------------------------------- SUE study
+class PerturbationSUE(NamedTuple):
+    """Test-time-perturbation results of one perturbation kind for ``B`` windows.
+
+    ``maps`` [S, B, T] Grad-CAM maps of the S perturbed draws (layer resolution), ``sue`` [B],
+    ``clean_pred`` [B] (prediction on the clean window, also the explained class), ``draw_pred`` [S, B]
+    (prediction on each perturbed draw), ``majority_pred`` [B] (most frequent draw prediction, ties to
+    the clean prediction), ``flip_rate`` [B] (share of draws whose prediction differs from the clean one).
+    """
+
+    kind: str
+    snr_db: float
+    maps: Tensor
+    sue: Tensor
+    clean_pred: Tensor
+    draw_pred: Tensor
+    majority_pred: Tensor
+    flip_rate: Tensor
+
+
+def majority_vote(draw_pred: Tensor, fallback: Tensor, n_classes: int) -> Tensor:
+    """Most frequent class over draws ``[S, B]``; ties go to ``fallback`` when it is among the tied
+    classes, else to the lowest tied class.
+
+    >>> majority_vote(torch.tensor([[0, 1], [1, 0], [1, 0], [0, 0]]), torch.tensor([1, 1]), 2).tolist()
+    [1, 0]
+    """
+    counts = torch.nn.functional.one_hot(draw_pred, n_classes).sum(0)  # [B, C]
+    top = counts.max(1, keepdim=True).values
+    tied = counts == top
+    fb_tied = tied.gather(1, fallback[:, None]).squeeze(1)
+    return torch.where(fb_tied, fallback, tied.float().argmax(1))
+
+
+def perturbation_sue(
+    model: torch.nn.Module,
+    x: Tensor,
+    layer: torch.nn.Module | str,
+    kind: str,
+    snr_db: float,
+    draws: int,
+    *,
+    seed: int,
+    fs: float = 250.0,
+    size: int | None = None,
+    method: str = "grad_cam",
+    quantile: float = 0.9,
+    chunk: int = 128,
+    nstdb: Mapping[str, Tensor] | None = None,
+) -> PerturbationSUE:
+    """SUE of Grad-CAM maps over ``draws`` test-time perturbations of each window in ``x``.
+
+    Every window is explained for its *clean* prediction (the target is fixed before perturbing),
+    its ``draws`` noisy copies come from ``samplers.test_time`` with :func:`make_perturbation`, the
+    maps are upsampled to ``size`` samples (default: the window length) and their repeatability is
+    ``metrics.sue(maps, quantile=quantile)``. Windows are processed in chunks of ``chunk`` with one
+    generator seeded by ``seed``, so results do not depend on the device.
+    """
+    from . import metrics, samplers, saliency
+
+    perturb = make_perturbation(kind, snr_db, fs, nstdb=nstdb)
+    size = int(size or x.shape[-1])
+    gen = torch.Generator().manual_seed(int(seed))
+    maps, sue, clean, dpred = [], [], [], []
+    for xb in x.split(chunk):
+        st = samplers.test_time(model, xb, layer, perturb, draws, method=method, generator=gen)
+        up = saliency.upsample(st.maps, size)
+        sue.append(metrics.sue(up, quantile=quantile).float().cpu())
+        maps.append(st.maps.float().cpu())
+        clean.append(st.target.cpu())
+        dpred.append(st.probs.argmax(-1).cpu())
+    maps_t, clean_t, dpred_t = torch.cat(maps, 1), torch.cat(clean), torch.cat(dpred, 1)
+    n_classes = int(st.probs.shape[-1])
+    return PerturbationSUE(
+        kind=kind,
+        snr_db=float(snr_db),
+        maps=maps_t,
+        sue=torch.cat(sue),
+        clean_pred=clean_t,
+        draw_pred=dpred_t,
+        majority_pred=majority_vote(dpred_t, clean_t, n_classes),
+        flip_rate=(dpred_t != clean_t[None]).float().mean(0),
+    )
+
+
+def correctness(result: PerturbationSUE, y: Tensor, definition: str = "clean") -> Tensor:
+    """Which windows count as correctly classified under test-time perturbation (bool [B]).
+
+    ``"clean"``: the prediction on the clean window equals the label (the explained class);
+    ``"majority"``: the most frequent prediction over the perturbed draws equals the label.
+    """
+    if definition == "clean":
+        pred = result.clean_pred
+    elif definition == "majority":
+        pred = result.majority_pred
+    else:
+        raise ValueError(f"definition must be 'clean' or 'majority', got {definition!r}")
+    return pred == y.to(pred.device)
+
+
+def sue_study(
+    model: torch.nn.Module,
+    x: Tensor,
+    layer: torch.nn.Module | str,
+    kinds: tuple[str, ...] = PERTURBATIONS,
+    snr_db: float | Mapping[str, float] = 10.0,
+    draws: int = 10,
+    *,
+    seed: int = 0,
+    **kw,
+) -> dict[str, dict]:
+    """:func:`perturbation_sue` for every kind (seed ``seed + index of kind``) as plain dicts.
+
+    ``snr_db`` is one SNR for all kinds or a mapping kind -> SNR. The plain-dict form is what the
+    notebook caches (``cache.cached``); rebuild tuples with ``PerturbationSUE(**d)``.
+    """
+    out = {}
+    for i, kind in enumerate(kinds):
+        snr = snr_db[kind] if isinstance(snr_db, Mapping) else snr_db
+        out[kind] = perturbation_sue(model, x, layer, kind, snr, draws, seed=seed + i, **kw)._asdict()
+    return out
