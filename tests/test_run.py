@@ -259,3 +259,13 @@ def test_runner_and_cache_agree_on_the_cache_env_variable():
     from uqxai_lib import cache
 
     assert run.CACHE_DIR_ENV == cache.CACHE_DIR_ENV
+
+
+def test_parameter_names_reads_assignments_with_comments_and_annotations(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"),
+                nbformat.v4.new_code_cell("a = None  # a comment papermill cannot parse\nb: int = 2\nc, d = 3, 4\n"
+                                          "# e = 5\n", metadata={"tags": ["parameters"]})]
+    p = tmp_path / "n.ipynb"
+    nbformat.write(nb, str(p))
+    assert run.parameter_names(p) == {"a", "b", "c", "d"}

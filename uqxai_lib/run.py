@@ -255,16 +255,38 @@ def _prepare(source: pathlib.Path, tmpdir: pathlib.Path) -> pathlib.Path:
     return out
 
 
+def parameter_names(nb_path: pathlib.Path) -> set[str] | None:
+    """Names assigned at top level of the ``parameters`` cell (None if it cannot be parsed)."""
+    import ast
+
+    import nbformat
+
+    nb = nbformat.read(str(nb_path), as_version=4)
+    for cell in nb.cells:
+        if "parameters" in (cell.metadata.get("tags") or []):
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError:
+                return None
+            names: set[str] = set()
+            for node in tree.body:
+                targets = node.targets if isinstance(node, ast.Assign) else \
+                    [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+                for t in targets:
+                    for n in ast.walk(t):
+                        if isinstance(n, ast.Name):
+                            names.add(n.id)
+            return names
+    return None
+
+
 def _check_known_parameters(nb_path: pathlib.Path, params: dict, name: str) -> None:
     """Profile keys must exist in the notebook's parameters cell (catches typos in profile files)."""
-    import papermill
-
-    try:
-        known = set(papermill.inspect_notebook(str(nb_path)))
-    except Exception:  # inference failed: let papermill inject anyway
+    known = parameter_names(nb_path)
+    if known is None:
         return
-    unknown = sorted(set(params) - known - set(RESERVED))
-    if known and unknown:
+    unknown = sorted(set(params) - known)
+    if unknown:
         raise ValueError(f"profile of {name!r} sets {unknown}, which its parameters cell does not define; "
                          f"fix uqxai_lib/profiles/{name}.yaml or the notebook")
 
