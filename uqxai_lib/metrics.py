@@ -456,7 +456,7 @@ def sue(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | None = None)
         raise ValueError(f"sue: with ndim_spatial={nd}, maps {tuple(maps.shape)} is not [S, B, *spatial]")
     if maps.is_floating_point() and bool(maps.isnan().any()):
         raise ValueError("sue: maps contain NaN")
-    regions = _flat(binarize(maps, ("quantile", quantile), ndim_spatial=nd), 1)  # [S, B, n]
+    regions = _flat(binarize(maps, ("quantile", quantile), ndim_spatial=nd), nd)  # [S, B, n]
     n = regions.shape[-1]
     # counts are exact in float32 below 2**24 positions; the ratios are formed in float64
     cd = torch.float32 if n < 2**24 else _work_dtype(maps)
