@@ -160,3 +160,61 @@ def test_nstdb_records_are_used_when_present(tmp_path, x):
 def test_load_nstdb_returns_none_without_records(tmp_path):
     assert load_nstdb(None) is None
     assert load_nstdb(tmp_path) is None
+
+
+# ----------------------------------------------------------------------------- SUE study helpers
+from uqxai_lib.perturb import PerturbationSUE, correctness, majority_vote  # noqa: E402
+
+
+def test_majority_vote_counts_draws_and_breaks_ties_with_the_clean_prediction():
+    draws = torch.tensor([[0, 1, 1, 0], [0, 1, 0, 1], [1, 1, 0, 0]])  # [S=3, B=4]
+    clean = torch.tensor([1, 0, 1, 1])
+    assert majority_vote(draws, clean, 2).tolist() == [0, 1, 0, 0]
+    tie = torch.tensor([[0, 2], [1, 2], [2, 0], [1, 0]])  # window 0: 1 twice, 0/2 once -> 1
+    assert majority_vote(tie, torch.tensor([0, 2]), 3).tolist() == [1, 2]
+
+
+def test_correctness_definitions_clean_versus_majority():
+    r = PerturbationSUE("gaussian", 10.0, torch.zeros(3, 2, 5), torch.ones(2), torch.tensor([1, 0]),
+                        torch.tensor([[0, 0], [0, 0], [1, 0]]), torch.tensor([0, 0]), torch.tensor([2 / 3, 0.0]))
+    y = torch.tensor([1, 0])
+    assert correctness(r, y, "clean").tolist() == [True, True]
+    assert correctness(r, y, "majority").tolist() == [False, True]
+    with pytest.raises(ValueError, match="'clean' or 'majority'"):
+        correctness(r, y, "vote")
+
+
+def _tiny_model():
+    from uqxai_lib.models.cnn_bilstm import CNNBiLSTM
+
+    torch.manual_seed(0)
+    return CNNBiLSTM(channels=(4, 8, 8), hidden=8).eval()
+
+
+def test_perturbation_sue_shapes_targets_and_reproducibility(x):
+    pytest.importorskip("uqxai_lib.samplers")
+    pytest.importorskip("uqxai_lib.metrics")
+    from uqxai_lib.perturb import perturbation_sue
+
+    m = _tiny_model()
+    xs = x[:6]
+    a = perturbation_sue(m, xs, m.cam_layer_name, "powerline", 5.0, 4, seed=3, chunk=4)
+    b = perturbation_sue(m, xs, m.cam_layer_name, "powerline", 5.0, 4, seed=3, chunk=4)
+    assert a.maps.shape == (4, 6, 125) and a.sue.shape == (6,) and a.draw_pred.shape == (4, 6)
+    assert torch.equal(a.sue, b.sue) and torch.equal(a.maps, b.maps)
+    assert bool(((a.sue >= 0) & (a.sue <= 1)).all())
+    with torch.no_grad():
+        assert torch.equal(a.clean_pred, m(xs).argmax(1))
+    assert torch.allclose(a.flip_rate, (a.draw_pred != a.clean_pred).float().mean(0))
+
+
+def test_sue_is_one_when_the_noise_is_negligible(x):
+    pytest.importorskip("uqxai_lib.samplers")
+    pytest.importorskip("uqxai_lib.metrics")
+    from uqxai_lib.perturb import sue_study
+
+    m = _tiny_model()
+    out = sue_study(m, x[:4], m.cam_layer_name, ("gaussian", "electrode"), 80.0, 3, seed=0)
+    for r in out.values():
+        assert torch.allclose(r["sue"], torch.ones(4), atol=1e-6)
+        assert float(r["flip_rate"].sum()) == 0.0

@@ -142,3 +142,10 @@ def test_spurious_parameter_default_off():
 def test_bad_arguments_raise_data_error(kwargs):
     with pytest.raises(DataError):
         make_synthetic_derm(**{"n_lesions": 5, **kwargs})
+
+
+def test_grouped_split_with_the_same_seed_spreads_malignant_lesions():
+    # regression: the label permutation must not equal group_split's group permutation
+    d = make_synthetic_derm(n_lesions=300, images_per_lesion=1, size=16, seed=0)
+    shares = [d.y[p].float().mean().item() for p in group_split(d.group, [0.6, 0.2, 0.2], seed=0)]
+    assert all(0.08 < s < 0.35 for s in shares), shares

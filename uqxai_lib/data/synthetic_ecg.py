@@ -113,18 +113,18 @@ def _subject_params(n_subjects: int, n_cad: int, mild_fraction: float, g: torch.
         "p_amp": _u(g, n_subjects, 0.06, 0.2),
         "q_amp": _u(g, n_subjects, 0.0, 0.15),
         "s_amp": _u(g, n_subjects, 0.05, 0.35),
-        "t_base": _u(g, n_subjects, 0.18, 0.40),
+        "t_base": _u(g, n_subjects, 0.30, 0.40),
         "noise": _u(g, n_subjects, 0.005, 0.03),  # mV
         "wander": _u(g, n_subjects, 0.0, 0.1),  # mV
     }
     # ST depression (fraction of R, positive = depressed) and T-wave factor (1 = normal, <0 inverted)
-    st = _u(g, n_subjects, -0.02, 0.035)
-    tf = _u(g, n_subjects, 0.7, 1.3)
+    st = _u(g, n_subjects, -0.02, 0.025)
+    tf = _u(g, n_subjects, 0.85, 1.3)
     mild, marked = severity == 1, severity == 2
     st[mild] = _u(g, int(mild.sum()), 0.035, 0.10)
     tf[mild] = _u(g, int(mild.sum()), 0.3, 0.8)
-    st[marked] = _u(g, int(marked.sum()), 0.07, 0.25)
-    tf[marked] = _u(g, int(marked.sum()), -0.8, 0.5)
+    st[marked] = _u(g, int(marked.sum()), 0.08, 0.25)
+    tf[marked] = _u(g, int(marked.sum()), -0.8, 0.4)
     p["st_dep"], p["t_factor"] = st, tf
     return p
 
@@ -226,8 +226,8 @@ def make_synthetic_ecg(
     w = {k: v[subj] for k, v in sp.items() if v.dtype == torch.float64}
     w["rr"] = w["rr"] * (1.0 + 0.04 * _n(g, n))  # window-to-window heart-rate change
     w["amp"] = w["amp"] * (1.0 + 0.05 * _n(g, n))
-    w["st_dep"] = w["st_dep"] + 0.012 * _n(g, n)
-    w["t_factor"] = w["t_factor"] + 0.08 * _n(g, n)
+    w["st_dep"] = w["st_dep"] + 0.01 * _n(g, n)
+    w["t_factor"] = w["t_factor"] + 0.06 * _n(g, n)
     w["offset"] = 0.2 * _n(g, n)
     sig, mask = _render(w, n_samples, fs, g)
     data = LabeledArrays(

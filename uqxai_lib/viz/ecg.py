@@ -59,29 +59,13 @@ def table_rows(sue: Mapping[str, Tensor], correct: Mapping[str, Tensor]) -> dict
 
     rows = {}
     for kind, s in sue.items():
-        c = torch.as_tensor(correct[kind]).bool()
-        if c.all() or (~c).all():
-            g = _one_sided(s, c)
-        else:
-            g = metrics.compare_groups(s, c, higher_in="a").as_dict()
+        g = metrics.compare_groups(s, torch.as_tensor(correct[kind]).bool(), higher_in="a").as_dict()
         rows[kind] = {
             "sue_correct_mean": float(g["mean_a"]), "sue_correct_sd": float(g["sd_a"]), "n_correct": int(g["n_a"]),
             "sue_mis_mean": float(g["mean_b"]), "sue_mis_sd": float(g["sd_b"]), "n_mis": int(g["n_b"]),
             "mwu_p": float(g["mwu_p"]), "auroc": float(g["auroc"]),
         }
     return rows
-
-
-def _one_sided(s: Tensor, c: Tensor) -> dict:
-    s = torch.as_tensor(s, dtype=torch.float64)
-
-    def stats(v):
-        return (float(v.mean()) if len(v) else float("nan"),
-                float(v.std(unbiased=True)) if len(v) > 1 else float("nan"), int(len(v)))
-
-    ma, sa, na = stats(s[c])
-    mb, sb, nb = stats(s[~c])
-    return dict(mean_a=ma, sd_a=sa, n_a=na, mean_b=mb, sd_b=sb, n_b=nb, mwu_p=float("nan"), auroc=float("nan"))
 
 
 def sue_table(rows: Mapping[str, Mapping[str, float]], *, paper: bool = True, digits: int = 3) -> pd.DataFrame:
@@ -210,6 +194,8 @@ def plot_fidelity(mass: Tensor, y: Tensor, chance: float, ax=None, classes=("hea
     """Share of Grad-CAM mass inside the ST–T mask by class, with the mask's share of samples (chance)."""
     fig, ax = _fig_ax(ax, figsize=(3.6, 3.0))
     m, yy = to_numpy(mass).astype(float), to_numpy(y).astype(int)
+    ok = np.isfinite(m)  # all-zero maps have no mass to place
+    m, yy = m[ok], yy[ok]
     group_distributions({c: m[yy == i] for i, c in enumerate(classes) if (yy == i).any()}, ax=ax, kind="box",
                         ylabel="Grad-CAM mass in ST–T mask")
     ax.axhline(chance, color="tab:red", ls="--", lw=1)
