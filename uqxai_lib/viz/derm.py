@@ -1,0 +1,370 @@
+"""Dermoscopy chapter (``derm_vic``): Rashomon sweep, Variable Importance Cloud (VIC), fidelity.
+
+Study helpers (pure tensor / pandas functions) and the chapter's figures. The VIC of an image is
+built from the Grad-CAM++ maps of the *kept* pruned models ``maps [S, B, h, w]`` (layer
+resolution):
+
+1. each map is min-max normalised to [0, 1] (every nearly-optimal model gets the same vote);
+2. consensus = mean over models (the VIC map), variability = population SD over models;
+3. for fidelity, a map is upsampled bilinearly to the image size, min-max normalised again and
+   binarised with one stated rule (default: pixels >= 50 % of the map's maximum), then compared
+   with the lesion mask by IoU and Dice.
+
+For one binarised map and one mask, ``Dice = 2 IoU / (1 + IoU)`` exactly; as this function is
+concave, the *mean* Dice over images is at most ``2 m / (1 + m)`` for a mean IoU ``m``
+(Jensen), see :func:`dice_upper_bound`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "POSTER",
+    "normalized_stack",
+    "vic_and_variability",
+    "binarize_maps",
+    "fidelity_scores",
+    "per_model_fidelity",
+    "dice_from_iou",
+    "dice_upper_bound",
+    "paired_wilcoxon",
+    "fidelity_table",
+    "relative_losses",
+    "prune_ratio_sweep",
+    "suggest_ratio",
+    "plot_relative_losses",
+    "plot_sweep",
+    "plot_vic_examples",
+    "plot_model_fidelity",
+    "vic_frame",
+    "display_image",
+]
+
+#: The VIC poster's reported numbers (their HAM10000 run), shown beside ours, labelled as theirs.
+POSTER = {"prune_ratio": 0.6, "iou_optimal": 0.385, "iou_vic": 0.408, "dice_optimal": 0.878, "dice_vic": 0.923}
+
+#: Default binarisation rule for fidelity (see :func:`binarize_maps`).
+DEFAULT_RULE = ("fraction_of_max", 0.5)
+
+
+# ----------------------------------------------------------------------------- VIC maps
+def normalized_stack(maps: Tensor) -> Tensor:
+    """Min-max normalise every map of a stack ``[S, B, *spatial]`` (or ``[B, *spatial]``) over its spatial dims.
+
+    Spatial dims are the last two.
+    """
+    from uqxai_lib.saliency import normalize
+
+    return normalize(maps, ndim_spatial=2)
+
+
+def vic_and_variability(maps: Tensor) -> tuple[Tensor, Tensor]:
+    """VIC (consensus = mean) and variability (population SD) of normalised maps ``[S, B, h, w]``.
+
+    >>> m = torch.stack([torch.tensor([[[0., 1.], [0., 0.]]]), torch.tensor([[[0., 0.], [0., 1.]]])])
+    >>> vic, var = vic_and_variability(m)
+    >>> vic.tolist(), var.tolist()
+    ([[[0.0, 0.5], [0.0, 0.5]]], [[[0.0, 0.5], [0.0, 0.5]]])
+    """
+    from uqxai_lib import aggregate
+
+    if maps.ndim != 4:
+        raise ValueError(f"maps must be [S, B, h, w], got shape {tuple(maps.shape)}")
+    m = normalized_stack(maps)
+    return aggregate.consensus(m), aggregate.variability(m)
+
+
+# ----------------------------------------------------------------------------- fidelity
+def binarize_maps(maps: Tensor, size: int | tuple[int, int], rule: Any = DEFAULT_RULE) -> Tensor:
+    """Upsample maps ``[..., h, w]`` to ``size``, min-max normalise each, binarise with ``rule``.
+
+    ``rule`` is passed to :func:`uqxai_lib.metrics.binarize` (``"otsu"``, ``("quantile", q)`` or
+    ``("fraction_of_max", t)``). Returns bool ``[..., H, W]``.
+    """
+    from uqxai_lib import metrics
+    from uqxai_lib.saliency import normalize, upsample
+
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    m = normalize(upsample(maps, size), ndim_spatial=2)
+    return metrics.binarize(m, rule if not isinstance(rule, list) else tuple(rule))
+
+
+def fidelity_scores(maps: Tensor, masks: Tensor, rule: Any = DEFAULT_RULE) -> dict[str, Tensor]:
+    """Per-image IoU and Dice of binarised maps ``[B, h, w]`` against lesion masks ``[B, H, W]``."""
+    from uqxai_lib import metrics
+
+    pred = binarize_maps(maps, tuple(masks.shape[-2:]), rule)
+    masks = masks.to(pred.device).bool()
+    return {"iou": metrics.iou(pred, masks).float(), "dice": metrics.dice(pred, masks).float()}
+
+
+def per_model_fidelity(maps: Tensor, masks: Tensor, rule: Any = DEFAULT_RULE, *, chunk: int = 16) -> dict[str, Tensor]:
+    """Mean IoU and Dice over images of every model in a stack ``[S, B, h, w]`` -> ``{"iou": [S], "dice": [S]}``.
+
+    Works ``chunk`` models at a time (upsampled stacks can be large).
+    """
+    ious, dices = [], []
+    for s0 in range(0, maps.shape[0], chunk):
+        part = maps[s0 : s0 + chunk]
+        f = fidelity_scores(part.reshape(-1, *part.shape[-2:]), masks.repeat(len(part), 1, 1), rule)
+        ious.append(f["iou"].view(len(part), -1).mean(1))
+        dices.append(f["dice"].view(len(part), -1).mean(1))
+    return {"iou": torch.cat(ious), "dice": torch.cat(dices)}
+
+
+def dice_from_iou(iou: Tensor | float) -> Tensor | float:
+    """Dice of one binarised map from its IoU: ``2 IoU / (1 + IoU)``.
+
+    >>> round(dice_from_iou(0.385), 4)
+    0.5560
+    """
+    return 2 * iou / (1 + iou)
+
+
+def dice_upper_bound(mean_iou: float) -> float:
+    """Largest possible mean Dice for a given mean IoU (Jensen: Dice = 2x/(1+x) is concave).
+
+    >>> round(dice_upper_bound(0.385), 3), round(dice_upper_bound(0.408), 3)
+    (0.556, 0.58)
+    """
+    return float(dice_from_iou(float(mean_iou)))
+
+
+def paired_wilcoxon(a: Tensor | Sequence[float], b: Tensor | Sequence[float]) -> float:
+    """Two-sided paired Wilcoxon signed-rank p-value (``scipy.stats.wilcoxon``); NaN if all pairs tie."""
+    from scipy.stats import wilcoxon
+
+    a = np.asarray(torch.as_tensor(a, dtype=torch.float64).cpu())
+    b = np.asarray(torch.as_tensor(b, dtype=torch.float64).cpu())
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples differ in length: {a.shape} vs {b.shape}")
+    if len(a) == 0 or np.all(a == b):
+        return float("nan")
+    return float(wilcoxon(a, b, zero_method="wilcox", alternative="two-sided").pvalue)
+
+
+def fidelity_table(optimal: Mapping[str, Tensor], vic: Mapping[str, Tensor], *, theirs: Mapping[str, float] = POSTER):
+    """Poster Fig. 3 as a table: mean +- SD and n of IoU / Dice for the optimal model and VIC,
+    paired Wilcoxon p, the Jensen bound, and the poster's values labelled as theirs.
+
+    Returns a pandas DataFrame indexed by metric.
+    """
+    import pandas as pd
+
+    rows = []
+    for metric in ("iou", "dice"):
+        a, b = optimal[metric].double(), vic[metric].double()
+        rows.append(
+            {
+                "metric": "IoU" if metric == "iou" else "Dice",
+                "optimal (ours)": f"{a.mean():.3f} ± {a.std(unbiased=True):.3f}",
+                "VIC (ours)": f"{b.mean():.3f} ± {b.std(unbiased=True):.3f}",
+                "n": int(len(a)),
+                "Wilcoxon p (ours)": f"{paired_wilcoxon(a, b):.3g}",
+                "optimal (poster, theirs)": theirs[f"{metric}_optimal"],
+                "VIC (poster, theirs)": theirs[f"{metric}_vic"],
+            }
+        )
+    df = pd.DataFrame(rows).set_index("metric")
+    return df
+
+
+# ----------------------------------------------------------------------------- Rashomon sweep
+def relative_losses(rset) -> Tensor:
+    """Mean validation loss of each pruned model divided by the unpruned model's (``rset.losses / rset.base_loss``)."""
+    return rset.losses.double() / float(rset.base_loss)
+
+
+def prune_ratio_sweep(
+    model, layer, x_val: Tensor, y_val: Tensor, ratios: Sequence[float], *, k: int, epsilon: float,
+    seed: int, head=None, class_weight=None,
+):
+    """Sample ``k`` pruned models at every ratio; summarise their relative validation loss.
+
+    Calls :func:`uqxai_lib.samplers.rashomon` once per ratio, with a generator seeded from
+    ``seed`` and the ratio's index. Returns ``(table, sets)``: a DataFrame with columns ``ratio,
+    rel_loss_median, rel_loss_q05, rel_loss_q25, rel_loss_q75, rel_loss_q95, n_kept, n_candidates``
+    and a dict ``ratio -> RashomonSet``.
+    """
+    import pandas as pd
+
+    from uqxai_lib import samplers
+
+    rows, sets = [], {}
+    for i, r in enumerate(ratios):
+        g = torch.Generator().manual_seed(int(seed) * 1009 + i)
+        rset = samplers.rashomon(
+            model, layer, x_val, y_val, k=k, prune_ratio=float(r), epsilon=epsilon, generator=g,
+            head=head, class_weight=class_weight,
+        )
+        rel = relative_losses(rset).cpu()
+        q = torch.quantile(rel, torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95], dtype=rel.dtype))
+        rows.append(
+            {
+                "ratio": float(r), "rel_loss_median": float(q[2]), "rel_loss_q05": float(q[0]),
+                "rel_loss_q25": float(q[1]), "rel_loss_q75": float(q[3]), "rel_loss_q95": float(q[4]),
+                "n_kept": int(rset.kept.sum()), "n_candidates": int(len(rset.kept)),
+            }
+        )
+        sets[float(r)] = rset
+    return pd.DataFrame(rows), sets
+
+
+def suggest_ratio(table, epsilon: float) -> float | None:
+    """Largest ratio whose *median* relative loss is within ``1 + epsilon`` (so at least half of
+    the candidates are nearly optimal), or None if no ratio qualifies."""
+    ok = table[table["rel_loss_median"] <= 1 + epsilon]
+    return None if ok.empty else float(ok["ratio"].max())
+
+
+# ----------------------------------------------------------------------------- figures
+def display_image(x: Tensor) -> np.ndarray:
+    """A normalised image ``[3, H, W]`` as an RGB array ``[H, W, 3]`` in [0, 1]."""
+    from uqxai_lib.data.synthetic_derm import denormalize
+
+    return denormalize(x[None].detach().cpu().float())[0].permute(1, 2, 0).numpy()
+
+
+def plot_relative_losses(rel: Tensor, *, epsilon: float, ratio: float, ax=None):
+    """Histogram of the candidates' relative validation losses at one prune ratio, with ``1 + epsilon``."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.6, 2.6))
+    else:
+        fig = ax.figure
+    v = torch.as_tensor(rel).detach().cpu().double().numpy()
+    keep = v <= 1 + epsilon
+    bins = np.linspace(min(v.min(), 1.0) - 1e-9, max(v.max(), 1 + epsilon) + 1e-9, 31)
+    ax.hist(v[keep], bins=bins, color="C0", label=f"kept ({int(keep.sum())})")
+    ax.hist(v[~keep], bins=bins, color="0.7", label=f"dropped ({int((~keep).sum())})")
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.axvline(1 + epsilon, color="k", ls="--", lw=0.8, label=f"1 + ε = {1 + epsilon:g}")
+    ax.set_xlabel(f"validation loss / optimum (r = {ratio:g})")
+    ax.set_ylabel("candidates")
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep(table, *, epsilon: float, poster_ratio: float = 0.6, suggested: float | None = None, ax=None):
+    """Poster Fig. 2: relative loss (median, 25-75 % and 5-95 % bands) and number kept vs prune ratio."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.0, 3.4))
+    else:
+        fig = ax.figure
+    r = table["ratio"].to_numpy()
+    ax.fill_between(r, table["rel_loss_q05"], table["rel_loss_q95"], color="C0", alpha=0.15, lw=0, label="5–95 %")
+    ax.fill_between(r, table["rel_loss_q25"], table["rel_loss_q75"], color="C0", alpha=0.3, lw=0, label="25–75 %")
+    ax.plot(r, table["rel_loss_median"], "o-", color="C0", ms=3, label="median")
+    ax.axhline(1 + epsilon, color="k", ls="--", lw=0.8, label=f"1 + ε = {1 + epsilon:g}")
+    ax.axvline(poster_ratio, color="C3", ls=":", lw=1.2, label=f"poster's r = {poster_ratio:g}")
+    if suggested is not None:
+        ax.axvline(suggested, color="C2", ls="-.", lw=1.2, label=f"ours: r = {suggested:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("prune ratio r (share of last-layer channels masked)")
+    ax.set_ylabel("validation loss / optimum")
+    ax2 = ax.twinx()
+    ax2.plot(r, table["n_kept"], "s-", color="C1", ms=3, lw=1, label="kept models")
+    ax2.set_ylabel("models kept (of %d)" % int(table["n_candidates"].iloc[0]), color="C1")
+    ax2.set_ylim(0, int(table["n_candidates"].max()) * 1.05)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, frameon=False, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def _show_map(ax, image: np.ndarray | None, m: Tensor, size: tuple[int, int], cmap: str, title: str | None, vmax=None):
+    from uqxai_lib.saliency import upsample
+
+    a = upsample(m.detach().cpu().float()[None], size)[0].numpy()
+    if image is not None:
+        ax.imshow(image)
+        ax.imshow(a, cmap=cmap, alpha=0.5, vmin=0, vmax=vmax if vmax is not None else max(float(a.max()), 1e-12))
+    else:
+        ax.imshow(a, cmap=cmap, vmin=0, vmax=vmax if vmax is not None else max(float(a.max()), 1e-12))
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def plot_vic_examples(
+    x: Tensor, masks: Tensor, optimal: Tensor, variability: Tensor, vic: Tensor, *,
+    row_labels: Sequence[str] | None = None, size: float = 1.9,
+):
+    """Poster Fig. 4: one row per image — input, ground-truth mask, Grad-CAM++ of the optimal
+    model, variability across kept models, VIC. Maps at layer resolution are upsampled."""
+    import matplotlib.pyplot as plt
+
+    n = len(x)
+    hw = tuple(x.shape[-2:])
+    fig, axes = plt.subplots(n, 5, figsize=(5 * size, n * size), squeeze=False)
+    cols = ["input", "ground truth", "Grad-CAM++ (optimal)", "variability (SD)", "VIC (mean)"]
+    for i in range(n):
+        img = display_image(x[i])
+        ax = axes[i]
+        ax[0].imshow(img)
+        ax[0].set_axis_off()
+        ax[1].imshow(masks[i].cpu().numpy(), cmap="gray")
+        ax[1].set_axis_off()
+        from uqxai_lib.saliency import normalize
+
+        _show_map(ax[2], img, normalize(optimal[i : i + 1], 2)[0], hw, "jet", None, vmax=1.0)
+        _show_map(ax[3], None, variability[i], hw, "magma", None)
+        _show_map(ax[4], img, vic[i], hw, "jet", None, vmax=1.0)
+        if row_labels is not None:
+            ax[0].text(-0.05, 0.5, row_labels[i], transform=ax[0].transAxes, rotation=90,
+                       ha="right", va="center", fontsize=8)
+    for j, c in enumerate(cols):
+        axes[0, j].set_title(c, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_model_fidelity(per_model: Mapping[str, Tensor], optimal: Mapping[str, float], vic: Mapping[str, float]):
+    """Poster Fig. 3 (left): distribution over kept models of their mean IoU / Dice, with the
+    optimal model and the VIC marked."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8))
+    for ax, metric, name in zip(axes, ("iou", "dice"), ("IoU", "Dice")):
+        v = per_model[metric].detach().cpu().numpy()
+        ax.hist(v, bins=min(30, max(5, len(v) // 4)), color="0.7", label=f"{len(v)} kept models")
+        ax.axvline(float(optimal[metric]), color="C3", lw=1.5, label="optimal model")
+        ax.axvline(float(vic[metric]), color="C0", lw=1.5, ls="--", label="VIC")
+        ax.set_xlabel(f"mean {name} vs lesion mask")
+        ax.set_ylabel("models")
+    axes[0].legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def vic_frame(x: Tensor, vic: Tensor | None, variability: Tensor | None, *, n_kept: int, n_candidates: int,
+              ratio: float, epsilon: float | None = None):
+    """One widget frame: image with VIC overlay, variability, and the number of kept models."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(4.6, 2.5))
+    img = display_image(x)
+    hw = tuple(x.shape[-2:])
+    if vic is None or n_kept == 0:
+        for ax in axes:
+            ax.imshow(img)
+            ax.set_axis_off()
+        axes[1].text(0.5, 0.5, "no model kept", ha="center", va="center", transform=axes[1].transAxes,
+                     color="w", fontsize=10, bbox=dict(facecolor="k", alpha=0.6))
+    else:
+        _show_map(axes[0], img, vic, hw, "jet", "VIC", vmax=1.0)
+        _show_map(axes[1], None, variability, hw, "magma", "variability (SD)", vmax=0.5)
+    eps = "" if epsilon is None else f", ε = {epsilon:g}"
+    fig.suptitle(f"r = {ratio:g}{eps}: {n_kept} of {n_candidates} models kept", fontsize=9)
+    fig.tight_layout()
+    return fig
