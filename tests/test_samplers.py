@@ -4,7 +4,6 @@ and memory guarantees."""
 from __future__ import annotations
 
 import gc
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -243,14 +242,12 @@ def test_thousand_calls_leave_no_hooks_and_no_memory_growth():
     for _ in range(50):  # warm-up
         samplers.mc_dropout(model, x, "block", 2, generator=g)
     gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.take_snapshot()
+    before = len(gc.get_objects())  # live gc-tracked objects (tracemalloc would make this 6x slower)
     for _ in range(1000):
         samplers.mc_dropout(model, x, "block", 2, generator=g)
     gc.collect()
-    growth = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
-    tracemalloc.stop()
-    assert growth < 256 * 1024, f"python heap grew by {growth} bytes over 1000 calls"
+    growth = len(gc.get_objects()) - before
+    assert growth < 200, f"{growth} more live Python objects after 1000 calls (a leak)"
     assert all(not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks for m in model.modules())
     assert all(not m.training for m in model.modules())
 
