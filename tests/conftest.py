@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import matplotlib
 import pytest
 
 matplotlib.use("Agg")
+sys.path.insert(0, str(Path(__file__).parent))  # tests/_support.py
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from _support import randomise_bn
+
 from uqxai_lib import saliency
 
 torch.set_num_threads(2)
@@ -23,24 +25,14 @@ def _seeded(fn, seed=0):
     return fn()
 
 
-def _randomise_bn(model: nn.Module, seed: int = 1) -> nn.Module:
-    """Give BatchNorm layers non-trivial running statistics so eval mode is not an identity."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
-    return model
-
-
 @pytest.fixture(scope="module")
 def resnet18():
-    return _randomise_bn(_seeded(lambda: torchvision.models.resnet18(weights=None, num_classes=5))).eval()
+    return randomise_bn(_seeded(lambda: torchvision.models.resnet18(weights=None, num_classes=5))).eval()
 
 
 @pytest.fixture(scope="module")
 def densenet121():
-    return _randomise_bn(_seeded(lambda: torchvision.models.densenet121(weights=None, num_classes=4))).eval()
+    return randomise_bn(_seeded(lambda: torchvision.models.densenet121(weights=None, num_classes=4))).eval()
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +135,7 @@ class ConvBiLSTM(nn.Module):
 def test_1d_grad_cam_equals_captum_layer_grad_cam_on_conv_bilstm():
     from captum.attr import LayerGradCam
 
-    model = _randomise_bn(_seeded(ConvBiLSTM)).eval()
+    model = randomise_bn(_seeded(ConvBiLSTM)).eval()
     x = torch.randn(4, 1, 120, generator=torch.Generator().manual_seed(5))
     target = torch.tensor([0, 1, 1, 0])
     theirs = LayerGradCam(model, model.conv).attribute(x, target=target, relu_attributions=True)

@@ -11,18 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _support import randomise_bn
+
 from uqxai_lib import saliency, samplers
 
 torch.set_num_threads(2)
-
-
-def _randomise_bn(model: nn.Module, seed: int = 1) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
-    return model
 
 
 class MCNet(nn.Module):
@@ -69,7 +62,7 @@ class Masked(nn.Module):
 
 def _seeded(cls, seed=0, **kw):
     torch.manual_seed(seed)
-    return _randomise_bn(cls(**kw)).eval()
+    return randomise_bn(cls(**kw)).eval()
 
 
 @pytest.fixture
