@@ -218,3 +218,52 @@ def test_sue_is_one_when_the_noise_is_negligible(x):
     for r in out.values():
         assert torch.allclose(r["sue"], torch.ones(4), atol=1e-6)
         assert float(r["flip_rate"].sum()) == 0.0
+
+
+def test_draw_inputs_reproduce_the_inputs_perturbation_sue_explained(x):
+    from uqxai_lib import saliency
+    from uqxai_lib.perturb import draw_inputs, perturbation_sue
+
+    m = _tiny_model()
+    xs = x[:5]
+    r = perturbation_sue(m, xs, m.cam_layer_name, "electrode", 3.0, 3, seed=7, chunk=2)
+    inputs = draw_inputs(xs, "electrode", 3.0, 3, seed=7, chunk=2)
+    assert inputs.shape == (3, 5, 1, 500)
+    with torch.no_grad():
+        pred = torch.stack([m(v).argmax(1) for v in inputs])
+    assert torch.equal(pred, r.draw_pred)
+    # the maps are the Grad-CAM maps of exactly these inputs, for the clean prediction
+    maps = torch.stack([saliency.grad_cam(m, v, m.cam_layer_name, target=r.clean_pred) for v in inputs])
+    assert torch.allclose(maps, r.maps, atol=1e-5)
+    noise_part = (inputs - xs[None]).flatten(0, 1)
+    assert torch.allclose(snr_db(xs.repeat(3, 1, 1), noise_part), torch.full((15,), 3.0, dtype=torch.float64),
+                          atol=0.1)
+
+
+def test_sue_sweep_records_equal_perturbation_sue_at_their_seed(x):
+    from uqxai_lib.perturb import perturbation_sue, sue_sweep, sweep_seed
+
+    m = _tiny_model()
+    xs = x[:4]
+    recs = sue_sweep(m, xs, m.cam_layer_name, ("gaussian", "baseline"), (0.0, 20.0), 3, seed=5)
+    assert [(r["kind"], r["snr_db"]) for r in recs] == [
+        ("gaussian", 0.0), ("baseline", 0.0), ("gaussian", 20.0), ("baseline", 20.0)]
+    assert len({r["seed"] for r in recs}) == 4 and all("maps" not in r for r in recs)
+    r = recs[3]
+    assert r["seed"] == sweep_seed(5, 1, 1)
+    ref = perturbation_sue(m, xs, m.cam_layer_name, "baseline", 20.0, 3, seed=r["seed"])
+    assert torch.equal(r["sue"], ref.sue) and torch.equal(r["draw_pred"], ref.draw_pred)
+    kept = sue_sweep(m, xs[:1], m.cam_layer_name, ("gaussian",), (10.0,), 2, seed=0, keep_maps=True)
+    assert kept[0]["maps"].shape == (2, 1, 125)
+
+
+def test_sue_sweep_bad_arguments_raise(x):
+    from uqxai_lib.perturb import sue_sweep
+
+    m = _tiny_model()
+    with pytest.raises(ValueError, match="unknown perturbation kind"):
+        sue_sweep(m, x[:1], m.cam_layer_name, ("thermal",), (10.0,), 2)
+    with pytest.raises(ValueError, match="snrs is empty"):
+        sue_sweep(m, x[:1], m.cam_layer_name, ("gaussian",), (), 2)
+    with pytest.raises(ValueError, match="snr_db must be finite"):
+        sue_sweep(m, x[:1], m.cam_layer_name, ("gaussian",), (float("nan"),), 2)

@@ -56,6 +56,9 @@ __all__ = [
     "perturbation_sue",
     "majority_vote",
     "correctness",
+    "sue_study",
+    "sue_sweep",
+    "draw_inputs",
 ]
 
 PERTURBATIONS = ("gaussian", "powerline", "baseline", "electrode")
@@ -429,3 +432,83 @@ def sue_study(
         snr = snr_db[kind] if isinstance(snr_db, Mapping) else snr_db
         out[kind] = perturbation_sue(model, x, layer, kind, snr, draws, seed=seed + i, **kw)._asdict()
     return out
+
+
+def sweep_seed(seed: int, i_kind: int, j_snr: int) -> int:
+    """Seed of the draws of kind number ``i_kind`` at SNR number ``j_snr`` in :func:`sue_sweep`.
+
+    >>> sweep_seed(0, 1, 2)
+    304
+    """
+    return int(seed) + 101 * (int(j_snr) + 1) + int(i_kind)
+
+
+def sue_sweep(
+    model: torch.nn.Module,
+    x: Tensor,
+    layer: torch.nn.Module | str,
+    kinds: tuple[str, ...] = PERTURBATIONS,
+    snrs: tuple[float, ...] = (0.0, 10.0, 20.0),
+    draws: int = 10,
+    *,
+    seed: int = 0,
+    keep_maps: bool = False,
+    **kw,
+) -> list[dict]:
+    """:func:`perturbation_sue` for every (kind, SNR) pair: SUE against SNR, one record per pair.
+
+    Each record is the plain-dict form of :class:`PerturbationSUE` plus ``seed`` (from
+    :func:`sweep_seed`, so :func:`draw_inputs` can reproduce the perturbed inputs); ``maps`` is
+    dropped unless ``keep_maps`` (the stacks of a long sweep are large). Records are ordered SNR by
+    SNR, kinds within.
+
+    >>> from torch import nn
+    >>> m = nn.Sequential(nn.Conv1d(1, 2, 5), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(2, 2)).eval()
+    >>> recs = sue_sweep(m, torch.randn(3, 1, 64), "1", ("gaussian",), (0.0, 20.0), 3, seed=0)
+    >>> [(r["kind"], r["snr_db"], tuple(r["sue"].shape)) for r in recs]
+    [('gaussian', 0.0, (3,)), ('gaussian', 20.0, (3,))]
+    """
+    for k in kinds:
+        _check_kind(k)
+    snrs = [_check_snr(s) for s in snrs]
+    if not snrs:
+        raise ValueError("snrs is empty; give at least one SNR in dB")
+    out = []
+    for j, snr in enumerate(snrs):
+        for i, kind in enumerate(kinds):
+            s = sweep_seed(seed, i, j)
+            rec = perturbation_sue(model, x, layer, kind, snr, draws, seed=s, **kw)._asdict()
+            if not keep_maps:
+                rec.pop("maps")
+            rec["seed"] = s
+            out.append(rec)
+    return out
+
+
+def draw_inputs(
+    x: Tensor,
+    kind: str,
+    snr_db: float,
+    draws: int,
+    *,
+    seed: int,
+    fs: float = 250.0,
+    chunk: int = 128,
+    nstdb: Mapping[str, Tensor] | None = None,
+) -> Tensor:
+    """The perturbed inputs ``[S, B, C, L]`` that :func:`perturbation_sue` explained with the same
+    arguments (same ``seed``, ``fs``, ``chunk``, ``nstdb``): draw ``s`` of window ``b`` is
+    ``result[s, b]``. Used to show the noisy trace beside its maps.
+
+    >>> x = torch.randn(2, 1, 100)
+    >>> tuple(draw_inputs(x, "baseline", 5.0, 3, seed=1).shape)
+    (3, 2, 1, 100)
+    """
+    perturb = make_perturbation(kind, snr_db, fs, nstdb=nstdb)
+    if int(draws) < 1:
+        raise ValueError(f"draws must be a positive number of perturbed copies, got {draws!r}")
+    gen = torch.Generator().manual_seed(int(seed))
+    parts = []
+    for xb in x.split(chunk):  # same generator order as perturbation_sue -> samplers.test_time
+        parts.append(torch.stack([perturb(xb, gen) for _ in range(int(draws))]))
+    return torch.cat(parts, 1)

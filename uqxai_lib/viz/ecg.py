@@ -28,7 +28,18 @@ __all__ = [
     "plot_window_maps",
     "plot_fidelity",
     "pick_examples",
+    "plot_class_examples",
+    "plot_perturbations",
+    "plot_example_pair",
+    "sweep_frames",
+    "describe_rows",
+    "headline_numbers",
+    "MIN_GROUP",
+    "split_table",
 ]
+
+#: Below this many misclassified windows a group's mean, SD, p and AUROC are flagged as unreliable.
+MIN_GROUP = 5
 
 #: The paper's test-set results of the CNN-BiLSTM (percent), theirs, not ours.
 PAPER_CLASSIFICATION = {"accuracy": 99.6, "sensitivity": 99.8, "specificity": 98.2}
@@ -103,18 +114,33 @@ def classification_table(ours: Mapping[str, float]) -> pd.DataFrame:
     )
 
 
-def sue_vs_snr_frame(records: Sequence[Mapping]) -> pd.DataFrame:
-    """Long table from records ``{kind, snr_db, sue [B], correct [B]}``: mean/SD SUE per group, accuracy."""
+def sue_vs_snr_frame(records: Sequence[Mapping], y: Tensor | None = None, *, definition: str = "majority") -> pd.DataFrame:
+    """Long table of SUE against SNR: mean/SD SUE overall and per correctness group, and accuracy.
+
+    ``records``: ``{kind, snr_db, sue [B], ...}`` as from ``perturb.sue_sweep``. With labels ``y``,
+    a window is correct when its ``majority_pred`` (``definition="majority"``) or ``clean_pred``
+    (``"clean"``) equals the label, and ``accuracy`` is the share of all perturbed draws
+    (``draw_pred``) classified correctly; without ``y`` each record must carry ``correct`` [B] and
+    ``accuracy`` is the share of correct windows.
+    """
+    if definition not in ("majority", "clean"):
+        raise ValueError(f"definition must be 'majority' or 'clean', got {definition!r}")
     rows = []
     for r in records:
         s = to_numpy(r["sue"]).astype(float)
-        c = to_numpy(r["correct"]).astype(bool)
+        if y is not None:
+            yy = to_numpy(y).astype(int)
+            c = to_numpy(r[f"{definition}_pred"]).astype(int) == yy
+            acc = float((to_numpy(r["draw_pred"]).astype(int) == yy[None]).mean())
+        else:
+            c = to_numpy(r["correct"]).astype(bool)
+            acc = float(c.mean())
         rows.append({
             "kind": r["kind"], "snr_db": float(r["snr_db"]), "sue_mean": s.mean(), "sue_sd": s.std(ddof=1) if len(s) > 1 else 0.0,
             "sue_correct": s[c].mean() if c.any() else np.nan, "sue_mis": s[~c].mean() if (~c).any() else np.nan,
-            "accuracy": c.mean(), "n": len(s),
+            "accuracy": acc, "n": len(s), "n_mis": int((~c).sum()),
         })
-    return pd.DataFrame(rows).sort_values(["kind", "snr_db"]).reset_index(drop=True)
+    return pd.DataFrame(rows).sort_values(["kind", "snr_db"], kind="stable").reset_index(drop=True)
 
 
 def plot_sue_vs_snr(frame: pd.DataFrame, axes=None):
@@ -127,7 +153,7 @@ def plot_sue_vs_snr(frame: pd.DataFrame, axes=None):
     for kind, f in frame.groupby("kind", sort=False):
         lab = PERTURBATION_LABELS.get(kind, kind)
         trend(f["snr_db"], f["sue_mean"], f["sue_sd"], ax=axes[0], label=lab, xlabel="SNR (dB)", ylabel="SUE")
-        trend(f["snr_db"], f["accuracy"], ax=axes[1], xlabel="SNR (dB)", ylabel="accuracy (clean label)")
+        trend(f["snr_db"], f["accuracy"], ax=axes[1], xlabel="SNR (dB)", ylabel="accuracy of perturbed draws")
     axes[0].legend(fontsize=7, frameon=False)
     axes[0].set_title("SUE of Grad-CAM under test-time perturbation", fontsize=9)
     axes[1].set_title("accuracy of perturbed predictions", fontsize=9)
@@ -159,12 +185,13 @@ def plot_sue_by_correctness(sue: Mapping[str, Tensor], correct: Mapping[str, Ten
     return fig
 
 
-def plot_window_maps(signal, clean_map, perturbed_maps, ax=None, *, fs: float = 250.0, title: str | None = None,
-                     mask=None, n_show: int = 5):
+def plot_window_maps(signal, clean_map=None, perturbed_maps=None, ax=None, *, fs: float = 250.0,
+                     title: str | None = None, mask=None, n_show: int = 5, clean_signal=None):
     """An ECG window with its clean Grad-CAM map (filled, red) and perturbed maps (thin lines) on top.
 
     Maps are min-max scaled to [0, 1] for display and drawn on a twin axis; ``mask`` (ST–T truth)
-    is shaded grey.
+    is shaded grey; ``clean_signal`` (when ``signal`` is a perturbed copy) is drawn in light grey.
+    Without maps only the trace (and mask) is drawn.
     """
     fig, ax = _fig_ax(ax, figsize=(6.5, 2.4))
     s = to_numpy(signal).squeeze()
@@ -172,21 +199,28 @@ def plot_window_maps(signal, clean_map, perturbed_maps, ax=None, *, fs: float = 
     if mask is not None:
         m = to_numpy(mask).astype(bool).squeeze()
         ax.fill_between(t, s.min(), s.max(), where=m, color="0.85", step="mid", lw=0, label="ST–T (truth)")
+    if clean_signal is not None:
+        ax.plot(t, to_numpy(clean_signal).squeeze(), color="0.6", lw=0.8, label="clean")
     ax.plot(t, s, color="black", lw=0.9)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("ECG (standardised)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    if clean_map is None and perturbed_maps is None:
+        if mask is not None:
+            ax.legend(fontsize=7, frameon=False, loc="upper right")
+        return fig
     ax2 = ax.twinx()
-    cm = normalize01(resize_map(to_numpy(clean_map).squeeze(), len(s)))
-    ax2.fill_between(t, 0, cm, color="tab:red", alpha=0.25, lw=0, label="clean map")
-    pm = to_numpy(perturbed_maps)
+    if clean_map is not None:
+        cm = normalize01(resize_map(to_numpy(clean_map).squeeze(), len(s)))
+        ax2.fill_between(t, 0, cm, color="tab:red", alpha=0.25, lw=0, label="clean map")
+    pm = to_numpy(perturbed_maps) if perturbed_maps is not None else np.zeros((0, len(s)))
     for i in range(min(n_show, len(pm))):
         ax2.plot(t, normalize01(resize_map(pm[i].squeeze(), len(s))), color="tab:blue", lw=0.7, alpha=0.7,
                  label="perturbed maps" if i == 0 else None)
     ax2.set_ylim(0, 1.05)
     ax2.set_ylabel("Grad-CAM (scaled)")
     ax2.legend(fontsize=7, frameon=False, loc="upper right")
-    if title:
-        ax.set_title(title, fontsize=9)
     return fig
 
 
@@ -210,3 +244,177 @@ def pick_examples(sue: Tensor, correct: Tensor) -> tuple[int | None, int | None]
     hi = int(torch.where(c, s, torch.full_like(s, -np.inf)).argmax()) if c.any() else None
     lo = int(torch.where(~c, s, torch.full_like(s, np.inf)).argmin()) if (~c).any() else None
     return hi, lo
+
+
+def plot_class_examples(x: Tensor, y: Tensor, classes: Sequence[str], mask: Tensor | None = None, *,
+                        fs: float = 250.0):
+    """The first window of every class side by side (ST–T mask shaded when given)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(classes), figsize=(5.0 * len(classes), 2.6), sharey=True, squeeze=False)
+    for ax, (c, name) in zip(axes[0], enumerate(classes)):
+        hits = torch.nonzero(torch.as_tensor(y) == c).flatten()
+        if not len(hits):
+            ax.set_axis_off()
+            ax.set_title(f"no {name} window", fontsize=9)
+            continue
+        i = int(hits[0])
+        plot_window_maps(x[i], ax=ax, fs=fs, mask=None if mask is None else mask[i], title=f"{name} (window {i})")
+    fig.tight_layout()
+    return fig
+
+
+def plot_perturbations(clean: Tensor, noisy: Mapping[str, Tensor], *, fs: float = 250.0, target_snr_db=None):
+    """One panel per noise kind: a perturbed copy (black) over the clean window (grey), with the
+    SNR achieved on that copy (``10 log10(P_x / P_n)``) in the title."""
+    import matplotlib.pyplot as plt
+
+    from ..perturb import snr_db
+
+    kinds = list(noisy)
+    ncol = 2 if len(kinds) > 1 else 1
+    nrow = int(np.ceil(len(kinds) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 2.2 * nrow), sharex=True, sharey=True, squeeze=False)
+    c = torch.as_tensor(clean).reshape(1, 1, -1).double()
+    for ax, k in zip(axes.flat, kinds):
+        v = torch.as_tensor(noisy[k]).reshape(1, 1, -1).double()
+        got = float(snr_db(c, v - c)[0])
+        want = "" if target_snr_db is None else f" (target {float(target_snr_db):g} dB)"
+        plot_window_maps(v[0, 0], ax=ax, fs=fs, clean_signal=c[0, 0],
+                         title=f"{PERTURBATION_LABELS.get(k, k)}: SNR {got:.2f} dB{want}")
+    for ax in list(axes.flat)[len(kinds):]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def plot_example_pair(x: Tensor, clean_maps: Tensor, maps: Tensor, sue: Tensor, correct: Tensor, y: Tensor,
+                      clean_pred: Tensor, *, classes: Sequence[str], mask: Tensor | None = None, caption: str = "",
+                      fs: float = 250.0, n_show: int = 5):
+    """Left: the correctly classified window with the highest SUE; right: the misclassified one with
+    the lowest SUE (:func:`pick_examples`), each with its clean map and ``n_show`` perturbed maps
+    (``maps`` [S, B, T]). A missing group leaves its panel empty with a note.
+    """
+    import matplotlib.pyplot as plt
+
+    hi, lo = pick_examples(sue, correct)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.2))
+    for ax, i, what in zip(axes, (hi, lo), ("correct, highest SUE", "misclassified, lowest SUE")):
+        if i is None:
+            ax.set_axis_off()
+            ax.set_title(f"no {what.split(',')[0]} window", fontsize=9)
+            continue
+        plot_window_maps(x[i], clean_maps[i], maps[:, i], ax=ax, fs=fs, n_show=n_show,
+                         mask=None if mask is None else mask[i],
+                         title=f"{what} {caption}\nlabel {classes[int(y[i])]}, clean prediction "
+                               f"{classes[int(clean_pred[i])]}, SUE {float(sue[i]):.3f}")
+    fig.tight_layout()
+    return fig
+
+
+def sweep_frames(x: Tensor, clean_map: Tensor, records: Sequence[Mapping], label: int, *, fs: float = 250.0,
+                 dpi: int = 60, n_show: int = 10) -> list[list[bytes]]:
+    """PNG frames ``[kind][snr]`` of one window for a widget, from ``perturb.sue_sweep(..., keep_maps=True)``
+    run on that window alone (``x`` [1, C, L]).
+
+    Each frame shows the first perturbed draw (reproduced with ``perturb.draw_inputs``), the clean
+    map, the maps of the draws, the window's SUE and how many draws were classified correctly.
+    """
+    import matplotlib.pyplot as plt
+
+    from ..perturb import draw_inputs
+    from ..widgets import figure_to_png
+
+    if x.dim() != 3 or x.shape[0] != 1:
+        raise ValueError(f"sweep_frames shows one window: x must be [1, C, L], got {tuple(x.shape)}")
+    kinds = list(dict.fromkeys(r["kind"] for r in records))
+    snrs = list(dict.fromkeys(float(r["snr_db"]) for r in records))
+    by = {(r["kind"], float(r["snr_db"])): r for r in records}
+    frames = []
+    for k in kinds:
+        row = []
+        for snr in snrs:
+            r = by[(k, snr)]
+            if "maps" not in r:
+                raise ValueError("records carry no maps: run perturb.sue_sweep(..., keep_maps=True)")
+            draws = r["draw_pred"].shape[0]
+            noisy = draw_inputs(x.cpu(), k, snr, 1, seed=r["seed"], fs=fs)[0, 0]
+            ok = int((r["draw_pred"][:, 0] == int(label)).sum())
+            fig, ax = plt.subplots(figsize=(6.0, 2.2))
+            plot_window_maps(noisy, clean_map, r["maps"][:, 0], ax=ax, fs=fs, n_show=n_show,
+                             title=f"{PERTURBATION_LABELS.get(k, k)}, {snr:g} dB: SUE {float(r['sue'][0]):.3f}, "
+                                   f"{ok}/{draws} draws correct")
+            fig.tight_layout()
+            row.append(figure_to_png(fig, dpi=dpi))
+        frames.append(row)
+    return frames
+
+
+def describe_rows(rows: Mapping[str, Mapping[str, float]], *, definition: str = "clean prediction",
+                  min_group: int = MIN_GROUP) -> str:
+    """Markdown: for how many perturbations correct windows have the higher mean SUE, one line each,
+    with a warning where the misclassified group is empty or smaller than ``min_group``."""
+    lines, higher, compared = [], 0, 0
+    for k, r in rows.items():
+        lab = PERTURBATION_LABELS.get(k, k)
+        if r["n_mis"] == 0:
+            lines.append(f"- {lab}: no misclassified window (n correct = {r['n_correct']}); nothing to compare.")
+            continue
+        compared += 1
+        higher += bool(r["sue_correct_mean"] > r["sue_mis_mean"])
+        few = f" — only {r['n_mis']} misclassified, treat as anecdotal" if r["n_mis"] < min_group else ""
+        p = "–" if not np.isfinite(r["mwu_p"]) else f"{r['mwu_p']:.2g}"
+        auc = "–" if not np.isfinite(r["auroc"]) else f"{r['auroc']:.3f}"
+        lines.append(f"- {lab}: SUE {r['sue_correct_mean']:.3f} (correct, n = {r['n_correct']}) vs "
+                     f"{r['sue_mis_mean']:.3f} (misclassified, n = {r['n_mis']}), AUROC {auc}, p = {p}{few}")
+    head = (f"Correct windows have the higher mean SUE for **{higher} of {compared}** perturbation types "
+            f"that have misclassified windows ({definition} definition):")
+    if compared == 0:
+        head = (f"No perturbation type left a misclassified window ({definition} definition), so the "
+                "comparison cannot be made on this run; use more test windows or a lower SNR.")
+    return head + "\n\n" + "\n".join(lines)
+
+
+def _finite_or_none(v):
+    if isinstance(v, Mapping):
+        return {k: _finite_or_none(x) for k, x in v.items()}
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
+def headline_numbers(classification: Mapping[str, float], rows: Mapping[str, Mapping[str, Mapping]],
+                     **extra) -> dict:
+    """JSON-ready headline numbers: accuracy, sensitivity, specificity, one row per perturbation
+    (``ROW_KEYS``) per misclassification definition (``rows[definition][kind]``; the ``"clean"``
+    definition goes under ``perturbations``, others under ``perturbations_<definition>``) and
+    ``extra`` scalars. Floats are rounded to 6 significant digits, NaN (an empty group) becomes
+    ``None``, ``None`` extras are dropped.
+
+    >>> r = {"n_correct": 3, "n_mis": 0, "sue_correct_mean": 0.5, "sue_correct_sd": 0.1, "sue_mis_mean": float("nan"),
+    ...      "sue_mis_sd": float("nan"), "mwu_p": float("nan"), "auroc": float("nan")}
+    >>> h = headline_numbers({"accuracy": 1/3, "sensitivity": 1.0, "specificity": 0.0}, {"clean": {"gaussian": r}})
+    >>> h["accuracy"], h["perturbations"]["gaussian"]["sue_mis_mean"]
+    (0.333333, None)
+    """
+    from ..cache import round_sig
+
+    out = {k: float(classification[k]) for k in ("accuracy", "sensitivity", "specificity")}
+    for definition, per_kind in rows.items():
+        key = "perturbations" if definition == "clean" else f"perturbations_{definition}"
+        out[key] = {k: {kk: r[kk] for kk in ROW_KEYS} for k, r in per_kind.items()}
+    out.update({k: v for k, v in extra.items() if v is not None})
+    return _finite_or_none(round_sig(out))
+
+
+def split_table(parts: Mapping[str, object]) -> pd.DataFrame:
+    """Windows, subjects and CAD share of each split (``LabeledArrays`` with ``group``)."""
+    rows = {}
+    for name, s in parts.items():
+        y = torch.as_tensor(s.y)
+        rows[name] = {
+            "windows": len(y),
+            "subjects": int(torch.as_tensor(s.group).unique().numel()) if s.group is not None else len(y),
+            "CAD share": round(float(y.float().mean()), 3) if len(y) else float("nan"),
+        }
+    return pd.DataFrame(rows).T.astype({"windows": int, "subjects": int})
