@@ -9,6 +9,7 @@ from uqxai_lib.models.resnet_mc import (
     build_resnet_mc,
     dropout_layers,
     set_dropout,
+    weights_fingerprint,
 )
 
 
@@ -105,3 +106,13 @@ def test_bad_arguments_and_weights_raise_clear_errors(tmp_path):
     torch.save(resnet18(weights=None).state_dict(), path)
     with pytest.raises(ValueError, match="do not fit"):
         build_resnet_mc("resnet18", width=16, weights=path)
+
+
+def test_weights_fingerprint_changes_with_any_weight_and_ignores_modes():
+    a = build_resnet_mc("resnet18", num_classes=4, width=4, small_input=True, seed=0)
+    fp = weights_fingerprint(a)
+    assert len(fp) == 16 and fp == weights_fingerprint(a.train())
+    with torch.no_grad():
+        a.layer3[0].conv1.weight[0, 0, 0, 0] += 1e-6
+    assert weights_fingerprint(a) != fp
+    assert weights_fingerprint(build_resnet_mc("resnet18", num_classes=4, width=4, small_input=True, seed=1)) != fp

@@ -25,6 +25,7 @@ place (global average pooling, flatten, ``fc``), so the captured activations sta
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Type
 
@@ -41,6 +42,7 @@ __all__ = [
     "build_resnet_mc",
     "dropout_layers",
     "set_dropout",
+    "weights_fingerprint",
 ]
 
 #: The layer whose output Grad-CAM explains (7x7 for ResNet50 at 224x224).
@@ -218,3 +220,22 @@ def set_dropout(model: nn.Module, p: float) -> int:
     for d in layers:
         d.p = float(p)
     return len(layers)
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """Short sha256 (16 hex characters) of every tensor in ``model.state_dict()`` (names, shapes, bytes).
+
+    For cache keys of results computed from a trained model: the same weights give the same key
+    on any device, any change of a single weight gives another one.
+
+    >>> m = build_resnet_mc("resnet18", num_classes=4, width=8, small_input=True, seed=0)
+    >>> weights_fingerprint(m) == weights_fingerprint(build_resnet_mc("resnet18", num_classes=4, width=8,
+    ...                                                                small_input=True, seed=0))
+    True
+    """
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.dtype != torch.bool else t.numpy().tobytes())
+    return h.hexdigest()[:16]
