@@ -62,3 +62,9 @@ browser:
 
 book: assets
 test: assets browser
+
+# --- benchmarks (added by the primer/bench helper): explanation engine vs baselines, side by side.
+#   make bench [QUICK=1]   -> prints `ratio NAME VALUE` lines, writes _build/results/bench.json
+.PHONY: bench
+bench: install
+	$(PYTHON) -m uqxai_lib.bench $(if $(QUICK),--quick)

@@ -1,0 +1,474 @@
+r"""Benchmarks of the explanation engine against the obvious baselines, measured side by side.
+
+Usage::
+
+    python -m uqxai_lib.bench [--quick] [--out _build/results/bench.json] [--only NAME[,NAME]]
+                              [--repeats N] [--device cpu|auto|cuda] [--threads N]
+
+Every measure times *our* call and a *baseline* that computes the same thing the obvious way, in
+the same process, on the same model and input, interleaved (ours, baseline, ours, baseline, ...)
+after a warm-up, and reports the median of the repeats. The ratio is ``baseline_s / ours_s``
+(> 1: we are faster). One line per measure is printed, ``ratio NAME VALUE``, and the results are
+written atomically as JSON (the book's performance page shows it)::
+
+    {"machine": {...}, "quick": bool, "config": "full" | "quick" | "tiny",
+     "measures": [{"name", "ratio", "target", "met", "ours_s", "baseline_s", "note", ...}]}
+
+Measures (issue 4; sizes of the full run, ``--quick`` shrinks them to finish in under a minute on
+two CPU cores; ``--tiny`` is for the test suite only, its ratios mean nothing):
+
+``mc_dropout_vs_floor``
+    ``samplers.mc_dropout`` Grad-CAM maps of a ResNet50 with 16 dropouts at 224², B = 8, T = 20,
+    versus the floor: T plain stochastic forward passes without gradients. Target: ours <= 1.1x
+    the floor, i.e. ratio >= 0.91; the peak resident-memory increase of our call is recorded too.
+``mc_dropout_vs_pytorch_grad_cam``
+    the same maps versus a loop of pytorch-grad-cam ``GradCAM`` calls with dropout forced on.
+``rashomon_maps_vs_pytorch_grad_cam``
+    Grad-CAM++ maps of K = 200 channel-pruned models (closed form, ``samplers.rashomon_maps`` with
+    ``head``) versus a per-model pytorch-grad-cam ``GradCAMPlusPlus`` loop. Target >= 300x.
+``rashomon_filter_vs_masked_forward``
+    the Rashomon loss filter of K = 200 masks from cached pooled features (``samplers.rashomon``
+    with ``head``) versus evaluating each masked model on the validation set (the general path).
+    Target >= 150x.
+``ecg_test_time_vs_captum``
+    ``samplers.test_time`` Grad-CAM maps of a CNN-BiLSTM on noisy copies of ECG windows versus a
+    loop of captum ``LayerGradCam`` calls on the same copies. Target >= 1.3x.
+``spearman_vs_scipy``
+    ``metrics.spearman`` of a stack of maps against references versus a loop of
+    ``scipy.stats.spearmanr`` (reported, no target).
+
+pytorch-grad-cam, captum and scipy are the baselines (``pip install -e ".[dev]"``).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from . import cache, metrics, samplers, utils
+from .models.cnn_bilstm import CNNBiLSTM
+from .models.derm_classifier import build_derm_classifier
+from .models.resnet_mc import build_resnet_mc
+
+__all__ = ["CONFIGS", "MEASURES", "Measure", "machine_info", "run", "main"]
+
+DEFAULT_OUT = pathlib.Path("_build") / "results" / "bench.json"
+
+#: Sizes of each configuration. ``full`` follows issue 4; ``quick`` < 1 min on 2 CPU cores;
+#: ``tiny`` exists for the test suite (seconds; ratios meaningless).
+CONFIGS: dict[str, dict] = {
+    "full": dict(
+        mc=dict(arch="resnet50", width=64, small_input=False, size=224, batch=8, passes=20, repeats=2),
+        rashomon_maps=dict(size=64, width=32, features=128, batch=8, k=200, repeats=3),
+        rashomon_filter=dict(size=64, width=32, features=128, n_val=128, k=200, repeats=2),
+        ecg=dict(length=500, batch=64, draws=10, repeats=5),
+        spearman=dict(samples=20, batch=32, side=8, repeats=5),
+    ),
+    "quick": dict(
+        mc=dict(arch="resnet18", width=8, small_input=True, size=32, batch=4, passes=6, repeats=2),
+        rashomon_maps=dict(size=32, width=8, features=32, batch=4, k=20, repeats=2),
+        rashomon_filter=dict(size=32, width=8, features=32, n_val=32, k=20, repeats=2),
+        ecg=dict(length=500, batch=16, draws=5, repeats=2),
+        spearman=dict(samples=10, batch=16, side=8, repeats=3),
+    ),
+    "tiny": dict(
+        mc=dict(arch="resnet18", width=4, small_input=True, size=16, batch=2, passes=3, repeats=1),
+        rashomon_maps=dict(size=16, width=4, features=8, batch=2, k=4, repeats=1),
+        rashomon_filter=dict(size=16, width=4, features=8, n_val=8, k=4, repeats=1),
+        ecg=dict(length=128, batch=2, draws=2, repeats=1),
+        spearman=dict(samples=2, batch=2, side=4, repeats=1),
+    ),
+}
+
+
+@dataclass
+class Measure:
+    """One benchmark line: ``ratio = baseline_s / ours_s`` (> 1: ours is faster)."""
+
+    name: str
+    ours_s: float
+    baseline_s: float
+    target: str | None
+    target_min: float | None
+    note: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return self.baseline_s / self.ours_s
+
+    def record(self) -> dict:
+        met = None if self.target_min is None else bool(self.ratio >= self.target_min)
+        rec = {"name": self.name, "ratio": self.ratio, "target": self.target or "reported", "met": met,
+               "ours_s": self.ours_s, "baseline_s": self.baseline_s, "note": self.note}
+        rec.update(self.extra)
+        return cache.round_sig(rec, 4)
+
+
+# ----------------------------------------------------------------------------- timing
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(fns: Mapping[str, Callable[[], object]], *, repeats: int, device: torch.device,
+                     warmup: Mapping[str, Callable[[], object]] | None = None) -> dict[str, float]:
+    """Median wall time (s) of each function, run interleaved ``repeats`` times after one warm-up
+    call each (``warmup`` may give cheaper warm-up calls, e.g. a smaller input).
+
+    >>> t = time_interleaved({"a": lambda: sum(range(100))}, repeats=3, device=torch.device("cpu"))
+    >>> list(t), t["a"] > 0
+    (['a'], True)
+    """
+    for name, fn in (fns if warmup is None else warmup).items():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(max(1, int(repeats))):
+        for name, fn in fns.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def peak_rss_increase_mb(fn: Callable[[], object], interval: float = 0.005) -> float:
+    """Peak increase of the process's resident memory (MB) while ``fn()`` runs (sampled by a thread)."""
+    import psutil
+
+    proc = psutil.Process()
+    base = proc.memory_info().rss
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(interval)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        th.join()
+    peak[0] = max(peak[0], proc.memory_info().rss)
+    return (peak[0] - base) / 2**20
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- measures
+def bench_mc_dropout(cfg: dict, device: torch.device) -> list[Measure]:
+    """MC-dropout maps vs the no-grad floor and vs a pytorch-grad-cam loop (dropout forced on)."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model = build_resnet_mc(cfg["arch"], num_classes=4, width=cfg["width"], small_input=cfg["small_input"],
+                            seed=0).to(device).eval()
+    for p in model.parameters():  # an inference model; pytorch-grad-cam still back-propagates to the input side
+        p.requires_grad_(True)
+    x = torch.randn(cfg["batch"], 3, cfg["size"], cfg["size"], generator=_gen(1)).to(device)
+    t_passes = cfg["passes"]
+    drops = samplers.dropout_modules(model)
+    with torch.no_grad():
+        tgt = model(x).argmax(1)
+
+    def ours(xx=x, n=t_passes):
+        return samplers.mc_dropout(model, xx, "layer4", n, target=tgt[: len(xx)], generator=_gen(2)).maps
+
+    def floor(xx=x, n=t_passes):
+        with samplers.dropout_enabled(model), torch.no_grad():
+            for _ in range(n):
+                model(xx)
+
+    cam = GradCAM(model=model, target_layers=[model.layer4])  # its __init__ calls model.eval() ...
+
+    def pgc_loop(xx=x, n=t_passes):
+        for d in drops:  # ... so force the dropout modules back on, as an MC user of it must
+            d.train()
+        try:
+            targets = [ClassifierOutputTarget(int(c)) for c in tgt[: len(xx)]]
+            return [cam(input_tensor=xx, targets=targets) for _ in range(n)]
+        finally:
+            for d in drops:
+                d.eval()
+
+    try:
+        # our first call (full size) measures the peak memory and is our warm-up
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            ours()
+            peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+        else:
+            peak = peak_rss_increase_mb(ours)
+        small = x[:1]
+        warm = {"floor": lambda: floor(small, 2), "pgc": lambda: pgc_loop(small, 2)}
+        t = time_interleaved({"ours": ours, "floor": floor, "pgc": pgc_loop}, repeats=cfg["repeats"],
+                             device=device, warmup=warm)
+    finally:
+        cam.activations_and_grads.release()
+    shape = f"{cfg['arch']} ({len(drops)} dropouts) at {cfg['size']}², B={cfg['batch']}, T={t_passes}"
+    chunk = samplers.default_chunk(t_passes, x)
+    mem = {"peak_mem_mb": peak}  # increase of resident (CPU) or allocated (GPU) memory during our call
+    return [
+        Measure("mc_dropout_vs_floor", t["ours"], t["floor"], "≥ 0.91 (ours ≤ 1.1× the floor); peak ≤ 1.5 GB",
+                1 / 1.1, f"{shape}; floor = T stochastic forwards without gradients; {chunk} passes per forward",
+                mem),
+        Measure("mc_dropout_vs_pytorch_grad_cam", t["ours"], t["pgc"], "reported (floor allows ≈ 1.7× on CPU)",
+                None, f"{shape}; baseline = T pytorch-grad-cam GradCAM calls, dropout forced on"),
+    ]
+
+
+def _derm_model(cfg: dict, device: torch.device) -> nn.Module:
+    torch.manual_seed(0)
+    model = build_derm_classifier("small", num_classes=2, small_width=cfg["width"], small_features=cfg["features"])
+    with torch.no_grad():  # non-trivial BatchNorm statistics, as after training
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2, generator=_gen(3))
+                m.running_var.uniform_(0.5, 1.5, generator=_gen(4))
+    return model.to(device).eval()
+
+
+def bench_rashomon_maps(cfg: dict, device: torch.device) -> list[Measure]:
+    """Closed-form Grad-CAM++ of K pruned models vs a per-model pytorch-grad-cam loop."""
+    from pytorch_grad_cam import GradCAMPlusPlus
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model = _derm_model(cfg, device)
+    x = torch.randn(cfg["batch"], 3, cfg["size"], cfg["size"], generator=_gen(5)).to(device)
+    y = torch.randint(0, 2, (cfg["batch"],), generator=_gen(6)).to(device)
+    rset = samplers.rashomon(model, "features", x, y, k=cfg["k"], prune_ratio=0.6, epsilon=10.0,
+                             generator=_gen(7), head=model.classifier)
+    with torch.no_grad():
+        tgt = model(x).argmax(1)
+    state: dict = {"mask": None}
+
+    def apply_mask(module, inputs, out):
+        m = state["mask"]
+        return None if m is None else out * m.to(out.dtype).view(1, -1, 1, 1)
+
+    handle = model.features.register_forward_hook(apply_mask)  # before pytorch-grad-cam's own hooks
+    cam = GradCAMPlusPlus(model=model, target_layers=[model.features])
+    targets = [ClassifierOutputTarget(int(c)) for c in tgt]
+
+    def ours():
+        return samplers.rashomon_maps(model, "features", x, rset, method="grad_cam_pp", head=model.classifier,
+                                      target=tgt, include="all").maps
+
+    def pgc_loop(masks=rset.masks):
+        out = []
+        try:
+            for m in masks:
+                state["mask"] = m
+                out.append(cam(input_tensor=x, targets=targets))
+        finally:
+            state["mask"] = None
+        return out
+
+    try:
+        t = time_interleaved({"ours": ours, "pgc": pgc_loop}, repeats=cfg["repeats"], device=device,
+                             warmup={"ours": ours, "pgc": lambda: pgc_loop(rset.masks[:2])})
+    finally:
+        cam.activations_and_grads.release()
+        handle.remove()
+    return [Measure("rashomon_maps_vs_pytorch_grad_cam", t["ours"], t["pgc"], "≥ 300×", 300.0,
+                    f"K={cfg['k']} pruned small CNNs ({cfg['features']} channels), {cfg['size']}², "
+                    f"B={cfg['batch']}, Grad-CAM++; baseline = one GradCAMPlusPlus call per masked model")]
+
+
+def bench_rashomon_filter(cfg: dict, device: torch.device) -> list[Measure]:
+    """Rashomon loss filter: closed form from cached features vs evaluating each masked model."""
+    model = _derm_model(cfg, device)
+    x = torch.randn(cfg["n_val"], 3, cfg["size"], cfg["size"], generator=_gen(8)).to(device)
+    y = torch.randint(0, 2, (cfg["n_val"],), generator=_gen(9)).to(device)
+    kw = dict(k=cfg["k"], prune_ratio=0.6, epsilon=0.05, batch_size=256)
+
+    def ours(k=cfg["k"]):
+        return samplers.rashomon(model, "features", x, y, generator=_gen(10), head=model.classifier,
+                                 **{**kw, "k": k})
+
+    def general(k=cfg["k"]):
+        return samplers.rashomon(model, "features", x, y, generator=_gen(10), **{**kw, "k": k})
+
+    t = time_interleaved({"ours": ours, "general": general}, repeats=cfg["repeats"], device=device,
+                         warmup={"ours": ours, "general": lambda: general(2)})
+    return [Measure("rashomon_filter_vs_masked_forward", t["ours"], t["general"], "≥ 150×", 150.0,
+                    f"K={cfg['k']} masks, {cfg['n_val']} validation images at {cfg['size']}², small CNN "
+                    f"({cfg['features']} channels); baseline = the general path (one masked forward per model)")]
+
+
+def bench_ecg_test_time(cfg: dict, device: torch.device) -> list[Measure]:
+    """Test-time (noise) Grad-CAM maps of a CNN-BiLSTM vs a captum LayerGradCam loop."""
+    from captum.attr import LayerGradCam
+
+    torch.manual_seed(0)
+    model = CNNBiLSTM().to(device).eval()
+    x = torch.randn(cfg["batch"], 1, cfg["length"], generator=_gen(11)).to(device)
+    draws = cfg["draws"]
+    with torch.no_grad():
+        tgt = model(x).argmax(1)
+
+    def noisy(xx: torch.Tensor, g: torch.Generator) -> torch.Tensor:  # white noise at 10 dB SNR
+        n = torch.randn(xx.shape, generator=g).to(xx.device)
+        return xx + n * (xx.pow(2).mean(-1, keepdim=True) / 10.0).sqrt()
+
+    lgc = LayerGradCam(model, model.last_conv)
+
+    def ours(xx=x, n=draws):
+        return samplers.test_time(model, xx, model.cam_layer_name, noisy, n, target=tgt[: len(xx)],
+                                  generator=_gen(12)).maps
+
+    def captum_loop(xx=x, n=draws):
+        g = _gen(12)
+        return [lgc.attribute(noisy(xx, g), target=tgt[: len(xx)], relu_attributions=True) for _ in range(n)]
+
+    small = x[:1]
+    t = time_interleaved({"ours": ours, "captum": captum_loop}, repeats=cfg["repeats"], device=device,
+                         warmup={"ours": lambda: ours(small, 2), "captum": lambda: captum_loop(small, 2)})
+    return [Measure("ecg_test_time_vs_captum", t["ours"], t["captum"], "≥ 1.3×", 1.3,
+                    f"CNN-BiLSTM, {cfg['batch']} windows of {cfg['length']} samples, {draws} noisy draws; "
+                    "baseline = one captum LayerGradCam call per draw")]
+
+
+def bench_spearman(cfg: dict, device: torch.device) -> list[Measure]:
+    """metrics.spearman on a stack of maps vs a scipy.stats.spearmanr loop."""
+    import numpy as np
+    from scipy import stats
+
+    s, b, side = cfg["samples"], cfg["batch"], cfg["side"]
+    g = _gen(13)
+    maps = torch.relu(torch.randn(s, b, side, side, generator=g)).to(device)  # many exact zeros (ties)
+    ref = torch.relu(torch.randn(b, side, side, generator=g)).to(device)
+
+    def ours():
+        return metrics.spearman(maps, ref)
+
+    def scipy_loop():
+        a = maps.cpu().numpy().reshape(s, b, -1)
+        r = ref.cpu().numpy().reshape(b, -1)
+        return np.array([[stats.spearmanr(a[i, j], r[j])[0] for j in range(b)] for i in range(s)])
+
+    t = time_interleaved({"ours": ours, "scipy": scipy_loop}, repeats=cfg["repeats"], device=device)
+    return [Measure("spearman_vs_scipy", t["ours"], t["scipy"], None, None,
+                    f"{s}×{b} pairs of {side}×{side} post-ReLU maps; baseline = scipy.stats.spearmanr per pair")]
+
+
+#: name -> (config key, function)
+MEASURES: dict[str, tuple[str, Callable[[dict, torch.device], list[Measure]]]] = {
+    "mc_dropout": ("mc", bench_mc_dropout),
+    "rashomon_maps": ("rashomon_maps", bench_rashomon_maps),
+    "rashomon_filter": ("rashomon_filter", bench_rashomon_filter),
+    "ecg_test_time": ("ecg", bench_ecg_test_time),
+    "spearman": ("spearman", bench_spearman),
+}
+
+
+# ----------------------------------------------------------------------------- driver
+def _cpu_model() -> str:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: torch.device) -> dict:
+    """Where the numbers were measured (they are ratios, but the machine still matters)."""
+    info = {
+        "cpu": _cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+    }
+    if hasattr(os, "getloadavg"):
+        info["load_avg_1min_at_start"] = round(os.getloadavg()[0], 2)
+    return info
+
+
+def _check(config: str, only: Sequence[str] | None, repeats: int | None) -> list[str]:
+    if config not in CONFIGS:
+        raise ValueError(f"unknown config {config!r}; use one of {sorted(CONFIGS)}")
+    names = list(MEASURES) if not only else list(only)
+    bad = [n for n in names if n not in MEASURES]
+    if bad:
+        raise ValueError(f"unknown measure(s) {bad}; choose from {', '.join(MEASURES)}")
+    if repeats is not None and repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    return names
+
+
+def run(config: str = "full", *, device: torch.device | str = "cpu", only: Sequence[str] | None = None,
+        repeats: int | None = None, echo: Callable[[str], None] | None = print) -> dict:
+    """Run the benchmark and return the JSON-ready result (see the module docstring)."""
+    names = _check(config, only, repeats)
+    device = utils.pick_device(device) if isinstance(device, str) else device
+    out = {"machine": machine_info(device), "quick": config != "full", "config": config, "measures": []}
+    for name in names:
+        key, fn = MEASURES[name]
+        cfg = dict(CONFIGS[config][key])
+        if repeats is not None:
+            cfg["repeats"] = repeats
+        for m in fn(cfg, device):
+            rec = m.record()
+            out["measures"].append(rec)
+            if echo is not None:
+                echo(f"ratio {m.name} {m.ratio:.4g}")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m uqxai_lib.bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller sizes: under a minute on 2 CPU cores")
+    ap.add_argument("--tiny", action="store_true", help="smallest sizes, for the test suite (ratios meaningless)")
+    ap.add_argument("--out", default=str(DEFAULT_OUT), help=f"results JSON (default {DEFAULT_OUT})")
+    ap.add_argument("--only", default=None, help=f"comma-separated subset of: {', '.join(MEASURES)}")
+    ap.add_argument("--repeats", type=int, default=None, help="timed repeats per side (default per config)")
+    ap.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or cuda:N")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: torch's choice); 1 gives steadier ratios on a busy machine")
+    args = ap.parse_args(argv)
+    config = "tiny" if args.tiny else "quick" if args.quick else "full"
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    try:
+        device = utils.pick_device(args.device)
+        _check(config, only, args.repeats)
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {args.threads}")
+    except ValueError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    result = run(config, device=device, only=only, repeats=args.repeats)
+    cache.atomic_write_json(args.out, result)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
