@@ -275,7 +275,7 @@ def plot_sweep(table, *, epsilon: float, poster_ratio: float = 0.6, suggested: f
     import matplotlib.pyplot as plt
 
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6.0, 3.4))
+        fig, ax = plt.subplots(figsize=(6.4, 4.0))
     else:
         fig = ax.figure
     r = table["ratio"].to_numpy()
@@ -286,7 +286,6 @@ def plot_sweep(table, *, epsilon: float, poster_ratio: float = 0.6, suggested: f
     ax.axvline(poster_ratio, color="C3", ls=":", lw=1.2, label=f"poster's r = {poster_ratio:g}")
     if suggested is not None:
         ax.axvline(suggested, color="C2", ls="-.", lw=1.2, label=f"ours: r = {suggested:g}")
-    ax.set_yscale("log")
     ax.set_xlabel("prune ratio r (share of last-layer channels masked)")
     ax.set_ylabel("validation loss / optimum")
     ax2 = ax.twinx()
@@ -295,7 +294,7 @@ def plot_sweep(table, *, epsilon: float, poster_ratio: float = 0.6, suggested: f
     ax2.set_ylim(0, int(table["n_candidates"].max()) * 1.05)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=7, frameon=False, loc="upper left")
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4)
     fig.tight_layout()
     return fig
 
