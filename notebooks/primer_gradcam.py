@@ -39,7 +39,7 @@
 # | Backpropagation, gradients of a class score | the channel weights are gradients |
 # | IoU and Dice of binary masks | scores of a map against the ground truth |
 #
-# Time to run: well under a minute in the `tiny` profile, one to two minutes on a laptop CPU
+# Time to run: under a minute in the `tiny` profile, about two minutes on a laptop CPU
 # (`smoke`, the default), a few minutes for `full`.
 
 # %% tags=["parameters"]

@@ -150,6 +150,6 @@ def threshold_frame(images: Sequence[Tensor], masks: Sequence[Tensor], maps: Ten
         ax.imshow(shade, interpolation="nearest")
         ax.contour(to_numpy(masks[i]), levels=[0.5], colors="white", linewidths=0.8)
         ax.set_axis_off()
-    fig.suptitle(f"{name} >= {threshold:g} x max: mean IoU on the test set {mean_iou:.3f}", fontsize=9)
+    fig.suptitle(f"{name} ≥ {threshold:g} × max: mean IoU on the test set {mean_iou:.3f}", fontsize=9)
     fig.tight_layout()
     return fig
