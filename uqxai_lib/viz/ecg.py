@@ -313,12 +313,13 @@ def plot_example_pair(x: Tensor, clean_maps: Tensor, maps: Tensor, sue: Tensor, 
 
 
 def sweep_frames(x: Tensor, clean_map: Tensor, records: Sequence[Mapping], label: int, *, fs: float = 250.0,
-                 dpi: int = 60, n_show: int = 10) -> list[list[bytes]]:
+                 dpi: int = 60, n_show: int = 10, nstdb: Mapping[str, Tensor] | None = None) -> list[list[bytes]]:
     """PNG frames ``[kind][snr]`` of one window for a widget, from ``perturb.sue_sweep(..., keep_maps=True)``
     run on that window alone (``x`` [1, C, L]).
 
     Each frame shows the first perturbed draw (reproduced with ``perturb.draw_inputs``), the clean
     map, the maps of the draws, the window's SUE and how many draws were classified correctly.
+    ``fs`` and ``nstdb`` must be those the sweep ran with.
     """
     import matplotlib.pyplot as plt
 
@@ -338,7 +339,7 @@ def sweep_frames(x: Tensor, clean_map: Tensor, records: Sequence[Mapping], label
             if "maps" not in r:
                 raise ValueError("records carry no maps: run perturb.sue_sweep(..., keep_maps=True)")
             draws = r["draw_pred"].shape[0]
-            noisy = draw_inputs(x.cpu(), k, snr, 1, seed=r["seed"], fs=fs)[0, 0]
+            noisy = draw_inputs(x.cpu(), k, snr, 1, seed=r["seed"], fs=fs, nstdb=nstdb)[0, 0]
             ok = int((r["draw_pred"][:, 0] == int(label)).sum())
             fig, ax = plt.subplots(figsize=(6.0, 2.2))
             plot_window_maps(noisy, clean_map, r["maps"][:, 0], ax=ax, fs=fs, n_show=n_show,
