@@ -58,6 +58,7 @@ def test_per_model_fidelity_equals_a_loop_over_models():
     pm = vd.per_model_fidelity(maps, masks, chunk=3)
     loop = torch.stack([vd.fidelity_scores(m, masks)["iou"].mean() for m in maps])
     assert torch.allclose(pm["iou"], loop, atol=1e-6)
+    assert torch.allclose(vd.per_model_fidelity(maps, masks)["iou"], loop, atol=1e-6)  # automatic chunk size
 
 
 def test_paired_wilcoxon_matches_scipy_and_handles_ties():

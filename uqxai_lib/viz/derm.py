@@ -111,11 +111,15 @@ def fidelity_scores(maps: Tensor, masks: Tensor, rule: Any = DEFAULT_RULE) -> di
     return {"iou": metrics.iou(pred, masks).float(), "dice": metrics.dice(pred, masks).float()}
 
 
-def per_model_fidelity(maps: Tensor, masks: Tensor, rule: Any = DEFAULT_RULE, *, chunk: int = 16) -> dict[str, Tensor]:
+def per_model_fidelity(maps: Tensor, masks: Tensor, rule: Any = DEFAULT_RULE, *, chunk: int | None = None
+                       ) -> dict[str, Tensor]:
     """Mean IoU and Dice over images of every model in a stack ``[S, B, h, w]`` -> ``{"iou": [S], "dice": [S]}``.
 
-    Works ``chunk`` models at a time (upsampled stacks can be large).
+    Works ``chunk`` models at a time (upsampled stacks can be large); by default as many as keep
+    one upsampled chunk under ~2**25 values (e.g. 1 model of 1000 images at 224 px).
     """
+    if chunk is None:
+        chunk = max(1, (1 << 25) // max(1, masks[0].numel() * len(masks)))
     ious, dices = [], []
     for s0 in range(0, maps.shape[0], chunk):
         part = maps[s0 : s0 + chunk]
