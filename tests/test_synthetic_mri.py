@@ -162,3 +162,12 @@ def test_renders_hundreds_of_64px_slices_per_second():
 def test_bad_arguments_raise_a_clear_data_error(kwargs, words):
     with pytest.raises(DataError, match=words):
         make_synthetic_mri(**{"n_patients": 4, "size": 32, **kwargs})
+
+
+def test_tumours_cover_a_visible_share_of_the_slice_and_pituitary_is_the_smallest():
+    d = make_synthetic_mri(n_patients=200, size=32, seed=9, ambiguity=0.0)
+    share = d.mask.flatten(1).float().mean(1)
+    tumour = d.y != 2
+    assert share[tumour].median() > 0.01  # >= ~10 pixels at 32 px: a quick CPU model can learn the classes
+    assert share[d.y == 3].median() < share[d.y == 0].median()
+    assert share[d.y == 3].median() < share[d.y == 1].median()

@@ -25,7 +25,9 @@ Classes (:data:`CLASSES`, the alphabetical order of the SARTAJ folders):
     skull base).
 
 The ground-truth ``mask`` marks the tumour itself (glioma: the mass without its oedema), empty for
-``no_tumor``. Size, contrast and position vary and overlap between classes on purpose: some tumours
+``no_tumor``. Tumours cover a few percent of the slice (pituitary the least), like the clearly
+visible masses of SARTAJ, so that a small network trained for a few CPU minutes at 32 px learns
+the classes. Size, contrast and position vary and overlap between classes on purpose: some tumours
 are faint or tiny (they look like ``no_tumor``), some gliomas sit near the cortex with little oedema
 (they look like meningiomas), some meningiomas sit on the falx near the midline (they look like
 pituitary tumours). The ``ambiguity`` knob sets how many such borderline cases there are, so a good
@@ -159,7 +161,7 @@ def _patient_params(y: Tensor, ambiguity: float, g: torch.Generator) -> dict[str
     }
     # --- tumour: size, contrast, position (brain frame: unit circle = brain edge) ---
     faint = amb & (torch.rand(n, generator=g) < 0.5)
-    contrast = _u(g, n, lo=0.55, hi=1.0)
+    contrast = _u(g, n, lo=0.75, hi=1.0)
     contrast = torch.where(faint, _u(g, n, lo=0.12, hi=0.35), contrast)
     radius = torch.zeros(n)
     tx, ty = torch.zeros(n), torch.zeros(n)
@@ -170,32 +172,32 @@ def _patient_params(y: Tensor, ambiguity: float, g: torch.Generator) -> dict[str
 
     # glioma: inside a hemisphere, irregular, oedema; borderline ones near the cortex, regular, dry
     gl = y == GLIOMA
-    r = _u(g, n, lo=0.10, hi=0.28)
-    rad = torch.where(swap, _u(g, n, lo=0.62, hi=0.78), _u(g, n, lo=0.15, hi=0.6))
+    r = _u(g, n, lo=0.3, hi=0.55)
+    rad = torch.where(swap, _u(g, n, lo=0.5, hi=0.6), _u(g, n, lo=0.1, hi=0.4))
     ang = _u(g, n, hi=2 * math.pi)
     radius = torch.where(gl, r, radius)
     tx = torch.where(gl, rad * torch.cos(ang), tx)
     ty = torch.where(gl, rad * torch.sin(ang), ty)
     irregular = torch.where(gl, torch.where(swap, _u(g, n, lo=0.0, hi=0.06), _u(g, n, lo=0.08, hi=0.25)), irregular)
     oedema = torch.where(gl, torch.where(swap, _u(g, n, lo=0.0, hi=0.15), _u(g, n, lo=0.35, hi=1.0)), oedema)
-    necrosis = torch.where(gl, _u(g, n, lo=0.0, hi=1.0) * (r > 0.16), necrosis)
+    necrosis = torch.where(gl, _u(g, n, lo=0.0, hi=1.0) * (r > 0.38), necrosis)
 
     # meningioma: on the brain's edge (extra-axial); borderline ones on the falx near the sella
     me = y == MENINGIOMA
-    r = _u(g, n, lo=0.09, hi=0.24)
+    r = _u(g, n, lo=0.28, hi=0.48)
     ang = _u(g, n, hi=2 * math.pi)
     edge = _u(g, n, lo=0.92, hi=1.05)
     mx, my = edge * torch.cos(ang), edge * torch.sin(ang)
     fx = torch.randn(n, generator=g) * 0.04  # falx / skull-base position, anterior midline
     fy = _u(g, n, lo=-0.55, hi=-0.3)
-    radius = torch.where(me, torch.where(swap, _u(g, n, lo=0.07, hi=0.12), r), radius)
+    radius = torch.where(me, torch.where(swap, _u(g, n, lo=0.2, hi=0.28), r), radius)
     tx = torch.where(me, torch.where(swap, fx, mx), tx)
     ty = torch.where(me, torch.where(swap, fy, my), ty)
     irregular = torch.where(me, _u(g, n, lo=0.0, hi=0.03), irregular)
 
     # pituitary: small, midline, anterior of the ventricles; borderline ones larger and off-centre
     pi = y == PITUITARY
-    r = torch.where(swap, _u(g, n, lo=0.12, hi=0.17), _u(g, n, lo=0.06, hi=0.13))
+    r = torch.where(swap, _u(g, n, lo=0.26, hi=0.34), _u(g, n, lo=0.17, hi=0.27))
     radius = torch.where(pi, r, radius)
     tx = torch.where(pi, torch.randn(n, generator=g) * torch.where(swap, 0.12, 0.03), tx)
     ty = torch.where(pi, _u(g, n, lo=-0.38, hi=-0.22), ty)

@@ -287,13 +287,15 @@ def mask_overlap(maps: Tensor, mask: Tensor) -> Tensor:
 
 
 def sweep_subset(correct: Tensor, n: int) -> Tensor:
-    """Sorted indices of at most ``n`` images for the sweeps: misclassified images first.
+    """Sorted indices of at most ``n`` images for the sweeps, with the rare group not thinned.
 
-    Every misclassified image is kept (evenly spaced ones if there are more than ``n``) and the
-    rest of the budget goes to evenly spaced correct images, so that the rare group is not thinned.
+    Misclassified images are kept up to half of the budget (more when there are too few correct
+    images to fill it), the rest are correct images; each group is taken evenly spaced.
 
     >>> sweep_subset(torch.tensor([True, False, True, True, True, False, True]), 4).tolist()
     [0, 1, 5, 6]
+    >>> sweep_subset(torch.tensor([False, False, False, True, False, True]), 4).tolist()
+    [0, 3, 4, 5]
     """
     correct = torch.as_tensor(correct, dtype=torch.bool).reshape(-1)
     if n < 1:
@@ -306,9 +308,10 @@ def sweep_subset(correct: Tensor, n: int) -> Tensor:
             return idx
         return idx[torch.linspace(0, len(idx) - 1, k).round().long()]
 
-    mis = spaced(torch.nonzero(~correct).flatten(), n)
-    rest = spaced(torch.nonzero(correct).flatten(), n - len(mis))
-    return torch.sort(torch.cat([mis, rest])).values
+    mis, cor = torch.nonzero(~correct).flatten(), torch.nonzero(correct).flatten()
+    k_mis = min(len(mis), max(n // 2, n - len(cor)))
+    k_cor = min(len(cor), n - k_mis)
+    return torch.sort(torch.cat([spaced(mis, k_mis), spaced(cor, k_cor)])).values
 
 
 def pick_cases(rho: Tensor, correct: Tensor, y: Tensor | None = None, *, avoid_class: int | None = None) -> list[int]:
