@@ -47,6 +47,7 @@ __all__ = [
     "vic_frames",
     "plot_samples",
     "split_table",
+    "performance_table",
     "fidelity_by_ratio",
     "plot_fidelity_by_ratio",
     "finite_or_none",
@@ -537,3 +538,18 @@ def split_table(parts: Mapping[str, Any]):
         lesions = len(s.group.unique()) if s.group is not None else len(s)
         rows[name] = {"images": len(s), "lesions": lesions, "malignant %": round(100 * s.y.float().mean().item(), 1)}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def performance_table(summary: Mapping[str, Any], auroc: float, *, digits: int = 3):
+    """Balanced accuracy, sensitivity, specificity (from :func:`uqxai_lib.metrics.classification_summary`)
+    and AUROC as a one-column DataFrame.
+
+    >>> performance_table({"balanced_accuracy": 0.8, "sensitivity": 0.7, "specificity": 0.9}, 0.85)["value"].tolist()
+    [0.8, 0.7, 0.9, 0.85]
+    """
+    import pandas as pd
+
+    values = [float(summary["balanced_accuracy"]), float(summary["sensitivity"]), float(summary["specificity"]),
+              float(auroc)]
+    index = ["balanced accuracy", "sensitivity", "specificity", "AUROC"]
+    return pd.DataFrame({"value": values}, index=index).round(digits)
