@@ -246,7 +246,9 @@ def test_thousand_calls_leave_no_hooks_and_no_memory_growth():
 
 
 def test_default_chunk_bounds_rows_per_forward():
-    assert samplers.default_chunk(20, torch.zeros(8, 3, 224, 224)) == 8
+    assert samplers.default_chunk(20, torch.zeros(8, 3, 224, 224, device="meta")) == 8  # accelerator budget
+    assert samplers.default_chunk(20, torch.zeros(8, 3, 224, 224)) == 1  # CPU budget: one pass of B=8 at 224²
+    assert samplers.default_chunk(20, torch.zeros(2, 3, 224, 224)) == 4
     assert samplers.default_chunk(3, torch.zeros(8, 3, 8, 8)) == 3
     assert samplers.default_chunk(20, torch.zeros(200, 1, 100)) == 1
 
