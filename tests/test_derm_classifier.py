@@ -84,7 +84,7 @@ def test_weights_file_roundtrip_and_torchvision_checkpoint(tmp_path):
 def test_bad_arch_and_missing_or_wrong_weights_are_clear(tmp_path):
     with pytest.raises(ValueError, match="unknown arch"):
         build_derm_classifier("resnet")
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(FileNotFoundError, match="nope.pt.*does not exist; pass weights_path=None"):
         build_derm_classifier("small", weights_path=tmp_path / "nope.pt")
     p = tmp_path / "other.pt"
     torch.save({"foo.weight": torch.zeros(1)}, p)

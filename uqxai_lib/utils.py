@@ -114,3 +114,17 @@ def resolve_data_dir(path: str | os.PathLike | None) -> pathlib.Path | None:
     if not p.is_dir():
         raise DataError(f"data directory {str(p)!r} (from {source}) is not a directory; pass a directory")
     return p.resolve()
+
+
+def load_state_file(path: str | os.PathLike, *, if_missing: str) -> dict:
+    """The state dict saved at ``path`` (on the CPU; a ``{"state_dict": ...}`` checkpoint is unwrapped).
+
+    Only tensors are loaded (``weights_only=True``); nothing is ever downloaded. A missing file raises
+    ``FileNotFoundError`` naming it, followed by ``if_missing`` (what to pass instead).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"weights file {os.fspath(path)!r} does not exist; {if_missing}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    return state

@@ -37,6 +37,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from uqxai_lib.utils import load_state_file
+
 __all__ = ["ARCHS", "FEATURE_LAYER", "DermClassifier", "build_derm_classifier", "small_cnn", "derm_augment"]
 
 ARCHS = ("efficientnet_b0", "densenet121", "small")
@@ -90,14 +92,7 @@ def small_cnn(width: int = 32, num_features: int = 128) -> nn.Sequential:
 
 def _load_weights(model: DermClassifier, tv_model: nn.Module | None, path: str | os.PathLike, arch: str) -> None:
     """Load a DermClassifier state dict, else a torchvision one (its features only; the head stays new)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"weights file {path!s} not found; pass weights_path=None to train from scratch "
-            "(nothing is downloaded)"
-        )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
+    state = load_state_file(path, if_missing="pass weights_path=None to train from scratch (nothing is downloaded)")
     try:
         model.load_state_dict(state, strict=True)
         return

@@ -33,6 +33,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from uqxai_lib.utils import load_state_file
+
 __all__ = [
     "ARCHS",
     "GRADCAM_LAYER",
@@ -176,14 +178,8 @@ def build_resnet_mc(
 
 def _load_local_weights(model: ResNetMC, path: str | os.PathLike) -> None:
     """Load a torchvision-layout state dict from ``path``; skip an ``fc`` of another shape."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"weights file {os.fspath(path)!r} does not exist; pass the path of a local torchvision "
-            "state dict (e.g. resnet50-*.pth) or weights=None for random initialisation"
-        )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
+    state = load_state_file(path, if_missing="pass the path of a local torchvision state dict "
+                            "(e.g. resnet50-*.pth) or weights=None for random initialisation")
     own = model.state_dict()
     for k in ("fc.weight", "fc.bias"):
         if k in state and state[k].shape != own[k].shape:
