@@ -47,9 +47,10 @@
 # | Mann–Whitney U, AUROC | helpful | for the table's statistics |
 # | Entropy, mutual information | helpful | predictive uncertainty of the MC passes |
 #
-# **Time to run:** about a minute (`tiny`), at most four minutes on two CPU cores (`smoke`, the
-# default), longer on a GPU at paper scale (`full`: ResNet50, 224 × 224, 20 passes). Training and
-# sampling are cached, so a re-run is fast.
+# **Time to run:** on two otherwise idle CPU cores about a minute from a cold cache for `smoke`
+# (the default, training included) and less for `tiny`; on a busy shared machine several times
+# longer. `full` (ResNet50, 224 × 224, 20 passes) is meant for a GPU. Training and sampling are
+# cached, so a re-run takes seconds.
 
 # %% tags=["parameters"]
 seed = 0
@@ -76,15 +77,14 @@ lr = 0.002
 # study
 passes = 20
 dropout = 0.1
-t_grid = [2, 5, 10, 20, 30]
-p_grid = [0.05, 0.1, 0.2, 0.4]
-n_sweep = 80
+t_grid = [2, 5, 10, 20, 50]
+p_grid = [0.05, 0.1, 0.2, 0.3, 0.5]
+n_sweep = 120
 widget_passes = [1, 2, 5, 10, 20]
 
 # %%
 import time
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
@@ -95,7 +95,6 @@ from uqxai_lib.data.synthetic_mri import denormalize, make_synthetic_mri
 from uqxai_lib.models.resnet_mc import GRADCAM_LAYER, build_resnet_mc, dropout_layers, weights_fingerprint
 from uqxai_lib.utils import pick_device, resolve_data_dir, seed_everything
 from uqxai_lib.viz import mri as vz
-from uqxai_lib.viz.common import group_distributions
 
 t_start = time.perf_counter()
 dev = pick_device(device)
@@ -242,9 +241,7 @@ table, cmp = vz.repeatability_table(rho, correct)
 table
 
 # %%
-fig, ax = plt.subplots(figsize=(4, 3))
-group_distributions(rho, correct, labels={True: "correct", False: "misclassified"}, ax=ax,
-                    ylabel="repeatability ρ", title=f"T = {passes}, p = {dropout}")
+fig = vz.plot_rho_groups(rho, correct, title=f"T = {passes}, p = {dropout}")
 d = cmp.as_dict()
 verdict = "higher" if d["mean_a"] > d["mean_b"] else "not higher"
 display(Markdown(
@@ -360,6 +357,11 @@ widgets.frame_grid(frames, list(p_grid), list(widget_passes), descriptions=("dro
 #   other causes (slice orientation, contrast, duplicated images). Numbers here are not the paper's.
 # - **Small model in the quick profiles.** ResNet18-style and narrow, on small images; `layer4` maps
 #   are coarse ($h \times w$ = input / 8), and Spearman on upsampled coarse maps has many ties.
+# - **The result depends on the trained model.** Repeatability says how stable the explanation of
+#   *this* network is. In our trials, a network trained for a shorter time made errors that were
+#   stable under dropout (high $\rho$) and whose MC mean prediction was much worse than the
+#   deterministic one; there $\rho$ did not flag the errors. Check the accuracy of the MC mean
+#   prediction beside the table before trusting $\rho$ as an error signal.
 # - **Few misclassified images.** The statistics of the misclassified group rest on the number shown
 #   in the table; the p-values and AUROCs are noisy at that size.
 # - **Rate used in training vs sampling.** The quick profiles train at `train_dropout` and sample at

@@ -193,6 +193,8 @@ def test_figures_are_returned():
         vz.plot_rho_vs_uncertainty(torch.rand(20, generator=g), {"e": torch.rand(20, generator=g)},
                                    torch.rand(20, generator=g) > 0.3),
         vz.plot_mc_frame([dict(image=img, mean=case["det"], std=case["det"], title="a", mask=mask)]),
+        vz.plot_rho_groups(torch.tensor([0.9, float("nan"), 0.5, 0.7]), torch.tensor([True, True, False, False])),
+        vz.plot_rho_groups(torch.tensor([0.9, 0.8]), torch.tensor([True, True]), title="no errors"),
     ]
     corr = torch.rand(30, generator=g) > 0.2
     curves, table = vz.abstention(corr, {"s": torch.rand(30, generator=g)})

@@ -51,6 +51,7 @@ __all__ = [
     "sweep_table",
     "plot_confusion",
     "plot_fig4",
+    "plot_rho_groups",
     "plot_rho_vs_uncertainty",
     "plot_abstention",
     "plot_sweeps",
@@ -550,6 +551,22 @@ def plot_fig4(cases: Sequence[Mapping[str, Any]], *, n_mc: int = 4):
     return fig
 
 
+def plot_rho_groups(rho: Tensor, correct: Tensor, ax=None, *, title: str | None = None):
+    """Violins of the repeatability of correct and misclassified images (NaN rho and empty groups left out)."""
+    from uqxai_lib.viz.common import group_distributions
+
+    rho = torch.as_tensor(rho, dtype=torch.float64)
+    correct = torch.as_tensor(correct, dtype=torch.bool)
+    ok = torch.isfinite(rho)
+    groups = {name: rho[ok & sel] for name, sel in (("correct", correct), ("misclassified", ~correct))
+              if bool((ok & sel).any())}
+    fig, ax = _fig_ax(ax, figsize=(4.0, 3.0))
+    if not groups:
+        ax.text(0.5, 0.5, "no defined ρ", ha="center", va="center", transform=ax.transAxes)
+        return fig
+    return group_distributions(groups, ax=ax, ylabel="repeatability ρ", title=title)
+
+
 def plot_rho_vs_uncertainty(rho: Tensor, scores: Mapping[str, Tensor], correct: Tensor):
     """Scatter of rho against each predictive-uncertainty score; Spearman r in each title."""
     import matplotlib.pyplot as plt
@@ -600,13 +617,15 @@ def plot_sweeps(p_table: "Any", t_table: "Any", settle: "Any"):
         ax.set_xlabel(xlabel)
         ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
-    axes[1].set_xscale("log")
     axes[0].legend(fontsize=7)
     x = np.asarray(settle.index, dtype=float)
     axes[2].plot(x, settle.iloc[:, 0], "o-", label=settle.columns[0])
     axes[2].plot(x, settle.iloc[:, 1], "s-", label=settle.columns[1])
-    axes[2].set_xscale("log")
     axes[2].set_xlabel("passes T")
+    for ax, ticks in ((axes[1], t_table.index), (axes[2], settle.index)):  # log scale, ticks at the grid
+        ax.set_xscale("log")
+        ax.set_xticks([float(t) for t in ticks], [str(t) for t in ticks])
+        ax.minorticks_off()
     axes[2].legend(fontsize=7)
     axes[2].grid(alpha=0.3)
     fig.tight_layout()
