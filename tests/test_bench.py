@@ -37,7 +37,9 @@ def test_tiny_bench_writes_the_schema_the_book_reads(tiny_run):
     for m in data["measures"]:
         assert {"name", "ratio", "target", "ours_s", "baseline_s", "note", "met"} <= set(m)
         assert isinstance(m["note"], str) and m["note"] and isinstance(m["target"], str)
-        assert m["met"] in (True, False, None)
+        assert m["met"] is None  # targets hold for the full sizes only; tiny/quick runs are not judged
+        if not m["target"].startswith("reported"):
+            assert m["target"].endswith("at full size (not judged at tiny size)"), m["target"]
     assert "peak_mem_mb" in data["measures"][0]
 
 
