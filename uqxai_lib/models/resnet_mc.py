@@ -57,8 +57,9 @@ ARCHS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
 }
 
 
-class DropoutBasicBlock(BasicBlock):
-    """torchvision ``BasicBlock`` followed by ``nn.Dropout`` (same parameters, same names)."""
+class _DropoutAfterBlock:
+    """Mixin: the torchvision block it precedes in the bases, followed by ``nn.Dropout`` (same
+    parameters, same names; ``expansion`` comes from the block)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -68,15 +69,12 @@ class DropoutBasicBlock(BasicBlock):
         return self.dropout(super().forward(x))
 
 
-class DropoutBottleneck(Bottleneck):
-    """torchvision ``Bottleneck`` followed by ``nn.Dropout`` (same parameters, same names)."""
+class DropoutBasicBlock(_DropoutAfterBlock, BasicBlock):
+    """torchvision ``BasicBlock`` followed by ``nn.Dropout``."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.dropout = nn.Dropout(0.5)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(super().forward(x))
+class DropoutBottleneck(_DropoutAfterBlock, Bottleneck):
+    """torchvision ``Bottleneck`` followed by ``nn.Dropout``."""
 
 
 class ResNetMC(ResNet):
