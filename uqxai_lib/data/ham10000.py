@@ -106,8 +106,6 @@ def mask_path(root: Path, image_id: str) -> Path:
 
 
 def _square(img, size: int, resample):
-    from PIL import Image
-
     w, h = img.size
     s = min(w, h)
     left, top = (w - s) // 2, (h - s) // 2
