@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .common import _fig_ax
+
 __all__ = [
     "POSTER",
     "normalized_stack",
@@ -256,12 +258,7 @@ def display_image(x: Tensor) -> np.ndarray:
 
 def plot_relative_losses(rel: Tensor, *, epsilon: float, ratio: float, ax=None):
     """Histogram of the candidates' relative validation losses at one prune ratio, with ``1 + epsilon``."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(4.6, 2.6))
-    else:
-        fig = ax.figure
+    fig, ax = _fig_ax(ax, figsize=(4.6, 2.6))
     v = torch.as_tensor(rel).detach().cpu().double().numpy()
     keep = v <= 1 + epsilon
     bins = np.linspace(min(v.min(), 1.0) - 1e-9, max(v.max(), 1 + epsilon) + 1e-9, 31)
@@ -278,12 +275,7 @@ def plot_relative_losses(rel: Tensor, *, epsilon: float, ratio: float, ax=None):
 
 def plot_sweep(table, *, epsilon: float, poster_ratio: float = 0.6, suggested: float | None = None, ax=None):
     """Poster Fig. 2: relative loss (median, 25-75 % and 5-95 % bands) and number kept vs prune ratio."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    else:
-        fig = ax.figure
+    fig, ax = _fig_ax(ax, figsize=(6.4, 4.0))
     r = table["ratio"].to_numpy()
     ax.fill_between(r, table["rel_loss_q05"], table["rel_loss_q95"], color="C0", alpha=0.15, lw=0, label="5–95 %")
     ax.fill_between(r, table["rel_loss_q25"], table["rel_loss_q75"], color="C0", alpha=0.3, lw=0, label="25–75 %")
@@ -328,6 +320,8 @@ def plot_vic_examples(
     resolution are upsampled."""
     import matplotlib.pyplot as plt
 
+    from uqxai_lib.saliency import normalize
+
     n = len(x)
     hw = tuple(x.shape[-2:])
     fig, axes = plt.subplots(n, 5, figsize=(5 * size, n * size), squeeze=False)
@@ -340,8 +334,6 @@ def plot_vic_examples(
         ax[0].set_axis_off()
         ax[1].imshow(masks[i].cpu().numpy(), cmap="gray")
         ax[1].set_axis_off()
-        from uqxai_lib.saliency import normalize
-
         _show_map(ax[2], img, normalize(optimal[i : i + 1], 2)[0], hw, "jet", None, vmax=1.0)
         _show_map(ax[3], None, variability[i], hw, "magma", None, vmax=var_max)
         _show_map(ax[4], img, vic[i], hw, "jet", None, vmax=1.0)
@@ -492,12 +484,7 @@ def plot_fidelity_by_ratio(table, *, optimal_iou: float, poster_ratio: float = 0
                            ax=None):
     """Mean IoU of the VIC (kept models, and all candidates) against the prune ratio, with the
     optimal model's mean IoU as a horizontal line."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5.6, 3.0))
-    else:
-        fig = ax.figure
+    fig, ax = _fig_ax(ax, figsize=(5.6, 3.0))
     r = table["ratio"].to_numpy()
     ax.plot(r, table["iou_all"], "s--", color="0.5", ms=3, label="VIC of all candidates")
     ax.plot(r, table["iou_vic"], "o-", color="C0", ms=4, label="VIC of kept models")

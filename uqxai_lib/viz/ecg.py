@@ -125,11 +125,11 @@ def sue_vs_snr_frame(records: Sequence[Mapping], y: Tensor | None = None, *, def
     """
     if definition not in ("majority", "clean"):
         raise ValueError(f"definition must be 'majority' or 'clean', got {definition!r}")
+    yy = None if y is None else to_numpy(y).astype(int)
     rows = []
     for r in records:
         s = to_numpy(r["sue"]).astype(float)
-        if y is not None:
-            yy = to_numpy(y).astype(int)
+        if yy is not None:
             c = to_numpy(r[f"{definition}_pred"]).astype(int) == yy
             acc = float((to_numpy(r["draw_pred"]).astype(int) == yy[None]).mean())
         else:

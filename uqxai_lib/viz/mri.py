@@ -343,11 +343,14 @@ def fig4_case(study: MCStudy, i: int, image: Tensor, title: str, *, passes: int 
     With a non-empty tumour ``mask`` it adds the share of the deterministic and of the MC-mean
     map's mass inside it.
     """
+    from uqxai_lib import aggregate
+
     t = study.rho.shape[0] if passes is None else passes
     mc = study.maps[:t, i]
     overlap = {}
     if mask is not None and bool(mask.any()):
-        overlap = {"det": float(mask_overlap(study.det_map[i], mask)), "mean": float(mask_overlap(mc.mean(0), mask))}
+        overlap = {"det": float(mask_overlap(study.det_map[i], mask)),
+                   "mean": float(mask_overlap(aggregate.consensus(mc), mask))}
     return dict(image=image, det=study.det_map[i], mc=mc, rho=study.rho[:t, i], mask=mask, overlap=overlap,
                 title=title)
 
@@ -406,6 +409,7 @@ def mc_frames(runs: Mapping[Any, MCStudy], cols: Sequence[int], pass_counts: Seq
     true class) and optional ``masks``. Frame ``[i][j]`` shows, for setting ``i`` and the first
     ``pass_counts[j]`` passes, the MC mean and std maps, the MC prediction and rho.
     """
+    from uqxai_lib import aggregate
     from uqxai_lib.widgets import figure_to_png
 
     frames = []
@@ -416,8 +420,8 @@ def mc_frames(runs: Mapping[Any, MCStudy], cols: Sequence[int], pass_counts: Seq
             for k, j in enumerate(cols):
                 mp = run.probs[:t, j].mean(0)
                 rho = float(run.rho[:t, j].nanmean())
-                items.append(dict(image=images[k], mean=run.maps[:t, j].mean(0),
-                                  std=run.maps[:t, j].std(0, unbiased=False),
+                items.append(dict(image=images[k], mean=aggregate.consensus(run.maps[:t, j]),
+                                  std=aggregate.variability(run.maps[:t, j]),
                                   mask=None if masks is None else masks[k],
                                   title=f"{labels[k]} | MC pred {classes[int(mp.argmax())]} "
                                         f"({float(mp.max()):.2f}) | ρ = {rho:.2f}"))
@@ -527,6 +531,8 @@ def plot_fig4(cases: Sequence[Mapping[str, Any]], *, n_mc: int = 4):
     """
     import matplotlib.pyplot as plt
 
+    from uqxai_lib import aggregate
+
     ncol = 4 + n_mc
     fig, axes = plt.subplots(len(cases), ncol, figsize=(1.55 * ncol, 1.85 * len(cases) + 0.2), squeeze=False)
     for row, case in zip(axes, cases):
@@ -545,8 +551,8 @@ def plot_fig4(cases: Sequence[Mapping[str, Any]], *, n_mc: int = 4):
         for k in range(n_mc):
             _show_map(row[2 + k], img, mc[k], f"MC pass {k + 1}\nρ = {rho[k]:.2f}", mask=mask)
         mean_title = f"MC mean (ρ̄ = {np.nanmean(rho):.2f})" + (f"\nin mask {ov['mean']:.2f}" if "mean" in ov else "")
-        _show_map(row[2 + n_mc], img, mc.mean(0), mean_title, mask=mask)
-        _show_map(row[3 + n_mc], img, mc.std(0, unbiased=False), "MC std (own scale)", mask=mask, cmap="magma")
+        _show_map(row[2 + n_mc], img, aggregate.consensus(mc), mean_title, mask=mask)
+        _show_map(row[3 + n_mc], img, aggregate.variability(mc), "MC std (own scale)", mask=mask, cmap="magma")
     fig.tight_layout()
     return fig
 

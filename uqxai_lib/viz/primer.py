@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from .. import metrics, saliency
-from .common import overlay_map_2d, to_numpy
+from .common import _fig_ax, overlay_map_2d, to_numpy
 
 __all__ = [
     "localisation_scores",
@@ -111,12 +111,7 @@ def plot_examples(images: Sequence[Tensor], masks: Sequence[Tensor], maps: Mappi
 
 def plot_weights(weights: Mapping[str, Tensor], ax=None, top: int | None = None):
     """Bar chart of channel weights ``{method: [K]}`` of one image (channels sorted by the first method)."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.0, 2.6))
-    else:
-        fig = ax.figure
+    fig, ax = _fig_ax(ax, figsize=(6.0, 2.6))
     names = list(weights)
     first = to_numpy(weights[names[0]])
     order = np.argsort(-first)[: top or len(first)]
