@@ -95,3 +95,8 @@ def group_split(
         filled[p] += counts[gi].item()
     row_part = part_of_group[inverse]
     return [torch.nonzero(row_part == p).flatten() for p in range(len(fractions))]
+
+
+def uniform(g: torch.Generator, *shape: int, lo: float = 0.0, hi: float = 1.0) -> Tensor:
+    """``shape`` float32 draws from U(lo, hi) with generator ``g`` (shared by the synthetic generators)."""
+    return torch.rand(*shape, generator=g) * (hi - lo) + lo

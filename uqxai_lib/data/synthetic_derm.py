@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import DataError, LabeledArrays
+from . import uniform as _u
 
 __all__ = [
     "CLASSES",
@@ -70,10 +71,6 @@ def denormalize(x: Tensor) -> Tensor:
     m = torch.tensor(MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     s = torch.tensor(STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x * s + m).clamp(0, 1)
-
-
-def _u(g: torch.Generator, *shape: int, lo: float = 0.0, hi: float = 1.0) -> Tensor:
-    return torch.rand(*shape, generator=g) * (hi - lo) + lo
 
 
 def _lesion_params(n: int, atypia: Tensor, g: torch.Generator) -> dict[str, Tensor]:

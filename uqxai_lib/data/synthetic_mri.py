@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import DataError, LabeledArrays
+from . import uniform as _u
 
 __all__ = [
     "CLASSES",
@@ -112,10 +113,6 @@ def _one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _u(g: torch.Generator, *shape: int, lo: float = 0.0, hi: float = 1.0) -> Tensor:
-    return torch.rand(*shape, generator=g) * (hi - lo) + lo
 
 
 def _smooth_noise(n: int, size: int, cells: int, g: torch.Generator) -> Tensor:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import DataError, LabeledArrays
+from . import uniform as _u
 
 __all__ = ["SHAPES", "make_synthetic_shapes", "shape_mask"]
 
@@ -56,10 +57,6 @@ def shape_mask(kind: str, u: Tensor, v: Tensor) -> Tensor:
     if kind == "plus":
         return ((u.abs() <= 0.3) & (v.abs() <= 1.0)) | ((v.abs() <= 0.3) & (u.abs() <= 1.0))
     raise DataError(f"unknown shape {kind!r}; use one of {SHAPES}")
-
-
-def _u(g: torch.Generator, *shape: int, lo: float = 0.0, hi: float = 1.0) -> Tensor:
-    return torch.rand(*shape, generator=g) * (hi - lo) + lo
 
 
 def _colours(g: torch.Generator, *shape: int) -> Tensor:
