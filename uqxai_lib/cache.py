@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
-import io
 import json
 import math
 import os
@@ -209,9 +208,7 @@ def cached(kind: str, config: Mapping, compute: Callable[[], T]) -> T:
         except Exception as exc:  # unreadable entry: recompute rather than fail
             warnings.warn(f"cache entry {path} could not be read ({exc!r}); recomputing it", stacklevel=2)
     value = compute()
-    buf = io.BytesIO()
-    torch.save(value, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_torch_save(value, path)
     try:
         atomic_write_text(
             path.with_suffix(".json"),
