@@ -664,9 +664,7 @@ def rashomon_maps(
 
 def _closed_form_maps(head: nn.Linear, acts: Tensor, logits: Tensor, masks: Tensor, tgt: Tensor, method: str):
     dims = _spatial_dims(acts)
-    z = 1
-    for d in dims:
-        z *= acts.shape[d]
+    z = acts.shape[2:].numel()  # spatial positions
     gap = acts.mean(dim=dims)
     _verify_head(head, gap, logits)
     with torch.no_grad():
