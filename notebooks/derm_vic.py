@@ -92,6 +92,8 @@ from uqxai_lib.data.ham10000 import load_ham10000
 from uqxai_lib.data.synthetic_derm import make_synthetic_derm
 from uqxai_lib.models.derm_classifier import FEATURE_LAYER, build_derm_classifier, derm_augment
 from uqxai_lib.viz import derm as vd
+from uqxai_lib.viz.common import split_table
+from uqxai_lib.cache import finite_or_none
 
 dev = utils.pick_device(device)
 utils.seed_everything(seed)
@@ -126,7 +128,7 @@ else:
 parts = group_split(data.group, [0.6, 0.2, 0.2], seed=seed)
 train_set, val_set, test_set = (data.subset(p) for p in parts)
 display(Markdown(f"Source: **{source}**, {len(data)} images of {len(data.group.unique())} lesions."))
-display(vd.split_table({"train": train_set, "validation": val_set, "test": test_set}))
+display(split_table({"train": train_set, "validation": val_set, "test": test_set}))
 
 # %%
 fig = vd.plot_samples(test_set, per_class=4)
@@ -412,11 +414,11 @@ results = cache.round_sig(
         "dice_vic": f_vic["dice"].mean(),
         "n_test": len(test_set),
         "spearman_vic_optimal_median": rho.nanmedian(),
-        "wilcoxon_p_iou": vd.finite_or_none(p_iou),
-        "wilcoxon_p_dice": vd.finite_or_none(p_dice),
+        "wilcoxon_p_iou": finite_or_none(p_iou),
+        "wilcoxon_p_dice": finite_or_none(p_dice),
         "sweep": [
             {"ratio": r.ratio, "rel_loss_median": r.rel_loss_median, "n_kept": r.n_kept,
-             "iou_vic": vd.finite_or_none(f.iou_vic), "iou_all": f.iou_all}
+             "iou_vic": finite_or_none(f.iou_vic), "iou_all": f.iou_all}
             for r, f in zip(sweep.itertuples(), by_ratio.itertuples())
         ],
     }

@@ -86,6 +86,7 @@ from uqxai_lib.data.synthetic_ecg import make_synthetic_ecg, stratified_group_sp
 from uqxai_lib.models.cnn_bilstm import CNNBiLSTM
 from uqxai_lib.utils import pick_device, resolve_data_dir, seed_everything
 from uqxai_lib.viz import ecg as vz
+from uqxai_lib.viz.common import split_table
 
 dev = pick_device(device)
 seed_everything(seed)
@@ -122,7 +123,8 @@ tr_idx, va_idx, te_idx = stratified_group_split(data.group, data.y, [0.6, 0.2, 0
 train_set, val_set, test_set = data.subset(tr_idx), data.subset(va_idx), data.subset(te_idx)
 if len(test_set) > max_test:  # study an evenly spaced subset of the test windows (keeps the class mix)
     test_set = test_set.subset(torch.linspace(0, len(test_set) - 1, max_test).round().long())
-vz.split_table({"train": train_set, "validation": val_set, "test (studied)": test_set})
+split_table({"train": train_set, "validation": val_set, "test (studied)": test_set},
+            items="windows", groups="subjects", positive="CAD share", percent=False, digits=3)
 
 # %%
 fig = vz.plot_class_examples(test_set.x[:, 0], test_set.y, data.classes, test_set.mask, fs=FS)

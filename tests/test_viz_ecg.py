@@ -158,6 +158,9 @@ def test_sweep_frames_make_a_png_grid_kind_by_snr(data, model):
 
 
 def test_split_table_counts_windows_subjects_and_cad_share(data):
-    t = vz.split_table({"all": data, "first": data.subset(torch.arange(4))})
+    from uqxai_lib.viz.common import split_table
+
+    t = split_table({"all": data, "first": data.subset(torch.arange(4))}, items="windows", groups="subjects",
+                    positive="CAD share", percent=False, digits=3)
     assert t.loc["all", "windows"] == len(data) and t.loc["first", "subjects"] == 2
     assert t.loc["all", "CAD share"] == pytest.approx(float(data.y.float().mean()), abs=1e-3)

@@ -244,3 +244,20 @@ def round_sig(x: Any, digits: int = 6) -> Any:
             return x
         return float(f"{x:.{digits}g}")
     return x
+
+
+def finite_or_none(x: Any) -> Any:
+    """Replace NaN / infinite floats by ``None`` in a nested structure (valid JSON); the rest as is.
+
+    >>> finite_or_none({"a": float("nan"), "b": [0.5, float("inf")], "c": "x"})
+    {'a': None, 'b': [0.5, None], 'c': 'x'}
+    """
+    if isinstance(x, Mapping):
+        return {k: finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite_or_none(v) for v in x]
+    if isinstance(x, (float, np.floating)) and not math.isfinite(float(x)):
+        return None
+    if isinstance(x, np.floating):
+        return float(x)
+    return x

@@ -31,6 +31,7 @@ __all__ = [
     "group_distributions",
     "show_maps_row",
     "trend",
+    "split_table",
 ]
 
 
@@ -349,3 +350,30 @@ def trend(x: Any, y: Any, yerr: Any = None, ax=None, *, label: str | None = None
     if label:
         ax.legend(fontsize=8, frameon=False)
     return fig
+
+
+def split_table(parts: Mapping[str, Any], *, items: str = "images", groups: str = "lesions",
+                positive: str = "malignant %", percent: bool = True, digits: int = 1):
+    """Items, groups and positive-class share of each part of a split (a DataFrame indexed by part).
+
+    ``parts`` maps a part name to a ``LabeledArrays`` (``y`` and optional ``group``; without groups
+    every item is its own group). The column names are the chapter's words (ECG: windows, subjects,
+    CAD share; dermoscopy: images, lesions, malignant %).
+
+    >>> import torch
+    >>> from uqxai_lib.data import LabeledArrays
+    >>> d = LabeledArrays(torch.zeros(4, 3, 2, 2), torch.tensor([0, 1, 1, 0]), ("benign", "malignant"),
+    ...                   group=torch.tensor([0, 0, 1, 2]))
+    >>> split_table({"all": d}).loc["all"].tolist()
+    [4.0, 3.0, 50.0]
+    """
+    import pandas as pd
+    import torch
+
+    rows = {}
+    for name, s in parts.items():
+        y = torch.as_tensor(s.y)
+        n_groups = int(torch.as_tensor(s.group).unique().numel()) if s.group is not None else len(y)
+        share = float(y.float().mean()) * (100 if percent else 1) if len(y) else float("nan")
+        rows[name] = {items: len(y), groups: n_groups, positive: round(share, digits)}
+    return pd.DataFrame.from_dict(rows, orient="index").astype({items: int, groups: int})

@@ -48,11 +48,9 @@ __all__ = [
     "vic_at_tolerance",
     "vic_frames",
     "plot_samples",
-    "split_table",
     "performance_table",
     "fidelity_by_ratio",
     "plot_fidelity_by_ratio",
-    "finite_or_none",
     "display_image",
 ]
 
@@ -497,34 +495,6 @@ def plot_fidelity_by_ratio(table, *, optimal_iou: float, poster_ratio: float = 0
     ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig
-
-
-def finite_or_none(v: float) -> float | None:
-    """``None`` for NaN / infinite values (valid JSON), else the float.
-
-    >>> finite_or_none(float("nan")) is None, finite_or_none(0.5)
-    (True, 0.5)
-    """
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
-def split_table(parts: Mapping[str, Any]):
-    """Images, lesions and malignant share of each part of a split (a DataFrame indexed by part name).
-
-    >>> from uqxai_lib.data import LabeledArrays
-    >>> d = LabeledArrays(torch.zeros(4, 3, 2, 2), torch.tensor([0, 1, 1, 0]), ("benign", "malignant"),
-    ...                   group=torch.tensor([0, 0, 1, 2]))
-    >>> split_table({"all": d}).loc["all"].tolist()
-    [4.0, 3.0, 50.0]
-    """
-    import pandas as pd
-
-    rows = {}
-    for name, s in parts.items():
-        lesions = len(s.group.unique()) if s.group is not None else len(s)
-        rows[name] = {"images": len(s), "lesions": lesions, "malignant %": round(100 * s.y.float().mean().item(), 1)}
-    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def performance_table(summary: Mapping[str, Any], auroc: float, *, digits: int = 3):

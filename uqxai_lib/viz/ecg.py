@@ -35,7 +35,6 @@ __all__ = [
     "describe_rows",
     "headline_numbers",
     "MIN_GROUP",
-    "split_table",
 ]
 
 #: Below this many misclassified windows a group's mean, SD, p and AUROC are flagged as unreliable.
@@ -376,14 +375,6 @@ def describe_rows(rows: Mapping[str, Mapping[str, float]], *, definition: str = 
     return head + "\n\n" + "\n".join(lines)
 
 
-def _finite_or_none(v):
-    if isinstance(v, Mapping):
-        return {k: _finite_or_none(x) for k, x in v.items()}
-    if isinstance(v, float) and not np.isfinite(v):
-        return None
-    return v
-
-
 def headline_numbers(classification: Mapping[str, float], rows: Mapping[str, Mapping[str, Mapping]],
                      **extra) -> dict:
     """JSON-ready headline numbers: accuracy, sensitivity, specificity, one row per perturbation
@@ -398,24 +389,11 @@ def headline_numbers(classification: Mapping[str, float], rows: Mapping[str, Map
     >>> h["accuracy"], h["perturbations"]["gaussian"]["sue_mis_mean"]
     (0.333333, None)
     """
-    from ..cache import round_sig
+    from ..cache import finite_or_none, round_sig
 
     out = {k: float(classification[k]) for k in ("accuracy", "sensitivity", "specificity")}
     for definition, per_kind in rows.items():
         key = "perturbations" if definition == "clean" else f"perturbations_{definition}"
         out[key] = {k: {kk: r[kk] for kk in ROW_KEYS} for k, r in per_kind.items()}
     out.update({k: v for k, v in extra.items() if v is not None})
-    return _finite_or_none(round_sig(out))
-
-
-def split_table(parts: Mapping[str, object]) -> pd.DataFrame:
-    """Windows, subjects and CAD share of each split (``LabeledArrays`` with ``group``)."""
-    rows = {}
-    for name, s in parts.items():
-        y = torch.as_tensor(s.y)
-        rows[name] = {
-            "windows": len(y),
-            "subjects": int(torch.as_tensor(s.group).unique().numel()) if s.group is not None else len(y),
-            "CAD share": round(float(y.float().mean()), 3) if len(y) else float("nan"),
-        }
-    return pd.DataFrame(rows).T.astype({"windows": int, "subjects": int})
+    return finite_or_none(round_sig(out))

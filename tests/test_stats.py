@@ -1,0 +1,155 @@
+"""stats: intervals, comparisons, Holm and verdicts, checked on simulated data with known answers."""
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import mannwhitneyu, norm, wilcoxon
+
+from uqxai_lib import stats
+
+
+def test_auroc_matches_pair_count_with_ties():
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 5, 60).astype(float)
+    y = rng.random(60) < 0.4
+    pos, neg = s[y], s[~y]
+    want = np.mean([(p > q) + 0.5 * (p == q) for p in pos for q in neg])
+    assert stats.auroc(s, y) == pytest.approx(want, abs=1e-12)
+
+
+def test_auroc_nan_without_a_class():
+    assert math.isnan(stats.auroc([0.1, 0.2], [1, 1]))
+
+
+def test_bootstrap_ci_of_mean_covers_truth_about_95_percent():
+    rng = np.random.default_rng(1)
+    hits = 0
+    reps = 200
+    for r in range(reps):
+        x = rng.normal(2.0, 1.0, 80)
+        lo, hi = stats.bootstrap_ci(np.mean, x, n_boot=400, seed=r)
+        hits += lo <= 2.0 <= hi
+    # percentile bootstrap of a mean, n=80: coverage close to 0.95; 200 reps -> SE ~0.015
+    assert 0.89 <= hits / reps <= 0.99
+
+
+def test_group_bootstrap_is_wider_than_item_bootstrap_for_clustered_data():
+    rng = np.random.default_rng(2)
+    g = np.repeat(np.arange(20), 10)
+    x = rng.normal(0, 1, 20)[g] + rng.normal(0, 0.1, 200)  # strong within-group correlation
+    lo_i, hi_i = stats.bootstrap_ci(np.mean, x, n_boot=500, seed=0)
+    lo_g, hi_g = stats.bootstrap_ci(np.mean, x, groups=g, n_boot=500, seed=0)
+    # true SE of the mean ~ 1/sqrt(20) = 0.22 -> width ~0.88; the item bootstrap pretends n=200
+    assert (hi_g - lo_g) > 2 * (hi_i - lo_i)
+    assert 0.5 < (hi_g - lo_g) < 1.4
+
+
+def test_bootstrap_ci_is_seeded_and_checks_lengths():
+    x = np.arange(30.0)
+    assert stats.bootstrap_ci(np.mean, x, seed=4) == stats.bootstrap_ci(np.mean, x, seed=4)
+    with pytest.raises(ValueError, match="differ in length"):
+        stats.bootstrap_ci(lambda a, b: 0.0, x, x[:5])
+    with pytest.raises(ValueError, match="groups has 3 entries"):
+        stats.bootstrap_ci(np.mean, x, groups=[1, 2, 3])
+
+
+def test_group_difference_binormal_auroc_interval_covers_phi_d_over_sqrt2():
+    # scores ~ N(d, 1) in group a, N(0, 1) in b: AUROC = Phi(d / sqrt 2)
+    d = 0.8
+    truth = norm.cdf(d / math.sqrt(2))
+    rng = np.random.default_rng(3)
+    hits = 0
+    reps = 60
+    for r in range(reps):
+        a = rng.normal(d, 1, 120)
+        b = rng.normal(0, 1, 40)
+        v = np.concatenate([a, b])
+        flag = np.r_[np.ones(120, bool), np.zeros(40, bool)]
+        res = stats.group_difference(v, flag, n_boot=300, seed=r)
+        hits += res["auroc_ci95"][0] <= truth <= res["auroc_ci95"][1]
+        assert res["p"] == pytest.approx(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+        assert res["effect"] == pytest.approx(a.mean() - b.mean())
+    assert hits / reps >= 0.85
+
+
+def test_group_difference_drops_nan_and_reports_count():
+    v = np.array([0.9, np.nan, 0.8, 0.1, 0.2, np.nan])
+    res = stats.group_difference(v, [1, 1, 1, 0, 0, 0], n_boot=200)
+    assert (res["n_a"], res["n_b"], res["n_nan"]) == (2, 2, 2)
+    assert res["auroc"] == 1.0
+
+
+def test_group_difference_empty_group_gives_nan_not_an_error():
+    res = stats.group_difference([0.1, 0.2], [1, 1], n_boot=200)
+    assert math.isnan(res["effect"]) and res["n_b"] == 0
+
+
+def test_paired_difference_matches_wilcoxon_and_detects_shift():
+    rng = np.random.default_rng(5)
+    a = rng.normal(0, 1, 50)
+    b = a - 0.3 + rng.normal(0, 0.1, 50)
+    res = stats.paired_difference(a, b, n_boot=500)
+    assert res["effect"] == pytest.approx(np.mean(a - b))
+    assert res["p"] == pytest.approx(wilcoxon(a - b).pvalue)
+    assert stats.verdict(res["ci95"]) == "higher"
+    assert stats.paired_difference(a, a, n_boot=200)["p"] == 1.0
+
+
+def _holm_bruteforce(p):
+    m = len(p)
+    order = sorted(range(m), key=lambda i: p[i])
+    adj = [0.0] * m
+    for rank, i in enumerate(order):
+        adj[i] = min(1.0, max((m - k) * p[order[k]] for k in range(rank + 1)))
+    return adj
+
+
+def test_holm_matches_definition_on_random_pvalues():
+    rng = np.random.default_rng(6)
+    for _ in range(50):
+        p = rng.random(rng.integers(1, 9)).tolist()
+        assert stats.holm(p) == pytest.approx(_holm_bruteforce(p), abs=1e-12)
+
+
+def test_holm_keeps_nan_and_rejects_out_of_range():
+    out = stats.holm([0.01, math.nan, 0.02])
+    assert math.isnan(out[1]) and out[0] == pytest.approx(0.02) and out[2] == pytest.approx(0.02)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        stats.holm([1.5])
+
+
+@pytest.mark.parametrize("ci,want", [([0.1, 0.2], "higher"), ([-0.2, -1e-9], "lower"),
+                                     ([-0.1, 0.1], "no detectable difference"), ([0.0, 0.1], "no detectable difference"),
+                                     ([math.nan, math.nan], "no detectable difference")])
+def test_verdict_reads_the_interval(ci, want):
+    assert stats.verdict(ci) == want
+
+
+def test_verdict_rejects_reversed_interval():
+    with pytest.raises(ValueError, match="lo > hi"):
+        stats.verdict([0.3, 0.1])
+
+
+def test_primary_verdict_agrees_with_its_interval_even_when_means_differ():
+    comp = {"effect": 0.05, "ci95": [-0.01, 0.11], "auroc": 0.6, "auroc_ci95": [0.48, 0.7], "p": 0.09}
+    rec = stats.primary("rho correct - misclassified", comp)
+    assert rec["verdict"] == "no detectable difference"
+    assert set(rec) == {"name", "effect", "ci95", "auroc", "auroc_ci95", "p", "verdict"}
+
+
+def test_reproduction_maps_verdicts_to_the_claim():
+    assert stats.reproduction("lower", expected="lower") == "reproduced"
+    assert stats.reproduction("higher", expected="lower") == "reversed"
+    with pytest.raises(ValueError):
+        stats.reproduction("bigger")
+
+
+def test_seed_summary_t_interval_matches_scipy():
+    from scipy.stats import t
+
+    e = [0.1, -0.05, 0.2, 0.15, 0.05]
+    s = stats.seed_summary(e)
+    lo, hi = t.interval(0.95, 4, loc=np.mean(e), scale=np.std(e, ddof=1) / math.sqrt(5))
+    assert s["ci95"] == pytest.approx([lo, hi])
+    assert s["sign_agreement"] == "4/5" and s["n"] == 5
+    assert stats.seed_summary([0.3])["verdict"] == "no detectable difference"
