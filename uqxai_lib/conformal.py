@@ -1,0 +1,176 @@
+r"""Abstention with a finite-sample guarantee: Learn-then-Test on the selective risk.
+
+A score :math:`s` (higher = more trustworthy: a repeatability score, a negated entropy, a margin)
+decides which predictions to answer. For a threshold :math:`t` the model answers when
+:math:`s > t`; its *selective risk* is :math:`R(t) = P(\text{error} \mid s > t)`. On a calibration
+split we choose :math:`\hat t` so that
+
+.. math:: P\big(R(\hat t) \le \alpha\big) \ge 1 - \delta
+
+over the draw of the calibration set (Learn then Test, Angelopoulos, Bates, Candès, Jordan & Lei
+2021, arXiv:2110.01052; the selective-classification setting of Geifman & El-Yaniv 2017).
+
+How. Sort the calibration scores in decreasing order :math:`s_{(1)} \ge s_{(2)} \ge \dots`.
+Candidate :math:`j` answers the :math:`j` most trusted items, i.e. uses the threshold
+:math:`t_j = s_{(j+1)}` (strict ``>``; :math:`t_n = -\infty`). Given :math:`t_j`, the :math:`j`
+answered calibration items are i.i.d. draws of the items with :math:`s > t_j`, so their error
+count :math:`k_j` is Binomial(:math:`j, R(t_j)`), and
+
+.. math:: p_j = P\big(\mathrm{Bin}(j, \alpha) \le k_j\big)
+
+is a valid p-value for the null :math:`R(t_j) > \alpha`. The candidates are tested in the fixed
+order :math:`j = j_0, j_0 + 1, \dots, n` (growing coverage, fixed before seeing any error), each
+at level :math:`\delta`, stopping at the first :math:`p_j > \delta` (fixed-sequence testing,
+LTT section 4); the last rejected candidate is returned. :math:`j_0` is the smallest :math:`j`
+for which an error-free set could be certified at all, :math:`(1 - \alpha)^{j} \le \delta`.
+If no candidate is rejected the model abstains on everything (coverage 0).
+
+Ties in the scores: items tied with :math:`s_{(j+1)}` are not answered at :math:`t_j`; candidates
+are therefore taken only at positions where the score strictly drops, so the calibration set that
+the test sees is exactly the set ``s > t``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = ["SelectiveThreshold", "binomial_lower_tail", "ltt_threshold", "repeated_splits",
+           "selective_risk"]
+
+
+class SelectiveThreshold(NamedTuple):
+    """The threshold chosen on a calibration split (answer when ``score > threshold``)."""
+
+    threshold: float
+    n_answered: int
+    n_errors: int
+    p_value: float
+    alpha: float
+    delta: float
+
+
+def binomial_lower_tail(k: int, n: int, p: float) -> float:
+    """:math:`P(\\mathrm{Bin}(n, p) \\le k)` (``scipy.stats.binom.cdf``), 1 for ``n = 0``.
+
+    >>> round(binomial_lower_tail(0, 22, 0.1), 4)
+    0.0985
+    """
+    from scipy.stats import binom
+
+    if n < 0 or k < 0 or not 0 <= p <= 1:
+        raise ValueError(f"binomial_lower_tail: need n >= 0, k >= 0, 0 <= p <= 1; got k={k}, n={n}, p={p}")
+    return 1.0 if n == 0 else float(binom.cdf(k, n, p))
+
+
+def _check(scores: Any, correct: Any) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    c = np.asarray(correct).reshape(-1)
+    if s.shape != c.shape:
+        raise ValueError(f"scores ({s.size}) and correct ({c.size}) differ in length")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores contain NaN or inf: give every item a finite score (e.g. rank NaN lowest)")
+    if c.dtype != bool:
+        if not np.all((c == 0) | (c == 1)):
+            raise ValueError("correct must be bool or 0/1")
+        c = c == 1
+    return s, c
+
+
+def _check_levels(alpha: float, delta: float) -> None:
+    for name, v in (("alpha", alpha), ("delta", delta)):
+        if not 0 < v < 1:
+            raise ValueError(f"{name} must lie in (0, 1), got {v}")
+
+
+def ltt_threshold(scores: Any, correct: Any, *, alpha: float = 0.1, delta: float = 0.1) -> SelectiveThreshold:
+    """Choose the threshold on a calibration split (see the module docstring).
+
+    Returns a :class:`SelectiveThreshold`; ``threshold = +inf`` (answer nothing) when no
+    candidate can be certified, ``-inf`` when every item may be answered.
+
+    >>> s = np.linspace(1, 0, 200); ok = np.r_[np.ones(150, bool), np.zeros(50, bool)]
+    >>> t = ltt_threshold(s, ok, alpha=0.1, delta=0.1)
+    >>> t.n_errors <= 0.1 * t.n_answered, 150 <= t.n_answered < 200
+    (True, True)
+    """
+    _check_levels(alpha, delta)
+    s, c = _check(scores, correct)
+    n = s.size
+    order = np.argsort(-s, kind="stable")
+    ss, err = s[order], (~c[order]).astype(np.int64)
+    cum_err = np.cumsum(err)
+    j0 = max(1, math.ceil(math.log(delta) / math.log1p(-alpha)))
+    best = SelectiveThreshold(math.inf, 0, 0, math.nan, alpha, delta)
+    for j in range(j0, n + 1):
+        if j < n and ss[j] == ss[j - 1]:
+            continue  # not a position where the score drops: s > s_(j+1) would not answer exactly j items
+        k = int(cum_err[j - 1])
+        p = binomial_lower_tail(k, j, alpha)
+        if p > delta:
+            break
+        best = SelectiveThreshold(float(ss[j]) if j < n else -math.inf, j, k, p, alpha, delta)
+    return best
+
+
+def selective_risk(scores: Any, correct: Any, threshold: float) -> tuple[float, float]:
+    """``(risk, coverage)`` of answering ``score > threshold``: error rate among the answered
+    (NaN when none is answered) and their share of all items.
+
+    >>> selective_risk([0.9, 0.8, 0.1], [1, 0, 1], 0.5)
+    (0.5, 0.6666666666666666)
+    """
+    s, c = _check(scores, correct)
+    ans = s > threshold
+    m = int(ans.sum())
+    risk = float((~c[ans]).mean()) if m else math.nan
+    return risk, m / s.size
+
+
+def repeated_splits(scores: Any, correct: Any, *, alpha: float = 0.1, delta: float = 0.1, n_splits: int = 200,
+                    calibration_fraction: float = 0.5, seed: int = 0) -> dict:
+    """Calibrate on a random part, test on the rest, ``n_splits`` times (seeded).
+
+    Returns ``n_splits, fraction_risk_le_alpha`` (share of splits whose realised test risk is
+    ≤ α; a split that answers nothing counts as within α, its risk being vacuous),
+    ``fraction_ci95`` (Clopper–Pearson interval of that share — splits overlap, so read it as a
+    rough guide), ``mean_coverage``, ``mean_risk`` (over splits that answered something),
+    ``n_abstain_all`` and the per-split arrays ``risks``, ``coverages``, ``thresholds``.
+
+    The guarantee is about the population risk; a finite test split adds its own sampling noise,
+    so the realised fraction can fall somewhat below ``1 − δ`` even when the guarantee holds.
+    """
+    from scipy.stats import beta
+
+    _check_levels(alpha, delta)
+    if not 0 < calibration_fraction < 1:
+        raise ValueError(f"calibration_fraction must lie in (0, 1), got {calibration_fraction}")
+    if int(n_splits) < 1:
+        raise ValueError(f"n_splits must be >= 1, got {n_splits}")
+    s, c = _check(scores, correct)
+    n = s.size
+    n_cal = int(round(calibration_fraction * n))
+    if n_cal < 1 or n - n_cal < 1:
+        raise ValueError(f"{n} items cannot be split into calibration ({n_cal}) and test parts")
+    rng = np.random.default_rng(seed)
+    risks, covs, ths = [], [], []
+    for _ in range(int(n_splits)):
+        perm = rng.permutation(n)
+        cal, test = perm[:n_cal], perm[n_cal:]
+        t = ltt_threshold(s[cal], c[cal], alpha=alpha, delta=delta)
+        r, cov = selective_risk(s[test], c[test], t.threshold)
+        risks.append(r)
+        covs.append(cov)
+        ths.append(t.threshold)
+    risks_a = np.asarray(risks)
+    ok = np.where(np.isnan(risks_a), True, risks_a <= alpha)
+    k, m = int(ok.sum()), ok.size
+    lo = 0.0 if k == 0 else float(beta.ppf(0.025, k, m - k + 1))
+    hi = 1.0 if k == m else float(beta.ppf(0.975, k + 1, m - k))
+    answered = ~np.isnan(risks_a)
+    return {"n_splits": m, "fraction_risk_le_alpha": k / m, "fraction_ci95": [lo, hi],
+            "mean_coverage": float(np.mean(covs)),
+            "mean_risk": float(risks_a[answered].mean()) if answered.any() else math.nan,
+            "n_abstain_all": int((~answered).sum()), "alpha": alpha, "delta": delta,
+            "risks": risks_a.tolist(), "coverages": covs, "thresholds": ths}
