@@ -1,0 +1,125 @@
+"""studies.cross: per-item scores against loops and scipy, the logistic model against scikit-learn,
+added value and conformal rows on simulated data with known structure."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from uqxai_lib import metrics, stats
+from uqxai_lib.studies import cross
+
+
+def _stack(seed=0, s=5, b=6, n=20, c=3):
+    g = torch.Generator().manual_seed(seed)
+    maps = torch.rand(s, b, n, generator=g)
+    probs = torch.softmax(torch.randn(s, b, c, generator=g) * 2, -1)
+    ref = torch.rand(b, n, generator=g)
+    pred = torch.randint(0, c, (b,), generator=g)
+    return maps, probs, ref, pred
+
+
+def test_item_scores_match_loops():
+    maps, probs, ref, pred = _stack()
+    maps[1, 2] = 0.0   # empty map in one sample of item 2
+    maps[3, 4] = 0.5   # constant (degenerate) map in one sample of item 4
+    out = cross.item_scores(maps, probs, ref, pred, quantile=0.8)
+    s, b = maps.shape[:2]
+    sue = metrics.sue(maps, quantile=0.8, ndim_spatial=1).double().numpy()
+    for i in range(b):
+        if i == 2:
+            assert math.isnan(out["jaccard"][i])
+        else:
+            assert out["jaccard"][i] == pytest.approx(sue[i], abs=1e-6)
+        rhos = []
+        for k in range(s):
+            m = maps[k, i].double().numpy()
+            rhos.append(0.0 if np.ptp(m) == 0 else spearmanr(m, ref[i].double().numpy()).statistic)
+        assert out["spearman"][i] == pytest.approx(np.mean(rhos), abs=1e-6)
+        p = probs[:, i].double().mean(0).numpy()
+        top = np.sort(p)[::-1]
+        assert out["margin"][i] == pytest.approx(top[0] - top[1], abs=1e-9)
+        assert out["entropy"][i] == pytest.approx(-(p * np.log(p)).sum(), abs=1e-9)
+        ent_each = np.mean([-(q * np.log(q)).sum() for q in probs[:, i].double().numpy()])
+        assert out["mutual_information"][i] == pytest.approx(max(0.0, -(p * np.log(p)).sum() - ent_each), abs=1e-9)
+        assert out["flip_rate"][i] == pytest.approx(np.mean([int(probs[k, i].argmax()) != int(pred[i]) for k in range(s)]))
+    assert out["n_empty"] == 1
+    assert out["n_degenerate"] == 2  # the empty map of item 2 is constant too
+
+
+def test_item_scores_spearman_nan_only_for_a_constant_reference():
+    maps, probs, ref, pred = _stack()
+    ref[0] = 1.0
+    out = cross.item_scores(maps, probs, ref, pred)
+    assert math.isnan(out["spearman"][0]) and np.isfinite(out["spearman"][1:]).all()
+
+
+def test_item_scores_reject_mismatched_shapes():
+    maps, probs, ref, pred = _stack()
+    with pytest.raises(ValueError, match="shapes disagree"):
+        cross.item_scores(maps, probs[:, :3], ref, pred)
+    with pytest.raises(ValueError, match="S>=2"):
+        cross.item_scores(maps[:1], probs[:1], ref, pred)
+
+
+def test_confidence_orients_uncertainties_downwards():
+    c = cross.confidence({"entropy": [0.2], "flip_rate": [0.5], "jaccard": [0.7], "n_empty": 3})
+    assert c == {"entropy": pytest.approx([-0.2]), "flip_rate": pytest.approx([-0.5]), "jaccard": pytest.approx([0.7])}
+
+
+def test_matrix_rows_auroc_and_aurc_follow_stats_and_metrics():
+    rng = np.random.default_rng(0)
+    ok = rng.random(80) < 0.7
+    scores = {"jaccard": rng.random(80) + 0.3 * ok, "entropy": rng.random(80) - 0.3 * ok}
+    rows = cross.matrix_rows("ecg", "test_time", scores, ok, n_boot=300)
+    by = {r["score"]: r for r in rows}
+    assert by["jaccard"]["auroc"] == pytest.approx(stats.auroc(scores["jaccard"], ok))
+    assert by["entropy"]["auroc"] == pytest.approx(stats.auroc(-scores["entropy"], ok))
+    assert by["entropy"]["aurc"] == pytest.approx(metrics.aurc(torch.as_tensor(ok), torch.as_tensor(-scores["entropy"])))
+    lo, hi = by["jaccard"]["auroc_ci95"]
+    assert lo < by["jaccard"]["auroc"] < hi
+    assert by["jaccard"]["kind"] == "explanation" and by["entropy"]["kind"] == "baseline"
+
+
+def test_logistic_fit_matches_scikit_learn():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 3))
+    y = (X @ np.array([1.0, -2.0, 0.5]) + 0.3 + rng.logistic(size=200)) > 0
+    w, b = cross.logistic_fit(X, y, l2=0.5)
+    ref = LogisticRegression(C=1 / 0.5, tol=1e-12, max_iter=10_000).fit(X, y)
+    assert np.allclose(w, ref.coef_[0], atol=1e-5) and b == pytest.approx(ref.intercept_[0], abs=1e-5)
+
+
+def _simulated(seed, informative_extra):
+    rng = np.random.default_rng(seed)
+    n = 600
+    ok = rng.random(n) < 0.75
+    base = rng.normal(size=n) + 0.8 * ok                         # baseline carries some signal
+    extra_signal = rng.normal(size=n) + (1.2 * ok if informative_extra else 0.0)
+    scores = {"margin": base, "entropy": -base + 0.1 * rng.normal(size=n), "jaccard": extra_signal,
+              "spearman": rng.normal(size=n)}
+    return scores, ok
+
+
+def test_added_value_detects_an_informative_explanation_score():
+    scores, ok = _simulated(2, informative_extra=True)
+    res = cross.added_value(scores, ok, baselines=("margin", "entropy"), n_boot=400)
+    assert res["delta_ci95"][0] > 0 and res["verdict"] == "higher"
+    assert res["auroc_combined"] > res["auroc_baselines"]
+
+
+def test_added_value_finds_nothing_in_pure_noise_most_of_the_time():
+    verdicts = [cross.added_value(*_simulated(s, informative_extra=False), baselines=("margin", "entropy"),
+                                  n_boot=300, seed=s)["verdict"] for s in range(8)]
+    assert verdicts.count("higher") <= 2  # a 95% interval rarely excludes 0 when nothing is added
+
+
+def test_conformal_rows_cover_every_oriented_score():
+    scores, ok = _simulated(3, informative_extra=True)
+    rows = cross.conformal_rows("mri", "mc_dropout", scores, ok, n_splits=20)
+    assert {r["score"] for r in rows} == set(scores)
+    for r in rows:
+        assert r["n_splits"] == 20 and 0 <= r["mean_coverage"] <= 1 and r["alpha"] == 0.1

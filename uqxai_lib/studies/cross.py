@@ -1,0 +1,239 @@
+r"""Cross-study analysis: which source of explanation uncertainty flags errors, on every modality.
+
+Steps of the ``cross_study`` chapter as plain functions (no plotting, no models built here):
+
+1. :func:`item_scores` turns one source's stack of explanations and predictions into per-item
+   scores: two *explanation* repeatability scores (``jaccard``: SUE-style mean pairwise Jaccard
+   of the top-q regions; ``spearman``: mean Spearman ρ of each sample's map with the reference
+   map) and four *prediction-only* baselines of the same samples (``entropy``, ``mutual_information``,
+   ``margin``, ``flip_rate``).
+2. :func:`confidence` orients every score so that higher means "trust this prediction more".
+3. :func:`matrix_rows` gives, per score, the AUROC for correct vs misclassified items with its
+   95% bootstrap interval (grouped by subject / patient / lesion) and the AURC.
+4. :func:`added_value` asks whether the explanation scores add to the baselines: out-of-fold
+   predictions of a logistic model on the baselines alone vs baselines + explanation scores, and
+   the paired difference of their AUROCs with a bootstrap interval.
+5. :func:`conformal_rows` runs the Learn-then-Test abstention rule (:mod:`uqxai_lib.conformal`)
+   on repeated calibration / test splits for every score.
+
+Empty and degenerate maps are never silently counted as agreement: an item with an all-zero map
+in some sample has no top-q region there, so its ``jaccard`` is NaN; a sample map that is
+constant has no ranks, so it counts as ρ = 0 against a non-constant reference (it agrees with
+nothing), and ``spearman`` is NaN only when the reference map itself is constant. Both counts are
+returned (``n_empty``, ``n_degenerate``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .. import conformal, metrics, stats
+
+__all__ = [
+    "BASELINE_SCORES",
+    "EXPLANATION_SCORES",
+    "ORIENTATION",
+    "added_value",
+    "conformal_rows",
+    "confidence",
+    "cross_fitted_logistic",
+    "item_scores",
+    "logistic_fit",
+    "matrix_rows",
+]
+
+EXPLANATION_SCORES = ("jaccard", "spearman")
+BASELINE_SCORES = ("entropy", "mutual_information", "margin", "flip_rate")
+#: +1: higher = more trustworthy; -1: higher = less trustworthy (an uncertainty)
+ORIENTATION = {"jaccard": 1, "spearman": 1, "entropy": -1, "mutual_information": -1, "margin": 1, "flip_rate": -1}
+
+
+def item_scores(maps: Tensor, probs: Tensor, reference: Tensor, clean_pred: Tensor, *,
+                quantile: float = 0.9) -> dict[str, Any]:
+    """Per-item scores of one uncertainty source.
+
+    Parameters
+    ----------
+    maps : ``[S, B, *spatial]`` explanations of the S samples (MC passes, perturbed draws,
+        pruned models, ensemble members), S ≥ 2.
+    probs : ``[S, B, C]`` softmax outputs of the same samples.
+    reference : ``[B, *spatial]`` the reference map (the unperturbed model's map of the clean input).
+    clean_pred : ``[B]`` the reference model's prediction on the clean input (the explained class).
+    quantile : the top-q region is the top ``1 − quantile`` share of positions (0.9: top 10 %).
+
+    Returns a dict of float64 NumPy ``[B]`` arrays for every name in :data:`EXPLANATION_SCORES`
+    and :data:`BASELINE_SCORES`, plus ``n_empty`` and ``n_degenerate`` (ints).
+    """
+    maps = torch.as_tensor(maps).detach().float().cpu()
+    probs = torch.as_tensor(probs).detach().float().cpu()
+    reference = torch.as_tensor(reference).detach().float().cpu()
+    clean_pred = torch.as_tensor(clean_pred).detach().long().cpu()
+    if maps.ndim < 3 or maps.shape[0] < 2:
+        raise ValueError(f"item_scores: maps must be [S>=2, B, *spatial], got {tuple(maps.shape)}")
+    s, b = maps.shape[:2]
+    if probs.shape[:2] != (s, b) or reference.shape != maps.shape[1:] or clean_pred.shape != (b,):
+        raise ValueError(f"item_scores: shapes disagree: maps {tuple(maps.shape)}, probs {tuple(probs.shape)}, "
+                         f"reference {tuple(reference.shape)}, clean_pred {tuple(clean_pred.shape)}")
+    nd = maps.ndim - 2
+    flat = maps.reshape(s, b, -1)
+    empty = (flat.amax(-1) <= 0).any(0)  # some sample has no positive evidence: no top-q region
+    jac = metrics.sue(maps, quantile=quantile, ndim_spatial=nd).double()
+    jac[empty] = math.nan
+    rho = metrics.spearman(maps, reference.unsqueeze(0).expand_as(maps), ndim_spatial=nd).double()  # [S, B]
+    ref_flat = reference.reshape(b, -1)
+    ref_const = ref_flat.amax(-1) == ref_flat.amin(-1)
+    degenerate = rho.isnan() & ~ref_const[None]
+    rho = torch.where(degenerate, torch.zeros_like(rho), rho)
+    sp = rho.mean(0)
+    sp[ref_const] = math.nan
+    mean_p = probs.double().mean(0)
+    top2 = mean_p.topk(min(2, mean_p.shape[-1]), dim=-1).values
+    margin = top2[:, 0] - (top2[:, 1] if top2.shape[-1] > 1 else 0.0)
+    flips = (probs.argmax(-1) != clean_pred[None]).double().mean(0)
+    return {
+        "jaccard": jac.numpy(),
+        "spearman": sp.numpy(),
+        "entropy": metrics.predictive_entropy(probs.double()).numpy(),
+        "mutual_information": metrics.mutual_information(probs.double()).numpy(),
+        "margin": margin.numpy(),
+        "flip_rate": flips.numpy(),
+        "n_empty": int(empty.sum()),
+        "n_degenerate": int(degenerate.sum()),
+    }
+
+
+def confidence(scores: Mapping[str, Any], names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The scores oriented by :data:`ORIENTATION` (higher = more trustworthy), float64.
+
+    >>> confidence({"entropy": [0.1, 0.7], "margin": [0.9, 0.2]})
+    {'entropy': array([-0.1, -0.7]), 'margin': array([0.9, 0.2])}
+    """
+    names = [n for n in (names or scores) if n in ORIENTATION]
+    return {n: ORIENTATION[n] * np.asarray(scores[n], dtype=np.float64) for n in names}
+
+
+def _rank_nan_lowest(v: np.ndarray) -> np.ndarray:
+    out = v.copy()
+    if np.isnan(out).any():
+        finite = out[np.isfinite(out)]
+        out[np.isnan(out)] = (finite.min() - 1.0) if finite.size else 0.0
+    return out
+
+
+def matrix_rows(modality: str, source: str, scores: Mapping[str, Any], correct: Any, *, groups: Any = None,
+                n_boot: int = 2000, seed: int = 0) -> list[dict]:
+    """One row per score: ``modality, source, score, kind ("explanation" | "baseline"), auroc,
+    auroc_ci95, aurc, n_nan`` — AUROC of the oriented score for correct (positive) vs misclassified,
+    with its bootstrap interval (over ``groups`` if given); AURC with NaN scores ranked lowest."""
+    ok = np.asarray(correct).astype(bool).reshape(-1)
+    rows = []
+    for name, conf in confidence(scores).items():
+        comp = stats.group_difference(conf, ok, groups=groups, n_boot=n_boot, seed=seed)
+        aurc = metrics.aurc(torch.as_tensor(ok), torch.as_tensor(_rank_nan_lowest(conf)))
+        rows.append({"modality": modality, "source": source, "score": name,
+                     "kind": "explanation" if name in EXPLANATION_SCORES else "baseline",
+                     "auroc": comp["auroc"], "auroc_ci95": comp["auroc_ci95"], "aurc": aurc,
+                     "n_nan": comp["n_nan"]})
+    return rows
+
+
+def logistic_fit(X: Any, y: Any, *, l2: float = 1e-2, iters: int = 100, tol: float = 1e-10) -> tuple[np.ndarray, float]:
+    """L2-penalised logistic regression by Newton's method (IRLS); returns ``(w, b)``.
+
+    Minimises :math:`\\sum_i \\log(1 + e^{-\\tilde y_i (x_i^\\top w + b)}) + \\tfrac{l2}{2}\\lVert w \\rVert^2`
+    (the intercept is not penalised), the objective of scikit-learn's ``LogisticRegression(C=1/l2)``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if X.ndim != 2 or X.shape[0] != y.size:
+        raise ValueError(f"logistic_fit: X must be [N, F] with N = len(y); got {X.shape} and {y.size}")
+    n, f = X.shape
+    A = np.hstack([X, np.ones((n, 1))])
+    theta = np.zeros(f + 1)
+    pen = np.full(f + 1, l2)
+    pen[-1] = 0.0
+    for _ in range(iters):
+        z = A @ theta
+        p = 1 / (1 + np.exp(-z))
+        g = A.T @ (p - y) + pen * theta
+        H = (A * (p * (1 - p))[:, None]).T @ A + np.diag(pen) + 1e-12 * np.eye(f + 1)
+        step = np.linalg.solve(H, g)
+        theta -= step
+        if np.max(np.abs(step)) < tol:
+            break
+    return theta[:-1], float(theta[-1])
+
+
+def cross_fitted_logistic(X: Any, y: Any, *, folds: int = 5, seed: int = 0, l2: float = 1e-2) -> np.ndarray:
+    """Out-of-fold predicted probabilities of :func:`logistic_fit` (stratified, seeded folds;
+    features standardised on each training fold)."""
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y).astype(bool).reshape(-1)
+    rng = np.random.default_rng(seed)
+    fold = np.empty(y.size, dtype=int)
+    for cls in (False, True):
+        idx = rng.permutation(np.flatnonzero(y == cls))
+        fold[idx] = np.arange(idx.size) % folds
+    out = np.empty(y.size)
+    for k in range(folds):
+        tr, te = fold != k, fold == k
+        mu, sd = X[tr].mean(0), X[tr].std(0)
+        sd[sd == 0] = 1.0
+        w, b = logistic_fit((X[tr] - mu) / sd, y[tr], l2=l2)
+        out[te] = 1 / (1 + np.exp(-(((X[te] - mu) / sd) @ w + b)))
+    return out
+
+
+def added_value(scores: Mapping[str, Any], correct: Any, *, baselines: Sequence[str] = BASELINE_SCORES,
+                extra: Sequence[str] = EXPLANATION_SCORES, folds: int = 5, n_boot: int = 2000,
+                seed: int = 0) -> dict:
+    """Do the ``extra`` (explanation) scores add to the ``baselines`` for telling errors apart?
+
+    Out-of-fold logistic predictions of "correct" from the baselines alone and from baselines +
+    extras (a NaN score is replaced by the score's median over all items; their number is
+    returned as ``n_nan``). Returns
+    ``auroc_baselines, auroc_combined, delta, delta_ci95`` (paired, stratified bootstrap over items
+    of the two out-of-fold AUROCs) and ``verdict`` from the interval. The bootstrap holds the
+    fitted models fixed, so it shows the variation over test items, not over refits.
+    """
+    ok = np.asarray(correct).astype(bool).reshape(-1)
+    if ok.all() or not ok.any():
+        return {"auroc_baselines": math.nan, "auroc_combined": math.nan, "delta": math.nan,
+                "delta_ci95": [math.nan, math.nan], "verdict": "no detectable difference", "n_nan": 0}
+    conf = confidence(scores, [*baselines, *extra])
+
+    def design(names):
+        cols = []
+        for n in names:
+            v = conf[n].copy()
+            v[~np.isfinite(v)] = np.nanmedian(v) if np.isfinite(v).any() else 0.0
+            cols.append(v)
+        return np.stack(cols, 1)
+
+    n_nan = int(sum((~np.isfinite(conf[n])).sum() for n in extra))
+    folds = max(2, min(folds, int(ok.sum()), int((~ok).sum())))
+    p_base = cross_fitted_logistic(design(baselines), ok, folds=folds, seed=seed)
+    p_comb = cross_fitted_logistic(design([*baselines, *extra]), ok, folds=folds, seed=seed)
+    a_base, a_comb = stats.auroc(p_base, ok), stats.auroc(p_comb, ok)
+    ci = stats.bootstrap_ci(lambda pb, pc, yy: stats.auroc(pc, yy) - stats.auroc(pb, yy), p_base, p_comb, ok,
+                            strata=ok, n_boot=n_boot, seed=seed)
+    return {"auroc_baselines": a_base, "auroc_combined": a_comb, "delta": a_comb - a_base,
+            "delta_ci95": list(ci), "verdict": stats.verdict(ci), "n_nan": n_nan}
+
+
+def conformal_rows(modality: str, source: str, scores: Mapping[str, Any], correct: Any, *, alpha: float = 0.1,
+                   delta: float = 0.1, n_splits: int = 200, seed: int = 0) -> list[dict]:
+    """Learn-then-Test abstention for every oriented score (NaN ranked lowest = never answered first):
+    ``modality, source, score, alpha, delta, n_splits, fraction_risk_le_alpha, fraction_ci95,
+    mean_coverage, mean_risk, n_abstain_all`` plus the per-split ``risks`` and ``coverages``."""
+    ok = np.asarray(correct).astype(bool).reshape(-1)
+    rows = []
+    for name, conf in confidence(scores).items():
+        res = conformal.repeated_splits(_rank_nan_lowest(conf), ok, alpha=alpha, delta=delta,
+                                        n_splits=n_splits, seed=seed)
+        rows.append({"modality": modality, "source": source, "score": name, **res})
+    return rows
