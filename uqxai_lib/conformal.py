@@ -51,17 +51,20 @@ class SelectiveThreshold(NamedTuple):
     delta: float
 
 
-def binomial_lower_tail(k: int, n: int, p: float) -> float:
-    """:math:`P(\\mathrm{Bin}(n, p) \\le k)` (``scipy.stats.binom.cdf``), 1 for ``n = 0``.
+def binomial_lower_tail(k: Any, n: Any, p: float) -> Any:
+    """:math:`P(\\mathrm{Bin}(n, p) \\le k)` (``scipy.stats.binom.cdf``), elementwise over arrays of
+    ``k`` and ``n``; 1 where ``n = 0``. Returns a float for scalar input.
 
     >>> round(binomial_lower_tail(0, 22, 0.1), 4)
     0.0985
     """
     from scipy.stats import binom
 
-    if n < 0 or k < 0 or not 0 <= p <= 1:
+    k_a, n_a = np.asarray(k), np.asarray(n)
+    if np.any(n_a < 0) or np.any(k_a < 0) or not 0 <= p <= 1:
         raise ValueError(f"binomial_lower_tail: need n >= 0, k >= 0, 0 <= p <= 1; got k={k}, n={n}, p={p}")
-    return 1.0 if n == 0 else float(binom.cdf(k, n, p))
+    out = np.where(n_a == 0, 1.0, binom.cdf(k_a, n_a, p))
+    return float(out) if out.ndim == 0 else out
 
 
 def _check(scores: Any, correct: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -102,16 +105,22 @@ def ltt_threshold(scores: Any, correct: Any, *, alpha: float = 0.1, delta: float
     ss, err = s[order], (~c[order]).astype(np.int64)
     cum_err = np.cumsum(err)
     j0 = max(1, math.ceil(math.log(delta) / math.log1p(-alpha)))
-    best = SelectiveThreshold(math.inf, 0, 0, math.nan, alpha, delta)
-    for j in range(j0, n + 1):
-        if j < n and ss[j] == ss[j - 1]:
-            continue  # not a position where the score drops: s > s_(j+1) would not answer exactly j items
-        k = int(cum_err[j - 1])
-        p = binomial_lower_tail(k, j, alpha)
-        if p > delta:
-            break
-        best = SelectiveThreshold(float(ss[j]) if j < n else -math.inf, j, k, p, alpha, delta)
-    return best
+    j = np.arange(j0, n + 1)
+    # candidates only where the score drops after position j (or at the end)
+    drop = np.ones(j.size, dtype=bool)
+    inner = j < n
+    drop[inner] = ss[j[inner]] != ss[j[inner] - 1]
+    j = j[drop]
+    if j.size == 0:
+        return SelectiveThreshold(math.inf, 0, 0, math.nan, alpha, delta)
+    k = cum_err[j - 1]
+    p = binomial_lower_tail(k, j, alpha)
+    fail = np.flatnonzero(p > delta)
+    last = (fail[0] if fail.size else j.size) - 1  # fixed sequence: stop at the first non-rejection
+    if last < 0:
+        return SelectiveThreshold(math.inf, 0, 0, math.nan, alpha, delta)
+    jj = int(j[last])
+    return SelectiveThreshold(float(ss[jj]) if jj < n else -math.inf, jj, int(k[last]), float(p[last]), alpha, delta)
 
 
 def selective_risk(scores: Any, correct: Any, threshold: float) -> tuple[float, float]:
