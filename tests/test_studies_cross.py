@@ -123,3 +123,43 @@ def test_conformal_rows_cover_every_oriented_score():
     assert {r["score"] for r in rows} == set(scores)
     for r in rows:
         assert r["n_splits"] == 20 and 0 <= r["mean_coverage"] <= 1 and r["alpha"] == 0.1
+
+
+def _tiny_model(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv1d(1, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.Dropout(0.3),
+                               torch.nn.AdaptiveAvgPool1d(1), torch.nn.Flatten(), torch.nn.Linear(6, 2)).eval()
+
+
+def test_run_source_matches_the_samplers_and_explain_loops():
+    from uqxai_lib import saliency, samplers
+
+    m = _tiny_model()
+    x = torch.randn(5, 1, 16, generator=torch.Generator().manual_seed(0))
+    pred, ref = cross.reference_maps(m, x, "1", "grad_cam")
+    assert torch.equal(pred, m(x).argmax(1)) and ref.shape == (5, 16)
+    mc = cross.run_source("mc_dropout", m, x, pred, layer="1", method="grad_cam", mc_passes=4, seed=3)
+    want = samplers.mc_dropout(m, x, "1", 4, method="grad_cam", target=pred, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(mc.maps, want.maps)
+    jitter = {"a": lambda v, g: v + 0.1 * torch.randn(v.shape, generator=g), "b": lambda v, g: v * 1.1}
+    tt = cross.run_source("test_time", m, x, pred, layer="1", method="grad_cam", perturbations=jitter,
+                          draws_per_kind=2, seed=1)
+    assert tt.maps.shape == (4, 5, 16) and torch.allclose(tt.maps[2], saliency.explain(m, x * 1.1, "1", pred))
+    members = [_tiny_model(s) for s in (1, 2)]
+    ens = cross.run_source("seed_ensemble", m, x, pred, layer="1", method="grad_cam", members=members)
+    assert torch.allclose(ens.maps[1], saliency.explain(members[1], x, "1", pred))
+    assert torch.allclose(ens.probs[0], torch.softmax(members[0](x), -1))
+
+
+def test_run_source_rashomon_reports_too_few_kept_models_instead_of_failing():
+    m = _tiny_model()
+    x = torch.randn(8, 1, 16, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 2, (8,), generator=torch.Generator().manual_seed(2))
+    pred, _ = cross.reference_maps(m, x, "1", "grad_cam")
+    kw = dict(layer="1", method="grad_cam", x_val=x, y_val=y, head=m[5], seed=0)
+    all_kept = cross.run_source("rashomon", m, x, pred, rashomon_k=6, prune_ratio=0.5, epsilon=100.0, **kw)
+    assert all_kept.info["n_kept"] == 6 and all_kept.maps.shape == (6, 8, 16)
+    one = cross.run_source("rashomon", m, x, pred, rashomon_k=1, prune_ratio=0.5, epsilon=100.0, **kw)
+    assert one.info["n_kept"] == 1 and one.maps.shape[0] == 0
+    with pytest.raises(ValueError, match="unknown source"):
+        cross.run_source("bootstrap", m, x, pred, layer="1", method="grad_cam")

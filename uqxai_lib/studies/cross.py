@@ -25,15 +25,17 @@ returned (``n_empty``, ``n_degenerate``).
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .. import conformal, metrics, stats
+from .. import conformal, metrics, saliency, samplers, stats
 
 __all__ = [
+    "SOURCES",
+    "SourceStack",
     "BASELINE_SCORES",
     "EXPLANATION_SCORES",
     "ORIENTATION",
@@ -44,7 +46,11 @@ __all__ = [
     "item_scores",
     "logistic_fit",
     "matrix_rows",
+    "reference_maps",
+    "run_source",
 ]
+
+SOURCES = ("test_time", "mc_dropout", "rashomon", "seed_ensemble")
 
 EXPLANATION_SCORES = ("jaccard", "spearman")
 BASELINE_SCORES = ("entropy", "mutual_information", "margin", "flip_rate")
@@ -237,3 +243,68 @@ def conformal_rows(modality: str, source: str, scores: Mapping[str, Any], correc
                                         n_splits=n_splits, seed=seed)
         rows.append({"modality": modality, "source": source, "score": name, **res})
     return rows
+
+
+class SourceStack(NamedTuple):
+    """One source's samples for the test items: maps ``[S, B, *sp]``, probs ``[S, B, C]``, and what
+    built them (``info``: counts such as kept models)."""
+
+    maps: Tensor
+    probs: Tensor
+    info: dict
+
+
+def reference_maps(model: torch.nn.Module, x: Tensor, layer: str, method: str) -> tuple[Tensor, Tensor]:
+    """The reference model's clean prediction and its map for that class: ``(pred [B], map [B, *sp])``
+    (dropout off: the model is put in eval mode by the caller)."""
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    return pred, saliency.explain(model, x, layer, pred, method).detach()
+
+
+def run_source(source: str, model: torch.nn.Module, x: Tensor, target: Tensor, *, layer: str, method: str,
+               perturbations: Mapping[str, Any] | None = None, draws_per_kind: int = 3, mc_passes: int = 10,
+               mc_rate: float | None = None, x_val: Tensor | None = None, y_val: Tensor | None = None,
+               head: torch.nn.Linear | None = None, rashomon_k: int = 40, prune_ratio: float = 0.2,
+               epsilon: float = 0.05, members: Sequence[torch.nn.Module] = (), seed: int = 0) -> SourceStack:
+    """The samples of one source of explanation uncertainty, every map explaining ``target``.
+
+    ``test_time``: ``draws_per_kind`` draws of each perturbation (stacked kind after kind);
+    ``mc_dropout``: ``mc_passes`` passes at rate ``mc_rate`` (``None``: the trained rates);
+    ``rashomon``: the kept models of a ``rashomon_k``-candidate set at ``prune_ratio`` /
+    ``epsilon`` on the validation data (closed form when ``head`` is given; fewer than 2 kept
+    models give an empty stack and ``info["n_kept"]``); ``seed_ensemble``: the ``members``.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; use one of {SOURCES}")
+    gen = torch.Generator().manual_seed(int(seed))
+    if source == "test_time":
+        if not perturbations:
+            raise ValueError("test_time needs perturbations: a mapping name -> perturb(x, generator)")
+        parts = [samplers.test_time(model, x, layer, f, draws_per_kind, method=method, target=target, generator=gen)
+                 for f in perturbations.values()]
+        return SourceStack(torch.cat([q.maps for q in parts]), torch.cat([q.probs for q in parts]),
+                           {"kinds": list(perturbations), "draws_per_kind": int(draws_per_kind)})
+    if source == "mc_dropout":
+        st = samplers.mc_dropout(model, x, layer, mc_passes, p=mc_rate, method=method, target=target, generator=gen)
+        return SourceStack(st.maps, st.probs, {"passes": int(mc_passes), "rate": mc_rate})
+    if source == "rashomon":
+        if x_val is None or y_val is None:
+            raise ValueError("rashomon needs the validation data x_val, y_val for the (1 + epsilon) loss filter")
+        rset = samplers.rashomon(model, layer, x_val, y_val, k=rashomon_k, prune_ratio=prune_ratio, epsilon=epsilon,
+                                 generator=gen, head=head, class_weight="balanced")
+        n_kept = int(rset.kept.sum())
+        info = {"n_candidates": int(rashomon_k), "n_kept": n_kept, "prune_ratio": prune_ratio, "epsilon": epsilon}
+        if n_kept < 2:
+            empty = x.new_zeros((0, *x.shape[:1]))
+            return SourceStack(empty, empty, info)
+        st = samplers.rashomon_maps(model, layer, x, rset, method=method, head=head, target=target)
+        return SourceStack(st.maps, st.probs, info)
+    if len(members) < 2:
+        raise ValueError(f"seed_ensemble needs at least 2 members besides the reference model, got {len(members)}")
+    maps, probs = [], []
+    for m in members:
+        maps.append(saliency.explain(m, x, layer, target, method).detach())
+        with torch.no_grad():
+            probs.append(torch.softmax(m(x), -1))
+    return SourceStack(torch.stack(maps), torch.stack(probs), {"n_members": len(members)})
