@@ -163,3 +163,22 @@ def test_run_source_rashomon_reports_too_few_kept_models_instead_of_failing():
     assert one.info["n_kept"] == 1 and one.maps.shape[0] == 0
     with pytest.raises(ValueError, match="unknown source"):
         cross.run_source("bootstrap", m, x, pred, layer="1", method="grad_cam")
+
+
+def test_operating_points_follow_the_conformal_threshold_on_the_test_part():
+    from uqxai_lib import conformal
+
+    scores, ok = _simulated(4, informative_extra=True)
+    conf = scores["jaccard"]
+    out = cross.operating_points(conf, ok, [0.05, 0.2], delta=0.1, seed=1)
+    test = np.asarray(out["test_index"])
+    cal = np.setdiff1d(np.arange(ok.size), test)
+    for pt in out["points"]:
+        t = conformal.ltt_threshold(conf[cal], ok[cal], alpha=pt["alpha"], delta=0.1)
+        assert pt["threshold"] == t.threshold
+        ans = np.asarray(pt["answered"])
+        assert pt["coverage"] == pytest.approx(ans.mean())
+        if ans.any():
+            assert pt["risk"] == pytest.approx((~ok[test][ans]).mean())
+    # a looser risk bound never answers fewer items
+    assert out["points"][1]["coverage"] >= out["points"][0]["coverage"]

@@ -46,6 +46,7 @@ __all__ = [
     "item_scores",
     "logistic_fit",
     "matrix_rows",
+    "operating_points",
     "reference_maps",
     "run_source",
 ]
@@ -308,3 +309,29 @@ def run_source(source: str, model: torch.nn.Module, x: Tensor, target: Tensor, *
         with torch.no_grad():
             probs.append(torch.softmax(m(x), -1))
     return SourceStack(torch.stack(maps), torch.stack(probs), {"n_members": len(members)})
+
+
+def operating_points(conf: Any, correct: Any, alphas: Sequence[float], *, delta: float = 0.1,
+                     calibration_fraction: float = 0.5, seed: int = 0) -> dict:
+    """One seeded calibration / test split; for each α the Learn-then-Test threshold from the
+    calibration part and what it does on the test part.
+
+    Returns ``test_index`` (items of the test part), the test part's risk–coverage curve
+    (``coverage``, ``risk``; :func:`uqxai_lib.metrics.risk_coverage`) and ``points``: per α a dict
+    ``alpha, threshold, n_calibration_answered, coverage, risk, answered`` (bool per test item).
+    """
+    conf = _rank_nan_lowest(np.asarray(conf, dtype=np.float64).reshape(-1))
+    ok = np.asarray(correct).astype(bool).reshape(-1)
+    if conf.size != ok.size:
+        raise ValueError(f"operating_points: {conf.size} scores but {ok.size} correctness flags")
+    perm = np.random.default_rng(seed).permutation(ok.size)
+    n_cal = int(round(calibration_fraction * ok.size))
+    cal, test = np.sort(perm[:n_cal]), np.sort(perm[n_cal:])
+    cov, risk = metrics.risk_coverage(torch.as_tensor(ok[test]), torch.as_tensor(conf[test]))
+    points = []
+    for a in alphas:
+        t = conformal.ltt_threshold(conf[cal], ok[cal], alpha=float(a), delta=delta)
+        r, c = conformal.selective_risk(conf[test], ok[test], t.threshold)
+        points.append({"alpha": float(a), "threshold": t.threshold, "n_calibration_answered": t.n_answered,
+                       "coverage": c, "risk": r, "answered": (conf[test] > t.threshold).tolist()})
+    return {"test_index": test.tolist(), "coverage": cov.numpy(), "risk": risk.numpy(), "points": points}

@@ -1,0 +1,418 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Across modalities: which explanation uncertainty flags a wrong prediction?
+#
+# ## Overview
+#
+# Each of the three studies before this chapter looked at one source of explanation uncertainty
+# on one modality: test-time perturbations on ECG windows (SUE), Monte Carlo dropout on brain MRI
+# (Spearman ρ), and a Rashomon set of pruned models on dermoscopy (VIC). Whether a source "works"
+# there may say more about the modality, the model or the design than about the source. This
+# chapter crosses them: **every source on every modality**, with the same two repeatability scores
+# and beside the prediction-only baselines of the same samples, and asks two questions:
+#
+# 1. For a given modality, which source of explanation uncertainty best tells a wrong prediction
+#    from a right one — and does it add anything to the uncertainty of the prediction alone?
+# 2. If a model abstains when its score is low, can we choose the threshold so that the error rate
+#    among the answered cases stays below a bound α with a stated probability 1 − δ?
+#
+# You will learn how to
+#
+# - turn any stack of explanations into per-item repeatability scores (`uqxai_lib.studies.cross`);
+# - read an AUROC matrix with intervals instead of a ranking of means;
+# - test whether a new score adds to old ones out of sample;
+# - calibrate an abstention rule with a finite-sample guarantee (Learn then Test,
+#   `uqxai_lib.conformal`).
+#
+# ## Prerequisites
+#
+# | Concept | Importance | Notes |
+# | --- | --- | --- |
+# | The three study chapters | necessary | their data, models and sources are reused here |
+# | AUROC, bootstrap intervals | necessary | see the methods page |
+# | Selective prediction, risk–coverage curves | helpful | explained below |
+# | Binomial tail bounds, multiple testing | helpful | for the abstention guarantee |
+#
+# **Time to run:** the three chapters' models come from the training cache when their chapters
+# ran before with the same profile; the seed-ensemble members are trained once and cached. In
+# `smoke` on two idle CPU cores a few minutes from a cold cache, seconds from a warm one.
+
+# %% tags=["parameters"]
+seed = 0
+device = "auto"
+data_dir = None
+results_path = "../_build/results/cross_study.json"
+profile = "smoke"
+# the chapters whose data and models are reused, read with this profile
+chapter_profile = "smoke"
+# test items per modality (evenly spaced over the chapter's test set)
+max_items = 200
+# sources
+draws_per_kind = 3
+image_strength = 0.3
+ecg_snr_db = 10.0
+mc_passes = 10
+mc_rates = {"ECG": 0.2, "MRI": 0.1, "dermoscopy": 0.2}
+rashomon_k = 40
+prune_ratio = 0.2
+epsilon = 0.05
+ensemble_seeds = [101, 102]
+quantile = 0.9
+# statistics
+n_boot = 1000
+folds = 5
+# abstention with a guarantee
+alpha = 0.1
+delta = 0.1
+n_splits = 200
+calibration_fraction = 0.5
+alpha_grid = [0.05, 0.1, 0.15, 0.2, 0.3]
+
+# %% tags=["hide-input"]
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from IPython.display import Markdown, display
+
+from uqxai_lib import cache, stats, widgets
+from uqxai_lib.models.resnet_mc import weights_fingerprint
+from uqxai_lib.params import chapter_parameters
+from uqxai_lib.studies import cross, modalities
+from uqxai_lib.utils import pick_device, seed_everything
+from uqxai_lib.viz import cross as vc
+
+dev = pick_device(device)
+seed_everything(seed)
+
+# %% [markdown]
+# ## The three modalities
+#
+# The data, splits and models are those of the study chapters, rebuilt from their `parameters`
+# cells and `chapter_profile` (`uqxai_lib.params.chapter_parameters`) by
+# `uqxai_lib.studies.modalities`, which trains through the same cache key as the chapter: a model
+# the chapter trained is loaded, not trained again. This chapter always uses the **embedded**
+# synthetic data, where the ground truth is known (a `data_dir` is ignored). `max_items` test items
+# per modality are studied; correct and misclassified are judged by the chapter's own model.
+
+# %%
+setups = {
+    "ECG": modalities.ecg(chapter_parameters("ecg_sue", chapter_profile), dev, seed=seed, snr_db=ecg_snr_db),
+    "MRI": modalities.mri(chapter_parameters("mri_mc_dropout", chapter_profile), dev, seed=seed,
+                          strength=image_strength),
+    "dermoscopy": modalities.derm(chapter_parameters("derm_vic", chapter_profile), dev, seed=seed,
+                                  strength=image_strength),
+}
+items, refs = {}, {}
+for name, m in setups.items():
+    test = modalities.subsample(m.test, max_items).to(dev)
+    pred, ref_map = cross.reference_maps(m.model, test.x, m.layer, m.method)
+    items[name] = (test, pred)
+    refs[name] = ref_map
+overview = pd.DataFrame({name: {"test items": len(items[name][0]),
+                                "accuracy": float((items[name][1].cpu() == items[name][0].y.cpu()).float().mean()),
+                                "misclassified": int((items[name][1].cpu() != items[name][0].y.cpu()).sum()),
+                                "explained layer": m.layer, "method": m.method,
+                                "model from the chapter's cache": m.from_cache}
+                         for name, m in setups.items()}).T
+overview
+
+# %% [markdown]
+# ## Four sources of explanation uncertainty
+#
+# For every test item, each source gives a stack of maps of the **same class** (the chapter model's
+# prediction on the clean input) and the predictions that went with them
+# (`uqxai_lib.studies.cross.run_source`):
+#
+# - **test-time perturbation**: `draws_per_kind` draws of each perturbation of the modality — the
+#   four ECG noises of the SUE chapter at `ecg_snr_db` dB, and for images Gaussian noise, a small
+#   random rotation and shift, and a brightness / contrast change (`uqxai_lib.perturb_image`);
+# - **MC dropout**: `mc_passes` passes with the model's dropout modules on (rates `mc_rates`). The
+#   MRI ResNet has dropout after every residual block and was trained with it; the ECG CNN-BiLSTM
+#   and the dermoscopy CNN have one dropout before their head (trained at 0.2 and 0.0), so their
+#   passes vary only the head's input — a weaker, post-hoc form of MC dropout, stated as such;
+# - **Rashomon set**: `rashomon_k` channel-pruned copies of the explained layer at `prune_ratio`,
+#   kept when their validation loss is within (1 + ε) of the model's (`samplers.rashomon`);
+# - **seed ensemble**: models of the same recipe trained with other seeds (`ensemble_seeds`) on the
+#   same data, each explaining the reference model's class.
+#
+# Each stack is cached by its configuration and the model's weights.
+
+# %%
+stacks = {}
+for name, m in setups.items():
+    test, pred = items[name]
+    members = modalities.members(m, ensemble_seeds)
+    for source in cross.SOURCES:
+        cfg = dict(modality=name, source=source, weights=weights_fingerprint(m.model), n=len(test),
+                   chapter_profile=chapter_profile, seed=seed, draws_per_kind=draws_per_kind, strength=image_strength,
+                   snr=ecg_snr_db, passes=mc_passes, rate=mc_rates[name], k=rashomon_k, ratio=prune_ratio, eps=epsilon,
+                   members=[weights_fingerprint(mm) for mm in members] if source == "seed_ensemble" else None)
+        stacks[name, source] = cache.cached("cross_study/stack", cfg, lambda: cross.run_source(
+            source, m.model, test.x, pred, layer=m.layer, method=m.method, perturbations=m.perturbations,
+            draws_per_kind=draws_per_kind, mc_passes=mc_passes, mc_rate=mc_rates[name], x_val=m.val.x.to(dev),
+            y_val=m.val.y.to(dev), head=m.head, rashomon_k=rashomon_k, prune_ratio=prune_ratio, epsilon=epsilon,
+            members=members, seed=seed)._asdict())
+pd.DataFrame({f"{n} / {s}": {"samples per item": int(st["maps"].shape[0]), **{k: v for k, v in st["info"].items()
+                                                                             if k in ("n_kept", "n_members", "passes")}}
+              for (n, s), st in stacks.items()}).T.fillna("")
+
+# %% [markdown]
+# ## Per-item scores
+#
+# From each stack, `cross.item_scores` computes, per test item,
+#
+# - two **explanation** scores: `jaccard`, the SUE-style mean Jaccard index of the top
+#   (1 − `quantile`) regions over all pairs of samples, and `spearman`, the mean Spearman ρ of each
+#   sample's map with the reference map (the model's map of the clean input);
+# - four **prediction-only** baselines of the same samples: predictive entropy, mutual information
+#   (their epistemic part), the margin between the two most probable classes, and the flip rate
+#   (share of samples whose predicted class differs from the reference prediction).
+#
+# An item whose map is all zero in some sample has no top region there: its Jaccard is left out
+# (counted), never scored as perfect agreement. A constant sample map counts as ρ = 0.
+
+# %%
+scores, correct, groups = {}, {}, {}
+for (name, source), st in stacks.items():
+    test, pred = items[name]
+    correct[name] = (pred.cpu() == test.y.cpu()).numpy()
+    groups[name] = None if test.group is None else test.group.cpu().numpy()
+    if st["maps"].shape[0] < 2:
+        scores[name, source] = None
+        continue
+    scores[name, source] = cross.item_scores(st["maps"], st["probs"], refs[name], pred, quantile=quantile)
+pd.DataFrame({f"{n} / {s}": {"items without Jaccard (empty map)": v["n_empty"],
+                             "constant sample maps": v["n_degenerate"]}
+              for (n, s), v in scores.items() if v is not None}).T
+
+# %% [markdown]
+# ## The matrix
+#
+# **Primary question of this chapter**, declared before the results: for each modality and source,
+# the AUROC of each explanation score for telling correct from misclassified items (0.5 = no better
+# than chance), with a 95% bootstrap interval over test items (grouped by subject or lesion where
+# the data have groups). A cell counts as informative only when its interval lies above 0.5.
+
+# %%
+matrix, baselines_rows = [], []
+for (name, source), sc in scores.items():
+    if sc is None:
+        continue
+    rows = cross.matrix_rows(name, source, sc, correct[name], groups=groups[name], n_boot=n_boot, seed=seed)
+    matrix += [r for r in rows if r["kind"] == "explanation"]
+    baselines_rows += [r for r in rows if r["kind"] == "baseline"]
+fig = vc.plot_matrix(matrix, modalities=list(setups), sources=list(cross.SOURCES), scores=list(cross.EXPLANATION_SCORES),
+                     title="explanation repeatability: AUROC for correct vs misclassified [95% CI]")
+
+# %%
+vc.matrix_table(matrix)
+
+# %% [markdown]
+# ## Beside the prediction-only baselines
+#
+# The same AUROCs for the baselines of the same samples, and then the question that matters for a
+# practitioner: **do the explanation scores add to them?** `cross.added_value` fits a logistic
+# model of "correct" on the four baselines, and on the baselines plus the two explanation scores,
+# with out-of-fold predictions (`folds` folds), and gives the difference of the two AUROCs with a
+# paired bootstrap interval. The verdict comes from that interval.
+
+# %%
+fig = vc.plot_matrix(baselines_rows, modalities=list(setups), sources=list(cross.SOURCES),
+                     scores=list(cross.BASELINE_SCORES), title="prediction-only baselines: AUROC [95% CI]")
+
+# %%
+added = []
+for (name, source), sc in scores.items():
+    if sc is None:
+        continue
+    res = cross.added_value(sc, correct[name], folds=folds, n_boot=n_boot, seed=seed)
+    added.append({"modality": name, "source": source, **res})
+added_table = pd.DataFrame([{"modality": a["modality"], "source": a["source"],
+                             "AUROC baselines": a["auroc_baselines"], "AUROC + explanation": a["auroc_combined"],
+                             "difference": a["delta"],
+                             "95% CI": f"[{a['delta_ci95'][0]:.3f}, {a['delta_ci95'][1]:.3f}]",
+                             "verdict": a["verdict"]} for a in added]).round(3)
+added_table
+
+# %% [markdown]
+# ## Abstention with a finite-sample guarantee
+#
+# A cautious model answers only when its score is high. On a **calibration** part of the test
+# items, `uqxai_lib.conformal.ltt_threshold` picks the lowest threshold for which a binomial test
+# rejects "the error rate among the answered items exceeds α" at level δ, testing candidate
+# thresholds in a fixed order from the most cautious and stopping at the first that fails
+# (fixed-sequence Learn then Test; Angelopoulos et al. 2021). Then, with probability at least
+# 1 − δ over the calibration draw, the selective risk of the chosen rule is at most α.
+#
+# We check this on our data: `n_splits` random calibration / test splits (`calibration_fraction`
+# for calibration), and report the share of splits whose realised test risk stayed at or below α,
+# with a Clopper–Pearson interval. How we judge it: the guarantee is about the population risk,
+# and a finite test part adds its own noise, so a share somewhat below 1 − δ is expected even when
+# the guarantee holds; a share far below it (interval entirely under 1 − δ − 0.05) would signal
+# a problem. The simulation test of `conformal` checks the guarantee itself against a population
+# with known risk.
+
+# %%
+conformal_rows = []
+for (name, source), sc in scores.items():
+    if sc is None:
+        continue
+    conformal_rows += cross.conformal_rows(name, source, sc, correct[name], alpha=alpha, delta=delta,
+                                           n_splits=n_splits, seed=seed)
+conf_table = pd.DataFrame([{"modality": r["modality"], "source": r["source"], "score": r["score"],
+                            "share of splits with risk ≤ α": r["fraction_risk_le_alpha"],
+                            "95% CI": f"[{r['fraction_ci95'][0]:.2f}, {r['fraction_ci95'][1]:.2f}]",
+                            "mean coverage": r["mean_coverage"], "mean risk": r["mean_risk"],
+                            "splits abstaining on all": r["n_abstain_all"]} for r in conformal_rows]).round(3)
+conf_table.sort_values(["modality", "mean coverage"], ascending=[True, False]).groupby("modality").head(4)
+
+# %% [markdown]
+# The table shows, per modality, the four scores with the highest mean coverage at the guaranteed
+# risk; the full table is in the results file. Risk–coverage curves of one split for the best
+# explanation score and the best baseline of each modality, with the guaranteed operating point:
+
+# %%
+best = {}
+for name in setups:
+    rows = [r for r in conformal_rows if r["modality"] == name]
+    expl = max((r for r in rows if r["score"] in cross.EXPLANATION_SCORES), key=lambda r: r["mean_coverage"])
+    base = max((r for r in rows if r["score"] in cross.BASELINE_SCORES), key=lambda r: r["mean_coverage"])
+    best[name] = (expl, base)
+import matplotlib.pyplot as plt
+
+fig, axes = plt.subplots(1, len(setups), figsize=(4.0 * len(setups), 3.2))
+ops = {}
+for ax, name in zip(axes, setups):
+    curves, points = {}, {}
+    for r in best[name]:
+        conf = cross.confidence(scores[name, r["source"]], [r["score"]])[r["score"]]
+        op = cross.operating_points(conf, correct[name], [alpha], delta=delta,
+                                    calibration_fraction=calibration_fraction, seed=seed)
+        label = f"{r['source']}: {r['score']}"
+        curves[label] = (op["coverage"], op["risk"])
+        points[label] = (op["points"][0]["coverage"], op["points"][0]["risk"])
+        ops[name, r["score"], r["source"]] = op
+    vc.plot_risk_coverage(curves, points, alpha=alpha, ax=ax, title=name)
+
+# %% [markdown]
+# ### Slide α
+#
+# The widget recomputes nothing: for each α of `alpha_grid` the operating point of the best
+# explanation score of each modality was calibrated above, and each frame shows the curve, the
+# certified point and which test items are answered.
+
+# %%
+frames, labels = [], []
+for name in setups:
+    r = best[name][0]
+    conf = cross.confidence(scores[name, r["source"]], [r["score"]])[r["score"]]
+    op = cross.operating_points(conf, correct[name], alpha_grid, delta=delta,
+                                calibration_fraction=calibration_fraction, seed=seed)
+    ok_test = correct[name][np.asarray(op["test_index"])]
+    row = []
+    for pt in op["points"]:
+        row.append(vc.plot_alpha_frame(op["coverage"], op["risk"], (pt["coverage"], pt["risk"]), pt["answered"],
+                                       ok_test, alpha=pt["alpha"], delta=delta,
+                                       label=f"{name}, {r['source']} {r['score']}"))
+    frames.append(row)
+    labels.append(name)
+widgets.frame_grid(frames, labels, alpha_grid, descriptions=("modality", "α"))
+
+# %% [markdown]
+# ## The literature beside ours
+#
+# Published figures on how much saliency maps agree across training seeds or perturbations, each
+# checked in the paper's abstract (`uqxai_lib/studies/literature.yaml` records the quote and what
+# could not be checked). **Their numbers, their settings**: different metrics, models and data, so
+# they are a frame of reference, not a target. Beside each, our closest cell: the mean Spearman ρ
+# (or Jaccard) of the same source on our data.
+
+# %%
+with open(cross.__file__.replace("cross.py", "literature.yaml"), encoding="utf-8") as fh:
+    literature = yaml.safe_load(fh)
+closest = {"ecg": ("ECG", "seed_ensemble"), "chest_xray": ("MRI", "seed_ensemble"),
+           "musculoskeletal_xray": ("MRI", "seed_ensemble")}
+lit_rows = []
+for e in literature:
+    mod, src = closest.get(e["modality"], ("MRI", "seed_ensemble"))
+    if e["source_kind"] == "other":
+        src = "test_time"
+    sc = scores.get((mod, src))
+    ours = ("n/a" if sc is None else
+            f"{mod}, {src}: mean Spearman ρ {np.nanmean(sc['spearman']):.2f}, mean Jaccard {np.nanmean(sc['jaccard']):.2f}")
+    lit_rows.append({"source": e["key"], "setting": e["setting"], "figure": e["figure"] + " (theirs)", "ours": ours})
+pd.DataFrame(lit_rows)
+
+# %% [markdown]
+# ## Summary
+
+# %%
+def _cell(r):
+    lo, hi = r["auroc_ci95"]
+    return f"{r['source']} / {r['score']} AUROC {r['auroc']:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+lines = []
+for name in setups:
+    ex = [r for r in matrix if r["modality"] == name and np.isfinite(r["auroc"])]
+    bl = [r for r in baselines_rows if r["modality"] == name and np.isfinite(r["auroc"])]
+    top_ex = max(ex, key=lambda r: r["auroc"])
+    top_bl = max(bl, key=lambda r: r["auroc"])
+    n_inf = sum(stats.verdict([r["auroc_ci95"][0] - 0.5, r["auroc_ci95"][1] - 0.5]) == "higher" for r in ex)
+    adds = [a for a in added if a["modality"] == name and a["verdict"] == "higher"]
+    lines.append(
+        f"- **{name}**: {n_inf} of {len(ex)} explanation cells have an interval above chance; the best is "
+        f"{_cell(top_ex)}, the best prediction-only baseline {_cell(top_bl)}. Explanation scores add to the "
+        f"baselines out of sample for {len(adds)} of {len([a for a in added if a['modality'] == name])} sources"
+        + (f" ({', '.join(a['source'] for a in adds)})." if adds else "."))
+display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# Where the answer depends on a design choice, the study chapters show the alternatives: the MRI
+# chapter the hook point under MC dropout (before or after the block's dropout), the dermoscopy
+# chapter the pruning site and the Rashomon filter, the ECG chapter SUE's reference and region
+# size. This chapter uses each chapter's default; the Rashomon set here prunes the explained layer
+# itself, the design under which a pruned model's map is a subset sum of the optimal model's.
+# The guarantee of the abstention rule holds for any score; which score buys the most coverage at
+# a given risk is an empirical question answered per modality in the table above.
+#
+# ## What's next
+#
+# The robustness chapter shows how the three studies' primary results vary over training seeds.
+# The methods page defines every score used here.
+#
+# ## References
+#
+# - Angelopoulos, Bates, Candès, Jordan & Lei (2021). Learn then Test: Calibrating predictive
+#   algorithms to achieve risk control. arXiv:2110.01052.
+# - Geifman & El-Yaniv (2017). Selective classification for deep neural networks. NeurIPS.
+# - Salvi et al. (2025); Seoni et al. (2024); the VIC poster; and the papers of the literature
+#   table (see the book's references).
+
+# %%
+results = cache.round_sig({
+    "matrix": [{k: r[k] for k in ("modality", "source", "score", "auroc", "auroc_ci95", "aurc", "n_nan")}
+               for r in matrix],
+    "baselines": [{k: r[k] for k in ("modality", "source", "score", "auroc", "auroc_ci95", "aurc")}
+                  for r in baselines_rows],
+    "added_value": added,
+    "conformal": [{k: r[k] for k in ("modality", "source", "score", "alpha", "delta", "n_splits",
+                                     "fraction_risk_le_alpha", "fraction_ci95", "mean_coverage", "mean_risk",
+                                     "n_abstain_all")} for r in conformal_rows],
+    "literature": lit_rows,
+    "sources": {f"{n}/{s}": st["info"] for (n, s), st in stacks.items()},
+    "accuracy": {n: float(v) for n, v in overview["accuracy"].items()},
+})
+cache.atomic_write_json(results_path, cache.finite_or_none(results))

@@ -1,0 +1,125 @@
+"""Figures of the cross-study chapter (drawing only: every number comes from ``studies.cross``)."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .common import _fig_ax
+
+__all__ = ["plot_alpha_frame", "plot_matrix", "plot_risk_coverage", "matrix_table"]
+
+SOURCE_LABELS = {"test_time": "test-time\nperturbation", "mc_dropout": "MC dropout", "rashomon": "Rashomon set",
+                 "seed_ensemble": "seed ensemble"}
+SCORE_LABELS = {"jaccard": "Jaccard (SUE)", "spearman": "Spearman ρ", "entropy": "entropy",
+                "mutual_information": "mutual inf.", "margin": "margin", "flip_rate": "flip rate"}
+
+
+def _fmt_cell(auc: float, ci: Sequence[float]) -> str:
+    if auc is None or not np.isfinite(auc):
+        return "n/a"
+    lo, hi = ci
+    return f"{auc:.2f}\n[{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi) else f"{auc:.2f}"
+
+
+def plot_matrix(rows: Sequence[Mapping[str, Any]], *, modalities: Sequence[str], sources: Sequence[str],
+                scores: Sequence[str], title: str | None = None, ax=None):
+    """Heat map of AUROC (correct vs misclassified) per modality (rows) × (source, score) (columns),
+    each cell annotated with the AUROC and its 95% interval; 0.5 (chance) is the white midpoint."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import TwoSlopeNorm
+
+    cols = [(s, sc) for s in sources for sc in scores]
+    grid = np.full((len(modalities), len(cols)), np.nan)
+    text = [["n/a"] * len(cols) for _ in modalities]
+    for r in rows:
+        if r["modality"] in modalities and (r["source"], r["score"]) in cols:
+            i, j = modalities.index(r["modality"]), cols.index((r["source"], r["score"]))
+            grid[i, j] = r["auroc"] if r["auroc"] is not None else np.nan
+            text[i][j] = _fmt_cell(r["auroc"], r["auroc_ci95"])
+    fig, ax = _fig_ax(ax, figsize=(1.25 * len(cols) + 1.5, 0.9 * len(modalities) + 1.6))
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap="PuOr", norm=TwoSlopeNorm(0.5, 0.2, 0.8), aspect="auto")
+    for i in range(len(modalities)):
+        for j in range(len(cols)):
+            ax.text(j, i, text[i][j], ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(cols)), [f"{SOURCE_LABELS.get(s, s)}\n{SCORE_LABELS.get(sc, sc)}" for s, sc in cols],
+                  fontsize=7)
+    ax.set_yticks(range(len(modalities)), modalities)
+    cb = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
+    cb.set_label("AUROC, correct vs misclassified (0.5 = chance)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def matrix_table(rows: Sequence[Mapping[str, Any]], *, digits: int = 3):
+    """The matrix rows as a DataFrame (AUROC with its interval, AURC), one row per cell."""
+    import pandas as pd
+
+    out = []
+    for r in rows:
+        lo, hi = r["auroc_ci95"]
+        out.append({"modality": r["modality"], "source": r["source"], "score": SCORE_LABELS.get(r["score"], r["score"]),
+                    "AUROC": r["auroc"], "95% CI": f"[{lo:.{digits}f}, {hi:.{digits}f}]" if np.isfinite(lo) else "n/a",
+                    "AURC": r["aurc"], "items without score": r.get("n_nan", 0)})
+    return pd.DataFrame(out).round(digits)
+
+
+def plot_risk_coverage(curves: Mapping[str, tuple[Any, Any]], points: Mapping[str, tuple[float, float]] | None = None,
+                       *, alpha: float | None = None, ax=None, title: str | None = None):
+    """Risk–coverage curves (one per score) with the guaranteed operating points marked and the
+    risk bound α drawn as a dashed line."""
+    fig, ax = _fig_ax(ax, figsize=(4.2, 3.2))
+    for name, (cov, risk) in curves.items():
+        line, = ax.plot(np.asarray(cov), np.asarray(risk), lw=1.2, label=SCORE_LABELS.get(name, name))
+        if points and name in points and np.isfinite(points[name][1]):
+            ax.plot(*points[name], "o", color=line.get_color(), ms=5, mec="black", mew=0.6)
+    if alpha is not None:
+        ax.axhline(alpha, ls="--", color="gray", lw=1, label=f"α = {alpha:g}")
+    ax.set_xlabel("coverage (share of test items answered)")
+    ax.set_ylabel("selective risk (error rate among answered)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_alpha_frame(cov: Any, risk: Any, point: tuple[float, float], answered: Any, correct: Any, *, alpha: float,
+                     delta: float, label: str):
+    """One widget frame: the risk–coverage curve with the operating point certified at ``alpha``
+    (left) and the test items as a strip, answered vs abstained, correct vs wrong (right)."""
+    import matplotlib.pyplot as plt
+
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(7.0, 2.8), gridspec_kw={"width_ratios": [1.2, 1]})
+    a0.plot(np.asarray(cov), np.asarray(risk), lw=1.2, color="C0")
+    a0.axhline(alpha, ls="--", color="gray", lw=1)
+    if np.isfinite(point[1]):
+        a0.plot(*point, "o", color="C3", ms=6, mec="black")
+        msg = f"answers {100 * point[0]:.0f} % with risk {100 * point[1]:.1f} %"
+    else:
+        msg = "nothing can be certified: abstain on all"
+    a0.set_xlabel("coverage")
+    a0.set_ylabel("selective risk")
+    a0.set_xlim(0, 1)
+    a0.set_ylim(0, max(0.5, float(np.nanmax(np.asarray(risk))) if len(risk) else 0.5))
+    a0.set_title(f"{label}: α = {alpha:g}, δ = {delta:g}\n{msg}", fontsize=9)
+    ans, ok = np.asarray(answered, bool), np.asarray(correct, bool)
+    n = ans.size
+    w = int(np.ceil(np.sqrt(n * 2)))
+    h = int(np.ceil(n / w))
+    img = np.full(h * w, np.nan)
+    code = np.where(ans, np.where(ok, 3, 0), np.where(ok, 2, 1))  # 3 answered right, 0 answered wrong, 2/1 abstained
+    img[:n] = code
+    from matplotlib.colors import ListedColormap
+
+    cmap = ListedColormap(["#d62728", "#f4a582", "#c7c7c7", "#2ca02c"])
+    a1.imshow(img.reshape(h, w), cmap=cmap, vmin=-0.5, vmax=3.5, interpolation="nearest")
+    a1.set_axis_off()
+    a1.set_title("test items: green answered & right, red answered & wrong,\n"
+                 "grey abstained (right), salmon abstained (wrong)", fontsize=7)
+    fig.tight_layout()
+    return fig
