@@ -84,6 +84,7 @@ from uqxai_lib import perturb as P
 from uqxai_lib.data.fantasia_incart import load_fantasia_incart
 from uqxai_lib.data.synthetic_ecg import make_synthetic_ecg, stratified_group_split
 from uqxai_lib.models.cnn_bilstm import CNNBiLSTM
+from uqxai_lib.studies import ecg as S
 from uqxai_lib.utils import pick_device, resolve_data_dir, seed_everything
 from uqxai_lib.viz import ecg as vz
 from uqxai_lib.viz.common import split_table
@@ -109,6 +110,7 @@ display(Markdown(f"Running on **{dev}** with "
 # With `data_dir` set, the same code reads Fantasia (healthy) and INCART (CAD, lead II, resampled
 # from 257 Hz) instead; those have no mask. Train, validation and test sets are split **by
 # subject** with the class ratio kept, so no subject's windows leak from training into the test.
+# (Code: `uqxai_lib.data.synthetic_ecg`, `uqxai_lib.data.fantasia_incart`.)
 
 # %%
 if root is None:
@@ -137,6 +139,7 @@ fig = vz.plot_class_examples(test_set.x[:, 0], test_set.y, data.classes, test_se
 # LSTM reads their sequence, and a linear layer gives the two class scores. Training uses Adam,
 # class-weighted cross-entropy (CAD is the minority class) and early stopping on the validation
 # loss; the weights are cached by a hash of this configuration, so a re-run skips training.
+# (Code: `uqxai_lib.models.cnn_bilstm`, `uqxai_lib.train`; the table: `uqxai_lib.viz.ecg`.)
 
 # %%
 model = CNNBiLSTM(channels=channels, hidden=hidden)
@@ -146,7 +149,7 @@ fit = train.fit(model, train_set, val_set, epochs=epochs, batch_size=batch_size,
                 seed=seed, device=dev, name="ecg_cnn_bilstm", cache_config=train_config)
 model = fit.model
 clf = metrics.classification_summary(train.predict_proba(model, test_set.x, device=dev), test_set.y, positive=1)
-vz.classification_table(clf)
+vz.classification_table(clf, paper=S.PAPER_CLASSIFICATION)
 
 # %% [markdown]
 # Our column comes from this run on the held-out subjects; the paper's column is theirs (real
@@ -178,13 +181,15 @@ vz.classification_table(clf)
 #   instead when the data directory holds them).
 #
 # Below, one test window under each noise at `table_snr_db`; the title gives the SNR measured on
-# that very copy.
+# that very copy. (Code: the noise models are `uqxai_lib.perturb`; the achieved SNR is
+# `uqxai_lib.studies.ecg.achieved_snr`.)
 
 # %%
 gen = torch.Generator().manual_seed(seed)
 x_demo = test_set.x[:1]
 noisy = {k: P.make_perturbation(k, table_snr_db, FS, nstdb=nstdb)(x_demo, gen)[0, 0] for k in P.PERTURBATIONS}
-fig = vz.plot_perturbations(x_demo[0, 0], noisy, fs=FS, target_snr_db=table_snr_db)
+fig = vz.plot_perturbations(x_demo[0, 0], noisy, S.achieved_snr(x_demo[0, 0], noisy), fs=FS,
+                            target_snr_db=table_snr_db)
 
 # %% [markdown]
 # ## Explanations and their uncertainty
@@ -204,7 +209,7 @@ fig = vz.plot_perturbations(x_demo[0, 0], noisy, fs=FS, target_snr_db=table_snr_
 #
 # On synthetic data we know where the evidence is: **fidelity** is the share of the map's mass that
 # falls inside the ST–T mask, to be compared with the share of the window the mask covers (what a
-# map spread evenly would score).
+# map spread evenly would score). (Code: `uqxai_lib.saliency`, `uqxai_lib.metrics.mass_in_mask`.)
 
 # %%
 layer = model.cam_layer_name
@@ -241,17 +246,21 @@ else:
 # window is wrong (the explained class is wrong); (b) *majority* — the most frequent prediction
 # over the $S$ perturbed draws is wrong (ties go to the clean prediction). Under (a) the
 # misclassified windows are the same for every noise type; under (b) they depend on the noise.
+#
+# (Code: the study is `uqxai_lib.studies.ecg.sue_study` → `perturbation_sue`, which runs
+# `uqxai_lib.samplers.test_time` with a `uqxai_lib.perturb` noise model and scores the maps with
+# `uqxai_lib.metrics.sue`; `correctness` and `table_rows` build the table below.)
 
 # %%
 study_config = dict(train=train_config, layer=layer, draws=draws, snr_db=table_snr_db, quantile=sue_quantile,
                     test=te_idx.tolist(), n_test=len(test_set), seed=seed, nstdb=sorted(nstdb or {}))
-study = cache.cached("ecg_sue/table", study_config, lambda: P.sue_study(
+study = cache.cached("ecg_sue/table", study_config, lambda: S.sue_study(
     model, test_set.x.to(dev), layer, P.PERTURBATIONS, table_snr_db, draws, seed=seed, quantile=sue_quantile,
     nstdb=nstdb))
-res = {k: P.PerturbationSUE(**v) for k, v in study.items()}
+res = {k: S.PerturbationSUE(**v) for k, v in study.items()}
 sue = {k: r.sue for k, r in res.items()}
-correct = {d: {k: P.correctness(r, test_set.y, d) for k, r in res.items()} for d in ("clean", "majority")}
-rows = {d: vz.table_rows(sue, correct[d]) for d in ("clean", "majority")}
+correct = {d: {k: S.correctness(r, test_set.y, d) for k, r in res.items()} for d in ("clean", "majority")}
+rows = {d: S.table_rows(sue, correct[d]) for d in ("clean", "majority")}
 
 # %% [markdown]
 # ## Table 1, replicated
@@ -261,14 +270,15 @@ rows = {d: vz.table_rows(sue, correct[d]) for d in ("clean", "majority")}
 # for telling the two groups apart (0.5 = no better than chance, 1 = every correct window has a
 # higher SUE than every misclassified one). The columns marked *(paper)* are **theirs** (Salvi et
 # al. 2025, Table 1, from Seoni et al. 2024: real ECG, a full-size model, an SNR they do not
-# state); they are shown only for orientation.
+# state); they are shown only for orientation. (Code: `uqxai_lib.studies.ecg.table_rows`, drawn by
+# `uqxai_lib.viz.ecg.sue_table`.)
 
 # %%
 display(Markdown(f"**(a) misclassified = clean prediction wrong** (SNR {table_snr_db:g} dB, {draws} draws, "
                  f"{len(test_set)} test windows)"))
-display(vz.sue_table(rows["clean"]))
+display(vz.sue_table(rows["clean"], paper=S.PAPER_TABLE1))
 display(Markdown(f"**(b) misclassified = majority of the {draws} perturbed predictions wrong**"))
-display(vz.sue_table(rows["majority"]))
+display(vz.sue_table(rows["majority"], paper=S.PAPER_TABLE1))
 
 # %% [markdown]
 # ## SUE of correct versus misclassified windows
@@ -280,8 +290,8 @@ display(vz.sue_table(rows["majority"]))
 fig = vz.plot_sue_by_correctness(sue, correct["clean"], title="SUE by correctness (clean prediction)")
 
 # %%
-display(Markdown(vz.describe_rows(rows["clean"], definition="clean-prediction")))
-display(Markdown(vz.describe_rows(rows["majority"], definition="majority-of-draws")))
+display(Markdown(S.describe_rows(rows["clean"], definition="clean-prediction")))
+display(Markdown(S.describe_rows(rows["majority"], definition="majority-of-draws")))
 
 # %% [markdown]
 # ### Two windows, many maps
@@ -292,9 +302,10 @@ display(Markdown(vz.describe_rows(rows["majority"], definition="majority-of-draw
 # copies (all scaled to [0, 1]), the grey band is the ST–T truth.
 
 # %%
-kind_ex = max(rows["clean"], key=lambda k: rows["clean"][k]["auroc"] if rows["clean"][k]["n_mis"] else -1.0)
-fig = vz.plot_example_pair(test_set.x[:, 0], clean_maps, res[kind_ex].maps, sue[kind_ex], correct["clean"][kind_ex],
-                           test_set.y, res[kind_ex].clean_pred, classes=data.classes, mask=test_set.mask, fs=FS,
+kind_ex = S.best_kind(rows["clean"])
+examples = S.pick_examples(sue[kind_ex], correct["clean"][kind_ex])
+fig = vz.plot_example_pair(test_set.x[:, 0], clean_maps, res[kind_ex].maps, sue[kind_ex], examples, test_set.y,
+                           res[kind_ex].clean_pred, classes=data.classes, mask=test_set.mask, fs=FS,
                            caption=f"({vz.PERTURBATION_LABELS[kind_ex]}, {table_snr_db:g} dB)")
 
 # %% [markdown]
@@ -302,14 +313,15 @@ fig = vz.plot_example_pair(test_set.x[:, 0], clean_maps, res[kind_ex].maps, sue[
 #
 # The same study on `n_curve` test windows over the SNRs in `snr_grid`: how quickly do the
 # explanations (left, mean ± SD of SUE) and the predictions (right, share of perturbed draws
-# classified correctly) lose their footing as the noise grows?
+# classified correctly) lose their footing as the noise grows? (Code: `uqxai_lib.studies.ecg.sue_sweep`
+# and `sue_vs_snr_frame`.)
 
 # %%
 curve_idx = torch.linspace(0, len(test_set) - 1, min(n_curve, len(test_set))).round().long()
 curve = cache.cached("ecg_sue/curve", dict(study_config, snr_grid=list(snr_grid), curve=curve_idx.tolist()),
-                     lambda: P.sue_sweep(model, test_set.x[curve_idx].to(dev), layer, P.PERTURBATIONS, snr_grid,
+                     lambda: S.sue_sweep(model, test_set.x[curve_idx].to(dev), layer, P.PERTURBATIONS, snr_grid,
                                          draws, seed=seed, quantile=sue_quantile, nstdb=nstdb))
-curve_frame = vz.sue_vs_snr_frame(curve, test_set.y[curve_idx], definition="majority")
+curve_frame = S.sue_vs_snr_frame(curve, test_set.y[curve_idx], definition="majority")
 fig = vz.plot_sue_vs_snr(curve_frame)
 
 # %% [markdown]
@@ -321,20 +333,22 @@ fig = vz.plot_sue_vs_snr(curve_frame)
 # kernel.
 
 # %%
-_, lo = vz.pick_examples(sue[kind_ex], correct["clean"][kind_ex])
+_, lo = examples
 i_w = lo if lo is not None else int(torch.nonzero(test_set.y == 1)[0])
 xw = test_set.x[i_w:i_w + 1]
-sweep = P.sue_sweep(model, xw.to(dev), layer, P.PERTURBATIONS, widget_snrs, draws, seed=seed + 1000,
+sweep = S.sue_sweep(model, xw.to(dev), layer, P.PERTURBATIONS, widget_snrs, draws, seed=seed + 1000,
                     keep_maps=True, quantile=sue_quantile, nstdb=nstdb)
-frames = vz.sweep_frames(xw, clean_maps[i_w], sweep, int(test_set.y[i_w]), fs=FS, nstdb=nstdb)
+frames = vz.sweep_frames(clean_maps[i_w], sweep, S.first_draws(xw, sweep, fs=FS, nstdb=nstdb), int(test_set.y[i_w]),
+                         fs=FS)
 widgets.frame_grid(frames, [vz.PERTURBATION_LABELS[k] for k in P.PERTURBATIONS], [f"{s:g} dB" for s in widget_snrs],
                    descriptions=("noise", "SNR"))
 
 # %% [markdown]
-# The headline numbers of this run (classification, both tables) go to `results_path` as JSON.
+# The headline numbers of this run (classification, both tables) go to `results_path` as JSON
+# (`uqxai_lib.studies.ecg.headline_numbers`).
 
 # %%
-headline = vz.headline_numbers(clf, rows, snr_db=table_snr_db, draws=draws, n_test=len(test_set),
+headline = S.headline_numbers(clf, rows, snr_db=table_snr_db, draws=draws, n_test=len(test_set),
                                fidelity_mean=None if fidelity is None else float(fidelity.nanmean()),
                                fidelity_chance=chance)
 cache.atomic_write_json(results_path, headline)
