@@ -109,18 +109,26 @@ def test_repeatability_is_nan_when_reference_is_constant_and_checks_shapes():
 
 
 # ---------------------------------------------------------------------------------------- SUE
-def _sue_reference(maps: np.ndarray, q: float) -> list[float]:
-    """Plain-python float64 SUE: regions by numpy.quantile, Jaccard of every pair."""
+def _regions_loop(maps: np.ndarray, q: float):
+    """float64 loop: the top region of every map of a stack [S, B, ...] as sets ([B][S])."""
     s_n, b_n = maps.shape[:2]
     out = []
     for b in range(b_n):
-        regions = []
+        row = []
         for s in range(s_n):
             m = maps[s, b].ravel().astype(np.float64)
             thr = np.quantile(m, q)
-            regions.append({i for i, v in enumerate(m) if v >= thr and v > 0})
+            row.append({i for i, v in enumerate(m) if v >= thr and v > 0})
+        out.append(row)
+    return out
+
+
+def _sue_reference(maps: np.ndarray, q: float) -> list[float]:
+    """Plain-python float64 SUE: regions by numpy.quantile, Jaccard of every pair."""
+    out = []
+    for regions in _regions_loop(maps, q):
         vals = []
-        for s, t in itertools.combinations(range(s_n), 2):
+        for s, t in itertools.combinations(range(len(regions)), 2):
             u = regions[s] | regions[t]
             vals.append(1.0 if not u else len(regions[s] & regions[t]) / len(u))
         out.append(sum(vals) / len(vals))
@@ -150,20 +158,6 @@ def test_sue_is_one_for_identical_maps_and_handles_empty_regions():
     z[0, 0, 4] = 1.0  # one non-empty vs two empty: pairs 0,0,1
     assert float(metrics.sue(z)[0]) == pytest.approx(1 / 3)
     assert (metrics.sue(_tied_maps((6, 8, 25), 24)) <= 1).all()
-
-
-def _regions_loop(maps: np.ndarray, q: float):
-    """float64 loop: the top region of every map of a stack [S, B, ...] as sets ([B][S])."""
-    s_n, b_n = maps.shape[:2]
-    out = []
-    for b in range(b_n):
-        row = []
-        for s in range(s_n):
-            m = maps[s, b].ravel().astype(np.float64)
-            thr = np.quantile(m, q)
-            row.append({i for i, v in enumerate(m) if v >= thr and v > 0})
-        out.append(row)
-    return out
 
 
 def _jac(a, b):

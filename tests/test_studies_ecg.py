@@ -43,7 +43,7 @@ def test_empty_misclassified_group_gives_none_in_json_and_a_clear_sentence():
     text = json.dumps(h, allow_nan=False, sort_keys=True)  # NaN would make this raise
     assert h["perturbations"]["gaussian"]["sue_mis_mean"] is None and h["perturbations"]["gaussian"]["n_mis"] == 0
     assert "skip" not in h and h["snr_db"] == 10.0 and "NaN" not in text
-    assert "No perturbation type left a misclassified window" in S.describe_rows(rows["clean"])
+    assert "No perturbation type left a misclassified window" in S.describe_rows(rows["clean"], {})
 
 
 def test_headline_numbers_round_to_six_significant_digits_and_name_both_definitions():
@@ -64,8 +64,12 @@ def test_describe_rows_counts_higher_sue_in_correct_and_flags_small_groups():
         "powerline": dict(sue_correct_mean=0.7, sue_correct_sd=0.1, n_correct=57, sue_mis_mean=0.75, sue_mis_sd=0.0,
                           n_mis=3, mwu_p=0.5, auroc=0.4),
     }
-    text = S.describe_rows(rows)
-    assert "**1 of 2**" in text
+    # the count comes from the verdict of each interval, not from the means: powerline's mean is
+    # lower for correct windows but its interval contains 0
+    by_kind = {"gaussian": {"ci95": [0.1, 0.4]}, "powerline": {"ci95": [-0.2, 0.1]}}
+    text = S.describe_rows(rows, by_kind)
+    assert "**1 of 2**" in text and "no detectable difference" in text
+    assert "**0 of 2**" in S.describe_rows(rows, {"gaussian": {"ci95": [-0.1, 0.4]}, "powerline": {"ci95": [-0.2, 0.1]}})
     assert "only 3 misclassified" in text and "only 10" not in text
 
 
@@ -209,3 +213,219 @@ def test_achieved_snr_and_first_draws_reproduce_the_sweeps_inputs(x):
 def test_best_kind_is_the_highest_auroc_among_kinds_with_errors():
     rows = {"a": {"auroc": 0.9, "n_mis": 0}, "b": {"auroc": 0.6, "n_mis": 3}, "c": {"auroc": 0.7, "n_mis": 1}}
     assert S.best_kind(rows) == "c"
+
+
+# ----------------------------------------------------------------------------- primary, variants, baselines, strata
+def _simulated(n_subj=60, per=4, shift=0.25, seed=0):
+    """Windows of subjects; misclassified windows have SUE lower by ``shift`` (known direction)."""
+    g = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(n_subj), per)
+    correct = g.random(n_subj * per) > 0.25
+    sue = np.clip(0.6 + shift * correct + 0.1 * g.standard_normal(n_subj * per), 0, 1)
+    return torch.tensor(sue), torch.tensor(correct), torch.tensor(groups)
+
+
+def test_comparisons_declare_gaussian_primary_and_holm_adjust_the_other_three():
+    from uqxai_lib import stats
+
+    sue, correct, groups = _simulated()
+    kinds = ("gaussian", "powerline", "baseline", "electrode")
+    null = torch.full((len(sue),), 0.5, dtype=torch.float64)  # no difference at all
+    sues = {"gaussian": sue, "powerline": sue, "baseline": null, "electrode": sue * 0.5 + 0.25}
+    comp = S.comparisons(sues, {k: correct for k in kinds}, groups, n_boot=300, seed=0)
+    p = comp["primary"]
+    assert p["verdict"] == "higher" and p["ci95"][0] > 0 and p["name"].endswith("Gaussian noise")
+    assert stats.reproduction(p["verdict"], S.CLAIM["expected"]) == "reproduced"
+    ref = stats.group_difference(sue.numpy(), correct.numpy(), groups=groups.numpy(), n_boot=300, seed=0)
+    assert p["effect"] == pytest.approx(ref["effect"]) and p["ci95"] == pytest.approx(ref["ci95"])
+    assert [r["kind"] for r in comp["secondary"]] == ["powerline", "baseline", "electrode"]
+    assert [r["p_holm"] for r in comp["secondary"]] == stats.holm([r["p"] for r in comp["secondary"]])
+    assert comp["secondary"][1]["verdict"] == "no detectable difference"
+    text = S.verdict_sentence(p)
+    assert "reproduced" in text and "higher for correct" in text
+    with pytest.raises(ValueError, match="primary perturbation"):
+        S.comparisons({"powerline": sue}, {"powerline": correct})
+    assert set(S.CLAIM) == {"text", "expected", "theirs", "source"}
+
+
+def test_claim_source_is_a_key_of_the_books_bibliography():
+    from pathlib import Path
+
+    bib = (Path(__file__).resolve().parents[1] / "book" / "references.bib").read_text()
+    assert f"{{{S.CLAIM['source']}," in bib
+
+
+def test_sue_variants_pairs_clean_target_equals_metrics_sue_and_counts_empty_windows():
+    from uqxai_lib import metrics, saliency
+
+    g = torch.Generator().manual_seed(0)
+    maps = torch.rand(4, 6, 25, generator=g) - 0.3
+    maps = maps.clamp(min=0)
+    maps[:, 2] = 0.0  # window 2: every draw empty
+    maps[1, 4] = 0.0  # window 4: one empty draw
+    clean = saliency.upsample(torch.rand(6, 25, generator=g), 100)
+    own = maps.clone()
+    own[0, 0] = torch.rand(25, generator=g)
+    v = S.sue_variants(maps, clean, own, size=100)
+    assert len(v) == 2 * 2 * 4
+    assert {(r["reference"], r["target"]) for r in v} == {("pairs", "clean"), ("clean", "clean"), ("pairs", "own"),
+                                                          ("clean", "own")}
+    r = next(r for r in v if r["reference"] == "pairs" and r["target"] == "clean" and r["q"] == 0.1)
+    want = metrics.sue(saliency.upsample(maps, 100), quantile=0.9)
+    keep = torch.tensor([True, True, False, True, False, True])
+    assert torch.allclose(r["sue"][keep], want[keep].float()) and r["n_empty"] == 2
+    assert torch.isnan(r["sue"][~keep]).all()
+    r3 = next(r for r in v if r["reference"] == "pairs" and r["target"] == "clean" and r["q"] == 0.3)
+    ro = next(r for r in v if r["reference"] == "pairs" and r["target"] == "own" and r["q"] == 0.3)
+    assert not torch.equal(ro["sue"][0], r3["sue"][0]) and torch.equal(ro["sue"][1], r3["sue"][1])
+    rows = S.variant_rows(v, torch.tensor([True, False, True, True, False, True]), n_boot=100)
+    assert set(rows[0]) == {"reference", "q", "target", "auroc", "auroc_ci95", "n_empty"}
+
+
+def test_own_target_maps_recompute_only_flipped_draws_for_their_own_class(x):
+    from uqxai_lib import saliency
+
+    m = _tiny_model()
+    xs = x[:6]
+    r = S.perturbation_sue(m, xs, m.cam_layer_name, "gaussian", -5.0, 4, seed=2)
+    own = S.own_target_maps(m, xs, m.cam_layer_name, r, seed=2)
+    inputs = S.draw_inputs(xs, "gaussian", -5.0, 4, seed=2)
+    for s in range(4):
+        want = saliency.grad_cam(m, inputs[s], m.cam_layer_name, target=r.draw_pred[s])
+        assert torch.allclose(own[s], want, atol=1e-5)
+    same = r.draw_pred == r.clean_pred[None]
+    assert torch.equal(own[same], r.maps[same])
+
+
+def test_baseline_scores_match_numpy_margin_and_scipy_entropy():
+    from scipy.stats import entropy
+
+    g = torch.Generator().manual_seed(1)
+    probs = torch.softmax(torch.randn(5, 3, 2, generator=g), -1)
+    clean = torch.softmax(torch.randn(3, 2, generator=g), -1)
+    dpred = probs.argmax(-1)
+    cp = clean.argmax(-1)
+    r = S.PerturbationSUE("gaussian", 0.0, torch.zeros(5, 3, 4), torch.ones(3), cp, dpred, cp,
+                          (dpred != cp).float().mean(0), probs)
+    sc = S.baseline_scores(r, clean)
+    np.testing.assert_allclose(sc["margin"].numpy(), np.abs(clean[:, 0] - clean[:, 1]).double().numpy(), atol=1e-7)
+    np.testing.assert_allclose(sc["entropy"].numpy(), -entropy(probs.double().mean(0).numpy(), axis=-1), atol=1e-12)
+    assert torch.equal(sc["flip_rate"], -r.flip_rate.double())
+    with pytest.raises(ValueError, match="draw_probs"):
+        S.baseline_scores(r._replace(draw_probs=None), clean)
+
+
+def test_out_of_fold_scores_never_see_the_subject_and_added_value_detects_a_useful_score():
+    g = np.random.default_rng(3)
+    n_subj, per = 80, 4
+    groups = np.repeat(np.arange(n_subj), per)
+    correct = g.random(n_subj * per) > 0.3
+    useful = correct + 0.6 * g.standard_normal(len(correct))
+    noise = g.standard_normal((len(correct), 2))
+    p = S.out_of_fold_scores(noise, correct, groups, seed=0)
+    assert np.isfinite(p).all()
+    from uqxai_lib import stats
+
+    assert abs(stats.auroc(p, correct) - 0.5) < 0.12  # pure noise stays near chance out of fold
+    add = S.added_value(torch.tensor(useful), {"a": torch.tensor(noise[:, 0]), "b": torch.tensor(noise[:, 1])},
+                        torch.tensor(correct), torch.tensor(groups), n_boot=200, seed=0)
+    assert add["verdict"] == "higher" and add["delta_ci95"][0] > 0 and add["auroc_with_sue"] > 0.75
+    none = S.added_value(torch.tensor(g.standard_normal(len(correct))), {"a": torch.tensor(useful)},
+                         torch.tensor(correct), torch.tensor(groups), n_boot=200, seed=0)
+    assert none["verdict"] != "higher"
+
+
+def test_strata_rows_count_and_compare_within_each_severity():
+    from uqxai_lib import stats
+
+    sue, correct, groups = _simulated(seed=4)
+    severity = torch.tensor(np.repeat(np.arange(60) % 3, 4))
+    rows = S.strata_rows(sue, correct, severity, groups, n_boot=100)
+    assert [r["severity"] for r in rows] == ["healthy", "mild CAD", "marked CAD", "CAD (mild + marked)"]
+    for r, m in zip(rows, [severity == 0, severity == 1, severity == 2, severity > 0]):
+        assert r["n_correct"] == int(correct[m].sum()) and r["n_mis"] == int((~correct[m]).sum())
+        assert r["auroc"] == pytest.approx(stats.auroc(sue[m].numpy(), correct[m].numpy()))
+
+
+def test_fidelity_vs_stability_is_scipy_spearman_with_an_interval():
+    from scipy.stats import spearmanr
+
+    g = np.random.default_rng(6)
+    a = g.random(120)
+    b = a + 0.3 * g.standard_normal(120)
+    a[3] = np.nan
+    r = S.fidelity_vs_stability(torch.tensor(a), torch.tensor(b), torch.tensor(np.repeat(np.arange(30), 4)), n_boot=200)
+    ok = np.isfinite(a)
+    assert r["spearman"] == pytest.approx(spearmanr(a[ok], b[ok]).statistic) and r["n"] == 119
+    assert r["ci95"][0] < r["spearman"] < r["ci95"][1]
+
+
+def test_fidelity_record_uses_the_mask_share_as_chance_and_puts_keys_in_json(x):
+    from uqxai_lib import metrics, saliency
+
+    d = make_synthetic_ecg(n_subjects=8, windows_per_subject=2, seed=1)
+    m = _tiny_model()
+    maps = saliency.upsample(saliency.grad_cam(m, d.x, m.cam_layer_name), 500)
+    with torch.no_grad():
+        tgt = m(d.x).argmax(1)
+    rec = S.fidelity_record(m, d.x, maps, d.mask, d.y, tgt, d.group, steps=5, n_boot=100)
+    j = S.fidelity_json(rec)
+    assert set(j) == set(S.FIDELITY_KEYS)
+    assert j["chance"] == pytest.approx(float(d.mask.float().mean()))
+    assert j["mass_in_mask"] == pytest.approx(float(metrics.mass_in_mask(maps, d.mask).nanmean()), rel=1e-6)
+    assert set(j["per_class"]) == {"healthy", "CAD"} and len(rec["curves"]["deletion"]) == 6
+    json.dumps(j)
+
+
+def test_cascading_randomisation_changes_maps_and_reports_every_step(x):
+    m = _tiny_model()
+    with torch.no_grad():
+        tgt = m(x[:8]).argmax(1)
+    rec = S.cascading_randomisation(m, x[:8], m.cam_layer_name, tgt, size=500, seed=0)
+    assert [s["randomised_from"] for s in rec["cascading"]] == S.cascade_order(m) == [
+        "fc", "lstm", "features.4", "features.2", "features.0"]
+    assert isinstance(rec["passes"], bool) and set(rec["maps"]) == {"trained", *S.cascade_order(m)}
+    same = S.cascading_randomisation(m, x[:8], m.cam_layer_name, tgt, size=500, seed=0)
+    assert same["cascading"] == rec["cascading"]
+    assert "cascading" in S.sanity_json(rec) and "maps" not in S.sanity_json(rec)
+
+
+def test_region_occlusion_matches_a_direct_computation():
+    d = make_synthetic_ecg(n_subjects=8, windows_per_subject=2, seed=2)
+    m = _tiny_model()
+    rows = S.region_occlusion(m, d.x, d.mask, d.y, seed=0)
+    with torch.no_grad():
+        p = torch.softmax(m(torch.where(d.mask[:, None], torch.zeros_like(d.x), d.x)).double(), -1)
+    want = p.gather(1, d.y[:, None])[:, 0]
+    for r, c in zip(rows, (0, 1)):
+        assert r["n"] == int((d.y == c).sum())
+        assert r["mask occluded"] == pytest.approx(float(want[d.y == c].mean()), rel=1e-9)
+
+
+def test_prediction_rows_and_strata_sentence_read_the_numbers():
+    sue = torch.tensor([0.9, 0.8, 0.2, 0.3, 0.7, 0.1])
+    pred = torch.tensor([0, 0, 1, 1, 0, 1])
+    y = torch.tensor([0, 0, 0, 1, 1, 1])
+    rows = S.prediction_rows(sue, pred, y)
+    cell = {(r["true"], r["predicted"]): r for r in rows}
+    assert cell[("healthy", "healthy")]["n"] == 2 and cell[("healthy", "healthy")]["sue_mean"] == pytest.approx(0.85)
+    assert cell[("CAD", "healthy")]["n"] == 1 and np.isnan(cell[("CAD", "healthy")]["sue_sd"])
+    text = S.strata_sentence([
+        {"severity": "healthy", "n_correct": 9, "n_mis": 3, "auroc": 0.9, "auroc_ci95": [0.7, 1.0]},
+        {"severity": "mild CAD", "n_correct": 9, "n_mis": 3, "auroc": 0.1, "auroc_ci95": [0.0, 0.3]},
+        {"severity": "marked CAD", "n_correct": 9, "n_mis": 0, "auroc": float("nan"), "auroc_ci95": [np.nan] * 2}])
+    assert "correct windows have the higher SUE" in text and "misclassified windows have the **higher** SUE" in text
+    assert "no comparison" in text
+
+
+def test_fidelity_sentence_says_below_chance_from_the_interval():
+    r = {"mass_in_mask": 0.6, "mass_in_mask_ci95": [0.55, 0.65], "chance": 0.4, "pointing_game": 0.7,
+         "deletion_auc": 0.2, "deletion_auc_random": 0.3, "insertion_auc": 0.4, "insertion_auc_random": 0.3,
+         "per_class": {"CAD": {"mass_in_mask": 0.3, "mass_in_mask_ci95": [0.25, 0.35], "chance": 0.4,
+                               "pointing_game": 0.2},
+                       "healthy": {"mass_in_mask": 0.42, "mass_in_mask_ci95": [0.35, 0.5], "chance": 0.4,
+                                   "pointing_game": 0.5}}}
+    t = S.fidelity_sentence(r)
+    assert "all windows: 0.600 [0.550, 0.650] against 0.400 — above chance" in t
+    assert "class CAD: 0.300 [0.250, 0.350] against 0.400 — **below chance**" in t
+    assert "class healthy: 0.420 [0.350, 0.500] against 0.400 — **not detectably above chance**" in t

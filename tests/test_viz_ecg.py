@@ -34,15 +34,8 @@ def model():
     return CNNBiLSTM(channels=(4, 8, 8), hidden=8).eval()
 
 
-def _sue_and_correct(seed=0, n=40):
-    g = torch.Generator().manual_seed(seed)
-    correct = torch.rand(n, generator=g) < 0.7
-    sue = torch.where(correct, 0.6 + 0.3 * torch.rand(n, generator=g), 0.2 + 0.5 * torch.rand(n, generator=g))
-    return sue, correct
-
-
 def test_sue_table_puts_the_papers_values_beside_ours_labelled_as_theirs():
-    sue, correct = _sue_and_correct()
+    sue, correct = torch.linspace(0.1, 0.9, 40), torch.arange(40) % 3 > 0
     rows = S.table_rows({k: sue for k in P.PERTURBATIONS}, {k: correct for k in P.PERTURBATIONS})
     t = vz.sue_table(rows, paper=S.PAPER_TABLE1)
     assert list(t.index) == [vz.PERTURBATION_LABELS[k] for k in P.PERTURBATIONS]
@@ -105,3 +98,38 @@ def test_split_table_counts_windows_subjects_and_cad_share(data):
                     positive="CAD share", percent=False, digits=3)
     assert t.loc["all", "windows"] == len(data) and t.loc["first", "subjects"] == 2
     assert t.loc["all", "CAD share"] == pytest.approx(float(data.y.float().mean()), abs=1e-3)
+
+
+def test_variant_baseline_strata_and_layer_tables_and_figures_are_drawn():
+    rows = [{"reference": ref, "q": q, "target": t, "auroc": 0.6 + q, "auroc_ci95": [0.5, 0.9], "n_empty": 2}
+            for ref in ("pairs", "clean") for t in ("clean", "own") for q in (0.05, 0.1, 0.2, 0.3)]
+    t = vz.variants_table(rows)
+    assert len(t) == 16 and t.iloc[0]["windows left out (empty map)"] == 2
+    fig = vz.plot_variants(rows)
+    assert len(fig.axes[0].get_legend().get_texts()) == 4
+    b = vz.baselines_table({"auroc": 0.7, "auroc_ci95": [0.6, 0.8]},
+                           {"margin": {"auroc": 0.8, "auroc_ci95": [0.7, 0.9]}},
+                           {"auroc_baselines": 0.8, "auroc_with_sue": 0.82, "delta": 0.02, "delta_ci95": [-0.01, 0.05],
+                            "rank_average": {"with": "margin", "auroc": 0.81, "auroc_ci95": [0.7, 0.9]}})
+    assert b.loc["SUE", "AUROC"] == "0.700" and "gain 0.020" in b.iloc[-2]["95 % interval"]
+    s = vz.strata_table([{"severity": "mild CAD", "n_correct": 3, "n_mis": 0, "auroc": float("nan"),
+                          "auroc_ci95": [float("nan")] * 2}])
+    assert s.loc["mild CAD", "AUROC"] == "–"
+    lt = vz.layer_choice_table([{"layer": "features.0", "resolution": 500, "mass_in_mask": 0.5, "chance": 0.4,
+                                 "pointing_game": 0.6, "sue_mean": 0.5, "sue_auroc": 0.7, "sue_auroc_ci95": [0.6, 0.8],
+                                 "n_mis": 4}])
+    assert lt.loc["features.0", "map samples"] == 500
+
+
+def test_sanity_figure_has_a_colour_bar_and_viridis_and_curves_draw_the_random_baseline():
+    g = torch.Generator().manual_seed(0)
+    maps = {"trained": torch.rand(5, 100, generator=g), "fc": torch.rand(5, 100, generator=g)}
+    fig = vz.plot_cascading(maps, [{"randomised_from": "fc", "spearman_to_trained": 0.12}])
+    assert len(fig.axes) == 3  # two heat maps + colour bar
+    assert fig.axes[0].images[0].get_cmap().name == "viridis" and "0.12" in fig.axes[1].get_title()
+    curves = {k: torch.linspace(1, 0, 6) for k in ("deletion", "deletion_random", "insertion", "insertion_random")}
+    fig = vz.plot_deletion_insertion(curves, {k: 0.5 for k in curves})
+    assert len(fig.axes[0].lines) == 2 and "random order" in fig.axes[0].get_legend().get_texts()[1].get_text()
+    fig = vz.plot_fidelity_vs_stability(torch.rand(10, generator=g), torch.rand(10, generator=g),
+                                        torch.arange(10) % 3 > 0, 0.4)
+    assert fig.axes[0].get_xlabel() == "SUE (stability)"

@@ -28,6 +28,17 @@ __all__ = [
     "plot_perturbations",
     "plot_example_pair",
     "sweep_frames",
+    "variants_table",
+    "plot_variants",
+    "baselines_table",
+    "strata_table",
+    "layer_choice_table",
+    "fidelity_table",
+    "plot_deletion_insertion",
+    "plot_cascading",
+    "plot_fidelity_vs_stability",
+    "occlusion_table",
+    "prediction_table",
 ]
 
 #: Salvi et al. (2025), Table 1 and the CNN-BiLSTM's test results are theirs: the numbers live in
@@ -263,3 +274,162 @@ def sweep_frames(clean_map: Tensor, records: Sequence[Mapping], noisy: Mapping[t
             row.append(figure_to_png(fig, dpi=dpi))
         frames.append(row)
     return frames
+
+
+# ----------------------------------------------------------------------------------- fair-test tables and figures
+def _fmt_ci(ci, digits: int = 3) -> str:
+    lo, hi = (float(v) for v in ci)
+    return "–" if not (np.isfinite(lo) and np.isfinite(hi)) else f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _fmt(v, digits: int = 3) -> str:
+    return "–" if v is None or not np.isfinite(float(v)) else f"{float(v):.{digits}f}"
+
+
+def variants_table(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """SUE variants (``studies.ecg.variant_rows``): AUROC (correct vs misclassified) with its 95 %
+    interval and the number of windows left out for an empty region, one row per variant."""
+    return pd.DataFrame([{"reference": r["reference"], "top region": f"{100 * r['q']:g} %", "target": r["target"],
+                          "AUROC": _fmt(r["auroc"]), "95 % interval": _fmt_ci(r["auroc_ci95"]),
+                          "windows left out (empty map)": r["n_empty"]} for r in rows]).set_index(
+        ["reference", "target", "top region"])
+
+
+def plot_variants(rows: Sequence[Mapping], ax=None):
+    """AUROC of SUE (± 95 % interval) against the top-region size, one line per reference × target."""
+    fig, ax = _fig_ax(ax, figsize=(5.2, 3.2))
+    keys = list(dict.fromkeys((r["reference"], r["target"]) for r in rows))
+    for i, (ref, tgt) in enumerate(keys):
+        rr = [r for r in rows if r["reference"] == ref and r["target"] == tgt]
+        q = np.array([100 * r["q"] for r in rr]) + (i - (len(keys) - 1) / 2) * 0.4
+        a = np.array([r["auroc"] for r in rr], dtype=float)
+        lo = np.array([r["auroc_ci95"][0] for r in rr], dtype=float)
+        hi = np.array([r["auroc_ci95"][1] for r in rr], dtype=float)
+        ax.errorbar(q, a, yerr=[a - lo, hi - a], marker="o", ms=4, capsize=2, lw=1,
+                    label=f"{'pairs of draws' if ref == 'pairs' else 'draw vs clean map'}, target {tgt}")
+    ax.axhline(0.5, color="0.5", ls=":", lw=1)
+    ax.set_xlabel("top region (% of samples)")
+    ax.set_ylabel("AUROC of SUE (correct vs misclassified)")
+    ax.legend(fontsize=7, frameon=False)
+    return fig
+
+
+def baselines_table(sue_row: Mapping, baselines: Mapping[str, Mapping], added: Mapping | None = None) -> pd.DataFrame:
+    """AUROC (correct vs misclassified) of SUE beside the prediction-only baselines and, when given,
+    the out-of-sample logistic combinations (``studies.ecg.added_value``)."""
+    names = {"flip_rate": "prediction flip rate (−)", "margin": "softmax margin (clean)",
+             "entropy": "predictive entropy of the draws (−)"}
+    rows = [{"score": "SUE", "AUROC": _fmt(sue_row["auroc"]), "95 % interval": _fmt_ci(sue_row["auroc_ci95"])}]
+    rows += [{"score": names.get(k, k), "AUROC": _fmt(v["auroc"]), "95 % interval": _fmt_ci(v["auroc_ci95"])}
+             for k, v in baselines.items()]
+    if added is not None:
+        rows.append({"score": "logistic: baselines (out of fold)", "AUROC": _fmt(added["auroc_baselines"]),
+                     "95 % interval": ""})
+        rows.append({"score": "logistic: baselines + SUE (out of fold)", "AUROC": _fmt(added["auroc_with_sue"]),
+                     "95 % interval": f"gain {_fmt(added['delta'])} {_fmt_ci(added['delta_ci95'])}"})
+        ra = added["rank_average"]
+        rows.append({"score": f"rank average: SUE + {names.get(ra['with'], ra['with'])}", "AUROC": _fmt(ra["auroc"]),
+                     "95 % interval": _fmt_ci(ra["auroc_ci95"])})
+    return pd.DataFrame(rows).set_index("score")
+
+
+def strata_table(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """AUROC of SUE within each severity stratum (``studies.ecg.strata_rows``)."""
+    return pd.DataFrame([{"stratum": r["severity"], "n correct": r["n_correct"], "n misclassified": r["n_mis"],
+                          "AUROC": _fmt(r["auroc"]), "95 % interval": _fmt_ci(r["auroc_ci95"])}
+                         for r in rows]).set_index("stratum")
+
+
+def layer_choice_table(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """Per Grad-CAM layer: map resolution, fidelity (mass in mask vs chance, pointing game) and
+    stability (mean SUE, AUROC with interval) (``studies.ecg.layer_table``)."""
+    return pd.DataFrame([{"layer": r["layer"], "map samples": r["resolution"], "mass in ST–T mask": _fmt(r["mass_in_mask"]),
+                          "chance": _fmt(r["chance"]), "pointing game": _fmt(r["pointing_game"]),
+                          "mean SUE": _fmt(r["sue_mean"]), "AUROC of SUE": _fmt(r["sue_auroc"]),
+                          "95 % interval": _fmt_ci(r["sue_auroc_ci95"]), "n misclassified": r["n_mis"]}
+                         for r in rows]).set_index("layer")
+
+
+def fidelity_table(rec: Mapping) -> pd.DataFrame:
+    """Fidelity record (``studies.ecg.fidelity_record``): overall and per class."""
+    parts = {"all windows": rec, **{f"class {k}": v for k, v in rec["per_class"].items()}}
+    return pd.DataFrame([{"": k, "mass in ST–T mask": _fmt(v["mass_in_mask"]), "95 % interval": _fmt_ci(v["mass_in_mask_ci95"]),
+                          "chance (mask share)": _fmt(v["chance"]), "pointing game": _fmt(v["pointing_game"])}
+                         for k, v in parts.items()]).set_index("")
+
+
+def plot_deletion_insertion(curves: Mapping[str, Tensor], aucs: Mapping[str, float] | None = None, axes=None):
+    """Mean deletion and insertion curves (probability of the explained class against the share of
+    segments removed / restored), map order vs random order."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.0), sharey=True)
+    fig = axes[0].figure
+    for ax, what in zip(axes, ("deletion", "insertion")):
+        for key, lab, st in ((what, "map order", "-"), (f"{what}_random", "random order", "--")):
+            c = to_numpy(curves[key])
+            a = "" if aucs is None else f" (area {aucs[key]:.3f})"
+            ax.plot(np.linspace(0, 1, len(c)), c, st, color="black" if st == "-" else "0.5", label=lab + a)
+        ax.set_xlabel(f"share of segments {'removed' if what == 'deletion' else 'restored'}")
+        ax.set_title(what, fontsize=9)
+        ax.legend(fontsize=7, frameon=False)
+    axes[0].set_ylabel("P(explained class)")
+    axes[0].set_ylim(0, 1.02)
+    fig.tight_layout()
+    return fig
+
+
+def plot_cascading(maps: Mapping[str, Tensor], steps: Sequence[Mapping], *, n_windows: int = 24, fs: float = 250.0,
+                   cmap: str = "viridis"):
+    """Sanity check: Grad-CAM maps of the trained model and of each cascading randomisation, one
+    heat map per model (rows = windows, columns = time; each map min-max scaled), with a colour bar
+    and the mean Spearman correlation with the trained maps in the title."""
+    import matplotlib.pyplot as plt
+
+    names = list(maps)
+    rho = {s["randomised_from"]: s["spearman_to_trained"] for s in steps}
+    fig, axes = plt.subplots(1, len(names), figsize=(2.1 * len(names) + 0.8, 2.8), sharey=True, squeeze=False)
+    im = None
+    for ax, name in zip(axes[0], names):
+        m = to_numpy(maps[name])[:n_windows]
+        m = np.stack([normalize01(r) for r in m])
+        im = ax.imshow(m, aspect="auto", cmap=cmap, vmin=0, vmax=1, extent=(0, m.shape[1] / fs, len(m), 0),
+                       interpolation="nearest")
+        ax.set_title("trained" if name == "trained" else f"random from {name}\nρ = {_fmt(rho.get(name), 2)}", fontsize=8)
+        ax.set_xlabel("time (s)")
+    axes[0][0].set_ylabel("window")
+    fig.colorbar(im, ax=list(axes[0]), shrink=0.85, label="Grad-CAM (scaled)")
+    return fig
+
+
+def plot_fidelity_vs_stability(mass: Tensor, sue: Tensor, correct: Tensor, chance: float, ax=None,
+                               title: str | None = None):
+    """Per window: fidelity (mass in the ST–T mask) against stability (SUE), correct vs misclassified."""
+    fig, ax = _fig_ax(ax, figsize=(4.4, 3.4))
+    m, s, c = to_numpy(mass), to_numpy(sue), to_numpy(correct).astype(bool)
+    ax.scatter(s[c], m[c], s=8, alpha=0.5, color="tab:blue", label=f"correct (n={c.sum()})")
+    ax.scatter(s[~c], m[~c], s=16, alpha=0.9, color="tab:red", marker="x", label=f"misclassified (n={(~c).sum()})")
+    ax.axhline(chance, color="0.4", ls="--", lw=1)
+    ax.text(0.01, chance, " chance", color="0.4", fontsize=7, va="bottom")
+    ax.set_xlabel("SUE (stability)")
+    ax.set_ylabel("mass in ST–T mask (fidelity)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    return fig
+
+
+def occlusion_table(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """Mean probability of the true class with the ST–T mask, its complement or random samples
+    occluded (``studies.ecg.region_occlusion``), per class."""
+    return pd.DataFrame([{"class": r["class"], "n": r["n"], **{k: _fmt(r[k]) for k in
+                          ("clean", "mask occluded", "outside occluded", "random occluded")}} for r in rows]).set_index("class")
+
+
+def prediction_table(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """Mean ± SD of SUE per true × predicted class (``studies.ecg.prediction_rows``)."""
+    return pd.DataFrame([{"true class": r["true"], "predicted": r["predicted"], "n": r["n"],
+                          "SUE": "–" if not np.isfinite(r["sue_mean"]) else
+                          (f"{r['sue_mean']:.3f} ± {r['sue_sd']:.3f}" if np.isfinite(r["sue_sd"]) else f"{r['sue_mean']:.3f}")}
+                         for r in rows]).set_index(["true class", "predicted"])
