@@ -429,3 +429,13 @@ def test_fidelity_sentence_says_below_chance_from_the_interval():
     assert "all windows: 0.600 [0.550, 0.650] against 0.400 — above chance" in t
     assert "class CAD: 0.300 [0.250, 0.350] against 0.400 — **below chance**" in t
     assert "class healthy: 0.420 [0.350, 0.500] against 0.400 — **not detectably above chance**" in t
+
+
+def test_summary_markdown_takes_every_word_from_the_records():
+    comp = {"primary": {"name": "x", "effect": -0.1, "ci95": [-0.2, -0.05], "auroc": 0.3, "auroc_ci95": [0.2, 0.4],
+                        "p": 0.01, "verdict": "lower"},
+            "secondary": [{"kind": "powerline", "verdict": "no detectable difference", "p_holm": 0.5}]}
+    text = S.summary_markdown(comp, prediction=[{"true": "CAD", "predicted": "healthy", "sue_mean": 0.8, "n": 3},
+                                                {"true": "CAD", "predicted": "CAD", "sue_mean": 0.4, "n": 0}])
+    assert "**lower**" in text and "**reversed**" in text and "Power-line interference no detectable difference" in text
+    assert "true CAD, predicted healthy 0.800 (n = 3)" in text and "predicted CAD 0.400" not in text

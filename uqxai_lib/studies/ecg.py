@@ -672,7 +672,8 @@ def _spearman_1d(a: np.ndarray, b: np.ndarray) -> float:
 
 def fidelity_record(model: torch.nn.Module, x: Tensor, maps: Tensor, mask: Tensor, y: Tensor, target: Tensor,
                     groups: Tensor | None = None, *, classes: Sequence[str] = ("healthy", "CAD"), segment: int = SEGMENT,
-                    steps: int | None = None, n_boot: int = 2000, seed: int = 0) -> dict:
+                    steps: int | None = None, curve_index: Tensor | None = None, n_boot: int = 2000,
+                    seed: int = 0) -> dict:
     """Are the clean Grad-CAM maps ``[B, L]`` (input resolution) on the evidence?
 
     * ``mass_in_mask`` — mean share of map mass inside the ST–T ``mask`` (``metrics.mass_in_mask``)
@@ -684,7 +685,8 @@ def fidelity_record(model: torch.nn.Module, x: Tensor, maps: Tensor, mask: Tenso
       same for a random segment order (``*_random``);
     * ``per_class`` — mass in mask, its interval, chance and pointing game per true class.
 
-    ``steps`` evenly spaced points per curve (default one per segment). Also returns the mean curves
+    ``steps`` evenly spaced points per curve (default one per segment); ``curve_index`` restricts the
+    (costly) curves to those windows (default all). Also returns the mean curves
     (``curves``), their areas (``curve_aucs``, same keys) and per-window ``mass`` for figures; the
     JSON record is :func:`fidelity_json`.
     """
@@ -709,10 +711,11 @@ def fidelity_record(model: torch.nn.Module, x: Tensor, maps: Tensor, mask: Tenso
     gen = torch.Generator().manual_seed(int(seed))
     cur = {}
     dev = next(model.parameters()).device
+    ci = torch.arange(len(x)) if curve_index is None else torch.as_tensor(curve_index, dtype=torch.long)
+    xc, mc, tc = x[ci].to(dev), maps[ci], torch.as_tensor(target)[ci]
     for name, fn in (("deletion", fidelity.deletion_curve), ("insertion", fidelity.insertion_curve)):
-        cur[name] = fn(model, x.to(dev), maps, target, patch=segment, steps=steps)
-        cur[f"{name}_random"] = fn(model, x.to(dev), maps, target, patch=segment, steps=steps, order="random",
-                                   generator=gen)
+        cur[name] = fn(model, xc, mc, tc, patch=segment, steps=steps)
+        cur[f"{name}_random"] = fn(model, xc, mc, tc, patch=segment, steps=steps, order="random", generator=gen)
     aucs = {k: float(fidelity.curve_auc(v).mean()) for k, v in cur.items()}
     rec = summary(np.ones(len(mass), dtype=bool))
     rec.pop("n")
@@ -846,7 +849,7 @@ def summary_markdown(comp: Mapping, *, clf: Mapping | None = None, fidelity: Map
                      sanity: Mapping | None = None, variants: Sequence[Mapping] | None = None,
                      baselines: Mapping | None = None, added: Mapping | None = None,
                      strata: Sequence[Mapping] | None = None, fvs: Mapping | None = None,
-                     claim: Mapping = CLAIM) -> str:
+                     prediction: Sequence[Mapping] | None = None, claim: Mapping = CLAIM) -> str:
     """The chapter's Summary paragraph, every number and verdict from the run's records."""
     from .. import stats
 
@@ -876,6 +879,10 @@ def summary_markdown(comp: Mapping, *, clf: Mapping | None = None, fidelity: Map
             f"{k} AUROC {v['auroc']:.3f} {_ci(v['auroc_ci95'])}" for k, v in baselines.items()) + ".")
     if added:
         out.append(added_value_sentence(added))
+    if prediction:
+        out.append("Mean SUE by predicted class: " + "; ".join(
+            f"true {r['true']}, predicted {r['predicted']} {r['sue_mean']:.3f} (n = {r['n']})"
+            for r in prediction if r["n"]) + ".")
     if strata:
         def _w(r):
             if not np.isfinite(r["auroc"]):
@@ -984,3 +991,10 @@ def fidelity_sentence(rec: Mapping) -> str:
     return ("Mass of the clean Grad-CAM maps in the ST–T mask — " + "; ".join(parts) + ". Deletion area "
             f"{rec['deletion_auc']:.3f} ({dele} than {rec['deletion_auc_random']:.3f} for a random order), insertion "
             f"area {rec['insertion_auc']:.3f} ({ins} than {rec['insertion_auc_random']:.3f}).")
+
+
+def occlusion_sentence(rows: Sequence[Mapping]) -> str:
+    """Markdown: per class, the probability of the true class clean and with each occlusion."""
+    return "\n".join(f"- {r['class']} (n = {r['n']}): P(true class) {r['clean']:.3f} clean, {r['mask occluded']:.3f} "
+                     f"with the ST–T mask zeroed, {r['outside occluded']:.3f} with everything else zeroed, "
+                     f"{r['random occluded']:.3f} with as many random samples zeroed." for r in rows)

@@ -311,6 +311,7 @@ def plot_variants(rows: Sequence[Mapping], ax=None):
     ax.set_xlabel("top region (% of samples)")
     ax.set_ylabel("AUROC of SUE (correct vs misclassified)")
     ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
     return fig
 
 
@@ -417,6 +418,7 @@ def plot_fidelity_vs_stability(mass: Tensor, sue: Tensor, correct: Tensor, chanc
     if title:
         ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
     return fig
 
 
