@@ -55,7 +55,7 @@
 # | SNR in dB, ECG waves (P, QRS, ST, T) | helpful | $\mathrm{SNR} = 10\log_{10}(P_x/P_n)$ |
 # | Mann–Whitney U, AUROC | helpful | for the table's statistics |
 #
-# **Time to run:** one to two minutes (`tiny`), at most four minutes on two CPU cores (`smoke`, the
+# **Time to run:** a few minutes (`tiny`), about five to ten minutes on two busy CPU cores (`smoke`, the
 # default), longer on a GPU at paper scale (`full`). Training and sampling are cached, so a re-run
 # is fast.
 

@@ -397,9 +397,11 @@ def plot_cascading(maps: Mapping[str, Tensor], steps: Sequence[Mapping], *, n_wi
         m = np.stack([normalize01(r) for r in m])
         im = ax.imshow(m, aspect="auto", cmap=cmap, vmin=0, vmax=1, extent=(0, m.shape[1] / fs, len(m), 0),
                        interpolation="nearest")
-        ax.set_title("trained" if name == "trained" else f"random from {name}\nρ = {_fmt(rho.get(name), 2)}", fontsize=8)
+        ax.set_title("trained" if name == "trained" else f"randomised from\n{name}, ρ = {_fmt(rho.get(name), 2)}",
+                     fontsize=7)
         ax.set_xlabel("time (s)")
     axes[0][0].set_ylabel("window")
+    fig.subplots_adjust(bottom=0.2, top=0.8)
     fig.colorbar(im, ax=list(axes[0]), shrink=0.85, label="Grad-CAM (scaled)")
     return fig
 
