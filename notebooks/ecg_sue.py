@@ -91,7 +91,7 @@ primary_only = False  # True: only what the primary comparison needs (no sweep, 
 n_boot = 2000  # bootstrap resamples of the primary comparison
 n_boot_table = 500  # resamples of each row of the variant / baseline / strata / layer tables
 fidelity_steps = 10  # points of the deletion / insertion curves (segments of 0.1 s)
-layers = ["features.0", "features.2", "features.4"]  # Grad-CAM layers compared (last = the chapter's)
+layers = ["features.0", "features.2", "features.4"]  # Grad-CAM layers compared (the last one is used throughout)
 
 # %%
 import matplotlib.pyplot as plt
