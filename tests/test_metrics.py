@@ -109,18 +109,26 @@ def test_repeatability_is_nan_when_reference_is_constant_and_checks_shapes():
 
 
 # ---------------------------------------------------------------------------------------- SUE
-def _sue_reference(maps: np.ndarray, q: float) -> list[float]:
-    """Plain-python float64 SUE: regions by numpy.quantile, Jaccard of every pair."""
+def _regions_loop(maps: np.ndarray, q: float):
+    """float64 loop: the top region of every map of a stack [S, B, ...] as sets ([B][S])."""
     s_n, b_n = maps.shape[:2]
     out = []
     for b in range(b_n):
-        regions = []
+        row = []
         for s in range(s_n):
             m = maps[s, b].ravel().astype(np.float64)
             thr = np.quantile(m, q)
-            regions.append({i for i, v in enumerate(m) if v >= thr and v > 0})
+            row.append({i for i, v in enumerate(m) if v >= thr and v > 0})
+        out.append(row)
+    return out
+
+
+def _sue_reference(maps: np.ndarray, q: float) -> list[float]:
+    """Plain-python float64 SUE: regions by numpy.quantile, Jaccard of every pair."""
+    out = []
+    for regions in _regions_loop(maps, q):
         vals = []
-        for s, t in itertools.combinations(range(s_n), 2):
+        for s, t in itertools.combinations(range(len(regions)), 2):
             u = regions[s] | regions[t]
             vals.append(1.0 if not u else len(regions[s] & regions[t]) / len(u))
         out.append(sum(vals) / len(vals))
@@ -150,6 +158,51 @@ def test_sue_is_one_for_identical_maps_and_handles_empty_regions():
     z[0, 0, 4] = 1.0  # one non-empty vs two empty: pairs 0,0,1
     assert float(metrics.sue(z)[0]) == pytest.approx(1 / 3)
     assert (metrics.sue(_tied_maps((6, 8, 25), 24)) <= 1).all()
+
+
+def _jac(a, b):
+    u = a | b
+    return 1.0 if not u else len(a & b) / len(u)
+
+
+@pytest.mark.parametrize("q", [0.7, 0.9, 0.95])
+def test_sue_to_a_reference_map_matches_python_loop(q):
+    maps = _tied_maps((5, 4, 60), 30)
+    ref = _tied_maps((4, 60), 31)
+    regions = _regions_loop(maps.numpy(), q)
+    ref_regions = [r[0] for r in _regions_loop(ref.numpy()[None], q)]
+    want = [np.mean([_jac(regions[b][s], ref_regions[b]) for s in range(5)]) for b in range(4)]
+    np.testing.assert_allclose(metrics.sue(maps, quantile=q, reference=ref).numpy(), want, atol=1e-12)
+    m2 = _tied_maps((4, 3, 9, 7), 32, decimals=0)
+    r2 = _tied_maps((3, 9, 7), 33, decimals=0)
+    regions = _regions_loop(m2.numpy(), q)
+    ref_regions = [r[0] for r in _regions_loop(r2.numpy()[None], q)]
+    want = [np.mean([_jac(regions[b][s], ref_regions[b]) for s in range(4)]) for b in range(3)]
+    np.testing.assert_allclose(metrics.sue(m2, quantile=q, reference=r2).numpy(), want, atol=1e-12)
+    with pytest.raises(ValueError, match=r"reference must be \[B, \*spatial\]"):
+        metrics.sue(maps, reference=ref[:2])
+
+
+def test_sue_empty_nan_excludes_inputs_with_an_all_zero_map_and_leaves_others_bit_identical():
+    maps = _tied_maps((4, 5, 30), 34)
+    maps[2, 1] = 0.0  # window 1: one all-zero draw
+    maps[:, 3] = 0.0  # window 3: all draws zero (the default scores it J = 1)
+    ref = _tied_maps((5, 30), 35)
+    ref[4] = 0.0  # window 4: empty reference
+    default = metrics.sue(maps)
+    nan = metrics.sue(maps, empty="nan")
+    assert float(default[3]) == 1.0 and math.isnan(float(nan[3])) and math.isnan(float(nan[1]))
+    keep = torch.tensor([True, False, True, False, True])
+    assert torch.equal(nan[keep], default[keep])
+    assert metrics.empty_regions(maps).tolist() == [False, True, False, True, False]
+    to_ref = metrics.sue(maps, reference=ref, empty="nan")
+    assert [math.isnan(v) for v in to_ref.tolist()] == [False, True, False, True, True]
+    regions = _regions_loop(maps.numpy(), 0.9)
+    ref_regions = [r[0] for r in _regions_loop(ref.numpy()[None], 0.9)]
+    want0 = np.mean([_jac(regions[0][s], ref_regions[0]) for s in range(4)])
+    assert float(to_ref[0]) == pytest.approx(want0, abs=1e-12)
+    with pytest.raises(ValueError, match="empty must be"):
+        metrics.sue(maps, empty="skip")
 
 
 def test_sue_needs_two_samples_and_rejects_nan():

@@ -1,19 +1,17 @@
 """Tests of the ECG chapter's tables, headline numbers and figures (uqxai_lib.viz.ecg)."""
 import io
-import json
 
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
-from scipy.stats import mannwhitneyu  # noqa: E402
 
 from uqxai_lib import perturb as P  # noqa: E402
+from uqxai_lib.studies import ecg as S  # noqa: E402
 from uqxai_lib.data.synthetic_ecg import make_synthetic_ecg  # noqa: E402
 from uqxai_lib.models.cnn_bilstm import CNNBiLSTM  # noqa: E402
 from uqxai_lib.viz import ecg as vz  # noqa: E402
@@ -36,96 +34,29 @@ def model():
     return CNNBiLSTM(channels=(4, 8, 8), hidden=8).eval()
 
 
-def _sue_and_correct(seed=0, n=40):
-    g = torch.Generator().manual_seed(seed)
-    correct = torch.rand(n, generator=g) < 0.7
-    sue = torch.where(correct, 0.6 + 0.3 * torch.rand(n, generator=g), 0.2 + 0.5 * torch.rand(n, generator=g))
-    return sue, correct
-
-
-def test_table_rows_match_numpy_and_scipy_mann_whitney():
-    sue, correct = _sue_and_correct()
-    row = vz.table_rows({"gaussian": sue}, {"gaussian": correct})["gaussian"]
-    a, b = sue[correct].double().numpy(), sue[~correct].double().numpy()
-    assert row["n_correct"] == len(a) and row["n_mis"] == len(b)
-    assert row["sue_correct_mean"] == pytest.approx(a.mean(), rel=1e-6)
-    assert row["sue_mis_sd"] == pytest.approx(b.std(ddof=1), rel=1e-6)
-    assert row["mwu_p"] == pytest.approx(mannwhitneyu(a, b, alternative="two-sided").pvalue, rel=1e-6)
-    auc = np.mean([(x > y) + 0.5 * (x == y) for x in a for y in b])
-    assert row["auroc"] == pytest.approx(auc, rel=1e-9)
-
-
 def test_sue_table_puts_the_papers_values_beside_ours_labelled_as_theirs():
-    sue, correct = _sue_and_correct()
-    rows = vz.table_rows({k: sue for k in P.PERTURBATIONS}, {k: correct for k in P.PERTURBATIONS})
-    t = vz.sue_table(rows)
+    sue, correct = torch.linspace(0.1, 0.9, 40), torch.arange(40) % 3 > 0
+    rows = S.table_rows({k: sue for k in P.PERTURBATIONS}, {k: correct for k in P.PERTURBATIONS})
+    t = vz.sue_table(rows, paper=S.PAPER_TABLE1)
     assert list(t.index) == [vz.PERTURBATION_LABELS[k] for k in P.PERTURBATIONS]
     assert "SUE correct (paper)" in t.columns and "SUE correct (ours)" in t.columns
     assert t.loc["Gaussian noise", "SUE correct (paper)"] == "0.982 ± 0.040"
     assert t.loc["Electrode motion", "SUE misclassified (paper)"] == "0.476 ± 0.294"
+    assert "SUE correct (paper)" not in vz.sue_table(rows).columns
 
 
-def test_empty_misclassified_group_gives_dashes_none_in_json_and_a_clear_sentence():
+def test_empty_misclassified_group_gives_dashes_in_the_table():
     sue = torch.linspace(0.1, 0.9, 10)
-    rows = {"clean": vz.table_rows({"gaussian": sue}, {"gaussian": torch.ones(10, dtype=torch.bool)})}
-    t = vz.sue_table(rows["clean"])
+    t = vz.sue_table(S.table_rows({"gaussian": sue}, {"gaussian": torch.ones(10, dtype=torch.bool)}))
     assert t.loc["Gaussian noise", "SUE misclassified (ours)"] == "–"
     assert t.loc["Gaussian noise", "AUROC (SUE)"] == "–"
-    h = vz.headline_numbers({"accuracy": 1.0, "sensitivity": 1.0, "specificity": 1.0}, rows, snr_db=10.0, skip=None)
-    text = json.dumps(h, allow_nan=False, sort_keys=True)  # NaN would make this raise
-    assert h["perturbations"]["gaussian"]["sue_mis_mean"] is None and h["perturbations"]["gaussian"]["n_mis"] == 0
-    assert "skip" not in h and h["snr_db"] == 10.0 and "NaN" not in text
-    assert "No perturbation type left a misclassified window" in vz.describe_rows(rows["clean"])
-
-
-def test_headline_numbers_round_to_six_significant_digits_and_name_both_definitions():
-    sue, correct = _sue_and_correct()
-    rows = {d: vz.table_rows({"powerline": sue}, {"powerline": correct}) for d in ("clean", "majority")}
-    h = vz.headline_numbers({"accuracy": 2 / 3, "sensitivity": 0.123456789, "specificity": 1.0}, rows)
-    assert h["accuracy"] == 0.666667 and h["sensitivity"] == 0.123457
-    assert set(h) == {"accuracy", "sensitivity", "specificity", "perturbations", "perturbations_majority"}
-    assert set(h["perturbations"]["powerline"]) == set(vz.ROW_KEYS)
-    for v in h["perturbations"]["powerline"].values():
-        assert v == float(f"{v:.6g}")
-
-
-def test_describe_rows_counts_higher_sue_in_correct_and_flags_small_groups():
-    rows = {
-        "gaussian": dict(sue_correct_mean=0.8, sue_correct_sd=0.1, n_correct=50, sue_mis_mean=0.5, sue_mis_sd=0.2,
-                         n_mis=10, mwu_p=0.001, auroc=0.8),
-        "powerline": dict(sue_correct_mean=0.7, sue_correct_sd=0.1, n_correct=57, sue_mis_mean=0.75, sue_mis_sd=0.0,
-                          n_mis=3, mwu_p=0.5, auroc=0.4),
-    }
-    text = vz.describe_rows(rows)
-    assert "**1 of 2**" in text
-    assert "only 3 misclassified" in text and "only 10" not in text
-
-
-def test_sue_vs_snr_frame_accuracy_is_the_share_of_correct_draws():
-    y = torch.tensor([0, 1, 1])
-    rec = dict(kind="gaussian", snr_db=5.0, sue=torch.tensor([0.9, 0.5, 0.1]),
-               draw_pred=torch.tensor([[0, 1, 0], [0, 1, 1], [1, 1, 0]]), clean_pred=torch.tensor([0, 1, 0]),
-               majority_pred=torch.tensor([0, 1, 0]))
-    f = vz.sue_vs_snr_frame([rec], y, definition="majority")
-    assert f.loc[0, "accuracy"] == pytest.approx(6 / 9)
-    assert f.loc[0, "sue_correct"] == pytest.approx(0.7) and f.loc[0, "sue_mis"] == pytest.approx(0.1)
-    assert f.loc[0, "n_mis"] == 1
-    with pytest.raises(ValueError, match="'majority' or 'clean'"):
-        vz.sue_vs_snr_frame([rec], y, definition="vote")
-
-
-def test_pick_examples_takes_extremes_of_each_group_or_none():
-    sue = torch.tensor([0.2, 0.9, 0.4, 0.1, 0.8])
-    correct = torch.tensor([True, True, False, False, True])
-    assert vz.pick_examples(sue, correct) == (1, 3)
-    assert vz.pick_examples(sue, torch.ones(5, dtype=torch.bool)) == (1, None)
 
 
 def test_plot_perturbations_titles_report_the_achieved_snr(data):
     x = data.x[:1]
     g = torch.Generator().manual_seed(0)
     noisy = {k: P.make_perturbation(k, 7.0)(x, g)[0, 0] for k in P.PERTURBATIONS}
-    fig = vz.plot_perturbations(x[0, 0], noisy, target_snr_db=7.0)
+    fig = vz.plot_perturbations(x[0, 0], noisy, S.achieved_snr(x[0, 0], noisy), target_snr_db=7.0)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert len(titles) == 4 and all("SNR 7.00 dB" in t for t in titles)
 
@@ -134,10 +65,11 @@ def test_figures_are_drawn_with_and_without_misclassified_windows(data, model):
     x = data.x
     fig = vz.plot_class_examples(x[:, 0], data.y, data.classes, data.mask)
     assert len(fig.axes) == 2
-    r = P.perturbation_sue(model, x, model.cam_layer_name, "gaussian", 10.0, 3, seed=0)
+    r = S.perturbation_sue(model, x, model.cam_layer_name, "gaussian", 10.0, 3, seed=0)
     clean_maps = r.maps.mean(0)
     for correct in (r.clean_pred == data.y, torch.ones(len(x), dtype=torch.bool)):
-        fig = vz.plot_example_pair(x[:, 0], clean_maps, r.maps, r.sue, correct, data.y, r.clean_pred,
+        fig = vz.plot_example_pair(x[:, 0], clean_maps, r.maps, r.sue, S.pick_examples(r.sue, correct), data.y,
+                                   r.clean_pred,
                                    classes=data.classes, mask=data.mask)
         fig.canvas.draw()
     assert "no misclassified window" in fig.axes[1].get_title()
@@ -145,16 +77,18 @@ def test_figures_are_drawn_with_and_without_misclassified_windows(data, model):
 
 def test_sweep_frames_make_a_png_grid_kind_by_snr(data, model):
     xw = data.x[:1]
-    recs = P.sue_sweep(model, xw, model.cam_layer_name, ("gaussian", "baseline"), (0.0, 20.0, 30.0), 2, seed=0,
+    recs = S.sue_sweep(model, xw, model.cam_layer_name, ("gaussian", "baseline"), (0.0, 20.0, 30.0), 2, seed=0,
                        keep_maps=True)
-    frames = vz.sweep_frames(xw, recs[0]["maps"][0, 0], recs, int(data.y[0]), dpi=30)
+    noisy = S.first_draws(xw, recs)
+    frames = vz.sweep_frames(recs[0]["maps"][0, 0], recs, noisy, int(data.y[0]), dpi=30)
     assert len(frames) == 2 and all(len(r) == 3 for r in frames)
     im = Image.open(io.BytesIO(frames[1][2]))
     assert im.format == "PNG"
     with pytest.raises(ValueError, match="keep_maps=True"):
-        vz.sweep_frames(xw, recs[0]["maps"][0, 0], [{k: v for k, v in r.items() if k != "maps"} for r in recs], 0)
+        vz.sweep_frames(recs[0]["maps"][0, 0], [{k: v for k, v in r.items() if k != "maps"} for r in recs], noisy, 0)
+    two = S.sue_sweep(model, data.x[:2], model.cam_layer_name, ("gaussian",), (0.0,), 2, seed=0, keep_maps=True)
     with pytest.raises(ValueError, match="one window"):
-        vz.sweep_frames(data.x[:2], recs[0]["maps"][0, 0], recs, 0)
+        vz.sweep_frames(recs[0]["maps"][0, 0], two, {("gaussian", 0.0): data.x[0, 0]}, 0)
 
 
 def test_split_table_counts_windows_subjects_and_cad_share(data):
@@ -164,3 +98,38 @@ def test_split_table_counts_windows_subjects_and_cad_share(data):
                     positive="CAD share", percent=False, digits=3)
     assert t.loc["all", "windows"] == len(data) and t.loc["first", "subjects"] == 2
     assert t.loc["all", "CAD share"] == pytest.approx(float(data.y.float().mean()), abs=1e-3)
+
+
+def test_variant_baseline_strata_and_layer_tables_and_figures_are_drawn():
+    rows = [{"reference": ref, "q": q, "target": t, "auroc": 0.6 + q, "auroc_ci95": [0.5, 0.9], "n_empty": 2}
+            for ref in ("pairs", "clean") for t in ("clean", "own") for q in (0.05, 0.1, 0.2, 0.3)]
+    t = vz.variants_table(rows)
+    assert len(t) == 16 and t.iloc[0]["windows left out (empty map)"] == 2
+    fig = vz.plot_variants(rows)
+    assert len(fig.axes[0].get_legend().get_texts()) == 4
+    b = vz.baselines_table({"auroc": 0.7, "auroc_ci95": [0.6, 0.8]},
+                           {"margin": {"auroc": 0.8, "auroc_ci95": [0.7, 0.9]}},
+                           {"auroc_baselines": 0.8, "auroc_with_sue": 0.82, "delta": 0.02, "delta_ci95": [-0.01, 0.05],
+                            "rank_average": {"with": "margin", "auroc": 0.81, "auroc_ci95": [0.7, 0.9]}})
+    assert b.loc["SUE", "AUROC"] == "0.700" and "gain 0.020" in b.iloc[-2]["95 % interval"]
+    s = vz.strata_table([{"severity": "mild CAD", "n_correct": 3, "n_mis": 0, "auroc": float("nan"),
+                          "auroc_ci95": [float("nan")] * 2}])
+    assert s.loc["mild CAD", "AUROC"] == "–"
+    lt = vz.layer_choice_table([{"layer": "features.0", "resolution": 500, "mass_in_mask": 0.5, "chance": 0.4,
+                                 "pointing_game": 0.6, "sue_mean": 0.5, "sue_auroc": 0.7, "sue_auroc_ci95": [0.6, 0.8],
+                                 "n_mis": 4}])
+    assert lt.loc["features.0", "map samples"] == 500
+
+
+def test_sanity_figure_has_a_colour_bar_and_viridis_and_curves_draw_the_random_baseline():
+    g = torch.Generator().manual_seed(0)
+    maps = {"trained": torch.rand(5, 100, generator=g), "fc": torch.rand(5, 100, generator=g)}
+    fig = vz.plot_cascading(maps, [{"randomised_from": "fc", "spearman_to_trained": 0.12}])
+    assert len(fig.axes) == 3  # two heat maps + colour bar
+    assert fig.axes[0].images[0].get_cmap().name == "viridis" and "0.12" in fig.axes[1].get_title()
+    curves = {k: torch.linspace(1, 0, 6) for k in ("deletion", "deletion_random", "insertion", "insertion_random")}
+    fig = vz.plot_deletion_insertion(curves, {k: 0.5 for k in curves})
+    assert len(fig.axes[0].lines) == 2 and "random order" in fig.axes[0].get_legend().get_texts()[1].get_text()
+    fig = vz.plot_fidelity_vs_stability(torch.rand(10, generator=g), torch.rand(10, generator=g),
+                                        torch.arange(10) % 3 > 0, 0.4)
+    assert fig.axes[0].get_xlabel() == "SUE (stability)"

@@ -53,6 +53,7 @@ __all__ = [
     "risk_coverage",
     "spearman",
     "sue",
+    "empty_regions",
 ]
 
 
@@ -411,7 +412,8 @@ def mass_in_mask(maps: Tensor, mask: Tensor, *, ndim_spatial: int | None = None)
 # --------------------------------------------------------------------------------------------
 # SUE
 # --------------------------------------------------------------------------------------------
-def sue(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | None = None) -> Tensor:
+def sue(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | None = None, reference: Tensor | None = None,
+        empty: Literal["agree", "nan"] = "agree") -> Tensor:
     r"""Spatial Uncertainty Estimation: agreement of the most salient region across a stack of maps.
 
     SUE (Seoni et al. 2024, as used by Salvi et al. 2025, §4.1) measures the spatial consistency of
@@ -427,6 +429,14 @@ def sue(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | None = None)
     with :math:`J = 1` when both regions are empty (two all-zero maps agree) and :math:`J = 0` when
     exactly one is. SUE is in :math:`[0, 1]`, 1 = the salient region never moves.
 
+    Variants (the defaults give the definition above, bit for bit):
+
+    * ``reference`` ``[B, *spatial]`` (e.g. the map of the clean input): SUE is instead the mean
+      Jaccard of each map's region with the reference's region, :math:`S^{-1}\sum_s J(R_s, R_{\mathrm{ref}})`;
+    * ``empty="nan"``: an input any of whose regions (or the reference's) is empty gets NaN instead
+      of a score — an all-zero map has no salient region to agree on, so it is excluded, never
+      counted as perfect agreement. :func:`empty_regions` counts such inputs.
+
     Parameters
     ----------
     maps : Tensor ``[S, B, *spatial]``, ``S >= 2``, no NaN.
@@ -434,6 +444,10 @@ def sue(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | None = None)
         ``q`` above; 0.9 keeps the top 10 % of positions.
     ndim_spatial : int, optional
         Default ``maps.ndim - 2``.
+    reference : Tensor ``[B, *spatial]``, optional
+        Compare every map with this map instead of every pair of maps.
+    empty : ``"agree"`` (default) or ``"nan"``
+        How inputs with an empty region are scored (see above).
 
     Returns
     -------
@@ -456,6 +470,10 @@ def sue(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | None = None)
         raise ValueError(f"sue: with ndim_spatial={nd}, maps {tuple(maps.shape)} is not [S, B, *spatial]")
     if maps.is_floating_point() and bool(maps.isnan().any()):
         raise ValueError("sue: maps contain NaN")
+    if empty not in ("agree", "nan"):
+        raise ValueError(f"sue: empty must be 'agree' (all-empty pairs count as J = 1) or 'nan' (excluded), got {empty!r}")
+    if reference is not None:
+        return _sue_to_reference(maps, _as_tensor(reference, "reference"), quantile, nd, empty)
     regions = _flat(binarize(maps, ("quantile", quantile), ndim_spatial=nd), nd)  # [S, B, n]
     n = regions.shape[-1]
     # counts are exact in float32 below 2**24 positions; the ratios are formed in float64
@@ -468,7 +486,44 @@ def sue(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | None = None)
     jac = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))
     s = maps.shape[0]
     iu = torch.triu_indices(s, s, offset=1, device=maps.device)
-    return jac[:, iu[0], iu[1]].mean(-1).to(_out_dtype(maps))
+    out = jac[:, iu[0], iu[1]].mean(-1)
+    if empty == "nan":
+        out = torch.where((size == 0).any(1), torch.full_like(out, math.nan), out)
+    return out.to(_out_dtype(maps))
+
+
+def _sue_to_reference(maps: Tensor, reference: Tensor, quantile: float, nd: int, empty: str) -> Tensor:
+    """Mean Jaccard of each map's top region with the reference map's top region ([B])."""
+    if tuple(reference.shape) != tuple(maps.shape[1:]):
+        raise ValueError(f"sue: reference must be [B, *spatial] = {tuple(maps.shape[1:])}, got {tuple(reference.shape)}")
+    if reference.is_floating_point() and bool(reference.isnan().any()):
+        raise ValueError("sue: reference contains NaN")
+    wd = _work_dtype(maps)
+    r = _flat(binarize(maps, ("quantile", quantile), ndim_spatial=nd), nd)  # [S, B, n]
+    ref = _flat(binarize(reference, ("quantile", quantile), ndim_spatial=nd), nd)  # [B, n]
+    inter = (r & ref[None]).sum(-1).to(wd)
+    union = (r | ref[None]).sum(-1).to(wd)
+    jac = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))  # [S, B]
+    out = jac.mean(0)
+    if empty == "nan":
+        bad = (r.sum(-1) == 0).any(0) | (ref.sum(-1) == 0)
+        out = torch.where(bad, torch.full_like(out, math.nan), out)
+    return out.to(_out_dtype(maps))
+
+
+def empty_regions(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | None = None) -> Tensor:
+    """Which inputs of a stack ``[S, B, *spatial]`` have at least one empty top region (an all-zero
+    map: no position is both ``>= Q_q`` and ``> 0``); bool ``[B]``. These are the inputs
+    ``sue(..., empty="nan")`` excludes.
+
+    >>> empty_regions(torch.tensor([[[0., 1.], [0., 0.]], [[1., 0.], [2., 1.]]]))
+    tensor([False,  True])
+    """
+    maps = _as_tensor(maps, "maps")
+    nd = maps.ndim - 2 if ndim_spatial is None else int(ndim_spatial)
+    if maps.ndim - nd != 2:
+        raise ValueError(f"empty_regions: maps must be [S, B, *spatial], got shape {tuple(maps.shape)}")
+    return (_flat(binarize(maps, ("quantile", quantile), ndim_spatial=nd), nd).sum(-1) == 0).any(0)
 
 
 # --------------------------------------------------------------------------------------------

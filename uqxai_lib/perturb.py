@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Callable, Mapping, NamedTuple
+from typing import Callable, Mapping
 
 import torch
 from torch import Tensor
@@ -52,16 +52,17 @@ __all__ = [
     "snr_db",
     "power",
     "load_nstdb",
-    "PerturbationSUE",
-    "perturbation_sue",
-    "majority_vote",
-    "correctness",
-    "sue_study",
-    "sue_sweep",
-    "draw_inputs",
+    "PERTURBATION_LABELS",
 ]
 
 PERTURBATIONS = ("gaussian", "powerline", "baseline", "electrode")
+#: Display names of the kinds (the paper's Table 1 rows).
+PERTURBATION_LABELS = {
+    "gaussian": "Gaussian noise",
+    "powerline": "Power-line interference",
+    "baseline": "Motion artefact (baseline wander)",
+    "electrode": "Electrode motion",
+}
 #: NSTDB noise records: ``bw`` baseline wander, ``em`` electrode motion, ``ma`` muscle artefact (360 Hz).
 NSTDB_RECORDS = ("bw", "em", "ma")
 #: Which NSTDB record a kind draws from when records are given.
@@ -309,206 +310,3 @@ def _fraction(ratio: float) -> tuple[int, int]:
 
     f = Fraction(ratio).limit_denominator(1000)
     return f.numerator, f.denominator
-
-
-# ----------------------------------------------------------------------------------- SUE study
-class PerturbationSUE(NamedTuple):
-    """Test-time-perturbation results of one perturbation kind for ``B`` windows.
-
-    ``maps`` [S, B, T] Grad-CAM maps of the S perturbed draws (layer resolution), ``sue`` [B],
-    ``clean_pred`` [B] (prediction on the clean window, also the explained class), ``draw_pred`` [S, B]
-    (prediction on each perturbed draw), ``majority_pred`` [B] (most frequent draw prediction, ties to
-    the clean prediction), ``flip_rate`` [B] (share of draws whose prediction differs from the clean one).
-    """
-
-    kind: str
-    snr_db: float
-    maps: Tensor
-    sue: Tensor
-    clean_pred: Tensor
-    draw_pred: Tensor
-    majority_pred: Tensor
-    flip_rate: Tensor
-
-
-def majority_vote(draw_pred: Tensor, fallback: Tensor, n_classes: int) -> Tensor:
-    """Most frequent class over draws ``[S, B]``; ties go to ``fallback`` when it is among the tied
-    classes, else to the lowest tied class.
-
-    >>> majority_vote(torch.tensor([[0, 1], [1, 0], [1, 0], [0, 0]]), torch.tensor([1, 1]), 2).tolist()
-    [1, 0]
-    """
-    counts = torch.nn.functional.one_hot(draw_pred, n_classes).sum(0)  # [B, C]
-    top = counts.max(1, keepdim=True).values
-    tied = counts == top
-    fb_tied = tied.gather(1, fallback[:, None]).squeeze(1)
-    return torch.where(fb_tied, fallback, tied.float().argmax(1))
-
-
-def perturbation_sue(
-    model: torch.nn.Module,
-    x: Tensor,
-    layer: torch.nn.Module | str,
-    kind: str,
-    snr_db: float,
-    draws: int,
-    *,
-    seed: int,
-    fs: float = 250.0,
-    size: int | None = None,
-    method: str = "grad_cam",
-    quantile: float = 0.9,
-    chunk: int = 128,
-    nstdb: Mapping[str, Tensor] | None = None,
-) -> PerturbationSUE:
-    """SUE of Grad-CAM maps over ``draws`` test-time perturbations of each window in ``x``.
-
-    Every window is explained for its *clean* prediction (the target is fixed before perturbing),
-    its ``draws`` noisy copies come from ``samplers.test_time`` with :func:`make_perturbation`, the
-    maps are upsampled to ``size`` samples (default: the window length) and their repeatability is
-    ``metrics.sue(maps, quantile=quantile)``. Windows are processed in chunks of ``chunk`` with one
-    generator seeded by ``seed``, so results do not depend on the device.
-    """
-    from . import metrics, samplers, saliency
-
-    perturb = make_perturbation(kind, snr_db, fs, nstdb=nstdb)
-    size = int(size or x.shape[-1])
-    gen = torch.Generator().manual_seed(int(seed))
-    maps, sue, clean, dpred = [], [], [], []
-    for xb in x.split(chunk):
-        st = samplers.test_time(model, xb, layer, perturb, draws, method=method, generator=gen)
-        up = saliency.upsample(st.maps, size)
-        sue.append(metrics.sue(up, quantile=quantile).float().cpu())
-        maps.append(st.maps.float().cpu())
-        clean.append(st.target.cpu())
-        dpred.append(st.probs.argmax(-1).cpu())
-    maps_t, clean_t, dpred_t = torch.cat(maps, 1), torch.cat(clean), torch.cat(dpred, 1)
-    n_classes = int(st.probs.shape[-1])
-    return PerturbationSUE(
-        kind=kind,
-        snr_db=float(snr_db),
-        maps=maps_t,
-        sue=torch.cat(sue),
-        clean_pred=clean_t,
-        draw_pred=dpred_t,
-        majority_pred=majority_vote(dpred_t, clean_t, n_classes),
-        flip_rate=(dpred_t != clean_t[None]).float().mean(0),
-    )
-
-
-def correctness(result: PerturbationSUE, y: Tensor, definition: str = "clean") -> Tensor:
-    """Which windows count as correctly classified under test-time perturbation (bool [B]).
-
-    ``"clean"``: the prediction on the clean window equals the label (the explained class);
-    ``"majority"``: the most frequent prediction over the perturbed draws equals the label.
-    """
-    if definition == "clean":
-        pred = result.clean_pred
-    elif definition == "majority":
-        pred = result.majority_pred
-    else:
-        raise ValueError(f"definition must be 'clean' or 'majority', got {definition!r}")
-    return pred == y.to(pred.device)
-
-
-def sue_study(
-    model: torch.nn.Module,
-    x: Tensor,
-    layer: torch.nn.Module | str,
-    kinds: tuple[str, ...] = PERTURBATIONS,
-    snr_db: float | Mapping[str, float] = 10.0,
-    draws: int = 10,
-    *,
-    seed: int = 0,
-    **kw,
-) -> dict[str, dict]:
-    """:func:`perturbation_sue` for every kind (seed ``seed + index of kind``) as plain dicts.
-
-    ``snr_db`` is one SNR for all kinds or a mapping kind -> SNR. The plain-dict form is what the
-    notebook caches (``cache.cached``); rebuild tuples with ``PerturbationSUE(**d)``.
-    """
-    out = {}
-    for i, kind in enumerate(kinds):
-        snr = snr_db[kind] if isinstance(snr_db, Mapping) else snr_db
-        out[kind] = perturbation_sue(model, x, layer, kind, snr, draws, seed=seed + i, **kw)._asdict()
-    return out
-
-
-def sweep_seed(seed: int, i_kind: int, j_snr: int) -> int:
-    """Seed of the draws of kind number ``i_kind`` at SNR number ``j_snr`` in :func:`sue_sweep`.
-
-    >>> sweep_seed(0, 1, 2)
-    304
-    """
-    return int(seed) + 101 * (int(j_snr) + 1) + int(i_kind)
-
-
-def sue_sweep(
-    model: torch.nn.Module,
-    x: Tensor,
-    layer: torch.nn.Module | str,
-    kinds: tuple[str, ...] = PERTURBATIONS,
-    snrs: tuple[float, ...] = (0.0, 10.0, 20.0),
-    draws: int = 10,
-    *,
-    seed: int = 0,
-    keep_maps: bool = False,
-    **kw,
-) -> list[dict]:
-    """:func:`perturbation_sue` for every (kind, SNR) pair: SUE against SNR, one record per pair.
-
-    Each record is the plain-dict form of :class:`PerturbationSUE` plus ``seed`` (from
-    :func:`sweep_seed`, so :func:`draw_inputs` can reproduce the perturbed inputs); ``maps`` is
-    dropped unless ``keep_maps`` (the stacks of a long sweep are large). Records are ordered SNR by
-    SNR, kinds within.
-
-    >>> from torch import nn
-    >>> m = nn.Sequential(nn.Conv1d(1, 2, 5), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(2, 2)).eval()
-    >>> recs = sue_sweep(m, torch.randn(3, 1, 64), "1", ("gaussian",), (0.0, 20.0), 3, seed=0)
-    >>> [(r["kind"], r["snr_db"], tuple(r["sue"].shape)) for r in recs]
-    [('gaussian', 0.0, (3,)), ('gaussian', 20.0, (3,))]
-    """
-    for k in kinds:
-        _check_kind(k)
-    snrs = [_check_snr(s) for s in snrs]
-    if not snrs:
-        raise ValueError("snrs is empty; give at least one SNR in dB")
-    out = []
-    for j, snr in enumerate(snrs):
-        for i, kind in enumerate(kinds):
-            s = sweep_seed(seed, i, j)
-            rec = perturbation_sue(model, x, layer, kind, snr, draws, seed=s, **kw)._asdict()
-            if not keep_maps:
-                rec.pop("maps")
-            rec["seed"] = s
-            out.append(rec)
-    return out
-
-
-def draw_inputs(
-    x: Tensor,
-    kind: str,
-    snr_db: float,
-    draws: int,
-    *,
-    seed: int,
-    fs: float = 250.0,
-    chunk: int = 128,
-    nstdb: Mapping[str, Tensor] | None = None,
-) -> Tensor:
-    """The perturbed inputs ``[S, B, C, L]`` that :func:`perturbation_sue` explained with the same
-    arguments (same ``seed``, ``fs``, ``chunk``, ``nstdb``): draw ``s`` of window ``b`` is
-    ``result[s, b]``. Used to show the noisy trace beside its maps.
-
-    >>> x = torch.randn(2, 1, 100)
-    >>> tuple(draw_inputs(x, "baseline", 5.0, 3, seed=1).shape)
-    (3, 2, 1, 100)
-    """
-    perturb = make_perturbation(kind, snr_db, fs, nstdb=nstdb)
-    if int(draws) < 1:
-        raise ValueError(f"draws must be a positive number of perturbed copies, got {draws!r}")
-    gen = torch.Generator().manual_seed(int(seed))
-    parts = []
-    for xb in x.split(chunk):  # same generator order as perturbation_sue -> samplers.test_time
-        parts.append(torch.stack([perturb(xb, gen) for _ in range(int(draws))]))
-    return torch.cat(parts, 1)

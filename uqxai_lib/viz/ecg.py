@@ -1,8 +1,8 @@
 """Figures and tables of the ECG chapter (``ecg_sue``): Table 1 replica, SUE curves, example maps.
 
-Table builders are pure functions of per-window SUE and correctness, so every number on the page
-comes from the run; the paper's values (Salvi et al. 2025, Table 1, from Seoni et al. 2024) are
-kept here, labelled as theirs, only to be shown beside ours.
+Drawing only: every function takes the records computed by :mod:`uqxai_lib.studies.ecg` (rows,
+frames, indices, achieved SNRs, perturbed traces) and returns a figure or a styled table. The
+paper's values (Salvi et al. 2025, Table 1, theirs) are handed in as ``paper=`` to be shown beside ours.
 """
 from __future__ import annotations
 
@@ -13,73 +13,42 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from ..perturb import PERTURBATION_LABELS
 from .common import _fig_ax, group_distributions, normalize01, resize_map, to_numpy, trend
 
 __all__ = [
-    "PAPER_CLASSIFICATION",
-    "PAPER_TABLE1",
     "PERTURBATION_LABELS",
     "sue_table",
-    "table_rows",
     "classification_table",
-    "sue_vs_snr_frame",
     "plot_sue_vs_snr",
     "plot_sue_by_correctness",
     "plot_window_maps",
     "plot_fidelity",
-    "pick_examples",
     "plot_class_examples",
     "plot_perturbations",
     "plot_example_pair",
     "sweep_frames",
-    "describe_rows",
-    "headline_numbers",
-    "MIN_GROUP",
+    "variants_table",
+    "plot_variants",
+    "baselines_table",
+    "strata_table",
+    "layer_choice_table",
+    "fidelity_table",
+    "plot_deletion_insertion",
+    "plot_cascading",
+    "plot_fidelity_vs_stability",
+    "occlusion_table",
+    "prediction_table",
 ]
 
-#: Below this many misclassified windows a group's mean, SD, p and AUROC are flagged as unreliable.
-MIN_GROUP = 5
-
-#: The paper's test-set results of the CNN-BiLSTM (percent), theirs, not ours.
-PAPER_CLASSIFICATION = {"accuracy": 99.6, "sensitivity": 99.8, "specificity": 98.2}
-#: Salvi et al. (2025), Table 1: SUE mean and SD on correctly classified and misclassified windows.
-PAPER_TABLE1 = {
-    "gaussian": (0.982, 0.040, 0.865, 0.277),
-    "powerline": (0.967, 0.054, 0.815, 0.290),
-    "baseline": (0.846, 0.106, 0.463, 0.288),
-    "electrode": (0.834, 0.107, 0.476, 0.294),
-}
-PERTURBATION_LABELS = {
-    "gaussian": "Gaussian noise",
-    "powerline": "Power-line interference",
-    "baseline": "Motion artefact (baseline wander)",
-    "electrode": "Electrode motion",
-}
-ROW_KEYS = ("sue_correct_mean", "sue_correct_sd", "n_correct", "sue_mis_mean", "sue_mis_sd", "n_mis",
-            "mwu_p", "auroc")
+#: Salvi et al. (2025), Table 1 and the CNN-BiLSTM's test results are theirs: the numbers live in
+#: ``uqxai_lib.studies.ecg`` (``PAPER_TABLE1``, ``PAPER_CLASSIFICATION``) and are passed in as ``paper``.
 
 
-def table_rows(sue: Mapping[str, Tensor], correct: Mapping[str, Tensor]) -> dict[str, dict[str, float]]:
-    """Per perturbation: SUE of correct vs misclassified windows (``metrics.compare_groups``).
-
-    ``auroc`` is the AUROC of SUE for telling correct from misclassified windows (equivalently of
-    ``-SUE`` for flagging a misclassification); NaN statistics where a group is empty.
-    """
-    from .. import metrics
-
-    rows = {}
-    for kind, s in sue.items():
-        g = metrics.compare_groups(s, torch.as_tensor(correct[kind]).bool(), higher_in="a").as_dict()
-        rows[kind] = {
-            "sue_correct_mean": float(g["mean_a"]), "sue_correct_sd": float(g["sd_a"]), "n_correct": int(g["n_a"]),
-            "sue_mis_mean": float(g["mean_b"]), "sue_mis_sd": float(g["sd_b"]), "n_mis": int(g["n_b"]),
-            "mwu_p": float(g["mwu_p"]), "auroc": float(g["auroc"]),
-        }
-    return rows
-
-
-def sue_table(rows: Mapping[str, Mapping[str, float]], *, paper: bool = True, digits: int = 3) -> pd.DataFrame:
-    """Table 1 replica: one row per perturbation, ours (mean ± SD, n, p, AUROC) beside the paper's."""
+def sue_table(rows: Mapping[str, Mapping[str, float]], *, paper: Mapping[str, Sequence[float]] | None = None,
+              digits: int = 3) -> pd.DataFrame:
+    """Table 1 replica: one row per perturbation, ours (mean ± SD, n, p, AUROC) beside the paper's
+    (``paper[kind] = (mean correct, SD, mean misclassified, SD)``, theirs) when given."""
 
     def pm(m, s):
         return "–" if not np.isfinite(m) else (f"{m:.{digits}f} ± {s:.{digits}f}" if np.isfinite(s) else f"{m:.{digits}f}")
@@ -95,51 +64,22 @@ def sue_table(rows: Mapping[str, Mapping[str, float]], *, paper: bool = True, di
             "Mann–Whitney p": "–" if not np.isfinite(r["mwu_p"]) else f"{r['mwu_p']:.2g}",
             "AUROC (SUE)": "–" if not np.isfinite(r["auroc"]) else f"{r['auroc']:.{digits}f}",
         }
-        if paper and kind in PAPER_TABLE1:
-            a, b, c, d = PAPER_TABLE1[kind]
+        if paper and kind in paper:
+            a, b, c, d = paper[kind]
             row["SUE correct (paper)"] = pm(a, b)
             row["SUE misclassified (paper)"] = pm(c, d)
         out.append(row)
     return pd.DataFrame(out).set_index("perturbation")
 
 
-def classification_table(ours: Mapping[str, float]) -> pd.DataFrame:
-    """Clean test accuracy / sensitivity / specificity (percent), ours beside the paper's."""
+def classification_table(ours: Mapping[str, float], paper: Mapping[str, float]) -> pd.DataFrame:
+    """Clean test accuracy / sensitivity / specificity (percent), ours beside the paper's (theirs, percent)."""
     keys = ("accuracy", "sensitivity", "specificity")
     return pd.DataFrame(
         {"ours (synthetic or given data)": [round(100 * float(ours[k]), 1) for k in keys],
-         "paper (Fantasia + INCART)": [PAPER_CLASSIFICATION[k] for k in keys]},
+         "paper (Fantasia + INCART)": [paper[k] for k in keys]},
         index=[k for k in keys],
     )
-
-
-def sue_vs_snr_frame(records: Sequence[Mapping], y: Tensor | None = None, *, definition: str = "majority") -> pd.DataFrame:
-    """Long table of SUE against SNR: mean/SD SUE overall and per correctness group, and accuracy.
-
-    ``records``: ``{kind, snr_db, sue [B], ...}`` as from ``perturb.sue_sweep``. With labels ``y``,
-    a window is correct when its ``majority_pred`` (``definition="majority"``) or ``clean_pred``
-    (``"clean"``) equals the label, and ``accuracy`` is the share of all perturbed draws
-    (``draw_pred``) classified correctly; without ``y`` each record must carry ``correct`` [B] and
-    ``accuracy`` is the share of correct windows.
-    """
-    if definition not in ("majority", "clean"):
-        raise ValueError(f"definition must be 'majority' or 'clean', got {definition!r}")
-    yy = None if y is None else to_numpy(y).astype(int)
-    rows = []
-    for r in records:
-        s = to_numpy(r["sue"]).astype(float)
-        if yy is not None:
-            c = to_numpy(r[f"{definition}_pred"]).astype(int) == yy
-            acc = float((to_numpy(r["draw_pred"]).astype(int) == yy[None]).mean())
-        else:
-            c = to_numpy(r["correct"]).astype(bool)
-            acc = float(c.mean())
-        rows.append({
-            "kind": r["kind"], "snr_db": float(r["snr_db"]), "sue_mean": s.mean(), "sue_sd": s.std(ddof=1) if len(s) > 1 else 0.0,
-            "sue_correct": s[c].mean() if c.any() else np.nan, "sue_mis": s[~c].mean() if (~c).any() else np.nan,
-            "accuracy": acc, "n": len(s), "n_mis": int((~c).sum()),
-        })
-    return pd.DataFrame(rows).sort_values(["kind", "snr_db"], kind="stable").reset_index(drop=True)
 
 
 def plot_sue_vs_snr(frame: pd.DataFrame, axes=None):
@@ -237,14 +177,6 @@ def plot_fidelity(mass: Tensor, y: Tensor, chance: float, ax=None, classes=("hea
     return fig
 
 
-def pick_examples(sue: Tensor, correct: Tensor) -> tuple[int | None, int | None]:
-    """Index of the correct window with the highest SUE and of the misclassified one with the lowest."""
-    s, c = torch.as_tensor(sue, dtype=torch.float64), torch.as_tensor(correct).bool()
-    hi = int(torch.where(c, s, torch.full_like(s, -np.inf)).argmax()) if c.any() else None
-    lo = int(torch.where(~c, s, torch.full_like(s, np.inf)).argmin()) if (~c).any() else None
-    return hi, lo
-
-
 def plot_class_examples(x: Tensor, y: Tensor, classes: Sequence[str], mask: Tensor | None = None, *,
                         fs: float = 250.0):
     """The first window of every class side by side (ST–T mask shaded when given)."""
@@ -263,40 +195,37 @@ def plot_class_examples(x: Tensor, y: Tensor, classes: Sequence[str], mask: Tens
     return fig
 
 
-def plot_perturbations(clean: Tensor, noisy: Mapping[str, Tensor], *, fs: float = 250.0, target_snr_db=None):
+def plot_perturbations(clean: Tensor, noisy: Mapping[str, Tensor], achieved: Mapping[str, float], *,
+                       fs: float = 250.0, target_snr_db=None):
     """One panel per noise kind: a perturbed copy (black) over the clean window (grey), with the
-    SNR achieved on that copy (``10 log10(P_x / P_n)``) in the title."""
+    SNR achieved on that copy (``achieved[kind]``, from ``studies.ecg.achieved_snr``) in the title."""
     import matplotlib.pyplot as plt
-
-    from ..perturb import snr_db
 
     kinds = list(noisy)
     ncol = 2 if len(kinds) > 1 else 1
     nrow = int(np.ceil(len(kinds) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 2.2 * nrow), sharex=True, sharey=True, squeeze=False)
-    c = torch.as_tensor(clean).reshape(1, 1, -1).double()
     for ax, k in zip(axes.flat, kinds):
-        v = torch.as_tensor(noisy[k]).reshape(1, 1, -1).double()
-        got = float(snr_db(c, v - c)[0])
         want = "" if target_snr_db is None else f" (target {float(target_snr_db):g} dB)"
-        plot_window_maps(v[0, 0], ax=ax, fs=fs, clean_signal=c[0, 0],
-                         title=f"{PERTURBATION_LABELS.get(k, k)}: SNR {got:.2f} dB{want}")
+        plot_window_maps(noisy[k], ax=ax, fs=fs, clean_signal=clean,
+                         title=f"{PERTURBATION_LABELS.get(k, k)}: SNR {float(achieved[k]):.2f} dB{want}")
     for ax in list(axes.flat)[len(kinds):]:
         ax.set_axis_off()
     fig.tight_layout()
     return fig
 
 
-def plot_example_pair(x: Tensor, clean_maps: Tensor, maps: Tensor, sue: Tensor, correct: Tensor, y: Tensor,
-                      clean_pred: Tensor, *, classes: Sequence[str], mask: Tensor | None = None, caption: str = "",
-                      fs: float = 250.0, n_show: int = 5):
+def plot_example_pair(x: Tensor, clean_maps: Tensor, maps: Tensor, sue: Tensor, examples: tuple[int | None, int | None],
+                      y: Tensor, clean_pred: Tensor, *, classes: Sequence[str], mask: Tensor | None = None,
+                      caption: str = "", fs: float = 250.0, n_show: int = 5):
     """Left: the correctly classified window with the highest SUE; right: the misclassified one with
-    the lowest SUE (:func:`pick_examples`), each with its clean map and ``n_show`` perturbed maps
-    (``maps`` [S, B, T]). A missing group leaves its panel empty with a note.
+    the lowest SUE (``examples = (hi, lo)`` from ``studies.ecg.pick_examples``), each with its clean
+    map and ``n_show`` perturbed maps (``maps`` [S, B, T]). A missing one (``None``) leaves its panel
+    empty with a note.
     """
     import matplotlib.pyplot as plt
 
-    hi, lo = pick_examples(sue, correct)
+    hi, lo = examples
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.2))
     for ax, i, what in zip(axes, (hi, lo), ("correct, highest SUE", "misclassified, lowest SUE")):
         if i is None:
@@ -311,22 +240,18 @@ def plot_example_pair(x: Tensor, clean_maps: Tensor, maps: Tensor, sue: Tensor, 
     return fig
 
 
-def sweep_frames(x: Tensor, clean_map: Tensor, records: Sequence[Mapping], label: int, *, fs: float = 250.0,
-                 dpi: int = 60, n_show: int = 10, nstdb: Mapping[str, Tensor] | None = None) -> list[list[bytes]]:
-    """PNG frames ``[kind][snr]`` of one window for a widget, from ``perturb.sue_sweep(..., keep_maps=True)``
-    run on that window alone (``x`` [1, C, L]).
+def sweep_frames(clean_map: Tensor, records: Sequence[Mapping], noisy: Mapping[tuple[str, float], Tensor],
+                 label: int, *, fs: float = 250.0, dpi: int = 60, n_show: int = 10) -> list[list[bytes]]:
+    """PNG frames ``[kind][snr]`` of one window for a widget, from ``studies.ecg.sue_sweep(...,
+    keep_maps=True)`` run on that window alone.
 
-    Each frame shows the first perturbed draw (reproduced with ``perturb.draw_inputs``), the clean
-    map, the maps of the draws, the window's SUE and how many draws were classified correctly.
-    ``fs`` and ``nstdb`` must be those the sweep ran with.
+    Each frame shows the first perturbed draw (``noisy[(kind, snr)]``, from
+    ``studies.ecg.first_draws``), the clean map, the maps of the draws, the window's SUE and how many
+    draws were classified correctly.
     """
     import matplotlib.pyplot as plt
 
-    from ..perturb import draw_inputs
     from ..widgets import figure_to_png
-
-    if x.dim() != 3 or x.shape[0] != 1:
-        raise ValueError(f"sweep_frames shows one window: x must be [1, C, L], got {tuple(x.shape)}")
     kinds = list(dict.fromkeys(r["kind"] for r in records))
     snrs = list(dict.fromkeys(float(r["snr_db"]) for r in records))
     by = {(r["kind"], float(r["snr_db"])): r for r in records}
@@ -338,10 +263,11 @@ def sweep_frames(x: Tensor, clean_map: Tensor, records: Sequence[Mapping], label
             if "maps" not in r:
                 raise ValueError("records carry no maps: run perturb.sue_sweep(..., keep_maps=True)")
             draws = r["draw_pred"].shape[0]
-            noisy = draw_inputs(x.cpu(), k, snr, 1, seed=r["seed"], fs=fs, nstdb=nstdb)[0, 0]
+            if r["draw_pred"].shape[1] != 1:
+                raise ValueError(f"sweep_frames shows one window: the sweep ran on {r['draw_pred'].shape[1]} windows")
             ok = int((r["draw_pred"][:, 0] == int(label)).sum())
             fig, ax = plt.subplots(figsize=(6.0, 2.2))
-            plot_window_maps(noisy, clean_map, r["maps"][:, 0], ax=ax, fs=fs, n_show=n_show,
+            plot_window_maps(noisy[(k, snr)], clean_map, r["maps"][:, 0], ax=ax, fs=fs, n_show=n_show,
                              title=f"{PERTURBATION_LABELS.get(k, k)}, {snr:g} dB: SUE {float(r['sue'][0]):.3f}, "
                                    f"{ok}/{draws} draws correct")
             fig.tight_layout()
@@ -350,50 +276,164 @@ def sweep_frames(x: Tensor, clean_map: Tensor, records: Sequence[Mapping], label
     return frames
 
 
-def describe_rows(rows: Mapping[str, Mapping[str, float]], *, definition: str = "clean prediction",
-                  min_group: int = MIN_GROUP) -> str:
-    """Markdown: for how many perturbations correct windows have the higher mean SUE, one line each,
-    with a warning where the misclassified group is empty or smaller than ``min_group``."""
-    lines, higher, compared = [], 0, 0
-    for k, r in rows.items():
-        lab = PERTURBATION_LABELS.get(k, k)
-        if r["n_mis"] == 0:
-            lines.append(f"- {lab}: no misclassified window (n correct = {r['n_correct']}); nothing to compare.")
-            continue
-        compared += 1
-        higher += bool(r["sue_correct_mean"] > r["sue_mis_mean"])
-        few = f" — only {r['n_mis']} misclassified, treat as anecdotal" if r["n_mis"] < min_group else ""
-        p = "–" if not np.isfinite(r["mwu_p"]) else f"{r['mwu_p']:.2g}"
-        auc = "–" if not np.isfinite(r["auroc"]) else f"{r['auroc']:.3f}"
-        lines.append(f"- {lab}: SUE {r['sue_correct_mean']:.3f} (correct, n = {r['n_correct']}) vs "
-                     f"{r['sue_mis_mean']:.3f} (misclassified, n = {r['n_mis']}), AUROC {auc}, p = {p}{few}")
-    head = (f"Correct windows have the higher mean SUE for **{higher} of {compared}** perturbation types "
-            f"that have misclassified windows ({definition} definition):")
-    if compared == 0:
-        head = (f"No perturbation type left a misclassified window ({definition} definition), so the "
-                "comparison cannot be made on this run; use more test windows or a lower SNR.")
-    return head + "\n\n" + "\n".join(lines)
+# ----------------------------------------------------------------------------------- fair-test tables and figures
+def _fmt_ci(ci, digits: int = 3) -> str:
+    lo, hi = (float(v) for v in ci)
+    return "–" if not (np.isfinite(lo) and np.isfinite(hi)) else f"[{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def headline_numbers(classification: Mapping[str, float], rows: Mapping[str, Mapping[str, Mapping]],
-                     **extra) -> dict:
-    """JSON-ready headline numbers: accuracy, sensitivity, specificity, one row per perturbation
-    (``ROW_KEYS``) per misclassification definition (``rows[definition][kind]``; the ``"clean"``
-    definition goes under ``perturbations``, others under ``perturbations_<definition>``) and
-    ``extra`` scalars. Floats are rounded to 6 significant digits, NaN (an empty group) becomes
-    ``None``, ``None`` extras are dropped.
+def _fmt(v, digits: int = 3) -> str:
+    return "–" if v is None or not np.isfinite(float(v)) else f"{float(v):.{digits}f}"
 
-    >>> r = {"n_correct": 3, "n_mis": 0, "sue_correct_mean": 0.5, "sue_correct_sd": 0.1, "sue_mis_mean": float("nan"),
-    ...      "sue_mis_sd": float("nan"), "mwu_p": float("nan"), "auroc": float("nan")}
-    >>> h = headline_numbers({"accuracy": 1/3, "sensitivity": 1.0, "specificity": 0.0}, {"clean": {"gaussian": r}})
-    >>> h["accuracy"], h["perturbations"]["gaussian"]["sue_mis_mean"]
-    (0.333333, None)
-    """
-    from ..cache import finite_or_none, round_sig
 
-    out = {k: float(classification[k]) for k in ("accuracy", "sensitivity", "specificity")}
-    for definition, per_kind in rows.items():
-        key = "perturbations" if definition == "clean" else f"perturbations_{definition}"
-        out[key] = {k: {kk: r[kk] for kk in ROW_KEYS} for k, r in per_kind.items()}
-    out.update({k: v for k, v in extra.items() if v is not None})
-    return finite_or_none(round_sig(out))
+def variants_table(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """SUE variants (``studies.ecg.variant_rows``): AUROC (correct vs misclassified) with its 95 %
+    interval and the number of windows left out for an empty region, one row per variant."""
+    return pd.DataFrame([{"reference": r["reference"], "top region": f"{100 * r['q']:g} %", "target": r["target"],
+                          "AUROC": _fmt(r["auroc"]), "95 % interval": _fmt_ci(r["auroc_ci95"]),
+                          "windows left out (empty map)": r["n_empty"]} for r in rows]).set_index(
+        ["reference", "target", "top region"])
+
+
+def plot_variants(rows: Sequence[Mapping], ax=None):
+    """AUROC of SUE (± 95 % interval) against the top-region size, one line per reference × target."""
+    fig, ax = _fig_ax(ax, figsize=(5.2, 3.2))
+    keys = list(dict.fromkeys((r["reference"], r["target"]) for r in rows))
+    for i, (ref, tgt) in enumerate(keys):
+        rr = [r for r in rows if r["reference"] == ref and r["target"] == tgt]
+        q = np.array([100 * r["q"] for r in rr]) + (i - (len(keys) - 1) / 2) * 0.4
+        a = np.array([r["auroc"] for r in rr], dtype=float)
+        lo = np.array([r["auroc_ci95"][0] for r in rr], dtype=float)
+        hi = np.array([r["auroc_ci95"][1] for r in rr], dtype=float)
+        ax.errorbar(q, a, yerr=[a - lo, hi - a], marker="o", ms=4, capsize=2, lw=1,
+                    label=f"{'pairs of draws' if ref == 'pairs' else 'draw vs clean map'}, target {tgt}")
+    ax.axhline(0.5, color="0.5", ls=":", lw=1)
+    ax.set_xlabel("top region (% of samples)")
+    ax.set_ylabel("AUROC of SUE (correct vs misclassified)")
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def baselines_table(sue_row: Mapping, baselines: Mapping[str, Mapping], added: Mapping | None = None) -> pd.DataFrame:
+    """AUROC (correct vs misclassified) of SUE beside the prediction-only baselines and, when given,
+    the out-of-sample logistic combinations (``studies.ecg.added_value``)."""
+    names = {"flip_rate": "prediction flip rate (−)", "margin": "softmax margin (clean)",
+             "entropy": "predictive entropy of the draws (−)"}
+    rows = [{"score": "SUE", "AUROC": _fmt(sue_row["auroc"]), "95 % interval": _fmt_ci(sue_row["auroc_ci95"])}]
+    rows += [{"score": names.get(k, k), "AUROC": _fmt(v["auroc"]), "95 % interval": _fmt_ci(v["auroc_ci95"])}
+             for k, v in baselines.items()]
+    if added is not None:
+        rows.append({"score": "logistic: baselines (out of fold)", "AUROC": _fmt(added["auroc_baselines"]),
+                     "95 % interval": ""})
+        rows.append({"score": "logistic: baselines + SUE (out of fold)", "AUROC": _fmt(added["auroc_with_sue"]),
+                     "95 % interval": f"gain {_fmt(added['delta'])} {_fmt_ci(added['delta_ci95'])}"})
+        ra = added["rank_average"]
+        rows.append({"score": f"rank average: SUE + {names.get(ra['with'], ra['with'])}", "AUROC": _fmt(ra["auroc"]),
+                     "95 % interval": _fmt_ci(ra["auroc_ci95"])})
+    return pd.DataFrame(rows).set_index("score")
+
+
+def strata_table(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """AUROC of SUE within each severity stratum (``studies.ecg.strata_rows``)."""
+    return pd.DataFrame([{"stratum": r["severity"], "n correct": r["n_correct"], "n misclassified": r["n_mis"],
+                          "AUROC": _fmt(r["auroc"]), "95 % interval": _fmt_ci(r["auroc_ci95"])}
+                         for r in rows]).set_index("stratum")
+
+
+def layer_choice_table(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """Per Grad-CAM layer: map resolution, fidelity (mass in mask vs chance, pointing game) and
+    stability (mean SUE, AUROC with interval) (``studies.ecg.layer_table``)."""
+    return pd.DataFrame([{"layer": r["layer"], "map samples": r["resolution"], "mass in ST–T mask": _fmt(r["mass_in_mask"]),
+                          "chance": _fmt(r["chance"]), "pointing game": _fmt(r["pointing_game"]),
+                          "mean SUE": _fmt(r["sue_mean"]), "AUROC of SUE": _fmt(r["sue_auroc"]),
+                          "95 % interval": _fmt_ci(r["sue_auroc_ci95"]), "n misclassified": r["n_mis"]}
+                         for r in rows]).set_index("layer")
+
+
+def fidelity_table(rec: Mapping) -> pd.DataFrame:
+    """Fidelity record (``studies.ecg.fidelity_record``): overall and per class."""
+    parts = {"all windows": rec, **{f"class {k}": v for k, v in rec["per_class"].items()}}
+    return pd.DataFrame([{"": k, "mass in ST–T mask": _fmt(v["mass_in_mask"]), "95 % interval": _fmt_ci(v["mass_in_mask_ci95"]),
+                          "chance (mask share)": _fmt(v["chance"]), "pointing game": _fmt(v["pointing_game"])}
+                         for k, v in parts.items()]).set_index("")
+
+
+def plot_deletion_insertion(curves: Mapping[str, Tensor], aucs: Mapping[str, float] | None = None, axes=None):
+    """Mean deletion and insertion curves (probability of the explained class against the share of
+    segments removed / restored), map order vs random order."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.0), sharey=True)
+    fig = axes[0].figure
+    for ax, what in zip(axes, ("deletion", "insertion")):
+        for key, lab, st in ((what, "map order", "-"), (f"{what}_random", "random order", "--")):
+            c = to_numpy(curves[key])
+            a = "" if aucs is None else f" (area {aucs[key]:.3f})"
+            ax.plot(np.linspace(0, 1, len(c)), c, st, color="black" if st == "-" else "0.5", label=lab + a)
+        ax.set_xlabel(f"share of segments {'removed' if what == 'deletion' else 'restored'}")
+        ax.set_title(what, fontsize=9)
+        ax.legend(fontsize=7, frameon=False)
+    axes[0].set_ylabel("P(explained class)")
+    axes[0].set_ylim(0, 1.02)
+    fig.tight_layout()
+    return fig
+
+
+def plot_cascading(maps: Mapping[str, Tensor], steps: Sequence[Mapping], *, n_windows: int = 24, fs: float = 250.0,
+                   cmap: str = "viridis"):
+    """Sanity check: Grad-CAM maps of the trained model and of each cascading randomisation, one
+    heat map per model (rows = windows, columns = time; each map min-max scaled), with a colour bar
+    and the mean Spearman correlation with the trained maps in the title."""
+    import matplotlib.pyplot as plt
+
+    names = list(maps)
+    rho = {s["randomised_from"]: s["spearman_to_trained"] for s in steps}
+    fig, axes = plt.subplots(1, len(names), figsize=(2.1 * len(names) + 0.8, 2.8), sharey=True, squeeze=False)
+    im = None
+    for ax, name in zip(axes[0], names):
+        m = to_numpy(maps[name])[:n_windows]
+        m = np.stack([normalize01(r) for r in m])
+        im = ax.imshow(m, aspect="auto", cmap=cmap, vmin=0, vmax=1, extent=(0, m.shape[1] / fs, len(m), 0),
+                       interpolation="nearest")
+        ax.set_title("trained" if name == "trained" else f"randomised from\n{name}, ρ = {_fmt(rho.get(name), 2)}",
+                     fontsize=7)
+        ax.set_xlabel("time (s)")
+    axes[0][0].set_ylabel("window")
+    fig.subplots_adjust(bottom=0.2, top=0.8)
+    fig.colorbar(im, ax=list(axes[0]), shrink=0.85, label="Grad-CAM (scaled)")
+    return fig
+
+
+def plot_fidelity_vs_stability(mass: Tensor, sue: Tensor, correct: Tensor, chance: float, ax=None,
+                               title: str | None = None):
+    """Per window: fidelity (mass in the ST–T mask) against stability (SUE), correct vs misclassified."""
+    fig, ax = _fig_ax(ax, figsize=(4.4, 3.4))
+    m, s, c = to_numpy(mass), to_numpy(sue), to_numpy(correct).astype(bool)
+    ax.scatter(s[c], m[c], s=8, alpha=0.5, color="tab:blue", label=f"correct (n={c.sum()})")
+    ax.scatter(s[~c], m[~c], s=16, alpha=0.9, color="tab:red", marker="x", label=f"misclassified (n={(~c).sum()})")
+    ax.axhline(chance, color="0.4", ls="--", lw=1)
+    ax.text(0.01, chance, " chance", color="0.4", fontsize=7, va="bottom")
+    ax.set_xlabel("SUE (stability)")
+    ax.set_ylabel("mass in ST–T mask (fidelity)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def occlusion_table(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """Mean probability of the true class with the ST–T mask, its complement or random samples
+    occluded (``studies.ecg.region_occlusion``), per class."""
+    return pd.DataFrame([{"class": r["class"], "n": r["n"], **{k: _fmt(r[k]) for k in
+                          ("clean", "mask occluded", "outside occluded", "random occluded")}} for r in rows]).set_index("class")
+
+
+def prediction_table(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """Mean ± SD of SUE per true × predicted class (``studies.ecg.prediction_rows``)."""
+    return pd.DataFrame([{"true class": r["true"], "predicted": r["predicted"], "n": r["n"],
+                          "SUE": "–" if not np.isfinite(r["sue_mean"]) else
+                          (f"{r['sue_mean']:.3f} ± {r['sue_sd']:.3f}" if np.isfinite(r["sue_sd"]) else f"{r['sue_mean']:.3f}")}
+                         for r in rows]).set_index(["true class", "predicted"])

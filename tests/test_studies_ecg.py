@@ -1,0 +1,441 @@
+"""Tests of the ECG chapter's pipeline (uqxai_lib.studies.ecg): SUE study, Table 1 rows, records."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import mannwhitneyu
+
+from uqxai_lib.data.synthetic_ecg import make_synthetic_ecg
+from uqxai_lib.perturb import snr_db
+from uqxai_lib.studies import ecg as S
+from uqxai_lib.studies.ecg import PerturbationSUE, correctness, majority_vote
+
+
+@pytest.fixture(scope="module")
+def x():
+    return make_synthetic_ecg(n_subjects=8, windows_per_subject=4, seed=0).x
+
+
+def _sue_and_correct(seed=0, n=40):
+    g = torch.Generator().manual_seed(seed)
+    correct = torch.rand(n, generator=g) < 0.7
+    sue = torch.where(correct, 0.6 + 0.3 * torch.rand(n, generator=g), 0.2 + 0.5 * torch.rand(n, generator=g))
+    return sue, correct
+
+
+def test_table_rows_match_numpy_and_scipy_mann_whitney():
+    sue, correct = _sue_and_correct()
+    row = S.table_rows({"gaussian": sue}, {"gaussian": correct})["gaussian"]
+    a, b = sue[correct].double().numpy(), sue[~correct].double().numpy()
+    assert row["n_correct"] == len(a) and row["n_mis"] == len(b)
+    assert row["sue_correct_mean"] == pytest.approx(a.mean(), rel=1e-6)
+    assert row["sue_mis_sd"] == pytest.approx(b.std(ddof=1), rel=1e-6)
+    assert row["mwu_p"] == pytest.approx(mannwhitneyu(a, b, alternative="two-sided").pvalue, rel=1e-6)
+    auc = np.mean([(x > y) + 0.5 * (x == y) for x in a for y in b])
+    assert row["auroc"] == pytest.approx(auc, rel=1e-9)
+
+
+def test_empty_misclassified_group_gives_none_in_json_and_a_clear_sentence():
+    sue = torch.linspace(0.1, 0.9, 10)
+    rows = {"clean": S.table_rows({"gaussian": sue}, {"gaussian": torch.ones(10, dtype=torch.bool)})}
+    h = S.headline_numbers({"accuracy": 1.0, "sensitivity": 1.0, "specificity": 1.0}, rows, snr_db=10.0, skip=None)
+    text = json.dumps(h, allow_nan=False, sort_keys=True)  # NaN would make this raise
+    assert h["perturbations"]["gaussian"]["sue_mis_mean"] is None and h["perturbations"]["gaussian"]["n_mis"] == 0
+    assert "skip" not in h and h["snr_db"] == 10.0 and "NaN" not in text
+    assert "No perturbation type left a misclassified window" in S.describe_rows(rows["clean"], {})
+
+
+def test_headline_numbers_round_to_six_significant_digits_and_name_both_definitions():
+    sue, correct = _sue_and_correct()
+    rows = {d: S.table_rows({"powerline": sue}, {"powerline": correct}) for d in ("clean", "majority")}
+    h = S.headline_numbers({"accuracy": 2 / 3, "sensitivity": 0.123456789, "specificity": 1.0}, rows)
+    assert h["accuracy"] == 0.666667 and h["sensitivity"] == 0.123457
+    assert set(h) == {"accuracy", "sensitivity", "specificity", "perturbations", "perturbations_majority"}
+    assert set(h["perturbations"]["powerline"]) == set(S.ROW_KEYS)
+    for v in h["perturbations"]["powerline"].values():
+        assert v == float(f"{v:.6g}")
+
+
+def test_describe_rows_counts_higher_sue_in_correct_and_flags_small_groups():
+    rows = {
+        "gaussian": dict(sue_correct_mean=0.8, sue_correct_sd=0.1, n_correct=50, sue_mis_mean=0.5, sue_mis_sd=0.2,
+                         n_mis=10, mwu_p=0.001, auroc=0.8),
+        "powerline": dict(sue_correct_mean=0.7, sue_correct_sd=0.1, n_correct=57, sue_mis_mean=0.75, sue_mis_sd=0.0,
+                          n_mis=3, mwu_p=0.5, auroc=0.4),
+    }
+    # the count comes from the verdict of each interval, not from the means: powerline's mean is
+    # lower for correct windows but its interval contains 0
+    by_kind = {"gaussian": {"ci95": [0.1, 0.4]}, "powerline": {"ci95": [-0.2, 0.1]}}
+    text = S.describe_rows(rows, by_kind)
+    assert "**1 of 2**" in text and "no detectable difference" in text
+    assert "**0 of 2**" in S.describe_rows(rows, {"gaussian": {"ci95": [-0.1, 0.4]}, "powerline": {"ci95": [-0.2, 0.1]}})
+    assert "only 3 misclassified" in text and "only 10" not in text
+
+
+def test_sue_vs_snr_frame_accuracy_is_the_share_of_correct_draws():
+    y = torch.tensor([0, 1, 1])
+    rec = dict(kind="gaussian", snr_db=5.0, sue=torch.tensor([0.9, 0.5, 0.1]),
+               draw_pred=torch.tensor([[0, 1, 0], [0, 1, 1], [1, 1, 0]]), clean_pred=torch.tensor([0, 1, 0]),
+               majority_pred=torch.tensor([0, 1, 0]))
+    f = S.sue_vs_snr_frame([rec], y, definition="majority")
+    assert f.loc[0, "accuracy"] == pytest.approx(6 / 9)
+    assert f.loc[0, "sue_correct"] == pytest.approx(0.7) and f.loc[0, "sue_mis"] == pytest.approx(0.1)
+    assert f.loc[0, "n_mis"] == 1
+    with pytest.raises(ValueError, match="'majority' or 'clean'"):
+        S.sue_vs_snr_frame([rec], y, definition="vote")
+
+
+def test_pick_examples_takes_extremes_of_each_group_or_none():
+    sue = torch.tensor([0.2, 0.9, 0.4, 0.1, 0.8])
+    correct = torch.tensor([True, True, False, False, True])
+    assert S.pick_examples(sue, correct) == (1, 3)
+    assert S.pick_examples(sue, torch.ones(5, dtype=torch.bool)) == (1, None)
+
+
+
+
+def test_majority_vote_counts_draws_and_breaks_ties_with_the_clean_prediction():
+    draws = torch.tensor([[0, 1, 1, 0], [0, 1, 0, 1], [1, 1, 0, 0]])  # [S=3, B=4]
+    clean = torch.tensor([1, 0, 1, 1])
+    assert majority_vote(draws, clean, 2).tolist() == [0, 1, 0, 0]
+    tie = torch.tensor([[0, 2], [1, 2], [2, 0], [1, 0]])  # window 0: 1 twice, 0/2 once -> 1
+    assert majority_vote(tie, torch.tensor([0, 2]), 3).tolist() == [1, 2]
+
+
+def test_correctness_definitions_clean_versus_majority():
+    r = PerturbationSUE("gaussian", 10.0, torch.zeros(3, 2, 5), torch.ones(2), torch.tensor([1, 0]),
+                        torch.tensor([[0, 0], [0, 0], [1, 0]]), torch.tensor([0, 0]), torch.tensor([2 / 3, 0.0]))
+    y = torch.tensor([1, 0])
+    assert correctness(r, y, "clean").tolist() == [True, True]
+    assert correctness(r, y, "majority").tolist() == [False, True]
+    with pytest.raises(ValueError, match="'clean' or 'majority'"):
+        correctness(r, y, "vote")
+
+
+def _tiny_model():
+    from uqxai_lib.models.cnn_bilstm import CNNBiLSTM
+
+    torch.manual_seed(0)
+    return CNNBiLSTM(channels=(4, 8, 8), hidden=8).eval()
+
+
+def test_perturbation_sue_shapes_targets_and_reproducibility(x):
+    from uqxai_lib.studies.ecg import perturbation_sue
+
+    m = _tiny_model()
+    xs = x[:6]
+    a = perturbation_sue(m, xs, m.cam_layer_name, "powerline", 5.0, 4, seed=3, chunk=4)
+    b = perturbation_sue(m, xs, m.cam_layer_name, "powerline", 5.0, 4, seed=3, chunk=4)
+    assert a.maps.shape == (4, 6, 125) and a.sue.shape == (6,) and a.draw_pred.shape == (4, 6)
+    assert torch.equal(a.sue, b.sue) and torch.equal(a.maps, b.maps)
+    assert bool(((a.sue >= 0) & (a.sue <= 1)).all())
+    with torch.no_grad():
+        assert torch.equal(a.clean_pred, m(xs).argmax(1))
+    assert torch.allclose(a.flip_rate, (a.draw_pred != a.clean_pred).float().mean(0))
+
+
+def test_sue_is_one_when_the_noise_is_negligible(x):
+    from uqxai_lib.studies.ecg import sue_study
+
+    m = _tiny_model()
+    out = sue_study(m, x[:4], m.cam_layer_name, ("gaussian", "electrode"), 80.0, 3, seed=0)
+    for r in out.values():
+        assert torch.allclose(r["sue"], torch.ones(4), atol=1e-6)
+        assert float(r["flip_rate"].sum()) == 0.0
+
+
+def test_draw_inputs_reproduce_the_inputs_perturbation_sue_explained(x):
+    from uqxai_lib import saliency
+    from uqxai_lib.studies.ecg import draw_inputs, perturbation_sue
+
+    m = _tiny_model()
+    xs = x[:5]
+    r = perturbation_sue(m, xs, m.cam_layer_name, "electrode", 3.0, 3, seed=7, chunk=2)
+    inputs = draw_inputs(xs, "electrode", 3.0, 3, seed=7, chunk=2)
+    assert inputs.shape == (3, 5, 1, 500)
+    with torch.no_grad():
+        pred = torch.stack([m(v).argmax(1) for v in inputs])
+    assert torch.equal(pred, r.draw_pred)
+    # the maps are the Grad-CAM maps of exactly these inputs, for the clean prediction
+    maps = torch.stack([saliency.grad_cam(m, v, m.cam_layer_name, target=r.clean_pred) for v in inputs])
+    assert torch.allclose(maps, r.maps, atol=1e-5)
+    noise_part = (inputs - xs[None]).flatten(0, 1)
+    assert torch.allclose(snr_db(xs.repeat(3, 1, 1), noise_part), torch.full((15,), 3.0, dtype=torch.float64),
+                          atol=0.1)
+
+
+def test_sue_sweep_records_equal_perturbation_sue_at_their_seed(x):
+    from uqxai_lib.studies.ecg import perturbation_sue, sue_sweep, sweep_seed
+
+    m = _tiny_model()
+    xs = x[:4]
+    recs = sue_sweep(m, xs, m.cam_layer_name, ("gaussian", "baseline"), (0.0, 20.0), 3, seed=5)
+    assert [(r["kind"], r["snr_db"]) for r in recs] == [
+        ("gaussian", 0.0), ("baseline", 0.0), ("gaussian", 20.0), ("baseline", 20.0)]
+    assert len({r["seed"] for r in recs}) == 4 and all("maps" not in r for r in recs)
+    r = recs[3]
+    assert r["seed"] == sweep_seed(5, 1, 1)
+    ref = perturbation_sue(m, xs, m.cam_layer_name, "baseline", 20.0, 3, seed=r["seed"])
+    assert torch.equal(r["sue"], ref.sue) and torch.equal(r["draw_pred"], ref.draw_pred)
+    kept = sue_sweep(m, xs[:1], m.cam_layer_name, ("gaussian",), (10.0,), 2, seed=0, keep_maps=True)
+    assert kept[0]["maps"].shape == (2, 1, 125)
+
+
+def test_sue_sweep_bad_arguments_raise(x):
+    from uqxai_lib.studies.ecg import sue_sweep
+
+    m = _tiny_model()
+    with pytest.raises(ValueError, match="unknown perturbation kind"):
+        sue_sweep(m, x[:1], m.cam_layer_name, ("thermal",), (10.0,), 2)
+    with pytest.raises(ValueError, match="snrs is empty"):
+        sue_sweep(m, x[:1], m.cam_layer_name, ("gaussian",), (), 2)
+    with pytest.raises(ValueError, match="snr_db must be finite"):
+        sue_sweep(m, x[:1], m.cam_layer_name, ("gaussian",), (float("nan"),), 2)
+
+
+def test_achieved_snr_and_first_draws_reproduce_the_sweeps_inputs(x):
+    m = _tiny_model()
+    xw = x[:1]
+    recs = S.sue_sweep(m, xw, m.cam_layer_name, ("gaussian", "electrode"), (0.0, 12.0), 2, seed=3, keep_maps=True)
+    first = S.first_draws(xw, recs)
+    assert set(first) == {("gaussian", 0.0), ("electrode", 0.0), ("gaussian", 12.0), ("electrode", 12.0)}
+    for r in recs:
+        ref = S.draw_inputs(xw, r["kind"], r["snr_db"], 2, seed=r["seed"])[0, 0, 0]
+        assert torch.equal(first[(r["kind"], r["snr_db"])], ref)
+        got = S.achieved_snr(xw[0, 0], {"k": ref})["k"]
+        want = 10 * np.log10(np.mean(xw[0, 0].double().numpy() ** 2) / np.mean((ref - xw[0, 0]).double().numpy() ** 2))
+        assert got == pytest.approx(want, abs=1e-6) and got == pytest.approx(r["snr_db"], abs=0.01)
+    with pytest.raises(ValueError, match="one window"):
+        S.first_draws(x[:2], recs)
+
+
+def test_best_kind_is_the_highest_auroc_among_kinds_with_errors():
+    rows = {"a": {"auroc": 0.9, "n_mis": 0}, "b": {"auroc": 0.6, "n_mis": 3}, "c": {"auroc": 0.7, "n_mis": 1}}
+    assert S.best_kind(rows) == "c"
+
+
+# ----------------------------------------------------------------------------- primary, variants, baselines, strata
+def _simulated(n_subj=60, per=4, shift=0.25, seed=0):
+    """Windows of subjects; misclassified windows have SUE lower by ``shift`` (known direction)."""
+    g = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(n_subj), per)
+    correct = g.random(n_subj * per) > 0.25
+    sue = np.clip(0.6 + shift * correct + 0.1 * g.standard_normal(n_subj * per), 0, 1)
+    return torch.tensor(sue), torch.tensor(correct), torch.tensor(groups)
+
+
+def test_comparisons_declare_gaussian_primary_and_holm_adjust_the_other_three():
+    from uqxai_lib import stats
+
+    sue, correct, groups = _simulated()
+    kinds = ("gaussian", "powerline", "baseline", "electrode")
+    null = torch.full((len(sue),), 0.5, dtype=torch.float64)  # no difference at all
+    sues = {"gaussian": sue, "powerline": sue, "baseline": null, "electrode": sue * 0.5 + 0.25}
+    comp = S.comparisons(sues, {k: correct for k in kinds}, groups, n_boot=300, seed=0)
+    p = comp["primary"]
+    assert p["verdict"] == "higher" and p["ci95"][0] > 0 and p["name"].endswith("Gaussian noise")
+    assert stats.reproduction(p["verdict"], S.CLAIM["expected"]) == "reproduced"
+    ref = stats.group_difference(sue.numpy(), correct.numpy(), groups=groups.numpy(), n_boot=300, seed=0)
+    assert p["effect"] == pytest.approx(ref["effect"]) and p["ci95"] == pytest.approx(ref["ci95"])
+    assert [r["kind"] for r in comp["secondary"]] == ["powerline", "baseline", "electrode"]
+    assert [r["p_holm"] for r in comp["secondary"]] == stats.holm([r["p"] for r in comp["secondary"]])
+    assert comp["secondary"][1]["verdict"] == "no detectable difference"
+    text = S.verdict_sentence(p)
+    assert "reproduced" in text and "higher for correct" in text
+    with pytest.raises(ValueError, match="primary perturbation"):
+        S.comparisons({"powerline": sue}, {"powerline": correct})
+    assert set(S.CLAIM) == {"text", "expected", "theirs", "source"}
+
+
+def test_claim_source_is_a_key_of_the_books_bibliography():
+    from pathlib import Path
+
+    bib = (Path(__file__).resolve().parents[1] / "book" / "references.bib").read_text()
+    assert f"{{{S.CLAIM['source']}," in bib
+
+
+def test_sue_variants_pairs_clean_target_equals_metrics_sue_and_counts_empty_windows():
+    from uqxai_lib import metrics, saliency
+
+    g = torch.Generator().manual_seed(0)
+    maps = torch.rand(4, 6, 25, generator=g) - 0.3
+    maps = maps.clamp(min=0)
+    maps[:, 2] = 0.0  # window 2: every draw empty
+    maps[1, 4] = 0.0  # window 4: one empty draw
+    clean = saliency.upsample(torch.rand(6, 25, generator=g), 100)
+    own = maps.clone()
+    own[0, 0] = torch.rand(25, generator=g)
+    v = S.sue_variants(maps, clean, own, size=100)
+    assert len(v) == 2 * 2 * 4
+    assert {(r["reference"], r["target"]) for r in v} == {("pairs", "clean"), ("clean", "clean"), ("pairs", "own"),
+                                                          ("clean", "own")}
+    r = next(r for r in v if r["reference"] == "pairs" and r["target"] == "clean" and r["q"] == 0.1)
+    want = metrics.sue(saliency.upsample(maps, 100), quantile=0.9)
+    keep = torch.tensor([True, True, False, True, False, True])
+    assert torch.allclose(r["sue"][keep], want[keep].float()) and r["n_empty"] == 2
+    assert torch.isnan(r["sue"][~keep]).all()
+    r3 = next(r for r in v if r["reference"] == "pairs" and r["target"] == "clean" and r["q"] == 0.3)
+    ro = next(r for r in v if r["reference"] == "pairs" and r["target"] == "own" and r["q"] == 0.3)
+    assert not torch.equal(ro["sue"][0], r3["sue"][0]) and torch.equal(ro["sue"][1], r3["sue"][1])
+    rows = S.variant_rows(v, torch.tensor([True, False, True, True, False, True]), n_boot=100)
+    assert set(rows[0]) == {"reference", "q", "target", "auroc", "auroc_ci95", "n_empty"}
+
+
+def test_own_target_maps_recompute_only_flipped_draws_for_their_own_class(x):
+    from uqxai_lib import saliency
+
+    m = _tiny_model()
+    xs = x[:6]
+    r = S.perturbation_sue(m, xs, m.cam_layer_name, "gaussian", -5.0, 4, seed=2)
+    own = S.own_target_maps(m, xs, m.cam_layer_name, r, seed=2)
+    inputs = S.draw_inputs(xs, "gaussian", -5.0, 4, seed=2)
+    for s in range(4):
+        want = saliency.grad_cam(m, inputs[s], m.cam_layer_name, target=r.draw_pred[s])
+        assert torch.allclose(own[s], want, atol=1e-5)
+    same = r.draw_pred == r.clean_pred[None]
+    assert torch.equal(own[same], r.maps[same])
+
+
+def test_baseline_scores_match_numpy_margin_and_scipy_entropy():
+    from scipy.stats import entropy
+
+    g = torch.Generator().manual_seed(1)
+    probs = torch.softmax(torch.randn(5, 3, 2, generator=g), -1)
+    clean = torch.softmax(torch.randn(3, 2, generator=g), -1)
+    dpred = probs.argmax(-1)
+    cp = clean.argmax(-1)
+    r = S.PerturbationSUE("gaussian", 0.0, torch.zeros(5, 3, 4), torch.ones(3), cp, dpred, cp,
+                          (dpred != cp).float().mean(0), probs)
+    sc = S.baseline_scores(r, clean)
+    np.testing.assert_allclose(sc["margin"].numpy(), np.abs(clean[:, 0] - clean[:, 1]).double().numpy(), atol=1e-7)
+    np.testing.assert_allclose(sc["entropy"].numpy(), -entropy(probs.double().mean(0).numpy(), axis=-1), atol=1e-12)
+    assert torch.equal(sc["flip_rate"], -r.flip_rate.double())
+    with pytest.raises(ValueError, match="draw_probs"):
+        S.baseline_scores(r._replace(draw_probs=None), clean)
+
+
+def test_out_of_fold_scores_never_see_the_subject_and_added_value_detects_a_useful_score():
+    g = np.random.default_rng(3)
+    n_subj, per = 80, 4
+    groups = np.repeat(np.arange(n_subj), per)
+    correct = g.random(n_subj * per) > 0.3
+    useful = correct + 0.6 * g.standard_normal(len(correct))
+    noise = g.standard_normal((len(correct), 2))
+    p = S.out_of_fold_scores(noise, correct, groups, seed=0)
+    assert np.isfinite(p).all()
+    from uqxai_lib import stats
+
+    assert abs(stats.auroc(p, correct) - 0.5) < 0.12  # pure noise stays near chance out of fold
+    add = S.added_value(torch.tensor(useful), {"a": torch.tensor(noise[:, 0]), "b": torch.tensor(noise[:, 1])},
+                        torch.tensor(correct), torch.tensor(groups), n_boot=200, seed=0)
+    assert add["verdict"] == "higher" and add["delta_ci95"][0] > 0 and add["auroc_with_sue"] > 0.75
+    none = S.added_value(torch.tensor(g.standard_normal(len(correct))), {"a": torch.tensor(useful)},
+                         torch.tensor(correct), torch.tensor(groups), n_boot=200, seed=0)
+    assert none["verdict"] != "higher"
+
+
+def test_strata_rows_count_and_compare_within_each_severity():
+    from uqxai_lib import stats
+
+    sue, correct, groups = _simulated(seed=4)
+    severity = torch.tensor(np.repeat(np.arange(60) % 3, 4))
+    rows = S.strata_rows(sue, correct, severity, groups, n_boot=100)
+    assert [r["severity"] for r in rows] == ["healthy", "mild CAD", "marked CAD", "CAD (mild + marked)"]
+    for r, m in zip(rows, [severity == 0, severity == 1, severity == 2, severity > 0]):
+        assert r["n_correct"] == int(correct[m].sum()) and r["n_mis"] == int((~correct[m]).sum())
+        assert r["auroc"] == pytest.approx(stats.auroc(sue[m].numpy(), correct[m].numpy()))
+
+
+def test_fidelity_vs_stability_is_scipy_spearman_with_an_interval():
+    from scipy.stats import spearmanr
+
+    g = np.random.default_rng(6)
+    a = g.random(120)
+    b = a + 0.3 * g.standard_normal(120)
+    a[3] = np.nan
+    r = S.fidelity_vs_stability(torch.tensor(a), torch.tensor(b), torch.tensor(np.repeat(np.arange(30), 4)), n_boot=200)
+    ok = np.isfinite(a)
+    assert r["spearman"] == pytest.approx(spearmanr(a[ok], b[ok]).statistic) and r["n"] == 119
+    assert r["ci95"][0] < r["spearman"] < r["ci95"][1]
+
+
+def test_fidelity_record_uses_the_mask_share_as_chance_and_puts_keys_in_json(x):
+    from uqxai_lib import metrics, saliency
+
+    d = make_synthetic_ecg(n_subjects=8, windows_per_subject=2, seed=1)
+    m = _tiny_model()
+    maps = saliency.upsample(saliency.grad_cam(m, d.x, m.cam_layer_name), 500)
+    with torch.no_grad():
+        tgt = m(d.x).argmax(1)
+    rec = S.fidelity_record(m, d.x, maps, d.mask, d.y, tgt, d.group, steps=5, n_boot=100)
+    j = S.fidelity_json(rec)
+    assert set(j) == set(S.FIDELITY_KEYS)
+    assert j["chance"] == pytest.approx(float(d.mask.float().mean()))
+    assert j["mass_in_mask"] == pytest.approx(float(metrics.mass_in_mask(maps, d.mask).nanmean()), rel=1e-6)
+    assert set(j["per_class"]) == {"healthy", "CAD"} and len(rec["curves"]["deletion"]) == 6
+    json.dumps(j)
+
+
+def test_cascading_randomisation_changes_maps_and_reports_every_step(x):
+    m = _tiny_model()
+    with torch.no_grad():
+        tgt = m(x[:8]).argmax(1)
+    rec = S.cascading_randomisation(m, x[:8], m.cam_layer_name, tgt, size=500, seed=0)
+    assert [s["randomised_from"] for s in rec["cascading"]] == S.cascade_order(m) == [
+        "fc", "lstm", "features.4", "features.2", "features.0"]
+    assert isinstance(rec["passes"], bool) and set(rec["maps"]) == {"trained", *S.cascade_order(m)}
+    same = S.cascading_randomisation(m, x[:8], m.cam_layer_name, tgt, size=500, seed=0)
+    assert same["cascading"] == rec["cascading"]
+    assert "cascading" in S.sanity_json(rec) and "maps" not in S.sanity_json(rec)
+
+
+def test_region_occlusion_matches_a_direct_computation():
+    d = make_synthetic_ecg(n_subjects=8, windows_per_subject=2, seed=2)
+    m = _tiny_model()
+    rows = S.region_occlusion(m, d.x, d.mask, d.y, seed=0)
+    with torch.no_grad():
+        p = torch.softmax(m(torch.where(d.mask[:, None], torch.zeros_like(d.x), d.x)).double(), -1)
+    want = p.gather(1, d.y[:, None])[:, 0]
+    for r, c in zip(rows, (0, 1)):
+        assert r["n"] == int((d.y == c).sum())
+        assert r["mask occluded"] == pytest.approx(float(want[d.y == c].mean()), rel=1e-9)
+
+
+def test_prediction_rows_and_strata_sentence_read_the_numbers():
+    sue = torch.tensor([0.9, 0.8, 0.2, 0.3, 0.7, 0.1])
+    pred = torch.tensor([0, 0, 1, 1, 0, 1])
+    y = torch.tensor([0, 0, 0, 1, 1, 1])
+    rows = S.prediction_rows(sue, pred, y)
+    cell = {(r["true"], r["predicted"]): r for r in rows}
+    assert cell[("healthy", "healthy")]["n"] == 2 and cell[("healthy", "healthy")]["sue_mean"] == pytest.approx(0.85)
+    assert cell[("CAD", "healthy")]["n"] == 1 and np.isnan(cell[("CAD", "healthy")]["sue_sd"])
+    text = S.strata_sentence([
+        {"severity": "healthy", "n_correct": 9, "n_mis": 3, "auroc": 0.9, "auroc_ci95": [0.7, 1.0]},
+        {"severity": "mild CAD", "n_correct": 9, "n_mis": 3, "auroc": 0.1, "auroc_ci95": [0.0, 0.3]},
+        {"severity": "marked CAD", "n_correct": 9, "n_mis": 0, "auroc": float("nan"), "auroc_ci95": [np.nan] * 2}])
+    assert "correct windows have the higher SUE" in text and "misclassified windows have the **higher** SUE" in text
+    assert "no comparison" in text
+
+
+def test_fidelity_sentence_says_below_chance_from_the_interval():
+    r = {"mass_in_mask": 0.6, "mass_in_mask_ci95": [0.55, 0.65], "chance": 0.4, "pointing_game": 0.7,
+         "deletion_auc": 0.2, "deletion_auc_random": 0.3, "insertion_auc": 0.4, "insertion_auc_random": 0.3,
+         "per_class": {"CAD": {"mass_in_mask": 0.3, "mass_in_mask_ci95": [0.25, 0.35], "chance": 0.4,
+                               "pointing_game": 0.2},
+                       "healthy": {"mass_in_mask": 0.42, "mass_in_mask_ci95": [0.35, 0.5], "chance": 0.4,
+                                   "pointing_game": 0.5}}}
+    t = S.fidelity_sentence(r)
+    assert "all windows: 0.600 [0.550, 0.650] against 0.400 — above chance" in t
+    assert "class CAD: 0.300 [0.250, 0.350] against 0.400 — **below chance**" in t
+    assert "class healthy: 0.420 [0.350, 0.500] against 0.400 — **not detectably above chance**" in t
+
+
+def test_summary_markdown_takes_every_word_from_the_records():
+    comp = {"primary": {"name": "x", "effect": -0.1, "ci95": [-0.2, -0.05], "auroc": 0.3, "auroc_ci95": [0.2, 0.4],
+                        "p": 0.01, "verdict": "lower"},
+            "secondary": [{"kind": "powerline", "verdict": "no detectable difference", "p_holm": 0.5}]}
+    text = S.summary_markdown(comp, prediction=[{"true": "CAD", "predicted": "healthy", "sue_mean": 0.8, "n": 3},
+                                                {"true": "CAD", "predicted": "CAD", "sue_mean": 0.4, "n": 0}])
+    assert "**lower**" in text and "**reversed**" in text and "Power-line interference no detectable difference" in text
+    assert "true CAD, predicted healthy 0.800 (n = 3)" in text and "predicted CAD 0.400" not in text
