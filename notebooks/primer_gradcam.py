@@ -76,6 +76,7 @@ from IPython.display import Markdown, display
 from uqxai_lib import cache, saliency, train, utils, widgets
 from uqxai_lib.data.synthetic_shapes import make_synthetic_shapes
 from uqxai_lib.models.derm_classifier import build_derm_classifier, derm_augment
+from uqxai_lib.studies import primer as sp
 from uqxai_lib.viz import primer as vp
 
 dev = utils.pick_device(device)
@@ -210,7 +211,7 @@ display(Markdown(
 # ## Scoring the maps against the ground truth
 #
 # Three scores per test image, after bilinear upsampling of the map to the image size
-# (`uqxai_lib.viz.primer.localisation_scores`):
+# (`uqxai_lib.studies.primer.localisation_scores`):
 #
 # - **mass in mask** (`metrics.mass_in_mask`): $\sum_i M_i m_i / \sum_i M_i$, the share of the
 #   map's mass inside the mask $m$. An evenly spread map scores the mask's area share, the chance
@@ -232,12 +233,10 @@ maps = {
     "Grad-CAM, finer layer": saliency.grad_cam(model, x_test, fine_layer).cpu(),
     "Grad-CAM++, finer layer": saliency.grad_cam_pp(model, x_test, fine_layer).cpu(),
 }
-scores = {name: vp.localisation_scores(m, test_set.mask, rule) for name, m in maps.items()}
-reference = vp.localisation_scores(vp.mask_at_resolution(test_set.mask, cam.shape[1:]), test_set.mask, rule)
-display(vp.score_table({**scores, "mask at layer resolution (reference)": reference}, chance=chance))
-mass_ok = {name: float(s["mass_in_mask"][correct].nanmean()) for name, s in scores.items()}
-mass_wrong = {name: float(s["mass_in_mask"][~correct].nanmean()) if (~correct).any() else float("nan")
-              for name, s in scores.items()}
+scores = {name: sp.localisation_scores(m, test_set.mask, rule) for name, m in maps.items()}
+reference = sp.localisation_scores(sp.mask_at_resolution(test_set.mask, cam.shape[1:]), test_set.mask, rule)
+display(sp.score_table({**scores, "mask at layer resolution (reference)": reference}, chance=chance))
+mass_ok, mass_wrong = sp.mass_by_correctness(scores, correct)
 display(Markdown(
     f"Mass in mask of the Grad-CAM++ map: {mass_ok['Grad-CAM++']:.3f} on the {int(correct.sum())} correctly "
     f"classified test images, {mass_wrong['Grad-CAM++']:.3f} on the {int((~correct).sum())} misclassified ones."
@@ -253,7 +252,7 @@ display(Markdown(
 # region (red) and the ground truth (white outline) at each threshold.
 
 # %%
-sweep = {name: vp.threshold_sweep(maps[name], test_set.mask, widget_thresholds) for name in ("Grad-CAM", "Grad-CAM++")}
+sweep = {name: sp.threshold_sweep(maps[name], test_set.mask, widget_thresholds) for name in ("Grad-CAM", "Grad-CAM++")}
 fig, ax = plt.subplots(figsize=(4.4, 2.8))
 for name, ious in sweep.items():
     ax.plot(widget_thresholds, ious.numpy(), marker="o", ms=4, label=name)
@@ -263,7 +262,9 @@ ax.legend(fontsize=8, frameon=False)
 show(fig)
 
 # %%
-frames = [vp.threshold_frame(test_set.x[ex], test_set.mask[ex], cam_pp[ex], t, float(iou), name="Grad-CAM++")
+frames = [vp.threshold_frame(test_set.x[ex], test_set.mask[ex],
+                             sp.threshold_regions(cam_pp[ex], test_set.mask.shape[-2:], t), t, float(iou),
+                             name="Grad-CAM++")
           for t, iou in zip(widget_thresholds, sweep["Grad-CAM++"])]
 display(widgets.frame_slider(frames, widget_thresholds, description="threshold t"))
 
@@ -276,9 +277,9 @@ results = {
     "chance_mass_in_mask": chance,
     "n_test": int(n_test),
     "layer_resolution": list(cam.shape[1:]),
-    "scores": {name: {k: float(v.nanmean()) for k, v in s.items()} for name, s in scores.items()},
+    "scores": {name: sp.mean_scores(s) for name, s in scores.items()},
     "mass_in_mask_correct": mass_ok,
-    "reference_mask_at_layer_resolution": {k: float(v.nanmean()) for k, v in reference.items()},
+    "reference_mask_at_layer_resolution": sp.mean_scores(reference),
     "iou_by_threshold": {"thresholds": [float(t) for t in widget_thresholds],
                          **{name: v.tolist() for name, v in sweep.items()}},
 }
