@@ -1,12 +1,22 @@
 """Sphinx extension for the uqxai book (loaded through ``sphinx.local_extensions`` in ``_config.yml``).
 
-It does four small things:
+It does these small things:
 
 * ``uqxai-json-table`` directive: renders a JSON file written by the pipeline (benchmarks,
   provenance) as tables at build time.  A missing file gives a note saying how to produce it,
   never a warning, so the book builds with ``-W`` before anything has run.
-* Chapter pages (``book/_executed/NAME``) get a ``.py`` entry in the download menu, next to the
-  ``.ipynb`` one; the jupytext source ``notebooks/NAME.py`` is copied to ``_notebooks/NAME.py``.
+* ``uqxai-verdict NAME`` directive: the verdict box of a study chapter, made by
+  :func:`uqxai_lib.report.verdict_box` from ``_build/results/NAME.json`` (and the study's entry
+  of ``_build/results/robustness.json`` when it exists); ``uqxai-verdict-table`` gives the table of
+  all of them (:func:`uqxai_lib.report.verdict_table`) for the intro page.  Chapter pages get the
+  box right after their title without any edit of the notebooks: at ``source-read`` the executed
+  notebook's first Markdown cell gains the directive after its ``# `` title line.
+* At the same time code cells are folded: every code cell gets ``hide-input`` unless it is tagged
+  ``show-input`` (or already ``remove-input`` / ``hide-input``); stderr (progress bars, warnings)
+  is dropped from every page by ``nb_output_stderr: remove`` in ``_config.yml``.
+* Chapter pages (``book/_executed/NAME``) get a ``.py`` and a results ``.json`` entry in the
+  download menu, next to the ``.ipynb`` one; the jupytext source ``notebooks/NAME.py`` is copied to
+  ``_notebooks/NAME.py`` and ``_build/results/NAME.json`` to ``_results/NAME.json``.
 * Launch/thebe machinery is dropped from every page: it names a CDN and, in sphinx-thebe 0.3,
   declares ``THEBE_JS_URL`` twice (a console SyntaxError).
 * Nothing else: all other configuration lives in ``_config.yml``.
@@ -16,7 +26,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +41,13 @@ logger = logging.getLogger(__name__)
 
 EXECUTED_PREFIX = "book/_executed/"
 PY_DOWNLOAD_DIR = "_notebooks"
+RESULTS_DOWNLOAD_DIR = "_results"
+#: where the runner writes the chapters' results records (relative to the book root)
+RESULTS_DIR = "_build/results"
+#: chapters whose page opens with a verdict box (others get one when their record has a ``claim``)
+STUDIES = ("primer_gradcam", "ecg_sue", "mri_mc_dropout", "derm_vic")
+#: cell tags that already decide how a code cell's input is shown
+INPUT_TAGS = ("show-input", "hide-input", "remove-input", "remove-cell", "hide-cell")
 
 
 # --------------------------------------------------------------------------- JSON → tables
@@ -186,6 +205,162 @@ class JsonTableDirective(SphinxDirective):
         return out
 
 
+# --------------------------------------------------------------------------- verdict boxes
+def _report():
+    """``uqxai_lib.report`` of this checkout (the book root is the repository root)."""
+    root = str(Path(__file__).resolve().parents[2])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from uqxai_lib import report
+
+    return report
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def seed_record(robustness: Any, name: str) -> dict | None:
+    """The across-seed summary (``mean, ci95, n, ...``) of study ``name`` in a robustness record.
+
+    Accepts ``{name: summary}``, ``{"studies": {name: summary}}`` and a summary nested one level
+    deeper under ``summary`` / ``seed_summary`` / ``primary``.
+
+    >>> seed_record({"studies": {"ecg_sue": {"summary": {"mean": 0.1, "ci95": [0, 1]}}}}, "ecg_sue")
+    {'mean': 0.1, 'ci95': [0, 1]}
+    >>> seed_record({"x": 1}, "ecg_sue") is None
+    True
+    """
+    if not isinstance(robustness, dict):
+        return None
+    for holder in (robustness, robustness.get("studies"), robustness.get("chapters")):
+        entry = holder.get(name) if isinstance(holder, dict) else None
+        if not isinstance(entry, dict):
+            continue
+        for cand in (entry, entry.get("summary"), entry.get("seed_summary"), entry.get("primary")):
+            if isinstance(cand, dict) and "mean" in cand and "ci95" in cand:
+                return cand
+    return None
+
+
+def _bib_keys(app) -> set[str]:
+    keys: set[str] = set()
+    if "sphinxcontrib.bibtex" not in app.extensions:
+        return keys
+    for f in getattr(app.config, "bibtex_bibfiles", None) or []:
+        try:
+            keys |= set(re.findall(r"@\w+\{([^,\s]+),", (Path(app.srcdir) / f).read_text(encoding="utf-8")))
+        except OSError:
+            pass
+    return keys
+
+
+def _study_inputs(directive: SphinxDirective, name: str) -> tuple[Any, Any]:
+    results = Path(directive.env.srcdir) / RESULTS_DIR
+    path, rob_path = results / f"{name}.json", results / "robustness.json"
+    directive.env.note_dependency(str(path))
+    directive.env.note_dependency(str(rob_path))
+    return _read_json(path), seed_record(_read_json(rob_path), name)
+
+
+def _can_cite(app, record: Any) -> bool:
+    src = ((record or {}).get("claim") or {}).get("source") if isinstance(record, dict) else None
+    return bool(src) and src in _bib_keys(app)
+
+
+class VerdictDirective(SphinxDirective):
+    """``{uqxai-verdict} NAME``: the verdict box of chapter NAME from its results record."""
+
+    required_arguments = 1
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        name = self.arguments[0]
+        record, seeds = _study_inputs(self, name)
+        text = _report().verdict_box(record if isinstance(record, dict) else None, robustness=seeds,
+                                     cite=_can_cite(self.env.app, record))
+        return self.parse_text_to_nodes(text)
+
+
+class VerdictTableDirective(SphinxDirective):
+    """``{uqxai-verdict-table}``: one row per study chapter (see :data:`STUDIES`)."""
+
+    has_content = False
+    option_spec = {"chapters": directives.unchanged}
+
+    def run(self) -> list[nodes.Node]:
+        names = [c.strip() for c in self.options.get("chapters", ",".join(STUDIES)).split(",") if c.strip()]
+        records, seeds, titles = {}, {}, {}
+        cite = True
+        for name in names:
+            record, seed = _study_inputs(self, name)
+            records[name] = record if isinstance(record, dict) else None
+            seeds[name] = seed
+            cite = cite and (record is None or not (record.get("claim") or {}).get("source")
+                             or _can_cite(self.env.app, record))
+            doc = f"{EXECUTED_PREFIX}{name}"
+            titles[name] = f"{{doc}}`/{doc}`" if doc in self.env.found_docs else name
+        text = _report().verdict_table(records, robustness=seeds, titles=titles, cite=cite)
+        return self.parse_text_to_nodes(text)
+
+
+def _cell_source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else str(src)
+
+
+def prepare_chapter_notebook(text: str, name: str, *, verdict: bool) -> str:
+    """The executed notebook ``text`` (JSON) of chapter ``name`` as the book shows it.
+
+    * a ``{uqxai-verdict} name`` directive right after the ``# `` title of the first Markdown cell
+      (when ``verdict``);
+    * every code cell without an input tag (:data:`INPUT_TAGS`) tagged ``hide-input``.
+
+    >>> nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# T\\n\\nText"},
+    ...                 {"cell_type": "code", "metadata": {}, "source": "1", "outputs": []}]}
+    >>> out = json.loads(prepare_chapter_notebook(json.dumps(nb), "x", verdict=True))
+    >>> out["cells"][0]["source"].splitlines()[:4], out["cells"][1]["metadata"]["tags"]
+    (['# T', '', '```{uqxai-verdict} x', '```'], ['hide-input'])
+    """
+    try:
+        nb = json.loads(text)
+    except ValueError:
+        return text
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(cells, list):
+        return text
+    placed = not verdict
+    for cell in cells:
+        if not isinstance(cell, dict):
+            continue
+        if cell.get("cell_type") == "code":
+            tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+            if not any(t in tags for t in INPUT_TAGS):
+                tags.append("hide-input")
+        elif cell.get("cell_type") == "markdown" and not placed:
+            lines = _cell_source(cell).split("\n")
+            for i, line in enumerate(lines):
+                if line.startswith("# "):
+                    box = ["", f"```{{uqxai-verdict}} {name}", "```", ""]
+                    cell["source"] = "\n".join(lines[: i + 1] + box + lines[i + 1:])
+                    placed = True
+                    break
+    return json.dumps(nb)
+
+
+def chapter_source_read(app, docname: str, source: list[str]) -> None:
+    """Verdict box and folded code on chapter pages (the executed notebooks stay as they are)."""
+    name = _chapter_name(docname)
+    if name is None or not source:
+        return
+    record = _read_json(Path(app.srcdir) / RESULTS_DIR / f"{name}.json")
+    verdict = name in STUDIES or (isinstance(record, dict) and "claim" in record)
+    source[0] = prepare_chapter_notebook(source[0], name, verdict=verdict)
+
+
 # --------------------------------------------------------------------------- page context
 def _chapter_name(pagename: str) -> str | None:
     if pagename.startswith(EXECUTED_PREFIX):
@@ -201,23 +376,32 @@ def note_py_source(app, doctree) -> None:
 
 
 def add_py_download(app, pagename, templatename, context, doctree) -> None:
-    """Add the jupytext ``.py`` source to the download menu of chapter pages."""
+    """Add the jupytext ``.py`` source and the results JSON to the download menu of chapter pages."""
     name = _chapter_name(pagename)
-    if name is None or not (Path(app.srcdir) / "notebooks" / f"{name}.py").is_file():
+    if name is None:
         return
+    extra = []
+    if (Path(app.srcdir) / "notebooks" / f"{name}.py").is_file():
+        extra.append({
+            "type": "link",
+            "url": f"{context['pathto'](PY_DOWNLOAD_DIR, 1)}/{name}.py",
+            "text": ".py",
+            "tooltip": "Download the notebook source (jupytext percent format)",
+            "icon": "fas fa-file-code",
+            "label": "download-py-button",
+        })
+    if (Path(app.srcdir) / RESULTS_DIR / f"{name}.json").is_file():
+        extra.append({
+            "type": "link",
+            "url": f"{context['pathto'](RESULTS_DOWNLOAD_DIR, 1)}/{name}.json",
+            "text": "results .json",
+            "tooltip": "Download the chapter's numbers (the results record its last cell wrote)",
+            "icon": "fas fa-table",
+            "label": "download-results-button",
+        })
     for button in context.get("header_buttons", []):
         if button.get("label") == "download-buttons":
-            button["buttons"].insert(
-                1,
-                {
-                    "type": "link",
-                    "url": f"{context['pathto'](PY_DOWNLOAD_DIR, 1)}/{name}.py",
-                    "text": ".py",
-                    "tooltip": "Download the notebook source (jupytext percent format)",
-                    "icon": "fas fa-file-code",
-                    "label": "download-py-button",
-                },
-            )
+            button["buttons"][1:1] = extra
 
 
 def drop_thebe(app, pagename, templatename, context, doctree) -> None:
@@ -249,20 +433,26 @@ def drop_thebe_nodes(app, doctree, docname) -> None:
 
 
 def copy_py_sources(app, exception) -> None:
-    """Copy ``notebooks/NAME.py`` of every chapter page into ``<outdir>/_notebooks/``."""
+    """Copy ``notebooks/NAME.py`` and ``_build/results/NAME.json`` of every chapter page into
+    ``<outdir>/_notebooks/`` and ``<outdir>/_results/``."""
     if exception is not None or app.builder.format != "html":
         return
-    out = Path(app.outdir) / PY_DOWNLOAD_DIR
     for docname in sorted(app.env.found_docs):
         name = _chapter_name(docname)
-        src = Path(app.srcdir) / "notebooks" / f"{name}.py" if name else None
-        if src is not None and src.is_file():
-            out.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, out / src.name)
+        if not name:
+            continue
+        for src, sub in ((Path(app.srcdir) / "notebooks" / f"{name}.py", PY_DOWNLOAD_DIR),
+                         (Path(app.srcdir) / RESULTS_DIR / f"{name}.json", RESULTS_DOWNLOAD_DIR)):
+            if src.is_file():
+                (Path(app.outdir) / sub).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, Path(app.outdir) / sub / src.name)
 
 
 def setup(app):
     app.add_directive("uqxai-json-table", JsonTableDirective)
+    app.add_directive("uqxai-verdict", VerdictDirective)
+    app.add_directive("uqxai-verdict-table", VerdictTableDirective)
+    app.connect("source-read", chapter_source_read)
     app.connect("doctree-read", note_py_source)
     app.connect("html-page-context", add_py_download, priority=502)
     app.connect("html-page-context", drop_thebe, priority=900)
