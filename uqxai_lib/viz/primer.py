@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from torch import Tensor
 
-from .common import _fig_ax, overlay_map_2d, to_numpy
+from .common import _colorbar, _fig_ax, column_figsize, overlay_map_2d, to_numpy
 
 __all__ = [
     "display_image",
@@ -26,12 +26,14 @@ def display_image(x: Tensor, mean: float = 0.5, sd: float = 0.25) -> np.ndarray:
 
 
 def plot_examples(images: Sequence[Tensor], masks: Sequence[Tensor], maps: Mapping[str, Tensor],
-                  titles: Sequence[str] | None = None, size: float = 1.9):
-    """Grid: one row per example; columns image, ground-truth mask, then each method's map overlaid."""
+                  titles: Sequence[str] | None = None, size: float | None = None):
+    """Grid: one row per example; columns image, ground-truth mask, then each method's map overlaid
+    (min–max scaled, one shared colour bar); the figure fits the text column."""
     import matplotlib.pyplot as plt
 
     n, names = len(images), list(maps)
-    fig, axes = plt.subplots(n, 2 + len(names), figsize=(size * (2 + len(names)), size * n), squeeze=False)
+    w, h = column_figsize(2 + len(names), max_panel=1.9) if size is None else (size * (2 + len(names)), size)
+    fig, axes = plt.subplots(n, 2 + len(names), figsize=(w, h * n), squeeze=False)
     for i in range(n):
         img = display_image(images[i])
         axes[i, 0].imshow(img, interpolation="nearest")
@@ -39,11 +41,12 @@ def plot_examples(images: Sequence[Tensor], masks: Sequence[Tensor], maps: Mappi
         axes[i, 1].imshow(to_numpy(masks[i]), cmap="gray", interpolation="nearest")
         axes[i, 1].set_title("ground truth", fontsize=8)
         for j, name in enumerate(names):
-            overlay_map_2d(img, maps[name][i], ax=axes[i, 2 + j], title=name)
-            axes[i, 2 + j].contour(to_numpy(masks[i]), levels=[0.5], colors="white", linewidths=0.8)
+            overlay_map_2d(img, maps[name][i], ax=axes[i, 2 + j], title=name, outline=masks[i])
         for ax in axes[i]:
             ax.set_axis_off()
     fig.tight_layout()
+    if names:
+        _colorbar(fig, axes[0, 2].get_images()[-1], list(axes[:, 2:].ravel()), "map (min–max scaled)")
     return fig
 
 
@@ -67,14 +70,15 @@ def plot_weights(weights: Mapping[str, Tensor], ax=None, top: int | None = None)
 
 
 def threshold_frame(images: Sequence[Tensor], masks: Sequence[Tensor], region: Tensor, threshold: float,
-                    mean_iou: float, *, name: str = "map", size: float = 1.9):
+                    mean_iou: float, *, name: str = "map", size: float | None = None):
     """One widget frame: each example with its map's region at ``threshold`` x max (``region``, bool
     ``[n, H, W]`` from :func:`uqxai_lib.studies.primer.threshold_regions`; red) and the ground-truth
     outline (white); the title gives the test-set mean IoU at this threshold."""
     import matplotlib.pyplot as plt
 
     n = len(images)
-    fig, axes = plt.subplots(1, n, figsize=(size * n, size + 0.35), squeeze=False)
+    w, h = column_figsize(n, max_panel=2.0, extra_height=0.35) if size is None else (size * n, size + 0.35)
+    fig, axes = plt.subplots(1, n, figsize=(w, h), squeeze=False)
     for i, ax in enumerate(axes[0]):
         ax.imshow(display_image(images[i]), interpolation="nearest")
         shade = np.zeros(tuple(region.shape[-2:]) + (4,))
