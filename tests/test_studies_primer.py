@@ -84,3 +84,37 @@ def test_shape_errors_are_clear():
     maps, mask = _case()
     with pytest.raises(ValueError, match=r"maps \[B, h, w\]"):
         sp.localisation_scores(maps[0], mask)
+
+
+def test_primary_comparison_is_the_paired_difference_and_valid_json():
+    import json
+
+    from scipy.stats import wilcoxon
+
+    g = torch.Generator().manual_seed(1)
+    b = torch.rand(40, generator=g)
+    a = b + 0.05 + 0.01 * torch.randn(40, generator=g)
+    rec = sp.primary_comparison({"A": {"mass_in_mask": a}, "B": {"mass_in_mask": b}}, a="A", b="B", n_boot=300)
+    d = (a - b).double().numpy()
+    assert rec["effect"] == pytest.approx(d.mean())
+    assert rec["p"] == pytest.approx(wilcoxon(d).pvalue)
+    lo, hi = rec["ci95"]
+    assert lo < d.mean() < hi and rec["verdict"] == "higher"
+    json.dumps(rec, allow_nan=False)  # no NaN in the record
+    assert rec["auroc"] is None
+
+
+def test_sample_items_is_seeded_includes_errors_and_never_repeats():
+    correct = torch.ones(50, dtype=torch.bool)
+    correct[[3, 17, 40]] = False
+    a, b = sp.sample_items(correct, 10, seed=5), sp.sample_items(correct, 10, seed=5)
+    assert torch.equal(a, b) and len(set(a.tolist())) == 10
+    assert int((~correct[a]).sum()) == 2
+    assert len(sp.sample_items(correct[:4], 10)) == 4
+
+
+def test_claim_names_a_key_of_the_bibliography():
+    from pathlib import Path
+
+    bib = (Path(__file__).resolve().parents[1] / "book" / "references.bib").read_text()
+    assert f"{{{sp.CLAIM['source']}," in bib and sp.CLAIM["expected"] in ("higher", "lower")

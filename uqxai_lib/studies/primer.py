@@ -16,9 +16,11 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from .. import metrics, saliency
+from .. import cache, metrics, saliency, stats
 
 __all__ = [
+    "CLAIM",
+    "primary_comparison",
     "localisation_scores",
     "mask_at_resolution",
     "threshold_regions",
@@ -26,7 +28,36 @@ __all__ = [
     "score_table",
     "mean_scores",
     "mass_by_correctness",
+    "sample_items",
 ]
+
+
+#: The claim the primer checks, as the paper states it (its number is theirs, not ours).
+CLAIM = {
+    "text": "Grad-CAM++ localises the class evidence better than Grad-CAM.",
+    "expected": "higher",
+    "theirs": "better localisation than Grad-CAM on PASCAL VOC 2012 bounding boxes (their own score; "
+              "no number of theirs transfers to these shapes)",
+    "source": "chattopadhay2018gradcampp",
+}
+
+
+def primary_comparison(scores: Mapping[str, Mapping[str, Tensor]], *, a: str = "Grad-CAM++", b: str = "Grad-CAM",
+                       score: str = "mass_in_mask", n_boot: int = 2000, seed: int = 0) -> dict:
+    """The primer's primary comparison: paired ``score`` of map ``a`` minus map ``b`` over the test
+    images (:func:`uqxai_lib.stats.paired_difference`, images are independent draws), as the
+    ``primary`` record of the results JSON (:func:`uqxai_lib.stats.primary`; the AUROC fields of a
+    paired comparison are NaN, written as ``None`` so the record is valid JSON).
+
+    >>> s = {"A": {"mass_in_mask": torch.tensor([0.5, 0.6, 0.7, 0.8])},
+    ...      "B": {"mass_in_mask": torch.tensor([0.4, 0.5, 0.6, 0.7])}}
+    >>> r = primary_comparison(s, a="A", b="B", n_boot=200)
+    >>> round(r["effect"], 3), r["verdict"]
+    (0.1, 'higher')
+    """
+    comp = stats.paired_difference(scores[a][score].double().numpy(), scores[b][score].double().numpy(),
+                                   n_boot=n_boot, seed=seed)
+    return cache.finite_or_none(stats.primary(f"{score.replace('_', ' ')}, {a} − {b} (paired over test images)", comp))
 
 
 def localisation_scores(maps: Tensor, mask: Tensor, rule: Any = "otsu") -> dict[str, Tensor]:
@@ -111,3 +142,23 @@ def mass_by_correctness(scores: Mapping[str, Mapping[str, Tensor]], correct: Ten
     wrong = {name: float(s["mass_in_mask"][~correct].nanmean()) if (~correct).any() else float("nan")
              for name, s in scores.items()}
     return ok, wrong
+
+
+def sample_items(correct: Tensor, n: int, *, seed: int = 0, min_wrong: int = 2) -> Tensor:
+    """Indices of ``n`` random test items (seeded) that include up to ``min_wrong`` misclassified
+    ones, in increasing order: a fair look at single cases, errors included, not only the extremes.
+
+    >>> c = torch.tensor([True] * 18 + [False] * 2)
+    >>> idx = sample_items(c, 6, seed=0)
+    >>> len(idx), int((~c[idx]).sum()), bool((idx.diff() > 0).all())
+    (6, 2, True)
+    """
+    correct = torch.as_tensor(correct, dtype=torch.bool)
+    n = min(int(n), len(correct))
+    g = torch.Generator().manual_seed(int(seed))
+    wrong = torch.nonzero(~correct).flatten()
+    k = min(int(min_wrong), len(wrong), n)
+    picked = wrong[torch.randperm(len(wrong), generator=g)[:k]]
+    rest = torch.nonzero(~torch.isin(torch.arange(len(correct)), picked)).flatten()
+    picked = torch.cat([picked, rest[torch.randperm(len(rest), generator=g)[: n - k]]])
+    return picked.sort().values
