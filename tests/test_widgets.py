@@ -122,3 +122,29 @@ def test_large_frames_warn_about_page_size(monkeypatch):
     monkeypatch.setattr(widgets, "SIZE_WARNING_BYTES", 10)
     with pytest.warns(UserWarning, match="embedded in the page"):
         widgets.frame_slider([_pil(0)], [0], description="x")
+
+
+def test_frames_are_high_density_and_as_wide_as_the_column_at_most():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.0, 2.0))
+    ax.plot([0, 1], [0, 1])
+    w = widgets.frame_slider([fig, widgets.figure_to_png(plt.figure(figsize=(7.0, 2.0)))], [1, 2], description="x")
+    img = w.children[1].children[0]
+    natural, _ = widgets.png_size(img.value)
+    css = float(img.layout.width.removesuffix("px"))
+    assert natural / css >= 1.5  # device px per CSS px
+    assert img.layout.max_width == "100%"
+    assert 550 <= css <= 750  # a 7-inch figure (trimmed to its content) fills most of the ~700 px column
+
+
+def test_png_size_and_shared_limits():
+    import numpy as np
+    import pytest
+
+    png = widgets.to_png(Image.new("RGB", (150, 100)))
+    assert widgets.png_size(png) == Image.open(io.BytesIO(png)).size == (150, 100)
+    with pytest.raises(ValueError, match="not a PNG"):
+        widgets.png_size(b"nope")
+    assert widgets.shared_limits([np.array([1.0, 2.0]), np.array([[-1.0, np.inf]])]) == (-1.0, 2.0)
+    assert widgets.shared_limits([np.zeros(3)]) == (0.0, 1.0)
