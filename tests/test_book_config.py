@@ -160,7 +160,7 @@ def _study_record(lo: float, hi: float) -> dict:
                       "theirs": "0.93 vs 0.81", "source": "nokey"}}
 
 
-def _tiny_book(tmp_path, records: dict) -> Path:
+def _tiny_book(tmp_path, records: dict, *, extra_results: dict | None = None, index_extra: str = "") -> Path:
     """A Sphinx project laid out like the book: executed notebooks and results records, built with -W."""
     import json
 
@@ -181,6 +181,8 @@ def _tiny_book(tmp_path, records: dict) -> Path:
         nbformat.write(nb, str(src / "book" / "_executed" / f"{name}.ipynb"))
         if rec is not None:
             (src / "_build" / "results" / f"{name}.json").write_text(json.dumps(rec))
+    for fname, data in (extra_results or {}).items():
+        (src / "_build" / "results" / fname).write_text(json.dumps(data))
     (src / "conf.py").write_text(
         f"import sys; sys.path.insert(0, {str(ROOT / 'book' / '_ext')!r})\n"
         "extensions = ['myst_nb', 'uqxai_book']\nnb_execution_mode = 'off'\n"
@@ -188,7 +190,7 @@ def _tiny_book(tmp_path, records: dict) -> Path:
     )
     toc = "\n".join(f"book/_executed/{n}" for n in records)
     (src / "index.md").write_text(f"# Intro\n\n```{{uqxai-verdict-table}}\n:chapters: {','.join(records)}\n```\n\n"
-                                  f"```{{toctree}}\n{toc}\n```\n")
+                                  f"```{{toctree}}\n{toc}\n```\n" + index_extra)
     out = tmp_path / "out"
     # a separate process: docutils keeps node classes registered across Sphinx apps in one process
     proc = subprocess.run([sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", str(src), str(out)],
@@ -249,3 +251,23 @@ def test_config_removes_stderr_and_renders_markdown_outputs_as_myst():
     assert sc["nb_output_stderr"] == "remove"
     assert sc["nb_render_markdown_format"] == "myst"
     assert "uqxai.css" in sc["html_css_files"] and (ROOT / "book" / "_static" / "uqxai.css").is_file()
+
+
+def test_performance_tables_come_from_the_benchmark_files(tmp_path):
+    def bench(config, date, ratio):
+        return {"config": config, "quick": config != "full",
+                "machine": {"cpu": "TestCPU 9000", "cpu_cores": 2, "torch_threads": 1, "date_utc": date},
+                "measures": [{"name": "mc_dropout_vs_floor", "ours_s": 1.0, "baseline_s": ratio, "ratio": ratio,
+                              "target": "≥ 0.91", "met": ratio >= 0.91 if config == "full" else None}]}
+
+    files = {"bench.json": bench("quick", "2026-12-01 10:00", 0.5), "bench_quick_2.json": bench("quick", "2026-12-01 11:00", 0.7),
+             "bench_full_old.json": bench("full", "2026-11-01 10:00", 0.8),
+             "bench_full.json": bench("full", "2026-11-20 10:00", 1.03)}
+    index = "\n## Full\n\n```{uqxai-bench}\n:show: full\n```\n\n## Smoke\n\n```{uqxai-bench}\n:show: smoke\n```\n"
+    out = _tiny_book(tmp_path, {"ecg_sue": None}, extra_results=files, index_extra=index)
+    html = (out / "index.html").read_text()
+    full = html[html.index('id="full"'):html.index('id="smoke"')]
+    smoke = html[html.index('id="smoke"'):]
+    assert "TestCPU 9000" in full and "2026-11-20 10:00" in full  # the latest full run, with its machine
+    assert "1.03" in full and ">yes<" in full.replace("<p>", "").replace("</p>", "") and "0.8<" not in full
+    assert "smoke check" in smoke and "0.6" in smoke and "0.5 to 0.7" in smoke and ">2<" in smoke.replace("<p>", "").replace("</p>", "")

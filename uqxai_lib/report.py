@@ -34,7 +34,8 @@ from typing import Any, Mapping, Sequence
 from . import stats
 
 __all__ = ["NOT_COMPUTED", "fmt_number", "fmt_interval", "interval_verdict", "reproduction_of",
-           "seed_reproduction", "verdict_box", "verdict_table"]
+           "seed_reproduction", "verdict_box", "verdict_table", "bench_table", "bench_spread_table",
+           "latest_full"]
 
 #: what a box or a table row says when a record has no ``primary`` (yet)
 NOT_COMPUTED = "not yet computed"
@@ -219,3 +220,80 @@ def verdict_table(records: Mapping[str, Mapping[str, Any] | None], *,
                  if word != NOT_COMPUTED else word]
         rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(rows) + "\n"
+
+
+# --------------------------------------------------------------------------- benchmarks
+BENCH_COLUMNS = ("Measure", "Ours (s)", "Reference (s)", "Ratio", "Target", "Met")
+
+
+def _machine_line(machine: Mapping[str, Any] | None) -> str:
+    m = machine or {}
+    parts = [str(m.get("cpu") or "unknown CPU")]
+    if m.get("cpu_cores") is not None:
+        parts.append(f"{m['cpu_cores']} cores")
+    if m.get("torch_threads") is not None:
+        parts.append(f"{m['torch_threads']} torch threads")
+    parts.append(f"GPU {m['gpu']}" if m.get("gpu") else "no GPU")
+    for k, label in (("torch", "torch"), ("python", "Python")):
+        if m.get(k):
+            parts.append(f"{label} {m[k]}")
+    if m.get("load_avg_1min_at_start") is not None:
+        parts.append(f"1-minute load {m['load_avg_1min_at_start']} at the start")
+    when = f", {m['date_utc']} UTC" if m.get("date_utc") else ""
+    return "; ".join(parts) + when
+
+
+def _met(v: Any) -> str:
+    return "yes" if v is True else "no" if v is False else "–"
+
+
+def bench_table(result: Mapping[str, Any]) -> str:
+    """MyST text for one benchmark result (``python -m uqxai_lib.bench`` JSON): the machine it ran
+    on, then one row per measure (measure, ours, reference, ratio, target, met).
+
+    >>> r = {"config": "full", "machine": {"cpu": "EPYC", "cpu_cores": 2},
+    ...      "measures": [{"name": "mc", "ours_s": 2.0, "baseline_s": 4.0, "ratio": 2.0, "target": "≥ 1.5", "met": True}]}
+    >>> print(bench_table(r).splitlines()[-1])
+    | mc | 2 | 4 | 2 | ≥ 1.5 | yes |
+    """
+    rows = [f"Measured on: {_machine_line(result.get('machine'))} (configuration `{result.get('config', '?')}`).",
+            "", "| " + " | ".join(BENCH_COLUMNS) + " |", "|" + "---|" * len(BENCH_COLUMNS)]
+    for m in result.get("measures") or []:
+        cells = [m.get("name", "?"), fmt_number(m.get("ours_s")), fmt_number(m.get("baseline_s")),
+                 fmt_number(m.get("ratio")), m.get("target") or "reported", _met(m.get("met"))]
+        rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def bench_spread_table(results: Sequence[Mapping[str, Any]]) -> str:
+    """Smoke checks (quick / tiny benchmark runs): per measure the median ratio over the runs and its
+    range (min to max), with the number of runs — labelled as smoke checks, never judged.
+
+    >>> rs = [{"config": "quick", "measures": [{"name": "mc", "ratio": r}]} for r in (1.0, 3.0, 2.0)]
+    >>> print(bench_spread_table(rs).splitlines()[-1])
+    | mc | 2 | 1 to 3 | 3 |
+    """
+    import statistics
+
+    by: dict[str, list[float]] = {}
+    for r in results:
+        for m in r.get("measures") or []:
+            try:
+                v = float(m.get("ratio"))
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(v):
+                by.setdefault(str(m.get("name", "?")), []).append(v)
+    rows = ["| Measure | Median ratio (smoke check) | Range over runs | Runs |", "|---|---|---|---|"]
+    for name, vals in by.items():
+        spread = fmt_interval([min(vals), max(vals)]) if len(vals) > 1 else "one run: no spread"
+        rows.append(f"| {_cell(name)} | {fmt_number(statistics.median(vals))} | {spread} | {len(vals)} |")
+    return "\n".join(rows) + "\n"
+
+
+def latest_full(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The most recent (by ``machine.date_utc``) benchmark result of the ``full`` configuration."""
+    full = [r for r in results if r.get("config") == "full" or r.get("quick") is False]
+    if not full:
+        return None
+    return max(full, key=lambda r: str((r.get("machine") or {}).get("date_utc") or ""))

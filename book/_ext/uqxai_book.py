@@ -11,7 +11,8 @@ It does these small things:
   all of them (:func:`uqxai_lib.report.verdict_table`) for the intro page.  Chapter pages get the
   box right after their title without any edit of the notebooks: at ``source-read`` the executed
   notebook's first Markdown cell gains the directive after its ``# `` title line.
-* At the same time code cells are folded: every code cell gets ``hide-input`` unless it is tagged
+* At the same time absolute paths under the book root (printed by a cell, injected by papermill)
+  are written relative to it, and code cells are folded: every code cell gets ``hide-input`` unless it is tagged
   ``show-input`` (or already ``remove-input`` / ``hide-input``); stderr (progress bars, warnings)
   is dropped from every page by ``nb_output_stderr: remove`` in ``_config.yml``.
 * Chapter pages (``book/_executed/NAME``) get a ``.py`` and a results ``.json`` entry in the
@@ -307,6 +308,46 @@ class VerdictTableDirective(SphinxDirective):
         return self.parse_text_to_nodes(text)
 
 
+class BenchDirective(SphinxDirective):
+    """``{uqxai-bench}``: with ``:show: full`` (default) the latest full benchmark of
+    ``_build/results/bench*.json`` as a table (:func:`uqxai_lib.report.bench_table`); with
+    ``:show: smoke`` the quick / tiny runs as smoke checks with their spread
+    (:func:`uqxai_lib.report.bench_spread_table`).  ``:results:`` a glob relative to the book root."""
+
+    has_content = False
+    option_spec = {"results": directives.unchanged, "show": lambda a: directives.choice(a, ("full", "smoke"))}
+
+    def run(self) -> list[nodes.Node]:
+        pattern = self.options.get("results", f"{RESULTS_DIR}/bench*.json")
+        root = Path(self.env.srcdir)
+        self.env.note_dependency(str(root / RESULTS_DIR))
+        results = []
+        for path in sorted(root.glob(pattern)):
+            self.env.note_dependency(str(path))
+            data = _read_json(path)
+            if isinstance(data, dict) and isinstance(data.get("measures"), list):
+                results.append(data)
+        report = _report()
+        full = report.latest_full(results)
+        if self.options.get("show", "full") == "full":
+            if full is None:
+                text = ("No full benchmark in this build: no `_build/results/bench*.json` of the `full` "
+                        "configuration. Run `python -m uqxai_lib.bench --threads 1` (or `make bench`) and "
+                        "rebuild the book to fill this table.")
+            else:
+                text = report.bench_table(full)
+        else:
+            smoke = [r for r in results if r is not full and r.get("config") != "full"]
+            if smoke:
+                text = ("Quick / tiny benchmark runs (smaller sizes, where fixed costs weigh more): their "
+                        "ratios are smoke checks, not measurements of the targets.\n\n"
+                        + report.bench_spread_table(smoke))
+            else:
+                text = ("No quick benchmark run in this build (`make book` runs "
+                        "`python -m uqxai_lib.bench --quick`).")
+        return self.parse_text_to_nodes(text + "\n")
+
+
 def _cell_source(cell: dict) -> str:
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else str(src)
@@ -358,7 +399,10 @@ def chapter_source_read(app, docname: str, source: list[str]) -> None:
         return
     record = _read_json(Path(app.srcdir) / RESULTS_DIR / f"{name}.json")
     verdict = name in STUDIES or (isinstance(record, dict) and "claim" in record)
-    source[0] = prepare_chapter_notebook(source[0], name, verdict=verdict)
+    text = prepare_chapter_notebook(source[0], name, verdict=verdict)
+    # no absolute path of the build machine on a page: paths under the book root become relative
+    root = str(Path(app.srcdir).resolve())
+    source[0] = text.replace(root + "/", "").replace(root, ".")
 
 
 # --------------------------------------------------------------------------- page context
@@ -452,6 +496,7 @@ def setup(app):
     app.add_directive("uqxai-json-table", JsonTableDirective)
     app.add_directive("uqxai-verdict", VerdictDirective)
     app.add_directive("uqxai-verdict-table", VerdictTableDirective)
+    app.add_directive("uqxai-bench", BenchDirective)
     app.connect("source-read", chapter_source_read)
     app.connect("doctree-read", note_py_source)
     app.connect("html-page-context", add_py_download, priority=502)
