@@ -148,3 +148,13 @@ def test_png_size_and_shared_limits():
         widgets.png_size(b"nope")
     assert widgets.shared_limits([np.array([1.0, 2.0]), np.array([[-1.0, np.inf]])]) == (-1.0, 2.0)
     assert widgets.shared_limits([np.zeros(3)]) == (0.0, 1.0)
+
+
+def test_low_dpi_frames_keep_their_page_size():
+    import matplotlib.pyplot as plt
+
+    pngs = [widgets.figure_to_png(plt.figure(figsize=(6.0, 2.0)), dpi=d) for d in (72, 150)]
+    w72, w150 = (widgets.frame_slider([p], [0], description="x").children[1].children[0] for p in pngs)
+    css72, css150 = (float(w.layout.width.removesuffix("px")) for w in (w72, w150))
+    assert abs(css72 - css150) <= 2  # same size on the page, whatever the dpi
+    assert widgets.png_size(pngs[1])[0] / css150 >= 1.5

@@ -40,7 +40,7 @@ from typing import Any
 
 import ipywidgets as W
 
-__all__ = ["figure_to_png", "to_png", "png_size", "shared_limits", "frame_slider", "frame_grid",
+__all__ = ["figure_to_png", "to_png", "png_size", "png_dpi", "shared_limits", "frame_slider", "frame_grid",
            "SIZE_WARNING_BYTES", "FRAME_DPI", "FRAME_DENSITY"]
 
 #: total PNG bytes in one widget above which a warning suggests a lower dpi / fewer frames
@@ -123,6 +123,23 @@ def png_size(png: bytes) -> tuple[int, int]:
     return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
+def png_dpi(png: bytes, default: float = FRAME_DPI) -> float:
+    """Resolution stored in a PNG's ``pHYs`` chunk (matplotlib writes it), else ``default``.
+
+    >>> import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
+    >>> round(png_dpi(figure_to_png(plt.figure(figsize=(1, 1)), dpi=72)))
+    72
+    """
+    import struct
+
+    png = bytes(png)
+    i = png.find(b"pHYs", 8, 4096)
+    if i < 0 or len(png) < i + 13:
+        return float(default)
+    x, _, unit = struct.unpack(">IIB", png[i + 4:i + 13])
+    return x * 0.0254 if unit == 1 and x > 0 else float(default)
+
+
 def shared_limits(arrays: Sequence[Any]) -> tuple[float, float]:
     """(vmin, vmax) over all finite values of ``arrays``: one colour scale for every frame.
 
@@ -141,8 +158,11 @@ def shared_limits(arrays: Sequence[Any]) -> tuple[float, float]:
 
 
 def _image(png: bytes) -> W.Image:
+    # page size 100 CSS px per inch of figure (as the house style's figures): a frame rendered at
+    # FRAME_DPI shows at FRAME_DENSITY device px per CSS px; a lower-dpi frame keeps its size (text
+    # stays readable) but is less sharp
     w, _ = png_size(png)
-    width = f"{int(w // FRAME_DENSITY)}px"  # rounded down: never below FRAME_DENSITY
+    width = f"{int(w * 100 // png_dpi(png))}px"  # rounded down
     return W.Image(value=png, format="png", layout=W.Layout(width=width, max_width="100%", height="auto"))
 
 
