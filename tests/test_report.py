@@ -98,6 +98,9 @@ def test_verdict_table_one_row_per_chapter_with_links_and_missing_rows():
     assert "**reproduced**" in lines[2] and "n = 3" in lines[2]
     assert "**not reproduced**" in lines[3]
     assert lines[4].count(report.NOT_COMPUTED) == 2
+    assert "Across seeds" in lines[0]
+    no_seeds = report.verdict_table(recs).splitlines()
+    assert "Across seeds" not in no_seeds[0] and no_seeds[0].count("|") == 6
     # every row has the header's number of cells
     n = lines[0].count("|")
     assert all(line.count("|") - line.count("\\|") == n for line in lines)

@@ -190,15 +190,19 @@ def verdict_table(records: Mapping[str, Mapping[str, Any] | None], *,
 
     ``records`` maps a chapter name to its results record (None when the file is missing);
     ``titles`` maps it to the text of the first column (e.g. a ``{doc}`` link), default the name.
-    A record without ``primary`` gets a row that says "not yet computed".
+    A record without ``primary`` gets a row that says "not yet computed"; the across-seed column is
+    shown when at least one chapter has a robustness record.
 
     >>> print(verdict_table({"a": None}).splitlines()[2])
-    | a | – | – | not yet computed | – | not yet computed |
+    | a | – | – | not yet computed | not yet computed |
     """
     robustness = robustness or {}
     titles = titles or {}
+    with_seeds = any(isinstance(robustness.get(n), Mapping) for n in records)
     head = ["Chapter", "The paper's claim", "Theirs", "Ours (95% interval)", "Across seeds (95% interval)",
             "Verdict"]
+    if not with_seeds:
+        del head[4]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, rec in records.items():
         rec = rec or {}
@@ -218,6 +222,8 @@ def verdict_table(records: Mapping[str, Mapping[str, Any] | None], *,
             ours, seeds, word = NOT_COMPUTED, "–", NOT_COMPUTED
         cells = [titles.get(name, name), claim_text, claim.get("theirs") or "–", ours, seeds, f"**{word}**"
                  if word != NOT_COMPUTED else word]
+        if not with_seeds:
+            del cells[4]
         rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(rows) + "\n"
 

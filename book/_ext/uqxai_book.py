@@ -47,6 +47,9 @@ RESULTS_DOWNLOAD_DIR = "_results"
 RESULTS_DIR = "_build/results"
 #: chapters whose page opens with a verdict box (others get one when their record has a ``claim``)
 STUDIES = ("primer_gradcam", "ecg_sue", "mri_mc_dropout", "derm_vic")
+#: short names of the study chapters in the intro's verdict table (others: the page title)
+SHORT_TITLES = {"primer_gradcam": "Primer (shapes)", "ecg_sue": "ECG (SUE)", "mri_mc_dropout": "Brain MRI (MC dropout)",
+                "derm_vic": "Dermoscopy (VIC)"}
 #: cell tags that already decide how a code cell's input is shown
 INPUT_TAGS = ("show-input", "hide-input", "remove-input", "remove-cell", "hide-cell")
 
@@ -145,6 +148,22 @@ def _row(cells: list[str]) -> nodes.row:
     return row
 
 
+def relative_paths(data: Any, root: Path) -> Any:
+    """Strings in ``data`` with the absolute ``root`` (the build machine's checkout) written relative.
+
+    >>> relative_paths({"p": ["/r/x/_build/a.json", "/r/x"]}, Path("/r/x"))
+    {'p': ['_build/a.json', '.']}
+    """
+    base = str(Path(root).resolve())
+    if isinstance(data, dict):
+        return {k: relative_paths(v, root) for k, v in data.items()}
+    if isinstance(data, list):
+        return [relative_paths(v, root) for v in data]
+    if isinstance(data, str) and base in data:
+        return data.replace(base + "/", "").replace(base, ".")
+    return data
+
+
 def select(data: Any, key: str | None = None, columns: list[str] | None = None) -> Any:
     """Pick ``data[key]`` (dotted keys allowed) and keep only ``columns`` of each record.
 
@@ -190,7 +209,8 @@ class JsonTableDirective(SphinxDirective):
             return [note]
         columns = [c.strip() for c in self.options.get("columns", "").split(",") if c.strip()]
         try:
-            data = select(json.loads(path.read_text(encoding="utf-8")), self.options.get("key"), columns)
+            data = relative_paths(json.loads(path.read_text(encoding="utf-8")), Path(self.env.srcdir))
+            data = select(data, self.options.get("key"), columns)
         except (OSError, ValueError, KeyError) as exc:
             note = nodes.caution()
             note += nodes.paragraph(
@@ -303,7 +323,11 @@ class VerdictTableDirective(SphinxDirective):
             cite = cite and (record is None or not (record.get("claim") or {}).get("source")
                              or _can_cite(self.env.app, record))
             doc = f"{EXECUTED_PREFIX}{name}"
-            titles[name] = f"{{doc}}`/{doc}`" if doc in self.env.found_docs else name
+            label = SHORT_TITLES.get(name)
+            if doc not in self.env.found_docs:
+                titles[name] = label or name
+            else:
+                titles[name] = f"{{doc}}`{label} </{doc}>`" if label else f"{{doc}}`/{doc}`"
         text = _report().verdict_table(records, robustness=seeds, titles=titles, cite=cite)
         return self.parse_text_to_nodes(text)
 

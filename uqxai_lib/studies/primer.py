@@ -36,8 +36,7 @@ __all__ = [
 CLAIM = {
     "text": "Grad-CAM++ localises the class evidence better than Grad-CAM.",
     "expected": "higher",
-    "theirs": "better localisation than Grad-CAM on PASCAL VOC 2012 bounding boxes (their own score; "
-              "no number of theirs transfers to these shapes)",
+    "theirs": "better than Grad-CAM on PASCAL VOC 2012 boxes (their score, not transferable to shapes)",
     "source": "chattopadhay2018gradcampp",
 }
 
