@@ -36,7 +36,9 @@ def test_figure_to_png_returns_png_and_closes_the_figure():
     png = widgets.figure_to_png(fig, dpi=50)
     assert png.startswith(b"\x89PNG")
     assert not plt.fignum_exists(num)
-    assert Image.open(io.BytesIO(png)).size[0] <= 60
+    # a low dpi is raised to the house minimum: a 1-inch figure is ~MIN_FRAME_DPI px (tight bbox)
+    assert widgets.MIN_FRAME_DPI * 0.5 <= Image.open(io.BytesIO(png)).size[0] <= widgets.MIN_FRAME_DPI * 1.3
+    assert round(widgets.png_dpi(png)) == widgets.MIN_FRAME_DPI
 
 
 def test_to_png_accepts_pil_and_png_bytes_and_rejects_other_things():
@@ -153,7 +155,12 @@ def test_png_size_and_shared_limits():
 def test_low_dpi_frames_keep_their_page_size():
     import matplotlib.pyplot as plt
 
-    pngs = [widgets.figure_to_png(plt.figure(figsize=(6.0, 2.0)), dpi=d) for d in (72, 150)]
+    def png_at(dpi):  # a PNG rendered elsewhere at this dpi (figure_to_png would raise a low one)
+        buf = io.BytesIO()
+        plt.figure(figsize=(6.0, 2.0)).savefig(buf, format="png", dpi=dpi)
+        return buf.getvalue()
+
+    pngs = [png_at(d) for d in (72, 150)]
     w72, w150 = (widgets.frame_slider([p], [0], description="x").children[1].children[0] for p in pngs)
     css72, css150 = (float(w.layout.width.removesuffix("px")) for w in (w72, w150))
     assert abs(css72 - css150) <= 2  # same size on the page, whatever the dpi
