@@ -320,8 +320,8 @@ class VerdictTableDirective(SphinxDirective):
             record, seed = _study_inputs(self, name)
             records[name] = record if isinstance(record, dict) else None
             seeds[name] = seed
-            cite = cite and (record is None or not (record.get("claim") or {}).get("source")
-                             or _can_cite(self.env.app, record))
+            source = ((record.get("claim") or {}).get("source") if isinstance(record, dict) else None)
+            cite = cite and (not source or _can_cite(self.env.app, record))
             doc = f"{EXECUTED_PREFIX}{name}"
             label = SHORT_TITLES.get(name)
             if doc not in self.env.found_docs:
