@@ -472,20 +472,37 @@ def add_py_download(app, pagename, templatename, context, doctree) -> None:
             button["buttons"][1:1] = extra
 
 
+#: what only sphinx-thebe's inline scripts say (a widget state's base64 data may spell "thebe" by chance)
+THEBE_MARKERS = ("THEBE_JS_URL", "thebe_selector", "thebelab", "x-thebe-config")
+
+
+def is_thebe_script(js: Any) -> bool:
+    """A script of sphinx-thebe: its file is named after thebe, or its inline body declares thebe's
+    variables.  Only these are dropped; other inline scripts (e.g. widget states) are kept.
+
+    >>> class Js(str):
+    ...     def __new__(cls, name, **attrs):
+    ...         o = super().__new__(cls, name); o.filename, o.attributes = name, attrs; return o
+    >>> is_thebe_script(Js("_static/sphinx-thebe.js")), is_thebe_script(Js("", body='const THEBE_JS_URL = "x"'))
+    (True, True)
+    >>> is_thebe_script(Js("", type="application/vnd.jupyter.widget-state+json", body='{"v": "..xThebEr.."}'))
+    False
+    """
+    name = str(getattr(js, "filename", "") or "")
+    attrs = getattr(js, "attributes", None) or {}
+    body = str(attrs.get("body", "") or "")
+    kind = str(attrs.get("type", "") or "")
+    if kind == "application/vnd.jupyter.widget-state+json":
+        return False
+    return "thebe" in Path(name).name.lower() or any(m in body for m in THEBE_MARKERS)
+
+
 def drop_thebe(app, pagename, templatename, context, doctree) -> None:
     """Remove sphinx-thebe's scripts: no CDN URL, no duplicate ``THEBE_JS_URL`` declaration."""
     scripts = context.get("script_files")
     if scripts is None:
         return
-    keep = []
-    for js in scripts:
-        name = getattr(js, "filename", "") or ""
-        attrs = getattr(js, "attributes", None) or {}
-        body = str(attrs.get("body", "") or "")
-        kind = str(attrs.get("type", "") or "")
-        if "thebe" in f"{name} {kind} {body}".lower():
-            continue
-        keep.append(js)
+    keep = [js for js in scripts if not is_thebe_script(js)]
     context["script_files"] = keep
     css = context.get("css_files")
     if css is not None:
