@@ -8,11 +8,11 @@ import torch
 from uqxai_lib.viz import primer as vp
 
 
-def _case():
-    g = torch.Generator().manual_seed(0)
-    maps = torch.rand(5, 4, 4, generator=g)
-    mask = torch.zeros(5, 16, 16, dtype=torch.bool)
-    mask[:, 2:9, 3:10] = True
+def _case(n: int = 5, size: int = 16):
+    """n random 4×4 maps and square masks of ``size``² px (what the studies layer hands to viz)."""
+    maps = torch.rand(n, 4, 4, generator=torch.Generator().manual_seed(3))
+    mask = torch.zeros(n, size, size, dtype=torch.bool)
+    mask[:, size // 8: size // 2, size // 4: size * 5 // 8] = True
     return maps, mask
 
 
