@@ -73,7 +73,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from uqxai_lib import cache, saliency, train, utils, widgets
+from uqxai_lib import cache, report, saliency, train, utils, widgets
 from uqxai_lib.data.synthetic_shapes import make_synthetic_shapes
 from uqxai_lib.models.derm_classifier import build_derm_classifier, derm_augment
 from uqxai_lib.studies import primer as sp
@@ -317,7 +317,11 @@ display(Markdown(
     f"{s['Grad-CAM++']['iou']:.2f} (Dice {s['Grad-CAM']['dice']:.2f} and {s['Grad-CAM++']['dice']:.2f}); "
     f"at `{fine_layer}` Grad-CAM++ reaches IoU {s['Grad-CAM++, finer layer']['iou']:.2f}.\n"
     f"- IoU depends on the threshold; for Grad-CAM++ it peaks at $t = {best_t:g}$ on this data. Any IoU "
-    "or Dice reported without its thresholding rule is hard to compare."
+    "or Dice reported without its thresholding rule is hard to compare.\n"
+    f"- Primary comparison, {results['primary']['name']}: {report.fmt_number(results['primary']['effect'])} "
+    f"(95% interval {report.fmt_interval(results['primary']['ci95'])}), "
+    f"{report.interval_verdict(results['primary']['ci95'])}: the claim that Grad-CAM++ localises better is "
+    f"**{report.reproduction_of(results)}** on these shapes."
 ))
 
 # %% [markdown]
