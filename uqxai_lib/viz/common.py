@@ -514,7 +514,7 @@ def split_table(parts: Mapping[str, Any], *, items: str = "images", groups: str 
 
 
 def gallery(images: Sequence, maps: Sequence | None = None, *, masks: Sequence | None = None,
-            titles: Sequence[str] | None = None, wrong: Sequence[bool] | None = None, n_cols: int = 6,
+            titles: Sequence[str] | None = None, wrong: Sequence[bool] | None = None, n_cols: int = 4,
             cmap: str = MAP_CMAP, alpha: float = 0.45, normalize: bool = True,
             label: str | None = None, suptitle: str | None = None):
     """A grid of test items — images with their maps and mask outlines — for looking at single cases.
