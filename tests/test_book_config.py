@@ -274,3 +274,13 @@ def test_performance_tables_come_from_the_benchmark_files(tmp_path):
     assert "TestCPU 9000" in full and "2026-11-20 10:00" in full  # the latest full run, with its machine
     assert "1.03" in full and ">yes<" in full.replace("<p>", "").replace("</p>", "") and "0.8<" not in full
     assert "smoke check" in smoke and "0.6" in smoke and "0.5 to 0.7" in smoke and ">2<" in smoke.replace("<p>", "").replace("</p>", "")
+
+
+def test_verdict_box_shows_the_across_seed_summary_of_robustness_json(tmp_path):
+    rob = {"ecg_sue": {"seeds": [0, 1, 2, 3, 4], "effects": [0.1, 0.12, 0.08, 0.11, 0.09],
+                       "ci95_per_seed": [[0.0, 0.2]] * 5, "mean": 0.1, "ci95": [0.08, 0.12],
+                       "sign_agreement": "5/5", "threads": {"1": 0.1, "2": 0.1}}}
+    out = _tiny_book(tmp_path, {"ecg_sue": _study_record(0.05, 0.2)}, extra_results={"robustness.json": rob})
+    html = (out / "book" / "_executed" / "ecg_sue.html").read_text()
+    assert "over 5 training seeds" in html and "0.08 to 0.12" in html and "5/5 seeds agree" in html
+    assert "Across seeds" in (out / "index.html").read_text()

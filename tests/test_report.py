@@ -116,3 +116,15 @@ def test_fmt_number_uses_a_real_minus_and_significant_digits():
     assert report.fmt_number(-0.0123456) == "−0.0123"
     assert report.fmt_number(None) == "n/a"
     assert re.fullmatch(r"−?\d\.\d\de[+−-]\d\d", report.fmt_number(-12345.0))
+
+
+def test_robustness_json_entry_of_issue_15_is_read_as_is():
+    rec = _record(1.0)
+    effects = [0.9, 1.1, 1.0, 0.95, 1.05]
+    summary = stats.seed_summary(effects)
+    entry = {"seeds": [0, 1, 2, 3, 4], "effects": effects, "ci95_per_seed": [[0.5, 1.5]] * 5,
+             "mean": summary["mean"], "ci95": summary["ci95"], "sign_agreement": "5/5", "threads": {"1": 1.0, "2": 1.0}}
+    box = report.verdict_box(rec, robustness=entry)
+    assert "over 5 training seeds" in box and "5/5 seeds agree in sign" in box
+    assert "Across training seeds it is **reproduced**." in box
+    assert "n = 5" in report.verdict_table({"ecg_sue": rec}, robustness={"ecg_sue": entry})

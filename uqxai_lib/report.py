@@ -11,8 +11,10 @@ A study record holds (see the brief's shared contracts):
 * ``claim``: ``{text, expected ("higher" | "lower"), theirs, source}`` — the paper's claim, its
   number (a string, labelled as theirs) and its bibtex key.
 
-A robustness record for a study (optional) is :func:`uqxai_lib.stats.seed_summary` of the primary
-effect over training seeds: ``mean, ci95, n, sign_agreement``.
+A robustness record for a study (optional) summarises the primary effect over training seeds:
+``mean, ci95, sign_agreement`` and ``n`` (:func:`uqxai_lib.stats.seed_summary`) or the ``seeds`` /
+``effects`` lists of ``_build/results/robustness.json`` (issue 15: ``{study: {seeds, effects,
+ci95_per_seed, mean, ci95, sign_agreement, threads}}``).
 
 The verdict is always ``stats.reproduction(stats.verdict(primary.ci95), claim.expected)``: it is
 re-derived from the interval in the record, never copied from a text field.
@@ -121,8 +123,18 @@ def _ours(prim: Mapping[str, Any]) -> str:
             f"{interval_verdict(prim.get('ci95'))}")
 
 
+def _n_seeds(rob: Mapping[str, Any]) -> int | None:
+    """Seeds behind a robustness record: ``n`` (seed_summary) or the length of ``seeds`` / ``effects``."""
+    if rob.get("n") is not None:
+        return int(rob["n"])
+    for key in ("seeds", "effects"):
+        if isinstance(rob.get(key), (list, tuple)):
+            return len(rob[key])
+    return None
+
+
 def _seeds(rob: Mapping[str, Any]) -> str:
-    n = rob.get("n")
+    n = _n_seeds(rob)
     agree = rob.get("sign_agreement")
     extra = f"; {agree} seeds agree in sign" if agree else ""
     return (f"mean **{fmt_number(rob.get('mean'))}** over {n if n is not None else '?'} training seeds "
@@ -213,7 +225,7 @@ def verdict_table(records: Mapping[str, Mapping[str, Any] | None], *,
         if isinstance(prim, Mapping):
             ours = f"{fmt_number(prim.get('effect'))} ({fmt_interval(prim.get('ci95'))})"
             word = reproduction_of(rec) or "no claim to compare with"
-            seeds = (f"{fmt_number(rob.get('mean'))} ({fmt_interval(rob.get('ci95'))}), n = {rob.get('n')}"
+            seeds = (f"{fmt_number(rob.get('mean'))} ({fmt_interval(rob.get('ci95'))}), n = {_n_seeds(rob)}"
                      if isinstance(rob, Mapping) else "–")
             sw = seed_reproduction(rec, rob)
             if sw is not None and sw != word:
