@@ -198,3 +198,30 @@ def test_mid_slice_and_trend():
     assert fig.axes[0].get_xlabel() == "SNR"
     with pytest.raises(ValueError, match="x has 2 points but y has 3"):
         common.trend([1, 2], [1, 2, 3])
+
+
+def test_house_style_gives_high_density_inline_figures_in_a_kernel():
+    """In a Jupyter kernel (as papermill runs the chapters) a figure is displayed at 2 device px per
+    CSS px, even when uqxai_lib.viz is imported before pyplot (the inline backend's set-up comes later)."""
+    import base64
+    import io
+    import os
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+    from PIL import Image
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import uqxai_lib.viz\nimport matplotlib.pyplot as plt\n"
+        "from IPython.display import display\n"
+        "fig, ax = plt.subplots(figsize=(3, 2)); ax.plot([0, 1]); ax.set_xlabel('x'); display(fig)")]
+    root = str(Path(__file__).resolve().parents[1])
+    os.environ["PYTHONPATH"] = root + os.pathsep + os.environ.get("PYTHONPATH", "")
+    NotebookClient(nb, kernel_name="python3", timeout=300).execute()
+    out = [o for o in nb.cells[0].outputs if "image/png" in o.get("data", {})][0]
+    css_w = out["metadata"]["image/png"]["width"]
+    natural_w = Image.open(io.BytesIO(base64.b64decode(out["data"]["image/png"]))).size[0]
+    assert natural_w / css_w >= 1.9
+    assert 250 <= css_w <= 320  # 3 inches at 100 CSS px per inch (tight bounding box)

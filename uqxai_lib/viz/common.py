@@ -94,17 +94,22 @@ def use_style() -> None:
     """
     import matplotlib
 
-    matplotlib.rcParams.update(HOUSE_STYLE)
     try:
         from IPython import get_ipython
 
         shell = get_ipython()
     except ImportError:  # pragma: no cover - IPython ships with the notebooks' dependencies
         shell = None
-    if shell is not None and getattr(shell, "kernel", None) is not None:
+    in_kernel = shell is not None and getattr(shell, "kernel", None) is not None
+    if in_kernel:
+        # activate the inline backend first: its set-up would otherwise reset formats (and rc) later
+        import matplotlib.pyplot  # noqa: F401
+    matplotlib.rcParams.update(HOUSE_STYLE)
+    if in_kernel:
         try:
-            from matplotlib_inline.backend_inline import set_matplotlib_formats
+            from matplotlib_inline.backend_inline import InlineBackend, set_matplotlib_formats
 
+            InlineBackend.instance().figure_formats = {"retina"}
             set_matplotlib_formats("retina")
         except ImportError:  # pragma: no cover
             pass
