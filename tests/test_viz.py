@@ -200,7 +200,7 @@ def test_mid_slice_and_trend():
         common.trend([1, 2], [1, 2, 3])
 
 
-def test_house_style_gives_high_density_inline_figures_in_a_kernel():
+def test_house_style_gives_high_density_inline_figures_in_a_kernel(monkeypatch):
     """In a Jupyter kernel (as papermill runs the chapters) a figure is displayed at 2 device px per
     CSS px, even when uqxai_lib.viz is imported before pyplot (the inline backend's set-up comes later)."""
     import base64
@@ -218,7 +218,7 @@ def test_house_style_gives_high_density_inline_figures_in_a_kernel():
         "from IPython.display import display\n"
         "fig, ax = plt.subplots(figsize=(3, 2)); ax.plot([0, 1]); ax.set_xlabel('x'); display(fig)")]
     root = str(Path(__file__).resolve().parents[1])
-    os.environ["PYTHONPATH"] = root + os.pathsep + os.environ.get("PYTHONPATH", "")
+    monkeypatch.setenv("PYTHONPATH", root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     NotebookClient(nb, kernel_name="python3", timeout=300).execute()
     out = [o for o in nb.cells[0].outputs if "image/png" in o.get("data", {})][0]
     css_w = out["metadata"]["image/png"]["width"]
