@@ -268,20 +268,25 @@ def fold_parameter_cells(nb: Any, cwd: pathlib.Path | str, root: pathlib.Path | 
     root_s = str(pathlib.Path(root).resolve())
     rel = os.path.relpath(root_s, str(pathlib.Path(cwd).resolve()))
     for cell in nb.cells:
-        tags = cell.metadata.setdefault("tags", [])
+        tags = list(cell.metadata.get("tags") or [])
         if not any(t in tags for t in FOLDED_TAGS):
             continue
         if "hide-input" not in tags:
-            tags.append("hide-input")
+            cell.metadata["tags"] = tags + ["hide-input"]
         if "injected-parameters" in tags:
             cell.source = cell.source.replace(root_s + os.sep, rel + "/").replace(root_s, rel)
     return nb
 
 
 def _fold_file(path: pathlib.Path, cwd: pathlib.Path) -> None:
+    """:func:`fold_parameter_cells` on a notebook file; a notebook that cannot be read stays as it is."""
     import nbformat
 
-    nb = nbformat.read(str(path), as_version=4)
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+    except Exception as exc:  # a partial notebook of a killed kernel: keep it for the error report
+        print(f"warning: could not fold the parameter cells of {path.name}: {type(exc).__name__}", file=sys.stderr)
+        return
     nbformat.write(fold_parameter_cells(nb, cwd), str(path))
 
 
