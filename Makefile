@@ -26,14 +26,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Execute the notebooks (papermill), run the quick benchmark (for the performance page, < 1 min),
+# Execute the notebooks (papermill), run the quick benchmark (for the performance page, < 1 min;
+# written to bench_quick.json so a full run of `make bench` in bench.json is kept),
 # then build the HTML book into _build/html. A failing notebook
 # does not stop the others or the book build (its partial notebook shows the error), but `make book`
 # still exits non-zero; bad input (exit 2) stops at once.
 book: install
 	rc=0; $(PYTHON) -m uqxai_lib.run $(RUN_ARGS) || rc=$$?; \
 	if [ $$rc -eq 2 ]; then exit 2; fi; \
-	$(PYTHON) -m uqxai_lib.bench --quick --device $(DEVICE); \
+	$(PYTHON) -m uqxai_lib.bench --quick --device $(DEVICE) --out _build/results/bench_quick.json; \
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going; \
 	if [ $$rc -ne 0 ]; then echo "make book: notebook(s) failed (see above); the book shows the partial notebooks" >&2; fi; \
 	exit $$rc

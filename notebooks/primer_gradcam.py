@@ -73,9 +73,11 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from uqxai_lib import cache, saliency, train, utils, widgets
+from uqxai_lib import cache, report, saliency, train, utils, widgets
 from uqxai_lib.data.synthetic_shapes import make_synthetic_shapes
 from uqxai_lib.models.derm_classifier import build_derm_classifier, derm_augment
+from uqxai_lib.studies import primer as sp
+from uqxai_lib.viz import gallery
 from uqxai_lib.viz import primer as vp
 
 dev = utils.pick_device(device)
@@ -145,7 +147,7 @@ display(Markdown(f"Best epoch {fit.best_epoch}{' (loaded from the cache)' if fit
 #
 # Let $A^k \in \mathbb{R}^{h \times w}$ be the $k$-th feature map of the explained layer and $y^c$
 # the logit of class $c$ (the predicted class unless another target is asked for). Grad-CAM
-# (Selvaraju et al., 2017) weights each feature map by its average gradient and keeps the positive
+# {cite:p}`selvaraju2017gradcam` weights each feature map by its average gradient and keeps the positive
 # part of the weighted sum:
 #
 # $$w^c_k = \frac{1}{hw}\sum_{i,j} \frac{\partial y^c}{\partial A^k_{ij}}, \qquad
@@ -172,12 +174,22 @@ show(vp.plot_examples(test_set.x[ex], test_set.mask[ex], {"Grad-CAM": cam[ex], "
 # the shape: the model may then decide from something else than the shape (for instance from the
 # *absence* of a disk's or a square's features), or the map may misrepresent what the model does.
 # The ground truth lets us count how often this happens instead of arguing about single images.
+# Before counting, a fair sample of single cases: twelve random test images
+# (`studies.primer.sample_items`, seeded), misclassified ones included and titled in red.
+
+# %%
+pick = sp.sample_items(correct, 12, seed=seed)
+show(gallery([vp.display_image(x) for x in test_set.x[pick]], cam_pp[pick], masks=test_set.mask[pick], wrong=(~correct[pick]).tolist(),
+             titles=[f"{shapes[t]} → {shapes[p]}" for t, p in zip(test_set.y[pick].tolist(), pred[pick].tolist())],
+             label="Grad-CAM++ (min–max scaled)"))
+
+# %% [markdown]
 #
 # ## Grad-CAM++
 #
 # Grad-CAM's average gradient lets large regions with small gradients outweigh small regions with
 # large ones, and a channel whose gradient is positive in one place and negative in another can
-# cancel out. Grad-CAM++ (Chattopadhay et al., 2018) weights each position by a coefficient
+# cancel out. Grad-CAM++ {cite:p}`chattopadhay2018gradcampp` weights each position by a coefficient
 # $\alpha^{kc}_{ij}$ and counts only positive gradients:
 #
 # $$w^c_k = \sum_{i,j} \alpha^{kc}_{ij}\, \mathrm{ReLU}\Big(\frac{\partial y^c}{\partial A^k_{ij}}\Big).$$
@@ -189,8 +201,8 @@ show(vp.plot_examples(test_set.x[ex], test_set.mask[ex], {"Grad-CAM": cam[ex], "
 # $$\alpha^{kc}_{ij} = \frac{(g^k_{ij})^2}{2\,(g^k_{ij})^2 + \sum_{a,b} A^k_{ab}\,(g^k_{ij})^3 + \epsilon},
 # \qquad \alpha^{kc}_{ij} = 0 \text{ where } g^k_{ij} = 0,$$
 #
-# with $\epsilon = 10^{-6}$, computed from the raw score's gradient exactly as pytorch-grad-cam does
-# (the book's tests check `uqxai_lib.saliency` against it). The map is again
+# with $\epsilon = 10^{-6}$, computed from the raw score's gradient exactly as pytorch-grad-cam
+# {cite:p}`gildenblat2021pytorchgradcam` does (the book's tests check `uqxai_lib.saliency` against it). The map is again
 # $\mathrm{ReLU}(\sum_k w^c_k A^k)$. Since only positive gradients enter, Grad-CAM++ weights are
 # never negative, whereas Grad-CAM weights often are. Both weight vectors of one test image:
 
@@ -210,13 +222,13 @@ display(Markdown(
 # ## Scoring the maps against the ground truth
 #
 # Three scores per test image, after bilinear upsampling of the map to the image size
-# (`uqxai_lib.viz.primer.localisation_scores`):
+# (`uqxai_lib.studies.primer.localisation_scores`):
 #
 # - **mass in mask** (`metrics.mass_in_mask`): $\sum_i M_i m_i / \sum_i M_i$, the share of the
 #   map's mass inside the mask $m$. An evenly spread map scores the mask's area share, the chance
 #   level in the last row of the table.
 # - **IoU** and **Dice** (`metrics.iou`, `metrics.dice`) of the map binarised with one stated rule
-#   (`metrics.binarize`, default Otsu's threshold per map) against the mask.
+#   (`metrics.binarize`, default Otsu's threshold per map {cite:p}`otsu1979threshold`) against the mask.
 #
 # Two references frame the numbers: the *uniform map* (chance) and the *mask at layer resolution*,
 # the ground truth averaged over each cell of the explained layer and upsampled like a map — the
@@ -224,6 +236,12 @@ display(Markdown(
 # the resolution) is explained too: its maps can be sharper, but that layer has seen a smaller part
 # of the image; whether it localises better is an empirical question that the table answers for
 # this model.
+#
+# **Primary comparison** (declared here, before it is shown): Grad-CAM++ was introduced as the
+# better localiser {cite:p}`chattopadhay2018gradcampp`. The primer's one primary comparison is the
+# paired difference of mass in mask, Grad-CAM++ − Grad-CAM at `layer`, over the test images, with a
+# 95% bootstrap interval (`uqxai_lib.studies.primer.primary_comparison`); the verdict box at the top
+# of this page reads it. The other rows of the table are secondary.
 
 # %%
 maps = {
@@ -232,12 +250,10 @@ maps = {
     "Grad-CAM, finer layer": saliency.grad_cam(model, x_test, fine_layer).cpu(),
     "Grad-CAM++, finer layer": saliency.grad_cam_pp(model, x_test, fine_layer).cpu(),
 }
-scores = {name: vp.localisation_scores(m, test_set.mask, rule) for name, m in maps.items()}
-reference = vp.localisation_scores(vp.mask_at_resolution(test_set.mask, cam.shape[1:]), test_set.mask, rule)
-display(vp.score_table({**scores, "mask at layer resolution (reference)": reference}, chance=chance))
-mass_ok = {name: float(s["mass_in_mask"][correct].nanmean()) for name, s in scores.items()}
-mass_wrong = {name: float(s["mass_in_mask"][~correct].nanmean()) if (~correct).any() else float("nan")
-              for name, s in scores.items()}
+scores = {name: sp.localisation_scores(m, test_set.mask, rule) for name, m in maps.items()}
+reference = sp.localisation_scores(sp.mask_at_resolution(test_set.mask, cam.shape[1:]), test_set.mask, rule)
+display(sp.score_table({**scores, "mask at layer resolution (reference)": reference}, chance=chance))
+mass_ok, mass_wrong = sp.mass_by_correctness(scores, correct)
 display(Markdown(
     f"Mass in mask of the Grad-CAM++ map: {mass_ok['Grad-CAM++']:.3f} on the {int(correct.sum())} correctly "
     f"classified test images, {mass_wrong['Grad-CAM++']:.3f} on the {int((~correct).sum())} misclassified ones."
@@ -253,7 +269,7 @@ display(Markdown(
 # region (red) and the ground truth (white outline) at each threshold.
 
 # %%
-sweep = {name: vp.threshold_sweep(maps[name], test_set.mask, widget_thresholds) for name in ("Grad-CAM", "Grad-CAM++")}
+sweep = {name: sp.threshold_sweep(maps[name], test_set.mask, widget_thresholds) for name in ("Grad-CAM", "Grad-CAM++")}
 fig, ax = plt.subplots(figsize=(4.4, 2.8))
 for name, ious in sweep.items():
     ax.plot(widget_thresholds, ious.numpy(), marker="o", ms=4, label=name)
@@ -263,7 +279,9 @@ ax.legend(fontsize=8, frameon=False)
 show(fig)
 
 # %%
-frames = [vp.threshold_frame(test_set.x[ex], test_set.mask[ex], cam_pp[ex], t, float(iou), name="Grad-CAM++")
+frames = [vp.threshold_frame(test_set.x[ex], test_set.mask[ex],
+                             sp.threshold_regions(cam_pp[ex], test_set.mask.shape[-2:], t), t, float(iou),
+                             name="Grad-CAM++")
           for t, iou in zip(widget_thresholds, sweep["Grad-CAM++"])]
 display(widgets.frame_slider(frames, widget_thresholds, description="threshold t"))
 
@@ -276,11 +294,13 @@ results = {
     "chance_mass_in_mask": chance,
     "n_test": int(n_test),
     "layer_resolution": list(cam.shape[1:]),
-    "scores": {name: {k: float(v.nanmean()) for k, v in s.items()} for name, s in scores.items()},
+    "scores": {name: sp.mean_scores(s) for name, s in scores.items()},
     "mass_in_mask_correct": mass_ok,
-    "reference_mask_at_layer_resolution": {k: float(v.nanmean()) for k, v in reference.items()},
+    "reference_mask_at_layer_resolution": sp.mean_scores(reference),
     "iou_by_threshold": {"thresholds": [float(t) for t in widget_thresholds],
                          **{name: v.tolist() for name, v in sweep.items()}},
+    "primary": sp.primary_comparison(scores, seed=seed),
+    "claim": sp.CLAIM,
 }
 results = cache.round_sig(results)
 cache.atomic_write_json(results_path, results)
@@ -297,7 +317,11 @@ display(Markdown(
     f"{s['Grad-CAM++']['iou']:.2f} (Dice {s['Grad-CAM']['dice']:.2f} and {s['Grad-CAM++']['dice']:.2f}); "
     f"at `{fine_layer}` Grad-CAM++ reaches IoU {s['Grad-CAM++, finer layer']['iou']:.2f}.\n"
     f"- IoU depends on the threshold; for Grad-CAM++ it peaks at $t = {best_t:g}$ on this data. Any IoU "
-    "or Dice reported without its thresholding rule is hard to compare."
+    "or Dice reported without its thresholding rule is hard to compare.\n"
+    f"- Primary comparison, {results['primary']['name']}: {report.fmt_number(results['primary']['effect'])} "
+    f"(95% interval {report.fmt_interval(results['primary']['ci95'])}), "
+    f"{report.interval_verdict(results['primary']['ci95'])}: the claim that Grad-CAM++ localises better is "
+    f"**{report.reproduction_of(results)}** on these shapes."
 ))
 
 # %% [markdown]
@@ -312,11 +336,6 @@ display(Markdown(
 #
 # ## References
 #
-# - Selvaraju R. R. et al. Grad-CAM: visual explanations from deep networks via gradient-based
-#   localization. *ICCV* 2017.
-# - Chattopadhay A., Sarkar A., Howlader P., Balasubramanian V. N. Grad-CAM++: generalized
-#   gradient-based visual explanations for deep convolutional networks. *WACV* 2018.
-# - Gildenblat J. and contributors. pytorch-grad-cam (the reference implementation our tests
-#   compare with), https://github.com/jacobgil/pytorch-grad-cam.
-# - Otsu N. A threshold selection method from gray-level histograms. *IEEE Trans. Systems, Man,
-#   and Cybernetics* 9(1), 62–66 (1979).
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

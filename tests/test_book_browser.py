@@ -7,7 +7,11 @@ Serves ``_build/html`` on 127.0.0.1 and opens each page of ``_toc.yml`` in headl
   an HTTP error, and the console shows no error;
 * math is typeset by the vendored MathJax;
 * every widget slider, moved with the arrow keys, changes the image the widget shows;
-* chapter pages offer their ``.ipynb`` and ``.py`` downloads, and both links resolve.
+* chapter pages offer their ``.ipynb``, ``.py`` and results ``.json`` downloads, and the links resolve;
+* pages read at a glance (:func:`test_page_reads_at_a_glance`): study chapters open with a verdict box whose verdict
+  agrees with the interval in the chapter's results file, no unrendered ``$`` math, nothing wider
+  than the content column outside its own scroll box, no progress-bar text, no path of the build
+  machine, every figure image at >= 1.5 device pixels per CSS pixel.
 
 Screenshots go to ``_build/screenshots/``.  The book is reused from ``_build/html`` when it is
 newer than the executed notebooks (``tests/test_notebooks.py`` builds it with the tiny profile);
@@ -38,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 EXECUTED = ROOT / "book" / "_executed"
+RESULTS = ROOT / "_build" / "results"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PAGE_TIMEOUT = 60  # seconds for a page's widgets / math to render
@@ -277,6 +282,9 @@ def test_page_renders_offline_and_widgets_respond(docname, server, driver):
         assert any(h.endswith(f"{name}.ipynb") for h in links), f"{docname}: no .ipynb download in {links}"
         if (ROOT / "notebooks" / f"{name}.py").is_file():
             assert any(h.endswith(f"{name}.py") for h in links), f"{docname}: no .py download in {links}"
+        if (RESULTS / f"{name}.json").is_file():
+            assert any(h.endswith(f"_results/{name}.json") for h in links), \
+                f"{docname}: no results .json download in {links}"
         for h in links:
             if h.startswith(server):
                 with urllib.request.urlopen(h) as resp:
@@ -304,3 +312,137 @@ def test_pages_load_no_remote_scripts_and_stay_small(book_html):
             large.append(f"{page.relative_to(book_html)} ({page.stat().st_size / 1e6:.1f} MB)")
     assert not remote, f"pages load remote scripts/styles: {remote}"
     assert not large, f"pages over {MAX_PAGE_BYTES / 1e6:.0f} MB (fewer/smaller widget frames, lower dpi): {large}"
+
+
+# --------------------------------------------------------------------------- reading at a glance
+#: text a progress bar leaves behind (tqdm bars, rates, timing lines)
+PROGRESS = re.compile(r"\d+%\|[^|\n]{0,80}\||[█▉▊▋▌▍▎▏]{2,}|\b\d+(\.\d+)?\s?(it/s|s/it)\b|\belapsed\b")
+MIN_DENSITY = 1.5  # device pixels per CSS pixel of a figure image
+#: chapters that open with a verdict box (others do when their results record has a ``claim``)
+STUDIES = ("primer_gradcam", "ecg_sue", "mri_mc_dropout", "derm_vic")
+
+
+def _expected_word(record: dict) -> str | None:
+    """The verdict an independent reading of the record's interval gives (None without primary/claim)."""
+    prim, claim = record.get("primary"), record.get("claim") or {}
+    if not isinstance(prim, dict) or claim.get("expected") not in ("higher", "lower"):
+        return None
+    try:
+        lo, hi = (float(v) for v in prim["ci95"])
+    except (TypeError, ValueError, KeyError):
+        lo = hi = float("nan")
+    direction = "higher" if lo > 0 else "lower" if hi < 0 else None  # NaN compares False: no direction
+    if direction is None:
+        return "not reproduced"
+    return "reproduced" if direction == claim["expected"] else "reversed"
+
+
+_VISIBLE_TEXT_JS = """
+const art = document.querySelector('article.bd-article') || document.body;
+const clone = art.cloneNode(true);
+// drop code, math and folded content before reading the text
+for (const el of clone.querySelectorAll('pre, code, mjx-container, script, style, details:not([open]) > :not(summary)')) el.remove();
+const div = document.createElement('div');
+div.style.position = 'absolute'; div.style.left = '-99999px'; div.appendChild(clone);
+document.body.appendChild(div);
+const text = clone.innerText;
+div.remove();
+return text;
+"""
+
+_OVERFLOW_JS = """
+const art = document.querySelector('article.bd-article');
+const col = art.getBoundingClientRect();
+const scrolls = el => {
+  for (let a = el; a && a !== art; a = a.parentElement) {
+    const ox = getComputedStyle(a).overflowX;
+    if ((ox === 'auto' || ox === 'scroll' || ox === 'hidden') && a.getBoundingClientRect().right <= col.right + 1) return true;
+  }
+  return false;
+};
+const bad = [];
+for (const el of art.querySelectorAll('*')) {
+  if (!el.offsetParent && getComputedStyle(el).position !== 'fixed') continue;  // not displayed
+  const r = el.getBoundingClientRect();
+  if (r.width === 0 || r.right <= col.right + 1) continue;
+  if (scrolls(el)) continue;
+  bad.push(`${el.tagName.toLowerCase()}.${[...el.classList].join('.')} right=${Math.round(r.right)} > ${Math.round(col.right)}`);
+  if (bad.length > 5) break;
+}
+return bad;
+"""
+
+_IMAGE_DENSITY_JS = """
+const out = [];
+for (const img of document.querySelectorAll('article.bd-article .cell_output img')) {
+  if (!img.offsetParent || !img.complete || !img.naturalWidth || !img.clientWidth) continue;
+  out.push([img.getAttribute('src').slice(0, 60), img.naturalWidth * 1.0 / img.clientWidth * window.devicePixelRatio]);
+}
+return out;
+"""
+
+
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_page_reads_at_a_glance(docname, server, driver):
+    """Chapters and pages: rendered math, no overflow, no logs, no paths, sharp figures; chapters
+    of the studies also open with a verdict box that matches their results file."""
+    name = docname.rsplit("/", 1)[1]
+    driver.get(f"{server}/{docname}.html")
+    _wait(lambda: driver.execute_script("return document.readyState") == "complete", "page load")
+    if driver.execute_script("return document.querySelectorAll('.math').length"):
+        _wait(lambda: driver.execute_script("return document.querySelectorAll('mjx-container').length"),
+              "MathJax to typeset the page's math")
+    problems = []
+
+    # a verdict box, right after the title, whose verdict agrees with the results file
+    titles = driver.execute_script(
+        "return Array.from(document.querySelectorAll('article .admonition.uqxai-verdict > .admonition-title'))"
+        ".map(e => e.innerText)")
+    record = {}
+    if docname in CHAPTERS and (RESULTS / f"{name}.json").is_file():
+        record = json.loads((RESULTS / f"{name}.json").read_text())
+    word = _expected_word(record)
+    study = docname in CHAPTERS and (name in STUDIES or "claim" in record)
+    if not study:
+        pass
+    elif len(titles) != 1:
+        problems.append(f"{len(titles)} verdict boxes (want 1)")
+    elif word is not None and titles[0].strip() != f"Verdict: {word}":
+        problems.append(f"verdict box says {titles[0]!r}, the interval in the results file says {word!r}")
+    elif "primary" not in record and "not yet computed" not in titles[0]:
+        problems.append(f"no primary in the results file, but the box says {titles[0]!r}")
+    else:
+        first = driver.execute_script(
+            "const a = document.querySelector('article section'); const b = a && a.querySelector('.uqxai-verdict');"
+            "const h2 = a && a.querySelector('section'); return !!b && (!h2 || (b.compareDocumentPosition(h2) & 4) > 0)")
+        if not first:
+            problems.append("the verdict box is not above the chapter's first section")
+
+    # visible text: no unrendered math, no progress bars
+    text = driver.execute_script(_VISIBLE_TEXT_JS)
+    dollars = [m.group(0) for m in re.finditer(r".{0,30}\$.{0,30}", text)]
+    if dollars:
+        problems.append(f"unrendered math ($) in the visible text: {dollars[:3]}")
+    bars = [m.group(0) for m in PROGRESS.finditer(text)]
+    if bars:
+        problems.append(f"progress-bar / timing text on the page: {bars[:3]}")
+
+    # no path of the build machine anywhere in the page (folded cells included)
+    html = driver.page_source
+    for path in {str(ROOT), str(Path.home()) + "/"} - {"/"}:
+        if path in html:
+            problems.append(f"build-machine path {path!r} in the page")
+
+    # nothing wider than the column outside its own scroll box
+    wide = driver.execute_script(_OVERFLOW_JS)
+    if wide:
+        problems.append(f"elements wider than the content column without a scroll box: {wide}")
+
+    # figures at >= 1.5 device px per CSS px
+    for src, density in driver.execute_script(_IMAGE_DENSITY_JS):
+        if density < MIN_DENSITY:
+            problems.append(f"figure {src}... at {density:.2f} device px per CSS px (< {MIN_DENSITY})")
+
+    if docname in CHAPTERS:
+        _shot(driver, f"{docname.replace('/', '__')}__first_screen")
+    assert not problems, f"{docname}:\n" + "\n".join(problems)

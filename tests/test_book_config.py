@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,7 +37,10 @@ def test_toc_lists_intro_then_the_chapters_in_order_then_the_pages():
     files = _toc_files()
     assert files[0] == "book/intro"
     assert files[1:5] == [f"book/_executed/{n}" for n in CHAPTER_ORDER]
-    assert files[5:] == PAGES
+    # chapters built on the studies (e.g. robustness across seeds) may follow them, then the pages
+    rest = files[5:]
+    extra = [f for f in rest if f.startswith("book/_executed/")]
+    assert rest[: len(extra)] == extra and rest[len(extra):] == PAGES
 
 
 def test_every_notebook_source_is_a_chapter_in_the_toc_and_back():
@@ -148,3 +154,133 @@ def test_json_table_directive_builds_with_and_without_the_file(tmp_path):
     html = (out / "index.html").read_text()
     assert "wall_s" in html and "1.5" in html and "<td><p>a</p></td>" in html.replace("\n", "")
     assert "run make book" in html
+
+
+def _study_record(lo: float, hi: float) -> dict:
+    return {"primary": {"name": "SUE correct − misclassified", "effect": (lo + hi) / 2, "ci95": [lo, hi],
+                        "p": 0.01, "verdict": "higher"},
+            "claim": {"text": "SUE separates correct from wrong predictions.", "expected": "higher",
+                      "theirs": "0.93 vs 0.81", "source": "nokey"}}
+
+
+def _tiny_book(tmp_path, records: dict, *, extra_results: dict | None = None, index_extra: str = "") -> Path:
+    """A Sphinx project laid out like the book: executed notebooks and results records, built with -W."""
+    import json
+
+    import nbformat
+
+    src = tmp_path / "src"
+    (src / "book" / "_executed").mkdir(parents=True)
+    (src / "_build" / "results").mkdir(parents=True)
+    for name, rec in records.items():
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [
+            nbformat.v4.new_markdown_cell(f"# Chapter {name}\n\n## Overview\n\nSome prose."),
+            nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell("print('shown')", metadata={"tags": ["show-input"]}),
+            nbformat.v4.new_code_cell("plot_everything()"),
+        ]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, str(src / "book" / "_executed" / f"{name}.ipynb"))
+        if rec is not None:
+            (src / "_build" / "results" / f"{name}.json").write_text(json.dumps(rec))
+    for fname, data in (extra_results or {}).items():
+        (src / "_build" / "results" / fname).write_text(json.dumps(data))
+    (src / "conf.py").write_text(
+        f"import sys; sys.path.insert(0, {str(ROOT / 'book' / '_ext')!r})\n"
+        "extensions = ['myst_nb', 'uqxai_book']\nnb_execution_mode = 'off'\n"
+        "myst_enable_extensions = ['colon_fence', 'dollarmath']\nexclude_patterns = ['_build']\n"
+    )
+    toc = "\n".join(f"book/_executed/{n}" for n in records)
+    (src / "index.md").write_text(f"# Intro\n\n```{{uqxai-verdict-table}}\n:chapters: {','.join(records)}\n```\n\n"
+                                  f"```{{toctree}}\n{toc}\n```\n" + index_extra)
+    out = tmp_path / "out"
+    # a separate process: docutils keeps node classes registered across Sphinx apps in one process
+    proc = subprocess.run([sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", str(src), str(out)],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_verdict_boxes_are_inserted_after_each_chapter_title_and_tabled_on_the_intro(tmp_path):
+    out = _tiny_book(tmp_path, {"ecg_sue": _study_record(0.05, 0.2), "mri_mc_dropout": _study_record(-0.3, -0.1),
+                                "derm_vic": None})
+    ecg = (out / "book" / "_executed" / "ecg_sue.html").read_text()
+    h1, box, overview = ecg.index("<h1"), ecg.index("uqxai-verdict"), ecg.index("Overview")
+    assert h1 < box < overview, "the verdict box sits between the title and the first section"
+    assert "Verdict: reproduced" in ecg and "0.93 vs 0.81" in ecg and "0.05 to 0.2" in ecg
+    assert "Verdict: reversed" in (out / "book" / "_executed" / "mri_mc_dropout.html").read_text()
+    derm = (out / "book" / "_executed" / "derm_vic.html").read_text()
+    assert "Verdict: not yet computed" in derm
+    intro = (out / "index.html").read_text()
+    assert intro.count("<tr") == 4  # header + one row per chapter
+    assert "reproduced" in intro and "reversed" in intro and "not yet computed" in intro
+    assert 'href="book/_executed/ecg_sue.html"' in intro
+
+
+def test_chapter_code_is_folded_unless_tagged_show_input(tmp_path):
+    out = _tiny_book(tmp_path, {"ecg_sue": _study_record(0.05, 0.2)})
+    html = (out / "book" / "_executed" / "ecg_sue.html").read_text()
+    assert html.count("tag_hide-input") == 2  # the parameters cell and the untagged cell
+    assert "tag_show-input" in html
+
+
+def test_runner_folds_parameter_cells_and_hides_build_machine_paths(tmp_path):
+    import nbformat
+
+    from uqxai_lib import run
+
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("seed = 0", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(f'results_path = "{repo}/_build/results/x.json"\ndata_dir = "{repo}"',
+                                  metadata={"tags": ["injected-parameters"]}),
+        nbformat.v4.new_code_cell("print(1)"),
+    ]
+    run.fold_parameter_cells(nb, repo / "notebooks", root=repo)
+    assert nb.cells[0].metadata.tags == ["parameters", "hide-input"]
+    assert nb.cells[1].metadata.tags == ["injected-parameters", "hide-input"]
+    assert str(repo) not in nb.cells[1].source
+    assert 'results_path = "../_build/results/x.json"' in nb.cells[1].source and 'data_dir = ".."' in nb.cells[1].source
+    assert nb.cells[2].metadata.get("tags", []) == []
+    run.fold_parameter_cells(nb, repo / "notebooks", root=repo)  # idempotent
+    assert nb.cells[0].metadata.tags == ["parameters", "hide-input"]
+
+
+def test_config_removes_stderr_and_renders_markdown_outputs_as_myst():
+    sc = CONFIG["sphinx"]["config"]
+    assert sc["nb_output_stderr"] == "remove"
+    assert sc["nb_render_markdown_format"] == "myst"
+    assert "uqxai.css" in sc["html_css_files"] and (ROOT / "book" / "_static" / "uqxai.css").is_file()
+
+
+def test_performance_tables_come_from_the_benchmark_files(tmp_path):
+    def bench(config, date, ratio):
+        return {"config": config, "quick": config != "full",
+                "machine": {"cpu": "TestCPU 9000", "cpu_cores": 2, "torch_threads": 1, "date_utc": date},
+                "measures": [{"name": "mc_dropout_vs_floor", "ours_s": 1.0, "baseline_s": ratio, "ratio": ratio,
+                              "target": "≥ 0.91", "met": ratio >= 0.91 if config == "full" else None}]}
+
+    files = {"bench.json": bench("quick", "2026-12-01 10:00", 0.5), "bench_quick_2.json": bench("quick", "2026-12-01 11:00", 0.7),
+             "bench_full_old.json": bench("full", "2026-11-01 10:00", 0.8),
+             "bench_full.json": bench("full", "2026-11-20 10:00", 1.03)}
+    index = "\n## Full\n\n```{uqxai-bench}\n:show: full\n```\n\n## Smoke\n\n```{uqxai-bench}\n:show: smoke\n```\n"
+    out = _tiny_book(tmp_path, {"ecg_sue": None}, extra_results=files, index_extra=index)
+    html = (out / "index.html").read_text()
+    full = html[html.index('id="full"'):html.index('id="smoke"')]
+    smoke = html[html.index('id="smoke"'):]
+    assert "TestCPU 9000" in full and "2026-11-20 10:00" in full  # the latest full run, with its machine
+    assert "1.03" in full and ">yes<" in full.replace("<p>", "").replace("</p>", "") and "0.8<" not in full
+    assert "smoke check" in smoke and "0.6" in smoke and "0.5 to 0.7" in smoke and ">2<" in smoke.replace("<p>", "").replace("</p>", "")
+
+
+def test_verdict_box_shows_the_across_seed_summary_of_robustness_json(tmp_path):
+    rob = {"ecg_sue": {"seeds": [0, 1, 2, 3, 4], "effects": [0.1, 0.12, 0.08, 0.11, 0.09],
+                       "ci95_per_seed": [[0.0, 0.2]] * 5, "mean": 0.1, "ci95": [0.08, 0.12],
+                       "sign_agreement": "5/5", "threads": {"1": 0.1, "2": 0.1}}}
+    out = _tiny_book(tmp_path, {"ecg_sue": _study_record(0.05, 0.2)}, extra_results={"robustness.json": rob})
+    html = (out / "book" / "_executed" / "ecg_sue.html").read_text()
+    assert "over 5 training seeds" in html and "0.08 to 0.12" in html and "5/5 seeds agree" in html
+    assert "Across seeds" in (out / "index.html").read_text()

@@ -95,14 +95,24 @@ def test_group_distributions_bad_input():
         common.group_distributions([1.0], [0], kind="bar")
 
 
-def test_show_maps_row_maps_alone_and_as_overlays():
+def _panels(fig):
+    return [a for a in fig.axes if a.get_label() != "<colorbar>"]
+
+
+def _colorbars(fig):
+    return [a for a in fig.axes if a.get_label() == "<colorbar>"]
+
+
+def test_show_maps_row_maps_alone_and_as_overlays_with_one_shared_colour_bar():
     maps = [torch.rand(6, 6) for _ in range(3)]
-    fig = common.show_maps_row(maps, ["mean", "std", "ref"], colorbar=True)
-    assert len(fig.axes) == 6  # 3 panels + 3 colour bars
-    assert [a.get_title() for a in fig.axes[:3]] == ["mean", "std", "ref"]
+    fig = common.show_maps_row(maps, ["mean", "std", "ref"])
+    assert len(_panels(fig)) == 3 and len(_colorbars(fig)) == 1
+    assert [a.get_title() for a in _panels(fig)] == ["mean", "std", "ref"]
     imgs = [torch.rand(12, 12) for _ in range(2)]
     fig2 = common.show_maps_row(imgs, maps=maps[:2], suptitle="overlay")
-    assert all(len(a.get_images()) == 2 for a in fig2.axes)
+    assert all(len(a.get_images()) == 2 for a in _panels(fig2)) and len(_colorbars(fig2)) == 1
+    assert all(a.get_images()[1].get_cmap().name == common.MAP_CMAP for a in _panels(fig2))
+    assert len(_colorbars(common.show_maps_row(maps, colorbar=False))) == 0
     with pytest.raises(ValueError, match="2 titles for 3 images"):
         common.show_maps_row(maps, ["a", "b"])
 
@@ -110,7 +120,74 @@ def test_show_maps_row_maps_alone_and_as_overlays():
 def test_show_maps_row_raw_scale_shares_the_colour_range():
     maps = [torch.zeros(4, 4), torch.full((4, 4), 3.0)]
     fig = common.show_maps_row(maps, normalize=False)
-    assert {a.get_images()[0].get_clim() for a in fig.axes} == {(0.0, 3.0)}
+    assert {a.get_images()[0].get_clim() for a in _panels(fig)} == {(0.0, 3.0)}
+    # overlays on a raw scale share it too
+    fig = common.show_maps_row([torch.rand(8, 8)] * 2, maps=maps, normalize=False)
+    assert {a.get_images()[1].get_clim() for a in _panels(fig)} == {(0.0, 3.0)}
+
+
+def test_house_style_is_applied_on_import_and_never_uses_jet():
+    import inspect
+
+    import matplotlib
+
+    import uqxai_lib.viz  # noqa: F401  (applies the style)
+    from uqxai_lib.viz import primer
+
+    assert matplotlib.rcParams["savefig.dpi"] >= 150 * 1.0
+    assert matplotlib.rcParams["figure.dpi"] * common.RENDER_DENSITY >= 150
+    assert matplotlib.rcParams["image.cmap"] == common.MAP_CMAP
+    assert matplotlib.colors.to_rgba(matplotlib.rcParams["figure.facecolor"])[3] == 1.0  # opaque
+    for mod in (common, primer):
+        assert '"jet"' not in inspect.getsource(mod)
+    # the colour maps are perceptually uniform / diverging ones matplotlib ships
+    assert common.MAP_CMAP in ("viridis", "magma", "inferno", "plasma", "cividis")
+    cm = matplotlib.colormaps[common.DIFF_CMAP]
+    assert np.allclose(cm(0.5)[:3], cm(0.5)[:3]) and cm(0.0)[2] > cm(0.0)[0]  # blue low, red high
+
+
+def test_every_map_drawn_by_the_common_functions_has_a_colour_bar():
+    fig = common.overlay_map_2d(torch.rand(16, 16), torch.rand(4, 4))
+    assert len(_colorbars(fig)) == 1
+    fig = common.overlay_map_1d(torch.randn(100), torch.rand(10), fs=100.0)
+    assert len(_colorbars(fig)) == 1 and fig.axes[0].get_xlabel() == "time (s)"
+    fig, axes = plt.subplots(1, 2)
+    common.overlay_map_2d(torch.rand(16, 16), torch.rand(4, 4), ax=axes[0])
+    assert len(_colorbars(fig)) == 0  # inside a caller's grid: the caller adds one bar
+
+
+def test_column_figsize_fits_the_text_column():
+    for n in range(1, 12):
+        w, h = common.column_figsize(n)
+        assert w <= common.TEXT_WIDTH_IN + 1e-9 and h > 0
+    with pytest.raises(ValueError, match="n_cols"):
+        common.column_figsize(0)
+
+
+def test_gallery_draws_every_item_with_outlines_and_marks_errors():
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(7, 3, 16, 16, generator=g)
+    maps = torch.rand(7, 4, 4, generator=g)
+    masks = torch.zeros(7, 16, 16, dtype=torch.bool)
+    masks[:, 4:10, 4:10] = True
+    wrong = [False, True, False, False, True, False, False]
+    fig = common.gallery(images, maps, masks=masks, titles=[f"item {i}" for i in range(7)], wrong=wrong, n_cols=4)
+    panels = _panels(fig)
+    assert len(panels) == 8 and len(_colorbars(fig)) == 1
+    drawn = [a for a in panels if a.get_images()]
+    assert len(drawn) == 7
+    assert all(a.collections for a in drawn)  # the mask outline (a contour) is on every item
+    reds = [a.get_title() for a in drawn if matplotlib.colors.to_hex(a.title.get_color()) == "#cf222e"]
+    assert reds == ["item 1", "item 4"]
+    assert fig.get_size_inches()[0] <= common.TEXT_WIDTH_IN + 1e-9
+    with pytest.raises(ValueError, match="3 masks for 7 images"):
+        common.gallery(images, maps, masks=masks[:3])
+
+
+def test_trend_keeps_the_reference_inside_the_y_range():
+    fig = common.trend([1, 2, 3], [0.71, 0.72, 0.715], reference=0.0, reference_label="zero")
+    lo, hi = fig.axes[0].get_ylim()
+    assert lo <= 0.0 <= hi
 
 
 def test_mid_slice_and_trend():
@@ -121,3 +198,30 @@ def test_mid_slice_and_trend():
     assert fig.axes[0].get_xlabel() == "SNR"
     with pytest.raises(ValueError, match="x has 2 points but y has 3"):
         common.trend([1, 2], [1, 2, 3])
+
+
+def test_house_style_gives_high_density_inline_figures_in_a_kernel(monkeypatch):
+    """In a Jupyter kernel (as papermill runs the chapters) a figure is displayed at 2 device px per
+    CSS px, even when uqxai_lib.viz is imported before pyplot (the inline backend's set-up comes later)."""
+    import base64
+    import io
+    import os
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+    from PIL import Image
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import uqxai_lib.viz\nimport matplotlib.pyplot as plt\n"
+        "from IPython.display import display\n"
+        "fig, ax = plt.subplots(figsize=(3, 2)); ax.plot([0, 1]); ax.set_xlabel('x'); display(fig)")]
+    root = str(Path(__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    NotebookClient(nb, kernel_name="python3", timeout=300).execute()
+    out = [o for o in nb.cells[0].outputs if "image/png" in o.get("data", {})][0]
+    css_w = out["metadata"]["image/png"]["width"]
+    natural_w = Image.open(io.BytesIO(base64.b64decode(out["data"]["image/png"]))).size[0]
+    assert natural_w / css_w >= 1.9
+    assert 250 <= css_w <= 320  # 3 inches at 100 CSS px per inch (tight bounding box)

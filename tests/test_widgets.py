@@ -36,7 +36,9 @@ def test_figure_to_png_returns_png_and_closes_the_figure():
     png = widgets.figure_to_png(fig, dpi=50)
     assert png.startswith(b"\x89PNG")
     assert not plt.fignum_exists(num)
-    assert Image.open(io.BytesIO(png)).size[0] <= 60
+    # a low dpi is raised to the house minimum: a 1-inch figure is ~MIN_FRAME_DPI px (tight bbox)
+    assert widgets.MIN_FRAME_DPI * 0.5 <= Image.open(io.BytesIO(png)).size[0] <= widgets.MIN_FRAME_DPI * 1.3
+    assert round(widgets.png_dpi(png)) == widgets.MIN_FRAME_DPI
 
 
 def test_to_png_accepts_pil_and_png_bytes_and_rejects_other_things():
@@ -122,3 +124,44 @@ def test_large_frames_warn_about_page_size(monkeypatch):
     monkeypatch.setattr(widgets, "SIZE_WARNING_BYTES", 10)
     with pytest.warns(UserWarning, match="embedded in the page"):
         widgets.frame_slider([_pil(0)], [0], description="x")
+
+
+def test_frames_are_high_density_and_as_wide_as_the_column_at_most():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.0, 2.0))
+    ax.plot([0, 1], [0, 1])
+    w = widgets.frame_slider([fig, widgets.figure_to_png(plt.figure(figsize=(7.0, 2.0)))], [1, 2], description="x")
+    img = w.children[1].children[0]
+    natural, _ = widgets.png_size(img.value)
+    css = float(img.layout.width.removesuffix("px"))
+    assert natural / css >= 1.5  # device px per CSS px
+    assert img.layout.max_width == "100%"
+    assert 550 <= css <= 750  # a 7-inch figure (trimmed to its content) fills most of the ~700 px column
+
+
+def test_png_size_and_shared_limits():
+    import numpy as np
+    import pytest
+
+    png = widgets.to_png(Image.new("RGB", (150, 100)))
+    assert widgets.png_size(png) == Image.open(io.BytesIO(png)).size == (150, 100)
+    with pytest.raises(ValueError, match="not a PNG"):
+        widgets.png_size(b"nope")
+    assert widgets.shared_limits([np.array([1.0, 2.0]), np.array([[-1.0, np.inf]])]) == (-1.0, 2.0)
+    assert widgets.shared_limits([np.zeros(3)]) == (0.0, 1.0)
+
+
+def test_low_dpi_frames_keep_their_page_size():
+    import matplotlib.pyplot as plt
+
+    def png_at(dpi):  # a PNG rendered elsewhere at this dpi (figure_to_png would raise a low one)
+        buf = io.BytesIO()
+        plt.figure(figsize=(6.0, 2.0)).savefig(buf, format="png", dpi=dpi)
+        return buf.getvalue()
+
+    pngs = [png_at(d) for d in (72, 150)]
+    w72, w150 = (widgets.frame_slider([p], [0], description="x").children[1].children[0] for p in pngs)
+    css72, css150 = (float(w.layout.width.removesuffix("px")) for w in (w72, w150))
+    assert abs(css72 - css150) <= 2  # same size on the page, whatever the dpi
+    assert widgets.png_size(pngs[1])[0] / css150 >= 1.5

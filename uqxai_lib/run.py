@@ -251,8 +251,43 @@ def _prepare(source: pathlib.Path, tmpdir: pathlib.Path) -> pathlib.Path:
         raise ValueError(f"{_rel(source)} has no cell tagged 'parameters'; tag its parameters cell "
                          f"(# %% tags=[\"parameters\"])")
     out = tmpdir / f"{source.stem}.ipynb"
-    nbformat.write(nb, str(out))
+    nbformat.write(fold_parameter_cells(nb, source.parent), str(out))
     return out
+
+
+#: cells the book folds (one click away): the defaults and the values papermill injected
+FOLDED_TAGS = ("parameters", "injected-parameters")
+
+
+def fold_parameter_cells(nb: Any, cwd: pathlib.Path | str, root: pathlib.Path | str = REPO_ROOT) -> Any:
+    """Tag the ``parameters`` and ``injected-parameters`` cells ``hide-input`` and write the paths
+    under ``root`` in the injected cell relative to ``cwd`` (the notebook's working directory), so
+    no absolute path of the build machine shows in the book.  Works on the notebook in place and
+    returns it; applied before papermill and to the executed notebook.
+    """
+    root_s = str(pathlib.Path(root).resolve())
+    rel = os.path.relpath(root_s, str(pathlib.Path(cwd).resolve()))
+    for cell in nb.cells:
+        tags = list(cell.metadata.get("tags") or [])
+        if not any(t in tags for t in FOLDED_TAGS):
+            continue
+        if "hide-input" not in tags:
+            cell.metadata["tags"] = tags + ["hide-input"]
+        if "injected-parameters" in tags:
+            cell.source = cell.source.replace(root_s + os.sep, rel + "/").replace(root_s, rel)
+    return nb
+
+
+def _fold_file(path: pathlib.Path, cwd: pathlib.Path) -> None:
+    """:func:`fold_parameter_cells` on a notebook file; a notebook that cannot be read stays as it is."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+    except Exception as exc:  # a partial notebook of a killed kernel: keep it for the error report
+        print(f"warning: could not fold the parameter cells of {path.name}: {type(exc).__name__}", file=sys.stderr)
+        return
+    nbformat.write(fold_parameter_cells(nb, cwd), str(path))
 
 
 def parameter_names(nb_path: pathlib.Path) -> set[str] | None:
@@ -342,6 +377,7 @@ def run_notebook(
             failed_cell = _failing_cell(partial)
     wall = time.perf_counter() - t0
     if partial.exists():
+        _fold_file(partial, pathlib.Path(notebooks_dir))
         os.replace(partial, out)
     elif status == "error":
         out.unlink(missing_ok=True)  # nothing executed: do not leave an older notebook in place

@@ -6,9 +6,14 @@ slider and image lives in the browser (``ipywidgets.jslink`` from the slider's `
 runs.  ``interact()``-style callbacks would be blank there; do not use them as the only view.
 
 Frames are matplotlib figures (rendered to PNG and closed), PIL images or PNG bytes.  Every
-frame ends up base64-encoded in the page, so keep them small: a few dozen frames at
-``dpi=72`` stay well under 1 MB.  A :class:`UserWarning` is emitted above
-:data:`SIZE_WARNING_BYTES`.
+frame ends up base64-encoded in the page, so keep them small: a few dozen frames at the default
+``dpi`` stay within a few MB.  A :class:`UserWarning` is emitted above :data:`SIZE_WARNING_BYTES`.
+
+Readability: a frame is shown at :data:`FRAME_DENSITY` device pixels per CSS pixel (at most the
+column's width), so a figure drawn at the house style's page size (100 CSS px per inch,
+``viz.common.TEXT_WIDTH_IN`` wide for a full column) keeps its text size and is sharp.  Frames of
+one widget should share one colour scale: pass ``vmin``/``vmax`` to every frame's ``imshow`` (see
+:func:`shared_limits`).
 
 Examples
 --------
@@ -35,21 +40,30 @@ from typing import Any
 
 import ipywidgets as W
 
-__all__ = ["figure_to_png", "to_png", "frame_slider", "frame_grid", "SIZE_WARNING_BYTES"]
+__all__ = ["figure_to_png", "to_png", "png_size", "png_dpi", "shared_limits", "frame_slider", "frame_grid",
+           "SIZE_WARNING_BYTES", "FRAME_DPI", "FRAME_DENSITY", "MIN_FRAME_DPI"]
 
 #: total PNG bytes in one widget above which a warning suggests a lower dpi / fewer frames
-SIZE_WARNING_BYTES = 2_000_000
+SIZE_WARNING_BYTES = 4_000_000
+#: PNG resolution of matplotlib frames (1.5 × the house style's 100 CSS px per inch)
+FRAME_DPI = 150
+#: device pixels per CSS pixel a frame is shown at
+FRAME_DENSITY = FRAME_DPI / 100
+#: the lowest resolution :func:`figure_to_png` renders at (a lower ``dpi`` argument is raised to it)
+MIN_FRAME_DPI = FRAME_DPI
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def figure_to_png(fig: Any, dpi: int = 72, *, close: bool = True) -> bytes:
+def figure_to_png(fig: Any, dpi: int = FRAME_DPI, *, close: bool = True) -> bytes:
     """Render a matplotlib figure to PNG bytes (and close it so it is not shown twice).
 
     Parameters
     ----------
     fig : matplotlib.figure.Figure
     dpi : int
-        Resolution; 72 keeps embedded frames small.
+        Resolution (default :data:`FRAME_DPI`); values below :data:`MIN_FRAME_DPI` are raised to it
+        (house style: every frame is sharp at 1.5 device px per CSS px; its page size does not
+        depend on the dpi, see :func:`frame_slider`).
     close : bool
         Close the figure afterwards (default) so notebooks do not display it a second time.
 
@@ -63,7 +77,7 @@ def figure_to_png(fig: Any, dpi: int = 72, *, close: bool = True) -> bytes:
     if not isinstance(fig, Figure):
         raise TypeError(f"figure_to_png expects a matplotlib Figure, got {type(fig).__name__}")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=max(float(dpi), MIN_FRAME_DPI), bbox_inches="tight")
     if close:
         import matplotlib.pyplot as plt
 
@@ -71,7 +85,7 @@ def figure_to_png(fig: Any, dpi: int = 72, *, close: bool = True) -> bytes:
     return buf.getvalue()
 
 
-def to_png(frame: Any, dpi: int = 72) -> bytes:
+def to_png(frame: Any, dpi: int = FRAME_DPI) -> bytes:
     """Convert one frame (matplotlib Figure, PIL Image or PNG bytes) to PNG bytes."""
     if isinstance(frame, (bytes, bytearray, memoryview)):
         data = bytes(frame)
@@ -100,8 +114,60 @@ def to_png(frame: Any, dpi: int = 72) -> bytes:
     )
 
 
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) in pixels from a PNG header.
+
+    >>> from PIL import Image
+    >>> png_size(to_png(Image.new("RGB", (200, 100))))
+    (200, 100)
+    """
+    png = bytes(png)
+    if not png.startswith(_PNG_MAGIC) or len(png) < 24:
+        raise ValueError("not a PNG file")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def png_dpi(png: bytes, default: float = FRAME_DPI) -> float:
+    """Resolution stored in a PNG's ``pHYs`` chunk (matplotlib writes it), else ``default``.
+
+    >>> import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
+    >>> round(png_dpi(figure_to_png(plt.figure(figsize=(1, 1)), dpi=200)))
+    200
+    """
+    import struct
+
+    png = bytes(png)
+    i = png.find(b"pHYs", 8, 4096)
+    if i < 0 or len(png) < i + 13:
+        return float(default)
+    x, _, unit = struct.unpack(">IIB", png[i + 4:i + 13])
+    return x * 0.0254 if unit == 1 and x > 0 else float(default)
+
+
+def shared_limits(arrays: Sequence[Any]) -> tuple[float, float]:
+    """(vmin, vmax) over all finite values of ``arrays``: one colour scale for every frame.
+
+    >>> shared_limits([[0.0, 2.0], [float("nan"), 5.0]])
+    (0.0, 5.0)
+    """
+    import numpy as np
+
+    vals = [np.asarray(a, dtype=float).ravel() for a in arrays]
+    vals = np.concatenate(vals) if vals else np.zeros(0)
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        return (0.0, 1.0)
+    lo, hi = float(vals.min()), float(vals.max())
+    return (lo, hi if hi > lo else lo + 1.0)
+
+
 def _image(png: bytes) -> W.Image:
-    return W.Image(value=png, format="png", layout=W.Layout(max_width="100%", height="auto"))
+    # page size 100 CSS px per inch of figure (as the house style's figures): a frame rendered at
+    # FRAME_DPI shows at FRAME_DENSITY device px per CSS px; a lower-dpi frame keeps its size (text
+    # stays readable) but is less sharp
+    w, _ = png_size(png)
+    width = f"{int(w * 100 // png_dpi(png))}px"  # rounded down
+    return W.Image(value=png, format="png", layout=W.Layout(width=width, max_width="100%", height="auto"))
 
 
 def _labels(values: Sequence) -> list[str]:
@@ -126,7 +192,7 @@ def _slider(labels: list[str], description: str) -> W.SelectionSlider:
         continuous_update=True,
         readout=True,
         style={"description_width": "initial"},
-        layout=W.Layout(width="min(100%, 480px)"),
+        layout=W.Layout(width="min(100%, 640px)"),
     )
 
 
@@ -148,7 +214,7 @@ def _check_values(values: Sequence, n: int, name: str) -> None:
         raise ValueError(f"{name} has {len(values)} entries but there are {n} frames along that axis")
 
 
-def frame_slider(frames: Sequence, values: Sequence, *, description: str, dpi: int = 72) -> W.VBox:
+def frame_slider(frames: Sequence, values: Sequence, *, description: str, dpi: int = FRAME_DPI) -> W.VBox:
     """One slider that flips through precomputed frames; works without a kernel.
 
     Parameters
@@ -187,7 +253,7 @@ def frame_grid(
     values_b: Sequence,
     *,
     descriptions: tuple[str, str] = ("a", "b"),
-    dpi: int = 72,
+    dpi: int = FRAME_DPI,
 ) -> W.VBox:
     """Two sliders over a grid of precomputed frames; works without a kernel.
 

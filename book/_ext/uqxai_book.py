@@ -1,12 +1,23 @@
 """Sphinx extension for the uqxai book (loaded through ``sphinx.local_extensions`` in ``_config.yml``).
 
-It does four small things:
+It does these small things:
 
 * ``uqxai-json-table`` directive: renders a JSON file written by the pipeline (benchmarks,
   provenance) as tables at build time.  A missing file gives a note saying how to produce it,
   never a warning, so the book builds with ``-W`` before anything has run.
-* Chapter pages (``book/_executed/NAME``) get a ``.py`` entry in the download menu, next to the
-  ``.ipynb`` one; the jupytext source ``notebooks/NAME.py`` is copied to ``_notebooks/NAME.py``.
+* ``uqxai-verdict NAME`` directive: the verdict box of a study chapter, made by
+  :func:`uqxai_lib.report.verdict_box` from ``_build/results/NAME.json`` (and the study's entry
+  of ``_build/results/robustness.json`` when it exists); ``uqxai-verdict-table`` gives the table of
+  all of them (:func:`uqxai_lib.report.verdict_table`) for the intro page.  Chapter pages get the
+  box right after their title without any edit of the notebooks: at ``source-read`` the executed
+  notebook's first Markdown cell gains the directive after its ``# `` title line.
+* At the same time absolute paths under the book root (printed by a cell, injected by papermill)
+  are written relative to it, and code cells are folded: every code cell gets ``hide-input`` unless it is tagged
+  ``show-input`` (or already ``remove-input`` / ``hide-input``); stderr (progress bars, warnings)
+  is dropped from every page by ``nb_output_stderr: remove`` in ``_config.yml``.
+* Chapter pages (``book/_executed/NAME``) get a ``.py`` and a results ``.json`` entry in the
+  download menu, next to the ``.ipynb`` one; the jupytext source ``notebooks/NAME.py`` is copied to
+  ``_notebooks/NAME.py`` and ``_build/results/NAME.json`` to ``_results/NAME.json``.
 * Launch/thebe machinery is dropped from every page: it names a CDN and, in sphinx-thebe 0.3,
   declares ``THEBE_JS_URL`` twice (a console SyntaxError).
 * Nothing else: all other configuration lives in ``_config.yml``.
@@ -16,7 +27,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +42,16 @@ logger = logging.getLogger(__name__)
 
 EXECUTED_PREFIX = "book/_executed/"
 PY_DOWNLOAD_DIR = "_notebooks"
+RESULTS_DOWNLOAD_DIR = "_results"
+#: where the runner writes the chapters' results records (relative to the book root)
+RESULTS_DIR = "_build/results"
+#: chapters whose page opens with a verdict box (others get one when their record has a ``claim``)
+STUDIES = ("primer_gradcam", "ecg_sue", "mri_mc_dropout", "derm_vic")
+#: short names of the study chapters in the intro's verdict table (others: the page title)
+SHORT_TITLES = {"primer_gradcam": "Primer (shapes)", "ecg_sue": "ECG (SUE)", "mri_mc_dropout": "Brain MRI (MC dropout)",
+                "derm_vic": "Dermoscopy (VIC)"}
+#: cell tags that already decide how a code cell's input is shown
+INPUT_TAGS = ("show-input", "hide-input", "remove-input", "remove-cell", "hide-cell")
 
 
 # --------------------------------------------------------------------------- JSON → tables
@@ -125,6 +148,22 @@ def _row(cells: list[str]) -> nodes.row:
     return row
 
 
+def relative_paths(data: Any, root: Path) -> Any:
+    """Strings in ``data`` with the absolute ``root`` (the build machine's checkout) written relative.
+
+    >>> relative_paths({"p": ["/r/x/_build/a.json", "/r/x"]}, Path("/r/x"))
+    {'p': ['_build/a.json', '.']}
+    """
+    base = str(Path(root).resolve())
+    if isinstance(data, dict):
+        return {k: relative_paths(v, root) for k, v in data.items()}
+    if isinstance(data, list):
+        return [relative_paths(v, root) for v in data]
+    if isinstance(data, str) and base in data:
+        return data.replace(base + "/", "").replace(base, ".")
+    return data
+
+
 def select(data: Any, key: str | None = None, columns: list[str] | None = None) -> Any:
     """Pick ``data[key]`` (dotted keys allowed) and keep only ``columns`` of each record.
 
@@ -170,7 +209,8 @@ class JsonTableDirective(SphinxDirective):
             return [note]
         columns = [c.strip() for c in self.options.get("columns", "").split(",") if c.strip()]
         try:
-            data = select(json.loads(path.read_text(encoding="utf-8")), self.options.get("key"), columns)
+            data = relative_paths(json.loads(path.read_text(encoding="utf-8")), Path(self.env.srcdir))
+            data = select(data, self.options.get("key"), columns)
         except (OSError, ValueError, KeyError) as exc:
             note = nodes.caution()
             note += nodes.paragraph(
@@ -184,6 +224,209 @@ class JsonTableDirective(SphinxDirective):
                 out.append(nodes.paragraph("", "", nodes.strong(text=title)))
             out.append(_table_node(header, rows))
         return out
+
+
+# --------------------------------------------------------------------------- verdict boxes
+def _report():
+    """``uqxai_lib.report`` of this checkout (the book root is the repository root)."""
+    root = str(Path(__file__).resolve().parents[2])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from uqxai_lib import report
+
+    return report
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def seed_record(robustness: Any, name: str) -> dict | None:
+    """The across-seed summary (``mean, ci95, n, ...``) of study ``name`` in a robustness record.
+
+    Accepts ``{name: summary}``, ``{"studies": {name: summary}}`` and a summary nested one level
+    deeper under ``summary`` / ``seed_summary`` / ``primary``.
+
+    >>> seed_record({"studies": {"ecg_sue": {"summary": {"mean": 0.1, "ci95": [0, 1]}}}}, "ecg_sue")
+    {'mean': 0.1, 'ci95': [0, 1]}
+    >>> seed_record({"x": 1}, "ecg_sue") is None
+    True
+    """
+    if not isinstance(robustness, dict):
+        return None
+    for holder in (robustness, robustness.get("studies"), robustness.get("chapters")):
+        entry = holder.get(name) if isinstance(holder, dict) else None
+        if not isinstance(entry, dict):
+            continue
+        for cand in (entry, entry.get("summary"), entry.get("seed_summary"), entry.get("primary")):
+            if isinstance(cand, dict) and "mean" in cand and "ci95" in cand:
+                return cand
+    return None
+
+
+def _bib_keys(app) -> set[str]:
+    keys: set[str] = set()
+    if "sphinxcontrib.bibtex" not in app.extensions:
+        return keys
+    for f in getattr(app.config, "bibtex_bibfiles", None) or []:
+        try:
+            keys |= set(re.findall(r"@\w+\{([^,\s]+),", (Path(app.srcdir) / f).read_text(encoding="utf-8")))
+        except OSError:
+            pass
+    return keys
+
+
+def _study_inputs(directive: SphinxDirective, name: str) -> tuple[Any, Any]:
+    results = Path(directive.env.srcdir) / RESULTS_DIR
+    path, rob_path = results / f"{name}.json", results / "robustness.json"
+    directive.env.note_dependency(str(path))
+    directive.env.note_dependency(str(rob_path))
+    return _read_json(path), seed_record(_read_json(rob_path), name)
+
+
+def _can_cite(app, record: Any) -> bool:
+    src = ((record or {}).get("claim") or {}).get("source") if isinstance(record, dict) else None
+    return bool(src) and src in _bib_keys(app)
+
+
+class VerdictDirective(SphinxDirective):
+    """``{uqxai-verdict} NAME``: the verdict box of chapter NAME from its results record."""
+
+    required_arguments = 1
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        name = self.arguments[0]
+        record, seeds = _study_inputs(self, name)
+        text = _report().verdict_box(record if isinstance(record, dict) else None, robustness=seeds,
+                                     cite=_can_cite(self.env.app, record))
+        return self.parse_text_to_nodes(text)
+
+
+class VerdictTableDirective(SphinxDirective):
+    """``{uqxai-verdict-table}``: one row per study chapter (see :data:`STUDIES`)."""
+
+    has_content = False
+    option_spec = {"chapters": directives.unchanged}
+
+    def run(self) -> list[nodes.Node]:
+        names = [c.strip() for c in self.options.get("chapters", ",".join(STUDIES)).split(",") if c.strip()]
+        records, seeds, titles = {}, {}, {}
+        cite = True
+        for name in names:
+            record, seed = _study_inputs(self, name)
+            records[name] = record if isinstance(record, dict) else None
+            seeds[name] = seed
+            source = ((record.get("claim") or {}).get("source") if isinstance(record, dict) else None)
+            cite = cite and (not source or _can_cite(self.env.app, record))
+            doc = f"{EXECUTED_PREFIX}{name}"
+            label = SHORT_TITLES.get(name)
+            if doc not in self.env.found_docs:
+                titles[name] = label or name
+            else:
+                titles[name] = f"{{doc}}`{label} </{doc}>`" if label else f"{{doc}}`/{doc}`"
+        text = _report().verdict_table(records, robustness=seeds, titles=titles, cite=cite)
+        return self.parse_text_to_nodes(text)
+
+
+class BenchDirective(SphinxDirective):
+    """``{uqxai-bench}``: with ``:show: full`` (default) the latest full benchmark of
+    ``_build/results/bench*.json`` as a table (:func:`uqxai_lib.report.bench_table`); with
+    ``:show: smoke`` the quick / tiny runs as smoke checks with their spread
+    (:func:`uqxai_lib.report.bench_spread_table`).  ``:results:`` a glob relative to the book root."""
+
+    has_content = False
+    option_spec = {"results": directives.unchanged, "show": lambda a: directives.choice(a, ("full", "smoke"))}
+
+    def run(self) -> list[nodes.Node]:
+        pattern = self.options.get("results", f"{RESULTS_DIR}/bench*.json")
+        root = Path(self.env.srcdir)
+        self.env.note_dependency(str(root / RESULTS_DIR))
+        results = []
+        for path in sorted(root.glob(pattern)):
+            self.env.note_dependency(str(path))
+            data = _read_json(path)
+            if isinstance(data, dict) and isinstance(data.get("measures"), list):
+                results.append(data)
+        report = _report()
+        full = report.latest_full(results)
+        if self.options.get("show", "full") == "full":
+            if full is None:
+                text = ("No full benchmark in this build: no `_build/results/bench*.json` of the `full` "
+                        "configuration. Run `python -m uqxai_lib.bench --threads 1` (or `make bench`) and "
+                        "rebuild the book to fill this table.")
+            else:
+                text = report.bench_table(full)
+        else:
+            smoke = [r for r in results if r is not full and r.get("config") != "full"]
+            if smoke:
+                text = ("Quick / tiny benchmark runs (smaller sizes, where fixed costs weigh more): their "
+                        "ratios are smoke checks, not measurements of the targets.\n\n"
+                        + report.bench_spread_table(smoke))
+            else:
+                text = ("No quick benchmark run in this build (`make book` runs "
+                        "`python -m uqxai_lib.bench --quick`).")
+        return self.parse_text_to_nodes(text + "\n")
+
+
+def _cell_source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else str(src)
+
+
+def prepare_chapter_notebook(text: str, name: str, *, verdict: bool) -> str:
+    """The executed notebook ``text`` (JSON) of chapter ``name`` as the book shows it.
+
+    * a ``{uqxai-verdict} name`` directive right after the ``# `` title of the first Markdown cell
+      (when ``verdict``);
+    * every code cell without an input tag (:data:`INPUT_TAGS`) tagged ``hide-input``.
+
+    >>> nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# T\\n\\nText"},
+    ...                 {"cell_type": "code", "metadata": {}, "source": "1", "outputs": []}]}
+    >>> out = json.loads(prepare_chapter_notebook(json.dumps(nb), "x", verdict=True))
+    >>> out["cells"][0]["source"].splitlines()[:4], out["cells"][1]["metadata"]["tags"]
+    (['# T', '', '```{uqxai-verdict} x', '```'], ['hide-input'])
+    """
+    try:
+        nb = json.loads(text)
+    except ValueError:
+        return text
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(cells, list):
+        return text
+    placed = not verdict
+    for cell in cells:
+        if not isinstance(cell, dict):
+            continue
+        if cell.get("cell_type") == "code":
+            tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+            if not any(t in tags for t in INPUT_TAGS):
+                tags.append("hide-input")
+        elif cell.get("cell_type") == "markdown" and not placed:
+            lines = _cell_source(cell).split("\n")
+            for i, line in enumerate(lines):
+                if line.startswith("# "):
+                    box = ["", f"```{{uqxai-verdict}} {name}", "```", ""]
+                    cell["source"] = "\n".join(lines[: i + 1] + box + lines[i + 1:])
+                    placed = True
+                    break
+    return json.dumps(nb)
+
+
+def chapter_source_read(app, docname: str, source: list[str]) -> None:
+    """Verdict box and folded code on chapter pages (the executed notebooks stay as they are)."""
+    name = _chapter_name(docname)
+    if name is None or not source:
+        return
+    record = _read_json(Path(app.srcdir) / RESULTS_DIR / f"{name}.json")
+    verdict = name in STUDIES or (isinstance(record, dict) and "claim" in record)
+    text = prepare_chapter_notebook(source[0], name, verdict=verdict)
+    # no absolute path of the build machine on a page: paths under the book root become relative
+    root = str(Path(app.srcdir).resolve())
+    source[0] = text.replace(root + "/", "").replace(root, ".")
 
 
 # --------------------------------------------------------------------------- page context
@@ -201,23 +444,57 @@ def note_py_source(app, doctree) -> None:
 
 
 def add_py_download(app, pagename, templatename, context, doctree) -> None:
-    """Add the jupytext ``.py`` source to the download menu of chapter pages."""
+    """Add the jupytext ``.py`` source and the results JSON to the download menu of chapter pages."""
     name = _chapter_name(pagename)
-    if name is None or not (Path(app.srcdir) / "notebooks" / f"{name}.py").is_file():
+    if name is None:
         return
+    extra = []
+    if (Path(app.srcdir) / "notebooks" / f"{name}.py").is_file():
+        extra.append({
+            "type": "link",
+            "url": f"{context['pathto'](PY_DOWNLOAD_DIR, 1)}/{name}.py",
+            "text": ".py",
+            "tooltip": "Download the notebook source (jupytext percent format)",
+            "icon": "fas fa-file-code",
+            "label": "download-py-button",
+        })
+    if (Path(app.srcdir) / RESULTS_DIR / f"{name}.json").is_file():
+        extra.append({
+            "type": "link",
+            "url": f"{context['pathto'](RESULTS_DOWNLOAD_DIR, 1)}/{name}.json",
+            "text": "results .json",
+            "tooltip": "Download the chapter's numbers (the results record its last cell wrote)",
+            "icon": "fas fa-table",
+            "label": "download-results-button",
+        })
     for button in context.get("header_buttons", []):
         if button.get("label") == "download-buttons":
-            button["buttons"].insert(
-                1,
-                {
-                    "type": "link",
-                    "url": f"{context['pathto'](PY_DOWNLOAD_DIR, 1)}/{name}.py",
-                    "text": ".py",
-                    "tooltip": "Download the notebook source (jupytext percent format)",
-                    "icon": "fas fa-file-code",
-                    "label": "download-py-button",
-                },
-            )
+            button["buttons"][1:1] = extra
+
+
+#: what only sphinx-thebe's inline scripts say (a widget state's base64 data may spell "thebe" by chance)
+THEBE_MARKERS = ("THEBE_JS_URL", "thebe_selector", "thebelab", "x-thebe-config")
+
+
+def is_thebe_script(js: Any) -> bool:
+    """A script of sphinx-thebe: its file is named after thebe, or its inline body declares thebe's
+    variables.  Only these are dropped; other inline scripts (e.g. widget states) are kept.
+
+    >>> class Js(str):
+    ...     def __new__(cls, name, **attrs):
+    ...         o = super().__new__(cls, name); o.filename, o.attributes = name, attrs; return o
+    >>> is_thebe_script(Js("_static/sphinx-thebe.js")), is_thebe_script(Js("", body='const THEBE_JS_URL = "x"'))
+    (True, True)
+    >>> is_thebe_script(Js("", type="application/vnd.jupyter.widget-state+json", body='{"v": "..xThebEr.."}'))
+    False
+    """
+    name = str(getattr(js, "filename", "") or "")
+    attrs = getattr(js, "attributes", None) or {}
+    body = str(attrs.get("body", "") or "")
+    kind = str(attrs.get("type", "") or "")
+    if kind == "application/vnd.jupyter.widget-state+json":
+        return False
+    return "thebe" in Path(name).name.lower() or any(m in body for m in THEBE_MARKERS)
 
 
 def drop_thebe(app, pagename, templatename, context, doctree) -> None:
@@ -225,15 +502,7 @@ def drop_thebe(app, pagename, templatename, context, doctree) -> None:
     scripts = context.get("script_files")
     if scripts is None:
         return
-    keep = []
-    for js in scripts:
-        name = getattr(js, "filename", "") or ""
-        attrs = getattr(js, "attributes", None) or {}
-        body = str(attrs.get("body", "") or "")
-        kind = str(attrs.get("type", "") or "")
-        if "thebe" in f"{name} {kind} {body}".lower():
-            continue
-        keep.append(js)
+    keep = [js for js in scripts if not is_thebe_script(js)]
     context["script_files"] = keep
     css = context.get("css_files")
     if css is not None:
@@ -249,20 +518,27 @@ def drop_thebe_nodes(app, doctree, docname) -> None:
 
 
 def copy_py_sources(app, exception) -> None:
-    """Copy ``notebooks/NAME.py`` of every chapter page into ``<outdir>/_notebooks/``."""
+    """Copy ``notebooks/NAME.py`` and ``_build/results/NAME.json`` of every chapter page into
+    ``<outdir>/_notebooks/`` and ``<outdir>/_results/``."""
     if exception is not None or app.builder.format != "html":
         return
-    out = Path(app.outdir) / PY_DOWNLOAD_DIR
     for docname in sorted(app.env.found_docs):
         name = _chapter_name(docname)
-        src = Path(app.srcdir) / "notebooks" / f"{name}.py" if name else None
-        if src is not None and src.is_file():
-            out.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, out / src.name)
+        if not name:
+            continue
+        for src, sub in ((Path(app.srcdir) / "notebooks" / f"{name}.py", PY_DOWNLOAD_DIR),
+                         (Path(app.srcdir) / RESULTS_DIR / f"{name}.json", RESULTS_DOWNLOAD_DIR)):
+            if src.is_file():
+                (Path(app.outdir) / sub).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, Path(app.outdir) / sub / src.name)
 
 
 def setup(app):
     app.add_directive("uqxai-json-table", JsonTableDirective)
+    app.add_directive("uqxai-verdict", VerdictDirective)
+    app.add_directive("uqxai-verdict-table", VerdictTableDirective)
+    app.add_directive("uqxai-bench", BenchDirective)
+    app.connect("source-read", chapter_source_read)
     app.connect("doctree-read", note_py_source)
     app.connect("html-page-context", add_py_download, priority=502)
     app.connect("html-page-context", drop_thebe, priority=900)

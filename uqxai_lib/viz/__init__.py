@@ -1,7 +1,16 @@
 """Plotting for the book: ``viz.common`` holds shared primitives; each chapter may add its
-own module (``viz.ecg``, ``viz.mri``, ``viz.derm``).  Functions take ``ax=`` and return the figure."""
+own module (``viz.ecg``, ``viz.mri``, ``viz.derm``).  Functions take ``ax=`` and return the figure.
+
+Importing the package applies the house style (:func:`viz.common.use_style`: high-density figures
+sized to the text column, perceptually uniform colour maps, opaque backgrounds), so every chapter
+module inherits it."""
 
 from .common import (  # noqa: F401
+    DIFF_CMAP,
+    MAP_CMAP,
+    column_figsize,
+    gallery,
+    use_style,
     group_distributions,
     mid_slice,
     normalize01,
@@ -12,3 +21,5 @@ from .common import (  # noqa: F401
     to_numpy,
     trend,
 )
+
+use_style()

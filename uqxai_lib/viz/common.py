@@ -1,8 +1,18 @@
-"""Shared plotting primitives for all chapters (matplotlib, Agg-safe).
+"""Shared plotting primitives and the house style of all chapters (matplotlib, Agg-safe).
 
 Every function takes ``ax=`` (draws into a new figure when ``None``) and returns the
 :class:`matplotlib.figure.Figure` it drew into.  Inputs may be torch tensors or NumPy arrays;
 maps are shown min-max normalised (a constant map shows as 0) unless ``normalize=False``.
+
+House style (:func:`use_style`, applied when ``uqxai_lib.viz`` is imported):
+
+* figures are drawn at 100 px per inch of *page* width and rendered at :data:`RENDER_DENSITY` ×
+  that (200 dpi), so a figure of :data:`TEXT_WIDTH_IN` inches fills the book's text column
+  sharply (:func:`column_figsize` sizes figures to it);
+* magnitude maps use the perceptually uniform :data:`MAP_CMAP`, signed differences the
+  diverging :data:`DIFF_CMAP` centred at zero; never ``jet``;
+* every map drawn by these functions has a colour bar (one shared bar for a row of panels);
+* opaque white figure backgrounds, so figures stay legible in the theme's dark mode.
 
 Examples
 --------
@@ -10,8 +20,8 @@ Examples
 >>> matplotlib.use("Agg")
 >>> import torch
 >>> fig = overlay_map_2d(torch.rand(32, 32), torch.rand(4, 4))
->>> len(fig.axes)
-1
+>>> len(fig.axes)  # the panel and its colour bar
+2
 """
 
 from __future__ import annotations
@@ -22,6 +32,14 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MAP_CMAP",
+    "DIFF_CMAP",
+    "TEXT_WIDTH_IN",
+    "RENDER_DENSITY",
+    "HOUSE_STYLE",
+    "use_style",
+    "column_figsize",
+    "gallery",
     "to_numpy",
     "normalize01",
     "resize_map",
@@ -33,6 +51,83 @@ __all__ = [
     "trend",
     "split_table",
 ]
+
+
+#: colour map of magnitude maps (saliency, spread): perceptually uniform, dark = low
+MAP_CMAP = "magma"
+#: colour map of signed differences (centre it at zero with ``vmin=-vmax``)
+DIFF_CMAP = "RdBu_r"
+#: width of the book's text column in figure inches (at 100 CSS px per inch)
+TEXT_WIDTH_IN = 7.0
+#: device pixels per CSS pixel of rendered figures (``figure.dpi`` 100 × this = PNG dpi)
+RENDER_DENSITY = 2
+
+#: matplotlib rcParams of the house style (see :func:`use_style`)
+HOUSE_STYLE = {
+    "figure.dpi": 100,  # page size: 100 CSS px per inch; the PNG itself is RENDER_DENSITY x denser
+    "savefig.dpi": 100 * RENDER_DENSITY,
+    "figure.figsize": (TEXT_WIDTH_IN * 0.7, TEXT_WIDTH_IN * 0.42),
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
+    "savefig.transparent": False,
+    "axes.facecolor": "white",
+    "image.cmap": MAP_CMAP,
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "figure.titlesize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+def use_style() -> None:
+    """Apply :data:`HOUSE_STYLE`; inside IPython also render inline figures as high-density PNGs
+    (``retina``: :data:`RENDER_DENSITY` × the page size, with the page size in the output's metadata).
+
+    >>> import matplotlib
+    >>> use_style(); matplotlib.rcParams["savefig.dpi"] == 200 and matplotlib.rcParams["image.cmap"]
+    'magma'
+    """
+    import matplotlib
+
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:  # pragma: no cover - IPython ships with the notebooks' dependencies
+        shell = None
+    in_kernel = shell is not None and getattr(shell, "kernel", None) is not None
+    if in_kernel:
+        # activate the inline backend first: its set-up would otherwise reset formats (and rc) later
+        import matplotlib.pyplot  # noqa: F401
+    matplotlib.rcParams.update(HOUSE_STYLE)
+    if in_kernel:
+        try:
+            from matplotlib_inline.backend_inline import InlineBackend, set_matplotlib_formats
+
+            InlineBackend.instance().figure_formats = {"retina"}
+            set_matplotlib_formats("retina")
+        except ImportError:  # pragma: no cover
+            pass
+
+
+def column_figsize(n_cols: int = 1, aspect: float = 1.0, *, width: float = TEXT_WIDTH_IN,
+                   max_panel: float = 2.4, extra_height: float = 0.0) -> tuple[float, float]:
+    """Figure size of a row of ``n_cols`` panels of height/width ``aspect`` that fits the column.
+
+    Panels are at most ``max_panel`` inches wide; the figure never exceeds ``width``.
+
+    >>> column_figsize(2), column_figsize(5, extra_height=0.3)
+    ((4.8, 2.4), (7.0, 1.7))
+    """
+    if n_cols < 1:
+        raise ValueError(f"column_figsize: n_cols must be at least 1, got {n_cols}")
+    panel = min(max_panel, width / n_cols)
+    return (round(panel * n_cols, 3), round(panel * aspect + extra_height, 3))
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -123,8 +218,9 @@ def _as_image(image: Any) -> np.ndarray:
     return a
 
 
-def overlay_map_2d(image: Any, cam: Any, ax=None, alpha: float = 0.45, cmap: str = "jet", *,
-                   title: str | None = None, normalize: bool = True, colorbar: bool = False):
+def overlay_map_2d(image: Any, cam: Any, ax=None, alpha: float = 0.45, cmap: str = MAP_CMAP, *,
+                   title: str | None = None, normalize: bool = True, colorbar: bool | None = None,
+                   label: str | None = None, outline: Any = None):
     """Image in grey (or colour) with an explanation map blended on top.
 
     Parameters
@@ -140,9 +236,16 @@ def overlay_map_2d(image: Any, cam: Any, ax=None, alpha: float = 0.45, cmap: str
     title : str, optional
     normalize : bool
         Min-max scale the map to [0, 1] before drawing (default).
-    colorbar : bool
-        Add a colour bar for the map.
+    colorbar : bool, optional
+        Add a colour bar for the map; default: yes when this call makes the figure (``ax=None``),
+        no when it draws into a caller's panel (the caller adds one bar for its grid).
+    label : str, optional
+        Colour bar label (default "map (min–max scaled)" or "map").
+    outline : [H, W] bool, optional
+        A mask drawn as a white outline (e.g. the ground truth).
     """
+    if colorbar is None:
+        colorbar = ax is None
     fig, ax = _fig_ax(ax)
     img = _as_image(image)
     m = to_numpy(cam)
@@ -154,17 +257,31 @@ def overlay_map_2d(image: Any, cam: Any, ax=None, alpha: float = 0.45, cmap: str
     ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
     im = ax.imshow(m, cmap=cmap, alpha=alpha, vmin=0 if normalize else None,
                    vmax=1 if normalize else None, interpolation="bilinear")
+    if outline is not None:
+        ax.contour(to_numpy(outline), levels=[0.5], colors="white", linewidths=0.8)
     if colorbar:
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        _colorbar(fig, im, ax, label or ("map (min–max scaled)" if normalize else "map"))
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
     return fig
 
 
-def overlay_map_1d(signal: Any, cam: Any, ax=None, fs: float | None = None, cmap: str = "jet", *,
+def _colorbar(fig, mappable, ax, label: str | None = None):
+    """A slim colour bar beside ``ax`` (or a list of axes), opaque even under a transparent map."""
+    from matplotlib.cm import ScalarMappable
+
+    sm = ScalarMappable(norm=mappable.norm, cmap=mappable.get_cmap())  # alpha-free copy
+    cb = fig.colorbar(sm, ax=ax, fraction=0.046, pad=0.04)
+    if label:
+        cb.set_label(label, fontsize=8)
+    cb.ax.tick_params(labelsize=7)
+    return cb
+
+
+def overlay_map_1d(signal: Any, cam: Any, ax=None, fs: float | None = None, cmap: str = MAP_CMAP, *,
                    alpha: float = 0.5, title: str | None = None, normalize: bool = True,
-                   ylabel: str = "amplitude"):
+                   ylabel: str = "amplitude", colorbar: bool = True):
     """A 1-D trace (e.g. an ECG beat) drawn over a colour band showing the map.
 
     Parameters
@@ -188,9 +305,11 @@ def overlay_map_1d(signal: Any, cam: Any, ax=None, fs: float | None = None, cmap
     lo, hi = s.min() - pad, s.max() + pad
     # sample i covers [t_i - dt/2, t_i + dt/2]
     dt = t[1] - t[0] if len(t) > 1 else 1.0
-    ax.imshow(m[None, :], aspect="auto", cmap=cmap, alpha=alpha, vmin=0 if normalize else None,
-              vmax=1 if normalize else None, extent=(t[0] - dt / 2, t[-1] + dt / 2, lo, hi),
-              interpolation="nearest", origin="lower")
+    im = ax.imshow(m[None, :], aspect="auto", cmap=cmap, alpha=alpha, vmin=0 if normalize else None,
+                   vmax=1 if normalize else None, extent=(t[0] - dt / 2, t[-1] + dt / 2, lo, hi),
+                   interpolation="nearest", origin="lower")
+    if colorbar:
+        _colorbar(fig, im, ax, "map (min–max scaled)" if normalize else "map")
     ax.plot(t, s, color="black", lw=1.0)
     ax.set_xlim(t[0] - dt / 2, t[-1] + dt / 2)
     ax.set_ylim(lo, hi)
@@ -266,8 +385,9 @@ def group_distributions(values: Any, groups: Any = None, labels: Mapping | Seque
 
 
 def show_maps_row(images: Sequence, titles: Sequence[str] | None = None, *, maps: Sequence | None = None,
-                  cmap: str = "jet", alpha: float = 0.45, axes=None, size: float = 2.4,
-                  normalize: bool = True, colorbar: bool = False, suptitle: str | None = None):
+                  cmap: str = MAP_CMAP, alpha: float = 0.45, axes=None, size: float | None = None,
+                  normalize: bool = True, colorbar: bool = True, suptitle: str | None = None,
+                  label: str | None = None):
     """A row of 2-D panels: maps alone, or images with ``maps`` overlaid.
 
     Parameters
@@ -279,6 +399,10 @@ def show_maps_row(images: Sequence, titles: Sequence[str] | None = None, *, maps
     axes : sequence of Axes to draw into (default: a new 1 x n figure)
     normalize : bool
         Min-max scale each map for display; ``False`` keeps raw values (shared colour range).
+    colorbar : bool
+        One colour bar for the whole row (all panels share one scale); default yes.
+    size : float, optional
+        Panel size in inches; default: the row fits the text column (:func:`column_figsize`).
     """
     import matplotlib.pyplot as plt
 
@@ -291,7 +415,8 @@ def show_maps_row(images: Sequence, titles: Sequence[str] | None = None, *, maps
     if maps is not None and len(maps) != n:
         raise ValueError(f"{len(maps)} maps for {n} images")
     if axes is None:
-        fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
+        figsize = column_figsize(n) if size is None else (size * n, size)
+        fig, axes = plt.subplots(1, n, figsize=figsize, squeeze=False)
         axes = axes[0]
     else:
         axes = list(np.ravel(axes))
@@ -299,14 +424,18 @@ def show_maps_row(images: Sequence, titles: Sequence[str] | None = None, *, maps
             raise ValueError(f"{len(axes)} axes for {n} images")
         fig = axes[0].figure
     vmin = vmax = None
-    if maps is None and not normalize:
-        arrs = [to_numpy(im) for im in images]
+    if not normalize:
+        arrs = [to_numpy(m) for m in (images if maps is None else maps)]
         vmin, vmax = min(a.min() for a in arrs), max(a.max() for a in arrs)
+    last = None
     for i, ax in enumerate(axes[:n]):
         title = titles[i] if titles is not None else None
         if maps is not None:
             overlay_map_2d(images[i], maps[i], ax=ax, alpha=alpha, cmap=cmap, title=title,
-                           normalize=normalize)
+                           normalize=normalize, colorbar=False)
+            last = ax.get_images()[-1]
+            if not normalize:
+                last.set_clim(vmin, vmax)
             continue
         a = to_numpy(images[i]).squeeze()
         if a.ndim != 2:
@@ -318,8 +447,9 @@ def show_maps_row(images: Sequence, titles: Sequence[str] | None = None, *, maps
         ax.set_axis_off()
         if title:
             ax.set_title(title, fontsize=9)
-        if colorbar:
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        last = im
+    if colorbar and last is not None:
+        _colorbar(fig, last, list(axes[:n]), label or ("min–max scaled" if normalize else None))
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
     return fig
@@ -327,8 +457,13 @@ def show_maps_row(images: Sequence, titles: Sequence[str] | None = None, *, maps
 
 def trend(x: Any, y: Any, yerr: Any = None, ax=None, *, label: str | None = None,
           xlabel: str | None = None, ylabel: str | None = None, title: str | None = None,
-          logx: bool = False, marker: str = "o"):
-    """A score against a parameter (e.g. SUE vs SNR), with an optional ±``yerr`` band."""
+          logx: bool = False, marker: str = "o", reference: float | None = None,
+          reference_label: str | None = None):
+    """A score against a parameter (e.g. SUE vs SNR), with an optional ±``yerr`` band.
+
+    ``reference`` (e.g. 0 for a difference, or chance) is drawn as a dashed line and always lies
+    inside the y-range, so small wiggles are not mistaken for large swings.
+    """
     fig, ax = _fig_ax(ax, figsize=(4.0, 2.8))
     xs, ys = to_numpy(x).ravel(), to_numpy(y).ravel()
     if xs.shape != ys.shape:
@@ -339,6 +474,10 @@ def trend(x: Any, y: Any, yerr: Any = None, ax=None, *, label: str | None = None
         if e.shape != ys.shape:
             raise ValueError(f"yerr has {e.size} points but y has {ys.size}")
         ax.fill_between(xs, ys - e, ys + e, color=line.get_color(), alpha=0.2, lw=0)
+    if reference is not None:
+        ax.axhline(reference, color="0.4", lw=0.8, ls="--", label=reference_label)
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(min(lo, reference), max(hi, reference))
     if logx:
         ax.set_xscale("log")
     if xlabel:
@@ -347,7 +486,7 @@ def trend(x: Any, y: Any, yerr: Any = None, ax=None, *, label: str | None = None
         ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=9)
-    if label:
+    if label or reference_label:
         ax.legend(fontsize=8, frameon=False)
     return fig
 
@@ -377,3 +516,66 @@ def split_table(parts: Mapping[str, Any], *, items: str = "images", groups: str 
         share = float(y.float().mean()) * (100 if percent else 1) if len(y) else float("nan")
         rows[name] = {items: len(y), groups: n_groups, positive: round(share, digits)}
     return pd.DataFrame.from_dict(rows, orient="index").astype({items: int, groups: int})
+
+
+def gallery(images: Sequence, maps: Sequence | None = None, *, masks: Sequence | None = None,
+            titles: Sequence[str] | None = None, wrong: Sequence[bool] | None = None, n_cols: int = 4,
+            cmap: str = MAP_CMAP, alpha: float = 0.45, normalize: bool = True,
+            label: str | None = None, suptitle: str | None = None):
+    """A grid of test items — images with their maps and mask outlines — for looking at single cases.
+
+    Pick the items with :func:`uqxai_lib.utils`-style seeded indices (e.g. a random draw that
+    includes errors); this function only draws.  ``wrong[i]`` marks misclassified items with a red
+    title.  All maps share one colour scale and one colour bar.
+
+    Parameters
+    ----------
+    images : n images ([H, W], [C, H, W] or [H, W, C])
+    maps : n maps at any resolution (optional; without them only images and outlines are drawn)
+    masks : n [H, W] masks drawn as white outlines (optional)
+    titles : n titles (e.g. "true → predicted")
+    """
+    import matplotlib.pyplot as plt
+
+    images = list(images)
+    n = len(images)
+    if n == 0:
+        raise ValueError("gallery needs at least one image")
+    for name, seq in (("maps", maps), ("masks", masks), ("titles", titles), ("wrong", wrong)):
+        if seq is not None and len(seq) != n:
+            raise ValueError(f"gallery: {len(seq)} {name} for {n} images")
+    cols = max(1, min(n_cols, n))
+    rows = -(-n // cols)
+    w, h = column_figsize(cols, extra_height=0.25)
+    fig, axes = plt.subplots(rows, cols, figsize=(w, h * rows), squeeze=False)
+    vmin = vmax = None
+    if maps is not None and not normalize:
+        arrs = [to_numpy(m) for m in maps]
+        vmin, vmax = min(a.min() for a in arrs), max(a.max() for a in arrs)
+    last = None
+    for i, ax in enumerate(axes.ravel()):
+        if i >= n:
+            ax.set_axis_off()
+            continue
+        title = titles[i] if titles is not None else None
+        if maps is not None:
+            overlay_map_2d(images[i], maps[i], ax=ax, alpha=alpha, cmap=cmap, normalize=normalize,
+                           colorbar=False, outline=None if masks is None else masks[i])
+            last = ax.get_images()[-1]
+            if vmin is not None:
+                last.set_clim(vmin, vmax)
+        else:
+            img = _as_image(images[i])
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
+            if masks is not None:
+                ax.contour(to_numpy(masks[i]), levels=[0.5], colors="white", linewidths=0.8)
+            ax.set_axis_off()
+        if title:
+            bad = wrong is not None and bool(wrong[i])
+            ax.set_title(title, fontsize=8, color="#cf222e" if bad else "black",
+                         fontweight="bold" if bad else "normal")
+    if last is not None:
+        _colorbar(fig, last, list(axes.ravel()), label or ("map (min–max scaled)" if normalize else "map"))
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
