@@ -29,9 +29,9 @@ from collections.abc import Iterable, Mapping
 
 import yaml
 
-from uqxai_lib.data import DataError
+from uqxai_lib.data import DataError, data_error
 
-__all__ = ["MANIFEST_DIR", "available_manifests", "load_manifest", "sha256_file", "verify_files"]
+__all__ = ["MANIFEST_DIR", "available_manifests", "count_matches", "load_manifest", "sha256_file", "verify_files"]
 
 #: ``data_manifests/`` at the repository root (two levels above this package directory).
 MANIFEST_DIR = pathlib.Path(__file__).resolve().parents[2] / "data_manifests"
@@ -132,6 +132,7 @@ def verify_files(
     *,
     check_sha256: bool = True,
     only: Iterable[str] | None = None,
+    advice: str | Iterable[str] = "",
 ) -> None:
     """Check that every file of ``manifest`` exists under ``root`` (and matches its sha256).
 
@@ -146,12 +147,14 @@ def verify_files(
     only : iterable of str, optional
         Paths or ``fnmatch`` patterns (relative to ``root``) restricting which manifest files are
         checked; each must match at least one manifest entry. Glob entries are then skipped.
+    advice : str or list of str
+        What to do, appended to the error message (e.g. the loader option that uses a partial copy).
 
     Raises
     ------
     DataError
-        Listing every missing file, every checksum mismatch and every under-populated glob, each with
-        where to get it.
+        Listing every missing file, every checksum mismatch and every under-populated glob (the first
+        20 and a count; ``.problems`` holds all), each with where to get it, then ``advice``.
     """
     root = pathlib.Path(root)
     name = manifest.get("name", "?")
@@ -178,12 +181,25 @@ def verify_files(
                 problems.append(f"corrupt {e['path']}: sha256 {got} != expected {e['sha256']} "
                                 f"(download it again from {e['url']})")
     for g in globs:
-        n = sum(1 for p in root.glob(g["pattern"]) if p.is_file())
+        n = count_matches(root, g["pattern"])
         if n < g["min_count"]:
             problems.append(f"only {n} files match {g['pattern']} (expected >= {g['min_count']}; "
                             f"get them from {g['url']})")
     if problems:
-        raise DataError(
-            f"data set {name!r} under {root} is incomplete ({len(problems)} problem(s)):\n  - "
-            + "\n  - ".join(problems)
-        )
+        raise data_error(f"data set {name!r} under {root} is incomplete", problems, advice)
+
+
+def count_matches(root: str | os.PathLike, pattern: str) -> int:
+    """Files under ``root`` matching ``pattern`` (``dir/*.jpg``), the file-name part compared
+    case-insensitively (``.JPG`` counts as ``*.jpg``); hidden files (``.DS_Store``, macOS ``._*``) never count."""
+    root = pathlib.Path(root)
+    parent, _, name = pattern.replace("\\", "/").rpartition("/")
+    if not parent:
+        dirs = [root]
+    elif any(c in parent for c in "*?["):
+        dirs = [d for d in root.glob(parent) if d.is_dir()]
+    else:
+        dirs = [root / parent] if (root / parent).is_dir() else []
+    name = name.lower()
+    return sum(1 for d in dirs for p in d.iterdir()
+               if not p.name.startswith(".") and p.is_file() and fnmatch.fnmatchcase(p.name.lower(), name))
