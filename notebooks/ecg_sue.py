@@ -58,6 +58,11 @@ windows_per_subject = 4
 cad_fraction = 0.16
 mild_fraction = 0.35
 max_windows_per_record = 200
+# a partial copy of the real data: Fantasia records and INCART headers to use (None = all 40 / 75),
+# INCART records taken as CAD (None = those whose header names coronary artery disease)
+fantasia_records = None
+incart_records = None
+incart_cad_records = None
 # model and training
 channels = [16, 32, 32]
 hidden = 32
@@ -117,8 +122,10 @@ if root is None:
     data_config = dict(source="synthetic", n_subjects=n_subjects, windows_per_subject=windows_per_subject,
                        cad_fraction=cad_fraction, mild_fraction=mild_fraction, seed=seed)
 else:
-    data = load_fantasia_incart(root, max_windows_per_record=max_windows_per_record)
-    data_config = dict(source=str(root), max_windows_per_record=max_windows_per_record)
+    data = load_fantasia_incart(root, max_windows_per_record=max_windows_per_record, healthy_records=fantasia_records,
+                                incart_records=incart_records, cad_records=incart_cad_records)
+    data_config = dict(source=str(root), max_windows_per_record=max_windows_per_record, fantasia_records=fantasia_records,
+                       incart_records=incart_records, incart_cad_records=incart_cad_records)
 tr_idx, va_idx, te_idx = stratified_group_split(data.group, data.y, [0.6, 0.2, 0.2], seed=seed)
 train_set, val_set, test_set = data.subset(tr_idx), data.subset(va_idx), data.subset(te_idx)
 if len(test_set) > max_test:  # study an evenly spaced subset of the test windows (keeps the class mix)

@@ -199,6 +199,7 @@ def test_partial_copy_with_default_validation_share(tmp_path):
     parts = load_sartaj(tmp_path, size=8, check_counts=False)
     n_train = sum(COUNTS["Training"])
     assert len(parts["val"]) == round(n_train * 433 / 2870) == 3
+    assert torch.equal(load_sartaj(tmp_path, size=8, check_counts=False, val_size=None)["val"].group, parts["val"].group)
     with pytest.raises(DataError, match=r"val_size=433 gives 433 validation images, but Training has 20.*sartaj_val_size"):
         load_sartaj(tmp_path, size=8, val_size=433, check_counts=False)
     from uqxai_lib.data.sartaj import VAL_SHARE

@@ -220,7 +220,7 @@ def load_sartaj(
     data_dir: str | os.PathLike,
     *,
     size: int = 224,
-    val_size: int | float = VAL_SHARE,
+    val_size: int | float | None = VAL_SHARE,
     seed: int = 0,
     limit: int | None = None,
     check_counts: bool = True,
@@ -238,8 +238,8 @@ def load_sartaj(
     val_size:
         Validation images carved out of ``Training``, stratified by class: a float in (0, 1) is a
         share of ``Training`` (default 433 / 2,870, the paper's 433 images on the full release and
-        the same proportion on a partial copy), an int a number of images. Notebook parameter
-        ``sartaj_val_size``.
+        the same proportion on a partial copy; ``None`` means the same), an int a number of images.
+        Notebook parameter ``sartaj_val_size``.
     seed:
         Seed of the validation draw (and of the ``limit`` subsample).
     limit:
@@ -276,6 +276,7 @@ def load_sartaj(
     files = list_images(root, classes)
     labels = {s: torch.tensor([lab for _, lab in files[s]], dtype=torch.long) for s in SPLITS}
     n_train = len(labels["Training"])
+    val_size = VAL_SHARE if val_size is None else val_size
     if isinstance(val_size, float) and 0 < val_size < 1:
         n_val = int(round(val_size * n_train))
     elif isinstance(val_size, (int, np.integer)) and not isinstance(val_size, bool):
