@@ -14,23 +14,40 @@ Four kinds (``PERTURBATIONS``), the ones of Salvi et al. (2025), Table 1:
     electrode-motion artefact: abrupt baseline steps with exponential recovery, spikes and a
     low-frequency drift (NSTDB ``em`` segments when available).
 
-Every noise is scaled *exactly* per window so that
+**What the SNR of a perturbation means.** The model sees every window standardised (zero mean,
+unit SD per window and channel), so a constant offset over a window is invisible to it. More than
+half of the raw baseline-wander power over a 2-s window is such an offset; counted as noise, it
+would make "0 dB" change the waveform's shape by far less than 0 dB's worth. Therefore, per
+window and channel,
 
-.. math::
+1. the noise :math:`n` is drawn and its window mean removed, :math:`n_0 = n - \bar n`;
+2. it is scaled *exactly* so that
 
-    \mathrm{SNR} = 10 \log_{10} \frac{P_x}{P_n},\qquad P_v = \frac{1}{CL}\sum_{c,l} v_{c,l}^2 ,
+   .. math::
 
-with :math:`x` the clean window and :math:`n` the added noise (powers over all channels and
-samples of a window). Shapes are ``[B, C, L]``; randomness comes only from the
-``torch.Generator`` handed in, so a perturbation is a ``samplers.test_time`` callable::
+       \mathrm{SNR} = 10 \log_{10} \frac{P(x - \bar x)}{P(n_0)},\qquad P(v) = \frac{1}{CL}\sum_{c,l} v_{c,l}^2 ,
+
+   with :math:`x` the clean window (powers over all channels and samples of a window; for a
+   standardised window :math:`P(x - \bar x) = 1`);
+3. the sum :math:`x + n_0` is re-standardised to the clean window's mean and SD
+   (:func:`restandardize`), as the clean input was standardised.
+
+Step 3 multiplies signal and noise parts by the same factor, so the perturbed input consists of
+a signal part and a noise part whose power ratio is exactly the SNR;
+:func:`scaled_noise` returns that noise part (before the common factor) for checks and figures.
+Shapes are ``[B, C, L]``; randomness comes only from the ``torch.Generator`` handed in, so a
+perturbation is a ``samplers.test_time`` callable::
 
     perturb = make_perturbation("powerline", snr_db=10, fs=250)
     x_noisy = perturb(x, generator)
 
 >>> g = torch.Generator().manual_seed(0)
 >>> x = torch.sin(torch.linspace(0, 20, 500)).repeat(4, 1, 1)
->>> y = make_perturbation("gaussian", 6.0)(x, g)
->>> bool(((snr_db(x, y - x) - 6.0).abs() < 1e-3).all())
+>>> n = scaled_noise("gaussian", x, 6.0, torch.Generator().manual_seed(0))
+>>> bool(((snr_db(x - x.mean(-1, keepdim=True), n) - 6.0).abs() < 1e-3).all())
+True
+>>> y = make_perturbation("gaussian", 6.0)(x, torch.Generator().manual_seed(0))
+>>> bool(torch.allclose(y, restandardize(x, x + n), atol=1e-5))
 True
 """
 from __future__ import annotations
@@ -46,9 +63,12 @@ from torch import Tensor
 __all__ = [
     "PERTURBATIONS",
     "NSTDB_RECORDS",
+    "SNR_DEFINITION",
     "make_perturbation",
     "noise",
     "scale_to_snr",
+    "scaled_noise",
+    "restandardize",
     "snr_db",
     "power",
     "load_nstdb",
@@ -67,6 +87,9 @@ NSTDB_RECORDS = ("bw", "em", "ma")
 #: Which NSTDB record a kind draws from when records are given.
 NSTDB_FOR_KIND = {"baseline": "bw", "electrode": "em"}
 SNR_RANGE_DB = (-30.0, 80.0)
+#: What an SNR means here (module docstring); put it in cache keys of perturbation results so that
+#: results computed under an earlier definition are never reused.
+SNR_DEFINITION = "v2: noise without its window mean, scaled to P(x - mean x) / P(n0), re-standardised"
 
 Perturbation = Callable[[Tensor, torch.Generator], Tensor]
 
@@ -213,6 +236,42 @@ def noise(
     return _KINDS[kind](b, c, n, float(fs), generator, mains_hz)
 
 
+def restandardize(clean: Tensor, noisy: Tensor, eps: float = 1e-12) -> Tensor:
+    """``noisy`` with each window and channel moved to the mean and SD (over the last dimension) of
+    ``clean``: the perturbed input standardised the way the clean one was.
+
+    >>> x = torch.tensor([[[0.0, 2.0, 4.0]]])
+    >>> restandardize(x, torch.tensor([[[5.0, 6.0, 7.0]]])).tolist()
+    [[[0.0, 2.0, 4.0]]]
+    """
+    c, v = clean.double(), noisy.double()
+    mu, sd = c.mean(-1, keepdim=True), c.std(-1, unbiased=False, keepdim=True)
+    vm, vs = v.mean(-1, keepdim=True), v.std(-1, unbiased=False, keepdim=True)
+    return ((v - vm) * (sd / vs.clamp_min(eps)) + mu).to(clean.dtype)
+
+
+def scaled_noise(
+    kind: str,
+    x: Tensor,
+    snr_db: float,
+    generator: torch.Generator,
+    *,
+    fs: float = 250.0,
+    mains_hz: float | None = None,
+    nstdb: Mapping[str, Tensor] | None = None,
+) -> Tensor:
+    """Zero-mean noise of ``kind`` for windows ``x`` ``[B, C, L]``, scaled so that
+    ``10 log10(P(x - mean x) / P(noise)) == snr_db`` per window (steps 1-2 of the module docstring).
+
+    ``make_perturbation(kind, snr_db, ...)(x, g)`` equals ``restandardize(x, x + scaled_noise(kind, x,
+    snr_db, g, ...))`` for a generator in the same state (the same draws).
+    """
+    n = noise(kind, tuple(x.shape), generator, fs=fs, mains_hz=mains_hz, nstdb=nstdb).to(x.device)
+    n0 = n - n.mean(-1, keepdim=True)
+    xd = x.double()
+    return scale_to_snr(xd - xd.mean(-1, keepdim=True), n0, _check_snr(snr_db)).to(x.dtype)
+
+
 def make_perturbation(
     kind: str,
     snr_db: float,
@@ -221,14 +280,16 @@ def make_perturbation(
     mains_hz: float | None = None,
     nstdb: Mapping[str, Tensor] | None = None,
 ) -> Perturbation:
-    """Return ``perturb(x, generator) -> x + n`` with noise of ``kind`` at exactly ``snr_db`` per window.
+    """Return ``perturb(x, generator)``: ``x`` plus zero-mean noise of ``kind`` at exactly ``snr_db``
+    per window, re-standardised to the clean window's mean and SD (see the module docstring).
 
     Parameters
     ----------
     kind : str
         One of :data:`PERTURBATIONS`.
     snr_db : float
-        Target SNR in dB (``10 log10(P_x / P_n)`` per window), within :data:`SNR_RANGE_DB`.
+        Target SNR in dB (``10 log10(P(x - mean x) / P(n - mean n))`` per window), within
+        :data:`SNR_RANGE_DB`.
     fs : float
         Sampling rate of the windows [Hz].
     mains_hz : float, optional
@@ -248,8 +309,8 @@ def make_perturbation(
             raise ValueError(f"x must be shaped [B, C, L] (or [B, L]), got {tuple(x.shape)}")
         if not isinstance(generator, torch.Generator):
             raise TypeError("generator must be a torch.Generator (seed it for reproducible draws)")
-        n = noise(kind, tuple(x.shape), generator, fs=fs, mains_hz=mains_hz, nstdb=nstdb)
-        return x + scale_to_snr(x, n.to(x.device), snr)
+        n = scaled_noise(kind, x, snr, generator, fs=fs, mains_hz=mains_hz, nstdb=nstdb)
+        return restandardize(x, x + n)
 
     perturb.kind, perturb.snr_db, perturb.fs = kind, snr, fs  # type: ignore[attr-defined]
     perturb.__name__ = f"{kind}_{snr:g}dB"
