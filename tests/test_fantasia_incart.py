@@ -267,3 +267,18 @@ def test_patient_key_falls_back_to_the_demographic_line_then_the_whole_text():
     assert patient_key(["<age>: 65 <sex>: F <diagnoses> CAD", "Patient 12", "PVCs"]) == "patient 12"
     assert patient_key(["<age>: 65 <sex>: F <diagnoses> CAD", "PVCs"]) == patient_key(["<age>: 65  <sex>: F <diagnoses> CAD", "APCs"])
     assert patient_key(["only text"]) == "only text"
+
+
+def test_loader_checks_the_digests_of_a_filled_local_manifest(release, tmp_path):
+    import shutil
+
+    from uqxai_lib.data.manifest import fill
+
+    copy = tmp_path / "copy"
+    shutil.copytree(release, copy)
+    fill("ecg", copy, allow_missing=True)
+    load_fantasia_incart(copy, healthy_records=REAL_FANTASIA[:3], cad_records=["I01", "I04", "I06"])
+    dat = copy / "fantasia" / "f1o02.dat"
+    dat.write_bytes(dat.read_bytes()[:-2] + b"\x00\x00")  # one sample changed: the record still parses
+    with pytest.raises(DataError, match=r"corrupt fantasia/f1o02\.dat: sha256"):
+        load_fantasia_incart(copy, healthy_records=REAL_FANTASIA[:3], cad_records=["I01", "I04", "I06"])

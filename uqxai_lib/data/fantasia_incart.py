@@ -202,7 +202,9 @@ def load_fantasia_incart(
     check_sha256 : bool
         Verify checksums of files that have one in the manifest.
     manifest : mapping, optional
-        A loaded manifest (default ``load_manifest("ecg")``).
+        A loaded manifest (default: the local manifest ``uqxai-ecg.manifest.yaml`` of ``data_dir``
+        written by ``python -m uqxai_lib.data.manifest fill ecg <data_dir>``, whose digests are then
+        checked, else the shipped ``data_manifests/ecg.yaml``).
 
     Returns
     -------
@@ -211,10 +213,10 @@ def load_fantasia_incart(
         id (Fantasia record index 0..39; INCART patients, keyed by :func:`patient_key`, from 1000 on),
         ``mask`` None.
     """
-    from .manifest import load_manifest, verify_files
+    from .manifest import manifest_for, verify_files
 
     root = Path(data_dir)
-    m = dict(manifest) if manifest is not None else load_manifest("ecg")
+    m = dict(manifest) if manifest is not None else manifest_for("ecg", root)
     healthy = list(healthy_records) if healthy_records is not None else list(FANTASIA_RECORDS)
     unknown = sorted(set(healthy) - set(FANTASIA_RECORDS))
     if unknown:
