@@ -282,3 +282,16 @@ def test_loader_checks_the_digests_of_a_filled_local_manifest(release, tmp_path)
     dat.write_bytes(dat.read_bytes()[:-2] + b"\x00\x00")  # one sample changed: the record still parses
     with pytest.raises(DataError, match=r"corrupt fantasia/f1o02\.dat: sha256"):
         load_fantasia_incart(copy, healthy_records=REAL_FANTASIA[:3], cad_records=["I01", "I04", "I06"])
+
+
+def test_every_corrupt_record_is_named_in_one_error(release, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(release, copy)
+    (copy / "fantasia" / "f1y01.dat").write_bytes(b"\x00\x01")  # truncated signal files
+    (copy / "incart" / "I04.dat").write_bytes(b"\x00")
+    with pytest.raises(DataError) as e:
+        load_fantasia_incart(copy, healthy_records=REAL_FANTASIA, cad_records=["I01", "I04", "I06"])
+    msg = str(e.value)
+    assert "2 ECG record(s)" in msg and "f1y01" in msg and "I04" in msg and "cad_records" in msg

@@ -225,3 +225,13 @@ def test_class_subset_from_the_advice_of_the_error(tmp_path):
     assert torch.bincount(parts["test"].y).tolist() == [2, 3, 1]
     with pytest.raises(DataError, match="unknown SARTAJ class 'tumour'"):
         load_sartaj(tmp_path, size=8, check_counts=False, classes=["glioma", "tumour"])
+
+
+def test_class_folder_with_only_hidden_or_other_files_is_empty(tmp_path):
+    _write_tree(tmp_path)
+    d = tmp_path / "Training" / "no_tumor"
+    for f in d.iterdir():
+        f.rename(d / f"._{f.name}")
+    (d / "Thumbs.db").write_bytes(b"\xd0\xcf")
+    with pytest.raises(DataError, match="no images in Training/no_tumor"):
+        load_sartaj(tmp_path, size=8, check_counts=False)

@@ -262,18 +262,23 @@ def load_fantasia_incart(
                       f"pass cad_records={_pylist(have_c)} (notebook parameter incart_cad_records).")
     verify_files(root, m, check_sha256=check_sha256,
                  only=[f"fantasia/{r}.dat" for r in healthy] + [f"incart/{r}.dat" for r in cad], advice=advice)
-    xs, ys, gs = [], [], []
-    for i, r in enumerate(healthy):
-        sig, f_in = read_lead(root / "fantasia" / r, "ECG")
-        w = cut_windows(_resample(sig, f_in, fs), fs, window_s, max_windows_per_record)
-        xs.append(w), ys.append(np.zeros(len(w), np.int64)), gs.append(np.full(len(w), i, np.int64))
     key = {r: patient.get(r) or r for r in cad}
     keys = sorted(set(key.values()))
-    for r in cad:
-        sig, f_in = read_lead(root / "incart" / r, ("II", "MLII"))
+    jobs = [(root / "fantasia" / r, "ECG", 0, i) for i, r in enumerate(healthy)]
+    jobs += [(root / "incart" / r, ("II", "MLII"), 1, 1000 + keys.index(key[r])) for r in cad]
+    xs, ys, gs, bad = [], [], [], []
+    for path, lead, label, group in jobs:
+        try:
+            sig, f_in = read_lead(path, lead)
+        except DataError as e:  # collect every unreadable record, report them together
+            bad.append(str(e))
+            continue
         w = cut_windows(_resample(sig, f_in, fs), fs, window_s, max_windows_per_record)
-        xs.append(w), ys.append(np.ones(len(w), np.int64))
-        gs.append(np.full(len(w), 1000 + keys.index(key[r]), np.int64))
+        xs.append(w), ys.append(np.full(len(w), label, np.int64)), gs.append(np.full(len(w), group, np.int64))
+    if bad:
+        raise data_error(f"{len(bad)} ECG record(s) under {root} cannot be used", bad,
+                         "Download them again (PhysioNet), or leave them out with healthy_records / cad_records "
+                         "(notebook parameters fantasia_records / incart_cad_records).")
     x = torch.from_numpy(np.concatenate(xs))
     if len(x) == 0:
         raise DataError(f"no usable {window_s}-s window in the records under {root}")
