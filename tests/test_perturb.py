@@ -11,6 +11,7 @@ from uqxai_lib.perturb import (
     load_nstdb,
     make_perturbation,
     noise,
+    achieved_snr_db,
     restandardize,
     scale_to_snr,
     scaled_noise,
@@ -47,6 +48,12 @@ def test_achieved_snr_within_0p1_db_per_window(x, kind, snr):
     assert np.allclose(y.double().numpy().std(-1), xn.std(-1), atol=1e-4)
     assert np.allclose(y.double().numpy().mean(-1), xn.mean(-1), atol=1e-4)
     assert y.shape == x.shape and y.dtype == x.dtype
+    # the noise is uncorrelated with the window, so the perturbed window's correlation with the clean
+    # one is exactly (1 + 10^(-snr/10))^(-1/2) (numpy's corrcoef), and the SNR reads back from (x, y)
+    assert np.abs((xc * n0).sum(-1)).max() < 1e-3 * np.sqrt((xc**2).sum(-1) * (n0**2).sum(-1)).max()
+    r = np.array([np.corrcoef(a[0], b[0])[0, 1] for a, b in zip(xn, y.double().numpy())])
+    assert np.allclose(r, (1 + 10 ** (-snr / 10)) ** -0.5, atol=1e-4)
+    assert (achieved_snr_db(x, y) - snr).abs().max() < 0.01
 
 
 @pytest.mark.parametrize("kind", PERTURBATIONS)

@@ -20,21 +20,24 @@ half of the raw baseline-wander power over a 2-s window is such an offset; count
 would make "0 dB" change the waveform's shape by far less than 0 dB's worth. Therefore, per
 window and channel,
 
-1. the noise :math:`n` is drawn and its window mean removed, :math:`n_0 = n - \bar n`;
+1. the noise :math:`n` is drawn, its window mean removed and the part of it that is correlated
+   with the clean window within the window projected out, so that :math:`n_0` is zero-mean and
+   uncorrelated with :math:`x` (the usual premise of an SNR, under which powers add);
 2. it is scaled *exactly* so that
 
    .. math::
 
-       \mathrm{SNR} = 10 \log_{10} \frac{P(x - \bar x)}{P(n_0)},\qquad P(v) = \frac{1}{CL}\sum_{c,l} v_{c,l}^2 ,
+       \mathrm{SNR} = 10 \log_{10} \frac{P(x - \bar x)}{P(n_0)},\qquad P(v) = \frac{1}{L}\sum_{l} v_{l}^2 ,
 
-   with :math:`x` the clean window (powers over all channels and samples of a window; for a
-   standardised window :math:`P(x - \bar x) = 1`);
+   with :math:`x` the clean window (for a standardised window :math:`P(x - \bar x) = 1`);
 3. the sum :math:`x + n_0` is re-standardised to the clean window's mean and SD
    (:func:`restandardize`), as the clean input was standardised.
 
 Step 3 multiplies signal and noise parts by the same factor, so the perturbed input consists of
-a signal part and a noise part whose power ratio is exactly the SNR;
-:func:`scaled_noise` returns that noise part (before the common factor) for checks and figures.
+a signal part and a noise part whose power ratio is exactly the SNR, and its correlation with the
+clean window is exactly :math:`r = (1 + 10^{-\mathrm{SNR}/10})^{-1/2}` for every kind: the SNR
+can be read back from the clean and perturbed windows alone (:func:`achieved_snr_db`).
+:func:`scaled_noise` returns the noise part (before the common factor) for checks.
 Shapes are ``[B, C, L]``; randomness comes only from the ``torch.Generator`` handed in, so a
 perturbation is a ``samplers.test_time`` callable::
 
@@ -69,6 +72,7 @@ __all__ = [
     "scale_to_snr",
     "scaled_noise",
     "restandardize",
+    "achieved_snr_db",
     "snr_db",
     "power",
     "load_nstdb",
@@ -89,7 +93,8 @@ NSTDB_FOR_KIND = {"baseline": "bw", "electrode": "em"}
 SNR_RANGE_DB = (-30.0, 80.0)
 #: What an SNR means here (module docstring); put it in cache keys of perturbation results so that
 #: results computed under an earlier definition are never reused.
-SNR_DEFINITION = "v2: noise without its window mean, scaled to P(x - mean x) / P(n0), re-standardised"
+SNR_DEFINITION = ("v2: noise without its window mean and uncorrelated with the window, scaled to "
+                  "P(x - mean x) / P(n0) per window and channel, re-standardised")
 
 Perturbation = Callable[[Tensor, torch.Generator], Tensor]
 
@@ -260,16 +265,39 @@ def scaled_noise(
     mains_hz: float | None = None,
     nstdb: Mapping[str, Tensor] | None = None,
 ) -> Tensor:
-    """Zero-mean noise of ``kind`` for windows ``x`` ``[B, C, L]``, scaled so that
-    ``10 log10(P(x - mean x) / P(noise)) == snr_db`` per window (steps 1-2 of the module docstring).
+    """Zero-mean noise of ``kind`` for windows ``x`` ``[B, C, L]``, uncorrelated with each window, scaled
+    so that ``10 log10(P(x - mean x) / P(noise)) == snr_db`` per window and channel (steps 1-2 of the
+    module docstring).
 
     ``make_perturbation(kind, snr_db, ...)(x, g)`` equals ``restandardize(x, x + scaled_noise(kind, x,
     snr_db, g, ...))`` for a generator in the same state (the same draws).
     """
     n = noise(kind, tuple(x.shape), generator, fs=fs, mains_hz=mains_hz, nstdb=nstdb).to(x.device)
-    n0 = n - n.mean(-1, keepdim=True)
     xd = x.double()
-    return scale_to_snr(xd - xd.mean(-1, keepdim=True), n0, _check_snr(snr_db)).to(x.dtype)
+    xc = xd - xd.mean(-1, keepdim=True)
+    n0 = n - n.mean(-1, keepdim=True)
+    xx = (xc * xc).sum(-1, keepdim=True)
+    n0 = n0 - torch.where(xx > 0, (n0 * xc).sum(-1, keepdim=True) / xx.clamp_min(1e-300), 0.0) * xc
+    b, c, length = x.shape
+    out = scale_to_snr(xc.reshape(b * c, 1, length), n0.reshape(b * c, 1, length), _check_snr(snr_db))
+    return out.reshape(b, c, length).to(x.dtype)
+
+
+def achieved_snr_db(clean: Tensor, perturbed: Tensor) -> Tensor:
+    """SNR in dB of a perturbed window against its clean one, per window and channel (``[B, C]`` for
+    ``[B, C, L]``), from their correlation ``r``: ``10 log10(r^2 / (1 - r^2))``. Exact for the outputs
+    of :func:`make_perturbation` (its noise is uncorrelated with the window); otherwise the SNR of the
+    part of the perturbed window not explained by the clean one.
+
+    >>> x = torch.sin(torch.linspace(0, 20, 500)).repeat(2, 1, 1)
+    >>> y = make_perturbation("baseline", 4.0)(x, torch.Generator().manual_seed(0))
+    >>> [round(v, 4) for v in achieved_snr_db(x, y).flatten().tolist()]
+    [4.0, 4.0]
+    """
+    xc = clean.double() - clean.double().mean(-1, keepdim=True)
+    yc = perturbed.double() - perturbed.double().mean(-1, keepdim=True)
+    r2 = (xc * yc).sum(-1) ** 2 / ((xc * xc).sum(-1) * (yc * yc).sum(-1))
+    return 10.0 * torch.log10(r2 / (1.0 - r2))
 
 
 def make_perturbation(

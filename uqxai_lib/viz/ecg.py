@@ -265,10 +265,10 @@ def plot_class_examples(x: Tensor, y: Tensor, classes: Sequence[str], mask: Tens
 
 def plot_perturbations(clean: Tensor, noisy: Mapping[str, Tensor], *, fs: float = 250.0, target_snr_db=None):
     """One panel per noise kind: a perturbed copy (black) over the clean window (grey), with the
-    SNR achieved on that copy (``10 log10(P_x / P_n)``) in the title."""
+    SNR achieved on that copy (``perturb.achieved_snr_db``) in the title."""
     import matplotlib.pyplot as plt
 
-    from ..perturb import snr_db
+    from ..perturb import achieved_snr_db
 
     kinds = list(noisy)
     ncol = 2 if len(kinds) > 1 else 1
@@ -277,7 +277,7 @@ def plot_perturbations(clean: Tensor, noisy: Mapping[str, Tensor], *, fs: float 
     c = torch.as_tensor(clean).reshape(1, 1, -1).double()
     for ax, k in zip(axes.flat, kinds):
         v = torch.as_tensor(noisy[k]).reshape(1, 1, -1).double()
-        got = float(snr_db(c, v - c)[0])
+        got = float(achieved_snr_db(c, v)[0, 0])
         want = "" if target_snr_db is None else f" (target {float(target_snr_db):g} dB)"
         plot_window_maps(v[0, 0], ax=ax, fs=fs, clean_signal=c[0, 0],
                          title=f"{PERTURBATION_LABELS.get(k, k)}: SNR {got:.2f} dB{want}")
