@@ -89,6 +89,7 @@ import yaml
 from IPython.display import Markdown, display
 
 from uqxai_lib import cache, stats, widgets
+from uqxai_lib.perturb import SNR_DEFINITION
 from uqxai_lib.models.resnet_mc import weights_fingerprint
 from uqxai_lib.params import chapter_parameters
 from uqxai_lib.studies import cross, modalities
@@ -159,7 +160,7 @@ for name, m in setups.items():
     for source in cross.SOURCES:
         cfg = dict(modality=name, source=source, weights=weights_fingerprint(m.model), n=len(test),
                    chapter_profile=chapter_profile, seed=seed, draws_per_kind=draws_per_kind, strength=image_strength,
-                   snr=ecg_snr_db, passes=mc_passes, rate=mc_rates[name], k=rashomon_k, ratio=prune_ratios[name], eps=epsilon,
+                   snr=ecg_snr_db, snr_definition=SNR_DEFINITION, passes=mc_passes, rate=mc_rates[name], k=rashomon_k, ratio=prune_ratios[name], eps=epsilon,
                    members=[weights_fingerprint(mm) for mm in members] if source == "seed_ensemble" else None)
         stacks[name, source] = cache.cached("cross_study/stack", cfg, lambda: cross.run_source(
             source, m.model, test.x, pred, layer=m.layer, method=m.method, perturbations=m.perturbations,

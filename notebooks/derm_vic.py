@@ -61,6 +61,9 @@ n_lesions = 500
 separation = 3.0
 # HAM10000: load about this many images (whole lesions); None = all
 ham_limit = None
+# HAM10000, a partial copy: only these image ids (None = all), or skip the images whose files are absent
+ham_image_ids = None
+ham_skip_missing = False
 # training
 epochs = 8
 patience = 3
@@ -123,8 +126,9 @@ if root is None:
     data = make_synthetic_derm(n_lesions=n_lesions, size=image_size, separation=separation, seed=seed)
     source = "synthetic dermoscopy"
 else:
-    data = load_ham10000(root, size=image_size, limit=ham_limit, seed=seed)
-    source = "HAM10000"
+    data = load_ham10000(root, size=image_size, limit=ham_limit, seed=seed, image_ids=ham_image_ids,
+                         skip_missing=ham_skip_missing)
+    source = "HAM10000" + (f" ({data.skipped} images without their files skipped)" if data.skipped else "")
 parts = group_split(data.group, [0.6, 0.2, 0.2], seed=seed)
 train_set, val_set, test_set = (data.subset(p) for p in parts)
 display(Markdown(f"Source: **{source}**, {len(data)} images of {len(data.group.unique())} lesions."))

@@ -71,6 +71,11 @@ windows_per_subject = 4
 cad_fraction = 0.16
 mild_fraction = 0.35
 max_windows_per_record = 200
+# a partial copy of the real data: Fantasia records and INCART headers to use (None = all 40 / 75),
+# INCART records taken as CAD (None = those whose header names coronary artery disease)
+fantasia_records = None
+incart_records = None
+incart_cad_records = None
 # model and training
 channels = [16, 32, 32]
 hidden = 32
@@ -138,8 +143,10 @@ if root is None:
     data_config = dict(source="synthetic", n_subjects=n_subjects, windows_per_subject=windows_per_subject,
                        cad_fraction=cad_fraction, mild_fraction=mild_fraction, seed=seed)
 else:
-    data, info = load_fantasia_incart(root, max_windows_per_record=max_windows_per_record), None
-    data_config = dict(source=str(root), max_windows_per_record=max_windows_per_record)
+    data, info = load_fantasia_incart(root, max_windows_per_record=max_windows_per_record, healthy_records=fantasia_records,
+                                incart_records=incart_records, cad_records=incart_cad_records), None
+    data_config = dict(source=str(root), max_windows_per_record=max_windows_per_record, fantasia_records=fantasia_records,
+                       incart_records=incart_records, incart_cad_records=incart_cad_records)
 tr_idx, va_idx, te_idx = stratified_group_split(data.group, data.y, [0.6, 0.2, 0.2], seed=seed)
 train_set, val_set, test_set = data.subset(tr_idx), data.subset(va_idx), data.subset(te_idx)
 if len(test_set) > max_test:  # study an evenly spaced subset of the test windows (keeps the class mix)
@@ -183,13 +190,17 @@ vz.classification_table(clf, paper=S.PAPER_CLASSIFICATION)
 # %% [markdown]
 # ## Perturbations
 #
-# At test time every window $x$ gets $S$ = `draws` noisy copies $\tilde x^{(s)} = x + n^{(s)}$,
-# with the noise scaled **per window** so that the signal-to-noise ratio is exactly the one asked
-# for,
+# At test time every window $x$ gets $S$ = `draws` noisy copies. Each noise $n^{(s)}$ is first
+# made zero-mean over the window and uncorrelated with it (otherwise a slow baseline wander is mostly
+# a constant offset, which the model never sees after standardisation), then scaled **per window**
+# so that the signal-to-noise ratio is exactly the one asked for,
 #
 # $$
-# \mathrm{SNR} = 10\log_{10}\frac{P_x}{P_n},\qquad P_v = \frac{1}{L}\sum_{t=1}^{L} v_t^2 .
+# \mathrm{SNR} = 10\log_{10}\frac{\operatorname{var}(x)}{P_n},\qquad P_n = \frac{1}{L}\sum_{t=1}^{L} n_t^2 ,
 # $$
+#
+# and the sum $x + n^{(s)}$ is re-standardised to the clean window's mean and SD, as the clean
+# windows were (the methods page gives the details).
 #
 # The four noise models of the paper's Table 1 are
 #
@@ -291,7 +302,8 @@ layer_rows = None
 if has_mask:
     layer_rows = cache.cached("ecg_sue/layers", dict(train=train_config, layers=list(layers), draws=draws,
                                                      snr_db=table_snr_db, quantile=sue_quantile, test=te_idx[sub].tolist(),
-                                                     seed=seed, n_boot=n_boot_table, nstdb=sorted(nstdb or {})),
+                                                     seed=seed, n_boot=n_boot_table, nstdb=sorted(nstdb or {}),
+                                                     snr_definition=P.SNR_DEFINITION),
                               lambda: S.layer_table(model, test_set.x[sub], test_set.y[sub], test_set.mask[sub], layers,
                                                     snr_db=table_snr_db, draws=draws, seed=seed, quantile=sue_quantile,
                                                     groups=test_set.group[sub], fs=FS, nstdb=nstdb, n_boot=n_boot_table))
@@ -351,7 +363,7 @@ if has_mask:
 kinds = (S.PRIMARY_KIND,) if primary_only else P.PERTURBATIONS  # the primary kind comes first: same seeds
 study_config = dict(train=train_config, layer=layer, draws=draws, snr_db=table_snr_db, quantile=sue_quantile,
                     test=te_idx.tolist(), n_test=len(test_set), seed=seed, nstdb=sorted(nstdb or {}), kinds=list(kinds),
-                    record="v2: draw_probs")
+                    record="v2: draw_probs", snr_definition=P.SNR_DEFINITION)
 study = cache.cached("ecg_sue/table", study_config, lambda: S.sue_study(
     model, test_set.x.to(dev), layer, kinds, table_snr_db, draws, seed=seed, quantile=sue_quantile,
     nstdb=nstdb))

@@ -64,6 +64,11 @@ n_patients = 1000
 ambiguity = 0.12
 split = [0.7, 0.12, 0.18]
 max_test = 400
+# SARTAJ (a partial copy): classes to use (None = all four), validation share of Training
+# (None = the paper's 433 of 2,870; an int = images), check the full release's folder counts
+sartaj_classes = None
+sartaj_val_size = None
+sartaj_check_counts = True
 # model and training
 arch = 'resnet18'
 width = 8
@@ -129,9 +134,10 @@ if root is None:
     tr, va = stratified_holdout(data.y[rest], int(round(split[1] * len(data))), seed=seed + 1)
     train_set, val_set, test_set = data.subset(rest[tr]), data.subset(rest[va]), data.subset(test_idx)
 else:
-    parts = load_sartaj(root, size=image_size, seed=seed)
+    parts = load_sartaj(root, size=image_size, seed=seed, classes=sartaj_classes, val_size=sartaj_val_size,
+                        check_counts=sartaj_check_counts)
     train_set, val_set, test_set = parts["train"], parts["val"], parts["test"]
-    data_config = dict(source=str(root), size=image_size, seed=seed)
+    data_config = dict(source=str(root), size=image_size, seed=seed, classes=sartaj_classes, val_size=sartaj_val_size)
 if len(test_set) > max_test:  # an evenly spaced subset keeps the class mix
     test_set = test_set.subset(torch.linspace(0, len(test_set) - 1, max_test).round().long())
 classes = list(train_set.classes)

@@ -138,3 +138,160 @@ def test_cut_windows_drops_gaps_and_flat_lines_and_caps_count():
     w = cut_windows(sig, fs=250, window_s=2.0)
     assert w.shape == (8, 500) and np.isfinite(w).all()
     assert cut_windows(sig, fs=250, window_s=2.0, max_windows=3).shape == (3, 500)
+
+
+# ------------------------------------------------------------------ real-shaped release (issue 12)
+# 7 CAD patients with 17 records as in INCART, plus non-CAD patients; every header has the three
+# comment lines of the real release (demographics + diagnoses, "patient N", per-record findings).
+CAD_PATIENTS = {1: ["I01", "I02", "I03"], 2: ["I04", "I05"], 3: ["I06", "I07", "I08"], 4: ["I09", "I10"],
+                5: ["I11", "I12"], 6: ["I13", "I14", "I15"], 7: ["I16", "I17"]}
+OTHER_PATIENTS = {8: ["I18", "I19"], 9: ["I20"]}
+FINDINGS = ["PVCs, noise", "APCs", "PVCs, APCs, Noise", "no particular findings", "Sinus tachycardia"]
+REAL_FANTASIA = ["f1o01", "f1o02", "f1y01", "f1y02", "f2o01", "f2o02", "f2y01", "f2y02"]
+INCART_S, FANTASIA_S = 9, 10  # seconds per fabricated record -> 4 and 5 windows
+
+
+def _write_release(root, rng):
+    (root / "fantasia").mkdir(parents=True)
+    (root / "incart").mkdir()
+    for r in REAL_FANTASIA:  # f1*: RESP + ECG in format 16; f2*: RESP + ECG + BP in format 212
+        n = 250 * FANTASIA_S
+        resp, ecg = np.sin(np.arange(n) / 200), _ecg(n, 250, rng)
+        if r.startswith("f1"):
+            wfdb.wrsamp(r, fs=250, units=["mV", "mV"], sig_name=["RESP", "ECG"], p_signal=np.stack([resp, ecg], 1),
+                        fmt=["16", "16"], write_dir=str(root / "fantasia"))
+        else:
+            bp = 80 + 10 * np.sin(np.arange(n) / 50)
+            wfdb.wrsamp(r, fs=250, units=["mV", "mV", "mmHg"], sig_name=["RESP", "ECG", "BP"],
+                        p_signal=np.stack([resp, ecg, bp], 1), fmt=["212", "212", "212"],
+                        write_dir=str(root / "fantasia"))
+    k = 0
+    for patients, dx in ((CAD_PATIENTS, "Coronary artery disease, arterial hypertension"),
+                         (OTHER_PATIENTS, "Sinus node dysfunction")):
+        for pid, recs in patients.items():
+            age, sex = 40 + 3 * pid, "MF"[pid % 2]
+            for r in recs:
+                comments = [f"<age>: {age} <sex>: {sex} <diagnoses> {dx}", f"patient {pid}", FINDINGS[k % len(FINDINGS)]]
+                k += 1
+                n = 257 * INCART_S
+                sig = np.stack([_ecg(n, 257, rng) * (1.0 + 0.1 * j) for j in range(12)], 1)
+                wfdb.wrsamp(r, fs=257, units=["mV"] * 12, sig_name=INCART_LEADS, p_signal=sig, fmt=["16"] * 12,
+                            comments=comments, write_dir=str(root / "incart"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    return _write_release(tmp_path_factory.mktemp("release"), np.random.default_rng(1))
+
+
+ALL_INCART = [r for recs in (*CAD_PATIENTS.values(), *OTHER_PATIENTS.values()) for r in recs]
+
+
+def test_headers_have_the_real_three_comment_lines(release):
+    hdr = wfdb.rdheader(str(release / "incart" / "I02"))
+    assert len(hdr.comments) == 3 and hdr.comments[1] == "patient 1"
+    assert wfdb.rdheader(str(release / "fantasia" / "f2o01")).fmt == ["212"] * 3
+
+
+def test_incart_subjects_are_patients_not_header_texts(release):
+    cad, patient = select_incart_cad(release / "incart", ALL_INCART)
+    assert cad == [r for recs in CAD_PATIENTS.values() for r in recs]  # 17 CAD records
+    for pid, recs in CAD_PATIENTS.items():
+        assert {patient[r] for r in recs} == {f"patient {pid}"}
+    d = load_fantasia_incart(release, healthy_records=REAL_FANTASIA, incart_records=ALL_INCART)
+    assert d.group[d.y == 1].unique().numel() == 7  # 7 patients, not 17 "subjects"
+    assert d.group[d.y == 0].unique().numel() == len(REAL_FANTASIA)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_no_incart_patient_spans_two_splits(release, seed):
+    from uqxai_lib.data.synthetic_ecg import stratified_group_split
+
+    d = load_fantasia_incart(release, healthy_records=REAL_FANTASIA, incart_records=ALL_INCART)
+    cad = [r for recs in CAD_PATIENTS.values() for r in recs]
+    owner = {r: pid for pid, recs in CAD_PATIENTS.items() for r in recs}
+    per = len(cut_windows(np.zeros(250 * INCART_S) + np.arange(250 * INCART_S), 250))  # windows per record
+    true_patient = np.full(len(d), -1)
+    true_patient[(d.y == 1).numpy()] = [owner[cad[i // per]] for i in range(per * len(cad))]
+    parts = stratified_group_split(d.group, d.y, [0.6, 0.2, 0.2], seed=seed)
+    seen = [set(true_patient[p.numpy()].tolist()) - {-1} for p in parts]
+    assert all(seen)  # every split holds CAD patients
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert seen[a].isdisjoint(seen[b]), (seed, seen)
+
+
+def _suggested(msg: str, option: str) -> list[str]:
+    import ast
+    import re
+
+    m = re.search(rf"{option}=(\[[^\]]*\])", msg)
+    assert m, msg
+    return ast.literal_eval(m.group(1))
+
+
+def test_partial_copy_error_names_the_option_and_its_value_that_work(release, tmp_path):
+    import shutil
+
+    part = tmp_path / "part"
+    shutil.copytree(release, part)
+    for r in ["f1o02", "f2y02"]:  # two Fantasia records absent
+        for ext in (".hea", ".dat"):
+            (part / "fantasia" / f"{r}{ext}").unlink()
+    cad = [r for recs in CAD_PATIENTS.values() for r in recs]
+    for p in (part / "incart").iterdir():  # only the CAD records of INCART, as a user might keep them
+        if p.stem not in cad:
+            p.unlink()
+    with pytest.raises(DataError) as e:
+        load_fantasia_incart(part)  # defaults: all 40 Fantasia records, all 75 INCART headers
+    msg = str(e.value)
+    assert "fantasia_records" in msg and "incart_records" in msg and "incart_cad_records" in msg
+    assert "missing fantasia/f1o02.hea" in msg and "... and" in msg  # 20 listed, then a count
+    assert len(e.value.problems) == (40 - 6) + (75 - 17)  # every missing header is kept
+    healthy, search = _suggested(msg, "healthy_records"), _suggested(msg, "incart_records")
+    assert healthy == [r for r in REAL_FANTASIA if r not in ("f1o02", "f2y02")] and search == cad
+    d = load_fantasia_incart(part, healthy_records=healthy, incart_records=search)
+    assert d.group[d.y == 1].unique().numel() == 7
+    # a CAD record whose signal file is missing: the error names cad_records with the complete ones
+    (part / "incart" / "I05.dat").unlink()
+    with pytest.raises(DataError) as e:
+        load_fantasia_incart(part, healthy_records=healthy, incart_records=search)
+    assert "missing incart/I05.dat" in str(e.value)
+    assert _suggested(str(e.value), "cad_records") == [r for r in cad if r != "I05"]
+
+
+def test_patient_key_falls_back_to_the_demographic_line_then_the_whole_text():
+    from uqxai_lib.data.fantasia_incart import patient_key
+
+    assert patient_key(["<age>: 65 <sex>: F <diagnoses> CAD", "Patient 12", "PVCs"]) == "patient 12"
+    assert patient_key(["<age>: 65 <sex>: F <diagnoses> CAD", "PVCs"]) == patient_key(["<age>: 65  <sex>: F <diagnoses> CAD", "APCs"])
+    assert patient_key(["only text"]) == "only text"
+
+
+def test_loader_checks_the_digests_of_a_filled_local_manifest(release, tmp_path):
+    import shutil
+
+    from uqxai_lib.data.manifest import fill
+
+    copy = tmp_path / "copy"
+    shutil.copytree(release, copy)
+    fill("ecg", copy, allow_missing=True)
+    load_fantasia_incart(copy, healthy_records=REAL_FANTASIA[:3], cad_records=["I01", "I04", "I06"])
+    dat = copy / "fantasia" / "f1o02.dat"
+    dat.write_bytes(dat.read_bytes()[:-2] + b"\x00\x00")  # one sample changed: the record still parses
+    with pytest.raises(DataError, match=r"corrupt fantasia/f1o02\.dat: sha256"):
+        load_fantasia_incart(copy, healthy_records=REAL_FANTASIA[:3], cad_records=["I01", "I04", "I06"])
+
+
+def test_every_corrupt_record_is_named_in_one_error(release, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(release, copy)
+    (copy / "fantasia" / "f1y01.dat").write_bytes(b"\x00\x01")  # truncated signal files
+    (copy / "incart" / "I04.dat").write_bytes(b"\x00")
+    with pytest.raises(DataError) as e:
+        load_fantasia_incart(copy, healthy_records=REAL_FANTASIA, cad_records=["I01", "I04", "I06"])
+    msg = str(e.value)
+    assert "2 ECG record(s)" in msg and "f1y01" in msg and "I04" in msg and "cad_records" in msg

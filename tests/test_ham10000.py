@@ -123,3 +123,79 @@ def test_manifest_names_source_licence_and_checks_the_tree(tree):
     (tree / "HAM10000_metadata").unlink()
     with pytest.raises(DataError, match="missing HAM10000_metadata"):
         verify_files(tree, m, only=["HAM10000_metadata"])
+
+
+# ------------------------------------------------------------------ issue 12: masks, BOM, advice, partial copies
+def _mask(tree, image_id):
+    return tree / MASK_DIR / f"{image_id}_segmentation.png"
+
+
+def test_masks_of_wrong_size_or_values_are_all_named_with_the_reason(tree):
+    lesion = np.asarray(Image.open(_mask(tree, "ISIC_0026769")))
+    Image.fromarray(lesion.T.copy()).save(_mask(tree, "ISIC_0026769"))  # portrait: 45 x 60 for a 60 x 45 image
+    Image.fromarray(np.full((51, 51), 255, np.uint8)).save(_mask(tree, "ISIC_0031633"))  # square, like 512 x 512
+    m01 = (np.asarray(Image.open(_mask(tree, "ISIC_0029176"))) > 0).astype(np.uint8)  # stored as 0/1
+    Image.fromarray(m01).save(_mask(tree, "ISIC_0029176"))
+    Image.fromarray(np.zeros((45, 60), np.uint8)).save(_mask(tree, "ISIC_0025837"))  # empty
+    with pytest.raises(DataError) as err:
+        load_ham10000(tree, size=16)
+    msg = str(err.value)
+    assert "(4 problem(s))" in msg
+    assert "ISIC_0026769_segmentation.png is 45 x 60 (width x height) but its image is 60 x 45" in msg
+    assert "ISIC_0031633_segmentation.png is 51 x 51" in msg
+    assert "ISIC_0029176_segmentation.png has values 0..1, not 0/255" in msg
+    assert "ISIC_0025837_segmentation.png is empty" in msg
+    assert load_ham10000(tree, size=16, masks=False).mask is None  # images alone still load
+
+
+def test_metadata_with_a_byte_order_mark_is_read(tree):
+    text = (tree / "HAM10000_metadata").read_text()
+    (tree / "HAM10000_metadata").write_bytes(text.encode("utf-8-sig"))
+    d = load_ham10000(tree, size=16)
+    assert len(d) == 8 and d.group[0] == d.group[1]
+
+
+def test_dataverse_tab_with_quotes_extra_column_crlf_and_cmyk_image(tree):
+    rows = [f'"{a}"\t"{b}"\t"{c}"\t"histo"\t"60.0"\t"male"\t"back, upper"\t"x"' for a, b, c in ROWS]
+    head = '"lesion_id"\t"image_id"\t"dx"\t"dx_type"\t"age"\t"sex"\t"localization"\t"dataset"'
+    (tree / "HAM10000_metadata").unlink()
+    (tree / "HAM10000_metadata.tab").write_bytes(("\r\n".join([head, *rows]) + "\r\n").encode())
+    p = tree / IMAGE_DIRS[1] / "ISIC_0025030.jpg"
+    Image.open(p).convert("CMYK").save(p, quality=95)
+    d = load_ham10000(tree, size=16)
+    assert len(d) == 8 and d.y.tolist() == [0, 0, 1, 0, 1, 1, 0, 0]
+    assert read_metadata(tree)["localization"][0] == "back, upper"
+
+
+def test_missing_image_advice_names_options_that_work(tree):
+    (tree / IMAGE_DIRS[0] / "ISIC_0027419.jpg").unlink()
+    (tree / MASK_DIR / "ISIC_0026769_segmentation.png").unlink()
+    with pytest.raises(DataError) as err:
+        load_ham10000(tree, size=16)
+    msg = str(err.value)
+    assert "skip_missing=True" in msg and "ham_skip_missing" in msg and "ham_image_ids" in msg
+    assert "masks=False" not in msg  # it would not help: an image is missing
+    d = load_ham10000(tree, size=16, skip_missing=True)
+    assert len(d) == 6 and d.skipped == 2 and d.mask.shape == (6, 16, 16)
+    with pytest.raises(DataError) as err:  # only a mask missing: masks=False is the right hint
+        load_ham10000(tree, size=16, image_ids=["ISIC_0026769", "ISIC_0031633"])
+    assert "masks=False" in str(err.value)
+    assert len(load_ham10000(tree, size=16, image_ids=["ISIC_0026769", "ISIC_0031633"], masks=False)) == 2
+
+
+def test_image_ids_select_a_subset_and_unknown_ids_are_named(tree):
+    d = load_ham10000(tree, size=16, image_ids=["ISIC_0027419", "ISIC_0025030", "ISIC_0026769"])
+    assert d.y.tolist() == [0, 0, 1] and d.group.tolist() == [0, 0, 1]
+    with pytest.raises(DataError, match="ISIC_9999999"):
+        load_ham10000(tree, size=16, image_ids=["ISIC_9999999"])
+
+
+def test_many_missing_files_list_twenty_and_a_count(tmp_path):
+    rows = [(f"HAM_{k:07d}", f"ISIC_{k:07d}", "nv") for k in range(30)]
+    tree = _write_tree(tmp_path / "HAM10000", rows)
+    for _, image_id, _ in rows[:25]:
+        (tree / MASK_DIR / f"{image_id}_segmentation.png").unlink()
+    with pytest.raises(DataError) as err:
+        load_ham10000(tree, size=16)
+    assert "(25 problem(s))" in str(err.value) and "... and 5 more" in str(err.value)
+    assert len(err.value.problems) == 25

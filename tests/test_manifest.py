@@ -128,3 +128,83 @@ def test_repository_manifests_are_valid():
     for name in mf.available_manifests():
         m = mf.load_manifest(name)
         assert m["name"] == name and m["source"]
+
+
+# ------------------------------------------------------------------ fill / verify (issue 12)
+def _ecg_copy(tmp_path, records=("f1o01", "f2y10")):
+    root = tmp_path / "my ecg"
+    (root / "fantasia").mkdir(parents=True)
+    for r in records:
+        (root / "fantasia" / f"{r}.hea").write_text(f"{r} 2 250 2500\n")
+        (root / "fantasia" / f"{r}.dat").write_bytes(bytes(range(256)) * 4 + r.encode())
+    return root
+
+
+def test_fill_refuses_an_incomplete_copy_unless_allowed_and_never_changes_the_shipped_manifest(tmp_path):
+    root = _ecg_copy(tmp_path)
+    shipped = (mf.MANIFEST_DIR / "ecg.yaml").read_bytes()
+    with pytest.raises(DataError, match=r"(?s)226 problem.*--allow-missing"):
+        mf.fill("ecg", root)
+    path = mf.fill("ecg", root, allow_missing=True)
+    assert path == root / "uqxai-ecg.manifest.yaml" and (mf.MANIFEST_DIR / "ecg.yaml").read_bytes() == shipped
+    local = mf.load_manifest_file(path, "ecg")
+    got = {f["path"]: f["sha256"] for f in local["files"]}
+    assert got == {f"fantasia/{r}{e}": hashlib.sha256((root / "fantasia" / f"{r}{e}").read_bytes()).hexdigest()
+                   for r in ("f1o01", "f2y10") for e in (".hea", ".dat")}
+    assert local["source"] == mf.load_manifest("ecg")["source"] and local["incart_cad_records"] == []
+    assert mf.manifest_for("ecg", root)["files"] == local["files"]
+
+
+def test_verify_command_lists_every_changed_or_missing_file(tmp_path, capsys):
+    root = _ecg_copy(tmp_path)
+    assert mf.main(["fill", "ecg", str(root), "--allow-missing"]) == 0
+    assert "sha256 of 4 file(s)" in capsys.readouterr().out
+    assert mf.main(["verify", "ecg", str(root)]) == 0
+    assert "4 file(s), 4 with sha256" in capsys.readouterr().out
+    (root / "fantasia" / "f1o01.dat").write_bytes(b"changed")
+    (root / "fantasia" / "f2y10.hea").unlink()
+    assert mf.main(["verify", "ecg", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert "corrupt fantasia/f1o01.dat" in err and "missing fantasia/f2y10.hea" in err and "(2 problem(s))" in err
+
+
+def test_verify_without_local_manifest_checks_the_shipped_one_and_lists_all(tmp_path, capsys):
+    root = _ecg_copy(tmp_path)
+    assert mf.main(["verify", "ecg", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("  - missing ") == 226  # every missing file, not only the first 20
+
+
+def test_fill_pins_every_glob_file_case_insensitively_without_hidden_files(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "sartaj"
+    for split in ("Training", "Testing"):
+        for folder in ("glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor"):
+            d = root / split / folder
+            d.mkdir(parents=True)
+            Image.new("L", (8, 8), 50).save(d / "a.jpg")
+            Image.new("RGB", (8, 8), 50).save(d / "B.JPG")
+            (d / "._a.jpg").write_bytes(b"\x00\x05\x16\x07")
+    path = mf.fill("sartaj", root, allow_missing=True)
+    paths = {f["path"] for f in mf.load_manifest_file(path, "sartaj")["files"]}
+    assert len(paths) == 16 and "Training/no_tumor/B.JPG" in paths and not any("._" in p for p in paths)
+    mf.verify_files(root, mf.manifest_for("sartaj", root), only=[p for p in paths])
+
+
+def test_module_runs_as_a_command(tmp_path):
+    import subprocess
+    import sys
+
+    root = _ecg_copy(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "uqxai_lib.data.manifest", "fill", "ecg", str(root), "--allow-missing"],
+                          capture_output=True, text=True, cwd=mf.MANIFEST_DIR.parent, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (root / "uqxai-ecg.manifest.yaml").is_file()
+
+
+def test_only_paths_absent_from_a_local_manifest_are_reported_missing(tmp_path):
+    root, _ = _tree(tmp_path)
+    m = _write_manifest(tmp_path, files=["a.csv"])
+    with pytest.raises(DataError, match=r"missing other/c\.dat"):
+        mf.verify_files(root, m, only=["a.csv", "other/c.dat"])

@@ -11,7 +11,10 @@ from uqxai_lib.perturb import (
     load_nstdb,
     make_perturbation,
     noise,
+    achieved_snr_db,
+    restandardize,
     scale_to_snr,
+    scaled_noise,
     snr_db,
 )
 
@@ -23,15 +26,55 @@ def x():
     return make_synthetic_ecg(n_subjects=8, windows_per_subject=4, seed=0).x
 
 
+def _np_restandardize(clean, noisy):
+    c, v = np.asarray(clean, np.float64), np.asarray(noisy, np.float64)
+    return (v - v.mean(-1, keepdims=True)) / v.std(-1, keepdims=True) * c.std(-1, keepdims=True) + c.mean(-1, keepdims=True)
+
+
 @pytest.mark.parametrize("kind", PERTURBATIONS)
 @pytest.mark.parametrize("snr", [-5.0, 0.0, 6.0, 20.0, 35.0])
 def test_achieved_snr_within_0p1_db_per_window(x, kind, snr):
+    """y = restandardize(x, x + n0) with n0 zero-mean and 10 log10(P(x - mean x) / P(n0)) = snr exactly."""
     y = make_perturbation(kind, snr, fs=FS)(x, torch.Generator().manual_seed(1))
-    n = (y - x).double().numpy()
-    # independent float64 numpy computation of 10 log10(P_x / P_n)
-    achieved = 10 * np.log10((x.double().numpy() ** 2).mean((1, 2)) / (n**2).mean((1, 2)))
+    n0 = scaled_noise(kind, x, snr, torch.Generator().manual_seed(1), fs=FS).double().numpy()
+    xn = x.double().numpy()
+    assert np.abs(n0.mean(-1)).max() < 1e-5  # no constant offset in the noise (float32)
+    # independent float64 numpy computation of 10 log10(P_x / P_n), signal without its window mean
+    xc = xn - xn.mean(-1, keepdims=True)
+    achieved = 10 * np.log10((xc**2).mean((1, 2)) / (n0**2).mean((1, 2)))
     assert np.abs(achieved - snr).max() < 0.1
+    # the perturbed input is x + n0 re-standardised like the clean window (its mean and SD)
+    assert np.allclose(y.double().numpy(), _np_restandardize(xn, xn + n0), atol=1e-4)
+    assert np.allclose(y.double().numpy().std(-1), xn.std(-1), atol=1e-4)
+    assert np.allclose(y.double().numpy().mean(-1), xn.mean(-1), atol=1e-4)
     assert y.shape == x.shape and y.dtype == x.dtype
+    # the noise is uncorrelated with the window, so the perturbed window's correlation with the clean
+    # one is exactly (1 + 10^(-snr/10))^(-1/2) (numpy's corrcoef), and the SNR reads back from (x, y)
+    assert np.abs((xc * n0).sum(-1)).max() < 1e-3 * np.sqrt((xc**2).sum(-1) * (n0**2).sum(-1)).max()
+    r = np.array([np.corrcoef(a[0], b[0])[0, 1] for a, b in zip(xn, y.double().numpy())])
+    assert np.allclose(r, (1 + 10 ** (-snr / 10)) ** -0.5, atol=1e-4)
+    assert (achieved_snr_db(x, y) - snr).abs().max() < 0.01
+
+
+@pytest.mark.parametrize("kind", PERTURBATIONS)
+def test_snr_is_exact_on_unstandardised_windows_with_an_offset(kind):
+    """Windows in mV with a baseline offset (as a real record before standardisation)."""
+    g = torch.Generator().manual_seed(3)
+    x = 0.8 + 0.5 * torch.randn(6, 2, 500, generator=g, dtype=torch.float64).cumsum(-1) / 20
+    n0 = scaled_noise(kind, x, 3.0, torch.Generator().manual_seed(4), fs=FS).numpy()
+    xc = x.numpy() - x.numpy().mean(-1, keepdims=True)
+    assert np.abs(10 * np.log10((xc**2).mean((1, 2)) / (n0**2).mean((1, 2))) - 3.0).max() < 1e-6
+    y = make_perturbation(kind, 3.0, fs=FS)(x, torch.Generator().manual_seed(4)).numpy()
+    assert np.allclose(y.mean(-1), x.numpy().mean(-1)) and np.allclose(y.std(-1), x.numpy().std(-1))
+
+
+def test_baseline_wander_raw_noise_is_mostly_offset_which_is_removed(x):
+    """The reason for the definition: over a 2-s window much of the raw wander is a constant."""
+    n = noise("baseline", (64, 1, 500), torch.Generator().manual_seed(0), fs=FS).numpy()
+    offset_share = (n.mean(-1) ** 2).mean() / (n**2).mean()
+    assert offset_share > 0.5  # most of the raw power is an offset the model never sees
+    n0 = scaled_noise("baseline", x, 0.0, torch.Generator().manual_seed(0), fs=FS).numpy()
+    assert np.abs(n0.mean(-1)).max() < 1e-5 and np.allclose((n0**2).mean((1, 2)), 1.0, atol=1e-3)
 
 
 def test_scale_to_snr_matches_hand_computation():
@@ -129,7 +172,7 @@ def test_bad_input_shape_raises():
 def test_two_dimensional_batches_are_accepted(x):
     y = make_perturbation("baseline", 3.0)(x[:, 0], torch.Generator().manual_seed(0))
     assert y.shape == x[:, 0].shape
-    assert (snr_db(x[:, 0], y - x[:, 0]) - 3.0).abs().max() < 0.1
+    assert torch.allclose(y, make_perturbation("baseline", 3.0)(x, torch.Generator().manual_seed(0))[:, 0])
 
 
 def test_nstdb_records_are_used_when_present(tmp_path, x):
@@ -150,7 +193,9 @@ def test_nstdb_records_are_used_when_present(tmp_path, x):
     assert rec["bw"].shape == (2, 2500)  # 10 s at 360 Hz -> 250 Hz
     for kind in ("baseline", "electrode"):
         y = make_perturbation(kind, 5.0, fs=FS, nstdb=rec)(x, torch.Generator().manual_seed(0))
-        assert (snr_db(x, y - x) - 5.0).abs().max() < 0.1
+        n0 = scaled_noise(kind, x, 5.0, torch.Generator().manual_seed(0), fs=FS, nstdb=rec)
+        assert (snr_db(x - x.mean(-1, keepdim=True), n0) - 5.0).abs().max() < 0.1
+        assert torch.allclose(y, restandardize(x, x + n0), atol=1e-5)
     # baseline noise from the bw record keeps its low-frequency character
     n = noise("baseline", (8, 1, 2000), torch.Generator().manual_seed(0), fs=FS, nstdb=rec)
     f, s = _spectrum(n.float())

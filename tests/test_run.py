@@ -269,3 +269,76 @@ def test_parameter_names_reads_assignments_with_comments_and_annotations(tmp_pat
     p = tmp_path / "n.ipynb"
     nbformat.write(nb, str(p))
     assert run.parameter_names(p) == {"a", "b", "c", "d"}
+
+
+# ------------------------------------------------------------------ data errors reach the terminal whole
+LOADS_ECG = HEADER + textwrap.dedent('''\
+    # %% tags=["parameters"]
+    seed = 0
+    device = "auto"
+    data_dir = None
+    results_path = None
+    profile = "smoke"
+    fantasia_records = None
+    incart_records = None
+
+    # %%
+    from uqxai_lib.data.fantasia_incart import load_fantasia_incart
+    data = load_fantasia_incart(data_dir, healthy_records=fantasia_records, incart_records=incart_records)
+    ''')
+
+
+@pytest.mark.slow
+def test_runner_terminal_and_provenance_name_every_missing_data_file(tmp_path):
+    """A data directory with missing files: the terminal names each one (or the first 20 and a count)
+    and says what to do; provenance.json holds the same text."""
+    wfdb = pytest.importorskip("wfdb")
+    import numpy as np
+
+    data = tmp_path / "my data"  # a path with a space, as users have them
+    (data / "fantasia").mkdir(parents=True)
+    (data / "incart").mkdir()
+    sig = np.stack([np.sin(np.arange(2500) / 7.0), np.cos(np.arange(2500) / 5.0)], 1)
+    for r in ["f1o01", "f1o02"]:
+        wfdb.wrsamp(r, fs=250, units=["mV", "mV"], sig_name=["RESP", "ECG"], p_signal=sig, fmt=["16", "16"],
+                    write_dir=str(data / "fantasia"))
+    nb, prof = tmp_path / "nb", tmp_path / "prof"
+    nb.mkdir(), prof.mkdir()
+    (nb / "few.py").write_text(LOADS_ECG)
+    (nb / "many.py").write_text(LOADS_ECG)
+    (prof / "few.yaml").write_text("tiny:\n  fantasia_records: [f1o01, f1o03, f2y07]\n  incart_records: [I01, I42]\n")
+    (prof / "many.yaml").write_text("tiny: {}\n")  # all 40 + 75 records: 38 + 75 headers missing
+    proc = _cli("--notebooks-dir", str(nb), "--profiles-dir", str(prof), "--executed-dir", str(tmp_path / "ex"),
+                "--results-dir", str(tmp_path / "res"), "--no-progress", "--profile", "tiny",
+                "--data-dir", str(data))
+    assert proc.returncode == 1, proc.stderr
+    err = proc.stderr
+    few = err[err.index("FAILED  few"):err.index("[2/2]")]
+    for f in ["fantasia/f1o03.hea", "fantasia/f2y07.hea", "incart/I01.hea", "incart/I42.hea"]:
+        assert f"missing {f}" in few, few
+    assert "DataError: data set 'ecg'" in few and "(4 problem(s))" in few
+    assert "healthy_records=['f1o01']" in few and "fantasia_records" in few  # what to do
+    many = err[err.index("FAILED  many"):err.index("provenance: ")]
+    missing = [f"fantasia/{s}.hea" for s in ("f1o03", "f1o04", "f1o05")]
+    assert all(f"missing {f}" in many for f in missing) and "(113 problem(s))" in many
+    assert many.count("  - missing ") == 20 and "- ... and 93 more" in many  # first 20, then a count
+    assert "healthy_records=['f1o01', 'f1o02']" in many and "incart_records" in many
+    prov = json.loads((tmp_path / "res" / "provenance.json").read_text())["notebooks"]
+    assert all(f"missing {f}" in prov["few"]["error"] for f in ["fantasia/f1o03.hea", "incart/I42.hea"])
+    assert "- ... and 93 more" in prov["many"]["error"]
+
+
+def test_error_text_keeps_every_line_and_the_first_20_items():
+    items = [f"missing f{i}.dat" for i in range(30)]
+    msg = "set 'x' is incomplete (30 problem(s)):\n" + "\n".join(f"  - {i}" for i in items) + "\nget them from X"
+    out = run._error_text(msg)
+    lines = out.splitlines()
+    assert lines[0] == "set 'x' is incomplete (30 problem(s)):" and lines[-1] == "get them from X"
+    assert [l.strip()[2:] for l in lines[1:21]] == items[:20] and lines[21] == "  - ... and 10 more"
+    # a message that already counts its rest is left as it is
+    pre = "t (30 problem(s)):\n" + "\n".join(f"  - {i}" for i in items[:20]) + "\n  - ... and 10 more\nadvice"
+    assert run._error_text(pre) == pre
+    r = run.NotebookRun("nb", "error", Path("x.ipynb"), Path("r.json"), {}, 1.0, error=out, failed_cell="cell 3")
+    summary = r.summary().splitlines()
+    assert summary[0] == "FAILED  nb: cell 3: set 'x' is incomplete (30 problem(s)):"
+    assert "missing f19.dat" in r.summary() and "get them from X" in summary[-2]

@@ -134,3 +134,104 @@ def test_limit_keeps_a_stratified_subsample(tmp_path):
     d = load_sartaj(tmp_path, size=8, val_size=4, limit=8, check_counts=False)
     assert len(d["train"]) == 8 and len(d["test"]) == 8 and len(d["val"]) == 4
     assert d["train"].y.unique().numel() == 4
+
+
+# ------------------------------------------------------------------ issue 12: complete reports, hidden files, partial copies
+def _toy_manifest(tmp_path, counts=COUNTS):
+    import yaml
+
+    from uqxai_lib.data.manifest import load_manifest as lm
+
+    d = tmp_path / "manifests"
+    d.mkdir()
+    globs = [{"pattern": f"{s}/{f}/*.jpg", "min_count": n} for s, per in counts.items() for f, n in zip(FOLDERS, per)]
+    (d / "sartaj.yaml").write_text(yaml.safe_dump({"name": "sartaj", "source": "https://www.kaggle.com/x", "globs": globs}))
+    return lm("sartaj", directory=d)
+
+
+def test_corrupt_files_of_every_split_are_named_in_one_error(tmp_path):
+    _write_tree(tmp_path)
+    bad = [tmp_path / "Training" / "meningioma_tumor" / "me_002.jpg", tmp_path / "Testing" / "no_tumor" / "no_001.jpg"]
+    for b in bad:
+        b.write_bytes(b"\xff\xd8\xff truncated")
+    with pytest.raises(DataError) as err:
+        load_sartaj(tmp_path, size=8, val_size=4, check_counts=False)
+    msg = str(err.value)
+    assert "2 SARTAJ image(s)" in msg and "me_002.jpg" in msg and "no_001.jpg" in msg
+    assert len(err.value.problems) == 2
+
+
+def test_macos_resource_files_and_other_files_are_skipped(tmp_path):
+    _write_tree(tmp_path)
+    d = tmp_path / "Training" / "glioma_tumor"
+    (d / "._gl_000.jpg").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")  # AppleDouble header
+    (d / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (d / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    (d / "readme.txt").write_text("images")
+    parts = load_sartaj(tmp_path, size=8, val_size=4, check_counts=False)
+    assert sum(len(p) for p in parts.values()) == sum(COUNTS["Training"]) + sum(COUNTS["Testing"])
+    from uqxai_lib.data.manifest import count_matches
+
+    assert count_matches(tmp_path, "Training/glioma_tumor/*.jpg") == COUNTS["Training"][0]
+
+
+def test_count_check_accepts_upper_case_suffixes_and_cmyk_images(tmp_path):
+    _write_tree(tmp_path)
+    m = _toy_manifest(tmp_path)
+    d = tmp_path / "Testing" / "meningioma_tumor"
+    for p in sorted(d.iterdir())[:2]:
+        p.rename(p.with_suffix(".JPG"))
+    p = sorted(d.iterdir())[-1]
+    Image.open(p).convert("CMYK").save(p, quality=95)
+    parts = load_sartaj(tmp_path, size=8, val_size=4, manifest=m)  # check_counts=True
+    assert len(parts["test"]) == sum(COUNTS["Testing"]) and torch.isfinite(parts["test"].x).all()
+    (sorted(d.iterdir())[0]).unlink()  # now one short: the check names the folder and the way out
+    with pytest.raises(DataError) as err:
+        load_sartaj(tmp_path, size=8, val_size=4, manifest=m)
+    msg = str(err.value)
+    assert "only 2 files match Testing/meningioma_tumor/*.jpg (expected >= 3" in msg
+    assert "check_counts=False" in msg and "sartaj_check_counts" in msg
+
+
+def test_partial_copy_with_default_validation_share(tmp_path):
+    """A partial copy with the defaults: the validation set is the paper's share, not 433 images."""
+    _write_tree(tmp_path)
+    parts = load_sartaj(tmp_path, size=8, check_counts=False)
+    n_train = sum(COUNTS["Training"])
+    assert len(parts["val"]) == round(n_train * 433 / 2870) == 3
+    assert torch.equal(load_sartaj(tmp_path, size=8, check_counts=False, val_size=None)["val"].group, parts["val"].group)
+    with pytest.raises(DataError, match=r"val_size=433 gives 433 validation images, but Training has 20.*sartaj_val_size"):
+        load_sartaj(tmp_path, size=8, val_size=433, check_counts=False)
+    from uqxai_lib.data.sartaj import VAL_SHARE
+
+    assert round(VAL_SHARE * 2870) == PAPER_SPLIT["val"]
+
+
+def test_class_subset_from_the_advice_of_the_error(tmp_path):
+    import ast
+    import re
+    import shutil
+
+    _write_tree(tmp_path)
+    shutil.rmtree(tmp_path / "Testing" / "no_tumor")
+    with pytest.raises(DataError) as err:
+        load_sartaj(tmp_path, size=8, check_counts=False)
+    msg = str(err.value)
+    assert "missing folder Testing/no_tumor" in msg and "sartaj_classes" in msg
+    classes = ast.literal_eval(re.search(r"classes=(\[[^\]]*\])", msg).group(1))
+    assert classes == ["glioma", "meningioma", "pituitary"]
+    parts = load_sartaj(tmp_path, size=8, check_counts=False, classes=classes)
+    assert parts["test"].classes == ("glioma", "meningioma", "pituitary")
+    assert torch.bincount(parts["test"].y).tolist() == [2, 3, 1]
+    with pytest.raises(DataError, match="unknown SARTAJ class 'tumour'"):
+        load_sartaj(tmp_path, size=8, check_counts=False, classes=["glioma", "tumour"])
+
+
+def test_class_folder_with_only_hidden_or_other_files_is_empty(tmp_path):
+    _write_tree(tmp_path)
+    d = tmp_path / "Training" / "no_tumor"
+    for f in d.iterdir():
+        f.rename(d / f"._{f.name}")
+    (d / "Thumbs.db").write_bytes(b"\xd0\xcf")
+    with pytest.raises(DataError, match="no images in Training/no_tumor"):
+        load_sartaj(tmp_path, size=8, check_counts=False)

@@ -160,9 +160,16 @@ def test_draw_inputs_reproduce_the_inputs_perturbation_sue_explained(x):
     # the maps are the Grad-CAM maps of exactly these inputs, for the clean prediction
     maps = torch.stack([saliency.grad_cam(m, v, m.cam_layer_name, target=r.clean_pred) for v in inputs])
     assert torch.allclose(maps, r.maps, atol=1e-5)
-    noise_part = (inputs - xs[None]).flatten(0, 1)
-    assert torch.allclose(snr_db(xs.repeat(3, 1, 1), noise_part), torch.full((15,), 3.0, dtype=torch.float64),
-                          atol=0.1)
+    # draw s of each chunk: the clean chunk plus its zero-mean noise at exactly 3 dB, re-standardised
+    from uqxai_lib.perturb import restandardize, scaled_noise
+
+    gen = torch.Generator().manual_seed(7)
+    for lo in range(0, 5, 2):
+        for s in range(3):
+            n0 = scaled_noise("electrode", xs[lo:lo + 2], 3.0, gen)
+            assert torch.allclose(inputs[s, lo:lo + 2], restandardize(xs[lo:lo + 2], xs[lo:lo + 2] + n0), atol=1e-5)
+            xc = xs[lo:lo + 2] - xs[lo:lo + 2].mean(-1, keepdim=True)
+            assert torch.allclose(snr_db(xc, n0), torch.full((len(n0),), 3.0, dtype=torch.float64), atol=1e-3)
 
 
 def test_sue_sweep_records_equal_perturbation_sue_at_their_seed(x):
@@ -204,7 +211,8 @@ def test_achieved_snr_and_first_draws_reproduce_the_sweeps_inputs(x):
         ref = S.draw_inputs(xw, r["kind"], r["snr_db"], 2, seed=r["seed"])[0, 0, 0]
         assert torch.equal(first[(r["kind"], r["snr_db"])], ref)
         got = S.achieved_snr(xw[0, 0], {"k": ref})["k"]
-        want = 10 * np.log10(np.mean(xw[0, 0].double().numpy() ** 2) / np.mean((ref - xw[0, 0]).double().numpy() ** 2))
+        r2 = np.corrcoef(xw[0, 0].double().numpy(), ref.double().numpy())[0, 1] ** 2  # re-standardised copy
+        want = 10 * np.log10(r2 / (1 - r2))
         assert got == pytest.approx(want, abs=1e-6) and got == pytest.approx(r["snr_db"], abs=0.01)
     with pytest.raises(ValueError, match="one window"):
         S.first_draws(x[:2], recs)

@@ -14,23 +14,43 @@ Four kinds (``PERTURBATIONS``), the ones of Salvi et al. (2025), Table 1:
     electrode-motion artefact: abrupt baseline steps with exponential recovery, spikes and a
     low-frequency drift (NSTDB ``em`` segments when available).
 
-Every noise is scaled *exactly* per window so that
+**What the SNR of a perturbation means.** The model sees every window standardised (zero mean,
+unit SD per window and channel), so a constant offset over a window is invisible to it. More than
+half of the raw baseline-wander power over a 2-s window is such an offset; counted as noise, it
+would make "0 dB" change the waveform's shape by far less than 0 dB's worth. Therefore, per
+window and channel,
 
-.. math::
+1. the noise :math:`n` is drawn, its window mean removed and the part of it that is correlated
+   with the clean window within the window projected out, so that :math:`n_0` is zero-mean and
+   uncorrelated with :math:`x` (the usual premise of an SNR, under which powers add);
+2. it is scaled *exactly* so that
 
-    \mathrm{SNR} = 10 \log_{10} \frac{P_x}{P_n},\qquad P_v = \frac{1}{CL}\sum_{c,l} v_{c,l}^2 ,
+   .. math::
 
-with :math:`x` the clean window and :math:`n` the added noise (powers over all channels and
-samples of a window). Shapes are ``[B, C, L]``; randomness comes only from the
-``torch.Generator`` handed in, so a perturbation is a ``samplers.test_time`` callable::
+       \mathrm{SNR} = 10 \log_{10} \frac{P(x - \bar x)}{P(n_0)},\qquad P(v) = \frac{1}{L}\sum_{l} v_{l}^2 ,
+
+   with :math:`x` the clean window (for a standardised window :math:`P(x - \bar x) = 1`);
+3. the sum :math:`x + n_0` is re-standardised to the clean window's mean and SD
+   (:func:`restandardize`), as the clean input was standardised.
+
+Step 3 multiplies signal and noise parts by the same factor, so the perturbed input consists of
+a signal part and a noise part whose power ratio is exactly the SNR, and its correlation with the
+clean window is exactly :math:`r = (1 + 10^{-\mathrm{SNR}/10})^{-1/2}` for every kind: the SNR
+can be read back from the clean and perturbed windows alone (:func:`achieved_snr_db`).
+:func:`scaled_noise` returns the noise part (before the common factor) for checks.
+Shapes are ``[B, C, L]``; randomness comes only from the ``torch.Generator`` handed in, so a
+perturbation is a ``samplers.test_time`` callable::
 
     perturb = make_perturbation("powerline", snr_db=10, fs=250)
     x_noisy = perturb(x, generator)
 
 >>> g = torch.Generator().manual_seed(0)
 >>> x = torch.sin(torch.linspace(0, 20, 500)).repeat(4, 1, 1)
->>> y = make_perturbation("gaussian", 6.0)(x, g)
->>> bool(((snr_db(x, y - x) - 6.0).abs() < 1e-3).all())
+>>> n = scaled_noise("gaussian", x, 6.0, torch.Generator().manual_seed(0))
+>>> bool(((snr_db(x - x.mean(-1, keepdim=True), n) - 6.0).abs() < 1e-3).all())
+True
+>>> y = make_perturbation("gaussian", 6.0)(x, torch.Generator().manual_seed(0))
+>>> bool(torch.allclose(y, restandardize(x, x + n), atol=1e-5))
 True
 """
 from __future__ import annotations
@@ -46,9 +66,13 @@ from torch import Tensor
 __all__ = [
     "PERTURBATIONS",
     "NSTDB_RECORDS",
+    "SNR_DEFINITION",
     "make_perturbation",
     "noise",
     "scale_to_snr",
+    "scaled_noise",
+    "restandardize",
+    "achieved_snr_db",
     "snr_db",
     "power",
     "load_nstdb",
@@ -68,6 +92,10 @@ NSTDB_RECORDS = ("bw", "em", "ma")
 #: Which NSTDB record a kind draws from when records are given.
 NSTDB_FOR_KIND = {"baseline": "bw", "electrode": "em"}
 SNR_RANGE_DB = (-30.0, 80.0)
+#: What an SNR means here (module docstring); put it in cache keys of perturbation results so that
+#: results computed under an earlier definition are never reused.
+SNR_DEFINITION = ("v2: noise without its window mean and uncorrelated with the window, scaled to "
+                  "P(x - mean x) / P(n0) per window and channel, re-standardised")
 
 Perturbation = Callable[[Tensor, torch.Generator], Tensor]
 
@@ -214,6 +242,65 @@ def noise(
     return _KINDS[kind](b, c, n, float(fs), generator, mains_hz)
 
 
+def restandardize(clean: Tensor, noisy: Tensor, eps: float = 1e-12) -> Tensor:
+    """``noisy`` with each window and channel moved to the mean and SD (over the last dimension) of
+    ``clean``: the perturbed input standardised the way the clean one was.
+
+    >>> x = torch.tensor([[[0.0, 2.0, 4.0]]])
+    >>> restandardize(x, torch.tensor([[[5.0, 6.0, 7.0]]])).tolist()
+    [[[0.0, 2.0, 4.0]]]
+    """
+    c, v = clean.double(), noisy.double()
+    mu, sd = c.mean(-1, keepdim=True), c.std(-1, unbiased=False, keepdim=True)
+    vm, vs = v.mean(-1, keepdim=True), v.std(-1, unbiased=False, keepdim=True)
+    return ((v - vm) * (sd / vs.clamp_min(eps)) + mu).to(clean.dtype)
+
+
+def scaled_noise(
+    kind: str,
+    x: Tensor,
+    snr_db: float,
+    generator: torch.Generator,
+    *,
+    fs: float = 250.0,
+    mains_hz: float | None = None,
+    nstdb: Mapping[str, Tensor] | None = None,
+) -> Tensor:
+    """Zero-mean noise of ``kind`` for windows ``x`` ``[B, C, L]``, uncorrelated with each window, scaled
+    so that ``10 log10(P(x - mean x) / P(noise)) == snr_db`` per window and channel (steps 1-2 of the
+    module docstring).
+
+    ``make_perturbation(kind, snr_db, ...)(x, g)`` equals ``restandardize(x, x + scaled_noise(kind, x,
+    snr_db, g, ...))`` for a generator in the same state (the same draws).
+    """
+    n = noise(kind, tuple(x.shape), generator, fs=fs, mains_hz=mains_hz, nstdb=nstdb).to(x.device)
+    xd = x.double()
+    xc = xd - xd.mean(-1, keepdim=True)
+    n0 = n - n.mean(-1, keepdim=True)
+    xx = (xc * xc).sum(-1, keepdim=True)
+    n0 = n0 - torch.where(xx > 0, (n0 * xc).sum(-1, keepdim=True) / xx.clamp_min(1e-300), 0.0) * xc
+    b, c, length = x.shape
+    out = scale_to_snr(xc.reshape(b * c, 1, length), n0.reshape(b * c, 1, length), _check_snr(snr_db))
+    return out.reshape(b, c, length).to(x.dtype)
+
+
+def achieved_snr_db(clean: Tensor, perturbed: Tensor) -> Tensor:
+    """SNR in dB of a perturbed window against its clean one, per window and channel (``[B, C]`` for
+    ``[B, C, L]``), from their correlation ``r``: ``10 log10(r^2 / (1 - r^2))``. Exact for the outputs
+    of :func:`make_perturbation` (its noise is uncorrelated with the window); otherwise the SNR of the
+    part of the perturbed window not explained by the clean one.
+
+    >>> x = torch.sin(torch.linspace(0, 20, 500)).repeat(2, 1, 1)
+    >>> y = make_perturbation("baseline", 4.0)(x, torch.Generator().manual_seed(0))
+    >>> [round(v, 4) for v in achieved_snr_db(x, y).flatten().tolist()]
+    [4.0, 4.0]
+    """
+    xc = clean.double() - clean.double().mean(-1, keepdim=True)
+    yc = perturbed.double() - perturbed.double().mean(-1, keepdim=True)
+    r2 = (xc * yc).sum(-1) ** 2 / ((xc * xc).sum(-1) * (yc * yc).sum(-1))
+    return 10.0 * torch.log10(r2 / (1.0 - r2))
+
+
 def make_perturbation(
     kind: str,
     snr_db: float,
@@ -222,14 +309,16 @@ def make_perturbation(
     mains_hz: float | None = None,
     nstdb: Mapping[str, Tensor] | None = None,
 ) -> Perturbation:
-    """Return ``perturb(x, generator) -> x + n`` with noise of ``kind`` at exactly ``snr_db`` per window.
+    """Return ``perturb(x, generator)``: ``x`` plus zero-mean noise of ``kind`` at exactly ``snr_db``
+    per window, re-standardised to the clean window's mean and SD (see the module docstring).
 
     Parameters
     ----------
     kind : str
         One of :data:`PERTURBATIONS`.
     snr_db : float
-        Target SNR in dB (``10 log10(P_x / P_n)`` per window), within :data:`SNR_RANGE_DB`.
+        Target SNR in dB (``10 log10(P(x - mean x) / P(n - mean n))`` per window), within
+        :data:`SNR_RANGE_DB`.
     fs : float
         Sampling rate of the windows [Hz].
     mains_hz : float, optional
@@ -249,8 +338,8 @@ def make_perturbation(
             raise ValueError(f"x must be shaped [B, C, L] (or [B, L]), got {tuple(x.shape)}")
         if not isinstance(generator, torch.Generator):
             raise TypeError("generator must be a torch.Generator (seed it for reproducible draws)")
-        n = noise(kind, tuple(x.shape), generator, fs=fs, mains_hz=mains_hz, nstdb=nstdb)
-        return x + scale_to_snr(x, n.to(x.device), snr)
+        n = scaled_noise(kind, x, snr, generator, fs=fs, mains_hz=mains_hz, nstdb=nstdb)
+        return restandardize(x, x + n)
 
     perturb.kind, perturb.snr_db, perturb.fs = kind, snr, fs  # type: ignore[attr-defined]
     perturb.__name__ = f"{kind}_{snr:g}dB"

@@ -80,10 +80,14 @@ class NotebookRun:
     extra: dict = field(default_factory=dict)
 
     def summary(self) -> str:
+        """One line when ok; when failed, the error's first line after the cell, its other lines
+        (every listed problem, e.g. each missing data file, and what to do) indented below."""
         if self.status == "ok":
             return f"ok      {self.name} ({self.wall_time_s:.0f} s) -> {self.executed_path}"
-        return (f"FAILED  {self.name}: {self.failed_cell or 'before execution'}: {self.error} "
-                f"(partial notebook: {self.executed_path})")
+        first, *rest = (self.error or "").splitlines() or [""]
+        body = "".join(f"\n        {line}" for line in rest)
+        return (f"FAILED  {self.name}: {self.failed_cell or 'before execution'}: {first}{body}"
+                f"\n        (partial notebook: {self.executed_path})")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -233,6 +237,44 @@ def provenance_markdown(data: dict) -> str:
 # ----------------------------------------------------------------------------------------------
 # execution
 # ----------------------------------------------------------------------------------------------
+#: Problems (``  - `` items) of an error message shown in the terminal and provenance; the rest are counted.
+MAX_ITEMS = 20
+
+
+def _error_text(s: Any, *, max_items: int = MAX_ITEMS, max_lines: int = 80, line_limit: int = 2000) -> str:
+    """An exception message for the terminal and provenance: every line, except that of its
+    ``- item`` lines (a :class:`~uqxai_lib.data.DataError` lists one missing or corrupt file per
+    item) the first ``max_items`` are kept and the rest counted; lines beyond ``max_lines`` are
+    counted too, and each line is cut at ``line_limit`` characters.
+
+    >>> print(_error_text("3 missing:\\n  - a\\n  - b\\n  - c\\nget them", max_items=2))
+    3 missing:
+      - a
+      - b
+      - ... and 1 more
+    get them
+    """
+    lines = str(s).strip().splitlines()
+    out, n_items, dropped = [], 0, 0
+    for line in lines:
+        is_item = line.lstrip().startswith("- ")
+        is_count = is_item and line.lstrip()[2:].startswith("... and ")
+        if is_item and not is_count:
+            n_items += 1
+            if n_items > max_items:
+                dropped += 1
+                continue
+        elif dropped:  # close a run of dropped items before the next line
+            out.append(f"  - ... and {dropped} more")
+            dropped = 0
+        out.append(line if len(line) <= line_limit else line[: line_limit - 3] + "...")
+    if dropped:
+        out.append(f"  - ... and {dropped} more")
+    if len(out) > max_lines:
+        out = out[:max_lines] + [f"... ({len(out) - max_lines} more lines)"]
+    return "\n".join(out)
+
+
 def _first_line(s: Any, limit: int = 300) -> str:
     lines = str(s).strip().splitlines()
     line = lines[0] if lines else ""
@@ -368,12 +410,12 @@ def run_notebook(
             )
         except PapermillExecutionError as exc:
             status = "error"
-            error = f"{exc.ename}: {_first_line(exc.evalue)}"
+            error = f"{exc.ename}: {_error_text(exc.evalue)}"
             failed_cell = f"executed cell {exc.cell_index} (execution count {exc.exec_count}, " \
                           f"starts {_first_line(exc.source, 80)!r})"
         except Exception as exc:  # timeouts, dead kernels, bad notebooks
             status = "error"
-            error = f"{type(exc).__name__}: {_first_line(exc)}"
+            error = f"{type(exc).__name__}: {_error_text(exc)}"
             failed_cell = _failing_cell(partial)
     wall = time.perf_counter() - t0
     if partial.exists():

@@ -13,7 +13,42 @@ from torch import Tensor
 
 
 class DataError(ValueError):
-    """Missing, corrupt or malformed data; the message says what is wrong and how to fix it."""
+    """Missing, corrupt or malformed data; the message says what is wrong and how to fix it.
+
+    ``problems`` (when given) is the complete list of problems; the message shows the first
+    :data:`MAX_LISTED` of them and a count (:func:`problem_report`).
+    """
+
+    def __init__(self, message: str, problems: Sequence[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems) if problems is not None else None
+
+
+#: How many problems a :class:`DataError` message lists before it gives a count of the rest.
+MAX_LISTED = 20
+
+
+def problem_report(title: str, problems: Sequence[str], advice: str | Sequence[str] = "",
+                   *, limit: int = MAX_LISTED) -> str:
+    """``title`` with a count, the first ``limit`` problems as ``  - `` items, ``... and K more``, then advice.
+
+    >>> print(problem_report("set 'x' is incomplete", ["missing a", "missing b", "missing c"], "get them", limit=2))
+    set 'x' is incomplete (3 problem(s)):
+      - missing a
+      - missing b
+      - ... and 1 more
+    get them
+    """
+    items = [f"  - {p}" for p in problems[:limit]]
+    if len(problems) > limit:
+        items.append(f"  - ... and {len(problems) - limit} more")
+    tips = [advice] if isinstance(advice, str) else list(advice)
+    return "\n".join([f"{title} ({len(problems)} problem(s)):", *items, *[t for t in tips if t]])
+
+
+def data_error(title: str, problems: Sequence[str], advice: str | Sequence[str] = "") -> DataError:
+    """A :class:`DataError` whose message is :func:`problem_report` and which keeps every problem."""
+    return DataError(problem_report(title, problems, advice), problems)
 
 
 @dataclass

@@ -8,9 +8,17 @@
   250 Hz (polyphase, 250/257). Acharya et al. (2017) used the recordings of 7 CAD patients
   (80,000 healthy and 15,300 CAD 2-s segments overall). Which records are CAD is read from each
   header's diagnosis comment (``Coronary artery disease``) unless the manifest key
-  ``incart_cad_records`` (or the ``cad_records`` argument) lists them explicitly. Records of one
-  patient share the header's patient description (age, sex, diagnoses), which becomes the subject
-  id, so a patient's records never land in two splits.
+  ``incart_cad_records`` (or the ``cad_records`` argument) lists them explicitly. The real headers
+  carry three comment lines: ``<age>: 65 <sex>: F <diagnoses> Coronary artery disease, ...``,
+  ``patient 1`` and per-record findings such as ``PVCs, noise``. The subject id is the patient
+  number of the ``patient N`` line (:func:`patient_key`), so the records of one patient never land
+  in two splits (17 CAD records, 7 patients).
+
+**A partial copy** works by naming what it holds: ``healthy_records`` (Fantasia),
+``incart_records`` (INCART headers to search for CAD) and ``cad_records`` (INCART records used as
+CAD, no header search); the ``ecg_sue`` notebook exposes them as ``fantasia_records``,
+``incart_records`` and ``incart_cad_records``. When files are missing, the error lists them and
+the exact option value that uses only the complete records present.
 
 Signals are cut into non-overlapping 2-s windows (500 samples), windows with missing values or a
 flat line are dropped, and every window is standardised (zero mean, unit SD). Expected layout under
@@ -33,7 +41,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from . import DataError, LabeledArrays
+from . import DataError, LabeledArrays, data_error
 from .synthetic_ecg import CLASSES, standardize
 
 __all__ = [
@@ -41,6 +49,7 @@ __all__ = [
     "INCART_RECORDS",
     "load_fantasia_incart",
     "select_incart_cad",
+    "patient_key",
     "cut_windows",
     "read_lead",
 ]
@@ -88,25 +97,59 @@ def read_lead(path: Path, lead: str | Sequence[str]) -> tuple[np.ndarray, float]
     return np.asarray(rec.p_signal[:, 0], dtype=np.float64), float(rec.fs)
 
 
-def select_incart_cad(root: Path, records: Sequence[str] = INCART_RECORDS) -> tuple[list[str], dict[str, str]]:
-    """INCART records whose header comments name coronary artery disease, and each record's patient key.
+_PATIENT_LINE = re.compile(r"^\s*patient\s*(?:no\.?|#|:)?\s*(\d+)\b", re.IGNORECASE)
 
-    The patient key is the header's comment text (age, sex, diagnoses, ...) normalised; records with
-    the same key come from the same Holter patient.
+
+def patient_key(comments: Sequence[str]) -> str:
+    """Subject key of an INCART header from its comment lines.
+
+    The ``patient N`` line when there is one (``"patient 3"``); else the demographic line (the one
+    holding ``<age>``); else the whole description, whitespace-normalised and lower-cased. The
+    per-record findings line (``PVCs, noise``) never enters the key.
+
+    >>> patient_key(["<age>: 65 <sex>: F <diagnoses> Coronary artery disease", "patient 1", "PVCs, noise"])
+    'patient 1'
+    >>> patient_key(["<age>: 65 <sex>: F <diagnoses> CAD", "Atrial fibrillation"])
+    '<age>: 65 <sex>: f <diagnoses> cad'
     """
+    lines = [str(c).strip() for c in comments or [] if str(c).strip()]
+    for line in lines:
+        m = _PATIENT_LINE.match(line)
+        if m:
+            return f"patient {int(m.group(1))}"
+    demo = [line for line in lines if "<age>" in line.lower()]
+    return re.sub(r"\s+", " ", " ".join(demo or lines)).strip().lower()
+
+
+def select_incart_cad(root: Path, records: Sequence[str] = INCART_RECORDS) -> tuple[list[str], dict[str, str]]:
+    """INCART records whose header comments name coronary artery disease, and each record's patient key
+    (:func:`patient_key`); records with the same key come from the same Holter patient.
+    Every unreadable header is named in one :class:`DataError`."""
     import wfdb
 
-    cad, patient = [], {}
+    cad, patient, bad = [], {}, []
     for r in records:
         try:
             hdr = wfdb.rdheader(str(root / r))
         except Exception as e:  # noqa: BLE001
-            raise DataError(f"INCART header {root / r}.hea could not be read ({e}); download it again") from e
-        text = " ".join(hdr.comments or [])
-        patient[r] = re.sub(r"\s+", " ", text).strip().lower()
-        if _CAD_PATTERN.search(text):
+            bad.append(f"{root / r}.hea could not be read ({type(e).__name__}: {e})")
+            continue
+        comments = list(hdr.comments or [])
+        patient[r] = patient_key(comments)
+        if _CAD_PATTERN.search(" ".join(comments)):
             cad.append(r)
+    if bad:
+        raise data_error("INCART headers are unreadable", bad,
+                         "download them again from https://physionet.org/content/incartdb/1.0.0/")
     return cad, patient
+
+
+def _complete(root: Path, folder: str, records: Sequence[str], exts: Sequence[str]) -> list[str]:
+    return [r for r in records if all((root / folder / f"{r}{e}").is_file() for e in exts)]
+
+
+def _pylist(names: Sequence[str]) -> str:
+    return "[" + ", ".join(repr(n) for n in names) + "]"
 
 
 def _resample(sig: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
@@ -159,18 +202,21 @@ def load_fantasia_incart(
     check_sha256 : bool
         Verify checksums of files that have one in the manifest.
     manifest : mapping, optional
-        A loaded manifest (default ``load_manifest("ecg")``).
+        A loaded manifest (default: the local manifest ``uqxai-ecg.manifest.yaml`` of ``data_dir``
+        written by ``python -m uqxai_lib.data.manifest fill ecg <data_dir>``, whose digests are then
+        checked, else the shipped ``data_manifests/ecg.yaml``).
 
     Returns
     -------
     LabeledArrays
         ``x`` float32 [N, 1, L] (standardised per window), ``y`` (0 healthy, 1 CAD), ``group`` subject
-        id (Fantasia record index 0..39; INCART patients from 1000 on), ``mask`` None.
+        id (Fantasia record index 0..39; INCART patients, keyed by :func:`patient_key`, from 1000 on),
+        ``mask`` None.
     """
-    from .manifest import load_manifest, verify_files
+    from .manifest import manifest_for, verify_files
 
     root = Path(data_dir)
-    m = dict(manifest) if manifest is not None else load_manifest("ecg")
+    m = dict(manifest) if manifest is not None else manifest_for("ecg", root)
     healthy = list(healthy_records) if healthy_records is not None else list(FANTASIA_RECORDS)
     unknown = sorted(set(healthy) - set(FANTASIA_RECORDS))
     if unknown:
@@ -181,28 +227,58 @@ def load_fantasia_incart(
     bad = sorted(set(search) - set(INCART_RECORDS))
     if bad:
         raise DataError(f"unknown INCART records {bad}; valid names are I01..I75")
-    # 1) headers of every record we may need
+    # 1) headers of every record we may need; say which option uses the records present
+    have_f = _complete(root, "fantasia", healthy, (".hea", ".dat"))
+    advice = []
+    if len(have_f) < len(healthy):
+        advice.append(f"Fantasia: {len(have_f)} of the {len(healthy)} requested records are complete here; "
+                      f"to use only these, pass healthy_records={_pylist(have_f)} "
+                      f"(notebook parameter fantasia_records)." if have_f else
+                      "Fantasia: no complete record (.hea + .dat) here; put the files under "
+                      f"{root / 'fantasia'}.")
+    have_h = _complete(root, "incart", search, (".hea",))
+    if len(have_h) < len(search):
+        what = "CAD records" if cad_records is not None else "headers to search for CAD"
+        advice.append(f"INCART: {len(have_h)} of the {len(search)} {what} are here; to use only these, pass "
+                      + (f"cad_records={_pylist(have_h)} (notebook parameter incart_cad_records)"
+                         if cad_records is not None else
+                         f"incart_records={_pylist(have_h)} (notebook parameter incart_records)")
+                      + ", or name the CAD records with cad_records=[...] (notebook parameter incart_cad_records, "
+                        "or incart_cad_records in data_manifests/ecg.yaml).")
     verify_files(root, m, check_sha256=check_sha256,
-                 only=[f"fantasia/{r}.hea" for r in healthy] + [f"incart/{r}.hea" for r in search])
+                 only=[f"fantasia/{r}.hea" for r in healthy] + [f"incart/{r}.hea" for r in search],
+                 advice=advice)
     cad_sel, patient = select_incart_cad(root / "incart", search)
     cad = list(cad_records) if cad_records is not None else cad_sel
     if not cad:
         raise DataError(f"no INCART record under {root / 'incart'} names coronary artery disease in its header; "
-                        "pass cad_records=[...] or set incart_cad_records in data_manifests/ecg.yaml")
+                        "pass cad_records=[...] (notebook parameter incart_cad_records) or set "
+                        "incart_cad_records in data_manifests/ecg.yaml")
     # 2) signal files of the selected records
+    have_c = _complete(root, "incart", cad, (".hea", ".dat"))
+    advice = list(advice)
+    if len(have_c) < len(cad):
+        advice.append(f"INCART: {len(have_c)} of the {len(cad)} CAD records are complete here; to use only these, "
+                      f"pass cad_records={_pylist(have_c)} (notebook parameter incart_cad_records).")
     verify_files(root, m, check_sha256=check_sha256,
-                 only=[f"fantasia/{r}.dat" for r in healthy] + [f"incart/{r}.dat" for r in cad])
-    xs, ys, gs = [], [], []
-    for i, r in enumerate(healthy):
-        sig, f_in = read_lead(root / "fantasia" / r, "ECG")
+                 only=[f"fantasia/{r}.dat" for r in healthy] + [f"incart/{r}.dat" for r in cad], advice=advice)
+    key = {r: patient.get(r) or r for r in cad}
+    keys = sorted(set(key.values()))
+    jobs = [(root / "fantasia" / r, "ECG", 0, i) for i, r in enumerate(healthy)]
+    jobs += [(root / "incart" / r, ("II", "MLII"), 1, 1000 + keys.index(key[r])) for r in cad]
+    xs, ys, gs, bad = [], [], [], []
+    for path, lead, label, group in jobs:
+        try:
+            sig, f_in = read_lead(path, lead)
+        except DataError as e:  # collect every unreadable record, report them together
+            bad.append(str(e))
+            continue
         w = cut_windows(_resample(sig, f_in, fs), fs, window_s, max_windows_per_record)
-        xs.append(w), ys.append(np.zeros(len(w), np.int64)), gs.append(np.full(len(w), i, np.int64))
-    keys = sorted({patient.get(r, r) or r for r in cad})
-    for r in cad:
-        sig, f_in = read_lead(root / "incart" / r, ("II", "MLII"))
-        w = cut_windows(_resample(sig, f_in, fs), fs, window_s, max_windows_per_record)
-        xs.append(w), ys.append(np.ones(len(w), np.int64))
-        gs.append(np.full(len(w), 1000 + keys.index(patient.get(r, r) or r), np.int64))
+        xs.append(w), ys.append(np.full(len(w), label, np.int64)), gs.append(np.full(len(w), group, np.int64))
+    if bad:
+        raise data_error(f"{len(bad)} ECG record(s) under {root} cannot be used", bad,
+                         "Download them again (PhysioNet), or leave them out with healthy_records / cad_records "
+                         "(notebook parameters fantasia_records / incart_cad_records).")
     x = torch.from_numpy(np.concatenate(xs))
     if len(x) == 0:
         raise DataError(f"no usable {window_s}-s window in the records under {root}")

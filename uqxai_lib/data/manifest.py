@@ -18,6 +18,20 @@ A manifest is ``data_manifests/<name>.yaml`` at the repository root::
 
 ``files`` may also be a mapping ``path: sha256`` (or ``path: {sha256: ..., url: ...}``).
 :func:`load_manifest` normalises all forms to ``files: [{"path", "sha256", "url"}]``.
+
+**Pinning your copy.** The shipped manifests cannot pin digests (the data could not be downloaded
+where they were written), so every ``sha256: null`` is a no-op. Once you trust your copy::
+
+    python -m uqxai_lib.data.manifest fill ecg /data/uqxai      # writes /data/uqxai/uqxai-ecg.manifest.yaml
+    python -m uqxai_lib.data.manifest verify ecg /data/uqxai    # later: every file present and unchanged?
+
+``fill`` checks the copy against the shipped manifest (all files present, folder counts reached;
+``--allow-missing`` pins a partial copy), then writes a *local* manifest with the sha256 of every
+listed file and of every file matched by a ``globs`` pattern, next to the data (``--out`` elsewhere).
+The shipped manifest is never changed. ``verify`` checks a copy against its local manifest (or
+the shipped one when there is none) and lists every missing or changed file; exit status 0 / 1.
+The ECG loader uses a local manifest it finds in the data directory (:func:`manifest_for`), so its
+digests are checked on every load.
 """
 from __future__ import annotations
 
@@ -29,9 +43,11 @@ from collections.abc import Iterable, Mapping
 
 import yaml
 
-from uqxai_lib.data import DataError
+from uqxai_lib.data import DataError, data_error
 
-__all__ = ["MANIFEST_DIR", "available_manifests", "load_manifest", "sha256_file", "verify_files"]
+__all__ = ["MANIFEST_DIR", "available_manifests", "count_matches", "matching_files", "load_manifest",
+           "load_manifest_file", "local_manifest_path", "manifest_for", "data_root", "fill", "sha256_file",
+           "verify_files", "main"]
 
 #: ``data_manifests/`` at the repository root (two levels above this package directory).
 MANIFEST_DIR = pathlib.Path(__file__).resolve().parents[2] / "data_manifests"
@@ -62,11 +78,41 @@ def load_manifest(name: str, *, directory: str | os.PathLike | None = None) -> d
     if not path.is_file():
         have = ", ".join(available_manifests(d)) or "none"
         raise DataError(f"no data manifest {name!r} at {path}; available: {have}")
+    return load_manifest_file(path, name)
+
+
+def load_manifest_file(path: str | os.PathLike, name: str) -> dict:
+    """Read and validate a manifest file at any ``path`` (e.g. a local one written by :func:`fill`)."""
+    path = pathlib.Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise DataError(f"data manifest {path} is not valid YAML: {exc}") from None
+    except OSError as exc:
+        raise DataError(f"data manifest {path} cannot be read ({exc})") from None
     return _normalise(raw, path, name)
+
+
+def local_manifest_path(name: str, root: str | os.PathLike) -> pathlib.Path:
+    """Where :func:`fill` writes the local manifest of data set ``name`` whose files lie under ``root``."""
+    return pathlib.Path(root) / f"uqxai-{name}.manifest.yaml"
+
+
+def manifest_for(name: str, root: str | os.PathLike) -> dict:
+    """The local manifest of ``root`` (digests of the user's copy) when present, else the shipped one."""
+    local = local_manifest_path(name, root)
+    return load_manifest_file(local, name) if local.is_file() else load_manifest(name)
+
+
+def data_root(name: str, data_dir: str | os.PathLike) -> pathlib.Path:
+    """The folder the paths of manifest ``name`` are relative to (SARTAJ and HAM10000 may sit one level down)."""
+    if name == "sartaj":
+        from .sartaj import find_root
+    elif name == "ham10000":
+        from .ham10000 import find_root
+    else:
+        return pathlib.Path(data_dir)
+    return find_root(data_dir)
 
 
 def _normalise(raw, path: pathlib.Path, name: str) -> dict:
@@ -132,6 +178,7 @@ def verify_files(
     *,
     check_sha256: bool = True,
     only: Iterable[str] | None = None,
+    advice: str | Iterable[str] = "",
 ) -> None:
     """Check that every file of ``manifest`` exists under ``root`` (and matches its sha256).
 
@@ -146,12 +193,14 @@ def verify_files(
     only : iterable of str, optional
         Paths or ``fnmatch`` patterns (relative to ``root``) restricting which manifest files are
         checked; each must match at least one manifest entry. Glob entries are then skipped.
+    advice : str or list of str
+        What to do, appended to the error message (e.g. the loader option that uses a partial copy).
 
     Raises
     ------
     DataError
-        Listing every missing file, every checksum mismatch and every under-populated glob, each with
-        where to get it.
+        Listing every missing file, every checksum mismatch and every under-populated glob (the first
+        20 and a count; ``.problems`` holds all), each with where to get it, then ``advice``.
     """
     root = pathlib.Path(root)
     name = manifest.get("name", "?")
@@ -163,9 +212,12 @@ def verify_files(
     if only is not None:
         patterns = [only] if isinstance(only, str) else list(only)
         unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(e["path"], p) for e in entries)]
-        if unmatched:
-            raise DataError(f"manifest {name!r} has no file matching {unmatched}; check the 'only' argument")
-        entries = [e for e in entries if any(fnmatch.fnmatchcase(e["path"], p) for p in patterns)]
+        bad = [p for p in unmatched if any(c in p for c in "*?[")]
+        if bad:
+            raise DataError(f"manifest {name!r} has no file matching {bad}; check the 'only' argument")
+        # a plain path the manifest lacks (e.g. a local manifest of a partial copy) is checked for presence
+        extra = [{"path": p, "sha256": None, "url": manifest.get("source", "?")} for p in unmatched]
+        entries = [e for e in entries if any(fnmatch.fnmatchcase(e["path"], p) for p in patterns)] + extra
         globs = []
     problems: list[str] = []
     for e in entries:
@@ -178,12 +230,127 @@ def verify_files(
                 problems.append(f"corrupt {e['path']}: sha256 {got} != expected {e['sha256']} "
                                 f"(download it again from {e['url']})")
     for g in globs:
-        n = sum(1 for p in root.glob(g["pattern"]) if p.is_file())
+        n = count_matches(root, g["pattern"])
         if n < g["min_count"]:
             problems.append(f"only {n} files match {g['pattern']} (expected >= {g['min_count']}; "
                             f"get them from {g['url']})")
     if problems:
-        raise DataError(
-            f"data set {name!r} under {root} is incomplete ({len(problems)} problem(s)):\n  - "
-            + "\n  - ".join(problems)
-        )
+        raise data_error(f"data set {name!r} under {root} is incomplete", problems, advice)
+
+
+def count_matches(root: str | os.PathLike, pattern: str) -> int:
+    """How many :func:`matching_files` ``pattern`` has under ``root``."""
+    return len(matching_files(root, pattern))
+
+
+def matching_files(root: str | os.PathLike, pattern: str) -> list[pathlib.Path]:
+    """Files under ``root`` matching ``pattern`` (``dir/*.jpg``), sorted, the file-name part compared
+    case-insensitively (``.JPG`` counts as ``*.jpg``); hidden files (``.DS_Store``, macOS ``._*``) never count."""
+    root = pathlib.Path(root)
+    parent, _, name = pattern.replace("\\", "/").rpartition("/")
+    if not parent:
+        dirs = [root]
+    elif any(c in parent for c in "*?["):
+        dirs = [d for d in root.glob(parent) if d.is_dir()]
+    else:
+        dirs = [root / parent] if (root / parent).is_dir() else []
+    name = name.lower()
+    return sorted(p for d in dirs for p in d.iterdir()
+                  if not p.name.startswith(".") and p.is_file() and fnmatch.fnmatchcase(p.name.lower(), name))
+
+
+# ----------------------------------------------------------------------------------------------
+# fill / verify (command line)
+# ----------------------------------------------------------------------------------------------
+def fill(name: str, data_dir: str | os.PathLike, *, out: str | os.PathLike | None = None,
+         allow_missing: bool = False) -> pathlib.Path:
+    """Write a local manifest with the sha256 of every file of ``name`` present under ``data_dir``.
+
+    The copy is first checked against the shipped manifest (missing files, folder counts, pinned
+    digests); a :class:`DataError` lists every problem unless ``allow_missing``. Returns the path
+    written (default :func:`local_manifest_path`). The shipped manifest is not changed.
+    """
+    from uqxai_lib.cache import atomic_write_text
+
+    shipped = load_manifest(name)
+    root = data_root(name, data_dir)
+    try:
+        verify_files(root, shipped, advice="pin a partial copy with --allow-missing, or complete it first")
+    except DataError:
+        if not allow_missing or not root.is_dir():
+            raise
+    files, seen = [], set()
+    for e in shipped["files"]:
+        f = root / e["path"]
+        if f.is_file():
+            files.append({"path": e["path"], "sha256": sha256_file(f), "url": e["url"]})
+            seen.add(e["path"])
+    for g in shipped["globs"]:
+        for f in matching_files(root, g["pattern"]):
+            rel = f.relative_to(root).as_posix()
+            if rel not in seen:
+                files.append({"path": rel, "sha256": sha256_file(f), "url": g["url"]})
+                seen.add(rel)
+    if not files:
+        raise DataError(f"no file of data set {name!r} under {root}; nothing to pin")
+    body = {k: v for k, v in shipped.items() if k not in ("files", "globs")}
+    body.update(local_of=f"data_manifests/{name}.yaml", data_root=str(root.resolve()),
+                globs=[{"pattern": g["pattern"], "min_count": g["min_count"]} for g in shipped["globs"]],
+                files=files)
+    path = pathlib.Path(out) if out is not None else local_manifest_path(name, root)
+    header = (f"# Local manifest of {name!r}: sha256 of the files of one copy, written by\n"
+              f"#   python -m uqxai_lib.data.manifest fill {name} {data_dir}\n"
+              f"# Check the copy later with: python -m uqxai_lib.data.manifest verify {name} {data_dir}\n")
+    atomic_write_text(path, header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """``python -m uqxai_lib.data.manifest {fill,verify} NAME DATA_DIR``; exit 0 ok, 1 problems, 2 bad usage."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m uqxai_lib.data.manifest",
+                                description="Pin (fill) and check (verify) the sha256 digests of your copy of a data set.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pf = sub.add_parser("fill", help="write a local manifest with the digests of the files under DATA_DIR")
+    pv = sub.add_parser("verify", help="check DATA_DIR against its local manifest (or the shipped one)")
+    for q in (pf, pv):
+        q.add_argument("name", help=f"data set: {', '.join(available_manifests())}")
+        q.add_argument("data_dir")
+    pf.add_argument("--out", default=None, help="where to write (default DATA_DIR/uqxai-NAME.manifest.yaml)")
+    pf.add_argument("--allow-missing", action="store_true", help="pin a partial copy (missing files are left out)")
+    pv.add_argument("--manifest", default=None, help="local manifest to check against (default: the one in DATA_DIR)")
+    args = p.parse_args(None if argv is None else list(argv))
+    try:
+        if args.cmd == "fill":
+            path = fill(args.name, args.data_dir, out=args.out, allow_missing=args.allow_missing)
+            m = load_manifest_file(path, args.name)
+            print(f"wrote {path}: sha256 of {len(m['files'])} file(s) of {args.name!r}; "
+                  f"check the copy later with: python -m uqxai_lib.data.manifest verify {args.name} {args.data_dir}")
+            return 0
+        root = data_root(args.name, args.data_dir)
+        if args.manifest:
+            m, which = load_manifest_file(args.manifest, args.name), args.manifest
+        else:
+            local = local_manifest_path(args.name, root)
+            m, which = manifest_for(args.name, root), (local if local.is_file() else "the shipped manifest")
+        verify_files(root, m)
+        pinned = sum(1 for e in m["files"] if e.get("sha256"))
+        print(f"ok: {args.name!r} under {root} matches {which} ({len(m['files'])} file(s), {pinned} with sha256"
+              + ("" if pinned else "; none pinned: run `fill` to pin your copy") + ")")
+        return 0
+    except DataError as exc:
+        problems = getattr(exc, "problems", None)
+        if problems:  # the command line lists every problem, not only the first 20, then the advice
+            lines = str(exc).splitlines()
+            print(lines[0], file=sys.stderr)
+            print("\n".join(f"  - {q}" for q in problems), file=sys.stderr)
+            print("\n".join(line for line in lines[1:] if not line.startswith("  - ")), file=sys.stderr)
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from .. import metrics, samplers, saliency
 from ..cache import finite_or_none, round_sig
-from ..perturb import PERTURBATION_LABELS, PERTURBATIONS, _check_kind, _check_snr, make_perturbation, snr_db
+from ..perturb import PERTURBATION_LABELS, PERTURBATIONS, _check_kind, _check_snr, achieved_snr_db, make_perturbation, snr_db
 
 __all__ = [
     "MIN_GROUP",
@@ -283,13 +283,17 @@ def draw_inputs(
 
 
 def achieved_snr(clean: Tensor, noisy: Mapping[str, Tensor]) -> dict[str, float]:
-    """SNR in dB actually achieved by each perturbed copy of one window (``10 log10(P_x / P_n)``).
+    """SNR in dB actually achieved by each perturbed copy of one window, read back from the two
+    windows as :func:`uqxai_lib.perturb.achieved_snr_db` defines it (the perturbed copy is
+    re-standardised, so ``noisy - clean`` is not the noise).
 
-    >>> x = torch.ones(100, dtype=torch.float64); round(achieved_snr(x, {"a": x + 0.1})["a"], 6)
-    20.0
+    >>> x = torch.sin(torch.linspace(0, 20, 500)).double()
+    >>> y = make_perturbation("gaussian", 6.0)(x.reshape(1, 1, -1), torch.Generator().manual_seed(0))[0, 0]
+    >>> round(achieved_snr(x, {"a": y})["a"], 3)
+    6.0
     """
     c = torch.as_tensor(clean).reshape(1, 1, -1).double()
-    return {k: float(snr_db(c, torch.as_tensor(v).reshape(1, 1, -1).double() - c)[0]) for k, v in noisy.items()}
+    return {k: float(achieved_snr_db(c, torch.as_tensor(v).reshape(1, 1, -1).double())[0, 0]) for k, v in noisy.items()}
 
 
 def first_draws(x: Tensor, records: Sequence[Mapping], *, fs: float = 250.0,
