@@ -94,6 +94,7 @@ from uqxai_lib.data.sartaj import load_sartaj, stratified_holdout
 from uqxai_lib.data.synthetic_mri import denormalize, make_synthetic_mri
 from uqxai_lib.models.resnet_mc import GRADCAM_LAYER, build_resnet_mc, dropout_layers, weights_fingerprint
 from uqxai_lib.utils import pick_device, resolve_data_dir, seed_everything
+from uqxai_lib.studies import mri as sm
 from uqxai_lib.viz import mri as vz
 
 t_start = time.perf_counter()
@@ -112,7 +113,7 @@ print(f"device: {dev}; data: {'SARTAJ from ' + str(root) if root else 'synthetic
 # bright and on the anterior midline. A share `ambiguity` of the tumour cases is drawn as
 # borderline (a faint tumour, a glioma without oedema near the cortex, a meningioma on the falx
 # near the midline, an off-centre pituitary tumour), so even a good model makes honest mistakes.
-# Each slice comes with the tumour's mask, which real SARTAJ lacks. Classes keep SARTAJ's shares,
+# Each slice comes with the tumour's mask, which real SARTAJ lacks (generator: `uqxai_lib.data.synthetic_mri`). Classes keep SARTAJ's shares,
 # and the split is stratified by class and seeded (one slice per synthetic patient, so no patient
 # is in two parts).
 #
@@ -147,7 +148,7 @@ fig = vz.plot_gallery(denormalize(test_set.x[first]), classes,
 # ## Model
 #
 # The paper adds "dropout layers (rate = 0.5) after each residual block" of a ResNet50, which makes
-# 16 dropout layers. `build_resnet_mc` does this with torchvision's own blocks: every block's output
+# 16 dropout layers. `uqxai_lib.models.resnet_mc.build_resnet_mc` does this with torchvision's own blocks: every block's output
 # passes through an `nn.Dropout`. The quick profiles use the same builder with a shallower, narrower
 # network (ResNet18-style, 8 blocks, 8 dropout layers) and a small-image stem so that `layer4`, the
 # layer Grad-CAM explains, still has a useful resolution. The model is trained with dropout rate
@@ -189,14 +190,16 @@ fig = vz.plot_confusion(summary["confusion"], classes, title="test set, dropout 
 # forward with dropout off. All maps are upsampled to the input size, as when they are shown.
 #
 # We run $\max(T, \max T_{\text{grid}})$ passes once: the first $T$ give the main result and
-# prefixes give the pass-count sweep below for free.
+# prefixes give the pass-count sweep below for free. The step lives in `uqxai_lib.studies.mri.mc_study`
+# (it calls `uqxai_lib.samplers.mc_dropout` and `uqxai_lib.saliency.grad_cam`, and scores each pass
+# with `uqxai_lib.metrics.spearman`); the figures of this chapter are drawn by `uqxai_lib.viz.mri`.
 
 # %%
 study_passes = max(passes, max(t_grid))
 study_config = dict(data=data_config, model=model_config, weights=weights_fingerprint(model), n_test=len(test_set),
                     passes=study_passes, p=dropout, seed=seed, layer=GRADCAM_LAYER)
 t0 = time.perf_counter()
-study = vz.MCStudy(**cache.cached("mri_mc_dropout/study", study_config, lambda: vz.mc_study(
+study = sm.MCStudy(**cache.cached("mri_mc_dropout/study", study_config, lambda: sm.mc_study(
     model, test_set.x, GRADCAM_LAYER, study_passes, p=dropout, seed=seed)._asdict()))
 print(f"{study_passes} passes x {len(test_set)} images: {time.perf_counter() - t0:.1f} s")
 rho = study.repeatability(passes)
@@ -209,15 +212,16 @@ mc_probs = study.probs[:passes]
 # and the misclassified image with the lowest: input (tumour outline in red on synthetic data),
 # deterministic map, the first MC maps with their $\rho$ against the deterministic map, and the
 # mean and standard deviation of the $T$ MC maps. On synthetic data the titles also give the share
-# of the map's mass inside the tumour mask (white outline).
+# of the map's mass inside the tumour mask (white outline). Cases are picked by
+# `studies.mri.pick_cases`, assembled by `studies.mri.fig4_case` and drawn by `viz.mri.plot_fig4`.
 
 # %%
 gray = denormalize(test_set.x)
 no_tumour = classes.index("no_tumor") if "no_tumor" in classes else None
-cases = [vz.fig4_case(study, i, gray[i], f"true {classes[test_set.y[i]]}\npred {classes[pred[i]]} "
+cases = [sm.fig4_case(study, i, gray[i], f"true {classes[test_set.y[i]]}\npred {classes[pred[i]]} "
                       f"({float(det_probs[i, pred[i]]):.2f})", passes=passes,
                       mask=None if test_set.mask is None else test_set.mask[i])
-         for i in vz.pick_cases(rho, correct, test_set.y, avoid_class=no_tumour)]
+         for i in sm.pick_cases(rho, correct, test_set.y, avoid_class=no_tumour)]
 fig = vz.plot_fig4(cases, n_mc=4)
 
 # %% [markdown]
@@ -234,10 +238,11 @@ fig = vz.plot_fig4(cases, n_mc=4)
 # Correct vs misclassified refers to the deterministic prediction (the one the explanation is
 # about). The Mann–Whitney U test is two-sided; the AUROC is the probability that a random correct
 # image has a higher $\rho$ than a random misclassified one (0.5 = no separation). The paper's
-# columns are theirs (real SARTAJ, ResNet50 at 224 px), shown only for orientation.
+# columns are theirs (real SARTAJ, ResNet50 at 224 px), shown only for orientation. The table is
+# `studies.mri.repeatability_table` (via `metrics.compare_groups`).
 
 # %%
-table, cmp = vz.repeatability_table(rho, correct)
+table, cmp = sm.repeatability_table(rho, correct)
 table
 
 # %%
@@ -253,11 +258,12 @@ display(Markdown(
 # %% [markdown]
 # On the synthetic phantom we also know where the tumour is. The table gives the mean share of
 # each map's mass that falls inside the tumour mask, for tumour slices; the last column is what a
-# uniform map would get.
+# uniform map would get (`studies.mri.mask_overlap_table`, scored with `metrics.mass_in_mask` after
+# upsampling the maps to the mask).
 
 # %%
 if test_set.mask is not None:
-    display(vz.mask_overlap_table(study.det_map, study.maps[:passes].mean(0), test_set.mask, correct).round(3))
+    display(sm.mask_overlap_table(study.det_map, study.maps[:passes].mean(0), test_set.mask, correct).round(3))
 else:
     display(Markdown("SARTAJ has no tumour masks, so the overlap table is skipped."))
 
@@ -269,17 +275,22 @@ else:
 # information $\mathrm{MI} = H[\bar p] - \frac1T\sum_t H[p^{(t)}]$ (the part due to disagreement
 # between passes, the epistemic part). Does $\rho$ tell us something the probabilities do not?
 # The table gives each score's AUROC for telling correct from misclassified images (scores
-# oriented so that higher = more confident) and its rank correlation with $\rho$ across images.
+# oriented so that higher = more confident) and its rank correlation with $\rho$ across images
+# (`studies.mri.uncertainty_table`; entropy and mutual information from `uqxai_lib.metrics`).
 
 # %%
 mc_mean = mc_probs.mean(0)
 entropy = metrics.predictive_entropy(mc_probs)
 mi = metrics.mutual_information(mc_probs)
 mc_conf = mc_mean.max(1).values
-fig = vz.plot_rho_vs_uncertainty(rho, {"predictive entropy": entropy, "mutual information": mi,
+unc_table = sm.uncertainty_table(rho, {"−entropy": -entropy, "−mutual information": -mi,
                                        "MC mean max probability": mc_conf}, correct)
-display(vz.uncertainty_table(rho, {"−entropy": -entropy, "−mutual information": -mi,
-                                   "MC mean max probability": mc_conf}, correct).round(3))
+fig = vz.plot_rho_vs_uncertainty(rho, {"predictive entropy": entropy, "mutual information": mi,
+                                       "MC mean max probability": mc_conf}, correct,
+                                 spearman={"predictive entropy": -unc_table.loc["−entropy", "Spearman with ρ"],
+                                           "mutual information": -unc_table.loc["−mutual information", "Spearman with ρ"],
+                                           "MC mean max probability": unc_table.loc["MC mean max probability", "Spearman with ρ"]})
+display(unc_table.round(3))
 mc_accuracy = float((mc_mean.argmax(1) == test_set.y).float().mean())
 display(Markdown(f"Accuracy of the MC mean prediction: {100 * mc_accuracy:.1f} % (dropout off: {100 * accuracy:.1f} %)."))
 
@@ -293,12 +304,13 @@ display(Markdown(f"Accuracy of the MC mean prediction: {100 * mc_accuracy:.1f} %
 # (the paper's suggestion), on high entropy, on high mutual information, and on a combination of
 # explanation and prediction uncertainty (the average of the normalised ranks of $\rho$ and
 # −entropy). The oracle ranks every error last; a random order has an expected AURC equal to the
-# error rate.
+# error rate. Curves and AURC: `studies.mri.abstention` (on `metrics.risk_coverage` / `metrics.aurc`);
+# the combined score is `metrics.rank_average`.
 
 # %%
 scores = {"ρ (explanation)": rho, "−entropy": -entropy, "−mutual information": -mi,
-          "rank average (ρ, −entropy)": vz.rank_average(rho.nan_to_num(-2.0), -entropy)}
-curves, aurc_table = vz.abstention(correct, scores)
+          "rank average (ρ, −entropy)": metrics.rank_average(rho.nan_to_num(-2.0), -entropy)}
+curves, aurc_table = sm.abstention(correct, scores)
 fig = vz.plot_abstention(curves, aurc=aurc_table["AURC"].to_dict())
 aurc_table.round(4)
 
@@ -310,22 +322,23 @@ aurc_table.round(4)
 # of `n_sweep` test images that keeps every misclassified image and fills up with evenly spaced
 # correct ones. How do the gap in $\rho$ and the AUROC move, and how many passes does the per-image
 # estimate need to settle? (Third panel: mean absolute change of $\rho_T$ against the longest run,
-# and the share of images within 0.02 of it.)
+# and the share of images within 0.02 of it.) Steps: `studies.mri.prefix_repeatability`,
+# `studies.mri.sweep_subset`, `studies.mri.sweep_table` and `studies.mri.settling`.
 
 # %%
-prefix = vz.prefix_repeatability(study.rho, t_grid)
-t_table = vz.sweep_table({int(t): r for t, r in zip(t_grid, prefix)}, {int(t): correct for t in t_grid}, "passes T")
-settle = vz.settling(prefix, t_grid)
-sweep_idx = vz.sweep_subset(correct, n_sweep)
+prefix = sm.prefix_repeatability(study.rho, t_grid)
+t_table = sm.sweep_table({int(t): r for t, r in zip(t_grid, prefix)}, {int(t): correct for t in t_grid}, "passes T")
+settle = sm.settling(prefix, t_grid)
+sweep_idx = sm.sweep_subset(correct, n_sweep)
 sweep_passes = max(passes, max(widget_passes))
 sweep_config = dict(study_config, subset=sweep_idx.tolist(), passes=sweep_passes, p_grid=list(p_grid))
 t0 = time.perf_counter()
-p_runs = {p: vz.MCStudy(**r) for p, r in cache.cached("mri_mc_dropout/p_sweep", sweep_config, lambda: {
-    float(p): vz.mc_study(model, test_set.x[sweep_idx], GRADCAM_LAYER, sweep_passes, p=p, seed=seed + 1)._asdict()
+p_runs = {p: sm.MCStudy(**r) for p, r in cache.cached("mri_mc_dropout/p_sweep", sweep_config, lambda: {
+    float(p): sm.mc_study(model, test_set.x[sweep_idx], GRADCAM_LAYER, sweep_passes, p=p, seed=seed + 1)._asdict()
     for p in p_grid}).items()}
 print(f"dropout sweep: {len(p_grid)} rates x {sweep_passes} passes x {len(sweep_idx)} images: "
       f"{time.perf_counter() - t0:.1f} s")
-p_table = vz.sweep_table({p: r.repeatability(passes) for p, r in p_runs.items()},
+p_table = sm.sweep_table({p: r.repeatability(passes) for p, r in p_runs.items()},
                          {p: correct[sweep_idx] for p in p_runs}, "dropout p")
 fig = vz.plot_sweeps(p_table, t_table, settle)
 display(p_table.round(3))
@@ -337,16 +350,16 @@ display(settle.round(3))
 #
 # The widget shows, for the most repeatable correct and the least repeatable misclassified image of
 # the sweep subset, the mean and the standard deviation of the first $T$ MC maps at each dropout
-# rate, with $\rho$ and the MC prediction. The frames are precomputed, so the sliders also work in
-# the static book.
+# rate, with $\rho$ and the MC prediction. The frames are precomputed (`studies.mri.mc_frame_items`
+# gathers their data, `viz.mri.mc_frames` draws them), so the sliders also work in the static book.
 
 # %%
-cols = vz.pick_cases(p_runs[float(dropout)].repeatability(passes) if float(dropout) in p_runs else rho[sweep_idx],
+cols = sm.pick_cases(p_runs[float(dropout)].repeatability(passes) if float(dropout) in p_runs else rho[sweep_idx],
                      correct[sweep_idx], test_set.y[sweep_idx], avoid_class=no_tumour)
 shown = [int(sweep_idx[j]) for j in cols]
-frames = vz.mc_frames(p_runs, cols, widget_passes, [gray[i] for i in shown],
-                      [f"true {classes[test_set.y[i]]}" for i in shown], classes,
-                      masks=None if test_set.mask is None else [test_set.mask[i] for i in shown])
+frames = vz.mc_frames(sm.mc_frame_items(p_runs, cols, widget_passes, [gray[i] for i in shown],
+                                        [f"true {classes[test_set.y[i]]}" for i in shown], classes,
+                                        masks=None if test_set.mask is None else [test_set.mask[i] for i in shown]))
 widgets.frame_grid(frames, list(p_grid), list(widget_passes), descriptions=("dropout p", "passes T"))
 
 # %% [markdown]
@@ -393,7 +406,7 @@ display(Markdown(
     f"T = {t_grid[-1]} passes."))
 
 # %%
-results = vz.headline(accuracy=accuracy, passes=passes, dropout=dropout, comparison=cmp, aurc=aurc,
+results = sm.headline(accuracy=accuracy, passes=passes, dropout=dropout, comparison=cmp, aurc=aurc,
                       extra=dict(mc_accuracy=mc_accuracy, n_test=len(test_set)))
 cache.atomic_write_json(results_path, results)
 print(f"results -> {results_path}; notebook time {time.perf_counter() - t_start:.0f} s")

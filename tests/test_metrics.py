@@ -391,3 +391,19 @@ def test_aurc_without_ties_is_mean_risk_over_accepted_prefixes():
     assert metrics.aurc(correct, conf) == pytest.approx(expected, abs=1e-12)
     with pytest.raises(ValueError, match="equal length"):
         metrics.risk_coverage(correct[:3], conf)
+
+
+def test_rank_average_matches_scipy_ranks_and_rejects_bad_input():
+    from scipy.stats import rankdata as sp_rankdata
+
+    a = torch.tensor([0.3, 0.1, 0.9, 0.1])
+    b = torch.tensor([2.0, 5.0, 1.0, 3.0])
+    want = ((sp_rankdata(a.numpy()) - 1) / 3 + (sp_rankdata(b.numpy()) - 1) / 3) / 2
+    got = metrics.rank_average(a, b)
+    assert got.dtype == torch.float32 and np.allclose(got.numpy(), want)
+    assert torch.equal(metrics.rank_average(a * 10 + 3, torch.exp(b)), got)  # monotone-invariant
+    assert metrics.rank_average(torch.tensor([4.0])).tolist() == [0.5]
+    with pytest.raises(ValueError, match="same length"):
+        metrics.rank_average(a, b[:2])
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.rank_average(torch.tensor([0.1, float("nan")]))

@@ -48,6 +48,7 @@ __all__ = [
     "otsu_threshold",
     "predictive_entropy",
     "quantile_threshold",
+    "rank_average",
     "rankdata",
     "repeatability",
     "risk_coverage",
@@ -721,3 +722,27 @@ def aurc(correct: Tensor, confidence: Tensor) -> float:
     cov, risk = risk_coverage(correct, confidence)
     widths = torch.diff(cov, prepend=cov.new_zeros(1))
     return float((risk * widths).sum())
+
+
+def rank_average(*scores: Tensor) -> Tensor:
+    """Average of the normalised ranks (in [0, 1]) of several scores of the same items (float32 ``[N]``).
+
+    Each score is ranked with :func:`rankdata` (ties get their average rank) and mapped to
+    ``(rank - 1) / (N - 1)``, so the combination is invariant to monotone rescaling of each score
+    (e.g. a combined confidence from an explanation score and −entropy). One item gives 0.5.
+
+    >>> rank_average(torch.tensor([0.1, 0.9, 0.5]), torch.tensor([3.0, 1.0, 2.0])).tolist()
+    [0.5, 0.5, 0.5]
+    """
+    if not scores:
+        raise ValueError("rank_average needs at least one score")
+    vs = [_as_tensor(s, "scores").detach().reshape(-1).cpu().to(torch.float64) for s in scores]
+    n = len(vs[0])
+    if any(len(v) != n for v in vs):
+        raise ValueError(f"rank_average: all scores must have the same length, got {[len(v) for v in vs]}")
+    if any(bool(v.isnan().any()) for v in vs):
+        raise ValueError("rank_average: scores contain NaN; replace undefined scores first (e.g. nan_to_num)")
+    if n < 2:
+        return torch.full((n,), 0.5)
+    ranks = torch.stack([(rankdata(v) - 1) / (n - 1) for v in vs])
+    return ranks.mean(0).to(torch.float32)
