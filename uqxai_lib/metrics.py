@@ -46,6 +46,7 @@ __all__ = [
     "mass_in_mask",
     "mutual_information",
     "otsu_threshold",
+    "pointing_game",
     "predictive_entropy",
     "quantile_threshold",
     "rank_average",
@@ -407,6 +408,32 @@ def mass_in_mask(maps: Tensor, mask: Tensor, *, ndim_spatial: int | None = None)
     res = torch.where(total > 0, inside / torch.where(total > 0, total, torch.ones_like(total)),
                       torch.full_like(total, math.nan))
     return res.to(_out_dtype(maps))
+
+
+def pointing_game(maps: Tensor, mask: Tensor, *, ndim_spatial: int | None = None) -> Tensor:
+    r"""Pointing game (Zhang et al. 2018): 1.0 where the map's maximum lies inside the mask, else 0.0.
+
+    A hit needs *some* position of maximal value inside the mask (ties: any of them); NaN for an
+    all-zero map (it points nowhere) and for an empty mask. Shapes as in :func:`mass_in_mask`; the
+    mean over maps is the hit rate (the "energy-based" variant is :func:`mass_in_mask`).
+
+    >>> pointing_game(torch.tensor([[0., 3., 1.], [2., 0., 2.], [0., 0., 0.]]),
+    ...               torch.tensor([[False, True, False], [True, False, False], [True, False, False]]))
+    tensor([1., 1., nan])
+    """
+    maps, mask = _as_tensor(maps, "maps"), _as_tensor(mask, "mask")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"pointing_game: mask must be bool, got {mask.dtype}")
+    nd = _nsp(mask, ndim_spatial, 1, "pointing_game")
+    try:
+        m, k = torch.broadcast_tensors(maps, mask)
+    except RuntimeError as e:
+        raise ValueError(f"pointing_game: shapes {tuple(maps.shape)} and {tuple(mask.shape)} do not broadcast") from e
+    fm, fk = _flat(m, nd), _flat(k, nd)
+    top = fm.max(-1, keepdim=True).values
+    hit = ((fm == top) & fk).any(-1).float()
+    undefined = (top.squeeze(-1) <= 0) | ~fk.any(-1)
+    return torch.where(undefined, torch.full_like(hit, math.nan), hit)
 
 
 # --------------------------------------------------------------------------------------------
