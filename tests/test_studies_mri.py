@@ -1,4 +1,6 @@
 """Tests of the MRI chapter's analysis steps (uqxai_lib.studies.mri)."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -188,3 +190,182 @@ def test_fig4_case_carries_mean_std_and_overlap_of_the_first_passes():
     items = sm.mc_frame_items({0.1: st}, [0, 1], [1, 4], [torch.zeros(16, 16)] * 2, ["a", "b"], "wxyz")
     assert len(items) == 1 and len(items[0]) == 2 and len(items[0][1]) == 2
     assert torch.allclose(items[0][1][0]["mean"], st.maps[:, 0].mean(0))
+
+
+# ---------------------------------------------------------------- primary, secondary, variants
+def test_primary_record_is_stats_group_difference_with_scipy_p_and_patient_groups():
+    from scipy.stats import mannwhitneyu
+
+    from uqxai_lib import stats
+
+    g = torch.Generator().manual_seed(20)
+    correct = torch.rand(80, generator=g) > 0.3
+    rho = torch.rand(80, generator=g) * 0.3 + 0.5 + 0.2 * correct.double()  # correct clearly higher
+    rec, cmp = sm.primary_record(rho, correct, torch.arange(80))  # one item per patient: item bootstrap
+    assert rec["verdict"] == "higher" and rec["ci95"][0] > 0 and rec["name"] == sm.PRIMARY_NAME
+    want_p = mannwhitneyu(rho[correct].numpy(), rho[~correct].numpy(), alternative="two-sided").pvalue
+    assert abs(rec["p"] - want_p) < 1e-12
+    assert abs(rec["effect"] - float(rho[correct].mean() - rho[~correct].mean())) < 1e-9
+    assert cmp == stats.group_difference(rho.double(), correct, n_boot=2000, seed=0)
+    # two slices per patient: the bootstrap resamples patients (a different, valid interval)
+    groups = torch.arange(80) // 2
+    assert sm.bootstrap_groups(groups) is not None
+    rec2, _ = sm.primary_record(rho, correct, groups)
+    assert rec2["effect"] == rec["effect"] and rec2["ci95"] != rec["ci95"]
+    assert sm.CLAIM["expected"] == "higher" and sm.CLAIM["source"] == "salvi2025explainability"
+    text = sm.verdict_sentence(rec)
+    assert "**higher**" in text and "**reproduced**" in text
+    rev = dict(rec, verdict="lower")
+    assert "**reversed**" in sm.verdict_sentence(rev)
+
+
+def test_secondary_records_holm_adjust_all_rows():
+    comps = {"a": {"effect": 0.1, "ci95": [0.05, 0.2], "p": 0.01}, "b": {"effect": -0.1, "ci95": [-0.2, 0.01], "p": 0.04},
+             "c": {"effect": 0.0, "ci95": [-0.1, 0.1], "p": 0.03}}
+    rows = sm.secondary_records(comps)
+    assert [r["p_holm"] for r in rows] == pytest.approx([0.03, 0.06, 0.06])
+    assert [r["verdict"] for r in rows] == ["higher", "no detectable difference", "no detectable difference"]
+
+
+def test_degenerate_passes_and_variant_record_count_undefined_passes_per_group():
+    g = torch.Generator().manual_seed(21)
+    per_pass = torch.rand(5, 6, generator=g)
+    per_pass[0, 1] = per_pass[2, 1] = float("nan")
+    per_pass[:, 4] = float("nan")  # an image whose maps are all constant
+    correct = torch.tensor([True, True, False, True, False, False])
+    d = sm.degenerate_passes(per_pass, correct)
+    assert d == {"correct": 2, "misclassified": 5, "images_without_defined_pass": 1, "passes_per_image": 5}
+    st = sm.MCStudy(maps=torch.zeros(5, 6, 2, 2), probs=torch.full((5, 6, 4), 0.25), target=torch.zeros(6, dtype=torch.long),
+                    det_map=torch.zeros(6, 2, 2), det_probs=torch.full((6, 4), 0.25), rho=per_pass)
+    rec = sm.variant_record(st, correct, 5)
+    rho = per_pass.double().nanmean(0)
+    assert abs(rec["rho_correct_mean"] - float(rho[correct].mean())) < 1e-6
+    ok = ~rho.isnan()
+    assert abs(rec["rho_mis_mean"] - float(rho[~correct & ok].mean())) < 1e-6
+    assert rec["degenerate_passes"] == d and set(rec) >= {"auroc", "auroc_ci95", "mwu_p"}
+    table = sm.variants_table({"pre_dropout": rec, "post_dropout": rec})
+    assert list(table.index) == ["pre_dropout", "post_dropout"] and table.loc["pre_dropout", "undefined passes (correct / mis)"] == "2 / 5"
+
+
+def test_strata_table_is_compare_groups_within_each_level():
+    g = torch.Generator().manual_seed(22)
+    rho = torch.rand(40, generator=g)
+    correct = torch.rand(40, generator=g) > 0.4
+    cls = [["a", "b", "c"][i % 3] for i in range(40)]
+    t = sm.strata_table(rho, correct, {"true class": cls})
+    for lev in "abc":
+        sel = torch.tensor([c == lev for c in cls])
+        want = metrics.compare_groups(rho[sel], correct[sel])
+        assert t.loc[("true class", lev), "AUROC"] == pytest.approx(want.auroc)
+        assert t.loc[("true class", lev), "n_mis"] == want.n_b
+    labels = sm.tercile_labels(torch.arange(9.0))
+    assert labels == ["small"] * 3 + ["medium"] * 3 + ["large"] * 3
+
+
+def test_per_class_accuracy_counts_each_true_class():
+    y = torch.tensor([0, 0, 1, 1, 1, 2])
+    pred = torch.tensor([0, 1, 1, 1, 0, 2])
+    t = sm.per_class_accuracy(pred, y, ["a", "b", "c"])
+    assert t.loc["a", "accuracy"] == 0.5 and t.loc["b", "accuracy"] == pytest.approx(2 / 3)
+    assert t.loc["b", "most frequent error"] == "a" and t.loc["c", "most frequent error"] == "—"
+
+
+# ---------------------------------------------------------------- fidelity, deletion / insertion, sanity
+def test_fidelity_scores_match_float64_loops_and_skip_empty_masks():
+    g = torch.Generator().manual_seed(23)
+    maps = torch.rand(4, 8, 8, generator=g)
+    mask = torch.zeros(4, 8, 8, dtype=torch.bool)
+    mask[0, 1:4, 2:6] = True
+    mask[1, 5:8, 0:3] = True
+    mask[2, 0:2, 0:2] = True  # image 3 has no tumour
+    f = sm.fidelity_scores(maps, mask)
+    for b in range(3):
+        m, k = maps[b].double().numpy(), mask[b].numpy()
+        assert float(f["mass"][b]) == pytest.approx(m[k].sum() / m.sum(), abs=1e-6)
+        assert float(f["chance"][b]) == pytest.approx(k.mean())
+        assert float(f["pointing"][b]) == float(k.ravel()[m.argmax()])
+        top = m >= np.quantile(m, 0.9)
+        assert float(f["iou"][b]) == pytest.approx((top & k).sum() / (top | k).sum())
+    assert all(math.isnan(float(v[3])) for v in f.values())
+    s = sm.fidelity_summary(f, torch.tensor([0, 0, 1, 2]), ["x", "y", "z"])
+    assert s["n"] == 3 and s["mass_in_mask"] == pytest.approx(float(f["mass"][:3].mean()))
+    assert s["mass_in_mask_ci95"][0] <= s["mass_in_mask"] <= s["mass_in_mask_ci95"][1]
+    assert set(s["per_class"]) == {"x", "y"} and s["per_class"]["x"]["n"] == 2
+
+
+class _LinearSoftmax(torch.nn.Module):
+    def __init__(self, w):
+        super().__init__()
+        self.w = torch.nn.Parameter(w)
+
+    def forward(self, x):
+        return x.flatten(1) @ self.w
+
+
+def test_perturbation_curves_match_a_float64_loop():
+    g = torch.Generator().manual_seed(24)
+    x = torch.rand(3, 1, 4, 4, generator=g, dtype=torch.float64)
+    fill = torch.zeros_like(x)
+    w = torch.randn(16, 3, generator=g, dtype=torch.float64)
+    model = _LinearSoftmax(w).eval()
+    maps = torch.rand(3, 4, 4, generator=g)
+    order = sm.pixel_order(maps, (4, 4))
+    target = torch.tensor([0, 2, 1])
+    d, i = sm.perturbation_curves(model, x, order, target, steps=4, fill=fill)
+    for b in range(3):
+        ranked = np.argsort(-maps[b].numpy().ravel(), kind="stable")
+        for k in range(5):
+            gone = set(ranked[: round(k * 16 / 4)].tolist())
+            xd = np.array([0.0 if p in gone else float(x[b, 0].reshape(-1)[p]) for p in range(16)])
+            xi = np.array([float(x[b, 0].reshape(-1)[p]) if p in gone else 0.0 for p in range(16)])
+            for xv, curve in ((xd, d), (xi, i)):
+                z = xv @ w.numpy()
+                pr = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+                assert float(curve[b, k]) == pytest.approx(pr[target[b]], abs=1e-9)
+    assert float(sm.curve_area(torch.tensor([1.0, 0.0, 0.0]))) == pytest.approx(np.trapezoid([1, 0, 0], [0, 0.5, 1]))
+    rnd = sm.pixel_order(maps, (4, 4), random=True, generator=torch.Generator().manual_seed(0))
+    assert all(sorted(r.tolist()) == list(range(16)) for r in rnd)
+
+
+def test_deletion_insertion_and_cascading_randomisation_on_a_small_resnet(tiny_model):
+    x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(25))
+    target = tiny_model(x).argmax(1)
+    maps = saliency.grad_cam(tiny_model, x, "layer4.1.pre_dropout", target)
+    di = sm.deletion_insertion(tiny_model, x, maps, target, steps=4, seed=0)
+    assert set(di["auc"]) == {"deletion", "insertion", "deletion_random", "insertion_random"}
+    probs = tiny_model(x).softmax(-1).gather(1, target[:, None]).squeeze(1).double()
+    assert torch.allclose(di["curves"]["deletion"][0], probs.mean(), atol=1e-5)  # nothing removed yet
+    before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    sc = sm.cascading_randomisation(tiny_model, x, "layer4.1.pre_dropout", target, seed=0)
+    assert all(torch.equal(before[k], v) for k, v in tiny_model.state_dict().items())  # the trained model is untouched
+    assert [s["randomised_from"] for s in sc["steps"]] == list(sm.CASCADE)
+    assert torch.allclose(sc["maps"][0], maps)
+    up = saliency.upsample(sc["maps"][1], (16, 16))
+    ref = saliency.upsample(maps, (16, 16))
+    for b in range(4):
+        a, r = up[b].flatten().numpy(), ref[b].flatten().numpy()
+        if a.std() > 0 and r.std() > 0:
+            assert float(sc["per_image"][0][b]) == pytest.approx(spearmanr(a, r).statistic, abs=1e-4)
+    assert isinstance(sc["passes"], bool)
+
+
+def test_fidelity_vs_stability_is_scipy_spearman_with_an_interval():
+    g = torch.Generator().manual_seed(26)
+    a = torch.rand(50, generator=g)
+    b = a + 0.3 * torch.rand(50, generator=g)
+    a[3] = float("nan")
+    r = sm.fidelity_vs_stability(a, b)
+    ok = ~a.isnan()
+    assert r["n"] == 49 and r["spearman"] == pytest.approx(spearmanr(a[ok], b[ok]).statistic, abs=1e-9)
+    assert r["ci95"][0] < r["spearman"] < r["ci95"][1]
+
+
+def test_layer_table_reports_resolution_fidelity_and_stability(tiny_model):
+    x = torch.randn(6, 3, 16, 16, generator=torch.Generator().manual_seed(27))
+    mask = torch.zeros(6, 16, 16, dtype=torch.bool)
+    mask[:, 4:9, 4:9] = True
+    correct = torch.tensor([True, False, True, True, False, True])
+    t, runs = sm.layer_table(tiny_model, x, mask, correct, ["layer3.1.pre_dropout", "layer4.1.pre_dropout"], 2, p=0.3)
+    assert t.loc["layer3.1.pre_dropout", "map size"] == "4×4" and t.loc["layer4.1.pre_dropout", "map size"] == "2×2"
+    assert t.loc["layer4.1.pre_dropout", "chance"] == pytest.approx(25 / 256)
+    assert t.loc["layer3.1.pre_dropout", "mean ρ"] == pytest.approx(float(runs["layer3.1.pre_dropout"].repeatability().nanmean()))

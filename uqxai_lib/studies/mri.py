@@ -27,8 +27,35 @@ from uqxai_lib.cache import round_sig
 __all__ = [
     "PAPER_RHO",
     "AURC_KEYS",
+    "CASCADE",
+    "CLAIM",
+    "PRIMARY_NAME",
+    "SANITY_THRESHOLD",
     "MCStudy",
     "abstention",
+    "blurred",
+    "bootstrap_groups",
+    "cascading_randomisation",
+    "compare",
+    "curve_area",
+    "degenerate_passes",
+    "deletion_insertion",
+    "fidelity_scores",
+    "fidelity_summary",
+    "fidelity_vs_stability",
+    "layer_table",
+    "most_repeatable_errors",
+    "per_class_accuracy",
+    "perturbation_curves",
+    "pixel_order",
+    "primary_record",
+    "secondary_records",
+    "strata_table",
+    "tercile_labels",
+    "top_region_overlap",
+    "variant_record",
+    "variants_table",
+    "verdict_sentence",
     "fig4_case",
     "headline",
     "mask_overlap_table",
@@ -402,3 +429,412 @@ def headline(*, accuracy: float, passes: int, dropout: float, comparison: Any, a
     out.update(extra or {})
     out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
     return round_sig(dict(sorted(out.items())))
+
+
+# ---------------------------------------------------------------------------------------------
+# the primary comparison, its claim, secondary comparisons and verdicts (stats.py)
+# ---------------------------------------------------------------------------------------------
+#: The paper's claim that the chapter's primary comparison tests (numbers theirs).
+CLAIM = {
+    "text": ("Under MC dropout, the Grad-CAM maps of correctly classified images are more repeatable "
+             "(higher mean Spearman ρ with the deterministic map) than those of misclassified images."),
+    "expected": "higher",
+    "theirs": "ρ 0.76 ± 0.08 (correct) vs 0.54 ± 0.12 (misclassified), SARTAJ test set, ResNet50",
+    "source": "salvi2025explainability",
+}
+PRIMARY_NAME = "repeatability ρ: correct − misclassified"
+
+
+def bootstrap_groups(groups: Tensor | None) -> Tensor | None:
+    """The patient ids to bootstrap over, or ``None`` when no patient has two items (then the
+    stratified item bootstrap of :func:`uqxai_lib.stats.group_difference` is the same unit, and keeps
+    both group sizes fixed).
+
+    >>> bootstrap_groups(torch.tensor([3, 1, 2])) is None, bootstrap_groups(torch.tensor([1, 1, 2])).tolist()
+    (True, [1, 1, 2])
+    """
+    if groups is None:
+        return None
+    g = torch.as_tensor(groups).reshape(-1)
+    return g if len(torch.unique(g)) < len(g) else None
+
+
+def compare(values: Tensor, correct: Tensor, groups: Tensor | None = None, *, n_boot: int = 2000,
+            seed: int = 0) -> dict:
+    """:func:`uqxai_lib.stats.group_difference` of ``values``, correct (group a) minus misclassified,
+    resampling patients where a patient has several items (:func:`bootstrap_groups`)."""
+    from uqxai_lib import stats
+
+    g = bootstrap_groups(groups)
+    return stats.group_difference(torch.as_tensor(values, dtype=torch.float64), torch.as_tensor(correct, dtype=torch.bool),
+                                  groups=None if g is None else g.numpy(), n_boot=n_boot, seed=seed)
+
+
+def primary_record(rho: Tensor, correct: Tensor, groups: Tensor | None = None, *, seed: int = 0) -> tuple[dict, dict]:
+    """The chapter's ``primary`` record (:func:`uqxai_lib.stats.primary`) and the full comparison."""
+    from uqxai_lib import stats
+
+    cmp = compare(rho, correct, groups, seed=seed)
+    return stats.primary(PRIMARY_NAME, cmp), cmp
+
+
+def secondary_records(comparisons: Mapping[str, Mapping[str, Any]]) -> list[dict]:
+    """``secondary`` rows ``{name, effect, ci95, p, p_holm, verdict}`` with Holm-adjusted p-values
+    (:func:`uqxai_lib.stats.holm` over all rows) and verdicts from each interval."""
+    from uqxai_lib import stats
+
+    names = list(comparisons)
+    adj = stats.holm([float(comparisons[n]["p"]) for n in names])
+    return [{"name": n, "effect": float(comparisons[n]["effect"]), "ci95": [float(v) for v in comparisons[n]["ci95"]],
+             "p": float(comparisons[n]["p"]), "p_holm": float(a), "verdict": stats.verdict(comparisons[n]["ci95"])}
+            for n, a in zip(names, adj)]
+
+
+def verdict_sentence(record: Mapping[str, Any], claim: Mapping[str, Any] = CLAIM, *, what: str = "ρ") -> str:
+    """One Markdown sentence from a ``primary`` record: effect, interval, AUROC, p, verdict and whether
+    the claim's direction is reproduced (:func:`uqxai_lib.stats.reproduction`); no mean is compared."""
+    from uqxai_lib import stats
+
+    lo, hi = record["ci95"]
+    alo, ahi = record["auroc_ci95"]
+    rep = stats.reproduction(record["verdict"], claim["expected"])
+    return (f"{what} of correct minus misclassified images: {record['effect']:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}); "
+            f"AUROC {record['auroc']:.3f} (95% CI {alo:.3f} to {ahi:.3f}); Mann–Whitney p = {record['p']:.2g}. "
+            f"Verdict: **{record['verdict']}** for correct images, so the paper's claim ({claim['expected']}) is "
+            f"**{rep}** here.")
+
+
+# ---------------------------------------------------------------------------------------------
+# explained point (pre / post dropout): variants, degenerate passes
+# ---------------------------------------------------------------------------------------------
+def degenerate_passes(per_pass: Tensor, correct: Tensor) -> dict:
+    """Passes whose map (or the deterministic map) is constant, so Spearman ρ is undefined (NaN), per group.
+
+    ``per_pass`` [S, B] from :attr:`MCStudy.rho`. Returns ``{"correct", "misclassified"}`` (counts of
+    undefined passes), ``"images_without_defined_pass"`` and ``"passes_per_image"``. A NaN-skipping
+    mean drops exactly these passes; reporting them shows how many were dropped where.
+
+    >>> degenerate_passes(torch.tensor([[0.5, float("nan")], [float("nan"), float("nan")]]), torch.tensor([True, False]))
+    {'correct': 1, 'misclassified': 2, 'images_without_defined_pass': 1, 'passes_per_image': 2}
+    """
+    bad = torch.isnan(per_pass)
+    correct = torch.as_tensor(correct, dtype=torch.bool)
+    return {"correct": int(bad[:, correct].sum()), "misclassified": int(bad[:, ~correct].sum()),
+            "images_without_defined_pass": int(bad.all(0).sum()), "passes_per_image": int(per_pass.shape[0])}
+
+
+def variant_record(study: MCStudy, correct: Tensor, passes: int, groups: Tensor | None = None, *, seed: int = 0) -> dict:
+    """Results-JSON record of one explained-point variant: ``rho_correct_mean, rho_mis_mean, auroc,
+    auroc_ci95, mwu_p, effect, ci95, verdict, degenerate_passes`` (first ``passes`` passes)."""
+    from uqxai_lib import stats
+
+    rho = study.repeatability(passes)
+    c = compare(rho, correct, groups, seed=seed)
+    return {"rho_correct_mean": c["mean_a"], "rho_mis_mean": c["mean_b"], "auroc": c["auroc"],
+            "auroc_ci95": c["auroc_ci95"], "mwu_p": c["p"], "effect": c["effect"], "ci95": c["ci95"],
+            "verdict": stats.verdict(c["ci95"]), "degenerate_passes": degenerate_passes(study.rho[:passes], correct)}
+
+
+def variants_table(records: Mapping[str, Mapping[str, Any]]) -> "Any":
+    """One row per variant: mean ρ of both groups, the difference with its interval, AUROC with its
+    interval, p, verdict and the undefined passes of each group."""
+    import pandas as pd
+
+    rows = {}
+    for name, r in records.items():
+        d = r["degenerate_passes"]
+        rows[name] = {"ρ correct": r["rho_correct_mean"], "ρ misclassified": r["rho_mis_mean"],
+                      "difference [95% CI]": f"{r['effect']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]",
+                      "AUROC [95% CI]": f"{r['auroc']:.3f} [{r['auroc_ci95'][0]:.3f}, {r['auroc_ci95'][1]:.3f}]",
+                      "Mann–Whitney p": f"{r['mwu_p']:.2g}", "verdict": r["verdict"],
+                      "undefined passes (correct / mis)": f"{d['correct']} / {d['misclassified']}"}
+    return pd.DataFrame(rows).T
+
+
+# ---------------------------------------------------------------------------------------------
+# training and per-class accuracy; where the reversal comes from
+# ---------------------------------------------------------------------------------------------
+def per_class_accuracy(pred: Tensor, y: Tensor, classes: Sequence[str]) -> "Any":
+    """Per true class: images, correct, recall (= per-class accuracy) and the most frequent wrong prediction."""
+    import pandas as pd
+
+    pred, y = torch.as_tensor(pred).reshape(-1), torch.as_tensor(y).reshape(-1)
+    rows = {}
+    for k, name in enumerate(classes):
+        sel = y == k
+        n = int(sel.sum())
+        wrong = pred[sel & (pred != y)]
+        rows[name] = {"n": n, "correct": int((pred[sel] == k).sum()),
+                      "accuracy": float((pred[sel] == k).double().mean()) if n else math.nan,
+                      "most frequent error": classes[int(torch.mode(wrong).values)] if len(wrong) else "—"}
+    return pd.DataFrame(rows).T
+
+
+def strata_table(rho: Tensor, correct: Tensor, strata: Mapping[str, Sequence[Any]]) -> "Any":
+    """ρ of correct vs misclassified images within each level of each split (e.g. true class,
+    predicted class, ambiguous flag, tumour size): counts, means and the AUROC (0.5 = no
+    separation, < 0.5 = errors more repeatable; NaN where a group is empty). Descriptive: no
+    interval, the strata are small."""
+    import pandas as pd
+
+    rho = torch.as_tensor(rho, dtype=torch.float64)
+    correct = torch.as_tensor(correct, dtype=torch.bool)
+    rows = []
+    for split, labels in strata.items():
+        labels = list(labels)
+        for level in sorted(set(labels), key=str):
+            sel = torch.tensor([lab == level for lab in labels])
+            c = metrics.compare_groups(rho[sel], correct[sel], higher_in="a")
+            rows.append({"split": split, "level": level, "n_correct": c.n_a, "n_mis": c.n_b,
+                         "ρ correct": c.mean_a, "ρ misclassified": c.mean_b, "AUROC": c.auroc})
+    return pd.DataFrame(rows).set_index(["split", "level"])
+
+
+def tercile_labels(values: Tensor, names: Sequence[str] = ("small", "medium", "large"), *,
+                   valid: Tensor | None = None, missing: str = "none") -> list[str]:
+    """Label each value by its tercile among the ``valid`` ones (others get ``missing``).
+
+    >>> tercile_labels(torch.tensor([1., 2., 3., 4., 5., 6., 0.]), valid=torch.tensor([1, 1, 1, 1, 1, 1, 0]).bool())
+    ['small', 'small', 'medium', 'medium', 'large', 'large', 'none']
+    """
+    v = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    ok = torch.ones(len(v), dtype=torch.bool) if valid is None else torch.as_tensor(valid, dtype=torch.bool)
+    if not bool(ok.any()):
+        return [missing] * len(v)
+    q1, q2 = torch.quantile(v[ok], torch.tensor([1 / 3, 2 / 3], dtype=torch.float64)).tolist()
+    return [missing if not bool(o) else names[0] if x <= q1 else names[1] if x <= q2 else names[2]
+            for x, o in zip(v.tolist(), ok.tolist())]
+
+
+def most_repeatable_errors(rho: Tensor, correct: Tensor, k: int = 3) -> list[int]:
+    """Indices of the ``k`` misclassified images with the highest ρ (NaN last).
+
+    >>> most_repeatable_errors(torch.tensor([0.9, 0.8, float("nan"), 0.95, 0.1]), torch.tensor([1, 0, 0, 1, 0]).bool(), 2)
+    [1, 4]
+    """
+    r = torch.nan_to_num(torch.as_tensor(rho, dtype=torch.float64), nan=-math.inf)
+    mis = torch.nonzero(~torch.as_tensor(correct, dtype=torch.bool)).flatten()
+    order = torch.argsort(r[mis], descending=True, stable=True)
+    return mis[order[:k]].tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+# fidelity against the tumour mask, deletion / insertion, sanity checks, layer choice
+# ---------------------------------------------------------------------------------------------
+def _mean_ci(values: Tensor, *, seed: int = 0, n_boot: int = 2000) -> tuple[float, list[float]]:
+    from uqxai_lib import stats
+
+    v = torch.as_tensor(values, dtype=torch.float64)
+    v = v[torch.isfinite(v)].numpy()
+    if v.size == 0:
+        return math.nan, [math.nan, math.nan]
+    return float(v.mean()), list(stats.bootstrap_ci(lambda a: float(a.mean()), v, n_boot=n_boot, seed=seed))
+
+
+def top_region_overlap(maps: Tensor, mask: Tensor, q: float = 0.9) -> tuple[Tensor, Tensor]:
+    """IoU and Dice of each map's top ``1 - q`` region (upsampled to the mask; :func:`uqxai_lib.metrics.binarize`
+    with rule ``("quantile", q)``) with the tumour mask. Returns ``(iou [B], dice [B])``."""
+    up = saliency.upsample(maps.clamp_min(0), tuple(mask.shape[-2:]))
+    region = metrics.binarize(up, ("quantile", float(q)), ndim_spatial=2)
+    return metrics.iou(region, mask, ndim_spatial=2), metrics.dice(region, mask, ndim_spatial=2)
+
+
+def fidelity_scores(maps: Tensor, mask: Tensor, *, q: float = 0.9) -> dict[str, Tensor]:
+    """Per-image fidelity of maps ``[B, h, w]`` against tumour masks ``[B, H, W]``: ``mass`` (share of the
+    map inside the mask, :func:`mass_in_tumour`), ``chance`` (the mask's area share: a uniform map's
+    score), ``pointing`` (:func:`uqxai_lib.metrics.pointing_game` on the upsampled map), ``iou`` / ``dice``
+    of the top region (:func:`top_region_overlap`). NaN on slices without a tumour."""
+    tumour = mask.flatten(1).any(1)
+    up = saliency.upsample(maps.clamp_min(0), tuple(mask.shape[-2:]))
+    iou, dice = top_region_overlap(maps, mask, q)
+    nan = torch.tensor(math.nan)
+    out = {"mass": mass_in_tumour(maps, mask).double(), "chance": mask.flatten(1).double().mean(1),
+           "pointing": metrics.pointing_game(up, mask, ndim_spatial=2).double(), "iou": iou.double(), "dice": dice.double()}
+    return {k: torch.where(tumour, v, nan.to(v.dtype)) for k, v in out.items()}
+
+
+def fidelity_summary(scores: Mapping[str, Tensor], y: Tensor, classes: Sequence[str], *, seed: int = 0) -> dict:
+    """Means over tumour slices of :func:`fidelity_scores` with a bootstrap 95% interval of the mean mass in
+    mask, and the same per tumour class (``per_class``); ``excess`` = mass − chance per image, its mean and
+    interval (above 0: the maps land on the tumour more than a uniform map would)."""
+    y = torch.as_tensor(y)
+    ok = torch.isfinite(scores["mass"])
+
+    def block(sel: Tensor) -> dict:
+        m, ci = _mean_ci(scores["mass"][sel], seed=seed)
+        ex, exci = _mean_ci((scores["mass"] - scores["chance"])[sel], seed=seed)
+        return {"n": int(sel.sum()), "mass_in_mask": m, "mass_in_mask_ci95": ci,
+                "chance": float(scores["chance"][sel].mean()) if bool(sel.any()) else math.nan,
+                "excess_over_chance": ex, "excess_ci95": exci,
+                "pointing_game": float(scores["pointing"][sel].nanmean()) if bool(sel.any()) else math.nan,
+                "iou_top10": float(scores["iou"][sel].nanmean()) if bool(sel.any()) else math.nan,
+                "dice_top10": float(scores["dice"][sel].nanmean()) if bool(sel.any()) else math.nan}
+
+    out = block(ok)
+    out["per_class"] = {name: block(ok & (y == k)) for k, name in enumerate(classes) if bool((ok & (y == k)).any())}
+    return out
+
+
+def blurred(x: Tensor, sigma: float | None = None) -> Tensor:
+    """Gaussian-blurred copy of images ``[B, C, H, W]`` (sigma default ``H / 8``): the "evidence removed"
+    baseline of the deletion / insertion curves (keeps the brain's outline, removes small structures)."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    sigma = float(x.shape[-1]) / 8 if sigma is None else float(sigma)
+    k = int(2 * math.ceil(3 * sigma) + 1)
+    k = min(k, 2 * (min(x.shape[-2:]) // 2) - 1)
+    return gaussian_blur(x, [k, k], [sigma, sigma])
+
+
+def pixel_order(maps: Tensor, size: tuple[int, int], *, random: bool = False, generator: torch.Generator | None = None) -> Tensor:
+    """Order of the ``H * W`` pixels of each image for deletion / insertion: descending map value after
+    bilinear upsampling (ties in pixel order), or a random permutation (``random=True``). ``[B, H*W]``."""
+    b = maps.shape[0]
+    if random:
+        return torch.stack([torch.randperm(size[0] * size[1], generator=generator) for _ in range(b)])
+    up = saliency.upsample(maps.float(), size).reshape(b, -1)
+    return torch.argsort(up, dim=1, descending=True, stable=True)
+
+
+def perturbation_curves(model, x: Tensor, order: Tensor, target: Tensor, *, steps: int = 8,
+                        fill: Tensor | None = None, batch: int = 256) -> tuple[Tensor, Tensor]:
+    """Deletion and insertion curves (Petsiuk et al. 2018): probability of the ``target`` class as the
+    first ``k / steps`` share of pixels in ``order`` is replaced by ``fill`` (deletion, from the image) or
+    revealed on ``fill`` (insertion, from the blurred image), k = 0..steps. Returns ``(deletion, insertion)``,
+    each ``[B, steps + 1]``; the model is used as the caller left it (eval: dropout off)."""
+    if model.training:
+        raise ValueError("put the model in eval mode first (model.eval())")
+    fill = blurred(x) if fill is None else fill
+    b, _, h, w = x.shape
+    n = h * w
+    counts = [round(k * n / steps) for k in range(steps + 1)]
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(n).expand(b, -1))  # rank[b, pixel] = position in the order
+    dev = next(model.parameters()).device
+    curves = {"deletion": [], "insertion": []}
+    for kind in curves:
+        inputs = []
+        for c in counts:
+            top = (rank < c).reshape(b, 1, h, w)
+            inputs.append(torch.where(top, fill, x) if kind == "deletion" else torch.where(top, x, fill))
+        stack = torch.stack(inputs, 1).reshape(-1, *x.shape[1:])  # [B * (steps + 1), C, H, W], image-major
+        tg = target.repeat_interleave(len(counts))
+        probs = []
+        with torch.no_grad():
+            for s in range(0, len(stack), batch):
+                p = model(stack[s:s + batch].to(dev)).softmax(-1).cpu()
+                probs.append(p.gather(1, tg[s:s + batch, None]).squeeze(1))
+        curves[kind] = torch.cat(probs).reshape(b, len(counts)).double()
+    return curves["deletion"], curves["insertion"]
+
+
+def curve_area(curve: Tensor) -> Tensor:
+    """Trapezoidal area under curves ``[..., K]`` sampled evenly on [0, 1].
+
+    >>> curve_area(torch.tensor([1.0, 0.5, 0.0])).item()
+    0.5
+    """
+    k = curve.shape[-1]
+    return (curve[..., 1:] + curve[..., :-1]).sum(-1) / (2 * (k - 1))
+
+
+def deletion_insertion(model, x: Tensor, maps: Tensor, target: Tensor, *, steps: int = 8, seed: int = 0) -> dict:
+    """Deletion / insertion curves in map order and in a random order (seeded), their mean curves and areas.
+
+    Lower deletion area and higher insertion area than the random order = the map ranks the evidence.
+    Returns ``curves`` (mean curve of each of ``deletion``, ``deletion_random``, ``insertion``,
+    ``insertion_random``), ``auc`` (mean area of each) and ``per_image`` (areas [B])."""
+    size = tuple(x.shape[-2:])
+    fill = blurred(x)
+    orders = {"": pixel_order(maps, size),
+              "_random": pixel_order(maps, size, random=True, generator=torch.Generator().manual_seed(int(seed)))}
+    curves, per_image = {}, {}
+    for suffix, order in orders.items():
+        d, i = perturbation_curves(model, x, order, target, steps=steps, fill=fill)
+        curves["deletion" + suffix], curves["insertion" + suffix] = d.mean(0), i.mean(0)
+        per_image["deletion" + suffix], per_image["insertion" + suffix] = curve_area(d), curve_area(i)
+    return {"curves": curves, "auc": {k: float(v.mean()) for k, v in per_image.items()}, "per_image": per_image,
+            "fractions": torch.linspace(0, 1, steps + 1)}
+
+
+#: Cascading randomisation order (Adebayo et al. 2018): from the head down to the stem.
+CASCADE = ("fc", "layer4", "layer3", "layer2", "layer1", "conv1")
+#: A method passes the cascading check when every randomised model's maps keep a median Spearman ρ
+#: with the trained model's maps below this value.
+SANITY_THRESHOLD = 0.5
+
+
+def cascading_randomisation(model, x: Tensor, layer: str, target: Tensor, *, seed: int = 0,
+                            cascade: Sequence[str] = CASCADE) -> dict:
+    """Cascading model-parameter randomisation (Adebayo et al. 2018) for the deterministic Grad-CAM at ``layer``.
+
+    Step ``k`` re-initialises the convolution and linear weights (``reset_parameters``, seeded) of
+    ``cascade[0..k]`` (head first) in a copy of ``model``; BatchNorm parameters and statistics are kept.
+    Each step's maps (same ``target``) are compared with the trained model's by Spearman ρ after
+    upsampling to the input (:func:`uqxai_lib.metrics.spearman`). Returns ``steps``: a list of
+    ``{randomised_from, spearman_to_trained}`` (median over images), ``maps`` (trained first, then one
+    ``[B, h, w]`` per step), ``per_image`` ρ and ``passes`` (every median below :data:`SANITY_THRESHOLD`).
+    """
+    import copy
+
+    size = tuple(x.shape[-2:])
+    trained = saliency.grad_cam(model, x, layer, target)
+    ref = saliency.upsample(trained, size)
+    rand = copy.deepcopy(model).eval()
+    steps, maps, per_image = [], [trained], []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        for name in cascade:
+            for m in rand.get_submodule(name).modules():
+                if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                    m.reset_parameters()
+            cam = saliency.grad_cam(rand, x, layer, target)
+            rho = metrics.spearman(saliency.upsample(cam, size), ref, ndim_spatial=2)
+            maps.append(cam)
+            per_image.append(rho)
+            steps.append({"randomised_from": name, "spearman_to_trained": float(rho.double().nanmedian())})
+    passes = all(s["spearman_to_trained"] < SANITY_THRESHOLD for s in steps if math.isfinite(s["spearman_to_trained"]))
+    return {"steps": steps, "maps": maps, "per_image": per_image, "passes": bool(passes)}
+
+
+def layer_table(model, x: Tensor, mask: Tensor | None, correct: Tensor, layers: Sequence[str], passes: int, *,
+                p: float | None = None, seed: int = 0) -> tuple["Any", dict]:
+    """For each explained layer: map resolution, fidelity of the deterministic map (mass in mask vs chance,
+    pointing game; tumour slices) and stability (mean ρ over ``passes`` MC passes; AUROC correct vs
+    misclassified). Returns ``(DataFrame, studies)`` with the :class:`MCStudy` of each layer."""
+    import pandas as pd
+
+    rows, runs = {}, {}
+    for layer in layers:
+        st = mc_study(model, x, layer, passes, p=p, seed=seed)
+        runs[layer] = st
+        rho = st.repeatability()
+        c = metrics.compare_groups(rho, correct, higher_in="a")
+        row = {"map size": "×".join(str(s) for s in st.det_map.shape[-2:]), "mean ρ": float(rho.nanmean()),
+               "AUROC ρ (correct vs mis)": c.auroc}
+        if mask is not None:
+            f = fidelity_scores(st.det_map, mask)
+            row.update({"mass in mask": float(f["mass"].nanmean()), "chance": float(f["chance"].nanmean()),
+                        "pointing game": float(f["pointing"].nanmean())})
+        rows[layer] = row
+    return pd.DataFrame(rows).T, runs
+
+
+def fidelity_vs_stability(mass: Tensor, rho: Tensor, *, seed: int = 0, n_boot: int = 2000) -> dict:
+    """Spearman correlation across images of fidelity (mass in mask) and stability (ρ), with a bootstrap
+    95% interval over images (:func:`uqxai_lib.stats.bootstrap_ci`); images where either is undefined are
+    left out. Returns ``spearman, ci95, n``."""
+    from uqxai_lib import stats
+
+    a = torch.as_tensor(mass, dtype=torch.float64)
+    b = torch.as_tensor(rho, dtype=torch.float64)
+    ok = torch.isfinite(a) & torch.isfinite(b)
+    a, b = a[ok], b[ok]
+    if len(a) < 3:
+        return {"spearman": math.nan, "ci95": [math.nan, math.nan], "n": int(len(a))}
+
+    def stat(u, v):
+        return float(metrics.spearman(torch.from_numpy(u), torch.from_numpy(v), ndim_spatial=1))
+
+    ci = stats.bootstrap_ci(stat, a.numpy(), b.numpy(), n_boot=n_boot, seed=seed)
+    return {"spearman": stat(a.numpy(), b.numpy()), "ci95": list(ci), "n": int(len(a))}

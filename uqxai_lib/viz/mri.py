@@ -21,12 +21,17 @@ __all__ = [
     "mc_frames",
     "plot_abstention",
     "plot_confusion",
+    "plot_fidelity_vs_stability",
     "plot_fig4",
     "plot_gallery",
     "plot_mc_frame",
+    "plot_perturbation_curves",
     "plot_rho_groups",
     "plot_rho_vs_uncertainty",
+    "plot_sanity",
     "plot_sweeps",
+    "plot_training",
+    "plot_variants",
 ]
 
 
@@ -243,3 +248,95 @@ def mc_frames(frame_items: Sequence[Sequence[Sequence[Mapping[str, Any]]]], *, d
     from uqxai_lib.widgets import figure_to_png
 
     return [[figure_to_png(plot_mc_frame(items), dpi=dpi) for items in row] for row in frame_items]
+
+
+def plot_training(history: Sequence[Mapping[str, float]], *, best_epoch: int | None = None):
+    """Training and validation loss (left) and validation accuracy (right) per epoch; the kept epoch marked."""
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(7.6, 2.8))
+    axes[0].plot(ep, [h["train_loss"] for h in history], "o-", label="training loss")
+    axes[0].plot(ep, [h["val_loss"] for h in history], "s-", label="validation loss")
+    axes[0].set_ylabel("cross-entropy (class-weighted)")
+    axes[1].plot(ep, [h["val_accuracy"] for h in history], "^-", color="tab:green")
+    axes[1].set_ylabel("validation accuracy")
+    axes[1].set_ylim(0, 1)
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="gray", ls=":", lw=1)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_variants(rho_by_variant: Mapping[str, Tensor], correct: Tensor, *, titles: Mapping[str, str] | None = None):
+    """ρ of correct and misclassified images, one panel per variant (same y axis)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(rho_by_variant), figsize=(3.6 * len(rho_by_variant), 3.0), squeeze=False, sharey=True)
+    for ax, (name, rho) in zip(axes[0], rho_by_variant.items()):
+        plot_rho_groups(rho, correct, ax=ax, title=(titles or {}).get(name, name))
+    fig.tight_layout()
+    return fig
+
+
+def plot_perturbation_curves(fractions: Tensor, curves: Mapping[str, Tensor], auc: Mapping[str, float]):
+    """Deletion (left) and insertion (right) curves in map order against the random-order baseline (dashed)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.6, 2.9), sharey=True)
+    f = to_numpy(fractions)
+    for ax, kind in zip(axes, ("deletion", "insertion")):
+        ax.plot(f, to_numpy(curves[kind]), "o-", label=f"Grad-CAM order (area {auc[kind]:.3f})")
+        ax.plot(f, to_numpy(curves[kind + "_random"]), "s--", color="gray",
+                label=f"random order (area {auc[kind + '_random']:.3f})")
+        ax.set_xlabel(f"share of pixels {'removed (blurred)' if kind == 'deletion' else 'revealed on the blurred image'}")
+        ax.set_title(kind, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("probability of the explained class")
+    fig.tight_layout()
+    return fig
+
+
+def plot_sanity(images: Sequence[Any], maps: Sequence[Tensor], column_titles: Sequence[str], *,
+                masks: Sequence[Any] | None = None, row_titles: Sequence[str] | None = None):
+    """Cascading randomisation: one row per image; columns = the trained model's map, then each randomised
+    model's map (``maps[k]`` is ``[B, h, w]`` for column ``k``); colour bar on the last column."""
+    import matplotlib.pyplot as plt
+
+    nrow, ncol = len(images), len(maps)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(1.55 * ncol + 0.4, 1.75 * nrow), squeeze=False)
+    for r in range(nrow):
+        img = to_numpy(images[r])
+        for c in range(ncol):
+            h = _show_map(axes[r][c], img, maps[c][r], column_titles[c] if r == 0 else "",
+                          mask=None if masks is None else masks[r])
+        if row_titles is not None:
+            axes[r][0].text(-0.08, 0.5, row_titles[r], transform=axes[r][0].transAxes, rotation=90,
+                            ha="right", va="center", fontsize=7)
+        _colorbar(fig, h, axes[r][-1], "min-max")
+    fig.tight_layout()
+    return fig
+
+
+def plot_fidelity_vs_stability(mass: Tensor, rho: Tensor, correct: Tensor, ax=None, *, chance: float | None = None,
+                               title: str | None = None):
+    """Per image: fidelity (share of the map in the tumour) against stability (ρ), coloured correct / misclassified."""
+    fig, ax = _fig_ax(ax, figsize=(4.2, 3.3))
+    m, r, c = to_numpy(mass), to_numpy(rho), to_numpy(correct).astype(bool)
+    ok = np.isfinite(m) & np.isfinite(r)
+    ax.scatter(m[ok & c], r[ok & c], s=10, alpha=0.6, color="tab:blue", label="correct")
+    ax.scatter(m[ok & ~c], r[ok & ~c], s=20, alpha=0.9, color="tab:red", marker="x", label="misclassified")
+    if chance is not None:
+        ax.axvline(chance, color="gray", ls=":", lw=1, label="chance (uniform map)")
+    ax.set_xlabel("fidelity: share of map mass in the tumour")
+    ax.set_ylabel("stability: repeatability ρ")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return fig
