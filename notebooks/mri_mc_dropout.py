@@ -58,7 +58,7 @@
 # | Mann–Whitney U, AUROC | helpful | for the table's statistics |
 # | Entropy, mutual information | helpful | predictive uncertainty of the MC passes |
 #
-# **Time to run:** on two otherwise idle CPU cores about a minute from a cold cache for `smoke`
+# **Time to run:** on two otherwise idle CPU cores a few minutes from a cold cache for `smoke`
 # (the default, training included) and less for `tiny`; on a busy shared machine several times
 # longer. `full` (ResNet50, 224 × 224, 20 passes) is meant for a GPU. Training and sampling are
 # cached, so a re-run takes seconds.
@@ -81,8 +81,8 @@ width = 8
 small_input = True
 weights = None
 train_dropout = 0.1
-epochs = 10
-patience = 4
+epochs = 20
+patience = 6
 batch_size = 32
 lr = 0.002
 # study
@@ -355,8 +355,16 @@ if not primary_only:
 # of the mask area), and gives $\rho$ of correct and misclassified images within each level
 # (`studies.mri.strata_table`; descriptive, the strata are small). An AUROC below 0.5 means the
 # errors of that stratum are the more repeatable ones. Below it: the three most repeatable errors.
+#
+# **What to look for.** Grad-CAM explains the *predicted* class. If many errors are predicted as one
+# class whose maps are broad and stable (on the phantom: "no tumour", whose evidence is the whole
+# healthy brain), the errors as a group look repeatable even if, *within* each predicted class,
+# correct answers are the more repeatable ones — a composition effect (Simpson's paradox), not
+# evidence against the paper's idea. The sentence under the table says, with this run's numbers,
+# how many errors are explained as which class and what the AUROC is within predicted classes.
 
 # %%
+reversal = None
 if not primary_only:
     strata = {"true class": [classes[int(k)] for k in test_set.y], "predicted class": [classes[int(k)] for k in pred]}
     if attrs is not None:
@@ -384,6 +392,12 @@ if not primary_only:
         f"other classes: {float(rho[correct & (pred != k_top)].nanmean()):.3f}. Overall AUROC {primary['auroc']:.3f}; "
         f"within predicted classes (weighted by n_correct × n_mis) {w_auc:.3f}: the closer this is to 0.5, the more "
         f"of the overall difference comes from *which class is explained* rather than from being right or wrong."))
+    reversal = {"n_mis": int((~correct).sum()), "most_common_error_prediction": top_pred,
+                "n_errors_with_that_prediction": int(err_pred.iloc[0]),
+                "rho_errors_that_prediction": float(rho[sel_err].nanmean()),
+                "rho_correct_that_prediction": float(rho[sel_ok].nanmean()),
+                "rho_correct_other_predictions": float(rho[correct & (pred != k_top)].nanmean()),
+                "auroc_within_predicted_class": w_auc}
     errs = sm.most_repeatable_errors(rho, correct, 3)
     fig = vz.plot_fig4([sm.fig4_case(study, i, gray[i], case_title(i), passes=passes, mask=mask_of(i)) for i in errs],
                        n_mc=4)
@@ -452,7 +466,9 @@ if not primary_only:
                          row_titles=[case_title(int(sub[j])).replace("\n", ", ") for j in show])
     display(Markdown(f"Grad-CAM at `{layer}` **{'passes' if sc['passes'] else 'fails'}** the cascading check "
                      f"(largest median ρ {max(s['spearman_to_trained'] for s in sc['steps']):.3f}, threshold "
-                     f"{sm.SANITY_THRESHOLD})."))
+                     f"{sm.SANITY_THRESHOLD}; a constant randomised map counts as ρ = 0: "
+                     + ", ".join(f"{s['constant_maps']} of {len(sub)} after {s['randomised_from']}" for s in sc["steps"])
+                     + ")."))
 
 # %% [markdown]
 # ### Which layer can be right?
@@ -620,11 +636,26 @@ if not primary_only:
 #   deterministic one; there $\rho$ did not flag the errors. Check the accuracy of the MC mean
 #   prediction beside the table before trusting $\rho$ as an error signal.
 # - **Few misclassified images.** The statistics of the misclassified group rest on the number shown
-#   in the table; the p-values and AUROCs are noisy at that size.
+#   in the table; the intervals show how noisy the p-values and AUROCs are at that size, and the
+#   robustness chapter repeats the primary comparison over training seeds.
 # - **Rate used in training vs sampling.** The quick profiles train at `train_dropout` and sample at
 #   `dropout`; the dropout sweep shows how much that choice matters.
 # - **Reference map.** $\rho$ is measured against the deterministic map, as in the paper; the mean
 #   MC map (Salvi et al. also mention it) is another valid reference.
+# - **Where the map is taken decides part of the spread.** After the last block's dropout
+#   (`post_dropout`) every pass shares one gradient and the spread is the explained layer's own
+#   dropout mask; before it (`pre_dropout`, our default) the mask acts through the gradient. The
+#   variants table shows how much the result moves with this choice; report it with any $\rho$.
+# - **A repeatable error is not a contradiction.** When the model is consistently wrong (a faint
+#   tumour read as no tumour, a tumour read as its neighbouring class), every dropout sub-network
+#   agrees on the same wrong evidence and $\rho$ is high. The strata table shows which predicted
+#   class and which kind of case the repeatable errors come from; on real data, check the same
+#   split before reading a low $\rho$ as "the model is unsure".
+# - **Stable is not right.** The fidelity section measures whether the maps land on the tumour;
+#   where they do not, $\rho$ measures the stability of maps that do not show the evidence.
+# - **Verdicts come from intervals.** "higher", "lower" or "no detectable difference" is read
+#   from the bootstrap 95% interval of the primary effect (`stats.verdict`), never from comparing two
+#   means; with few misclassified images the interval is wide.
 
 # %% [markdown]
 # ## Summary
@@ -645,7 +676,9 @@ lines = [
 if not primary_only:
     lines.append("- Where Grad-CAM is taken: " + "; ".join(
         f"{k}: AUROC {v['auroc']:.3f} [{v['auroc_ci95'][0]:.3f}, {v['auroc_ci95'][1]:.3f}], {v['verdict']}"
-        for k, v in variants.items()) + ". The result holds or falls with this choice as shown.")
+        for k, v in variants.items()) + (". The verdict is the same at both points."
+                                         if len({v["verdict"] for v in variants.values()}) == 1
+                                         else ". The verdict depends on where Grad-CAM is taken."))
     lines.append(f"- Across dropout rates the gap in ρ was largest at p = {p_table['gap'].idxmax()} "
                  f"({p_table['gap'].max():+.3f}) and smallest at p = {p_table['gap'].idxmin()} ({p_table['gap'].min():+.3f}).")
 if fidelity is not None:
@@ -653,7 +686,13 @@ if fidelity is not None:
                  f"[{fidelity['mass_in_mask_ci95'][0]:.3f}, {fidelity['mass_in_mask_ci95'][1]:.3f}] vs chance "
                  f"{fidelity['chance']:.3f}; pointing game {fidelity['pointing_game']:.2f}; deletion area "
                  f"{fidelity['deletion_auc']:.3f} (random {fidelity['deletion_auc_random']:.3f}); the maps are "
-                 f"{'stable *and* on the tumour' if fidelity['mass_in_mask_ci95'][0] > fidelity['chance'] else 'not clearly on the tumour, so ρ measures the stability of maps that mostly do not show the evidence'}.")
+                 f"{'on the tumour more often than a uniform map (interval above chance), though most of their mass lies outside it' if fidelity['mass_in_mask_ci95'][0] > fidelity['chance'] else 'not clearly on the tumour, so ρ measures the stability of maps that mostly do not show the evidence'}.")
+if reversal is not None:
+    lines.append(f"- Where the reversal comes from: {reversal['n_errors_with_that_prediction']} of {reversal['n_mis']} errors are "
+                 f"explained as **{reversal['most_common_error_prediction']}**, whose maps are very repeatable whether the "
+                 f"answer is right or wrong (ρ {reversal['rho_errors_that_prediction']:.3f} vs "
+                 f"{reversal['rho_correct_that_prediction']:.3f}); within predicted classes the AUROC is "
+                 f"{reversal['auroc_within_predicted_class']:.3f} against {primary['auroc']:.3f} overall.")
 if sanity is not None:
     lines.append(f"- Sanity check (cascading randomisation): {'passed' if sanity['passes'] else 'failed'}.")
 if fvs is not None:
@@ -678,6 +717,8 @@ if sanity is not None:
     extra["sanity"] = sanity
 if fvs is not None:
     extra["fidelity_vs_stability"] = fvs
+if reversal is not None:
+    extra["reversal"] = reversal
 results.update(cache.round_sig(cache.finite_or_none(extra)))
 cache.atomic_write_json(results_path, results)
 print(f"results -> {results_path}; notebook time {time.perf_counter() - t_start:.0f} s")

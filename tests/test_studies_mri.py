@@ -347,6 +347,9 @@ def test_deletion_insertion_and_cascading_randomisation_on_a_small_resnet(tiny_m
         if a.std() > 0 and r.std() > 0:
             assert float(sc["per_image"][0][b]) == pytest.approx(spearmanr(a, r).statistic, abs=1e-4)
     assert isinstance(sc["passes"], bool)
+    for step, rho in zip(sc["steps"], sc["per_image"]):  # undefined rho counts as 0 in the median
+        want = float(np.median(np.nan_to_num(rho.double().numpy(), nan=0.0)))
+        assert step["spearman_to_trained"] == pytest.approx(want) and step["constant_maps"] == int(rho.isnan().sum())
 
 
 def test_fidelity_vs_stability_is_scipy_spearman_with_an_interval():

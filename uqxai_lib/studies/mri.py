@@ -771,9 +771,12 @@ def cascading_randomisation(model, x: Tensor, layer: str, target: Tensor, *, see
     Step ``k`` re-initialises the convolution and linear weights (``reset_parameters``, seeded) of
     ``cascade[0..k]`` (head first) in a copy of ``model``; BatchNorm parameters and statistics are kept.
     Each step's maps (same ``target``) are compared with the trained model's by Spearman ρ after
-    upsampling to the input (:func:`uqxai_lib.metrics.spearman`). Returns ``steps``: a list of
-    ``{randomised_from, spearman_to_trained}`` (median over images), ``maps`` (trained first, then one
-    ``[B, h, w]`` per step), ``per_image`` ρ and ``passes`` (every median below :data:`SANITY_THRESHOLD`).
+    upsampling to the input (:func:`uqxai_lib.metrics.spearman`). A constant randomised map (e.g. all
+    zero after the ReLU) keeps no rank order of the trained map, so its undefined ρ counts as 0 in the
+    median and is counted in ``constant_maps``. Returns ``steps``: a list of ``{randomised_from,
+    spearman_to_trained, constant_maps}`` (median over images), ``maps`` (trained first, then one
+    ``[B, h, w]`` per step), ``per_image`` ρ (NaN where undefined) and ``passes`` (every median below
+    :data:`SANITY_THRESHOLD`).
     """
     import copy
 
@@ -792,8 +795,11 @@ def cascading_randomisation(model, x: Tensor, layer: str, target: Tensor, *, see
             rho = metrics.spearman(saliency.upsample(cam, size), ref, ndim_spatial=2)
             maps.append(cam)
             per_image.append(rho)
-            steps.append({"randomised_from": name, "spearman_to_trained": float(rho.double().nanmedian())})
-    passes = all(s["spearman_to_trained"] < SANITY_THRESHOLD for s in steps if math.isfinite(s["spearman_to_trained"]))
+            undefined = torch.isnan(rho)
+            steps.append({"randomised_from": name,
+                          "spearman_to_trained": float(torch.quantile(torch.where(undefined, 0.0, rho.double()), 0.5)),
+                          "constant_maps": int(undefined.sum())})
+    passes = all(s["spearman_to_trained"] < SANITY_THRESHOLD for s in steps)
     return {"steps": steps, "maps": maps, "per_image": per_image, "passes": bool(passes)}
 
 
