@@ -444,3 +444,39 @@ def test_aurc_without_ties_is_mean_risk_over_accepted_prefixes():
     assert metrics.aurc(correct, conf) == pytest.approx(expected, abs=1e-12)
     with pytest.raises(ValueError, match="equal length"):
         metrics.risk_coverage(correct[:3], conf)
+
+
+def test_rank_average_matches_scipy_ranks_and_rejects_bad_input():
+    from scipy.stats import rankdata as sp_rankdata
+
+    a = torch.tensor([0.3, 0.1, 0.9, 0.1])
+    b = torch.tensor([2.0, 5.0, 1.0, 3.0])
+    want = ((sp_rankdata(a.numpy()) - 1) / 3 + (sp_rankdata(b.numpy()) - 1) / 3) / 2
+    got = metrics.rank_average(a, b)
+    assert got.dtype == torch.float32 and np.allclose(got.numpy(), want)
+    assert torch.equal(metrics.rank_average(a * 10 + 3, torch.exp(b)), got)  # monotone-invariant
+    assert metrics.rank_average(torch.tensor([4.0])).tolist() == [0.5]
+    with pytest.raises(ValueError, match="same length"):
+        metrics.rank_average(a, b[:2])
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.rank_average(torch.tensor([0.1, float("nan")]))
+
+
+def test_pointing_game_matches_a_float64_loop():
+    g = torch.Generator().manual_seed(11)
+    maps = torch.relu(torch.randn(30, 5, 6, generator=g, dtype=torch.float64)).round(decimals=1)
+    maps[3] = 0.0  # points nowhere
+    mask = torch.rand(30, 5, 6, generator=g) > 0.7
+    mask[4] = False  # empty mask
+    got = metrics.pointing_game(maps, mask)
+    for b in range(30):
+        m, k = maps[b].numpy().ravel(), mask[b].numpy().ravel()
+        if m.max() <= 0 or not k.any():
+            assert math.isnan(float(got[b]))
+            continue
+        want = any(m[i] == m.max() and k[i] for i in range(m.size))
+        assert float(got[b]) == float(want)
+    # a stack against one mask per image broadcasts
+    assert metrics.pointing_game(maps[None].expand(2, -1, -1, -1), mask).shape == (2, 30)
+    with pytest.raises(TypeError, match="bool"):
+        metrics.pointing_game(maps, mask.float())

@@ -116,3 +116,29 @@ def test_weights_fingerprint_changes_with_any_weight_and_ignores_modes():
         a.layer3[0].conv1.weight[0, 0, 0, 0] += 1e-6
     assert weights_fingerprint(a) != fp
     assert weights_fingerprint(build_resnet_mc("resnet18", num_classes=4, width=4, small_input=True, seed=1)) != fp
+
+
+def test_pre_dropout_point_sees_the_mask_in_the_gradient_post_dropout_does_not():
+    from uqxai_lib import samplers, saliency
+    from uqxai_lib.models.resnet_mc import explained_layer
+
+    m = build_resnet_mc("resnet18", num_classes=4, width=8, small_input=True, seed=1, p=0.5).eval()
+    assert explained_layer(m) == "layer4.1.pre_dropout" and explained_layer(m, point="post_dropout") == "layer4"
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    # dropout off: both points are the same activation, so the maps agree
+    assert torch.allclose(saliency.grad_cam(m, x, "layer4.1.pre_dropout"), saliency.grad_cam(m, x, "layer4"))
+    with samplers.dropout_enabled(m):
+        torch.manual_seed(3)
+        pre = saliency.activations_and_gradients(m, x, "layer4.1.pre_dropout", 0)
+        torch.manual_seed(3)
+        post = saliency.activations_and_gradients(m, x, "layer4", 0)
+    # float64 oracle: logit = fc(mean(drop(A))) -> dlogit/dA = w_c * mask / ((1 - p) HW) before the
+    # dropout, and w_c / HW (constant over passes and positions) after it
+    w = m.fc.weight[0].double()
+    hw = post.activations.shape[-1] * post.activations.shape[-2]
+    assert torch.allclose(post.gradients.double(), (w / hw)[None, :, None, None].expand_as(post.gradients), atol=1e-6)
+    want = (w / hw)[None, :, None, None] * (post.activations.double() != 0) / 0.5
+    nz = pre.activations != 0
+    assert torch.allclose(pre.gradients.double()[nz], want.expand_as(pre.gradients)[nz], atol=1e-6)
+    with pytest.raises(ValueError, match="point"):
+        explained_layer(m, point="inside")

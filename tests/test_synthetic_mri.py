@@ -171,3 +171,22 @@ def test_tumours_cover_a_visible_share_of_the_slice_and_pituitary_is_the_smalles
     assert share[tumour].median() > 0.01  # >= ~10 pixels at 32 px: a quick CPU model can learn the classes
     assert share[d.y == 3].median() < share[d.y == 0].median()
     assert share[d.y == 3].median() < share[d.y == 1].median()
+
+
+def test_attributes_replay_the_draws_of_the_data_set():
+    from uqxai_lib.data.synthetic_mri import synthetic_mri_attributes
+
+    kw = dict(n_patients=80, slices_per_patient=(1, 2), ambiguity=0.4, seed=5)
+    d = make_synthetic_mri(size=32, **kw)
+    a = synthetic_mri_attributes(**kw)
+    assert torch.equal(a["y"], d.y) and torch.equal(a["group"], d.group)
+    tumour = d.y != 2
+    assert not bool(a["ambiguous"][~tumour].any()) and bool(a["ambiguous"][tumour].any())
+    assert bool((a["contrast"][~tumour] == 0).all()) and bool((a["radius"][~tumour] == 0).all())
+    assert bool((a["contrast"][a["faint"]] < 0.4).all()) and bool((a["contrast"][tumour & ~a["faint"]] > 0.7).all())
+    # a larger tumour radius gives a larger mask (independent check against the rendered masks)
+    area = d.mask.flatten(1).sum(1).double()
+    from scipy.stats import spearmanr
+
+    assert spearmanr(a["radius"][tumour].numpy(), area[tumour].numpy()).statistic > 0.5
+    assert not bool(synthetic_mri_attributes(n_patients=30, ambiguity=0.0, seed=0)["ambiguous"].any())

@@ -46,8 +46,10 @@ __all__ = [
     "mass_in_mask",
     "mutual_information",
     "otsu_threshold",
+    "pointing_game",
     "predictive_entropy",
     "quantile_threshold",
+    "rank_average",
     "rankdata",
     "repeatability",
     "risk_coverage",
@@ -407,6 +409,32 @@ def mass_in_mask(maps: Tensor, mask: Tensor, *, ndim_spatial: int | None = None)
     res = torch.where(total > 0, inside / torch.where(total > 0, total, torch.ones_like(total)),
                       torch.full_like(total, math.nan))
     return res.to(_out_dtype(maps))
+
+
+def pointing_game(maps: Tensor, mask: Tensor, *, ndim_spatial: int | None = None) -> Tensor:
+    r"""Pointing game (Zhang et al. 2018): 1.0 where the map's maximum lies inside the mask, else 0.0.
+
+    A hit needs *some* position of maximal value inside the mask (ties: any of them); NaN for an
+    all-zero map (it points nowhere) and for an empty mask. Shapes as in :func:`mass_in_mask`; the
+    mean over maps is the hit rate (the "energy-based" variant is :func:`mass_in_mask`).
+
+    >>> pointing_game(torch.tensor([[0., 3., 1.], [2., 0., 2.], [0., 0., 0.]]),
+    ...               torch.tensor([[False, True, False], [True, False, False], [True, False, False]]))
+    tensor([1., 1., nan])
+    """
+    maps, mask = _as_tensor(maps, "maps"), _as_tensor(mask, "mask")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"pointing_game: mask must be bool, got {mask.dtype}")
+    nd = _nsp(mask, ndim_spatial, 1, "pointing_game")
+    try:
+        m, k = torch.broadcast_tensors(maps, mask)
+    except RuntimeError as e:
+        raise ValueError(f"pointing_game: shapes {tuple(maps.shape)} and {tuple(mask.shape)} do not broadcast") from e
+    fm, fk = _flat(m, nd), _flat(k, nd)
+    top = fm.max(-1, keepdim=True).values
+    hit = ((fm == top) & fk).any(-1).float()
+    undefined = (top.squeeze(-1) <= 0) | ~fk.any(-1)
+    return torch.where(undefined, torch.full_like(hit, math.nan), hit)
 
 
 # --------------------------------------------------------------------------------------------
@@ -776,3 +804,27 @@ def aurc(correct: Tensor, confidence: Tensor) -> float:
     cov, risk = risk_coverage(correct, confidence)
     widths = torch.diff(cov, prepend=cov.new_zeros(1))
     return float((risk * widths).sum())
+
+
+def rank_average(*scores: Tensor) -> Tensor:
+    """Average of the normalised ranks (in [0, 1]) of several scores of the same items (float32 ``[N]``).
+
+    Each score is ranked with :func:`rankdata` (ties get their average rank) and mapped to
+    ``(rank - 1) / (N - 1)``, so the combination is invariant to monotone rescaling of each score
+    (e.g. a combined confidence from an explanation score and −entropy). One item gives 0.5.
+
+    >>> rank_average(torch.tensor([0.1, 0.9, 0.5]), torch.tensor([3.0, 1.0, 2.0])).tolist()
+    [0.5, 0.5, 0.5]
+    """
+    if not scores:
+        raise ValueError("rank_average needs at least one score")
+    vs = [_as_tensor(s, "scores").detach().reshape(-1).cpu().to(torch.float64) for s in scores]
+    n = len(vs[0])
+    if any(len(v) != n for v in vs):
+        raise ValueError(f"rank_average: all scores must have the same length, got {[len(v) for v in vs]}")
+    if any(bool(v.isnan().any()) for v in vs):
+        raise ValueError("rank_average: scores contain NaN; replace undefined scores first (e.g. nan_to_num)")
+    if n < 2:
+        return torch.full((n,), 0.5)
+    ranks = torch.stack([(rankdata(v) - 1) / (n - 1) for v in vs])
+    return ranks.mean(0).to(torch.float32)

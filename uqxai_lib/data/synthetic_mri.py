@@ -61,6 +61,7 @@ __all__ = [
     "STD",
     "SARTAJ_CLASS_FRACTIONS",
     "make_synthetic_mri",
+    "synthetic_mri_attributes",
     "normalize_gray",
     "denormalize",
 ]
@@ -330,6 +331,39 @@ def _render_rows(
     return _render(sp, y_pat[rows], size, g)
 
 
+def _draw_patients(n_patients, slices_per_patient, class_fractions, ambiguity, seed, size=64):
+    """Validated arguments -> (generator, per-patient classes, parameters, patient of each slice, multi-slice)."""
+    if n_patients < 1:
+        raise DataError(f"n_patients must be >= 1, got {n_patients}")
+    if size < 16:
+        raise DataError(f"size must be >= 16 pixels, got {size}")
+    if not 0.0 <= ambiguity <= 1.0:
+        raise DataError(f"ambiguity must be in [0, 1], got {ambiguity}")
+    fr = torch.as_tensor(list(class_fractions), dtype=torch.float64)
+    if fr.shape != (len(CLASSES),) or (fr < 0).any() or fr.sum() <= 0:
+        raise DataError(
+            f"class_fractions must be {len(CLASSES)} non-negative shares for {CLASSES}, got {list(class_fractions)}"
+        )
+    lo, hi = (slices_per_patient, slices_per_patient) if isinstance(slices_per_patient, int) else slices_per_patient
+    if not 1 <= lo <= hi:
+        raise DataError(f"slices_per_patient must be >= 1 (or a range lo <= hi), got {slices_per_patient}")
+
+    # offset, so that a group_split(seed=seed) does not replay the label permutation
+    g = torch.Generator().manual_seed(int(seed) + _SEED_OFFSET)
+    # exact class counts (largest remainder), then shuffled
+    fr = fr / fr.sum()
+    counts = torch.floor(fr * n_patients).long()
+    rest = n_patients - int(counts.sum())
+    counts[torch.argsort(fr * n_patients - counts, descending=True)[:rest]] += 1
+    y_pat = torch.repeat_interleave(torch.arange(len(CLASSES)), counts)
+    y_pat = y_pat[torch.randperm(n_patients, generator=g)]
+    pp = _patient_params(y_pat, ambiguity, g)
+
+    n_slices = torch.randint(lo, hi + 1, (n_patients,), generator=g)
+    patient_of = torch.repeat_interleave(torch.arange(n_patients), n_slices)
+    return g, y_pat, pp, patient_of, hi > 1
+
+
 def make_synthetic_mri(
     n_patients: int = 1000,
     slices_per_patient: int | tuple[int, int] = 1,
@@ -370,38 +404,12 @@ def make_synthetic_mri(
         :data:`MEAN` / :data:`STD`); ``y`` int64 class index; ``mask`` bool [N, size, size] (tumour,
         empty for ``no_tumor``); ``group`` int64 patient id; ``classes`` = :data:`CLASSES`.
     """
-    if n_patients < 1:
-        raise DataError(f"n_patients must be >= 1, got {n_patients}")
-    if size < 16:
-        raise DataError(f"size must be >= 16 pixels, got {size}")
-    if not 0.0 <= ambiguity <= 1.0:
-        raise DataError(f"ambiguity must be in [0, 1], got {ambiguity}")
-    fr = torch.as_tensor(list(class_fractions), dtype=torch.float64)
-    if fr.shape != (len(CLASSES),) or (fr < 0).any() or fr.sum() <= 0:
-        raise DataError(
-            f"class_fractions must be {len(CLASSES)} non-negative shares for {CLASSES}, got {list(class_fractions)}"
-        )
-    lo, hi = (slices_per_patient, slices_per_patient) if isinstance(slices_per_patient, int) else slices_per_patient
-    if not 1 <= lo <= hi:
-        raise DataError(f"slices_per_patient must be >= 1 (or a range lo <= hi), got {slices_per_patient}")
-
-    # offset, so that a group_split(seed=seed) does not replay the label permutation
-    g = torch.Generator().manual_seed(int(seed) + _SEED_OFFSET)
-    # exact class counts (largest remainder), then shuffled
-    fr = fr / fr.sum()
-    counts = torch.floor(fr * n_patients).long()
-    rest = n_patients - int(counts.sum())
-    counts[torch.argsort(fr * n_patients - counts, descending=True)[:rest]] += 1
-    y_pat = torch.repeat_interleave(torch.arange(len(CLASSES)), counts)
-    y_pat = y_pat[torch.randperm(n_patients, generator=g)]
-    pp = _patient_params(y_pat, ambiguity, g)
-
-    n_slices = torch.randint(lo, hi + 1, (n_patients,), generator=g)
-    patient_of = torch.repeat_interleave(torch.arange(n_patients), n_slices)
+    g, y_pat, pp, patient_of, multi = _draw_patients(n_patients, slices_per_patient, class_fractions, ambiguity,
+                                                     seed, size)
     imgs, masks = [], []
     with _one_thread():
         for start in range(0, len(patient_of), chunk):
-            imgs_masks = _render_rows(pp, y_pat, patient_of[start : start + chunk], hi > 1, size, g)
+            imgs_masks = _render_rows(pp, y_pat, patient_of[start : start + chunk], multi, size, g)
             imgs.append(imgs_masks[0])
             masks.append(imgs_masks[1])
     return LabeledArrays(
@@ -411,3 +419,33 @@ def make_synthetic_mri(
         mask=torch.cat(masks),
         group=patient_of.clone(),
     )
+
+
+def synthetic_mri_attributes(
+    n_patients: int = 1000,
+    slices_per_patient: int | tuple[int, int] = 1,
+    *,
+    class_fractions: Sequence[float] = SARTAJ_CLASS_FRACTIONS,
+    ambiguity: float = 0.12,
+    seed: int = 0,
+) -> dict[str, Tensor]:
+    """Generator attributes of each slice of :func:`make_synthetic_mri` with the same arguments (no rendering).
+
+    Replays the patient draws of :func:`make_synthetic_mri` (same seed, same order), so row ``i``
+    describes slice ``i`` of the data set: ``y`` (class), ``group`` (patient), ``ambiguous`` (drawn
+    as a borderline case: faint, or with a neighbouring class's location / look), ``faint``
+    (borderline by low contrast), ``contrast`` (tumour contrast, 0 for ``no_tumor``) and ``radius``
+    (tumour radius in brain units, 0 for ``no_tumor``). The image size does not change the draws.
+
+    >>> a = synthetic_mri_attributes(n_patients=8, seed=0)
+    >>> bool(torch.equal(a["y"], make_synthetic_mri(n_patients=8, size=32, seed=0).y))
+    True
+    """
+    _, y_pat, pp, patient_of, _ = _draw_patients(n_patients, slices_per_patient, class_fractions, ambiguity, seed)
+    tumour = y_pat != NO_TUMOR
+    faint = pp["ambiguous"] & (pp["contrast"] < 0.5)
+    per_patient = {"y": y_pat, "ambiguous": pp["ambiguous"], "faint": faint & tumour,
+                   "contrast": pp["contrast"], "radius": torch.where(tumour, pp["radius"], torch.zeros_like(pp["radius"]))}
+    out = {k: v[patient_of].clone() for k, v in per_patient.items()}
+    out["group"] = patient_of.clone()
+    return out

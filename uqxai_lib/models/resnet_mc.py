@@ -13,8 +13,13 @@ small_input=False`` is torchvision's ResNet50 with identical parameter names, so
 torchvision state dict (``weights=path``) loads into it (the new dropout layers have no
 parameters; a 1000-class ``fc`` from ImageNet is skipped and replaced by a fresh head).
 
-Grad-CAM is taken at ``layer4`` (:data:`GRADCAM_LAYER`); nothing after ``layer4`` works in
-place (global average pooling, flatten, ``fc``), so the captured activations stay intact.
+Grad-CAM is taken at the last block of ``layer4`` (:data:`GRADCAM_LAYER`), by default *before*
+its dropout (:func:`explained_layer`, point ``"pre_dropout"``): the dropout then acts after the
+hooked activation, so the gradient, and with it Grad-CAM's channel weights, changes with each
+pass's mask. Hooking ``layer4`` itself (point ``"post_dropout"``) explains the dropped-out
+activation: under global average pooling and one linear layer the gradient is then the same in
+every pass and only the zeroed-and-rescaled activation varies. Nothing after the hooked point
+works in place (dropout, pooling, flatten, ``fc``), so the captured activations stay intact.
 
 >>> m = build_resnet_mc("resnet18", num_classes=4, width=8, small_input=True)
 >>> len(dropout_layers(m)), m(torch.zeros(2, 3, 32, 32)).shape
@@ -40,15 +45,21 @@ __all__ = [
     "GRADCAM_LAYER",
     "DropoutBasicBlock",
     "DropoutBottleneck",
+    "EXPLAIN_POINTS",
     "ResNetMC",
     "build_resnet_mc",
     "dropout_layers",
+    "explained_layer",
     "set_dropout",
     "weights_fingerprint",
 ]
 
-#: The layer whose output Grad-CAM explains (7x7 for ResNet50 at 224x224).
+#: The stage whose last block Grad-CAM explains (7x7 for ResNet50 at 224x224).
 GRADCAM_LAYER = "layer4"
+#: Where in the last block of a stage the explained activation is taken: before its dropout (the
+#: default: the block's output, the "last convolutional layer" of the paper) or after it (the
+#: stage's output, which is the dropout's output).
+EXPLAIN_POINTS = ("pre_dropout", "post_dropout")
 #: Residual blocks per stage.
 ARCHS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
     "resnet18": ("basic", (2, 2, 2, 2)),
@@ -59,14 +70,22 @@ ARCHS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
 
 class _DropoutAfterBlock:
     """Mixin: the torchvision block it precedes in the bases, followed by ``nn.Dropout`` (same
-    parameters, same names; ``expansion`` comes from the block)."""
+    parameters, same names; ``expansion`` comes from the block).
+
+    The block's output passes an ``nn.Identity`` named ``pre_dropout`` before the dropout, so a
+    hook can take the activation *before* the dropout mask (``layerK.<last>.pre_dropout``) and the
+    gradient of the logit then flows back through that pass's mask; hooking the stage
+    (``layerK``) takes it *after* the mask. The identity has no parameters, so state dicts are
+    unchanged.
+    """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.pre_dropout = nn.Identity()
         self.dropout = nn.Dropout(0.5)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(super().forward(x))
+        return self.dropout(self.pre_dropout(super().forward(x)))
 
 
 class DropoutBasicBlock(_DropoutAfterBlock, BasicBlock):
@@ -194,6 +213,28 @@ def _load_local_weights(model: ResNetMC, path: str | os.PathLike) -> None:
             f"weights in {os.fspath(path)!r} do not fit this model (missing {missing[:5]}, "
             f"unexpected {unexpected[:5]}); {hint}"
         )
+
+
+def explained_layer(model: nn.Module, stage: str = GRADCAM_LAYER, point: str = "pre_dropout") -> str:
+    """Name of the module whose output Grad-CAM explains: the last block of ``stage`` before
+    (``point="pre_dropout"``) or after (``"post_dropout"``) its dropout.
+
+    >>> m = build_resnet_mc("resnet18", num_classes=4, width=8, small_input=True)
+    >>> explained_layer(m), explained_layer(m, "layer2", "post_dropout")
+    ('layer4.1.pre_dropout', 'layer2')
+    """
+    if point not in EXPLAIN_POINTS:
+        raise ValueError(f"point must be one of {EXPLAIN_POINTS}, got {point!r}")
+    try:
+        blocks = model.get_submodule(stage)
+    except AttributeError:
+        raise ValueError(f"{type(model).__name__} has no stage {stage!r}; use layer1 .. layer4") from None
+    if point == "post_dropout":
+        return stage
+    last = len(blocks) - 1
+    if not hasattr(blocks[last], "pre_dropout"):
+        raise ValueError(f"{stage}.{last} has no pre_dropout point; build the model with build_resnet_mc")
+    return f"{stage}.{last}.pre_dropout"
 
 
 def dropout_layers(model: nn.Module) -> list[nn.Dropout]:

@@ -99,7 +99,7 @@ def mri(params: Mapping[str, Any], device: torch.device, *, seed: int, strength:
     """The ``mri_mc_dropout`` chapter's synthetic phantom and ResNet-MC (its profile ``params``)."""
     from ..data.sartaj import stratified_holdout
     from ..data.synthetic_mri import make_synthetic_mri
-    from ..models.resnet_mc import GRADCAM_LAYER, build_resnet_mc
+    from ..models.resnet_mc import GRADCAM_LAYER, build_resnet_mc, explained_layer
 
     p = params
     data = make_synthetic_mri(p["n_patients"], size=p["image_size"], ambiguity=p["ambiguity"], seed=seed)
@@ -129,7 +129,9 @@ def mri(params: Mapping[str, Any], device: torch.device, *, seed: int, strength:
     fit = _fit(build, seed, fit_kw, cache_config, seed)
     model = fit.model.eval()
     kinds = {k: make_image_perturbation(k, strength) for k in IMAGE_PERTURBATIONS}
-    return Modality("MRI", train_set, val_set, test_set, model, GRADCAM_LAYER, "grad_cam", model.fc, kinds,
+    # the chapter's default hook point: the last block's output before its dropout (fair design)
+    layer = explained_layer(model, GRADCAM_LAYER, p.get("explain_point", "pre_dropout"))
+    return Modality("MRI", train_set, val_set, test_set, model, layer, "grad_cam", model.fc, kinds,
                     member, None, fit.from_cache)
 
 

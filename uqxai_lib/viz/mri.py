@@ -1,27 +1,15 @@
-"""Study helpers, tables and figures of the ``mri_mc_dropout`` chapter (MC-dropout Grad-CAM on brain MRI).
+"""Figures of the ``mri_mc_dropout`` chapter (MC-dropout Grad-CAM on brain MRI): drawing only.
 
-Two parts:
-
-* **study helpers** (functions on tensors, tested; the chapter's computation lives here, not in the
-  notebook): :func:`mc_study` runs :func:`uqxai_lib.samplers.mc_dropout` and the deterministic
-  Grad-CAM and scores every pass with :func:`uqxai_lib.metrics.spearman`;
-  :func:`prefix_repeatability` / :meth:`MCStudy.repeatability` give
-  :func:`uqxai_lib.metrics.repeatability` for the first ``T`` passes; :func:`settling` (how the
-  estimate settles with ``T``), :func:`rank_average` (a combined abstention score),
-  :func:`repeatability_table` and :func:`sweep_table` (both via
-  :func:`uqxai_lib.metrics.compare_groups`), :func:`abstention` (via
-  :func:`uqxai_lib.metrics.risk_coverage` / :func:`uqxai_lib.metrics.aurc`),
-  :func:`uncertainty_table`, :func:`mask_overlap_table`, :func:`sweep_subset`,
-  :func:`pick_cases`, :func:`fig4_case` and :func:`mc_frames` (widget frames);
-* **figures** (take ``ax=`` where sensible and return the figure): confusion matrix, the Fig. 4
-  replica, repeatability vs predictive uncertainty, accuracy-coverage curves, sweeps and the
-  widget frames.
+Every function takes data computed by :mod:`uqxai_lib.studies.mri` (or plain tensors) and returns a
+matplotlib figure (``ax=`` where one panel suffices): the image gallery, the confusion matrix, the
+Fig. 4 replica, repeatability of correct vs misclassified images, repeatability vs predictive
+uncertainty, accuracy-coverage curves, the sweeps and the widget frames. Maps are drawn with
+perceptually uniform colour maps (viridis for maps, magma for spreads) and a colour bar.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,441 +18,23 @@ from torch import Tensor
 from uqxai_lib.viz.common import _fig_ax, normalize01, resize_map, to_numpy
 
 __all__ = [
-    "PAPER_RHO",
-    "AURC_KEYS",
-    "headline",
-    "MCStudy",
-    "mc_study",
-    "plot_gallery",
-    "abstention",
-    "sweep_subset",
-    "pick_cases",
-    "fig4_case",
-    "mask_overlap_table",
-    "uncertainty_table",
     "mc_frames",
-    "mask_overlap",
-    "prefix_repeatability",
-    "rank_average",
-    "repeatability_table",
-    "settling",
-    "sweep_table",
+    "plot_abstention",
     "plot_confusion",
+    "plot_fidelity_vs_stability",
     "plot_fig4",
+    "plot_gallery",
+    "plot_mc_frame",
+    "plot_perturbation_curves",
     "plot_rho_groups",
     "plot_rho_vs_uncertainty",
-    "plot_abstention",
+    "plot_sanity",
     "plot_sweeps",
-    "plot_mc_frame",
+    "plot_training",
+    "plot_variants",
 ]
 
-#: Salvi et al. (2025), section 4.2: mean rho +- SD, correct vs misclassified SARTAJ test images.
-PAPER_RHO = {"correct": (0.76, 0.08), "misclassified": (0.54, 0.12)}
 
-
-# ---------------------------------------------------------------------------------------------
-# study helpers
-# ---------------------------------------------------------------------------------------------
-class MCStudy(NamedTuple):
-    """MC-dropout explanations of a batch of images (all tensors on the CPU).
-
-    maps [S, B, h, w]: Grad-CAM of each pass at the layer's resolution; probs [S, B, C]: softmax of
-    each pass; target [B]: explained class (the deterministic prediction); det_map [B, h, w] and
-    det_probs [B, C]: dropout-off forward; rho [S, B]: Spearman rho of each pass's map with the
-    deterministic map, both upsampled to ``size``.
-    """
-
-    maps: Tensor
-    probs: Tensor
-    target: Tensor
-    det_map: Tensor
-    det_probs: Tensor
-    rho: Tensor
-
-    def repeatability(self, passes: int | None = None) -> Tensor:
-        """Per-image repeatability [B] from the first ``passes`` passes (default: all).
-
-        The NaN-skipping mean of ``rho`` over passes, i.e. :func:`uqxai_lib.metrics.repeatability`
-        of the (upsampled) MC maps against the deterministic map, without recomputing the ranks.
-        """
-        return prefix_repeatability(self.rho, [self.rho.shape[0] if passes is None else passes])[0]
-
-
-def mc_study(model, x: Tensor, layer: str, passes: int, *, p: float | None = None, seed: int = 0,
-             size: int | tuple[int, int] | None = None, batch: int = 64) -> MCStudy:
-    """Run ``passes`` MC-dropout passes with Grad-CAM and the deterministic map for images ``x``.
-
-    Calls :func:`uqxai_lib.samplers.mc_dropout` (dropout modules on, BatchNorm in eval) and
-    :func:`uqxai_lib.saliency.grad_cam` on the model as the caller left it (eval mode: dropout off),
-    both explaining the deterministic prediction. ``rho[s, b]`` is the Spearman correlation
-    (:func:`uqxai_lib.metrics.spearman`) of pass ``s``'s map with the deterministic map after
-    bilinear upsampling to ``size`` (default: the input size, as the maps are shown), so the
-    repeatability of the paper is ``rho.nanmean(0)`` (= :func:`uqxai_lib.metrics.repeatability`).
-    Images are processed ``batch`` at a time; pass ``s`` of every batch uses the same seeded stream.
-    """
-    from uqxai_lib import metrics, saliency, samplers, train
-
-    if model.training:
-        raise ValueError("put the model in eval mode first (model.eval()); mc_dropout switches dropout on itself")
-    size = tuple(x.shape[-2:]) if size is None else size
-    dev = next(model.parameters()).device
-    out = {k: [] for k in MCStudy._fields}
-    for start in range(0, len(x), batch):
-        xb = x[start : start + batch].to(dev)
-        gen = torch.Generator().manual_seed(int(seed) + start)
-        st = samplers.mc_dropout(model, xb, layer, passes, p=p, target=None, generator=gen)
-        det = saliency.grad_cam(model, xb, layer, target=st.target)
-        det_probs = train.predict_proba(model, xb, device=dev)
-        up_det = saliency.upsample(det, size)
-        rho = torch.stack([metrics.spearman(saliency.upsample(m, size), up_det) for m in st.maps])
-        for k, v in zip(MCStudy._fields, (st.maps, st.probs, st.target, det, det_probs, rho)):
-            out[k].append(v.detach().cpu())
-    cat_dim = {"maps": 1, "probs": 1, "rho": 1}
-    return MCStudy(**{k: torch.cat(v, dim=cat_dim.get(k, 0)) for k, v in out.items()})
-
-
-def prefix_repeatability(per_pass: Tensor, passes: Sequence[int]) -> Tensor:
-    """Repeatability from the first ``T`` passes, for each ``T`` in ``passes``.
-
-    ``per_pass`` [S, B] holds the Spearman rho of every MC map with the deterministic map, so the
-    repeatability of the first ``T`` passes is the mean of the first ``T`` rows. Returns
-    [len(passes), B]. NaN entries (constant maps) are skipped in the mean.
-
-    >>> r = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.5, 1.0]])
-    >>> prefix_repeatability(r, [1, 3]).tolist()
-    [[1.0, 0.0], [0.5, 0.3333333432674408]]
-    """
-    s = per_pass.shape[0]
-    bad = [t for t in passes if not 1 <= int(t) <= s]
-    if bad:
-        raise ValueError(f"pass counts {bad} outside 1..{s} (only {s} passes were run)")
-    return torch.stack([per_pass[: int(t)].nanmean(0) for t in passes])
-
-
-def settling(prefix: Tensor, passes: Sequence[int], *, tol: float = 0.02) -> "Any":
-    """How the per-image estimate settles with the pass count.
-
-    ``prefix`` [len(passes), B] from :func:`prefix_repeatability`; the last row (most passes) is the
-    reference. Returns a DataFrame indexed by T with the mean absolute change to the reference, the
-    share of images within ``tol`` of it, and the rank correlation across images with it.
-    """
-    import pandas as pd
-    from scipy.stats import spearmanr
-
-    ref = prefix[-1]
-    rows = []
-    for t, r in zip(passes, prefix):
-        ok = torch.isfinite(r) & torch.isfinite(ref)
-        d = (r[ok] - ref[ok]).abs()
-        rho = spearmanr(r[ok].numpy(), ref[ok].numpy()).statistic if ok.sum() > 2 else float("nan")
-        rows.append({"passes T": int(t), "mean |rho_T - rho_Tmax|": float(d.mean()),
-                     f"share within {tol}": float((d <= tol).float().mean()),
-                     "Spearman(rho_T, rho_Tmax) across images": float(rho)})
-    return pd.DataFrame(rows).set_index("passes T")
-
-
-def rank_average(*scores: Tensor) -> Tensor:
-    """Average of the normalised ranks (in [0, 1]) of several confidence scores (higher = keep).
-
-    Ties get their average rank, so the combination is invariant to monotone rescaling of each score.
-
-    >>> rank_average(torch.tensor([0.1, 0.9, 0.5]), torch.tensor([3.0, 1.0, 2.0])).tolist()
-    [0.5, 0.5, 0.5]
-    """
-    from scipy.stats import rankdata
-
-    if not scores:
-        raise ValueError("rank_average needs at least one score")
-    n = len(scores[0])
-    if any(len(s) != n for s in scores):
-        raise ValueError(f"all scores must have the same length, got {[len(s) for s in scores]}")
-    if n < 2:
-        return torch.full((n,), 0.5)
-    ranks = [(rankdata(to_numpy(s)) - 1) / (n - 1) for s in scores]
-    return torch.as_tensor(np.mean(ranks, 0), dtype=torch.float32)
-
-
-def repeatability_table(rho: Tensor, correct: Tensor, *, paper: Mapping = PAPER_RHO) -> "Any":
-    """Repeatability of correct vs misclassified images, ours beside the paper's (labelled theirs).
-
-    Uses :func:`uqxai_lib.metrics.compare_groups` (group a = correct, expected higher).
-    Returns ``(table DataFrame, GroupComparison)``.
-    """
-    import pandas as pd
-
-    from uqxai_lib import metrics
-
-    correct = torch.as_tensor(correct, dtype=torch.bool)
-    cmp = metrics.compare_groups(rho, correct, higher_in="a")
-    d = cmp.as_dict()
-    table = pd.DataFrame(
-        {
-            "ours: correct": [f"{d['mean_a']:.3f} ± {d['sd_a']:.3f}", int(d["n_a"])],
-            "ours: misclassified": [f"{d['mean_b']:.3f} ± {d['sd_b']:.3f}", int(d["n_b"])],
-            "Salvi et al. 2025 (theirs): correct": [f"{paper['correct'][0]:.2f} ± {paper['correct'][1]:.2f}", "n/a"],
-            "Salvi et al. 2025 (theirs): misclassified": [
-                f"{paper['misclassified'][0]:.2f} ± {paper['misclassified'][1]:.2f}", "n/a"],
-        },
-        index=["mean ρ ± SD", "n"],
-    ).T
-    table["Mann–Whitney p (ours)"] = [f"{d['mwu_p']:.2g}", "", "not reported", ""]
-    table["AUROC correct vs mis (ours)"] = [f"{d['auroc']:.3f}", "", "not reported", ""]
-    return table, cmp
-
-
-def abstention(correct: Tensor, confidences: Mapping[str, Tensor]) -> tuple[dict, "Any"]:
-    """Accuracy-coverage curves and AURC when abstaining on each confidence score (higher = keep).
-
-    Curves and AURC come from :func:`uqxai_lib.metrics.risk_coverage` and
-    :func:`uqxai_lib.metrics.aurc`. An undefined score (NaN, e.g. the repeatability of an image
-    whose maps are constant) counts as less confident than every defined one.
-
-    Returns ``(curves, table)``: ``curves[name] = (coverage [K], accuracy [K])`` as tensors and a
-    DataFrame with the AURC of each score (lower is better) plus two references: the oracle
-    (every correct image ranked above every error, in distinct steps, the lowest AURC any score
-    can reach) and a random ranking (its expected AURC is the error rate).
-    """
-    import pandas as pd
-
-    from uqxai_lib import metrics
-
-    correct = torch.as_tensor(correct, dtype=torch.bool).reshape(-1)
-    n = len(correct)
-    curves, rows = {}, []
-    for name, conf in confidences.items():
-        conf = torch.as_tensor(conf, dtype=torch.float64).reshape(-1)
-        if len(conf) != n:
-            raise ValueError(f"score {name!r} has {len(conf)} entries but there are {n} images")
-        finite = conf[torch.isfinite(conf)]
-        floor = (float(finite.min()) - 1.0) if len(finite) else 0.0
-        conf = torch.nan_to_num(conf, nan=floor)
-        cov, risk = metrics.risk_coverage(correct, conf)
-        curves[name] = (cov, 1 - risk)
-        rows.append({"abstain on": name, "AURC": metrics.aurc(correct, conf)})
-    oracle = correct.double() * n + torch.arange(n, 0, -1, dtype=torch.float64) / (n + 1)
-    rows.append({"abstain on": "oracle (knows the errors)", "AURC": metrics.aurc(correct, oracle)})
-    rows.append({"abstain on": "random (expected)", "AURC": 1 - correct.double().mean().item()})
-    table = pd.DataFrame(rows).set_index("abstain on")
-    table.attrs["n"] = n
-    return curves, table
-
-
-def sweep_table(rho_by_setting: Mapping[Any, Tensor], correct_by_setting: Mapping[Any, Tensor], name: str) -> "Any":
-    """Mean rho of correct and misclassified images, their gap and AUROC for each sweep setting.
-
-    One :func:`uqxai_lib.metrics.compare_groups` per setting (NaN where a group is empty).
-    """
-    import pandas as pd
-
-    from uqxai_lib import metrics
-
-    rows = []
-    for key, rho in rho_by_setting.items():
-        correct = torch.as_tensor(correct_by_setting[key], dtype=torch.bool)
-        d = metrics.compare_groups(rho, correct, higher_in="a").as_dict()
-        rows.append({name: key, "n_correct": d["n_a"], "n_mis": d["n_b"], "rho_correct": d["mean_a"],
-                     "rho_mis": d["mean_b"], "gap": d["mean_a"] - d["mean_b"], "auroc": d["auroc"]})
-    return pd.DataFrame(rows).set_index(name)
-
-
-def mask_overlap(maps: Tensor, mask: Tensor) -> Tensor:
-    """Share of each (ReLU-ed, non-negative) map's mass inside the tumour mask, maps upsampled to it.
-
-    ``maps`` [..., h, w], ``mask`` bool [H, W] or broadcastable [..., H, W]. Returns [...].
-    Prefer :func:`uqxai_lib.metrics.mass_in_mask` where the shapes fit; this wrapper upsamples first.
-    """
-    from uqxai_lib import saliency
-
-    lead = maps.shape[:-2]
-    flat = maps.reshape(-1, *maps.shape[-2:]).clamp_min(0)
-    up = saliency.upsample(flat, tuple(mask.shape[-2:]))
-    m = mask.reshape(-1, *mask.shape[-2:]).float()
-    if m.shape[0] == 1:
-        m = m.expand(up.shape[0], -1, -1)
-    total = up.flatten(1).sum(1)
-    inside = (up * m).flatten(1).sum(1)
-    share = torch.where(total > 0, inside / total.clamp_min(1e-12), torch.full_like(total, float("nan")))
-    return share.reshape(lead)
-
-
-def sweep_subset(correct: Tensor, n: int) -> Tensor:
-    """Sorted indices of at most ``n`` images for the sweeps, with the rare group not thinned.
-
-    Misclassified images are kept up to half of the budget (more when there are too few correct
-    images to fill it), the rest are correct images; each group is taken evenly spaced.
-
-    >>> sweep_subset(torch.tensor([True, False, True, True, True, False, True]), 4).tolist()
-    [0, 1, 5, 6]
-    >>> sweep_subset(torch.tensor([False, False, False, True, False, True]), 4).tolist()
-    [0, 3, 4, 5]
-    """
-    correct = torch.as_tensor(correct, dtype=torch.bool).reshape(-1)
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-
-    def spaced(idx: Tensor, k: int) -> Tensor:
-        if k <= 0 or len(idx) == 0:
-            return idx[:0]
-        if k >= len(idx):
-            return idx
-        return idx[torch.linspace(0, len(idx) - 1, k).round().long()]
-
-    mis, cor = torch.nonzero(~correct).flatten(), torch.nonzero(correct).flatten()
-    k_mis = min(len(mis), max(n // 2, n - len(cor)))
-    k_cor = min(len(cor), n - k_mis)
-    return torch.sort(torch.cat([spaced(mis, k_mis), spaced(cor, k_cor)])).values
-
-
-def pick_cases(rho: Tensor, correct: Tensor, y: Tensor | None = None, *, avoid_class: int | None = None) -> list[int]:
-    """Images for the Fig. 4 replica: the correct one with the highest rho, the misclassified one with the lowest.
-
-    With ``avoid_class`` the correct image is taken from the other classes when possible (e.g. a
-    tumour slice rather than "no tumour", so there is a mask to compare with). An empty group
-    contributes nothing; NaN rho ranks lowest.
-
-    >>> pick_cases(torch.tensor([0.9, 0.2, 0.8, 0.5]), torch.tensor([True, False, True, False]),
-    ...            torch.tensor([2, 0, 1, 3]), avoid_class=2)
-    [2, 1]
-    """
-    r = torch.nan_to_num(torch.as_tensor(rho, dtype=torch.float64), nan=-math.inf)
-    correct = torch.as_tensor(correct, dtype=torch.bool)
-    order = torch.argsort(r, descending=True, stable=True).tolist()
-    good = [i for i in order if correct[i]]
-    if avoid_class is not None and y is not None:
-        good = [i for i in good if int(y[i]) != avoid_class] or good
-    bad = [i for i in reversed(order) if not correct[i]]
-    return good[:1] + bad[:1]
-
-
-def fig4_case(study: MCStudy, i: int, image: Tensor, title: str, *, passes: int | None = None,
-              mask: Tensor | None = None) -> dict:
-    """The mapping :func:`plot_fig4` needs for image ``i`` of ``study`` (first ``passes`` passes).
-
-    With a non-empty tumour ``mask`` it adds the share of the deterministic and of the MC-mean
-    map's mass inside it.
-    """
-    from uqxai_lib import aggregate
-
-    t = study.rho.shape[0] if passes is None else passes
-    mc = study.maps[:t, i]
-    overlap = {}
-    if mask is not None and bool(mask.any()):
-        overlap = {"det": float(mask_overlap(study.det_map[i], mask)),
-                   "mean": float(mask_overlap(aggregate.consensus(mc), mask))}
-    return dict(image=image, det=study.det_map[i], mc=mc, rho=study.rho[:t, i], mask=mask, overlap=overlap,
-                title=title)
-
-
-def mask_overlap_table(det_map: Tensor, mc_mean: Tensor, mask: Tensor, correct: Tensor) -> "Any":
-    """Mean share of map mass inside the tumour mask, tumour slices only, correct vs misclassified.
-
-    ``det_map`` and ``mc_mean`` [B, h, w] (layer resolution), ``mask`` bool [B, H, W]. Columns:
-    deterministic map, MC mean map and the mask's share of the image (the value a uniform map
-    would get). NaN for an empty group.
-    """
-    import pandas as pd
-
-    correct = torch.as_tensor(correct, dtype=torch.bool)
-    tumour = mask.flatten(1).any(1)
-    cols = {"deterministic map": mask_overlap(det_map, mask), "MC mean map": mask_overlap(mc_mean, mask),
-            "mask area share (uniform map)": mask.flatten(1).double().mean(1)}
-    rows = {}
-    for label, grp in (("correct (tumour slices)", tumour & correct), ("misclassified (tumour slices)", tumour & ~correct)):
-        rows[label] = {k: float(v[grp].double().nanmean()) if bool(grp.any()) else math.nan for k, v in cols.items()}
-        rows[label]["n"] = int(grp.sum())
-    return pd.DataFrame(rows).T
-
-
-def uncertainty_table(rho: Tensor, scores: Mapping[str, Tensor], correct: Tensor) -> "Any":
-    """How well each confidence score (higher = more confident) separates correct from misclassified.
-
-    Rows: repeatability rho and each score. Columns: AUROC for correct vs misclassified
-    (:func:`uqxai_lib.metrics.auroc`, 0.5 = no separation) and the Spearman correlation with rho
-    across images (:func:`uqxai_lib.metrics.spearman`). Images with NaN rho are left out.
-    """
-    import pandas as pd
-
-    from uqxai_lib import metrics
-
-    rho = torch.as_tensor(rho, dtype=torch.float64)
-    ok = torch.isfinite(rho)
-    correct = torch.as_tensor(correct, dtype=torch.bool)[ok]
-    rows = {}
-    for name, score in {"ρ (repeatability)": rho, **scores}.items():
-        v = torch.as_tensor(score, dtype=torch.float64)[ok]
-        rows[name] = {"AUROC correct vs mis": float(metrics.auroc(v, correct)),
-                      "Spearman with ρ": float(metrics.spearman(v, rho[ok], ndim_spatial=1))}
-    table = pd.DataFrame(rows).T
-    table.attrs["n"] = int(ok.sum())
-    return table
-
-
-def mc_frames(runs: Mapping[Any, MCStudy], cols: Sequence[int], pass_counts: Sequence[int],
-              images: Sequence[Tensor], labels: Sequence[str], classes: Sequence[str], *,
-              masks: Sequence[Tensor | None] | None = None, dpi: int = 72) -> list[list[bytes]]:
-    """PNG frames for a (dropout rate x pass count) widget, rendered with :func:`plot_mc_frame`.
-
-    ``runs`` maps each setting (e.g. dropout rate) to an :class:`MCStudy`; ``cols`` are the
-    columns (images) of those studies to show, with their gray ``images``, row ``labels`` (e.g. the
-    true class) and optional ``masks``. Frame ``[i][j]`` shows, for setting ``i`` and the first
-    ``pass_counts[j]`` passes, the MC mean and std maps, the MC prediction and rho.
-    """
-    from uqxai_lib import aggregate
-    from uqxai_lib.widgets import figure_to_png
-
-    frames = []
-    for run in runs.values():
-        row = []
-        for t in pass_counts:
-            items = []
-            for k, j in enumerate(cols):
-                mp = run.probs[:t, j].mean(0)
-                rho = float(run.rho[:t, j].nanmean())
-                items.append(dict(image=images[k], mean=aggregate.consensus(run.maps[:t, j]),
-                                  std=aggregate.variability(run.maps[:t, j]),
-                                  mask=None if masks is None else masks[k],
-                                  title=f"{labels[k]} | MC pred {classes[int(mp.argmax())]} "
-                                        f"({float(mp.max()):.2f}) | ρ = {rho:.2f}"))
-            row.append(figure_to_png(plot_mc_frame(items), dpi=dpi))
-        frames.append(row)
-    return frames
-
-
-#: Results-JSON keys of the AURC of each abstention score (rows of :func:`abstention`'s table).
-AURC_KEYS = {"ρ (explanation)": "aurc_rho", "−entropy": "aurc_entropy", "−mutual information": "aurc_mi",
-             "rank average (ρ, −entropy)": "aurc_rank_average", "oracle (knows the errors)": "aurc_oracle",
-             "random (expected)": "aurc_random"}
-
-
-def headline(*, accuracy: float, passes: int, dropout: float, comparison: Any, aurc: Mapping[str, float],
-             extra: Mapping[str, Any] | None = None) -> dict:
-    """The chapter's headline numbers for the results JSON, 6 significant digits, NaN -> None.
-
-    ``comparison`` is the :class:`uqxai_lib.metrics.GroupComparison` of rho (correct = group a),
-    ``aurc`` maps the rows of :func:`abstention`'s table to their AURC (renamed by :data:`AURC_KEYS`).
-
-    >>> from uqxai_lib.metrics import GroupComparison
-    >>> c = GroupComparison(0.8, 0.1, 90, 0.6, 0.2, 10, 1.234567e-4, 0.81234567)
-    >>> r = headline(accuracy=0.9, passes=20, dropout=0.5, comparison=c, aurc={"−entropy": 0.05})
-    >>> r["auroc"], r["mwu_p"], r["aurc_entropy"], r["n_mis"]
-    (0.812346, 0.000123457, 0.05, 10)
-    """
-    from uqxai_lib.cache import round_sig
-
-    d = comparison.as_dict()
-    out = dict(accuracy=accuracy, passes=int(passes), dropout=float(dropout),
-               rho_correct_mean=d["mean_a"], rho_correct_sd=d["sd_a"], n_correct=int(d["n_a"]),
-               rho_mis_mean=d["mean_b"], rho_mis_sd=d["sd_b"], n_mis=int(d["n_b"]),
-               mwu_p=d["mwu_p"], auroc=d["auroc"])
-    out.update({AURC_KEYS.get(k, k): float(v) for k, v in aurc.items()})
-    out.update(extra or {})
-    out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
-    return round_sig(dict(sorted(out.items())))
-
-
-# ---------------------------------------------------------------------------------------------
-# figures
-# ---------------------------------------------------------------------------------------------
 def plot_gallery(images: Sequence[Any], titles: Sequence[str], *, masks: Sequence[Any] | None = None,
                  ncols: int | None = None):
     """Gray images in a row (or grid) with titles and, if given, the tumour outline in red."""
@@ -507,34 +77,41 @@ def plot_confusion(confusion: Any, classes: Sequence[str], ax=None, *, title: st
     return fig
 
 
-def _show_map(ax, image: np.ndarray, m: Any, title: str, *, mask: Any = None, cmap: str = "jet",
-              normalize: bool = True, alpha: float = 0.5) -> None:
+def _show_map(ax, image: np.ndarray, m: Any, title: str, *, mask: Any = None, cmap: str = "viridis",
+              normalize: bool = True, alpha: float = 0.5):
+    """Map over the gray image (min-max scaled unless ``normalize=False``); returns the map's image handle."""
     mm = resize_map(to_numpy(m), image.shape[:2])
     if normalize:
         mm = normalize01(mm)
     ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.imshow(mm, cmap=cmap, alpha=alpha, vmin=0 if normalize else None, vmax=1 if normalize else None)
+    h = ax.imshow(mm, cmap=cmap, alpha=alpha, vmin=0 if normalize else None, vmax=1 if normalize else None)
     if mask is not None and to_numpy(mask).any():
         ax.contour(to_numpy(mask).astype(float), levels=[0.5], colors="white", linewidths=0.8)
     ax.set_title(title, fontsize=7.5)
     ax.set_axis_off()
+    return h
+
+
+def _colorbar(fig, handle, ax, label: str) -> None:
+    cb = fig.colorbar(handle, ax=ax, fraction=0.046, pad=0.03)
+    cb.ax.tick_params(labelsize=6)
+    cb.set_label(label, fontsize=6)
 
 
 def plot_fig4(cases: Sequence[Mapping[str, Any]], *, n_mc: int = 4):
     """Replica of Salvi et al. (2025) Fig. 4: one row per case.
 
-    Each case is a mapping with ``image`` (gray [H, W] in [0, 1]), ``det`` (deterministic map),
-    ``mc`` ([S, h, w] MC maps), ``rho`` ([S] per-pass rho), ``title`` (row label, e.g. true and
-    predicted class with probability) and optionally ``mask`` (bool [H, W]) and ``overlap``
-    (mapping name -> share of map mass inside the mask). Columns: input (with the tumour outline),
-    deterministic map, ``n_mc`` MC maps with their rho, MC mean and MC standard deviation.
+    Each case is a mapping as :func:`uqxai_lib.studies.mri.fig4_case` returns it: ``image`` (gray
+    [H, W] in [0, 1]), ``det`` (deterministic map), ``mc`` ([S, h, w] MC maps), ``rho`` ([S] per-pass
+    rho), ``mean`` / ``std`` (MC mean and standard deviation maps), ``rho_mean``, ``title`` (row label)
+    and optionally ``mask`` (bool [H, W]) and ``overlap`` (name -> share of map mass inside the mask).
+    Columns: input (with the tumour outline), deterministic map, ``n_mc`` MC maps with their rho,
+    MC mean and MC standard deviation; colour bars give the scale (maps min-max scaled, std own scale).
     """
     import matplotlib.pyplot as plt
 
-    from uqxai_lib import aggregate
-
     ncol = 4 + n_mc
-    fig, axes = plt.subplots(len(cases), ncol, figsize=(1.55 * ncol, 1.85 * len(cases) + 0.2), squeeze=False)
+    fig, axes = plt.subplots(len(cases), ncol, figsize=(1.65 * ncol, 1.85 * len(cases) + 0.2), squeeze=False)
     for row, case in zip(axes, cases):
         img = to_numpy(case["image"])
         mc = torch.as_tensor(case["mc"])
@@ -548,11 +125,13 @@ def plot_fig4(cases: Sequence[Mapping[str, Any]], *, n_mc: int = 4):
         ov = case.get("overlap") or {}
         det_title = "deterministic" + (f"\nin mask {ov['det']:.2f}" if "det" in ov else "")
         _show_map(row[1], img, case["det"], det_title, mask=mask)
-        for k in range(n_mc):
+        for k in range(min(n_mc, mc.shape[0])):
             _show_map(row[2 + k], img, mc[k], f"MC pass {k + 1}\nρ = {rho[k]:.2f}", mask=mask)
-        mean_title = f"MC mean (ρ̄ = {np.nanmean(rho):.2f})" + (f"\nin mask {ov['mean']:.2f}" if "mean" in ov else "")
-        _show_map(row[2 + n_mc], img, aggregate.consensus(mc), mean_title, mask=mask)
-        _show_map(row[3 + n_mc], img, aggregate.variability(mc), "MC std (own scale)", mask=mask, cmap="magma")
+        mean_title = f"MC mean (ρ̄ = {case['rho_mean']:.2f})" + (f"\nin mask {ov['mean']:.2f}" if "mean" in ov else "")
+        h = _show_map(row[2 + n_mc], img, case["mean"], mean_title, mask=mask)
+        _colorbar(fig, h, row[2 + n_mc], "map (min-max)")
+        h = _show_map(row[3 + n_mc], img, case["std"], "MC std", mask=mask, cmap="magma", normalize=False)
+        _colorbar(fig, h, row[3 + n_mc], "std (raw)")
     fig.tight_layout()
     return fig
 
@@ -573,10 +152,13 @@ def plot_rho_groups(rho: Tensor, correct: Tensor, ax=None, *, title: str | None 
     return group_distributions(groups, ax=ax, ylabel="repeatability ρ", title=title)
 
 
-def plot_rho_vs_uncertainty(rho: Tensor, scores: Mapping[str, Tensor], correct: Tensor):
-    """Scatter of rho against each predictive-uncertainty score; Spearman r in each title."""
+def plot_rho_vs_uncertainty(rho: Tensor, scores: Mapping[str, Tensor], correct: Tensor, *,
+                            spearman: Mapping[str, float] | None = None):
+    """Scatter of rho against each predictive-uncertainty score; ``spearman[name]`` (if given) in each title.
+
+    The correlations are computed by the caller (:func:`uqxai_lib.studies.mri.uncertainty_table`).
+    """
     import matplotlib.pyplot as plt
-    from scipy.stats import spearmanr
 
     correct = to_numpy(correct).astype(bool)
     r = to_numpy(rho)
@@ -587,10 +169,10 @@ def plot_rho_vs_uncertainty(rho: Tensor, scores: Mapping[str, Tensor], correct: 
         ax.scatter(v[ok & correct], r[ok & correct], s=8, alpha=0.5, label="correct", color="tab:blue")
         ax.scatter(v[ok & ~correct], r[ok & ~correct], s=18, alpha=0.9, label="misclassified",
                    color="tab:red", marker="x")
-        sr = spearmanr(v[ok], r[ok]).statistic if ok.sum() > 2 else float("nan")
         ax.set_xlabel(name)
         ax.set_ylabel("repeatability ρ")
-        ax.set_title(f"Spearman r = {sr:.2f}", fontsize=9)
+        if spearman is not None and name in spearman:
+            ax.set_title(f"Spearman r = {spearman[name]:.2f}", fontsize=9)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -646,11 +228,115 @@ def plot_mc_frame(items: Sequence[Mapping[str, Any]]):
     """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(items), 2, figsize=(4.6, 2.45 * len(items)), squeeze=False)
+    fig, axes = plt.subplots(len(items), 2, figsize=(5.0, 2.45 * len(items)), squeeze=False)
     for row, it in zip(axes, items):
         img = to_numpy(it["image"])
-        _show_map(row[0], img, it["mean"], "MC mean", mask=it.get("mask"))
-        _show_map(row[1], img, it["std"], "MC std", mask=it.get("mask"), cmap="magma")
+        h = _show_map(row[0], img, it["mean"], "MC mean", mask=it.get("mask"))
+        _colorbar(fig, h, row[0], "min-max")
+        h = _show_map(row[1], img, it["std"], "MC std", mask=it.get("mask"), cmap="magma", normalize=False)
+        _colorbar(fig, h, row[1], "raw")
         row[0].text(0.0, 1.22, it["title"], transform=row[0].transAxes, fontsize=7.5, ha="left")
     fig.tight_layout()
+    return fig
+
+
+def mc_frames(frame_items: Sequence[Sequence[Sequence[Mapping[str, Any]]]], *, dpi: int = 72) -> list[list[bytes]]:
+    """PNG frames of a (setting x pass count) widget: :func:`plot_mc_frame` of each frame's items.
+
+    ``frame_items[i][j]`` as :func:`uqxai_lib.studies.mri.mc_frame_items` returns it.
+    """
+    from uqxai_lib.widgets import figure_to_png
+
+    return [[figure_to_png(plot_mc_frame(items), dpi=dpi) for items in row] for row in frame_items]
+
+
+def plot_training(history: Sequence[Mapping[str, float]], *, best_epoch: int | None = None):
+    """Training and validation loss (left) and validation accuracy (right) per epoch; the kept epoch marked."""
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(7.6, 2.8))
+    axes[0].plot(ep, [h["train_loss"] for h in history], "o-", label="training loss")
+    axes[0].plot(ep, [h["val_loss"] for h in history], "s-", label="validation loss")
+    axes[0].set_ylabel("cross-entropy (class-weighted)")
+    axes[1].plot(ep, [h["val_accuracy"] for h in history], "^-", color="tab:green")
+    axes[1].set_ylabel("validation accuracy")
+    axes[1].set_ylim(0, 1)
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="gray", ls=":", lw=1)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_variants(rho_by_variant: Mapping[str, Tensor], correct: Tensor, *, titles: Mapping[str, str] | None = None):
+    """ρ of correct and misclassified images, one panel per variant (same y axis)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(rho_by_variant), figsize=(3.6 * len(rho_by_variant), 3.0), squeeze=False, sharey=True)
+    for ax, (name, rho) in zip(axes[0], rho_by_variant.items()):
+        plot_rho_groups(rho, correct, ax=ax, title=(titles or {}).get(name, name))
+    fig.tight_layout()
+    return fig
+
+
+def plot_perturbation_curves(fractions: Tensor, curves: Mapping[str, Tensor], auc: Mapping[str, float]):
+    """Deletion (left) and insertion (right) curves in map order against the random-order baseline (dashed)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.6, 2.9), sharey=True)
+    f = to_numpy(fractions)
+    for ax, kind in zip(axes, ("deletion", "insertion")):
+        ax.plot(f, to_numpy(curves[kind]), "o-", label=f"Grad-CAM order (area {auc[kind]:.3f})")
+        ax.plot(f, to_numpy(curves[kind + "_random"]), "s--", color="gray",
+                label=f"random order (area {auc[kind + '_random']:.3f})")
+        ax.set_xlabel(f"share of pixels {'removed (blurred)' if kind == 'deletion' else 'revealed on the blurred image'}")
+        ax.set_title(kind, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("probability of the explained class")
+    fig.tight_layout()
+    return fig
+
+
+def plot_sanity(images: Sequence[Any], maps: Sequence[Tensor], column_titles: Sequence[str], *,
+                masks: Sequence[Any] | None = None, row_titles: Sequence[str] | None = None):
+    """Cascading randomisation: one row per image; columns = the trained model's map, then each randomised
+    model's map (``maps[k]`` is ``[B, h, w]`` for column ``k``); colour bar on the last column."""
+    import matplotlib.pyplot as plt
+
+    nrow, ncol = len(images), len(maps)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(1.55 * ncol + 0.4, 1.75 * nrow), squeeze=False)
+    for r in range(nrow):
+        img = to_numpy(images[r])
+        for c in range(ncol):
+            h = _show_map(axes[r][c], img, maps[c][r], column_titles[c] if r == 0 else "",
+                          mask=None if masks is None else masks[r])
+        if row_titles is not None:
+            axes[r][0].text(-0.08, 0.5, row_titles[r], transform=axes[r][0].transAxes, rotation=90,
+                            ha="right", va="center", fontsize=7)
+        _colorbar(fig, h, axes[r][-1], "min-max")
+    fig.tight_layout()
+    return fig
+
+
+def plot_fidelity_vs_stability(mass: Tensor, rho: Tensor, correct: Tensor, ax=None, *, chance: float | None = None,
+                               title: str | None = None):
+    """Per image: fidelity (share of the map in the tumour) against stability (ρ), coloured correct / misclassified."""
+    fig, ax = _fig_ax(ax, figsize=(4.2, 3.3))
+    m, r, c = to_numpy(mass), to_numpy(rho), to_numpy(correct).astype(bool)
+    ok = np.isfinite(m) & np.isfinite(r)
+    ax.scatter(m[ok & c], r[ok & c], s=10, alpha=0.6, color="tab:blue", label="correct")
+    ax.scatter(m[ok & ~c], r[ok & ~c], s=20, alpha=0.9, color="tab:red", marker="x", label="misclassified")
+    if chance is not None:
+        ax.axvline(chance, color="gray", ls=":", lw=1, label="chance (uniform map)")
+    ax.set_xlabel("fidelity: share of map mass in the tumour")
+    ax.set_ylabel("stability: repeatability ρ")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
     return fig

@@ -1,0 +1,846 @@
+"""Analysis steps of the ``mri_mc_dropout`` chapter (MC-dropout Grad-CAM on brain MRI); no plotting.
+
+:func:`mc_study` runs :func:`uqxai_lib.samplers.mc_dropout` and the deterministic Grad-CAM and
+scores every pass with :func:`uqxai_lib.metrics.spearman`; :func:`prefix_repeatability` /
+:meth:`MCStudy.repeatability` give :func:`uqxai_lib.metrics.repeatability` for the first ``T``
+passes; :func:`settling` (how the estimate settles with ``T``), :func:`repeatability_table` and
+:func:`sweep_table` (both via :func:`uqxai_lib.metrics.compare_groups`), :func:`abstention` (via
+:func:`uqxai_lib.metrics.risk_coverage` / :func:`uqxai_lib.metrics.aurc`, combined scores from
+:func:`uqxai_lib.metrics.rank_average`), :func:`uncertainty_table`, :func:`mass_in_tumour` (via
+:func:`uqxai_lib.metrics.mass_in_mask`), :func:`mask_overlap_table`, :func:`sweep_subset`,
+:func:`pick_cases`, :func:`fig4_case` and :func:`mc_frame_items` (the data of each widget frame),
+and :func:`headline` (the results-JSON record). The figures of the chapter are in
+:mod:`uqxai_lib.viz.mri`.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from uqxai_lib import aggregate, metrics, saliency, samplers, train
+from uqxai_lib.cache import round_sig
+
+__all__ = [
+    "PAPER_RHO",
+    "AURC_KEYS",
+    "CASCADE",
+    "CLAIM",
+    "PRIMARY_NAME",
+    "SANITY_THRESHOLD",
+    "MCStudy",
+    "abstention",
+    "blurred",
+    "bootstrap_groups",
+    "cascading_randomisation",
+    "compare",
+    "curve_area",
+    "degenerate_passes",
+    "deletion_insertion",
+    "fidelity_scores",
+    "fidelity_summary",
+    "fidelity_vs_stability",
+    "layer_table",
+    "most_repeatable_errors",
+    "per_class_accuracy",
+    "perturbation_curves",
+    "pixel_order",
+    "primary_record",
+    "secondary_records",
+    "strata_table",
+    "tercile_labels",
+    "top_region_overlap",
+    "variant_record",
+    "variants_table",
+    "verdict_sentence",
+    "fig4_case",
+    "headline",
+    "mask_overlap_table",
+    "mass_in_tumour",
+    "mc_frame_items",
+    "mc_study",
+    "pick_cases",
+    "prefix_repeatability",
+    "repeatability_table",
+    "settling",
+    "sweep_subset",
+    "sweep_table",
+    "uncertainty_table",
+]
+
+#: Salvi et al. (2025), section 4.2: mean rho +- SD, correct vs misclassified SARTAJ test images (theirs).
+PAPER_RHO = {"correct": (0.76, 0.08), "misclassified": (0.54, 0.12)}
+
+
+class MCStudy(NamedTuple):
+    """MC-dropout explanations of a batch of images (all tensors on the CPU).
+
+    maps [S, B, h, w]: Grad-CAM of each pass at the layer's resolution; probs [S, B, C]: softmax of
+    each pass; target [B]: explained class (the deterministic prediction); det_map [B, h, w] and
+    det_probs [B, C]: dropout-off forward; rho [S, B]: Spearman rho of each pass's map with the
+    deterministic map, both upsampled to ``size``.
+    """
+
+    maps: Tensor
+    probs: Tensor
+    target: Tensor
+    det_map: Tensor
+    det_probs: Tensor
+    rho: Tensor
+
+    def repeatability(self, passes: int | None = None) -> Tensor:
+        """Per-image repeatability [B] from the first ``passes`` passes (default: all).
+
+        The NaN-skipping mean of ``rho`` over passes, i.e. :func:`uqxai_lib.metrics.repeatability`
+        of the (upsampled) MC maps against the deterministic map, without recomputing the ranks.
+        """
+        return prefix_repeatability(self.rho, [self.rho.shape[0] if passes is None else passes])[0]
+
+
+def mc_study(model, x: Tensor, layer: str, passes: int, *, p: float | None = None, seed: int = 0,
+             size: int | tuple[int, int] | None = None, batch: int = 64) -> MCStudy:
+    """Run ``passes`` MC-dropout passes with Grad-CAM and the deterministic map for images ``x``.
+
+    Calls :func:`uqxai_lib.samplers.mc_dropout` (dropout modules on, BatchNorm in eval) and
+    :func:`uqxai_lib.saliency.grad_cam` on the model as the caller left it (eval mode: dropout off),
+    both explaining the deterministic prediction. ``rho[s, b]`` is the Spearman correlation
+    (:func:`uqxai_lib.metrics.spearman`) of pass ``s``'s map with the deterministic map after
+    bilinear upsampling to ``size`` (default: the input size, as the maps are shown), so the
+    repeatability of the paper is ``rho.nanmean(0)`` (= :func:`uqxai_lib.metrics.repeatability`).
+    Images are processed ``batch`` at a time; pass ``s`` of every batch uses the same seeded stream.
+    """
+    if model.training:
+        raise ValueError("put the model in eval mode first (model.eval()); mc_dropout switches dropout on itself")
+    size = tuple(x.shape[-2:]) if size is None else size
+    dev = next(model.parameters()).device
+    out = {k: [] for k in MCStudy._fields}
+    for start in range(0, len(x), batch):
+        xb = x[start : start + batch].to(dev)
+        gen = torch.Generator().manual_seed(int(seed) + start)
+        st = samplers.mc_dropout(model, xb, layer, passes, p=p, target=None, generator=gen)
+        det = saliency.grad_cam(model, xb, layer, target=st.target)
+        det_probs = train.predict_proba(model, xb, device=dev)
+        up_det = saliency.upsample(det, size)
+        rho = torch.stack([metrics.spearman(saliency.upsample(m, size), up_det) for m in st.maps])
+        for k, v in zip(MCStudy._fields, (st.maps, st.probs, st.target, det, det_probs, rho)):
+            out[k].append(v.detach().cpu())
+    cat_dim = {"maps": 1, "probs": 1, "rho": 1}
+    return MCStudy(**{k: torch.cat(v, dim=cat_dim.get(k, 0)) for k, v in out.items()})
+
+
+def prefix_repeatability(per_pass: Tensor, passes: Sequence[int]) -> Tensor:
+    """Repeatability from the first ``T`` passes, for each ``T`` in ``passes``.
+
+    ``per_pass`` [S, B] holds the Spearman rho of every MC map with the deterministic map, so the
+    repeatability of the first ``T`` passes is the mean of the first ``T`` rows. Returns
+    [len(passes), B]. NaN entries (constant maps) are skipped in the mean.
+
+    >>> r = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.5, 1.0]])
+    >>> prefix_repeatability(r, [1, 3]).tolist()
+    [[1.0, 0.0], [0.5, 0.3333333432674408]]
+    """
+    s = per_pass.shape[0]
+    bad = [t for t in passes if not 1 <= int(t) <= s]
+    if bad:
+        raise ValueError(f"pass counts {bad} outside 1..{s} (only {s} passes were run)")
+    return torch.stack([per_pass[: int(t)].nanmean(0) for t in passes])
+
+
+def settling(prefix: Tensor, passes: Sequence[int], *, tol: float = 0.02) -> "Any":
+    """How the per-image estimate settles with the pass count.
+
+    ``prefix`` [len(passes), B] from :func:`prefix_repeatability`; the last row (most passes) is the
+    reference. Returns a DataFrame indexed by T with the mean absolute change to the reference, the
+    share of images within ``tol`` of it, and the rank correlation across images with it.
+    """
+    import pandas as pd
+
+    ref = prefix[-1]
+    rows = []
+    for t, r in zip(passes, prefix):
+        ok = torch.isfinite(r) & torch.isfinite(ref)
+        d = (r[ok] - ref[ok]).abs()
+        rho = metrics.spearman(r[ok].double(), ref[ok].double(), ndim_spatial=1) if ok.sum() > 2 else float("nan")
+        rows.append({"passes T": int(t), "mean |rho_T - rho_Tmax|": float(d.mean()),
+                     f"share within {tol}": float((d <= tol).float().mean()),
+                     "Spearman(rho_T, rho_Tmax) across images": float(rho)})
+    return pd.DataFrame(rows).set_index("passes T")
+
+
+def repeatability_table(rho: Tensor, correct: Tensor, *, paper: Mapping = PAPER_RHO) -> "Any":
+    """Repeatability of correct vs misclassified images, ours beside the paper's (labelled theirs).
+
+    Uses :func:`uqxai_lib.metrics.compare_groups` (group a = correct, expected higher).
+    Returns ``(table DataFrame, GroupComparison)``.
+    """
+    import pandas as pd
+
+    correct = torch.as_tensor(correct, dtype=torch.bool)
+    cmp = metrics.compare_groups(rho, correct, higher_in="a")
+    d = cmp.as_dict()
+    table = pd.DataFrame(
+        {
+            "ours: correct": [f"{d['mean_a']:.3f} ± {d['sd_a']:.3f}", int(d["n_a"])],
+            "ours: misclassified": [f"{d['mean_b']:.3f} ± {d['sd_b']:.3f}", int(d["n_b"])],
+            "Salvi et al. 2025 (theirs): correct": [f"{paper['correct'][0]:.2f} ± {paper['correct'][1]:.2f}", "n/a"],
+            "Salvi et al. 2025 (theirs): misclassified": [
+                f"{paper['misclassified'][0]:.2f} ± {paper['misclassified'][1]:.2f}", "n/a"],
+        },
+        index=["mean ρ ± SD", "n"],
+    ).T
+    table["Mann–Whitney p (ours)"] = [f"{d['mwu_p']:.2g}", "", "not reported", ""]
+    table["AUROC correct vs mis (ours)"] = [f"{d['auroc']:.3f}", "", "not reported", ""]
+    return table, cmp
+
+
+def abstention(correct: Tensor, confidences: Mapping[str, Tensor]) -> tuple[dict, "Any"]:
+    """Accuracy-coverage curves and AURC when abstaining on each confidence score (higher = keep).
+
+    Curves and AURC come from :func:`uqxai_lib.metrics.risk_coverage` and
+    :func:`uqxai_lib.metrics.aurc`. An undefined score (NaN, e.g. the repeatability of an image
+    whose maps are constant) counts as less confident than every defined one.
+
+    Returns ``(curves, table)``: ``curves[name] = (coverage [K], accuracy [K])`` as tensors and a
+    DataFrame with the AURC of each score (lower is better) plus two references: the oracle
+    (every correct image ranked above every error, in distinct steps, the lowest AURC any score
+    can reach) and a random ranking (its expected AURC is the error rate).
+    """
+    import pandas as pd
+
+    correct = torch.as_tensor(correct, dtype=torch.bool).reshape(-1)
+    n = len(correct)
+    curves, rows = {}, []
+    for name, conf in confidences.items():
+        conf = torch.as_tensor(conf, dtype=torch.float64).reshape(-1)
+        if len(conf) != n:
+            raise ValueError(f"score {name!r} has {len(conf)} entries but there are {n} images")
+        finite = conf[torch.isfinite(conf)]
+        floor = (float(finite.min()) - 1.0) if len(finite) else 0.0
+        conf = torch.nan_to_num(conf, nan=floor)
+        cov, risk = metrics.risk_coverage(correct, conf)
+        curves[name] = (cov, 1 - risk)
+        rows.append({"abstain on": name, "AURC": metrics.aurc(correct, conf)})
+    oracle = correct.double() * n + torch.arange(n, 0, -1, dtype=torch.float64) / (n + 1)
+    rows.append({"abstain on": "oracle (knows the errors)", "AURC": metrics.aurc(correct, oracle)})
+    rows.append({"abstain on": "random (expected)", "AURC": 1 - correct.double().mean().item()})
+    table = pd.DataFrame(rows).set_index("abstain on")
+    table.attrs["n"] = n
+    return curves, table
+
+
+def sweep_table(rho_by_setting: Mapping[Any, Tensor], correct_by_setting: Mapping[Any, Tensor], name: str) -> "Any":
+    """Mean rho of correct and misclassified images, their gap and AUROC for each sweep setting.
+
+    One :func:`uqxai_lib.metrics.compare_groups` per setting (NaN where a group is empty).
+    """
+    import pandas as pd
+
+    rows = []
+    for key, rho in rho_by_setting.items():
+        correct = torch.as_tensor(correct_by_setting[key], dtype=torch.bool)
+        d = metrics.compare_groups(rho, correct, higher_in="a").as_dict()
+        rows.append({name: key, "n_correct": d["n_a"], "n_mis": d["n_b"], "rho_correct": d["mean_a"],
+                     "rho_mis": d["mean_b"], "gap": d["mean_a"] - d["mean_b"], "auroc": d["auroc"]})
+    return pd.DataFrame(rows).set_index(name)
+
+
+def mass_in_tumour(maps: Tensor, mask: Tensor) -> Tensor:
+    """Share of each (ReLU-ed, non-negative) map's mass inside the tumour mask, maps upsampled to it.
+
+    ``maps`` [..., h, w] at the layer's resolution, ``mask`` bool [H, W] or [..., H, W]. The maps are
+    upsampled bilinearly to the mask (:func:`uqxai_lib.saliency.upsample`), then scored with
+    :func:`uqxai_lib.metrics.mass_in_mask`. Returns [...]; NaN for an all-zero map.
+    """
+    lead = maps.shape[:-2]
+    flat = maps.reshape(-1, *maps.shape[-2:]).clamp_min(0)
+    up = saliency.upsample(flat, tuple(mask.shape[-2:]))
+    m = mask.reshape(-1, *mask.shape[-2:]).to(torch.bool)
+    return metrics.mass_in_mask(up, m, ndim_spatial=2).reshape(lead)
+
+
+def sweep_subset(correct: Tensor, n: int) -> Tensor:
+    """Sorted indices of at most ``n`` images for the sweeps, with the rare group not thinned.
+
+    Misclassified images are kept up to half of the budget (more when there are too few correct
+    images to fill it), the rest are correct images; each group is taken evenly spaced.
+
+    >>> sweep_subset(torch.tensor([True, False, True, True, True, False, True]), 4).tolist()
+    [0, 1, 5, 6]
+    >>> sweep_subset(torch.tensor([False, False, False, True, False, True]), 4).tolist()
+    [0, 3, 4, 5]
+    """
+    correct = torch.as_tensor(correct, dtype=torch.bool).reshape(-1)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+
+    def spaced(idx: Tensor, k: int) -> Tensor:
+        if k <= 0 or len(idx) == 0:
+            return idx[:0]
+        if k >= len(idx):
+            return idx
+        return idx[torch.linspace(0, len(idx) - 1, k).round().long()]
+
+    mis, cor = torch.nonzero(~correct).flatten(), torch.nonzero(correct).flatten()
+    k_mis = min(len(mis), max(n // 2, n - len(cor)))
+    k_cor = min(len(cor), n - k_mis)
+    return torch.sort(torch.cat([spaced(mis, k_mis), spaced(cor, k_cor)])).values
+
+
+def pick_cases(rho: Tensor, correct: Tensor, y: Tensor | None = None, *, avoid_class: int | None = None) -> list[int]:
+    """Images for the Fig. 4 replica: the correct one with the highest rho, the misclassified one with the lowest.
+
+    With ``avoid_class`` the correct image is taken from the other classes when possible (e.g. a
+    tumour slice rather than "no tumour", so there is a mask to compare with). An empty group
+    contributes nothing; NaN rho ranks lowest.
+
+    >>> pick_cases(torch.tensor([0.9, 0.2, 0.8, 0.5]), torch.tensor([True, False, True, False]),
+    ...            torch.tensor([2, 0, 1, 3]), avoid_class=2)
+    [2, 1]
+    """
+    r = torch.nan_to_num(torch.as_tensor(rho, dtype=torch.float64), nan=-math.inf)
+    correct = torch.as_tensor(correct, dtype=torch.bool)
+    order = torch.argsort(r, descending=True, stable=True).tolist()
+    good = [i for i in order if correct[i]]
+    if avoid_class is not None and y is not None:
+        good = [i for i in good if int(y[i]) != avoid_class] or good
+    bad = [i for i in reversed(order) if not correct[i]]
+    return good[:1] + bad[:1]
+
+
+def fig4_case(study: MCStudy, i: int, image: Tensor, title: str, *, passes: int | None = None,
+              mask: Tensor | None = None) -> dict:
+    """The mapping :func:`uqxai_lib.viz.mri.plot_fig4` needs for image ``i`` of ``study`` (first ``passes`` passes).
+
+    Keys ``image, det, mc, rho, mask, title`` and the MC ``mean`` / ``std`` maps with ``rho_mean``
+    (NaN-skipping mean of ``rho``). With a non-empty tumour ``mask`` it adds ``overlap``: the
+    share of the deterministic and of the MC-mean map's mass inside it (:func:`mass_in_tumour`).
+    """
+    t = study.rho.shape[0] if passes is None else passes
+    mc = study.maps[:t, i]
+    mean = aggregate.consensus(mc)
+    overlap = {}
+    if mask is not None and bool(mask.any()):
+        overlap = {"det": float(mass_in_tumour(study.det_map[i], mask)),
+                   "mean": float(mass_in_tumour(mean, mask))}
+    return dict(image=image, det=study.det_map[i], mc=mc, rho=study.rho[:t, i], mask=mask, overlap=overlap,
+                title=title, mean=mean, std=aggregate.variability(mc),
+                rho_mean=float(study.rho[:t, i].nanmean()))
+
+
+def mask_overlap_table(det_map: Tensor, mc_mean: Tensor, mask: Tensor, correct: Tensor) -> "Any":
+    """Mean share of map mass inside the tumour mask, tumour slices only, correct vs misclassified.
+
+    ``det_map`` and ``mc_mean`` [B, h, w] (layer resolution), ``mask`` bool [B, H, W]. Columns:
+    deterministic map, MC mean map and the mask's share of the image (the value a uniform map
+    would get). NaN for an empty group.
+    """
+    import pandas as pd
+
+    correct = torch.as_tensor(correct, dtype=torch.bool)
+    tumour = mask.flatten(1).any(1)
+    cols = {"deterministic map": mass_in_tumour(det_map, mask), "MC mean map": mass_in_tumour(mc_mean, mask),
+            "mask area share (uniform map)": mask.flatten(1).double().mean(1)}
+    rows = {}
+    for label, grp in (("correct (tumour slices)", tumour & correct), ("misclassified (tumour slices)", tumour & ~correct)):
+        rows[label] = {k: float(v[grp].double().nanmean()) if bool(grp.any()) else math.nan for k, v in cols.items()}
+        rows[label]["n"] = int(grp.sum())
+    return pd.DataFrame(rows).T
+
+
+def uncertainty_table(rho: Tensor, scores: Mapping[str, Tensor], correct: Tensor) -> "Any":
+    """How well each confidence score (higher = more confident) separates correct from misclassified.
+
+    Rows: repeatability rho and each score. Columns: AUROC for correct vs misclassified
+    (:func:`uqxai_lib.metrics.auroc`, 0.5 = no separation) and the Spearman correlation with rho
+    across images (:func:`uqxai_lib.metrics.spearman`). Images with NaN rho are left out.
+    """
+    import pandas as pd
+
+    rho = torch.as_tensor(rho, dtype=torch.float64)
+    ok = torch.isfinite(rho)
+    correct = torch.as_tensor(correct, dtype=torch.bool)[ok]
+    rows = {}
+    for name, score in {"ρ (repeatability)": rho, **scores}.items():
+        v = torch.as_tensor(score, dtype=torch.float64)[ok]
+        rows[name] = {"AUROC correct vs mis": float(metrics.auroc(v, correct)),
+                      "Spearman with ρ": float(metrics.spearman(v, rho[ok], ndim_spatial=1))}
+    table = pd.DataFrame(rows).T
+    table.attrs["n"] = int(ok.sum())
+    return table
+
+
+def mc_frame_items(runs: Mapping[Any, MCStudy], cols: Sequence[int], pass_counts: Sequence[int],
+                   images: Sequence[Tensor], labels: Sequence[str], classes: Sequence[str], *,
+                   masks: Sequence[Tensor | None] | None = None) -> list[list[list[dict]]]:
+    """The data of each frame of a (dropout rate x pass count) widget (drawn by :func:`uqxai_lib.viz.mri.mc_frames`).
+
+    ``runs`` maps each setting (e.g. dropout rate) to an :class:`MCStudy`; ``cols`` are the
+    columns (images) of those studies to show, with their gray ``images``, row ``labels`` (e.g. the
+    true class) and optional ``masks``. Frame ``[i][j]`` is a list of one item per image for setting
+    ``i`` and the first ``pass_counts[j]`` passes: ``image``, the MC ``mean`` and ``std`` maps,
+    ``mask`` and a ``title`` with the MC prediction and rho.
+    """
+    frames = []
+    for run in runs.values():
+        row = []
+        for t in pass_counts:
+            items = []
+            for k, j in enumerate(cols):
+                mp = run.probs[:t, j].mean(0)
+                rho = float(run.rho[:t, j].nanmean())
+                items.append(dict(image=images[k], mean=aggregate.consensus(run.maps[:t, j]),
+                                  std=aggregate.variability(run.maps[:t, j]),
+                                  mask=None if masks is None else masks[k],
+                                  title=f"{labels[k]} | MC pred {classes[int(mp.argmax())]} "
+                                        f"({float(mp.max()):.2f}) | ρ = {rho:.2f}"))
+            row.append(items)
+        frames.append(row)
+    return frames
+
+
+#: Results-JSON keys of the AURC of each abstention score (rows of :func:`abstention`'s table).
+AURC_KEYS = {"ρ (explanation)": "aurc_rho", "−entropy": "aurc_entropy", "−mutual information": "aurc_mi",
+             "rank average (ρ, −entropy)": "aurc_rank_average", "oracle (knows the errors)": "aurc_oracle",
+             "random (expected)": "aurc_random"}
+
+
+def headline(*, accuracy: float, passes: int, dropout: float, comparison: Any, aurc: Mapping[str, float],
+             extra: Mapping[str, Any] | None = None) -> dict:
+    """The chapter's headline numbers for the results JSON, 6 significant digits, NaN -> None.
+
+    ``comparison`` is the :class:`uqxai_lib.metrics.GroupComparison` of rho (correct = group a),
+    ``aurc`` maps the rows of :func:`abstention`'s table to their AURC (renamed by :data:`AURC_KEYS`).
+
+    >>> from uqxai_lib.metrics import GroupComparison
+    >>> c = GroupComparison(0.8, 0.1, 90, 0.6, 0.2, 10, 1.234567e-4, 0.81234567)
+    >>> r = headline(accuracy=0.9, passes=20, dropout=0.5, comparison=c, aurc={"−entropy": 0.05})
+    >>> r["auroc"], r["mwu_p"], r["aurc_entropy"], r["n_mis"]
+    (0.812346, 0.000123457, 0.05, 10)
+    """
+    d = comparison.as_dict()
+    out = dict(accuracy=accuracy, passes=int(passes), dropout=float(dropout),
+               rho_correct_mean=d["mean_a"], rho_correct_sd=d["sd_a"], n_correct=int(d["n_a"]),
+               rho_mis_mean=d["mean_b"], rho_mis_sd=d["sd_b"], n_mis=int(d["n_b"]),
+               mwu_p=d["mwu_p"], auroc=d["auroc"])
+    out.update({AURC_KEYS.get(k, k): float(v) for k, v in aurc.items()})
+    out.update(extra or {})
+    out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+    return round_sig(dict(sorted(out.items())))
+
+
+# ---------------------------------------------------------------------------------------------
+# the primary comparison, its claim, secondary comparisons and verdicts (stats.py)
+# ---------------------------------------------------------------------------------------------
+#: The paper's claim that the chapter's primary comparison tests (numbers theirs).
+CLAIM = {
+    "text": ("Under MC dropout, the Grad-CAM maps of correctly classified images are more repeatable "
+             "(higher mean Spearman ρ with the deterministic map) than those of misclassified images."),
+    "expected": "higher",
+    "theirs": "ρ 0.76 ± 0.08 (correct) vs 0.54 ± 0.12 (misclassified), SARTAJ test set, ResNet50",
+    "source": "salvi2025explainability",
+}
+PRIMARY_NAME = "repeatability ρ: correct − misclassified"
+
+
+def bootstrap_groups(groups: Tensor | None) -> Tensor | None:
+    """The patient ids to bootstrap over, or ``None`` when no patient has two items (then the
+    stratified item bootstrap of :func:`uqxai_lib.stats.group_difference` is the same unit, and keeps
+    both group sizes fixed).
+
+    >>> bootstrap_groups(torch.tensor([3, 1, 2])) is None, bootstrap_groups(torch.tensor([1, 1, 2])).tolist()
+    (True, [1, 1, 2])
+    """
+    if groups is None:
+        return None
+    g = torch.as_tensor(groups).reshape(-1)
+    return g if len(torch.unique(g)) < len(g) else None
+
+
+def compare(values: Tensor, correct: Tensor, groups: Tensor | None = None, *, n_boot: int = 2000,
+            seed: int = 0) -> dict:
+    """:func:`uqxai_lib.stats.group_difference` of ``values``, correct (group a) minus misclassified,
+    resampling patients where a patient has several items (:func:`bootstrap_groups`)."""
+    from uqxai_lib import stats
+
+    g = bootstrap_groups(groups)
+    return stats.group_difference(torch.as_tensor(values, dtype=torch.float64), torch.as_tensor(correct, dtype=torch.bool),
+                                  groups=None if g is None else g.numpy(), n_boot=n_boot, seed=seed)
+
+
+def primary_record(rho: Tensor, correct: Tensor, groups: Tensor | None = None, *, seed: int = 0) -> tuple[dict, dict]:
+    """The chapter's ``primary`` record (:func:`uqxai_lib.stats.primary`) and the full comparison."""
+    from uqxai_lib import stats
+
+    cmp = compare(rho, correct, groups, seed=seed)
+    return stats.primary(PRIMARY_NAME, cmp), cmp
+
+
+def secondary_records(comparisons: Mapping[str, Mapping[str, Any]]) -> list[dict]:
+    """``secondary`` rows ``{name, effect, ci95, p, p_holm, verdict}`` with Holm-adjusted p-values
+    (:func:`uqxai_lib.stats.holm` over all rows) and verdicts from each interval."""
+    from uqxai_lib import stats
+
+    names = list(comparisons)
+    adj = stats.holm([float(comparisons[n]["p"]) for n in names])
+    return [{"name": n, "effect": float(comparisons[n]["effect"]), "ci95": [float(v) for v in comparisons[n]["ci95"]],
+             "p": float(comparisons[n]["p"]), "p_holm": float(a), "verdict": stats.verdict(comparisons[n]["ci95"])}
+            for n, a in zip(names, adj)]
+
+
+def verdict_sentence(record: Mapping[str, Any], claim: Mapping[str, Any] = CLAIM, *, what: str = "ρ") -> str:
+    """One Markdown sentence from a ``primary`` record: effect, interval, AUROC, p, verdict and whether
+    the claim's direction is reproduced (:func:`uqxai_lib.stats.reproduction`); no mean is compared."""
+    from uqxai_lib import stats
+
+    lo, hi = record["ci95"]
+    alo, ahi = record["auroc_ci95"]
+    rep = stats.reproduction(record["verdict"], claim["expected"])
+    return (f"{what} of correct minus misclassified images: {record['effect']:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}); "
+            f"AUROC {record['auroc']:.3f} (95% CI {alo:.3f} to {ahi:.3f}); Mann–Whitney p = {record['p']:.2g}. "
+            f"Verdict: **{record['verdict']}** for correct images, so the paper's claim ({claim['expected']}) is "
+            f"**{rep}** here.")
+
+
+# ---------------------------------------------------------------------------------------------
+# explained point (pre / post dropout): variants, degenerate passes
+# ---------------------------------------------------------------------------------------------
+def degenerate_passes(per_pass: Tensor, correct: Tensor) -> dict:
+    """Passes whose map (or the deterministic map) is constant, so Spearman ρ is undefined (NaN), per group.
+
+    ``per_pass`` [S, B] from :attr:`MCStudy.rho`. Returns ``{"correct", "misclassified"}`` (counts of
+    undefined passes), ``"images_without_defined_pass"`` and ``"passes_per_image"``. A NaN-skipping
+    mean drops exactly these passes; reporting them shows how many were dropped where.
+
+    >>> degenerate_passes(torch.tensor([[0.5, float("nan")], [float("nan"), float("nan")]]), torch.tensor([True, False]))
+    {'correct': 1, 'misclassified': 2, 'images_without_defined_pass': 1, 'passes_per_image': 2}
+    """
+    bad = torch.isnan(per_pass)
+    correct = torch.as_tensor(correct, dtype=torch.bool)
+    return {"correct": int(bad[:, correct].sum()), "misclassified": int(bad[:, ~correct].sum()),
+            "images_without_defined_pass": int(bad.all(0).sum()), "passes_per_image": int(per_pass.shape[0])}
+
+
+def variant_record(study: MCStudy, correct: Tensor, passes: int, groups: Tensor | None = None, *, seed: int = 0) -> dict:
+    """Results-JSON record of one explained-point variant: ``rho_correct_mean, rho_mis_mean, auroc,
+    auroc_ci95, mwu_p, effect, ci95, verdict, degenerate_passes`` (first ``passes`` passes)."""
+    from uqxai_lib import stats
+
+    rho = study.repeatability(passes)
+    c = compare(rho, correct, groups, seed=seed)
+    return {"rho_correct_mean": c["mean_a"], "rho_mis_mean": c["mean_b"], "auroc": c["auroc"],
+            "auroc_ci95": c["auroc_ci95"], "mwu_p": c["p"], "effect": c["effect"], "ci95": c["ci95"],
+            "verdict": stats.verdict(c["ci95"]), "degenerate_passes": degenerate_passes(study.rho[:passes], correct)}
+
+
+def variants_table(records: Mapping[str, Mapping[str, Any]]) -> "Any":
+    """One row per variant: mean ρ of both groups, the difference with its interval, AUROC with its
+    interval, p, verdict and the undefined passes of each group."""
+    import pandas as pd
+
+    rows = {}
+    for name, r in records.items():
+        d = r["degenerate_passes"]
+        rows[name] = {"ρ correct": r["rho_correct_mean"], "ρ misclassified": r["rho_mis_mean"],
+                      "difference [95% CI]": f"{r['effect']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]",
+                      "AUROC [95% CI]": f"{r['auroc']:.3f} [{r['auroc_ci95'][0]:.3f}, {r['auroc_ci95'][1]:.3f}]",
+                      "Mann–Whitney p": f"{r['mwu_p']:.2g}", "verdict": r["verdict"],
+                      "undefined passes (correct / mis)": f"{d['correct']} / {d['misclassified']}"}
+    return pd.DataFrame(rows).T
+
+
+# ---------------------------------------------------------------------------------------------
+# training and per-class accuracy; where the reversal comes from
+# ---------------------------------------------------------------------------------------------
+def per_class_accuracy(pred: Tensor, y: Tensor, classes: Sequence[str]) -> "Any":
+    """Per true class: images, correct, recall (= per-class accuracy) and the most frequent wrong prediction."""
+    import pandas as pd
+
+    pred, y = torch.as_tensor(pred).reshape(-1), torch.as_tensor(y).reshape(-1)
+    rows = {}
+    for k, name in enumerate(classes):
+        sel = y == k
+        n = int(sel.sum())
+        wrong = pred[sel & (pred != y)]
+        rows[name] = {"n": n, "correct": int((pred[sel] == k).sum()),
+                      "accuracy": float((pred[sel] == k).double().mean()) if n else math.nan,
+                      "most frequent error": classes[int(torch.mode(wrong).values)] if len(wrong) else "—"}
+    return pd.DataFrame(rows).T
+
+
+def strata_table(rho: Tensor, correct: Tensor, strata: Mapping[str, Sequence[Any]]) -> "Any":
+    """ρ of correct vs misclassified images within each level of each split (e.g. true class,
+    predicted class, ambiguous flag, tumour size): counts, means and the AUROC (0.5 = no
+    separation, < 0.5 = errors more repeatable; NaN where a group is empty). Descriptive: no
+    interval, the strata are small."""
+    import pandas as pd
+
+    rho = torch.as_tensor(rho, dtype=torch.float64)
+    correct = torch.as_tensor(correct, dtype=torch.bool)
+    rows = []
+    for split, labels in strata.items():
+        labels = list(labels)
+        for level in sorted(set(labels), key=str):
+            sel = torch.tensor([lab == level for lab in labels])
+            c = metrics.compare_groups(rho[sel], correct[sel], higher_in="a")
+            rows.append({"split": split, "level": level, "n_correct": c.n_a, "n_mis": c.n_b,
+                         "ρ correct": c.mean_a, "ρ misclassified": c.mean_b, "AUROC": c.auroc})
+    return pd.DataFrame(rows).set_index(["split", "level"])
+
+
+def tercile_labels(values: Tensor, names: Sequence[str] = ("small", "medium", "large"), *,
+                   valid: Tensor | None = None, missing: str = "none") -> list[str]:
+    """Label each value by its tercile among the ``valid`` ones (others get ``missing``).
+
+    >>> tercile_labels(torch.tensor([1., 2., 3., 4., 5., 6., 0.]), valid=torch.tensor([1, 1, 1, 1, 1, 1, 0]).bool())
+    ['small', 'small', 'medium', 'medium', 'large', 'large', 'none']
+    """
+    v = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    ok = torch.ones(len(v), dtype=torch.bool) if valid is None else torch.as_tensor(valid, dtype=torch.bool)
+    if not bool(ok.any()):
+        return [missing] * len(v)
+    q1, q2 = torch.quantile(v[ok], torch.tensor([1 / 3, 2 / 3], dtype=torch.float64)).tolist()
+    return [missing if not bool(o) else names[0] if x <= q1 else names[1] if x <= q2 else names[2]
+            for x, o in zip(v.tolist(), ok.tolist())]
+
+
+def most_repeatable_errors(rho: Tensor, correct: Tensor, k: int = 3) -> list[int]:
+    """Indices of the ``k`` misclassified images with the highest ρ (NaN last).
+
+    >>> most_repeatable_errors(torch.tensor([0.9, 0.8, float("nan"), 0.95, 0.1]), torch.tensor([1, 0, 0, 1, 0]).bool(), 2)
+    [1, 4]
+    """
+    r = torch.nan_to_num(torch.as_tensor(rho, dtype=torch.float64), nan=-math.inf)
+    mis = torch.nonzero(~torch.as_tensor(correct, dtype=torch.bool)).flatten()
+    order = torch.argsort(r[mis], descending=True, stable=True)
+    return mis[order[:k]].tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+# fidelity against the tumour mask, deletion / insertion, sanity checks, layer choice
+# ---------------------------------------------------------------------------------------------
+def _mean_ci(values: Tensor, *, seed: int = 0, n_boot: int = 2000) -> tuple[float, list[float]]:
+    from uqxai_lib import stats
+
+    v = torch.as_tensor(values, dtype=torch.float64)
+    v = v[torch.isfinite(v)].numpy()
+    if v.size == 0:
+        return math.nan, [math.nan, math.nan]
+    return float(v.mean()), list(stats.bootstrap_ci(lambda a: float(a.mean()), v, n_boot=n_boot, seed=seed))
+
+
+def top_region_overlap(maps: Tensor, mask: Tensor, q: float = 0.9) -> tuple[Tensor, Tensor]:
+    """IoU and Dice of each map's top ``1 - q`` region (upsampled to the mask; :func:`uqxai_lib.metrics.binarize`
+    with rule ``("quantile", q)``) with the tumour mask. Returns ``(iou [B], dice [B])``."""
+    up = saliency.upsample(maps.clamp_min(0), tuple(mask.shape[-2:]))
+    region = metrics.binarize(up, ("quantile", float(q)), ndim_spatial=2)
+    return metrics.iou(region, mask, ndim_spatial=2), metrics.dice(region, mask, ndim_spatial=2)
+
+
+def fidelity_scores(maps: Tensor, mask: Tensor, *, q: float = 0.9) -> dict[str, Tensor]:
+    """Per-image fidelity of maps ``[B, h, w]`` against tumour masks ``[B, H, W]``: ``mass`` (share of the
+    map inside the mask, :func:`mass_in_tumour`), ``chance`` (the mask's area share: a uniform map's
+    score), ``pointing`` (:func:`uqxai_lib.metrics.pointing_game` on the upsampled map), ``iou`` / ``dice``
+    of the top region (:func:`top_region_overlap`). NaN on slices without a tumour."""
+    tumour = mask.flatten(1).any(1)
+    up = saliency.upsample(maps.clamp_min(0), tuple(mask.shape[-2:]))
+    iou, dice = top_region_overlap(maps, mask, q)
+    nan = torch.tensor(math.nan)
+    out = {"mass": mass_in_tumour(maps, mask).double(), "chance": mask.flatten(1).double().mean(1),
+           "pointing": metrics.pointing_game(up, mask, ndim_spatial=2).double(), "iou": iou.double(), "dice": dice.double()}
+    return {k: torch.where(tumour, v, nan.to(v.dtype)) for k, v in out.items()}
+
+
+def fidelity_summary(scores: Mapping[str, Tensor], y: Tensor, classes: Sequence[str], *, seed: int = 0) -> dict:
+    """Means over tumour slices of :func:`fidelity_scores` with a bootstrap 95% interval of the mean mass in
+    mask, and the same per tumour class (``per_class``); ``excess`` = mass − chance per image, its mean and
+    interval (above 0: the maps land on the tumour more than a uniform map would)."""
+    y = torch.as_tensor(y)
+    ok = torch.isfinite(scores["mass"])
+
+    def block(sel: Tensor) -> dict:
+        m, ci = _mean_ci(scores["mass"][sel], seed=seed)
+        ex, exci = _mean_ci((scores["mass"] - scores["chance"])[sel], seed=seed)
+        return {"n": int(sel.sum()), "mass_in_mask": m, "mass_in_mask_ci95": ci,
+                "chance": float(scores["chance"][sel].mean()) if bool(sel.any()) else math.nan,
+                "excess_over_chance": ex, "excess_ci95": exci,
+                "pointing_game": float(scores["pointing"][sel].nanmean()) if bool(sel.any()) else math.nan,
+                "iou_top10": float(scores["iou"][sel].nanmean()) if bool(sel.any()) else math.nan,
+                "dice_top10": float(scores["dice"][sel].nanmean()) if bool(sel.any()) else math.nan}
+
+    out = block(ok)
+    out["per_class"] = {name: block(ok & (y == k)) for k, name in enumerate(classes) if bool((ok & (y == k)).any())}
+    return out
+
+
+def blurred(x: Tensor, sigma: float | None = None) -> Tensor:
+    """Gaussian-blurred copy of images ``[B, C, H, W]`` (sigma default ``H / 8``): the "evidence removed"
+    baseline of the deletion / insertion curves (keeps the brain's outline, removes small structures)."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    sigma = float(x.shape[-1]) / 8 if sigma is None else float(sigma)
+    k = int(2 * math.ceil(3 * sigma) + 1)
+    k = min(k, 2 * (min(x.shape[-2:]) // 2) - 1)
+    return gaussian_blur(x, [k, k], [sigma, sigma])
+
+
+def pixel_order(maps: Tensor, size: tuple[int, int], *, random: bool = False, generator: torch.Generator | None = None) -> Tensor:
+    """Order of the ``H * W`` pixels of each image for deletion / insertion: descending map value after
+    bilinear upsampling (ties in pixel order), or a random permutation (``random=True``). ``[B, H*W]``."""
+    b = maps.shape[0]
+    if random:
+        return torch.stack([torch.randperm(size[0] * size[1], generator=generator) for _ in range(b)])
+    up = saliency.upsample(maps.float(), size).reshape(b, -1)
+    return torch.argsort(up, dim=1, descending=True, stable=True)
+
+
+def perturbation_curves(model, x: Tensor, order: Tensor, target: Tensor, *, steps: int = 8,
+                        fill: Tensor | None = None, batch: int = 256) -> tuple[Tensor, Tensor]:
+    """Deletion and insertion curves (Petsiuk et al. 2018): probability of the ``target`` class as the
+    first ``k / steps`` share of pixels in ``order`` is replaced by ``fill`` (deletion, from the image) or
+    revealed on ``fill`` (insertion, from the blurred image), k = 0..steps. Returns ``(deletion, insertion)``,
+    each ``[B, steps + 1]``; the model is used as the caller left it (eval: dropout off)."""
+    if model.training:
+        raise ValueError("put the model in eval mode first (model.eval())")
+    fill = blurred(x) if fill is None else fill
+    b, _, h, w = x.shape
+    n = h * w
+    counts = [round(k * n / steps) for k in range(steps + 1)]
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(n).expand(b, -1))  # rank[b, pixel] = position in the order
+    dev = next(model.parameters()).device
+    curves = {"deletion": [], "insertion": []}
+    for kind in curves:
+        inputs = []
+        for c in counts:
+            top = (rank < c).reshape(b, 1, h, w)
+            inputs.append(torch.where(top, fill, x) if kind == "deletion" else torch.where(top, x, fill))
+        stack = torch.stack(inputs, 1).reshape(-1, *x.shape[1:])  # [B * (steps + 1), C, H, W], image-major
+        tg = target.repeat_interleave(len(counts))
+        probs = []
+        with torch.no_grad():
+            for s in range(0, len(stack), batch):
+                p = model(stack[s:s + batch].to(dev)).softmax(-1).cpu()
+                probs.append(p.gather(1, tg[s:s + batch, None]).squeeze(1))
+        curves[kind] = torch.cat(probs).reshape(b, len(counts)).double()
+    return curves["deletion"], curves["insertion"]
+
+
+def curve_area(curve: Tensor) -> Tensor:
+    """Trapezoidal area under curves ``[..., K]`` sampled evenly on [0, 1].
+
+    >>> curve_area(torch.tensor([1.0, 0.5, 0.0])).item()
+    0.5
+    """
+    k = curve.shape[-1]
+    return (curve[..., 1:] + curve[..., :-1]).sum(-1) / (2 * (k - 1))
+
+
+def deletion_insertion(model, x: Tensor, maps: Tensor, target: Tensor, *, steps: int = 8, seed: int = 0) -> dict:
+    """Deletion / insertion curves in map order and in a random order (seeded), their mean curves and areas.
+
+    Lower deletion area and higher insertion area than the random order = the map ranks the evidence.
+    Returns ``curves`` (mean curve of each of ``deletion``, ``deletion_random``, ``insertion``,
+    ``insertion_random``), ``auc`` (mean area of each) and ``per_image`` (areas [B])."""
+    size = tuple(x.shape[-2:])
+    fill = blurred(x)
+    orders = {"": pixel_order(maps, size),
+              "_random": pixel_order(maps, size, random=True, generator=torch.Generator().manual_seed(int(seed)))}
+    curves, per_image = {}, {}
+    for suffix, order in orders.items():
+        d, i = perturbation_curves(model, x, order, target, steps=steps, fill=fill)
+        curves["deletion" + suffix], curves["insertion" + suffix] = d.mean(0), i.mean(0)
+        per_image["deletion" + suffix], per_image["insertion" + suffix] = curve_area(d), curve_area(i)
+    return {"curves": curves, "auc": {k: float(v.mean()) for k, v in per_image.items()}, "per_image": per_image,
+            "fractions": torch.linspace(0, 1, steps + 1)}
+
+
+#: Cascading randomisation order (Adebayo et al. 2018): from the head down to the stem.
+CASCADE = ("fc", "layer4", "layer3", "layer2", "layer1", "conv1")
+#: A method passes the cascading check when every randomised model's maps keep a median Spearman ρ
+#: with the trained model's maps below this value.
+SANITY_THRESHOLD = 0.5
+
+
+def cascading_randomisation(model, x: Tensor, layer: str, target: Tensor, *, seed: int = 0,
+                            cascade: Sequence[str] = CASCADE) -> dict:
+    """Cascading model-parameter randomisation (Adebayo et al. 2018) for the deterministic Grad-CAM at ``layer``.
+
+    Step ``k`` re-initialises the convolution and linear weights (``reset_parameters``, seeded) of
+    ``cascade[0..k]`` (head first) in a copy of ``model``; BatchNorm parameters and statistics are kept.
+    Each step's maps (same ``target``) are compared with the trained model's by Spearman ρ after
+    upsampling to the input (:func:`uqxai_lib.metrics.spearman`). A constant randomised map (e.g. all
+    zero after the ReLU) keeps no rank order of the trained map, so its undefined ρ counts as 0 in the
+    median and is counted in ``constant_maps``. Returns ``steps``: a list of ``{randomised_from,
+    spearman_to_trained, constant_maps}`` (median over images), ``maps`` (trained first, then one
+    ``[B, h, w]`` per step), ``per_image`` ρ (NaN where undefined) and ``passes`` (every median below
+    :data:`SANITY_THRESHOLD`).
+    """
+    import copy
+
+    size = tuple(x.shape[-2:])
+    trained = saliency.grad_cam(model, x, layer, target)
+    ref = saliency.upsample(trained, size)
+    rand = copy.deepcopy(model).eval()
+    steps, maps, per_image = [], [trained], []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        for name in cascade:
+            for m in rand.get_submodule(name).modules():
+                if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                    m.reset_parameters()
+            cam = saliency.grad_cam(rand, x, layer, target)
+            rho = metrics.spearman(saliency.upsample(cam, size), ref, ndim_spatial=2)
+            maps.append(cam)
+            per_image.append(rho)
+            undefined = torch.isnan(rho)
+            steps.append({"randomised_from": name,
+                          "spearman_to_trained": float(torch.quantile(torch.where(undefined, 0.0, rho.double()), 0.5)),
+                          "constant_maps": int(undefined.sum())})
+    passes = all(s["spearman_to_trained"] < SANITY_THRESHOLD for s in steps)
+    return {"steps": steps, "maps": maps, "per_image": per_image, "passes": bool(passes)}
+
+
+def layer_table(model, x: Tensor, mask: Tensor | None, correct: Tensor, layers: Sequence[str], passes: int, *,
+                p: float | None = None, seed: int = 0) -> tuple["Any", dict]:
+    """For each explained layer: map resolution, fidelity of the deterministic map (mass in mask vs chance,
+    pointing game; tumour slices) and stability (mean ρ over ``passes`` MC passes; AUROC correct vs
+    misclassified). Returns ``(DataFrame, studies)`` with the :class:`MCStudy` of each layer."""
+    import pandas as pd
+
+    rows, runs = {}, {}
+    for layer in layers:
+        st = mc_study(model, x, layer, passes, p=p, seed=seed)
+        runs[layer] = st
+        rho = st.repeatability()
+        c = metrics.compare_groups(rho, correct, higher_in="a")
+        row = {"map size": "×".join(str(s) for s in st.det_map.shape[-2:]), "mean ρ": float(rho.nanmean()),
+               "AUROC ρ (correct vs mis)": c.auroc}
+        if mask is not None:
+            f = fidelity_scores(st.det_map, mask)
+            row.update({"mass in mask": float(f["mass"].nanmean()), "chance": float(f["chance"].nanmean()),
+                        "pointing game": float(f["pointing"].nanmean())})
+        rows[layer] = row
+    return pd.DataFrame(rows).T, runs
+
+
+def fidelity_vs_stability(mass: Tensor, rho: Tensor, *, seed: int = 0, n_boot: int = 2000) -> dict:
+    """Spearman correlation across images of fidelity (mass in mask) and stability (ρ), with a bootstrap
+    95% interval over images (:func:`uqxai_lib.stats.bootstrap_ci`); images where either is undefined are
+    left out. Returns ``spearman, ci95, n``."""
+    from uqxai_lib import stats
+
+    a = torch.as_tensor(mass, dtype=torch.float64)
+    b = torch.as_tensor(rho, dtype=torch.float64)
+    ok = torch.isfinite(a) & torch.isfinite(b)
+    a, b = a[ok], b[ok]
+    if len(a) < 3:
+        return {"spearman": math.nan, "ci95": [math.nan, math.nan], "n": int(len(a))}
+
+    def stat(u, v):
+        return float(metrics.spearman(torch.from_numpy(u), torch.from_numpy(v), ndim_spatial=1))
+
+    ci = stats.bootstrap_ci(stat, a.numpy(), b.numpy(), n_boot=n_boot, seed=seed)
+    return {"spearman": stat(a.numpy(), b.numpy()), "ci95": list(ci), "n": int(len(a))}
