@@ -1,0 +1,1 @@
+"""Analysis steps of the chapters: plain functions, no plotting (one module per chapter)."""
