@@ -58,6 +58,8 @@ study_profile = None  # profile of the study notebooks (None: the same as this c
 study_overrides = {}  # per study, parameters on top of its profile, e.g. {"ecg_sue": {"max_test": 300}}
 workers = None  # LocalCluster worker processes (None: the machine's cores, one thread each)
 sweep_dir = "../_build/sweeps"
+notebooks_dir = "."  # where the study notebooks are (papermill runs this one in notebooks/)
+profiles_dir = None  # the studies' profiles (None: uqxai_lib/profiles)
 
 # %%
 import os
@@ -97,9 +99,10 @@ def show(fig):
 # tasks ran at the same time.
 
 # %%
-R.check_studies(studies)
+R.check_studies(studies, pathlib.Path(notebooks_dir).resolve())
 tasks = R.study_tasks(studies, seeds, profile=run_profile, thread_seed=thread_seed, overrides=study_overrides,
-                      device=dev, data_dir=data_dir,
+                      device=dev, data_dir=data_dir, notebooks_dir=pathlib.Path(notebooks_dir).resolve(),
+                      profiles_dir=profiles_dir,
                       env={k: os.environ[k] for k in ("UQXAI_CACHE_DIR",) if k in os.environ})
 rows = sweep.sweep(tasks, out=pathlib.Path(sweep_dir).resolve(), workers=n_workers, echo=print)
 summaries = R.summarize_all(rows, studies, thread_seed=thread_seed)

@@ -124,3 +124,65 @@ def test_forest_plot_draws_seeds_thread_point_and_mean(tmp_path):
                                                             "mean of 3 seeds"]
     assert any("theirs (paper): AUROC 0.80" in t.get_text() for t in ax.get_legend().get_texts())
     assert "3/3" in ax.get_title()
+
+
+STUDY = """# %% tags=["parameters"]
+seed = 0
+device = "auto"
+data_dir = None
+results_path = None
+profile = "smoke"
+primary_only = False
+base = 0.0
+
+# %%
+import os
+from uqxai_lib.cache import atomic_write_json
+assert primary_only is True
+threads = int(os.environ["OMP_NUM_THREADS"])
+effect = base + 0.1 * seed + 0.01 * (threads - 1)
+atomic_write_json(results_path, {
+    "primary": {"name": "fake", "effect": effect, "ci95": [effect - 0.05, effect + 0.05], "auroc": None,
+                "auroc_ci95": [None, None], "p": 0.01, "verdict": "higher"},
+    "claim": {"text": "It is higher.", "expected": "higher", "theirs": "0.9 (theirs)", "source": "salvi2025explainability"}})
+"""
+
+
+@pytest.mark.slow
+def test_robustness_notebook_end_to_end_on_fake_studies(tmp_path):
+    """The chapter, run by the runner, sweeps fake studies (each writes a known `primary`) and writes
+    robustness.json with the issue's keys; the real studies are run by the lead after merging."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    nb, prof = tmp_path / "nb", tmp_path / "prof"
+    nb.mkdir()
+    prof.mkdir()
+    shutil.copy(root / "notebooks" / "robustness.py", nb / "robustness.py")
+    for name in R.STUDIES:
+        (nb / f"{name}.py").write_text(STUDY)
+    (prof / "robustness.yaml").write_text(
+        f"tiny:\n  seeds: [0, 1, 2]\n  thread_seed: 1\n  workers: 2\n  sweep_dir: {str(tmp_path / 'sweeps')!r}\n"
+        f"  profiles_dir: {str(prof)!r}\n  study_profile: smoke\n  study_overrides: {{derm_vic: {{base: -1.0}}}}\n")
+    env = dict(os.environ, UQXAI_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-m", "uqxai_lib.run", "--only", "robustness", "--profile", "tiny",
+                           "--device", "cpu", "--notebooks-dir", str(nb), "--profiles-dir", str(prof), "--no-progress",
+                           "--executed-dir", str(tmp_path / "ex"), "--results-dir", str(tmp_path / "res")],
+                          capture_output=True, text=True, cwd=root, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    res = json.loads((tmp_path / "res" / "robustness.json").read_text())
+    assert list(res) == sorted(R.STUDIES)  # (atomic_write_json sorts keys)
+    for name, r in res.items():
+        base = -1.0 if name == "derm_vic" else 0.0
+        assert {"seeds", "effects", "ci95_per_seed", "mean", "ci95", "sign_agreement", "threads"} <= set(r)
+        assert r["seeds"] == [0, 1, 2]
+        assert r["effects"] == pytest.approx([base, base + 0.1, base + 0.2])
+        assert r["threads"]["1"] == pytest.approx(base + 0.1) and r["threads"]["2"] == pytest.approx(base + 0.11)
+        assert r["claim"]["theirs"] == "0.9 (theirs)"
+    assert res["ecg_sue"]["sign_agreement"] == "2/3"  # effect 0 at seed 0 has no sign
+    assert res["derm_vic"]["sign_agreement"] == "3/3" and res["derm_vic"]["reproduction"] == "reversed"
+    index = json.loads((tmp_path / "sweeps" / "index.json").read_text())["tasks"]
+    assert len(index) == 3 * 4 and {r["threads"] for r in index} == {1, 2}

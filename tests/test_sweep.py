@@ -119,7 +119,7 @@ def test_task_key_covers_source_parameters_seed_threads_and_package():
     k = sweep.task_key(**base)
     assert len(k) == 16 and k == sweep.task_key(**{**base, "parameters": {"results_path": "/b", "n": 1}})
     for change in (dict(source_text="x = 2"), dict(parameters={"n": 2}), dict(seed=1), dict(threads=2),
-                   dict(digest="e")):
+                   dict(digest="e"), dict(notebook="other")):
         assert sweep.task_key(**{**base, **change}) != k, change
 
 

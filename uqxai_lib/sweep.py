@@ -141,9 +141,10 @@ def package_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def task_key(source_text: str, parameters: dict, seed: int, threads: int, digest: str | None = None) -> str:
-    """Key of a task: hash of notebook source, parameters (without ``results_path``), seed, package
-    version and source digest, and torch threads.
+def task_key(source_text: str, parameters: dict, seed: int, threads: int, digest: str | None = None,
+             notebook: str = "") -> str:
+    """Key of a task: hash of notebook name and source, parameters (without ``results_path``), seed,
+    package version and source digest, and torch threads.
 
     >>> a = task_key("x = 1", {"n": 1}, 0, 1, digest="d")
     >>> a == task_key("x = 1", {"n": 1}, 0, 1, digest="d"), a == task_key("x = 1", {"n": 1}, 0, 2, digest="d")
@@ -152,7 +153,7 @@ def task_key(source_text: str, parameters: dict, seed: int, threads: int, digest
     from uqxai_lib.cache import canonical_json
 
     params = {k: v for k, v in parameters.items() if k != "results_path"}
-    payload = canonical_json({"source": hashlib.sha256(source_text.encode()).hexdigest(), "parameters": params,
+    payload = canonical_json({"notebook": notebook, "source": hashlib.sha256(source_text.encode()).hexdigest(), "parameters": params,
                               "seed": int(seed), "threads": int(threads), "uqxai_lib": __version__,
                               "digest": digest if digest is not None else package_digest()})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -253,7 +254,7 @@ def make_tasks(names: Sequence[str], seeds: Sequence[int], *, profile: str = "sm
                 full = runner.notebook_parameters(params, profile=profile, seed=int(seed), device=device,
                                                   data_dir=data_dir, results_path="")
                 full.pop("results_path")
-                key = task_key(text, full, int(seed), int(threads), digest)
+                key = task_key(text, full, int(seed), int(threads), digest, notebook=name)
                 tasks.append(Task(name, int(seed), full, int(threads), key, str(source), str(notebooks_dir),
                                   timeout, dict(base_env), dict(params)))
     return tasks

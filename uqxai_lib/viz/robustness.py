@@ -28,7 +28,7 @@ def forest_plot(rec: Mapping, *, title: str = "", ax=None, effect_label: str | N
     """Each seed's effect with its 95% interval (1 thread), the thread seed at 2 threads, and the
     across-seed mean with its 95% interval; a dashed line at no effect; the paper's number (a string,
     labelled *theirs*) in the legend."""
-    fig, ax = _fig_ax(ax, figsize=(5.6, 0.45 * (len(rec["seeds"]) + 3) + 1.0))
+    fig, ax = _fig_ax(ax, figsize=(6.4, 0.4 * (len(rec["seeds"]) + 2) + 2.0))
     rows = [f"seed {s}" for s in rec["seeds"]]
     for i, (e, ci) in enumerate(zip(rec["effects"], rec["ci95_per_seed"])):
         lo, hi = (float(c) if _finite(c) else float(e) for c in ci)
@@ -54,7 +54,7 @@ def forest_plot(rec: Mapping, *, title: str = "", ax=None, effect_label: str | N
     theirs = (rec.get("claim") or {}).get("theirs")
     if theirs:
         ax.plot([], [], " ", label=f"theirs (paper): {theirs}")
-    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     ax.set_title(f"{title}  (sign agreement {rec['sign_agreement']})" if title else
                  f"sign agreement {rec['sign_agreement']}", fontsize=9)
     fig.tight_layout()
