@@ -285,3 +285,44 @@ def test_two_worker_sweep_gives_byte_identical_results_to_sequential_runs(tmp_pa
         ours = Path(index[seed]["results"]).read_bytes()
         assert ours == (tmp_path / f"res{seed}" / "primer_gradcam.json").read_bytes(), seed
     assert Path(index[0]["results"]).read_bytes() != Path(index[1]["results"]).read_bytes()  # seeds differ
+
+
+# ------------------------------------------------------------------ kernel start races
+def test_kernel_start_port_race_is_retried_a_bounded_number_of_times(tmp_path, monkeypatch):
+    import papermill
+
+    src = tmp_path / "n.py"
+    src.write_text(FAKE)
+    calls = []
+
+    def flaky(nb_in, out, **kw):
+        calls.append(1)
+        if len(calls) <= fails:
+            raise RuntimeError("ZMQError: Address already in use (addr='tcp://127.0.0.1:5555')")
+        Path(out).write_text(Path(nb_in).read_text())
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    monkeypatch.setattr(run.time, "sleep", lambda s: None)
+    fails = 2
+    ex = run.execute_notebook(src, tmp_path / "o.ipynb", {}, cwd=tmp_path, timeout=10, retries=3)
+    assert ex.status == "ok" and ex.attempts == 3 and len(calls) == 3
+    calls.clear()
+    fails = 10
+    ex = run.execute_notebook(src, tmp_path / "o.ipynb", {}, cwd=tmp_path, timeout=10, retries=3)
+    assert ex.status == "error" and ex.attempts == 4 and "Address already in use" in ex.error
+
+
+def test_other_errors_are_not_retried(tmp_path, monkeypatch):
+    import papermill
+
+    src = tmp_path / "n.py"
+    src.write_text(FAKE)
+    calls = []
+
+    def broken(nb_in, out, **kw):
+        calls.append(1)
+        raise RuntimeError("Kernel didn't respond in 60 seconds")
+
+    monkeypatch.setattr(papermill, "execute_notebook", broken)
+    ex = run.execute_notebook(src, tmp_path / "o.ipynb", {}, cwd=tmp_path, timeout=10)
+    assert ex.status == "error" and ex.attempts == 1 and len(calls) == 1 and "respond" in ex.error
