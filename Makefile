@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:  make book   and   make test
 #   make book [PROFILE=tiny|smoke|full] [DEVICE=auto|cpu|cuda] [SEED=0] [ONLY=name,name] [DATA_DIR=path]
 #   make test [PYTEST_ARGS="-k cache"]
+#   make sweep ONLY=name[,name] [SEEDS=0-4] [PROFILE=..] [SET="k=v k2=v2"] [WORKERS=N | SCHEDULER=tcp://host:8786] [THREADS=1]
 #   make clean        removes caches and build output (keeps .venv and vendored JS; `make distclean` removes them too)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -16,7 +17,13 @@ PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 RUN_ARGS := --profile $(PROFILE) --device $(DEVICE) --seed $(SEED) $(if $(ONLY),--only $(ONLY)) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
-.PHONY: install book notebooks test clean distclean
+SEEDS ?= 0-4
+SET ?=
+WORKERS ?=
+SCHEDULER ?=
+THREADS ?= 1
+
+.PHONY: install book notebooks test clean distclean sweep
 
 # (Re)install when pyproject.toml changes. The machine's pip (and its constraints) are used as is.
 $(STAMP): pyproject.toml
@@ -45,6 +52,14 @@ notebooks: install
 
 test: install
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# Seeds x parameter sets of notebooks as Dask tasks (uqxai_lib.sweep): _build/sweeps/<nb>/<key>/, index.json.
+sweep: install
+	@test -n "$(ONLY)" || { echo "make sweep: pass ONLY=notebook[,notebook]" >&2; exit 2; }
+	$(PYTHON) -m uqxai_lib.sweep --only $(ONLY) --seeds $(SEEDS) --profile $(PROFILE) \
+	  --threads-per-task $(THREADS) $(foreach kv,$(SET),--set '$(kv)') \
+	  $(if $(WORKERS),--workers $(WORKERS)) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) \
+	  $(if $(filter auto,$(DEVICE)),,--device $(DEVICE)) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 clean:
 	rm -rf _build book/_executed .cache .pytest_cache

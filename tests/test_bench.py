@@ -15,6 +15,7 @@ EXPECTED = [
     "rashomon_filter_vs_masked_forward",
     "ecg_test_time_vs_captum",
     "spearman_vs_scipy",
+    "sweep_2_workers_vs_sequential",
 ]
 
 
@@ -41,6 +42,10 @@ def test_tiny_bench_writes_the_schema_the_book_reads(tiny_run):
         if not m["target"].startswith("reported"):
             assert m["target"].endswith("at full size (not judged at tiny size)"), m["target"]
     assert "peak_mem_mb" in data["measures"][0]
+    for m in data["measures"]:  # median with its spread
+        assert m["ours_min_s"] <= m["ours_s"] <= m["ours_max_s"], m["name"]
+        assert m["baseline_min_s"] <= m["baseline_s"] <= m["baseline_max_s"], m["name"]
+        assert m["repeats"] >= 1
 
 
 def test_ratios_and_times_are_positive_finite_numbers(tiny_run):
@@ -78,6 +83,23 @@ def test_bad_arguments_exit_2_with_a_one_line_message(tmp_path, capsys, argv, ma
     err = capsys.readouterr().err.strip()
     assert match in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_time_spread_warms_up_at_the_same_shape_and_reports_median_min_max():
+    seen = []
+    clock = iter([0.0, 1.0, 1.0, 4.0, 4.0, 6.0])  # three timed calls: 1 s, 3 s, 2 s
+
+    def f(n=10):
+        seen.append(n)
+
+    real = bench.time.perf_counter
+    bench.time.perf_counter = lambda: next(clock)
+    try:
+        t = bench.time_spread({"f": f}, repeats=3, device=bench.torch.device("cpu"), warmup={"f": lambda: f(1)})
+    finally:
+        bench.time.perf_counter = real
+    assert seen == [10, 10, 10, 10]  # the warm-up is the full-size call, not the smaller one offered
+    assert t["f"] == {"median": 2.0, "min": 1.0, "max": 3.0, "repeats": 3}
 
 
 def test_time_interleaved_reports_a_median_per_function():

@@ -151,3 +151,41 @@ def test_round_sig_keeps_six_significant_digits_like_format_g():
     assert out == [float(f"{v:.6g}") for v in vals]
     assert cache.round_sig({"t": torch.tensor([0.1234567]), "i": np.int64(2), "b": np.bool_(True)}) == {
         "t": [0.123457], "i": 2, "b": True}
+
+
+def test_cached_key_includes_torch_thread_count_and_device(tmp_path, monkeypatch):
+    """A result computed at one torch thread count (or on one device) is not reused at another."""
+    monkeypatch.setenv("UQXAI_CACHE_DIR", str(tmp_path))
+    before = torch.get_num_threads()
+    calls = []
+
+    def compute():
+        calls.append(torch.get_num_threads())
+        return len(calls)
+
+    try:
+        torch.set_num_threads(1)
+        assert cache.cached("models/t", {"w": 1}, compute, device="cpu") == 1
+        assert cache.cached("models/t", {"w": 1}, compute, device="cpu") == 1  # same runtime: reused
+        p1 = cache.cache_path("models/t", {"w": 1}, "cpu")
+        torch.set_num_threads(2)
+        assert cache.cached("models/t", {"w": 1}, compute, device="cpu") == 2  # 2 threads: recomputed
+        p2 = cache.cache_path("models/t", {"w": 1}, "cpu")
+        assert cache.cached("models/t", {"w": 1}, compute, device="cuda") == 3  # other device: recomputed
+        assert calls == [1, 2, 2]
+        assert p1 != p2 and p1.exists() and p2.exists()
+        side = json.loads(p2.with_suffix(".json").read_text())
+        assert side["runtime"] == {"torch_threads": 2, "device": "cpu"}
+        torch.set_num_threads(1)
+        assert cache.cached("models/t", {"w": 1}, compute, device="cpu") == 1  # back at 1: the old entry
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_runtime_key_device_defaults_to_the_one_pick_device_chose(monkeypatch):
+    from uqxai_lib import utils
+
+    monkeypatch.setattr(cache, "_current_device", None)
+    utils.pick_device("cpu")
+    assert cache.runtime_key() == {"torch_threads": torch.get_num_threads(), "device": "cpu"}
+    assert cache.runtime_key("cuda:1")["device"] == "cuda:1"

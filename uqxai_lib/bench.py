@@ -7,8 +7,10 @@ Usage::
 
 Every measure times *our* call and a *baseline* that computes the same thing the obvious way, in
 the same process, on the same model and input, interleaved (ours, baseline, ours, baseline, ...)
-after a warm-up, and reports the median of the repeats. The ratio is ``baseline_s / ours_s``
-(> 1: we are faster). One line per measure is printed, ``ratio NAME VALUE``, and the results are
+after one same-shape warm-up call of each, and reports the median of the repeats with their min and
+max (``ours_min_s`` ... ``ratio_range``). The ratio is ``baseline_s / ours_s`` (> 1: we are faster).
+``--quick`` and ``--tiny`` time at one torch thread (``--threads`` overrides): with two threads on a
+shared two-core machine the same ratio swung several-fold between runs. One line per measure is printed, ``ratio NAME VALUE``, and the results are
 written atomically as JSON (the book's performance page shows it)::
 
     {"machine": {...}, "quick": bool, "config": "full" | "quick" | "tiny",
@@ -36,6 +38,10 @@ two CPU cores; ``--tiny`` is for the test suite only, its ratios mean nothing):
 ``spearman_vs_scipy``
     ``metrics.spearman`` of a stack of maps against references versus a loop of
     ``scipy.stats.spearmanr`` (reported, no target).
+``sweep_2_workers_vs_sequential``
+    ``uqxai_lib.sweep``: 4 tiny notebook tasks (1 torch thread each) on a 2-worker LocalCluster,
+    cluster start included, versus the same tasks one after another through the same function
+    (reported; at most 2x on 2 idle cores).
 
 pytorch-grad-cam, captum and scipy are the baselines (``pip install -e ".[dev]"``).
 """
@@ -74,13 +80,15 @@ CONFIGS: dict[str, dict] = {
         rashomon_filter=dict(size=64, width=32, features=128, n_val=128, k=200, repeats=2),
         ecg=dict(length=500, batch=64, draws=10, repeats=5),
         spearman=dict(samples=20, batch=32, side=8, repeats=5),
+        sweep=dict(tasks=4, workers=2, size=256, steps=400, repeats=1),
     ),
     "quick": dict(
-        mc=dict(arch="resnet18", width=8, small_input=True, size=32, batch=4, passes=6, repeats=2),
-        rashomon_maps=dict(size=32, width=8, features=32, batch=4, k=20, repeats=2),
-        rashomon_filter=dict(size=32, width=8, features=32, n_val=32, k=20, repeats=2),
-        ecg=dict(length=500, batch=16, draws=5, repeats=2),
-        spearman=dict(samples=10, batch=16, side=8, repeats=3),
+        mc=dict(arch="resnet18", width=8, small_input=True, size=32, batch=4, passes=6, repeats=9),
+        rashomon_maps=dict(size=32, width=8, features=32, batch=4, k=20, repeats=5),
+        rashomon_filter=dict(size=32, width=8, features=32, n_val=32, k=20, repeats=5),
+        ecg=dict(length=500, batch=16, draws=5, repeats=5),
+        spearman=dict(samples=10, batch=16, side=8, repeats=9),
+        sweep=dict(tasks=4, workers=2, size=192, steps=150, repeats=1),
     ),
     "tiny": dict(
         mc=dict(arch="resnet18", width=4, small_input=True, size=16, batch=2, passes=3, repeats=1),
@@ -88,6 +96,7 @@ CONFIGS: dict[str, dict] = {
         rashomon_filter=dict(size=16, width=4, features=8, n_val=8, k=4, repeats=1),
         ecg=dict(length=128, batch=2, draws=2, repeats=1),
         spearman=dict(samples=2, batch=2, side=4, repeats=1),
+        sweep=dict(tasks=4, workers=2, size=16, steps=1, repeats=1),
     ),
 }
 
@@ -122,16 +131,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_interleaved(fns: Mapping[str, Callable[[], object]], *, repeats: int, device: torch.device,
-                     warmup: Mapping[str, Callable[[], object]] | None = None) -> dict[str, float]:
-    """Median wall time (s) of each function, run interleaved ``repeats`` times after one warm-up
-    call each (``warmup`` may give cheaper warm-up calls, e.g. a smaller input).
+def time_spread(fns: Mapping[str, Callable[[], object]], *, repeats: int, device: torch.device,
+                warmup: Mapping[str, Callable[[], object]] | None = None) -> dict[str, dict]:
+    """Wall times (s) of each function, run interleaved ``repeats`` times (a, b, a, b, ...) after one
+    same-shape warm-up call each: ``{name: {"median", "min", "max", "repeats"}}``.
 
-    >>> t = time_interleaved({"a": lambda: sum(range(100))}, repeats=3, device=torch.device("cpu"))
-    >>> list(t), t["a"] > 0
-    (['a'], True)
+    ``warmup`` is accepted for compatibility and ignored: a smaller warm-up input leaves the
+    full-size allocations and kernels cold, which biased the first timed repeat.
+
+    >>> t = time_spread({"a": lambda: sum(range(100))}, repeats=3, device=torch.device("cpu"))
+    >>> sorted(t["a"]), t["a"]["min"] <= t["a"]["median"] <= t["a"]["max"]
+    (['max', 'median', 'min', 'repeats'], True)
     """
-    for name, fn in (fns if warmup is None else warmup).items():
+    for fn in fns.values():
         fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(max(1, int(repeats))):
@@ -141,7 +153,26 @@ def time_interleaved(fns: Mapping[str, Callable[[], object]], *, repeats: int, d
             fn()
             _sync(device)
             times[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: {"median": statistics.median(v), "min": min(v), "max": max(v), "repeats": len(v)}
+            for k, v in times.items()}
+
+
+def time_interleaved(fns: Mapping[str, Callable[[], object]], *, repeats: int, device: torch.device,
+                     warmup: Mapping[str, Callable[[], object]] | None = None) -> dict[str, float]:
+    """Median wall time (s) of each function (see :func:`time_spread`).
+
+    >>> t = time_interleaved({"a": lambda: sum(range(100))}, repeats=3, device=torch.device("cpu"))
+    >>> list(t), t["a"] > 0
+    (['a'], True)
+    """
+    return {k: v["median"] for k, v in time_spread(fns, repeats=repeats, device=device).items()}
+
+
+def _spread(ts: Mapping[str, dict], ours: str, baseline: str) -> dict:
+    """Min / max of both sides and the repeat count, for a :class:`Measure`'s ``extra``."""
+    return {"ours_min_s": ts[ours]["min"], "ours_max_s": ts[ours]["max"], "baseline_min_s": ts[baseline]["min"],
+            "baseline_max_s": ts[baseline]["max"], "repeats": ts[ours]["repeats"],
+            "ratio_range": [ts[baseline]["min"] / ts[ours]["max"], ts[baseline]["max"] / ts[ours]["min"]]}
 
 
 def peak_rss_increase_mb(fn: Callable[[], object], interval: float = 0.005) -> float:
@@ -218,10 +249,8 @@ def bench_mc_dropout(cfg: dict, device: torch.device) -> list[Measure]:
             peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
         else:
             peak = peak_rss_increase_mb(ours)
-        small = x[:1]
-        warm = {"floor": lambda: floor(small, 2), "pgc": lambda: pgc_loop(small, 2)}
-        t = time_interleaved({"ours": ours, "floor": floor, "pgc": pgc_loop}, repeats=cfg["repeats"],
-                             device=device, warmup=warm)
+        ts = time_spread({"ours": ours, "floor": floor, "pgc": pgc_loop}, repeats=cfg["repeats"], device=device)
+        t = {k: v["median"] for k, v in ts.items()}
     finally:
         cam.activations_and_grads.release()
     shape = f"{cfg['arch']} ({len(drops)} dropouts) at {cfg['size']}², B={cfg['batch']}, T={t_passes}"
@@ -230,9 +259,10 @@ def bench_mc_dropout(cfg: dict, device: torch.device) -> list[Measure]:
     return [
         Measure("mc_dropout_vs_floor", t["ours"], t["floor"], "≥ 0.91 (ours ≤ 1.1× the floor); peak ≤ 1.5 GB",
                 1 / 1.1, f"{shape}; floor = T stochastic forwards without gradients; {chunk} passes per forward",
-                mem),
+                {**mem, **_spread(ts, "ours", "floor")}),
         Measure("mc_dropout_vs_pytorch_grad_cam", t["ours"], t["pgc"], "reported (floor allows ≈ 1.7× on CPU)",
-                None, f"{shape}; baseline = T pytorch-grad-cam GradCAM calls, dropout forced on"),
+                None, f"{shape}; baseline = T pytorch-grad-cam GradCAM calls, dropout forced on",
+                _spread(ts, "ours", "pgc")),
     ]
 
 
@@ -284,14 +314,15 @@ def bench_rashomon_maps(cfg: dict, device: torch.device) -> list[Measure]:
         return out
 
     try:
-        t = time_interleaved({"ours": ours, "pgc": pgc_loop}, repeats=cfg["repeats"], device=device,
-                             warmup={"ours": ours, "pgc": lambda: pgc_loop(rset.masks[:2])})
+        ts = time_spread({"ours": ours, "pgc": pgc_loop}, repeats=cfg["repeats"], device=device)
+        t = {k: v["median"] for k, v in ts.items()}
     finally:
         cam.activations_and_grads.release()
         handle.remove()
     return [Measure("rashomon_maps_vs_pytorch_grad_cam", t["ours"], t["pgc"], "≥ 300×", 300.0,
                     f"K={cfg['k']} pruned small CNNs ({cfg['features']} channels), {cfg['size']}², "
-                    f"B={cfg['batch']}, Grad-CAM++; baseline = one GradCAMPlusPlus call per masked model")]
+                    f"B={cfg['batch']}, Grad-CAM++; baseline = one GradCAMPlusPlus call per masked model",
+                    _spread(ts, "ours", "pgc"))]
 
 
 def bench_rashomon_filter(cfg: dict, device: torch.device) -> list[Measure]:
@@ -308,11 +339,12 @@ def bench_rashomon_filter(cfg: dict, device: torch.device) -> list[Measure]:
     def general(k=cfg["k"]):
         return samplers.rashomon(model, "features", x, y, generator=_gen(10), **{**kw, "k": k})
 
-    t = time_interleaved({"ours": ours, "general": general}, repeats=cfg["repeats"], device=device,
-                         warmup={"ours": ours, "general": lambda: general(2)})
+    ts = time_spread({"ours": ours, "general": general}, repeats=cfg["repeats"], device=device)
+    t = {k: v["median"] for k, v in ts.items()}
     return [Measure("rashomon_filter_vs_masked_forward", t["ours"], t["general"], "≥ 150×", 150.0,
                     f"K={cfg['k']} masks, {cfg['n_val']} validation images at {cfg['size']}², small CNN "
-                    f"({cfg['features']} channels); baseline = the general path (one masked forward per model)")]
+                    f"({cfg['features']} channels); baseline = the general path (one masked forward per model)",
+                    _spread(ts, "ours", "general"))]
 
 
 def bench_ecg_test_time(cfg: dict, device: torch.device) -> list[Measure]:
@@ -340,12 +372,11 @@ def bench_ecg_test_time(cfg: dict, device: torch.device) -> list[Measure]:
         g = _gen(12)
         return [lgc.attribute(noisy(xx, g), target=tgt[: len(xx)], relu_attributions=True) for _ in range(n)]
 
-    small = x[:1]
-    t = time_interleaved({"ours": ours, "captum": captum_loop}, repeats=cfg["repeats"], device=device,
-                         warmup={"ours": lambda: ours(small, 2), "captum": lambda: captum_loop(small, 2)})
+    ts = time_spread({"ours": ours, "captum": captum_loop}, repeats=cfg["repeats"], device=device)
+    t = {k: v["median"] for k, v in ts.items()}
     return [Measure("ecg_test_time_vs_captum", t["ours"], t["captum"], "≥ 1.3×", 1.3,
                     f"CNN-BiLSTM, {cfg['batch']} windows of {cfg['length']} samples, {draws} noisy draws; "
-                    "baseline = one captum LayerGradCam call per draw")]
+                    "baseline = one captum LayerGradCam call per draw", _spread(ts, "ours", "captum"))]
 
 
 def bench_spearman(cfg: dict, device: torch.device) -> list[Measure]:
@@ -366,9 +397,66 @@ def bench_spearman(cfg: dict, device: torch.device) -> list[Measure]:
         r = ref.cpu().numpy().reshape(b, -1)
         return np.array([[stats.spearmanr(a[i, j], r[j])[0] for j in range(b)] for i in range(s)])
 
-    t = time_interleaved({"ours": ours, "scipy": scipy_loop}, repeats=cfg["repeats"], device=device)
+    ts = time_spread({"ours": ours, "scipy": scipy_loop}, repeats=cfg["repeats"], device=device)
+    t = {k: v["median"] for k, v in ts.items()}
     return [Measure("spearman_vs_scipy", t["ours"], t["scipy"], None, None,
-                    f"{s}×{b} pairs of {side}×{side} post-ReLU maps; baseline = scipy.stats.spearmanr per pair")]
+                    f"{s}×{b} pairs of {side}×{side} post-ReLU maps; baseline = scipy.stats.spearmanr per pair",
+                    _spread(ts, "ours", "scipy"))]
+
+
+SWEEP_NOTEBOOK = """# %% tags=["parameters"]
+seed = 0
+device = "cpu"
+data_dir = None
+results_path = None
+profile = "smoke"
+size = 64
+steps = 10
+
+# %%
+import torch
+from uqxai_lib.cache import atomic_write_json
+torch.manual_seed(seed)
+a = torch.randn(size, size) / size ** 0.5
+for _ in range(steps):
+    a = torch.tanh(a @ a) + 0.01
+atomic_write_json(results_path, {"seed": seed, "sum": float(a.sum())})
+"""
+
+
+def bench_sweep(cfg: dict, device: torch.device) -> list[Measure]:
+    """The sweep itself: N tiny notebook tasks on a 2-worker LocalCluster vs the same tasks one after
+    another through the same function (``sweep.execute_task``) in this process, 1 torch thread each."""
+    import tempfile
+
+    from . import sweep
+
+    with tempfile.TemporaryDirectory(prefix="uqxai-bench-sweep-") as tmp:
+        tmp = pathlib.Path(tmp)
+        (tmp / "nb").mkdir()
+        (tmp / "nb" / "bench_task.py").write_text(SWEEP_NOTEBOOK)
+        tasks = sweep.make_tasks(["bench_task"], list(range(cfg["tasks"])), profile="smoke",
+                                 sets=[{"size": cfg["size"], "steps": cfg["steps"]}], threads=1, device="cpu",
+                                 notebooks_dir=tmp / "nb", profiles_dir=tmp / "nb")
+        seq_times, par_times = [], []
+        for r in range(max(1, int(cfg["repeats"]))):
+            t0 = time.perf_counter()
+            rows = [sweep.execute_task(t, tmp / f"seq{r}") for t in tasks]
+            seq_times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            rows += sweep.sweep(tasks, out=tmp / f"par{r}", workers=cfg["workers"], echo=lambda s: None)
+            par_times.append(time.perf_counter() - t0)
+            bad = [x for x in rows if x["status"] != "ok"]
+            if bad:
+                raise RuntimeError(f"bench sweep task failed: {bad[0]['failed_cell']}: {bad[0]['error']}")
+    ours, base = statistics.median(par_times), statistics.median(seq_times)
+    return [Measure("sweep_2_workers_vs_sequential", ours, base, f"reported (ideal {cfg['workers']}× on "
+                    f"{cfg['workers']} idle cores)", None,
+                    f"{cfg['tasks']} notebook tasks ({cfg['size']}² matmul x {cfg['steps']}, 1 torch thread each); "
+                    f"ours = sweep on a LocalCluster of {cfg['workers']} workers including its start; baseline = "
+                    "the same tasks one after another in this process",
+                    {"repeats": len(par_times), "ours_min_s": min(par_times), "ours_max_s": max(par_times),
+                     "baseline_min_s": min(seq_times), "baseline_max_s": max(seq_times)})]
 
 
 #: name -> (config key, function)
@@ -378,6 +466,7 @@ MEASURES: dict[str, tuple[str, Callable[[dict, torch.device], list[Measure]]]] =
     "rashomon_filter": ("rashomon_filter", bench_rashomon_filter),
     "ecg_test_time": ("ecg", bench_ecg_test_time),
     "spearman": ("spearman", bench_spearman),
+    "sweep": ("sweep", bench_sweep),
 }
 
 
@@ -453,7 +542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=None, help="timed repeats per side (default per config)")
     ap.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or cuda:N")
     ap.add_argument("--threads", type=int, default=None,
-                    help="torch CPU threads (default: torch's choice); 1 gives steadier ratios on a busy machine")
+                    help="torch CPU threads (default: 1 with --quick/--tiny, torch's choice for full sizes)")
     args = ap.parse_args(argv)
     config = "tiny" if args.tiny else "quick" if args.quick else "full"
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
@@ -465,8 +554,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    threads = args.threads if args.threads is not None else (1 if config != "full" else None)
+    if threads is not None:  # --quick / --tiny time at one thread: steadier ratios on a busy machine
+        torch.set_num_threads(threads)
     result = run(config, device=device, only=only, repeats=args.repeats)
     cache.atomic_write_json(args.out, result)
     print(f"wrote {args.out}")

@@ -1,8 +1,10 @@
 """Content-addressed cache for expensive steps, and atomic writes.
 
-An entry lives at ``<cache_root()>/<kind>/<config_hash(config)>.pt``; the hash covers the canonical
-JSON of the configuration *and* the package version, so a changed parameter or a new code version
-never reuses a stale entry. Every write goes to a temporary file in the target directory first and
+An entry lives at ``<cache_root()>/<kind>/<hash>.pt``; the hash covers the canonical JSON of the
+configuration, the package version *and* the runtime that computed it (torch's CPU thread count and
+the device, see :func:`runtime_key`), so a changed parameter, a new code version, or a run at another
+thread count (which changes floating-point summation order and so the trained model) never reuses a
+stale entry. Every write goes to a temporary file in the target directory first and
 is then moved into place with :func:`os.replace`, so an interrupted run never leaves a half-written
 file behind and simply recomputes what is missing on the next run.
 
@@ -41,6 +43,8 @@ __all__ = [
     "config_hash",
     "cache_root",
     "cache_path",
+    "runtime_key",
+    "set_device",
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
@@ -121,6 +125,38 @@ def cache_root() -> pathlib.Path:
     return pathlib.Path(env).expanduser() if env else pathlib.Path.cwd() / ".cache" / "uqxai"
 
 
+#: Device named in cache keys when a caller passes none; :func:`uqxai_lib.utils.pick_device` sets it.
+_current_device: str | None = None
+
+
+def set_device(device: str | torch.device | None) -> None:
+    """Record the device this process computes on (for :func:`runtime_key`); ``None`` forgets it."""
+    global _current_device
+    _current_device = None if device is None else str(torch.device(device))
+
+
+def runtime_key(device: str | torch.device | None = None) -> dict:
+    """What a cached result depends on besides its configuration: ``{"torch_threads", "device"}``.
+
+    ``torch_threads`` is :func:`torch.get_num_threads` now (set it with ``OMP_NUM_THREADS`` or
+    :func:`torch.set_num_threads` *before* computing); ``device`` is ``device`` if given, else the one
+    recorded by :func:`set_device` (``utils.pick_device`` calls it), else ``"cuda"`` / ``"cpu"`` by
+    what this machine has.
+
+    >>> sorted(runtime_key("cpu"))
+    ['device', 'torch_threads']
+    >>> runtime_key("cpu")["device"]
+    'cpu'
+    """
+    if device is not None:
+        dev = str(torch.device(device))
+    elif _current_device is not None:
+        dev = _current_device
+    else:
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    return {"torch_threads": int(torch.get_num_threads()), "device": dev}
+
+
 def _check_kind(kind: str) -> None:
     if not isinstance(kind, str) or not kind.strip():
         raise ValueError(f"cache kind must be a non-empty string such as 'models/ecg', got {kind!r}")
@@ -129,10 +165,13 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"cache kind {kind!r} must be a relative path without '..' (e.g. 'models/ecg')")
 
 
-def cache_path(kind: str, config: Mapping) -> pathlib.Path:
-    """Where :func:`cached` keeps the entry for ``(kind, config)``."""
+def cache_path(kind: str, config: Mapping, device: str | torch.device | None = None) -> pathlib.Path:
+    """Where :func:`cached` keeps the entry for ``(kind, config)`` computed now on ``device``
+    (the key includes :func:`runtime_key`)."""
     _check_kind(kind)
-    return cache_root() / kind / f"{config_hash(config)}.pt"
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a mapping (dict), got {type(config).__name__}")
+    return cache_root() / kind / f"{config_hash({'config': config, 'runtime': runtime_key(device)})}.pt"
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -183,7 +222,7 @@ def _unlink_quietly(p: str | os.PathLike) -> None:
         pass
 
 
-def cached(kind: str, config: Mapping, compute: Callable[[], T]) -> T:
+def cached(kind: str, config: Mapping, compute: Callable[[], T], *, device: str | torch.device | None = None) -> T:
     """Return the cached result of ``compute()`` for ``(kind, config)``, computing and storing it if absent.
 
     Parameters
@@ -194,6 +233,9 @@ def cached(kind: str, config: Mapping, compute: Callable[[], T]) -> T:
         Everything the result depends on (plain JSON-able values); hashed by :func:`config_hash`.
     compute : callable
         Zero-argument function producing the value; it must be storable with :func:`torch.save`.
+    device : str or torch.device, optional
+        Device ``compute`` runs on (default: see :func:`runtime_key`). The key also holds torch's
+        current CPU thread count, so a result computed at 1 thread is not reused at 2 threads.
 
     Notes
     -----
@@ -201,7 +243,7 @@ def cached(kind: str, config: Mapping, compute: Callable[[], T]) -> T:
     A file that cannot be read (e.g. from an incompatible torch version) is recomputed with a warning.
     A human-readable copy of the configuration is written next to each entry (``<hash>.json``).
     """
-    path = cache_path(kind, config)
+    path = cache_path(kind, config, device)
     if path.exists():
         try:
             return torch.load(path, map_location="cpu", weights_only=False)
@@ -212,7 +254,8 @@ def cached(kind: str, config: Mapping, compute: Callable[[], T]) -> T:
     try:
         atomic_write_text(
             path.with_suffix(".json"),
-            json.dumps({"kind": kind, "config": config, "uqxai_lib": uqxai_lib.__version__},
+            json.dumps({"kind": kind, "config": config, "runtime": runtime_key(device),
+                        "uqxai_lib": uqxai_lib.__version__},
                        sort_keys=True, indent=2, default=_jsonable) + "\n",
         )
     except (TypeError, ValueError):

@@ -32,6 +32,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -45,7 +46,7 @@ CACHE_DIR_ENV = "UQXAI_CACHE_DIR"
 
 __all__ = [
     "DEFAULT_ORDER", "PROFILES", "REPO_ROOT", "RESERVED", "UsageError", "NotebookRun",
-    "discover_notebooks", "load_profile", "run_notebook", "main",
+    "discover_notebooks", "load_profile", "execute_notebook", "notebook_parameters", "run_notebook", "main",
 ]
 
 #: Repository root (the directory holding ``notebooks/`` and ``uqxai_lib/``).
@@ -53,7 +54,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 #: Profile names, smallest first.
 PROFILES = ("tiny", "smoke", "full")
 #: Chapter order of the book; other notebooks follow alphabetically.
-DEFAULT_ORDER = ("primer_gradcam", "ecg_sue", "mri_mc_dropout", "derm_vic")
+DEFAULT_ORDER = ("primer_gradcam", "ecg_sue", "mri_mc_dropout", "derm_vic", "robustness", "cross_study")
 #: Parameters the runner always passes; profiles must not set them.
 RESERVED = ("profile", "seed", "device", "data_dir", "results_path")
 #: Per-cell execution timeout (seconds) by profile; ``--timeout`` overrides.
@@ -368,6 +369,119 @@ def _check_known_parameters(nb_path: pathlib.Path, params: dict, name: str) -> N
                          f"fix uqxai_lib/profiles/{name}.yaml or the notebook")
 
 
+#: How many times a kernel start that lost a port race (``ZMQError: Address already in use``, papermill
+#: issue 511, seen when several kernels start at once) is retried before the run counts as failed.
+KERNEL_START_RETRIES = 3
+_ENV_LOCK = threading.Lock()
+
+
+@dataclass
+class Execution:
+    """Outcome of :func:`execute_notebook`."""
+
+    status: str  # "ok" | "error"
+    wall_time_s: float
+    error: str | None = None
+    failed_cell: str | None = None
+    attempts: int = 1
+
+
+@contextlib.contextmanager
+def _environment(env: dict | None):
+    """Set ``env`` in ``os.environ`` while the block runs (the kernel inherits it), then restore it.
+
+    Held under a lock: two executions in one process never see each other's variables (a Dask worker
+    with several threads then runs its notebooks one at a time; start workers with ``--nthreads 1``).
+    """
+    if not env:
+        yield
+        return
+    with _ENV_LOCK:
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update({k: str(v) for k, v in env.items()})
+        try:
+            yield
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def _port_race(exc: BaseException) -> bool:
+    """A kernel that could not start because another one took its port (retrying helps)."""
+    msg = f"{type(exc).__name__}: {exc}"
+    return "Address already in use" in msg or "Kernel died before replying to kernel_info" in msg
+
+
+def execute_notebook(
+    source: pathlib.Path,
+    out: pathlib.Path,
+    parameters: dict,
+    *,
+    cwd: pathlib.Path,
+    timeout: int,
+    check: dict | None = None,
+    progress: bool = True,
+    env: dict | None = None,
+    retries: int = KERNEL_START_RETRIES,
+) -> Execution:
+    """Execute the jupytext notebook ``source`` with papermill into ``out`` (``.ipynb``).
+
+    The one implementation of running a chapter, used by :func:`run_notebook` (``python -m
+    uqxai_lib.run``) and by :mod:`uqxai_lib.sweep`. ``parameters`` are injected after the
+    ``parameters`` cell; the keys of ``check`` must be defined there (typos in profiles fail the run).
+    ``env`` is set for the kernel (e.g. ``OMP_NUM_THREADS``). A kernel start that loses a port race
+    is retried up to ``retries`` times. Never raises for errors inside the notebook: they are in the
+    result, and the partial executed notebook is written to ``out`` (an older ``out`` is removed if
+    nothing ran).
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    source, out = pathlib.Path(source), pathlib.Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.parent / f".{out.stem}.partial.ipynb"
+    status, error, failed_cell, attempt = "ok", None, None, 0
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=f"uqxai-{source.stem}-") as tmp, _environment(env):
+        while True:
+            attempt += 1
+            status, error, failed_cell = "ok", None, None
+            try:
+                nb_in = _prepare(source, pathlib.Path(tmp))
+                _check_known_parameters(nb_in, check or {}, source.stem)
+                papermill.execute_notebook(
+                    str(nb_in), str(partial), parameters=parameters, cwd=str(cwd),
+                    kernel_name=KERNELSPEC["name"], execution_timeout=timeout, progress_bar=progress,
+                    log_output=False, report_mode=False,
+                )
+            except PapermillExecutionError as exc:
+                status = "error"
+                error = f"{exc.ename}: {_error_text(exc.evalue)}"
+                failed_cell = f"executed cell {exc.cell_index} (execution count {exc.exec_count}, " \
+                              f"starts {_first_line(exc.source, 80)!r})"
+            except Exception as exc:  # timeouts, dead kernels, bad notebooks, kernel start races
+                status = "error"
+                error = f"{type(exc).__name__}: {_error_text(exc)}"
+                failed_cell = _failing_cell(partial)
+                if _port_race(exc) and failed_cell is None and attempt <= retries:
+                    print(f"{source.stem}: kernel start lost a port race ({error}); retry {attempt} of {retries}",
+                          file=sys.stderr, flush=True)
+                    partial.unlink(missing_ok=True)
+                    time.sleep(0.5 * attempt)
+                    continue
+            break
+    wall = time.perf_counter() - t0
+    if partial.exists():
+        _fold_file(partial, pathlib.Path(cwd))
+        os.replace(partial, out)
+    elif status == "error":
+        out.unlink(missing_ok=True)  # nothing executed: do not leave an older notebook in place
+    return Execution(status, wall, error, failed_cell, attempt)
+
+
 def run_notebook(
     name: str,
     *,
@@ -381,51 +495,30 @@ def run_notebook(
     data_dir: str | None,
     timeout: int,
     progress: bool = True,
+    env: dict | None = None,
 ) -> NotebookRun:
     """Execute one notebook; never raises for errors inside the notebook (they are in the result)."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     source = pathlib.Path(notebooks_dir) / f"{name}.py"
     executed_dir, results_dir = pathlib.Path(executed_dir), pathlib.Path(results_dir)
-    executed_dir.mkdir(parents=True, exist_ok=True)
     results_dir.mkdir(parents=True, exist_ok=True)
     out = executed_dir / f"{name}.ipynb"
     results_path = (results_dir / f"{name}.json").resolve()
-    parameters = {**params, "profile": profile, "seed": seed, "device": device, "data_dir": data_dir,
-                  "results_path": str(results_path)}
+    parameters = notebook_parameters(params, profile=profile, seed=seed, device=device, data_dir=data_dir,
+                                     results_path=results_path)
     # a stale result must not survive a failed run
     results_path.unlink(missing_ok=True)
-    partial = executed_dir / f".{name}.partial.ipynb"
-    status, error, failed_cell = "ok", None, None
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix=f"uqxai-{name}-") as tmp:
-        try:
-            nb_in = _prepare(source, pathlib.Path(tmp))
-            _check_known_parameters(nb_in, params, name)
-            papermill.execute_notebook(
-                str(nb_in), str(partial), parameters=parameters, cwd=str(notebooks_dir),
-                kernel_name=KERNELSPEC["name"], execution_timeout=timeout, progress_bar=progress,
-                log_output=False, report_mode=False,
-            )
-        except PapermillExecutionError as exc:
-            status = "error"
-            error = f"{exc.ename}: {_error_text(exc.evalue)}"
-            failed_cell = f"executed cell {exc.cell_index} (execution count {exc.exec_count}, " \
-                          f"starts {_first_line(exc.source, 80)!r})"
-        except Exception as exc:  # timeouts, dead kernels, bad notebooks
-            status = "error"
-            error = f"{type(exc).__name__}: {_error_text(exc)}"
-            failed_cell = _failing_cell(partial)
-    wall = time.perf_counter() - t0
-    if partial.exists():
-        _fold_file(partial, pathlib.Path(notebooks_dir))
-        os.replace(partial, out)
-    elif status == "error":
-        out.unlink(missing_ok=True)  # nothing executed: do not leave an older notebook in place
-    if status == "ok" and not results_path.is_file():
+    ex = execute_notebook(source, out, parameters, cwd=pathlib.Path(notebooks_dir), timeout=timeout,
+                          check=params, progress=progress, env=env)
+    if ex.status == "ok" and not results_path.is_file():
         print(f"warning: {name} did not write its results to {results_path}", file=sys.stderr)
-    return NotebookRun(name, status, out, results_path, parameters, wall, error, failed_cell)
+    return NotebookRun(name, ex.status, out, results_path, parameters, ex.wall_time_s, ex.error, ex.failed_cell)
+
+
+def notebook_parameters(params: dict, *, profile: str, seed: int, device: str, data_dir: str | None,
+                        results_path: pathlib.Path | str) -> dict:
+    """What papermill injects: the profile's parameters plus the runner's :data:`RESERVED` ones."""
+    return {**params, "profile": profile, "seed": seed, "device": device, "data_dir": data_dir,
+            "results_path": str(results_path)}
 
 
 def _failing_cell(nb_path: pathlib.Path) -> str | None:

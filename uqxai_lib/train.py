@@ -233,7 +233,7 @@ def fit(
         out["state_dict"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         return out
 
-    entry = cache.cached(f"models/{name}", key, compute)
+    entry = cache.cached(f"models/{name}", key, compute, device=device)
     if not computed:
         model.load_state_dict(entry["state_dict"])
     model.to(device).eval()

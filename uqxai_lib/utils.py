@@ -40,6 +40,8 @@ def pick_device(spec: str = "auto") -> torch.device:
     ValueError
         Unknown spec, CUDA requested but not available, or a CUDA index that does not exist.
 
+    The chosen device is also recorded for cache keys (:func:`uqxai_lib.cache.set_device`).
+
     >>> pick_device("CPU")
     device(type='cpu')
     >>> pick_device("tpu")
@@ -47,6 +49,14 @@ def pick_device(spec: str = "auto") -> torch.device:
     ...
     ValueError: unknown device 'tpu'; pass one of: auto, cpu, cuda, cuda:N
     """
+    dev = _pick_device(spec)
+    from uqxai_lib import cache
+
+    cache.set_device(dev)
+    return dev
+
+
+def _pick_device(spec) -> torch.device:
     if isinstance(spec, torch.device):
         spec = str(spec)
     if not isinstance(spec, str):
