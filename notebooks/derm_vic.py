@@ -91,6 +91,7 @@ from uqxai_lib.data import group_split
 from uqxai_lib.data.ham10000 import load_ham10000
 from uqxai_lib.data.synthetic_derm import make_synthetic_derm
 from uqxai_lib.models.derm_classifier import FEATURE_LAYER, build_derm_classifier, derm_augment
+from uqxai_lib.studies import derm as sd
 from uqxai_lib.viz import derm as vd
 from uqxai_lib.viz.common import split_table
 from uqxai_lib.cache import finite_or_none
@@ -185,16 +186,20 @@ print(f"best epoch {fit.best_epoch} of {len(fit.history)}" + (" (from cache)" if
 # definition) and report how many kept models beat the optimum. The poster samples masks "with a
 # random pruning ratio" and then anchors the ratio at 0.6 (its Fig. 2); we read this as: all $K$
 # candidates of one set share the ratio $r$, and the masked channels are drawn at random.
+#
+# *Where it lives:* the sampler is `uqxai_lib.samplers.rashomon` (closed form from the pooled
+# features); the sweep over ratios and the relative losses are `uqxai_lib.studies.derm`
+# (`prune_ratio_sweep`, `relative_losses`), the figures `uqxai_lib.viz.derm`.
 
 # %%
 val_dev, test_dev = val_set.to(dev), test_set.to(dev)
 head = model.classifier
 cw = train.class_weights(train_set.y, 2).to(dev)
 ratios = sorted({float(r) for r in [*sweep_ratios, *widget_ratios, poster_ratio, prune_ratio] if r is not None})
-sweep, sets = vd.prune_ratio_sweep(
+sweep, sets = sd.prune_ratio_sweep(
     model, FEATURE_LAYER, val_dev.x, val_dev.y, ratios, k=k, epsilon=epsilon, seed=seed, head=head, class_weight=cw
 )
-rel_poster = vd.relative_losses(sets[float(poster_ratio)]).cpu()
+rel_poster = sd.relative_losses(sets[float(poster_ratio)]).cpu()
 fig = vd.plot_relative_losses(rel_poster, epsilon=epsilon, ratio=poster_ratio)
 plt.show()
 display(
@@ -214,10 +219,10 @@ display(
 # candidates are nearly the same model; large ratios remove so much that few survive. We mark the
 # poster's $r = 0.6$ and the largest ratio at which at least half of the candidates are kept on our
 # data (median relative loss $\le 1 + \varepsilon$). Unless `prune_ratio` is set, the VIC below
-# uses that ratio.
+# uses that ratio (`uqxai_lib.studies.derm.suggest_ratio`).
 
 # %%
-suggested = vd.suggest_ratio(sweep, epsilon)
+suggested = sd.suggest_ratio(sweep, epsilon)
 fig = vd.plot_sweep(sweep, epsilon=epsilon, poster_ratio=poster_ratio, suggested=suggested)
 plt.show()
 display(sweep[["ratio", "rel_loss_median", "rel_loss_q05", "rel_loss_q95", "n_kept"]].round(4).set_index("ratio"))
@@ -225,7 +230,7 @@ if prune_ratio is None:
     # no ratio keeps half of the candidates: take the smallest swept ratio (said in the text below)
     prune_ratio = suggested if suggested is not None else min(ratios)
 rset = sets[float(prune_ratio)]
-rel = vd.relative_losses(rset).cpu()
+rel = sd.relative_losses(rset).cpu()
 kept = rel <= 1 + epsilon
 n_kept = int(kept.sum())
 assert n_kept == int(rset.kept.sum()), "the sampler's keep rule differs from L <= (1 + epsilon) L*"
@@ -257,6 +262,8 @@ if (sweep["rel_loss_median"] < 1).mean() > 0.5:
 # cached activations. Each map is min-max normalised so every kept model has the same vote; the
 # **VIC** is their mean (consensus) and the **variability** their standard deviation. Poster Fig. 4:
 # input, ground-truth lesion mask, Grad-CAM++ of the optimal model, variability and VIC.
+# The maps come from `uqxai_lib.samplers.rashomon_maps`, the VIC and variability from
+# `uqxai_lib.studies.derm.vic_and_variability` (built on `uqxai_lib.aggregate`).
 
 # %%
 if n_kept == 0:
@@ -266,7 +273,7 @@ if n_kept == 0:
     )
 stack = samplers.rashomon_maps(model, FEATURE_LAYER, test_dev.x, rset, method="grad_cam_pp", head=head)
 opt_maps = saliency.grad_cam_pp(model, test_dev.x, FEATURE_LAYER, target=stack.target).cpu()
-vic, variability = vd.vic_and_variability(stack.maps.cpu())
+vic, variability = sd.vic_and_variability(stack.maps.cpu())
 mal = torch.nonzero(test_set.y == 1).flatten()[: (n_examples + 1) // 2]
 ben = torch.nonzero(test_set.y == 0).flatten()[: n_examples // 2]
 ex = torch.cat([mal, ben])
@@ -301,7 +308,9 @@ display(
 # mask, so a threshold rule is part of the result. **Our rule:** upsample the map bilinearly to the
 # image size, min-max normalise it, and mark the pixels at or above half of its maximum
 # (`fidelity_rule`); the same rule for the optimal model and the VIC, on every test image. Pairs are
-# compared per image with the Wilcoxon signed-rank test (two-sided).
+# compared per image with the Wilcoxon signed-rank test (two-sided). The scores are
+# `uqxai_lib.studies.derm.fidelity_scores` / `per_model_fidelity` / `fidelity_table` (binarisation
+# and IoU / Dice from `uqxai_lib.metrics`).
 #
 # **What the poster's pair of numbers can mean.** For one binarised map and one mask,
 # $\mathrm{Dice} = 2\,\mathrm{IoU} / (1 + \mathrm{IoU})$ exactly. This function is concave, so by
@@ -314,20 +323,20 @@ display(
 # relative changes $0.408 / 0.385 = 1.06$ and $0.923 / 0.878 = 1.05$.
 
 # %%
-f_opt = vd.fidelity_scores(opt_maps, test_set.mask, rule)
-f_vic = vd.fidelity_scores(vic, test_set.mask, rule)
+f_opt = sd.fidelity_scores(opt_maps, test_set.mask, rule)
+f_vic = sd.fidelity_scores(vic, test_set.mask, rule)
 for f in (f_opt, f_vic):  # Dice and IoU of the same binary maps: identity and Jensen bound
-    assert torch.allclose(f["dice"], vd.dice_from_iou(f["iou"]), atol=1e-5)
-    assert f["dice"].mean() <= vd.dice_upper_bound(f["iou"].mean()) + 1e-6
-table = vd.fidelity_table(f_opt, f_vic)
+    assert torch.allclose(f["dice"], sd.dice_from_iou(f["iou"]), atol=1e-5)
+    assert f["dice"].mean() <= sd.dice_upper_bound(f["iou"].mean()) + 1e-6
+table = sd.fidelity_table(f_opt, f_vic)
 display(table)
-per_model = vd.per_model_fidelity(stack.maps.cpu(), test_set.mask, rule)
+per_model = sd.per_model_fidelity(stack.maps.cpu(), test_set.mask, rule)
 fig = vd.plot_model_fidelity(
     per_model, {m: f_opt[m].mean() for m in ("iou", "dice")}, {m: f_vic[m].mean() for m in ("iou", "dice")}
 )
 plt.show()
-p_iou = vd.paired_wilcoxon(f_opt["iou"], f_vic["iou"])
-p_dice = vd.paired_wilcoxon(f_opt["dice"], f_vic["dice"])
+p_iou = sd.paired_wilcoxon(f_opt["iou"], f_vic["iou"])
+p_dice = sd.paired_wilcoxon(f_opt["dice"], f_vic["dice"])
 d_iou = (f_vic["iou"].mean() - f_opt["iou"].mean()).item()
 better = int((per_model["iou"] > f_opt["iou"].mean()).sum())
 display(
@@ -336,8 +345,8 @@ display(
         f"(difference {d_iou:+.3f}, {100 * d_iou / f_opt['iou'].mean():+.1f} %; Wilcoxon p = {p_iou:.3g}, "
         f"n = {len(test_set)} test images). "
         f"Mean Dice: optimal {f_opt['dice'].mean():.3f}, VIC {f_vic['dice'].mean():.3f} (p = {p_dice:.3g}). "
-        f"Bounds from the mean IoU: {vd.dice_upper_bound(f_opt['iou'].mean()):.3f} and "
-        f"{vd.dice_upper_bound(f_vic['iou'].mean()):.3f}. "
+        f"Bounds from the mean IoU: {sd.dice_upper_bound(f_opt['iou'].mean()):.3f} and "
+        f"{sd.dice_upper_bound(f_vic['iou'].mean()):.3f}. "
         f"{better} of {n_kept} kept models have a higher mean IoU than the optimal model."
     )
 )
@@ -348,10 +357,10 @@ display(
 # Does the VIC get closer to the lesion at other prune ratios? For every ratio of the sweep we
 # score the VIC of the kept models and, for comparison, the VIC of *all* $K$ candidates (no loss
 # filter — what averaging over heavily pruned, no longer nearly-optimal models would give), with
-# the same threshold rule, against the optimal model's mean IoU.
+# the same threshold rule, against the optimal model's mean IoU (`uqxai_lib.studies.derm.fidelity_by_ratio`).
 
 # %%
-by_ratio = vd.fidelity_by_ratio(model, FEATURE_LAYER, test_dev.x, test_set.mask, sets, rule=rule, head=head,
+by_ratio = sd.fidelity_by_ratio(model, FEATURE_LAYER, test_dev.x, test_set.mask, sets, rule=rule, head=head,
                                 target=stack.target)
 fig = vd.plot_fidelity_by_ratio(by_ratio, optimal_iou=float(f_opt["iou"].mean()), poster_ratio=poster_ratio,
                                 chosen=prune_ratio)
@@ -364,12 +373,13 @@ display(by_ratio.round(4).set_index("ratio"))
 # How the VIC and the variability of one test image change with the prune ratio $r$ and the
 # tolerance $\varepsilon$. The frames are precomputed from the sweep's candidates (for each
 # $\varepsilon$ the candidates are re-selected, nothing is re-sampled), so the sliders also work in
-# the static book.
+# the static book (grid: `uqxai_lib.studies.derm.vic_grid`, frames: `uqxai_lib.viz.derm.vic_frames`).
 
 # %%
 img_i = int(ex[0])
-frames = vd.vic_frames(model, FEATURE_LAYER, test_dev.x[img_i : img_i + 1], sets, widget_ratios, widget_epsilons,
-                       head=head, target=stack.target[img_i : img_i + 1])
+grid = sd.vic_grid(model, FEATURE_LAYER, test_dev.x[img_i : img_i + 1], sets, widget_ratios, widget_epsilons,
+                   head=head, target=stack.target[img_i : img_i + 1])
+frames = vd.vic_frames(grid, test_set.x[img_i : img_i + 1], widget_ratios, widget_epsilons)
 if len(widget_epsilons) > 1:
     w = widgets.frame_grid(frames, widget_ratios, widget_epsilons, descriptions=("prune ratio", "epsilon"))
 else:

@@ -1,0 +1,185 @@
+"""Tests of the derm_vic analysis steps (uqxai_lib.studies.derm)."""
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+import torch
+
+from uqxai_lib.studies import derm as sd
+
+
+def _maps_and_masks(seed=0, b=12, s=5):
+    g = torch.Generator().manual_seed(seed)
+    masks = torch.zeros(b, 32, 32, dtype=torch.bool)
+    masks[:, 8:24, 10:26] = True
+    maps = torch.rand(s, b, 8, 8, generator=g)
+    maps[..., 2:6, 3:7] += 1.0  # roughly where the lesion is
+    return maps, masks
+
+
+def test_dice_and_iou_of_the_same_binary_maps_obey_identity_and_jensen_bound():
+    maps, masks = _maps_and_masks()
+    f = sd.fidelity_scores(maps[0], masks)
+    assert torch.allclose(f["dice"], sd.dice_from_iou(f["iou"]), atol=1e-6)
+    assert f["dice"].mean() <= sd.dice_upper_bound(f["iou"].mean()) + 1e-9
+    # the poster's pair (mean IoU 0.385 with mean Dice 0.878) is impossible for the same binary maps
+    assert sd.dice_upper_bound(0.385) < 0.878 and sd.dice_upper_bound(0.408) < 0.923
+
+
+def test_fidelity_matches_a_float64_hand_computation():
+    maps, masks = _maps_and_masks(1)
+    f = sd.fidelity_scores(maps[0], masks, ("fraction_of_max", 0.5))
+    up = torch.nn.functional.interpolate(maps[0][:, None].double(), size=(32, 32), mode="bilinear", align_corners=False)[:, 0]
+    lo, hi = up.amin((1, 2), keepdim=True), up.amax((1, 2), keepdim=True)
+    pred = ((up - lo) / (hi - lo)) >= 0.5
+    inter = (pred & masks).sum((1, 2)).double()
+    union = (pred | masks).sum((1, 2)).double()
+    assert torch.allclose(f["iou"].double(), inter / union, atol=1e-6)
+
+
+def test_vic_is_mean_and_variability_is_population_sd_of_normalised_maps():
+    maps, _ = _maps_and_masks(2)
+    vic, var = sd.vic_and_variability(maps)
+    a = maps.double().numpy()
+    lo = a.min(axis=(2, 3), keepdims=True)
+    hi = a.max(axis=(2, 3), keepdims=True)
+    n = (a - lo) / (hi - lo)
+    np.testing.assert_allclose(vic.numpy(), n.mean(0), atol=1e-6)
+    np.testing.assert_allclose(var.numpy(), n.std(0), atol=1e-6)
+    with pytest.raises(ValueError, match=r"\[S, B, h, w\]"):
+        sd.vic_and_variability(maps[0])
+
+
+def test_per_model_fidelity_equals_a_loop_over_models():
+    maps, masks = _maps_and_masks(3, s=7)
+    pm = sd.per_model_fidelity(maps, masks, chunk=3)
+    loop = torch.stack([sd.fidelity_scores(m, masks)["iou"].mean() for m in maps])
+    assert torch.allclose(pm["iou"], loop, atol=1e-6)
+    assert torch.allclose(sd.per_model_fidelity(maps, masks)["iou"], loop, atol=1e-6)  # automatic chunk size
+
+
+def test_paired_wilcoxon_matches_scipy_and_handles_ties():
+    g = np.random.default_rng(0)
+    a, b = g.random(20), g.random(20)
+    assert sd.paired_wilcoxon(a, b) == pytest.approx(scipy.stats.wilcoxon(a, b).pvalue)
+    assert np.isnan(sd.paired_wilcoxon(a, a))
+    with pytest.raises(ValueError, match="length"):
+        sd.paired_wilcoxon(a, b[:5])
+
+
+def test_fidelity_table_labels_the_posters_numbers_as_theirs():
+    maps, masks = _maps_and_masks(4)
+    t = sd.fidelity_table(sd.fidelity_scores(maps[0], masks), sd.fidelity_scores(maps[1], masks))
+    assert list(t.index) == ["IoU", "Dice"]
+    assert t.loc["IoU", "optimal (poster, theirs)"] == 0.385 and t.loc["Dice", "VIC (poster, theirs)"] == 0.923
+    assert (t["n"] == 12).all()
+
+
+def test_suggest_ratio_is_the_largest_ratio_with_median_within_tolerance():
+    table = pd.DataFrame({"ratio": [0.1, 0.3, 0.5, 0.7], "rel_loss_median": [1.0, 1.04, 1.2, 1.01]})
+    assert sd.suggest_ratio(table, 0.05) == 0.7
+    assert sd.suggest_ratio(table.iloc[2:3], 0.05) is None
+
+
+@pytest.fixture(scope="module")
+def derm_model():
+    from uqxai_lib.models.derm_classifier import build_derm_classifier
+
+    torch.manual_seed(0)
+    model = build_derm_classifier("small", small_width=8, small_features=16).eval()
+    g = torch.Generator().manual_seed(1)
+    x_val = torch.randn(24, 3, 32, 32, generator=g)
+    y_val = torch.randint(0, 2, (24,), generator=g)
+    x = torch.randn(5, 3, 32, 32, generator=g)
+    masks = torch.zeros(5, 32, 32, dtype=torch.bool)
+    masks[:, 6:22, 8:26] = True
+    table, sets = sd.prune_ratio_sweep(model, "features", x_val, y_val, [0.25, 0.75], k=12, epsilon=0.05, seed=0,
+                                       head=model.classifier, class_weight="balanced")
+    return model, x, masks, table, sets
+
+
+def _hand_vic(maps: torch.Tensor) -> torch.Tensor:
+    a = maps.double()
+    lo, hi = a.amin((2, 3), keepdim=True), a.amax((2, 3), keepdim=True)
+    n = torch.where(hi > lo, (a - lo) / (hi - lo).clamp_min(1e-300), torch.zeros_like(a))
+    return n.mean(0)
+
+
+def test_relative_losses_and_kept_at_reproduce_the_samplers_keep_rule(derm_model):
+    *_, table, sets = derm_model
+    for r, rset in sets.items():
+        assert torch.equal(sd.relative_losses(rset) <= 1 + rset.epsilon, rset.kept.cpu())
+        assert torch.equal(sd.kept_at(rset, rset.epsilon), rset.kept)
+        # monotone in epsilon
+        assert (sd.kept_at(rset, 0.0) <= sd.kept_at(rset, 0.5)).all()
+    assert table["n_kept"].tolist() == [int(sets[r].kept.sum()) for r in table["ratio"]]
+    with pytest.raises(ValueError, match="epsilon"):
+        sd.kept_at(sets[0.25], -0.1)
+
+
+def test_vic_at_tolerance_equals_vic_of_the_reselected_models_via_the_general_path(derm_model):
+    from uqxai_lib import samplers
+
+    model, x, _, _, sets = derm_model
+    rset = sets[0.25]
+    eps = 10.0  # keeps every candidate
+    vic, var, n = sd.vic_at_tolerance(model, "features", x, rset, eps, head=model.classifier)
+    assert n == len(rset.kept)
+    general = samplers.rashomon_maps(model, "features", x, rset._replace(kept=torch.ones_like(rset.kept)), head=None)
+    assert torch.allclose(vic.double(), _hand_vic(general.maps), atol=1e-5)
+    # every relative loss >= 2 -> a tolerance of 0.5 keeps nothing
+    worse = rset._replace(base_loss=float(rset.losses.min()) / 2)
+    assert sd.vic_at_tolerance(model, "features", x, worse, 0.5, head=model.classifier) == (None, None, 0)
+
+
+def test_fidelity_by_ratio_matches_a_loop_over_general_path_maps(derm_model):
+    from uqxai_lib import samplers
+
+    model, x, masks, _, sets = derm_model
+    sets = dict(sets)
+    sets[0.75] = sets[0.75]._replace(kept=torch.zeros_like(sets[0.75].kept))  # a ratio with nothing kept
+    sets[0.25] = sets[0.25]._replace(kept=torch.arange(len(sets[0.25].kept)) % 2 == 0)
+    table = sd.fidelity_by_ratio(model, "features", x, masks, sets, head=model.classifier)
+    assert table["ratio"].tolist() == [0.25, 0.75]
+    for row in table.itertuples():
+        rset = sets[row.ratio]
+        all_maps = samplers.rashomon_maps(model, "features", x, rset, include="all").maps  # general path
+        f_all = sd.fidelity_scores(_hand_vic(all_maps).float(), masks)
+        assert row.iou_all == pytest.approx(float(f_all["iou"].mean()), abs=1e-5)
+        assert row.n_kept == int(rset.kept.sum())
+        if row.n_kept:
+            f = sd.fidelity_scores(_hand_vic(all_maps[rset.kept]).float(), masks)
+            assert row.iou_vic == pytest.approx(float(f["iou"].mean()), abs=1e-5)
+            assert row.dice_vic == pytest.approx(float(f["dice"].mean()), abs=1e-5)
+        else:
+            assert np.isnan(row.iou_vic) and np.isnan(row.dice_vic)
+
+
+def test_vic_grid_holds_vic_at_tolerance_for_every_cell_and_rejects_bad_input(derm_model):
+    model, x, _, _, sets = derm_model
+    grid = sd.vic_grid(model, "features", x[:1], sets, [0.25, 0.75], [0.0, 10.0], head=model.classifier)
+    assert len(grid) == 2 and all(len(row) == 2 for row in grid)
+    for r, row in zip([0.25, 0.75], grid):
+        for eps, (v, s, n, k) in zip([0.0, 10.0], row):
+            ref = sd.vic_at_tolerance(model, "features", x[:1], sets[r], eps, head=model.classifier)
+            assert n == ref[2] and k == len(sets[r].kept)
+            if n:
+                assert torch.equal(v, ref[0][0]) and torch.equal(s, ref[1][0])
+            else:
+                assert v is None and s is None
+    with pytest.raises(ValueError, match="no Rashomon set"):
+        sd.vic_grid(model, "features", x[:1], sets, [0.5], [0.05], head=model.classifier)
+    with pytest.raises(ValueError, match="one image"):
+        sd.vic_grid(model, "features", x[:2], sets, [0.25], [0.05], head=model.classifier)
+
+
+def test_kept_at_uses_the_samplers_float64_relative_loss():
+    from uqxai_lib.samplers import RashomonSet
+
+    # a loss that is within 1 + eps in float64 but not after a float32 round trip of the ratio
+    base = 1.0
+    losses = torch.tensor([1.05, 1.05 + 1e-12, 1.0500001], dtype=torch.float64)
+    rset = RashomonSet(torch.ones(3, 4, dtype=torch.bool), losses, base, losses / base <= 1.05, 0.5, 0.05)
+    assert torch.equal(sd.kept_at(rset, 0.05), rset.kept)
+    assert sd.kept_at(rset, 0.05).tolist() == [True, False, False]
+    assert sd.relative_losses(rset).dtype == torch.float64
