@@ -58,18 +58,33 @@ def test_per_model_fidelity_equals_a_loop_over_models():
     assert torch.allclose(sd.per_model_fidelity(maps, masks)["iou"], loop, atol=1e-6)  # automatic chunk size
 
 
-def test_paired_wilcoxon_matches_scipy_and_handles_ties():
+def test_fidelity_comparisons_are_paired_vic_minus_optimal_grouped_by_lesion_with_holm():
     g = np.random.default_rng(0)
-    a, b = g.random(20), g.random(20)
-    assert sd.paired_wilcoxon(a, b) == pytest.approx(scipy.stats.wilcoxon(a, b).pvalue)
-    assert np.isnan(sd.paired_wilcoxon(a, a))
-    with pytest.raises(ValueError, match="length"):
-        sd.paired_wilcoxon(a, b[:5])
+    n = 60
+    groups = torch.as_tensor(np.repeat(np.arange(20), 3))
+    lesion = np.repeat(g.normal(0, 0.1, 20), 3)  # a shared lesion effect makes items of a lesion dependent
+    iou_opt = torch.as_tensor(0.5 + lesion + g.normal(0, 0.05, n))
+    f_opt = {"iou": iou_opt, "dice": 2 * iou_opt / (1 + iou_opt)}
+    iou_vic = iou_opt + 0.03 + torch.as_tensor(g.normal(0, 0.01, n))  # the VIC is better by 0.03
+    f_vic = {"iou": iou_vic, "dice": 2 * iou_vic / (1 + iou_vic)}
+    prim, comps, sec = sd.fidelity_comparisons(f_opt, f_vic, groups, n_boot=500)
+    d = (iou_vic - iou_opt).numpy()
+    assert prim["effect"] == pytest.approx(d.mean())
+    assert prim["ci95"][0] < 0.03 < prim["ci95"][1] and prim["ci95"][0] > 0
+    assert prim["p"] == pytest.approx(scipy.stats.wilcoxon(d).pvalue)
+    assert sec[0]["p_holm"] == pytest.approx(sec[0]["p"]) and sec[0]["verdict"] == "higher"
+    assert comps["dice"]["effect"] == pytest.approx(float((f_vic["dice"] - f_opt["dice"]).mean()))
+    # no difference: the interval covers 0 and the verdict says so
+    prim0, _, _ = sd.fidelity_comparisons(f_opt, {"iou": iou_opt + torch.as_tensor(g.normal(0, 0.01, n)),
+                                                  "dice": f_opt["dice"]}, groups, n_boot=500)
+    assert prim0["ci95"][0] < 0 < prim0["ci95"][1]
 
 
 def test_fidelity_table_labels_the_posters_numbers_as_theirs():
     maps, masks = _maps_and_masks(4)
-    t = sd.fidelity_table(sd.fidelity_scores(maps[0], masks), sd.fidelity_scores(maps[1], masks))
+    fa, fb = sd.fidelity_scores(maps[0], masks), sd.fidelity_scores(maps[1], masks)
+    _, comps, _ = sd.fidelity_comparisons(fa, fb, None, n_boot=200)
+    t = sd.fidelity_table(fa, fb, comps)
     assert list(t.index) == ["IoU", "Dice"]
     assert t.loc["IoU", "optimal (poster, theirs)"] == 0.385 and t.loc["Dice", "VIC (poster, theirs)"] == 0.923
     assert (t["n"] == 12).all()

@@ -33,7 +33,8 @@ __all__ = [
     "per_model_fidelity",
     "dice_from_iou",
     "dice_upper_bound",
-    "paired_wilcoxon",
+    "fidelity_comparisons",
+    "CLAIM",
     "fidelity_table",
     "relative_losses",
     "kept_at",
@@ -46,6 +47,15 @@ __all__ = [
 
 #: The VIC poster's reported numbers (their HAM10000 run), shown beside ours, labelled as theirs.
 POSTER = {"prune_ratio": 0.6, "iou_optimal": 0.385, "iou_vic": 0.408, "dice_optimal": 0.878, "dice_vic": 0.923}
+
+#: The poster's claim tested by the chapter's primary comparison (for the results JSON).
+CLAIM = {
+    "text": "The VIC (mean of the nearly-optimal pruned models' Grad-CAM++ maps) overlaps the lesion mask better "
+            "than the single optimal model's map: higher mean IoU (and Dice).",
+    "expected": "higher",
+    "theirs": "IoU 0.385 -> 0.408, DSC 0.878 -> 0.923 (HAM10000, prune ratio 0.6)",
+    "source": "vic_poster",
+}
 
 #: Default binarisation rule for fidelity (see :func:`binarize_maps`).
 DEFAULT_RULE = ("fraction_of_max", 0.5)
@@ -136,22 +146,11 @@ def dice_upper_bound(mean_iou: float) -> float:
     return float(dice_from_iou(float(mean_iou)))
 
 
-def paired_wilcoxon(a: Tensor | Sequence[float], b: Tensor | Sequence[float]) -> float:
-    """Two-sided paired Wilcoxon signed-rank p-value (``scipy.stats.wilcoxon``); NaN if all pairs tie."""
-    from scipy.stats import wilcoxon
-
-    a = np.asarray(torch.as_tensor(a, dtype=torch.float64).cpu())
-    b = np.asarray(torch.as_tensor(b, dtype=torch.float64).cpu())
-    if a.shape != b.shape:
-        raise ValueError(f"paired samples differ in length: {a.shape} vs {b.shape}")
-    if len(a) == 0 or np.all(a == b):
-        return float("nan")
-    return float(wilcoxon(a, b, zero_method="wilcox", alternative="two-sided").pvalue)
-
-
-def fidelity_table(optimal: Mapping[str, Tensor], vic: Mapping[str, Tensor], *, theirs: Mapping[str, float] = POSTER):
-    """Poster Fig. 3 as a table: mean +- SD and n of IoU / Dice for the optimal model and VIC,
-    paired Wilcoxon p, the Jensen bound, and the poster's values labelled as theirs.
+def fidelity_table(optimal: Mapping[str, Tensor], vic: Mapping[str, Tensor], comparisons: Mapping[str, Mapping],
+                   *, theirs: Mapping[str, float] = POSTER):
+    """Poster Fig. 3 as a table: mean +- SD and n of IoU / Dice for the optimal model and VIC, the
+    paired difference VIC - optimal with its 95 % interval and Wilcoxon p (``comparisons[metric]``,
+    a :func:`uqxai_lib.stats.paired_difference` record), and the poster's values labelled as theirs.
 
     Returns a pandas DataFrame indexed by metric.
     """
@@ -160,19 +159,40 @@ def fidelity_table(optimal: Mapping[str, Tensor], vic: Mapping[str, Tensor], *, 
     rows = []
     for metric in ("iou", "dice"):
         a, b = optimal[metric].double(), vic[metric].double()
+        c = comparisons[metric]
         rows.append(
             {
                 "metric": "IoU" if metric == "iou" else "Dice",
                 "optimal (ours)": f"{a.mean():.3f} ± {a.std(unbiased=True):.3f}",
                 "VIC (ours)": f"{b.mean():.3f} ± {b.std(unbiased=True):.3f}",
                 "n": int(len(a)),
-                "Wilcoxon p (ours)": f"{paired_wilcoxon(a, b):.3g}",
+                "VIC − optimal [95% CI] (ours)": f"{c['effect']:+.4f} [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]",
+                "Wilcoxon p (ours)": f"{c['p']:.3g}",
                 "optimal (poster, theirs)": theirs[f"{metric}_optimal"],
                 "VIC (poster, theirs)": theirs[f"{metric}_vic"],
             }
         )
-    df = pd.DataFrame(rows).set_index("metric")
-    return df
+    return pd.DataFrame(rows).set_index("metric")
+
+
+def fidelity_comparisons(f_opt: Mapping[str, Tensor], f_vic: Mapping[str, Tensor], groups: Tensor | None, *,
+                         n_boot: int = 2000, seed: int = 0) -> tuple[dict, dict, list[dict]]:
+    """The chapter's declared comparisons of the VIC with the optimal model's map, per test image.
+
+    Primary: paired IoU, VIC - optimal (:func:`uqxai_lib.stats.paired_difference`, bootstrap over
+    ``groups`` = lesions, Wilcoxon p). Secondary: the same for Dice, Holm-adjusted over the
+    secondary family. Returns ``(primary_comparison, {"iou": ..., "dice": ...}, secondary_rows)``
+    with rows ``{name, effect, ci95, p, p_holm, verdict}``.
+    """
+    from uqxai_lib import stats
+
+    g = None if groups is None else np.asarray(torch.as_tensor(groups).cpu())
+    comps = {m: stats.paired_difference(f_vic[m], f_opt[m], groups=g, n_boot=n_boot, seed=seed) for m in ("iou", "dice")}
+    secondary = [("Dice, VIC − optimal (paired)", comps["dice"])]
+    p_holm = stats.holm([c["p"] for _, c in secondary])
+    rows = [{"name": n, "effect": c["effect"], "ci95": list(c["ci95"]), "p": c["p"], "p_holm": ph,
+             "verdict": stats.verdict(c["ci95"])} for (n, c), ph in zip(secondary, p_holm)]
+    return comps["iou"], comps, rows
 
 
 def relative_losses(rset) -> Tensor:
@@ -303,3 +323,184 @@ def fidelity_by_ratio(model, layer, x: Tensor, masks: Tensor, sets: Mapping[floa
             row.update(iou_vic=float(f["iou"].mean()), dice_vic=float(f["dice"].mean()))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- variants (issue 13)
+def vic_maps(maps: Tensor, aggregation: str = "normalised") -> tuple[Tensor, Tensor]:
+    """VIC and variability of a stack ``[S, B, h, w]``: ``"normalised"`` (each map min-max
+    normalised first, :func:`vic_and_variability`) or ``"raw"`` (mean and SD of the raw maps)."""
+    from uqxai_lib import aggregate
+
+    if aggregation == "normalised":
+        return vic_and_variability(maps)
+    if aggregation == "raw":
+        return aggregate.consensus(maps), aggregate.variability(maps)
+    raise ValueError(f"aggregation must be 'normalised' or 'raw', got {aggregation!r}")
+
+
+def _weighted_mean_ce(logits: Tensor, y: Tensor, weight: Tensor | None) -> Tensor:
+    """Class-weighted mean cross-entropy over the last-but-one dim of ``logits [..., N, O]`` (float64)."""
+    lp = torch.log_softmax(logits.double(), dim=-1)
+    nll = -lp.gather(-1, y.expand(lp.shape[:-1])[..., None])[..., 0]
+    w = torch.ones_like(nll) if weight is None else weight.double().to(nll.device)[y].expand_as(nll)
+    return (nll * w).sum(-1) / w.sum(-1)
+
+
+def temperature_scaled_losses(logits: Tensor, y: Tensor, weight: Tensor | None = None, *,
+                              log_t: Sequence[float] | None = None) -> tuple[Tensor, Tensor]:
+    """Each model's loss after temperature scaling on the same data: ``min_T L(logits / T)``.
+
+    ``logits [..., N, O]``; the temperature is chosen from a grid of ``log T`` (default 481 points
+    on [-4, 4], step 1/60, i.e. T from 0.018 to 55), so the minimum is found to within the
+    grid's resolution. Returns ``(losses [...], temperatures [...])`` (float64). Masking channels
+    shrinks the logits; the scaled loss compares models after undoing such a change of scale.
+    """
+    grid = torch.linspace(-4, 4, 481, dtype=torch.float64) if log_t is None else torch.as_tensor(log_t).double()
+    t = grid.exp().to(logits.device)
+    lg = logits.double()
+    losses = torch.stack([_weighted_mean_ce(lg / ti, y, weight) for ti in t], dim=-1)  # [..., G]
+    best, idx = losses.min(dim=-1)
+    return best, t[idx]
+
+
+def binary_auroc(logits: Tensor, y: Tensor) -> Tensor:
+    """AUROC of class 1 from logits ``[..., N, 2]`` against labels ``y [N]`` (Mann-Whitney with mid-ranks)."""
+    from uqxai_lib import metrics
+
+    if logits.shape[-1] != 2:
+        raise ValueError(f"binary_auroc needs two classes, got {logits.shape[-1]}")
+    score = (logits[..., 1] - logits[..., 0]).double()
+    flat = score.reshape(-1, score.shape[-1])
+    return torch.stack([torch.as_tensor(float(metrics.auroc(s, y))) for s in flat]).reshape(score.shape[:-1])
+
+
+def filter_candidates(rset, base_logits: Tensor, cand_logits: Tensor, y: Tensor, *, rule: str, epsilon: float,
+                      class_weight: Tensor | None = None, auroc_tolerance: float = 0.01) -> Tensor:
+    """Which candidates are nearly optimal under a keep rule (bool ``[K]``):
+
+    * ``"loss"``: the sampler's rule ``L_m <= (1 + epsilon) L*`` (``rset.kept``);
+    * ``"temperature"``: the same after temperature-scaling the optimal model and every candidate
+      on the validation data (:func:`temperature_scaled_losses`), so a candidate is not kept
+      only because its shrunk logits are better calibrated;
+    * ``"loss_auroc"``: the loss rule *and* a validation AUROC within ``auroc_tolerance`` of the
+      optimal model's (AUROC ignores the scale of the logits).
+    """
+    if rule == "loss":
+        return torch.as_tensor(rset.kept).cpu().bool()
+    y = y.to(cand_logits.device)
+    if rule == "temperature":
+        base, _ = temperature_scaled_losses(base_logits, y, class_weight)
+        cand, _ = temperature_scaled_losses(cand_logits, y, class_weight)
+        return (cand / base <= 1.0 + float(epsilon)).cpu()
+    if rule == "loss_auroc":
+        a0 = binary_auroc(base_logits, y)
+        a = binary_auroc(cand_logits, y)
+        return torch.as_tensor(rset.kept).cpu().bool() & (a >= a0 - float(auroc_tolerance)).cpu()
+    raise ValueError(f"rule must be 'loss', 'temperature' or 'loss_auroc', got {rule!r}")
+
+
+def variant_row(vic: Tensor, opt_maps: Tensor, f_opt: Mapping[str, Tensor], masks: Tensor, groups, *, n_kept: int,
+                rule: Any = DEFAULT_RULE, n_boot: int = 1000, seed: int = 0, **labels) -> tuple[dict, dict]:
+    """One row of the variants table: IoU / Dice of the optimal map and of ``vic`` (means over
+    images), the paired IoU difference VIC - optimal with its 95 % interval over ``groups``, the
+    median Spearman of VIC and optimal map, and ``n_kept``. Returns ``(row, per_image_scores)``."""
+    from uqxai_lib import metrics, stats
+
+    f = fidelity_scores(vic, masks, rule)
+    g = None if groups is None else np.asarray(torch.as_tensor(groups).cpu())
+    d = stats.paired_difference(f["iou"], f_opt["iou"], groups=g, n_boot=n_boot, seed=seed)
+    rho = metrics.spearman(vic.float(), opt_maps.float())
+    row = {**labels, "n_kept": int(n_kept), "iou_optimal": float(f_opt["iou"].mean()), "iou_vic": float(f["iou"].mean()),
+           "delta_iou": d["effect"], "delta_iou_ci95": list(d["ci95"]), "delta_iou_p": d["p"],
+           "verdict": stats.verdict(d["ci95"]), "dice_optimal": float(f_opt["dice"].mean()),
+           "dice_vic": float(f["dice"].mean()), "spearman_vic_optimal_median": float(rho.nanmedian())}
+    return row, f
+
+
+def run_variants(model, x_val: Tensor, y_val: Tensor, x: Tensor, masks: Tensor, groups, opt_maps: Tensor,
+                 f_opt: Mapping[str, Tensor], specs: Sequence[Mapping[str, Any]], *, sites: Mapping[str, str],
+                 explain_layer: str, head, k: int, k_general: int, epsilon: float, random_range: Sequence[float],
+                 seed: int, class_weight=None, rule: Any = DEFAULT_RULE, optimal_target: Tensor | None = None,
+                 auroc_tolerance: float = 0.01, n_boot: int = 1000) -> list[dict]:
+    """The variants table: one :func:`variant_row` per spec ``{site, ratio, target, aggregation, filter}``.
+
+    ``site`` is a key of ``sites`` (module names, :func:`uqxai_lib.models.derm_classifier.prune_sites`);
+    ``ratio`` a number or ``"random"`` (each candidate draws its ratio from ``U(*random_range)``);
+    ``target`` ``"optimal"`` (the optimal model's class) or ``"own"``; ``aggregation`` as in
+    :func:`vic_maps`; ``filter`` as in :func:`filter_candidates`. The site of the explained layer
+    uses the closed forms with ``head`` and ``k`` candidates; other sites the general masked path
+    with ``k_general`` candidates. Rashomon sets, candidate logits and maps are computed once per
+    (site, ratio[, target]) and shared by the specs that need them; every set has its own seeded
+    generator, so rows do not depend on which other rows are computed.
+    """
+    from uqxai_lib import samplers
+
+    cache_sets: dict = {}
+    cache_maps: dict = {}
+    rows = []
+    for spec in specs:
+        site, ratio = spec["site"], spec["ratio"]
+        layer = sites[site]
+        closed = layer == explain_layer
+        key = (site, ratio)
+        if key not in cache_sets:
+            pr = tuple(float(v) for v in random_range) if ratio == "random" else float(ratio)
+            salt = 7919 * (list(sites).index(site) + 1) + (1000 if ratio == "random" else int(round(1000 * float(ratio))))
+            gen = torch.Generator().manual_seed(int(seed) * 100003 + salt)
+            rset = samplers.rashomon(model, layer, x_val, y_val, k=k if closed else k_general, prune_ratio=pr,
+                                     epsilon=epsilon, generator=gen, head=head if closed else None,
+                                     class_weight=class_weight)
+            logits = samplers.rashomon_logits(model, layer, x_val, rset, head=head if closed else None)
+            cache_sets[key] = (rset, logits)
+        rset, (base_logits, cand_logits) = cache_sets[key]
+        mkey = (site, ratio, spec["target"])
+        if mkey not in cache_maps:
+            tgt = "own" if spec["target"] == "own" else optimal_target
+            st = samplers.rashomon_maps(model, layer, x, rset, include="all", head=head if closed else None,
+                                        target=tgt, explain_layer=explain_layer)
+            cache_maps[mkey] = st.maps.detach().cpu()
+        keep = filter_candidates(rset, base_logits.cpu(), cand_logits.cpu(), y_val.cpu(), rule=spec["filter"],
+                                 epsilon=epsilon, class_weight=None if class_weight is None else class_weight.cpu(),
+                                 auroc_tolerance=auroc_tolerance)
+        labels = {"site": site, "layer": layer, "ratio": ratio, "target": spec["target"],
+                  "aggregation": spec["aggregation"], "filter": spec["filter"], "n_candidates": int(len(keep))}
+        if not keep.any():
+            rows.append({**labels, "n_kept": 0, "iou_optimal": float(f_opt["iou"].mean()), "iou_vic": math.nan,
+                         "delta_iou": math.nan, "delta_iou_ci95": [math.nan, math.nan], "delta_iou_p": math.nan,
+                         "verdict": "no detectable difference", "dice_optimal": float(f_opt["dice"].mean()),
+                         "dice_vic": math.nan, "spearman_vic_optimal_median": math.nan})
+            continue
+        vic, _ = vic_maps(cache_maps[mkey][keep], spec["aggregation"])
+        row, _ = variant_row(vic, opt_maps, f_opt, masks, groups, n_kept=int(keep.sum()), rule=rule, n_boot=n_boot,
+                             seed=seed, **labels)
+        rows.append(row)
+    return rows
+
+
+def map_roughness(maps: Tensor) -> Tensor:
+    """Mean absolute difference between neighbouring pixels of each min-max normalised map ``[B, h, w]``
+    (a total variation per pixel pair; smoother maps score lower): ``[B]``."""
+    m = normalized_stack(maps.float())
+    dx = (m[..., :, 1:] - m[..., :, :-1]).abs().flatten(-2)
+    dy = (m[..., 1:, :] - m[..., :-1, :]).abs().flatten(-2)
+    return torch.cat([dx, dy], dim=-1).mean(-1)
+
+
+def blur_to_match(maps: Tensor, reference: Tensor, sigmas: Sequence[float] = tuple(np.round(np.arange(0, 4.01, 0.1), 2))
+                  ) -> tuple[Tensor, float]:
+    """Gaussian-blur ``maps [B, h, w]`` with the one ``sigma`` (layer pixels, from ``sigmas``) whose
+    mean :func:`map_roughness` is closest to that of ``reference`` (e.g. the VIC). ``sigma = 0``
+    leaves the maps unchanged. Returns ``(blurred maps, sigma)``. The control "does any smoothing
+    improve the overlap?"."""
+    from uqxai_lib.fidelity import gaussian_blur
+
+    target = float(map_roughness(reference).mean())
+    best, best_s, best_err = maps, 0.0, abs(float(map_roughness(maps).mean()) - target)
+    for s in sigmas:
+        if s <= 0:
+            continue
+        b = gaussian_blur(maps[:, None].double(), float(s))[:, 0].float()
+        err = abs(float(map_roughness(b).mean()) - target)
+        if err < best_err:
+            best, best_s, best_err = b, float(s), err
+    return best, best_s
