@@ -87,6 +87,13 @@ sweep_ratios = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
 # fidelity: binarisation rule of the maps; examples shown
 fidelity_rule = ["fraction_of_max", 0.5]
 n_examples = 4
+# variants (which choices decide the result): candidates per set where no closed form applies,
+# the range of a random prune ratio, the AUROC tolerance of the loss+AUROC filter
+k_general = 30
+random_ratio_range = [0.05, 0.95]
+auroc_tolerance = 0.01
+# control: independently trained models (other seeds) as a true Rashomon set
+n_seed_models = 5
 # widget frames
 widget_ratios = [0.2, 0.4, 0.6, 0.8]
 widget_epsilons = [0.02, 0.05, 0.1]
@@ -100,7 +107,7 @@ from uqxai_lib import cache, metrics, samplers, saliency, stats, train, utils, w
 from uqxai_lib.data import group_split
 from uqxai_lib.data.ham10000 import load_ham10000
 from uqxai_lib.data.synthetic_derm import make_synthetic_derm
-from uqxai_lib.models.derm_classifier import FEATURE_LAYER, build_derm_classifier, derm_augment
+from uqxai_lib.models.derm_classifier import FEATURE_LAYER, build_derm_classifier, derm_augment, prune_sites
 from uqxai_lib.studies import derm as sd
 from uqxai_lib.viz import derm as vd
 from uqxai_lib.viz.common import split_table
@@ -412,6 +419,134 @@ if not primary_only:
     display(w)
 
 # %% [markdown]
+# ## Variants: which choices decide the result
+#
+# The closed form above shows that with channels masked *after* the last activation, under global
+# average pooling and one linear layer, every pruned model's Grad-CAM++ map is a subset sum of the
+# optimal model's channel terms, so the VIC is close to the optimal map by construction. That tests
+# linearity, not the poster. Here we build the variants under which the VIC *can* differ
+# (`uqxai_lib.studies.derm.run_variants`; masked models from `uqxai_lib.samplers.rashomon` /
+# `rashomon_maps` / `rashomon_logits`, pruning sites from
+# `uqxai_lib.models.derm_classifier.prune_sites`):
+#
+# - **pruning site** — (a) `post_activation`: today's mask on the explained feature map;
+#   (b) `pre_bn`: the output channels of the last convolution *before* its BatchNorm and ReLU, so a
+#   pruned channel becomes the constant $\mathrm{ReLU}(\beta - \gamma\mu/\sigma)$ rather than 0;
+#   (c) `earlier_block`: the previous stage's output, so the explained feature map itself changes,
+#   non-linearly, with the mask. (The gradient at the explained layer is $W_c / Z$ under GAP + linear
+#   in every case; what changes in (c) is the activation $A$ and with it the Grad-CAM++ weights.)
+#   Sites (b) and (c) have no closed form: each candidate is evaluated (`k_general` candidates).
+# - **ratio** — one fixed ratio $r$ for every candidate (the sweep's choice), or a *random ratio per
+#   candidate* drawn from `random_ratio_range` (the poster: "sample pruned models … with a random
+#   pruning ratio").
+# - **target** — every model explains the optimal model's class, or its *own* prediction.
+# - **aggregation** — each map min-max normalised before averaging (the poster's figures), or the
+#   raw mean (larger maps weigh more).
+# - **filter** — the loss rule $L_m \le (1+\varepsilon)L^\ast$; the same after temperature-scaling
+#   the optimal model and each candidate on the validation set (masking shrinks logits, so a
+#   loss-only filter partly rewards calibration); or the loss rule and a validation AUROC within
+#   `auroc_tolerance` of the optimum.
+#
+# For each variant: IoU and Dice of the optimal map and of the VIC, the paired IoU difference
+# with its 95 % interval over lesions, the median Spearman correlation of VIC and optimal map, and
+# the number of models kept. The poster's direction is "VIC higher".
+
+# %%
+if not primary_only:
+    sites = prune_sites(model)
+    r_star = float(prune_ratio)
+    variant_specs = [
+        dict(site="post_activation", ratio=r_star, target="optimal", aggregation="normalised", filter="loss"),
+        dict(site="post_activation", ratio=r_star, target="own", aggregation="normalised", filter="loss"),
+        dict(site="post_activation", ratio=r_star, target="optimal", aggregation="raw", filter="loss"),
+        dict(site="post_activation", ratio="random", target="optimal", aggregation="normalised", filter="loss"),
+        dict(site="post_activation", ratio=r_star, target="optimal", aggregation="normalised", filter="temperature"),
+        dict(site="post_activation", ratio=r_star, target="optimal", aggregation="normalised", filter="loss_auroc"),
+        dict(site="post_activation", ratio="random", target="own", aggregation="normalised", filter="temperature"),
+        dict(site="pre_bn", ratio=r_star, target="optimal", aggregation="normalised", filter="loss"),
+        dict(site="pre_bn", ratio="random", target="own", aggregation="normalised", filter="temperature"),
+        dict(site="earlier_block", ratio=r_star, target="optimal", aggregation="normalised", filter="loss"),
+        dict(site="earlier_block", ratio="random", target="own", aggregation="normalised", filter="temperature"),
+    ]
+    variants = sd.run_variants(
+        model, val_dev.x, val_dev.y, test_dev.x, test_set.mask, test_set.group, opt_maps, f_opt, variant_specs,
+        sites=sites, explain_layer=FEATURE_LAYER, head=head, k=k, k_general=k_general, epsilon=epsilon,
+        random_range=random_ratio_range, seed=seed, class_weight=cw, rule=rule,
+        optimal_target=stack.target, auroc_tolerance=auroc_tolerance,
+    )
+    display(vd.variants_table(variants).set_index(["site", "ratio", "target", "aggregation", "filter"]))
+
+# %% [markdown]
+# ### Controls
+#
+# - **Blurred optimal map.** Averaging maps smooths them, and a smoother map crosses a relative
+#   threshold over a larger, rounder area. We blur the optimal model's map with the Gaussian whose
+#   roughness (mean absolute difference of neighbouring pixels of the normalised map) is closest to
+#   the VIC's (`uqxai_lib.studies.derm.blur_to_match`): if this alone moves the IoU as much as the
+#   VIC does, the VIC's change is smoothing, not model multiplicity.
+# - **Seed ensemble.** A true Rashomon set: `n_seed_models` models trained independently (other
+#   seeds, the same data, architecture and budget; cached), each explaining the optimal model's
+#   class with Grad-CAM++; their normalised mean is the VIC the channel-pruning VIC should be held
+#   against.
+
+# %%
+if not primary_only:
+    blurred, blur_sigma = sd.blur_to_match(opt_maps, vic)
+    blur_row, _ = sd.variant_row(blurred, opt_maps, f_opt, test_set.mask, test_set.group, n_kept=1, rule=rule,
+                                 seed=seed, site="control", ratio="-", target="optimal", aggregation="-",
+                                 filter=f"blur sigma={blur_sigma:g}", n_candidates=1)
+    with torch.random.fork_rng(devices=[]):  # the ensemble's training leaves the chapter's RNG alone
+        seed_models = sd.train_seed_ensemble(
+            lambda: build_derm_classifier(arch, weights_path=weights_path, small_width=small_width),
+            train_set, val_set, seeds=[seed + 1 + i for i in range(n_seed_models)], cache_config=cfg,
+            fit_kwargs=dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                            class_weight="balanced", patience=patience, device=dev, name=f"derm_vic_{arch}",
+                            augment=derm_augment),
+        )
+    ens_maps = sd.ensemble_maps(seed_models, test_dev.x, FEATURE_LAYER, target=stack.target).cpu()
+    ens_vic, ens_var = sd.vic_and_variability(ens_maps)
+    ens_row, _ = sd.variant_row(ens_vic, opt_maps, f_opt, test_set.mask, test_set.group, n_kept=len(seed_models),
+                                rule=rule, seed=seed, site="control", ratio="-", target="optimal",
+                                aggregation="normalised", filter="seed ensemble", n_candidates=len(seed_models))
+    ens_losses = sd.model_losses(seed_models, val_dev.x, val_dev.y, class_weight=cw)
+    base_loss = float(rset.base_loss)
+    controls = {
+        "blurred_optimal": {"iou": blur_row["iou_vic"], "dice": blur_row["dice_vic"], "sigma": blur_sigma,
+                            "delta_iou": blur_row["delta_iou"], "delta_iou_ci95": blur_row["delta_iou_ci95"]},
+        "seed_ensemble": {"n_models": len(seed_models), "iou": ens_row["iou_vic"], "dice": ens_row["dice_vic"],
+                          "delta_iou": ens_row["delta_iou"], "delta_iou_ci95": ens_row["delta_iou_ci95"],
+                          "spearman_vic_optimal_median": ens_row["spearman_vic_optimal_median"],
+                          "relative_losses": [float(v) / base_loss for v in ens_losses],
+                          "n_within_tolerance": int(sum(float(v) / base_loss <= 1 + epsilon for v in ens_losses))},
+    }
+    fig = vd.plot_variants(
+        variants + [blur_row, ens_row],
+        poster_delta=sd.POSTER["iou_vic"] - sd.POSTER["iou_optimal"],
+    )
+    plt.show()
+    display(vd.variants_table([blur_row, ens_row]).set_index(["site", "filter"]))
+    agree = [v for v in variants if stats.reproduction(v["verdict"], sd.CLAIM["expected"]) == "reproduced"]
+    reversed_ = [v for v in variants if stats.reproduction(v["verdict"], sd.CLAIM["expected"]) == "reversed"]
+    display(
+        Markdown(
+            f"**Which variants reproduce the poster's direction (VIC higher)?** {len(agree)} of {len(variants)}"
+            + (": " + "; ".join(vd.variant_label(v) for v in agree) if agree else "")
+            + f". Reversed (VIC lower): {len(reversed_)}"
+            + (": " + "; ".join(vd.variant_label(v) for v in reversed_) if reversed_ else "")
+            + ". The rest show no detectable difference. Median Spearman(VIC, optimal) ranges from "
+            f"{min(v['spearman_vic_optimal_median'] for v in variants if v['n_kept']):.3f} to "
+            f"{max(v['spearman_vic_optimal_median'] for v in variants if v['n_kept']):.3f}. "
+            f"Controls: the optimal map blurred to the VIC's roughness (σ = {blur_sigma:g} layer pixels) changes "
+            f"the IoU by {blur_row['delta_iou']:+.4f} [{blur_row['delta_iou_ci95'][0]:+.4f}, "
+            f"{blur_row['delta_iou_ci95'][1]:+.4f}] ({blur_row['verdict']}); the VIC of {len(seed_models)} independently "
+            f"trained models by {ens_row['delta_iou']:+.4f} [{ens_row['delta_iou_ci95'][0]:+.4f}, "
+            f"{ens_row['delta_iou_ci95'][1]:+.4f}] ({ens_row['verdict']}; "
+            f"{controls['seed_ensemble']['n_within_tolerance']} of them within 1 + ε of the optimal model's loss, "
+            f"Spearman to the optimal map {ens_row['spearman_vic_optimal_median']:.3f})."
+        )
+    )
+
+# %% [markdown]
 # ## Caveats
 #
 # - **Synthetic data by default.** The lesions, their masks and the link between look and label are
@@ -455,6 +590,13 @@ results = finite_or_none(cache.round_sig(
         "claim": sd.CLAIM,
         "secondary": secondary,
         "primary_only": bool(primary_only),
+        "variants": [
+            {key: v[key] for key in ("site", "ratio", "target", "aggregation", "filter", "n_kept", "n_candidates",
+                                     "iou_optimal", "iou_vic", "delta_iou", "delta_iou_ci95", "verdict",
+                                     "dice_optimal", "dice_vic", "spearman_vic_optimal_median")}
+            for v in variants
+        ] if not primary_only else [],
+        "controls": controls if not primary_only else {},
         "sweep": [
             {"ratio": r.ratio, "rel_loss_median": r.rel_loss_median, "n_kept": r.n_kept,
              "iou_vic": finite_or_none(f.iou_vic), "iou_all": f.iou_all}

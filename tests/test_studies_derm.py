@@ -198,3 +198,165 @@ def test_kept_at_uses_the_samplers_float64_relative_loss():
     assert torch.equal(sd.kept_at(rset, 0.05), rset.kept)
     assert sd.kept_at(rset, 0.05).tolist() == [True, False, False]
     assert sd.relative_losses(rset).dtype == torch.float64
+
+
+# ----------------------------------------------------------------------------- variants (issue 13)
+def test_vic_maps_raw_is_the_plain_mean_and_normalised_is_the_vic():
+    maps, _ = _maps_and_masks(6)
+    raw, raw_sd = sd.vic_maps(maps * 3, "raw")
+    np.testing.assert_allclose(raw.numpy(), (maps * 3).double().mean(0).numpy(), atol=1e-5)
+    np.testing.assert_allclose(raw_sd.numpy(), (maps * 3).double().std(0, unbiased=False).numpy(), atol=1e-5)
+    assert torch.equal(sd.vic_maps(maps, "normalised")[0], sd.vic_and_variability(maps)[0])
+    with pytest.raises(ValueError, match="aggregation"):
+        sd.vic_maps(maps, "median")
+
+
+def test_temperature_scaled_losses_match_scipy_minimize_scalar():
+    from scipy.optimize import minimize_scalar
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(50, generator=g)
+    y = (torch.rand(50, generator=g) < torch.sigmoid(2 * z)).long()  # labels drawn from a calibrated model
+    logits = torch.zeros(3, 50, 2)
+    logits[..., 1] = z * torch.tensor([0.3, 2.0, 6.0])[:, None]  # under-, roughly and over-confident
+    w = torch.tensor([0.7, 1.8])
+    loss, t = sd.temperature_scaled_losses(logits, y, w)
+    for i in range(3):
+        z = logits[i].double().numpy()
+        yy = y.numpy()
+        ww = w.double().numpy()[yy]
+
+        def f(logt):
+            s = z / np.exp(logt)
+            lp = s - np.logaddexp(s[:, 0], s[:, 1])[:, None]
+            return float(-(lp[np.arange(50), yy] * ww).sum() / ww.sum())
+
+        ref = minimize_scalar(f, bounds=(-4, 4), method="bounded", options={"xatol": 1e-8})
+        assert float(loss[i]) == pytest.approx(ref.fun, abs=1e-5)
+        assert float(loss[i]) >= ref.fun - 1e-9
+        assert np.log(float(t[i])) == pytest.approx(ref.x, abs=0.05)
+
+
+def test_binary_auroc_equals_a_pairwise_loop():
+    g = torch.Generator().manual_seed(1)
+    y = torch.randint(0, 2, (30,), generator=g)
+    logits = torch.randn(2, 30, 2, generator=g)
+    a = sd.binary_auroc(logits, y)
+    for i in range(2):
+        s = (logits[i, :, 1] - logits[i, :, 0]).tolist()
+        pos = [s[j] for j in range(30) if y[j] == 1]
+        neg = [s[j] for j in range(30) if y[j] == 0]
+        ref = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg) / (len(pos) * len(neg))
+        assert float(a[i]) == pytest.approx(ref)
+
+
+def test_filter_candidates_undo_a_change_of_scale_and_use_auroc():
+    from uqxai_lib.samplers import RashomonSet
+
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(200, generator=g)
+    y = (torch.rand(200, generator=g) < torch.sigmoid(z)).long()
+    base = torch.zeros(200, 2)
+    base[:, 1] = 4 * z  # an over-confident optimal model (calibrated logits would be z)
+    shrunk = base * 0.25  # a candidate that only shrinks the logits: better calibrated, same ranking
+    flipped = base.flip(-1) * 0.05  # the ranking reversed, near-constant logits
+    cand = torch.stack([shrunk, flipped, base])
+    losses = sd._weighted_mean_ce(cand, y, None)
+    l0 = float(sd._weighted_mean_ce(base, y, None))
+    rset = RashomonSet(torch.ones(3, 4, dtype=torch.bool), losses, l0, losses / l0 <= 1.05, 0.5, 0.05)
+    assert rset.kept.tolist()[0] and rset.kept.tolist()[2]  # the shrunk one is kept by the loss alone
+    assert float(losses[0]) < l0  # ... because it is *better* than the optimum: calibration, not fit
+    temp = sd.filter_candidates(rset, base, cand, y, rule="temperature", epsilon=0.05)
+    assert temp.tolist() == [True, False, True]  # after scaling, shrinking is neither a gain nor a loss
+    both = sd.filter_candidates(rset, base, cand, y, rule="loss_auroc", epsilon=0.05)
+    assert both.tolist() == [rset.kept[0].item(), False, True]
+    assert torch.equal(sd.filter_candidates(rset, base, cand, y, rule="loss", epsilon=0.05), rset.kept)
+    with pytest.raises(ValueError, match="rule"):
+        sd.filter_candidates(rset, base, cand, y, rule="accuracy", epsilon=0.05)
+
+
+def test_run_variants_default_row_equals_the_chapters_pipeline_and_other_sites_run(derm_model):
+    from uqxai_lib import samplers, saliency
+    from uqxai_lib.models.derm_classifier import prune_sites
+
+    model, x, masks, _, _ = derm_model
+    g = torch.Generator().manual_seed(1)
+    x_val = torch.randn(24, 3, 32, 32, generator=g)
+    y_val = torch.randint(0, 2, (24,), generator=g)
+    opt = saliency.grad_cam_pp(model, x, "features")
+    f_opt = sd.fidelity_scores(opt, masks)
+    groups = torch.tensor([0, 0, 1, 2, 2])
+    specs = [dict(site="post_activation", ratio=0.5, target="optimal", aggregation="normalised", filter="loss"),
+             dict(site="post_activation", ratio="random", target="own", aggregation="raw", filter="temperature"),
+             dict(site="pre_bn", ratio=0.5, target="optimal", aggregation="normalised", filter="loss_auroc"),
+             dict(site="earlier_block", ratio=0.5, target="optimal", aggregation="normalised", filter="loss")]
+    kw = dict(sites=prune_sites(model), explain_layer="features", head=model.classifier, k=10, k_general=4,
+              epsilon=10.0, random_range=(0.1, 0.9), seed=0, n_boot=200)
+    rows = sd.run_variants(model, x_val, y_val, x, masks, groups, opt, f_opt, specs, **kw)
+    assert [r["site"] for r in rows] == ["post_activation", "post_activation", "pre_bn", "earlier_block"]
+    assert [r["n_candidates"] for r in rows] == [10, 10, 4, 4]
+    # the first row by hand: the same seeded set, the closed-form maps, the normalised VIC, the fidelity
+    salt = 7919 * 1 + 500
+    rset = samplers.rashomon(model, "features", x_val, y_val, k=10, prune_ratio=0.5, epsilon=10.0,
+                             generator=torch.Generator().manual_seed(salt), head=model.classifier)
+    vic, _ = sd.vic_and_variability(samplers.rashomon_maps(model, "features", x, rset, head=model.classifier).maps)
+    f = sd.fidelity_scores(vic, masks)
+    assert rows[0]["n_kept"] == int(rset.kept.sum()) == 10
+    assert rows[0]["iou_vic"] == pytest.approx(float(f["iou"].mean()), abs=1e-6)
+    assert rows[0]["delta_iou"] == pytest.approx(float((f["iou"] - f_opt["iou"]).double().mean()), abs=1e-6)
+    lo, hi = rows[0]["delta_iou_ci95"]
+    assert lo <= rows[0]["delta_iou"] <= hi
+    for r in rows:
+        assert r["iou_optimal"] == pytest.approx(float(f_opt["iou"].mean()))
+        assert 0 <= r["n_kept"] <= r["n_candidates"]
+    # rows do not depend on which other rows are computed
+    alone = sd.run_variants(model, x_val, y_val, x, masks, groups, opt, f_opt, specs[3:], **kw)
+    assert alone[0] == rows[3] or (np.isnan(alone[0]["iou_vic"]) and np.isnan(rows[3]["iou_vic"]))
+
+
+def test_map_roughness_equals_a_loop_and_blur_to_match_recovers_a_known_sigma():
+    from uqxai_lib.fidelity import gaussian_blur
+
+    maps, _ = _maps_and_masks(7)
+    m = maps[0]
+    r = sd.map_roughness(m)
+    for i in range(3):
+        a = m[i].double()
+        a = (a - a.min()) / (a.max() - a.min())
+        diffs = [abs(float(a[u, v + 1] - a[u, v])) for u in range(8) for v in range(7)]
+        diffs += [abs(float(a[u + 1, v] - a[u, v])) for u in range(7) for v in range(8)]
+        assert float(r[i]) == pytest.approx(sum(diffs) / len(diffs), abs=1e-6)
+    ref = gaussian_blur(m[:, None].double(), 1.0)[:, 0].float()
+    out, sigma = sd.blur_to_match(m, ref)
+    assert sigma == pytest.approx(1.0, abs=0.15)
+    same, s0 = sd.blur_to_match(m, m)
+    assert s0 == 0.0 and torch.equal(same, m)
+
+
+def test_seed_ensemble_trains_distinct_cached_models_and_its_maps_and_losses_equal_loops():
+    import torch.nn.functional as F
+
+    from uqxai_lib import saliency
+    from uqxai_lib.data import LabeledArrays
+    from uqxai_lib.models.derm_classifier import build_derm_classifier
+
+    g = torch.Generator().manual_seed(0)
+    data = LabeledArrays(torch.randn(16, 3, 16, 16, generator=g), torch.tensor([0, 1] * 8), ("benign", "malignant"))
+    kw = dict(seeds=[1, 2], cache_config={"test": "seed_ensemble"},
+              fit_kwargs=dict(epochs=1, batch_size=8, lr=0.01, patience=None, device=torch.device("cpu"),
+                              name="t", progress=False))
+    build = lambda: build_derm_classifier("small", small_width=4, small_features=8)
+    models = sd.train_seed_ensemble(build, data, data, **kw)
+    again = sd.train_seed_ensemble(build, data, data, **kw)  # from the cache: the same weights
+    w = [m.classifier.weight for m in models]
+    assert not torch.equal(w[0], w[1])
+    assert all(torch.equal(a.classifier.weight, b.classifier.weight) for a, b in zip(models, again))
+    tgt = torch.zeros(16, dtype=torch.long)
+    maps = sd.ensemble_maps(models, data.x, "features", target=tgt)
+    for i, m in enumerate(models):
+        assert torch.equal(maps[i], saliency.grad_cam_pp(m, data.x, "features", target=tgt))
+    cw = torch.tensor([0.5, 1.5])
+    losses = sd.model_losses(models, data.x, data.y, class_weight=cw)
+    for m, l in zip(models, losses):
+        with torch.no_grad():
+            assert l == pytest.approx(float(F.cross_entropy(m(data.x).double(), data.y, weight=cw.double())), abs=1e-6)

@@ -43,6 +43,17 @@ __all__ = [
     "vic_at_tolerance",
     "vic_grid",
     "fidelity_by_ratio",
+    "vic_maps",
+    "temperature_scaled_losses",
+    "binary_auroc",
+    "filter_candidates",
+    "variant_row",
+    "run_variants",
+    "map_roughness",
+    "blur_to_match",
+    "train_seed_ensemble",
+    "ensemble_maps",
+    "model_losses",
 ]
 
 #: The VIC poster's reported numbers (their HAM10000 run), shown beside ours, labelled as theirs.
@@ -434,6 +445,7 @@ def run_variants(model, x_val: Tensor, y_val: Tensor, x: Tensor, masks: Tensor, 
     generator, so rows do not depend on which other rows are computed.
     """
     from uqxai_lib import samplers
+    from uqxai_lib.models.derm_classifier import site_suffix
 
     cache_sets: dict = {}
     cache_maps: dict = {}
@@ -442,6 +454,8 @@ def run_variants(model, x_val: Tensor, y_val: Tensor, x: Tensor, masks: Tensor, 
         site, ratio = spec["site"], spec["ratio"]
         layer = sites[site]
         closed = layer == explain_layer
+        # other sites: the rest of the model after the site, so the layers before it run once
+        suffix, explained = (None, explain_layer) if closed else site_suffix(model, layer)
         key = (site, ratio)
         if key not in cache_sets:
             pr = tuple(float(v) for v in random_range) if ratio == "random" else float(ratio)
@@ -449,15 +463,15 @@ def run_variants(model, x_val: Tensor, y_val: Tensor, x: Tensor, masks: Tensor, 
             gen = torch.Generator().manual_seed(int(seed) * 100003 + salt)
             rset = samplers.rashomon(model, layer, x_val, y_val, k=k if closed else k_general, prune_ratio=pr,
                                      epsilon=epsilon, generator=gen, head=head if closed else None,
-                                     class_weight=class_weight)
-            logits = samplers.rashomon_logits(model, layer, x_val, rset, head=head if closed else None)
+                                     class_weight=class_weight, suffix=suffix)
+            logits = samplers.rashomon_logits(model, layer, x_val, rset, head=head if closed else None, suffix=suffix)
             cache_sets[key] = (rset, logits)
         rset, (base_logits, cand_logits) = cache_sets[key]
         mkey = (site, ratio, spec["target"])
         if mkey not in cache_maps:
             tgt = "own" if spec["target"] == "own" else optimal_target
             st = samplers.rashomon_maps(model, layer, x, rset, include="all", head=head if closed else None,
-                                        target=tgt, explain_layer=explain_layer)
+                                        target=tgt, explain_layer=explained, suffix=suffix)
             cache_maps[mkey] = st.maps.detach().cpu()
         keep = filter_candidates(rset, base_logits.cpu(), cand_logits.cpu(), y_val.cpu(), rule=spec["filter"],
                                  epsilon=epsilon, class_weight=None if class_weight is None else class_weight.cpu(),
@@ -504,3 +518,35 @@ def blur_to_match(maps: Tensor, reference: Tensor, sigmas: Sequence[float] = tup
         if err < best_err:
             best, best_s, best_err = b, float(s), err
     return best, best_s
+
+
+def train_seed_ensemble(build, train_set, val_set, *, seeds: Sequence[int], cache_config: Mapping[str, Any],
+                        fit_kwargs: Mapping[str, Any]) -> list:
+    """Independently trained models (a true Rashomon set): for each training seed ``s``,
+    ``torch.manual_seed(s)``, ``build()`` and :func:`uqxai_lib.train.fit` with ``seed=s`` on the same
+    data, cached under ``{**cache_config, "train_seed": s}``. Returns the models in eval mode."""
+    from uqxai_lib import train
+
+    models = []
+    for s in seeds:
+        torch.manual_seed(int(s))
+        fit = train.fit(build(), train_set, val_set, seed=int(s), cache_config={**cache_config, "train_seed": int(s)},
+                        **fit_kwargs)
+        models.append(fit.model.eval())
+    return models
+
+
+def ensemble_maps(models: Sequence, x: Tensor, layer, *, target: Tensor, method: str = "grad_cam_pp") -> Tensor:
+    """Maps ``[S, B, h, w]`` of several models on the same images for the same ``target`` classes."""
+    from uqxai_lib import saliency
+
+    return torch.stack([saliency.explain(m, x, layer, target=target, method=method) for m in models])
+
+
+def model_losses(models: Sequence, x: Tensor, y: Tensor, *, class_weight: Tensor | None = None) -> list[float]:
+    """Class-weighted mean cross-entropy of each model on ``(x, y)`` (as the Rashomon filter computes it)."""
+    out = []
+    with torch.no_grad():
+        for m in models:
+            out.append(float(_weighted_mean_ce(m(x).float(), y.to(x.device), class_weight)))
+    return out

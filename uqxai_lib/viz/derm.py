@@ -24,6 +24,10 @@ __all__ = [
     "plot_samples",
     "performance_table",
     "plot_fidelity_by_ratio",
+    "plot_variants",
+    "variants_table",
+    "variant_label",
+
     "display_image",
 ]
 
@@ -81,14 +85,16 @@ def _show_map(ax, image: np.ndarray | None, m: Tensor, size: tuple[int, int], cm
     from uqxai_lib.saliency import upsample
 
     a = upsample(m.detach().cpu().float()[None], size)[0].numpy()
+    top = vmax if vmax is not None else max(float(a.max()), 1e-12)
     if image is not None:
         ax.imshow(image)
-        ax.imshow(a, cmap=cmap, alpha=0.5, vmin=0, vmax=vmax if vmax is not None else max(float(a.max()), 1e-12))
+        im = ax.imshow(a, cmap=cmap, alpha=0.5, vmin=0, vmax=top)
     else:
-        ax.imshow(a, cmap=cmap, vmin=0, vmax=vmax if vmax is not None else max(float(a.max()), 1e-12))
+        im = ax.imshow(a, cmap=cmap, vmin=0, vmax=top)
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
+    return im
 
 
 def plot_vic_examples(
@@ -114,15 +120,17 @@ def plot_vic_examples(
         ax[0].set_axis_off()
         ax[1].imshow(masks[i].cpu().numpy(), cmap="gray")
         ax[1].set_axis_off()
-        _show_map(ax[2], img, normalize(optimal[i : i + 1], 2)[0], hw, "jet", None, vmax=1.0)
-        _show_map(ax[3], None, variability[i], hw, "magma", None, vmax=var_max)
-        _show_map(ax[4], img, vic[i], hw, "jet", None, vmax=1.0)
+        im_map = _show_map(ax[2], img, normalize(optimal[i : i + 1], 2)[0], hw, "viridis", None, vmax=1.0)
+        im_var = _show_map(ax[3], None, variability[i], hw, "magma", None, vmax=var_max)
+        _show_map(ax[4], img, vic[i], hw, "viridis", None, vmax=1.0)
         if row_labels is not None:
             ax[0].text(-0.05, 0.5, row_labels[i], transform=ax[0].transAxes, rotation=90,
                        ha="right", va="center", fontsize=8)
     for j, c in enumerate(cols):
         axes[0, j].set_title(c, fontsize=9)
     fig.tight_layout()
+    fig.colorbar(im_map, ax=list(axes[:, 2]) + list(axes[:, 4]), shrink=0.5, label="normalised map")
+    fig.colorbar(im_var, ax=list(axes[:, 3]), shrink=0.5, label="SD over kept models")
     return fig
 
 
@@ -159,8 +167,10 @@ def vic_frame(x: Tensor, vic: Tensor | None, variability: Tensor | None, *, n_ke
         axes[1].text(0.5, 0.5, "no model kept", ha="center", va="center", transform=axes[1].transAxes,
                      color="w", fontsize=10, bbox=dict(facecolor="k", alpha=0.6))
     else:
-        _show_map(axes[0], img, vic, hw, "jet", "VIC", vmax=1.0)
-        _show_map(axes[1], None, variability, hw, "magma", "variability (SD)", vmax=0.5)
+        im = _show_map(axes[0], img, vic, hw, "viridis", "VIC", vmax=1.0)
+        fig.colorbar(im, ax=axes[0], shrink=0.8)
+        im = _show_map(axes[1], None, variability, hw, "magma", "variability (SD)", vmax=0.5)
+        fig.colorbar(im, ax=axes[1], shrink=0.8)
     eps = "" if epsilon is None else f", ε = {epsilon:g}"
     fig.suptitle(f"r = {ratio:g}{eps}: {n_kept} of {n_candidates} models kept", fontsize=9)
     fig.tight_layout()
@@ -242,3 +252,55 @@ def performance_table(summary: Mapping[str, Any], auroc: float, *, digits: int =
               float(auroc)]
     index = ["balanced accuracy", "sensitivity", "specificity", "AUROC"]
     return pd.DataFrame({"value": values}, index=index).round(digits)
+
+
+def variant_label(row: Mapping[str, Any]) -> str:
+    """Short label of a variant row: ``site · r · target · aggregation · filter``."""
+    r = row["ratio"] if isinstance(row["ratio"], str) else f"r={float(row['ratio']):g}"
+    return f"{row['site']} · {r} · {row['target']} · {row['aggregation']} · {row['filter']}"
+
+
+def variants_table(rows: Sequence[Mapping[str, Any]], *, digits: int = 3):
+    """The variants as a display table (one row each; the numbers come from ``studies.derm.run_variants``)."""
+    import pandas as pd
+
+    out = []
+    for r in rows:
+        lo, hi = r["delta_iou_ci95"]
+        out.append({"site": r["site"], "ratio": r["ratio"], "target": r["target"], "aggregation": r["aggregation"],
+                    "filter": r["filter"], "kept": f"{r['n_kept']}/{r['n_candidates']}",
+                    "IoU optimal": round(r["iou_optimal"], digits), "IoU VIC": round(r["iou_vic"], digits),
+                    "ΔIoU [95% CI]": f"{r['delta_iou']:+.4f} [{lo:+.4f}, {hi:+.4f}]",
+                    "Dice optimal": round(r["dice_optimal"], digits), "Dice VIC": round(r["dice_vic"], digits),
+                    "Spearman(VIC, opt.) median": round(r["spearman_vic_optimal_median"], digits),
+                    "verdict": r["verdict"]})
+    return pd.DataFrame(out)
+
+
+def plot_variants(rows: Sequence[Mapping[str, Any]], *, controls: Mapping[str, float] | None = None,
+                  poster_delta: float | None = None, ax=None):
+    """Forest plot: paired IoU difference VIC − optimal with its 95 % interval for every variant (and
+    optional control rows ``{label: delta}`` without interval), the zero line and the poster's
+    difference (theirs) as a dashed line."""
+    n = len(rows) + (len(controls) if controls else 0)
+    fig, ax = _fig_ax(ax, figsize=(7.4, 0.34 * n + 1.2))
+    labels = []
+    for i, r in enumerate(rows):
+        lo, hi = r["delta_iou_ci95"]
+        colour = {"higher": "C2", "lower": "C3"}.get(r["verdict"], "0.4")
+        ax.errorbar([r["delta_iou"]], [i], xerr=[[r["delta_iou"] - lo], [hi - r["delta_iou"]]], fmt="o", ms=4,
+                    color=colour, capsize=2)
+        labels.append(f"{variant_label(r)}  (n={r['n_kept']})")
+    for j, (name, d) in enumerate((controls or {}).items()):
+        ax.plot([d], [len(rows) + j], "D", color="k", ms=4)
+        labels.append(name)
+    ax.axvline(0, color="k", lw=0.8)
+    if poster_delta is not None:
+        ax.axvline(poster_delta, color="C3", ls="--", lw=1, label=f"poster (theirs): {poster_delta:+.3f}")
+        ax.legend(fontsize=7, frameon=False, loc="lower right")
+    ax.set_yticks(range(n))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean IoU difference, VIC − optimal (95 % interval over lesions)")
+    fig.tight_layout()
+    return fig
