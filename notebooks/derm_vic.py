@@ -29,7 +29,13 @@
 # 3. sweep the prune ratio (poster Fig. 2) and see where the poster's choice $r = 0.6$ falls on our data;
 # 4. build the VIC (consensus) and the variability of the kept models' Grad-CAM++ maps (poster Fig. 4);
 # 5. measure the fidelity of the optimal model's map and of the VIC against the lesion mask with
-#    IoU and Dice (poster Fig. 3), and check whether the poster's numbers can all hold at once.
+#    IoU and Dice (poster Fig. 3), and check whether the poster's numbers can all hold at once;
+# 6. build the variants under which the VIC can differ from the optimal map (pruning site, random
+#    ratio, target, aggregation, a calibration-robust filter) and two controls (a blurred optimal
+#    map, an ensemble of independently trained models);
+# 7. check whether the maps are right at all: mass in the lesion mask against chance, pointing
+#    game, deletion / insertion curves, a cascading-randomisation sanity check, and whether stable
+#    VICs are the right ones.
 #
 # **The claim we test** ({cite:p}`vic_poster`; the idea of a variable-importance cloud over the
 # set of good models is {cite:t}`dong2020vic`'s): the VIC's mean IoU with the lesion mask is
@@ -89,11 +95,17 @@ fidelity_rule = ["fraction_of_max", 0.5]
 n_examples = 4
 # variants (which choices decide the result): candidates per set where no closed form applies,
 # the range of a random prune ratio, the AUROC tolerance of the loss+AUROC filter
-k_general = 30
+k_general = 20
 random_ratio_range = [0.05, 0.95]
 auroc_tolerance = 0.01
 # control: independently trained models (other seeds) as a true Rashomon set
 n_seed_models = 5
+# fidelity and sanity: deletion / insertion patch (px; None = one feature-map cell), steps and fill
+# ("blur" or "mean"); a cascading randomisation step passes when its median Spearman is below this
+deletion_patch = None
+deletion_steps = 16
+deletion_fill = "blur"
+sanity_threshold = 0.5
 # widget frames
 widget_ratios = [0.2, 0.4, 0.6, 0.8]
 widget_epsilons = [0.02, 0.05, 0.1]
@@ -107,7 +119,7 @@ from uqxai_lib import cache, metrics, samplers, saliency, stats, train, utils, w
 from uqxai_lib.data import group_split
 from uqxai_lib.data.ham10000 import load_ham10000
 from uqxai_lib.data.synthetic_derm import make_synthetic_derm
-from uqxai_lib.models.derm_classifier import FEATURE_LAYER, build_derm_classifier, derm_augment, prune_sites
+from uqxai_lib.models.derm_classifier import FEATURE_LAYER, build_derm_classifier, derm_augment, prune_sites, cascade_groups
 from uqxai_lib.studies import derm as sd
 from uqxai_lib.viz import derm as vd
 from uqxai_lib.viz.common import split_table
@@ -547,6 +559,98 @@ if not primary_only:
     )
 
 # %% [markdown]
+# ## Are the maps right? Fidelity and sanity checks
+#
+# A map can be perfectly repeatable across models and still point at the wrong place. Our data have
+# ground-truth lesion masks, so we check the optimal model's Grad-CAM++ map directly
+# (`uqxai_lib.studies.derm.fidelity_summary`, general functions in `uqxai_lib.fidelity`):
+#
+# - **mass in the mask**: the share of the (upsampled) map inside the lesion, with a 95 % interval
+#   over lesions, against **chance** = the mask's area share (what an evenly spread map scores);
+#   per class as well;
+# - **pointing game**: the share of maps whose maximum lies in the lesion;
+# - **deletion / insertion** (Petsiuk et al. 2018): patches of one feature-map cell are replaced by
+#   a blurred copy of the image (or put back into it) in the order of the map, and the probability
+#   of the explained class is followed; a faithful map makes deletion fall and insertion rise
+#   faster than a **random order** of the same patches (areas under the curves).
+#
+# Then the **sanity check** of Adebayo et al. (2018): the model's parameters are re-initialised
+# from the head down, cumulatively (`uqxai_lib.fidelity.cascading_randomisation`), and each
+# randomised model's map is compared with the trained model's by Spearman correlation. A map that
+# reflects what the model learned should change (low correlation); a map that stays the same is
+# driven by the input and the architecture. The check *passes* when every step's median Spearman
+# is below `sanity_threshold`.
+
+# %%
+if not primary_only:
+    patch = deletion_patch or image_size // opt_maps.shape[-1]
+    fid, fid_curves = sd.fidelity_summary(
+        model, test_dev.x, opt_maps, test_set.mask, test_set.y, stack.target, test_set.group,
+        classes=test_set.classes, patch=patch, steps=min(deletion_steps, (image_size // patch) ** 2),
+        fill=deletion_fill, seed=seed,
+    )
+    fig = vd.plot_deletion_insertion(fid_curves, fid, fill=deletion_fill)
+    plt.show()
+    display(vd.per_class_fidelity_table(fid))
+    above = fid["mass_in_mask_ci95"][0] > fid["chance"]
+    display(
+        Markdown(
+            f"Mass in the lesion mask: **{fid['mass_in_mask']:.3f}** [{fid['mass_in_mask_ci95'][0]:.3f}, "
+            f"{fid['mass_in_mask_ci95'][1]:.3f}] against chance {fid['chance']:.3f} — the interval lies "
+            + ("**above** chance" if above else "**not above** chance")
+            + f". Pointing game {fid['pointing_game']:.3f}. Deletion area {fid['deletion_auc']:.3f} (random order "
+            f"{fid['deletion_auc_random']:.3f}; lower is more faithful), insertion area {fid['insertion_auc']:.3f} "
+            f"(random {fid['insertion_auc_random']:.3f}; higher is more faithful)."
+        )
+    )
+
+# %%
+if not primary_only:
+    sanity, sanity_maps = sd.cascading_sanity(
+        model, test_dev.x, opt_maps, stack.target, FEATURE_LAYER, cascade_groups(model), threshold=sanity_threshold,
+        seed=seed, n_examples=3,
+    )
+    fig = vd.plot_sanity(test_set.x[:3], opt_maps[:3], sanity_maps, sanity["cascading"])
+    plt.show()
+    steps_txt = "; ".join(f"{r['randomised_from']}: {r['spearman_to_trained']:.3f}" for r in sanity["cascading"])
+    display(
+        Markdown(
+            f"Median Spearman of the randomised models' maps with the trained model's, from the head down: {steps_txt}. "
+            f"Grad-CAM++ at `{FEATURE_LAYER}` **{'passes' if sanity['passes'] else 'fails'}** the cascading "
+            f"randomisation check (threshold {sanity_threshold:g}"
+            + ("" if sanity["passes"] else "; at least one randomised model keeps a map close to the trained one")
+            + ")."
+        )
+    )
+
+# %% [markdown]
+# ### Stable and right?
+#
+# For each test image: the VIC's mass in the lesion mask (fidelity) against its mean variability
+# across the kept models (instability), coloured by whether the classifier was right. The Spearman
+# correlation with a 95 % interval over lesions (`uqxai_lib.studies.derm.fidelity_vs_stability`)
+# says whether a more stable VIC is also more often a right one (a negative correlation).
+
+# %%
+if not primary_only:
+    vic_mass, _ = sd.mass_in_mask_scores(vic, test_set.mask)
+    fvs = sd.fidelity_vs_stability(vic_mass, variability, test_set.group, seed=seed)
+    correct = probs.argmax(1) == test_set.y
+    fig = vd.plot_fidelity_vs_stability(vic_mass, variability, correct, chance=fid["chance"],
+                                        spearman=fvs["spearman"], ci95=fvs["ci95"])
+    plt.show()
+    display(
+        Markdown(
+            f"Spearman(VIC mass in mask, VIC variability) = {fvs['spearman']:+.3f} "
+            f"[{fvs['ci95'][0]:+.3f}, {fvs['ci95'][1]:+.3f}] over {fvs['n']} images: "
+            + {"lower": "more variable VICs are *less* often on the lesion — stability goes with fidelity here.",
+               "higher": "more variable VICs are *more* often on the lesion — stability does not mean right here.",
+               "no detectable difference": "no detectable association between stability and fidelity."}[
+                stats.verdict(fvs["ci95"])]
+        )
+    )
+
+# %% [markdown]
 # ## Caveats
 #
 # - **Synthetic data by default.** The lesions, their masks and the link between look and label are
@@ -597,6 +701,9 @@ results = finite_or_none(cache.round_sig(
             for v in variants
         ] if not primary_only else [],
         "controls": controls if not primary_only else {},
+        "fidelity": fid if not primary_only else {},
+        "sanity": sanity if not primary_only else {},
+        "fidelity_vs_stability": fvs if not primary_only else {},
         "sweep": [
             {"ratio": r.ratio, "rel_loss_median": r.rel_loss_median, "n_kept": r.n_kept,
              "iou_vic": finite_or_none(f.iou_vic), "iou_all": f.iou_all}
@@ -625,6 +732,27 @@ display(
         "values exceed the largest mean Dice its IoU values allow for the same binary maps (0.556 and 0.580)."
     )
 )
+if not primary_only:
+    n_rep = sum(stats.reproduction(v["verdict"], sd.CLAIM["expected"]) == "reproduced" for v in variants)
+    n_rev = sum(stats.reproduction(v["verdict"], sd.CLAIM["expected"]) == "reversed" for v in variants)
+    display(
+        Markdown(
+            f"- **Variants.** The poster's direction (VIC higher) holds in {n_rep} of {len(variants)} variants and is "
+            f"reversed in {n_rev} (table above): the result depends on how a pruned model is built, which class it "
+            "explains, how maps are averaged and how nearly-optimal models are filtered — state these choices with "
+            "any VIC result.\n"
+            f"- **Controls.** Blurring the optimal map to the VIC's roughness: ΔIoU {controls['blurred_optimal']['delta_iou']:+.4f}; "
+            f"the VIC of {controls['seed_ensemble']['n_models']} independently trained models: "
+            f"ΔIoU {controls['seed_ensemble']['delta_iou']:+.4f} "
+            f"[{controls['seed_ensemble']['delta_iou_ci95'][0]:+.4f}, {controls['seed_ensemble']['delta_iou_ci95'][1]:+.4f}].\n"
+            f"- **Are the maps right?** Mass in the lesion mask {fid['mass_in_mask']:.3f} "
+            f"[{fid['mass_in_mask_ci95'][0]:.3f}, {fid['mass_in_mask_ci95'][1]:.3f}] vs chance {fid['chance']:.3f}; "
+            f"deletion area {fid['deletion_auc']:.3f} vs {fid['deletion_auc_random']:.3f} in random order. Cascading "
+            f"randomisation: {'passes' if sanity['passes'] else 'fails'} (median Spearman "
+            + ", ".join(f"{r['spearman_to_trained']:.2f}" for r in sanity["cascading"]) + "). "
+            f"Stability vs fidelity: Spearman {fvs['spearman']:+.3f} [{fvs['ci95'][0]:+.3f}, {fvs['ci95'][1]:+.3f}]."
+        )
+    )
 
 # %% [markdown]
 # ## What's next
@@ -633,7 +761,7 @@ display(
 #   500 candidates) to compare with the poster on real images.
 # - Add the spurious ink-mark cue (`uqxai_lib.data.synthetic_derm.add_ink_marks`) to the training
 #   images only and check whether the VIC or the variability map reveals the shortcut.
-# - Replace channel masks by models retrained from different seeds to explore a wider Rashomon set.
+# - Grow the seed ensemble (`n_seed_models`) and vary the architecture to explore a wider Rashomon set.
 #
 # ## References
 #

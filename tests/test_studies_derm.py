@@ -360,3 +360,71 @@ def test_seed_ensemble_trains_distinct_cached_models_and_its_maps_and_losses_equ
     for m, l in zip(models, losses):
         with torch.no_grad():
             assert l == pytest.approx(float(F.cross_entropy(m(data.x).double(), data.y, weight=cw.double())), abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- fidelity and sanity (issue 14)
+def test_mass_in_mask_scores_equal_a_float64_loop():
+    maps, masks = _maps_and_masks(8)
+    masks[3, :, :] = False
+    masks[3, 0:4, 0:4] = True
+    mass, chance = sd.mass_in_mask_scores(maps[0], masks)
+    up = torch.nn.functional.interpolate(maps[0][:, None].double(), size=(32, 32), mode="bilinear", align_corners=False)[:, 0]
+    for i in range(len(masks)):
+        inside = sum(float(up[i, u, v]) for u in range(32) for v in range(32) if masks[i, u, v])
+        assert float(mass[i]) == pytest.approx(inside / float(up[i].sum()), abs=1e-5)
+        assert float(chance[i]) == pytest.approx(float(masks[i].double().mean()))
+
+
+def test_fidelity_summary_holds_the_json_keys_and_its_areas_match_the_curves(derm_model):
+    from uqxai_lib import fidelity, saliency
+
+    model, x, masks, _, _ = derm_model
+    y = torch.tensor([0, 1, 0, 1, 1])
+    tgt = model(x).argmax(1)
+    maps = saliency.grad_cam_pp(model, x, "features", target=tgt)
+    rec, curves = sd.fidelity_summary(model, x, maps, masks, y, tgt, torch.tensor([0, 0, 1, 2, 3]),
+                                      classes=("benign", "malignant"), patch=8, steps=8, n_boot=200)
+    for key in ("mass_in_mask", "mass_in_mask_ci95", "chance", "pointing_game", "deletion_auc", "deletion_auc_random",
+                "insertion_auc", "insertion_auc_random", "per_class"):
+        assert key in rec
+    lo, hi = rec["mass_in_mask_ci95"]
+    assert lo <= rec["mass_in_mask"] <= hi
+    d = fidelity.deletion_curve(model, x, maps, tgt, patch=8, steps=8)
+    assert rec["deletion_auc"] == pytest.approx(float(fidelity.curve_auc(d).mean()), abs=1e-6)
+    torch.testing.assert_close(curves["deletion_map"], d.mean(0))
+    assert rec["pointing_game"] == pytest.approx(float(fidelity.pointing_game(maps, masks).double().mean()))
+    assert sum(c["n"] for c in rec["per_class"].values()) == 5
+    assert rec["chance"] == pytest.approx(float(masks.double().mean()))
+
+
+def test_cascading_sanity_spearman_equals_scipy_on_the_randomised_models(derm_model):
+    from uqxai_lib import fidelity, saliency
+
+    model, x, _, _, _ = derm_model
+    tgt = model(x).argmax(1)
+    ref = saliency.grad_cam_pp(model, x, "features", target=tgt)
+    modules = ["classifier", ["features.12", "features.13"], ["features.8", "features.9"]]
+    rec, ex = sd.cascading_sanity(model, x, ref, tgt, "features", modules, threshold=0.5, seed=3, n_examples=2)
+    assert [r["randomised_from"] for r in rec["cascading"]] == ["classifier", "features.12+features.13",
+                                                                "features.8+features.9"]
+    assert ex.shape[:2] == (3, 2)
+    steps = fidelity.cascading_randomisation(
+        model, modules, lambda m: saliency.grad_cam_pp(m, x, "features", target=tgt), seed=3)
+    for row, (_, maps) in zip(rec["cascading"], steps):
+        rhos = [scipy.stats.spearmanr(maps[i].flatten().numpy(), ref[i].flatten().numpy()).statistic
+                for i in range(len(x))]
+        rhos = [r for r in rhos if np.isfinite(r)]
+        if rhos:
+            assert row["spearman_to_trained"] == pytest.approx(float(np.median(rhos)), abs=1e-5)
+    assert rec["passes"] == all(r["spearman_to_trained"] < 0.5 for r in rec["cascading"])
+    assert sd.cascading_sanity(model, x, ref, tgt, "features", modules[:1], threshold=1.01)[0]["passes"]
+
+
+def test_fidelity_vs_stability_is_the_spearman_of_scores_and_mean_variability():
+    g = torch.Generator().manual_seed(0)
+    var = torch.rand(40, 4, 4, generator=g)
+    f = -var.mean((1, 2)) + 0.05 * torch.randn(40, generator=g)  # more variable -> less faithful
+    rec = sd.fidelity_vs_stability(f, var, torch.arange(40) // 2, n_boot=300)
+    ref = scipy.stats.spearmanr(f.numpy(), var.mean((1, 2)).numpy()).statistic
+    assert rec["spearman"] == pytest.approx(ref)
+    assert rec["ci95"][0] <= rec["spearman"] <= rec["ci95"][1] and rec["ci95"][1] < 0

@@ -26,7 +26,7 @@ def test_figures_draw():
     vic, var = sd.vic_and_variability(maps)
     x = torch.randn(2, 3, 32, 32)
     fig = vd.plot_vic_examples(x, masks, maps[0], var, vic, row_labels=["a", "b"])
-    assert len(fig.axes) == 10
+    assert len(fig.axes) == 12  # 10 panels + 2 colour bars
     fig2 = vd.vic_frame(x[0], vic[0], var[0], n_kept=5, n_candidates=10, ratio=0.6, epsilon=0.05)
     fig3 = vd.vic_frame(x[0], None, None, n_kept=0, n_candidates=10, ratio=0.9)
     table = pd.DataFrame({"ratio": [0.1, 0.5], "rel_loss_median": [1.0, 1.1], "rel_loss_q05": [1.0, 1.0],
@@ -73,3 +73,32 @@ def test_vic_frames_give_a_full_grid_of_png_frames():
         vd.vic_frames(grid, x, [0.5], [0.05])
     with pytest.raises(ValueError, match="one image"):
         vd.vic_frames(grid, torch.cat([x, x]), [0.25, 0.75], [0.0, 10.0])
+
+
+def test_variant_fidelity_and_sanity_figures_draw_with_colour_bars():
+    import matplotlib.pyplot as plt
+
+    row = {"site": "pre_bn", "ratio": "random", "target": "own", "aggregation": "normalised", "filter": "loss",
+           "n_kept": 5, "n_candidates": 10, "iou_optimal": 0.5, "iou_vic": 0.52, "delta_iou": 0.02,
+           "delta_iou_ci95": [0.01, 0.03], "verdict": "higher", "dice_optimal": 0.6, "dice_vic": 0.62,
+           "spearman_vic_optimal_median": 0.9}
+    fig = vd.plot_variants([row, {**row, "ratio": 0.4, "delta_iou": -0.01, "delta_iou_ci95": [-0.02, 0.0],
+                                  "verdict": "no detectable difference"}], poster_delta=0.023)
+    assert len(fig.axes[0].get_yticklabels()) == 2
+    t = vd.variants_table([row])
+    assert t.loc[0, "kept"] == "5/10" and "+0.0200" in t.loc[0, "ΔIoU [95% CI]"]
+    curves = {f"{n}_{o}": torch.linspace(1, 0, 9) for n in ("deletion", "insertion") for o in ("map", "random")}
+    aucs = {"deletion_auc": 0.5, "deletion_auc_random": 0.5, "insertion_auc": 0.5, "insertion_auc_random": 0.5}
+    fig2 = vd.plot_deletion_insertion(curves, aucs, fill="blur")
+    x = torch.randn(2, 3, 32, 32)
+    rows = [{"randomised_from": "classifier", "spearman_to_trained": 0.3}, {"randomised_from": "f.12", "spearman_to_trained": 0.1}]
+    fig3 = vd.plot_sanity(x, torch.rand(2, 8, 8), torch.rand(2, 2, 8, 8), rows)
+    assert len(fig3.axes) == 2 * 4 + 1  # the last axes is the colour bar
+    fig4 = vd.plot_fidelity_vs_stability(torch.rand(10), torch.rand(10, 4, 4), torch.arange(10) % 3 > 0, chance=0.3,
+                                         spearman=-0.2, ci95=[-0.5, 0.1])
+    maps, masks = _maps_and_masks(5, b=2)
+    vic, var = sd.vic_and_variability(maps)
+    fig5 = vd.plot_vic_examples(x, masks, maps[0], var, vic)
+    assert len(fig5.axes) == 10 + 2  # two colour bars
+    for f in (fig, fig2, fig3, fig4, fig5):
+        plt.close(f)

@@ -464,6 +464,15 @@ def _random_masks_varying(k: int, c: int, n_pruned: Tensor, generator: torch.Gen
     return torch.ones(k, c, dtype=torch.bool, device=gdev).scatter(1, order, ~pruned_rank)
 
 
+def _weights_and_masks(y_val, n_classes, c_layer, class_weight, k, prune_ratio, generator):
+    """Check labels and channel count, resolve the class weights, draw the ``k`` masks."""
+    if (y_val < 0).any() or (y_val >= n_classes).any():
+        raise ValueError(f"y_val labels must lie in [0, {n_classes - 1}], got range [{int(y_val.min())}, {int(y_val.max())}]")
+    if c_layer < 2:
+        raise ValueError(f"the layer has {c_layer} channel(s); pruning needs at least 2")
+    return _resolve_class_weight(class_weight, y_val, n_classes), _draw_masks(k, c_layer, prune_ratio, generator)
+
+
 def _draw_masks(k: int, c: int, prune_ratio, generator: torch.Generator | None) -> Tensor:
     """``k`` random masks of ``c`` channels at a fixed ratio or with a ratio ``U(lo, hi)`` per candidate."""
     if isinstance(prune_ratio, tuple):
@@ -556,12 +565,8 @@ def rashomon(
         acts, logits = _site_outputs(model, layer, x_val, batch_size)
         _check_suffix(suffix, acts, logits)
         c_layer, n_classes = acts.shape[1], logits.shape[-1]
-        if (y_val < 0).any() or (y_val >= n_classes).any():
-            raise ValueError(f"y_val labels must lie in [0, {n_classes - 1}], got range [{int(y_val.min())}, {int(y_val.max())}]")
-        if c_layer < 2:
-            raise ValueError(f"the layer has {c_layer} channel(s); pruning needs at least 2")
-        weight = _resolve_class_weight(class_weight, y_val, n_classes)
-        masks = _draw_masks(k, c_layer, prune_ratio, generator).to(x_val.device)
+        weight, masks = _weights_and_masks(y_val, n_classes, c_layer, class_weight, k, prune_ratio, generator)
+        masks = masks.to(x_val.device)
 
         def loss(mask):
             t, w = _weighted_ce(_suffix_logits(suffix, acts, mask, batch_size), y_val, weight)
@@ -587,12 +592,8 @@ def rashomon(
                 raise RuntimeError("the pruned layer must run exactly once per forward; pick a layer on the forward path")
     c_layer = gaps[0].shape[-1]
     n_classes = logits_all[0].shape[-1]
-    if (y_val < 0).any() or (y_val >= n_classes).any():
-        raise ValueError(f"y_val labels must lie in [0, {n_classes - 1}], got range [{int(y_val.min())}, {int(y_val.max())}]")
-    if c_layer < 2:
-        raise ValueError(f"the layer has {c_layer} channel(s); pruning needs at least 2")
-    weight = _resolve_class_weight(class_weight, y_val, n_classes)
-    masks = _draw_masks(k, c_layer, prune_ratio, generator).to(x_val.device)
+    weight, masks = _weights_and_masks(y_val, n_classes, c_layer, class_weight, k, prune_ratio, generator)
+    masks = masks.to(x_val.device)
 
     if head is not None:
         g = torch.cat(gaps)

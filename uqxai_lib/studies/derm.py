@@ -54,6 +54,10 @@ __all__ = [
     "train_seed_ensemble",
     "ensemble_maps",
     "model_losses",
+    "mass_in_mask_scores",
+    "fidelity_summary",
+    "cascading_sanity",
+    "fidelity_vs_stability",
 ]
 
 #: The VIC poster's reported numbers (their HAM10000 run), shown beside ours, labelled as theirs.
@@ -464,9 +468,12 @@ def run_variants(model, x_val: Tensor, y_val: Tensor, x: Tensor, masks: Tensor, 
             rset = samplers.rashomon(model, layer, x_val, y_val, k=k if closed else k_general, prune_ratio=pr,
                                      epsilon=epsilon, generator=gen, head=head if closed else None,
                                      class_weight=class_weight, suffix=suffix)
+            cache_sets[key] = [rset, None]
+        rset, logits = cache_sets[key]
+        if logits is None and spec["filter"] != "loss":  # the loss rule needs no logits: skip that pass
             logits = samplers.rashomon_logits(model, layer, x_val, rset, head=head if closed else None, suffix=suffix)
-            cache_sets[key] = (rset, logits)
-        rset, (base_logits, cand_logits) = cache_sets[key]
+            cache_sets[key][1] = logits
+        base_logits, cand_logits = logits if logits is not None else (torch.empty(0), torch.empty(0))
         mkey = (site, ratio, spec["target"])
         if mkey not in cache_maps:
             tgt = "own" if spec["target"] == "own" else optimal_target
@@ -550,3 +557,112 @@ def model_losses(models: Sequence, x: Tensor, y: Tensor, *, class_weight: Tensor
         for m in models:
             out.append(float(_weighted_mean_ce(m(x).float(), y.to(x.device), class_weight)))
     return out
+
+
+# ----------------------------------------------------------------------------- fidelity and sanity (issue 14)
+def mass_in_mask_scores(maps: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+    """Per image: share of the map's mass inside the lesion mask (maps upsampled bilinearly to the
+    mask size, :func:`uqxai_lib.metrics.mass_in_mask`) and the chance level, the mask's area share."""
+    from uqxai_lib import metrics
+    from uqxai_lib.saliency import upsample
+
+    up = upsample(maps.float(), tuple(masks.shape[-2:])).clamp(min=0)
+    mk = masks.to(up.device).bool()
+    return metrics.mass_in_mask(up, mk).double(), mk.flatten(1).double().mean(1)
+
+
+def _mean_ci(v: Tensor, groups, n_boot: int, seed: int) -> tuple[float, list[float]]:
+    from uqxai_lib import stats
+
+    a = np.asarray(torch.as_tensor(v).double().cpu())
+    ok = np.isfinite(a)
+    g = None if groups is None else np.asarray(torch.as_tensor(groups).cpu())[ok]
+    return float(a[ok].mean()), list(stats.bootstrap_ci(np.mean, a[ok], groups=g, n_boot=n_boot, seed=seed))
+
+
+def fidelity_summary(model, x: Tensor, maps: Tensor, masks: Tensor, y: Tensor, target: Tensor, groups, *,
+                     classes: Sequence[str], patch: int, steps: int, fill: str = "blur", n_boot: int = 2000,
+                     seed: int = 0) -> tuple[dict, dict]:
+    """Fidelity of ``maps [B, h, w]`` to the lesion masks, for the results JSON's ``"fidelity"``:
+
+    mass in the mask (mean, 95 % interval over lesions) against chance (mean mask area share), the
+    pointing game (share of maps whose maximum is in the mask), deletion and insertion areas in map
+    order and in a random order (:mod:`uqxai_lib.fidelity`, patches of ``patch`` px, ``steps``
+    steps, ``fill``), and the same mass / chance / pointing game per true class. Returns
+    ``(record, curves)`` with the mean curves for the figure.
+    """
+    from uqxai_lib import fidelity
+
+    mass, chance = mass_in_mask_scores(maps, masks)
+    hit = fidelity.pointing_game(maps, masks).double()
+    m, ci = _mean_ci(mass, groups, n_boot, seed)
+    curves = {}
+    for name, fn in (("deletion", fidelity.deletion_curve), ("insertion", fidelity.insertion_curve)):
+        for order in ("map", "random"):
+            gen = torch.Generator().manual_seed(int(seed) + 17)
+            c = fn(model, x, maps.to(x.device), target.to(x.device), patch=patch, steps=steps, fill=fill, order=order,
+                   generator=gen).cpu()
+            curves[f"{name}_{order}"] = c
+    auc = {k: float(fidelity.curve_auc(c).mean()) for k, c in curves.items()}
+    yy = torch.as_tensor(y).cpu()
+    per_class = {}
+    for ci_, cname in enumerate(classes):
+        sel = yy == ci_
+        if not sel.any():
+            continue
+        g = None if groups is None else torch.as_tensor(groups).cpu()[sel]
+        mc, cic = _mean_ci(mass[sel], g, n_boot, seed)
+        per_class[cname] = {"mass_in_mask": mc, "mass_in_mask_ci95": cic, "chance": float(chance[sel].mean()),
+                            "pointing_game": float(hit[sel].mean()), "n": int(sel.sum())}
+    record = {"mass_in_mask": m, "mass_in_mask_ci95": ci, "chance": float(chance.mean()),
+              "pointing_game": float(hit.mean()), "deletion_auc": auc["deletion_map"],
+              "deletion_auc_random": auc["deletion_random"], "insertion_auc": auc["insertion_map"],
+              "insertion_auc_random": auc["insertion_random"], "fill": fill, "patch": int(patch),
+              "per_class": per_class}
+    return record, {k: c.mean(0) for k, c in curves.items()}
+
+
+def cascading_sanity(model, x: Tensor, reference: Tensor, target: Tensor, layer, modules: Sequence, *,
+                     threshold: float = 0.5, seed: int = 0, method: str = "grad_cam_pp", n_examples: int = 3):
+    """Cascading randomisation (:func:`uqxai_lib.fidelity.cascading_randomisation`) of ``model`` from
+    the head down, Grad-CAM(++) at ``layer`` for ``target``, and the Spearman correlation of each
+    randomised model's map with the trained ``reference`` per image.
+
+    Returns ``(record, example_maps)``: ``record = {"cascading": [{randomised_from, spearman_to_trained
+    (median over images), spearman_q25, spearman_q75, n_constant}], "passes", "threshold"}`` where
+    ``passes`` means every step's median Spearman is below ``threshold``; ``example_maps`` are the
+    first ``n_examples`` images' maps of each step (``[steps, n, h, w]``).
+    """
+    from uqxai_lib import fidelity, metrics, saliency
+
+    steps = fidelity.cascading_randomisation(
+        model, modules, lambda m: saliency.explain(m, x, layer, target=target, method=method).cpu(), seed=seed)
+    rows, examples = [], []
+    ref = reference.float().cpu()
+    for name, maps in steps:
+        rho = metrics.spearman(maps.float(), ref)
+        q = torch.nanquantile(rho.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
+        rows.append({"randomised_from": name if isinstance(name, str) else "+".join(name),
+                     "spearman_to_trained": float(q[1]), "spearman_q25": float(q[0]), "spearman_q75": float(q[2]),
+                     "n_constant": int((~torch.isfinite(rho)).sum())})
+        examples.append(maps[:n_examples])
+    passes = all(r["spearman_to_trained"] < threshold for r in rows)
+    return {"cascading": rows, "passes": bool(passes), "threshold": float(threshold)}, torch.stack(examples)
+
+
+def fidelity_vs_stability(fidelity_scores_: Tensor, variability: Tensor, groups, *, n_boot: int = 2000,
+                          seed: int = 0) -> dict:
+    """Spearman correlation over images of a fidelity score (e.g. the VIC's mass in the mask) with
+    the image's mean VIC variability (``variability [B, h, w]``; higher = less stable), with a 95 %
+    bootstrap interval over ``groups`` (lesions). Returns ``{spearman, ci95, n}``."""
+    from scipy.stats import spearmanr
+
+    from uqxai_lib import stats
+
+    f = np.asarray(torch.as_tensor(fidelity_scores_).double().cpu())
+    s = np.asarray(variability.double().flatten(1).mean(1).cpu())
+    ok = np.isfinite(f) & np.isfinite(s)
+    g = None if groups is None else np.asarray(torch.as_tensor(groups).cpu())[ok]
+    rho = lambda a, b: float(spearmanr(a, b).statistic) if np.ptp(a) > 0 and np.ptp(b) > 0 else math.nan
+    ci = stats.bootstrap_ci(rho, f[ok], s[ok], groups=g, n_boot=n_boot, seed=seed)
+    return {"spearman": rho(f[ok], s[ok]), "ci95": list(ci), "n": int(ok.sum())}

@@ -27,7 +27,10 @@ __all__ = [
     "plot_variants",
     "variants_table",
     "variant_label",
-
+    "plot_deletion_insertion",
+    "per_class_fidelity_table",
+    "plot_sanity",
+    "plot_fidelity_vs_stability",
     "display_image",
 ]
 
@@ -304,3 +307,84 @@ def plot_variants(rows: Sequence[Mapping[str, Any]], *, controls: Mapping[str, f
     ax.set_xlabel("mean IoU difference, VIC − optimal (95 % interval over lesions)")
     fig.tight_layout()
     return fig
+
+
+def plot_deletion_insertion(curves: Mapping[str, Tensor], aucs: Mapping[str, float], *, fill: str):
+    """Mean deletion and insertion curves in map order and in random order (probability of the
+    explained class against the share of patches changed), with their areas in the legend."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.8), sharey=True)
+    for ax, name in zip(axes, ("deletion", "insertion")):
+        for order, style in (("map", "-"), ("random", "--")):
+            c = torch.as_tensor(curves[f"{name}_{order}"]).double().numpy()
+            f = np.linspace(0, 1, len(c))
+            key = f"{name}_auc" + ("" if order == "map" else "_random")
+            ax.plot(f, c, style, color="C0" if order == "map" else "0.45",
+                    label=f"{'map' if order == 'map' else 'random'} order (area {aucs[key]:.3f})")
+        ax.set_xlabel(f"share of patches {'deleted' if name == 'deletion' else 'inserted'} ({fill} fill)")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7, frameon=False)
+    axes[0].set_ylabel("probability of the explained class")
+    fig.tight_layout()
+    return fig
+
+
+def plot_sanity(x: Tensor, trained: Tensor, randomised: Tensor, rows: Sequence[Mapping[str, Any]], *, size: float = 1.6):
+    """Cascading randomisation: for a few images, the trained model's map and each randomised
+    model's map (columns, from the head down), with the step's median Spearman to the trained maps."""
+    import matplotlib.pyplot as plt
+
+    from uqxai_lib.saliency import normalize
+
+    n = trained.shape[0]
+    cols = 2 + len(rows)
+    fig, axes = plt.subplots(n, cols, figsize=(cols * size, n * size + 0.4), squeeze=False)
+    hw = tuple(x.shape[-2:])
+    im = None
+    for i in range(n):
+        img = display_image(x[i])
+        axes[i, 0].imshow(img)
+        axes[i, 0].set_axis_off()
+        im = _show_map(axes[i, 1], img, normalize(trained[i : i + 1], 2)[0], hw, "viridis", None, vmax=1.0)
+        for j, r in enumerate(rows):
+            im = _show_map(axes[i, 2 + j], img, normalize(randomised[j, i : i + 1].float(), 2)[0], hw, "viridis", None,
+                           vmax=1.0)
+    axes[0, 0].set_title("input", fontsize=8)
+    axes[0, 1].set_title("trained", fontsize=8)
+    for j, r in enumerate(rows):
+        axes[0, 2 + j].set_title(f"random from\n{r['randomised_from']}\nρ = {r['spearman_to_trained']:.2f}", fontsize=7)
+    fig.colorbar(im, ax=axes, shrink=0.6, label="normalised map")
+    return fig
+
+
+def plot_fidelity_vs_stability(fidelity: Tensor, variability: Tensor, correct: Tensor, *, chance: float,
+                               spearman: float, ci95: Sequence[float], ax=None):
+    """One point per test image: mean VIC variability (instability) against the VIC's mass in the
+    lesion mask, coloured by correct / misclassified, with the chance level of the mass."""
+    fig, ax = _fig_ax(ax, figsize=(4.8, 3.4))
+    f = torch.as_tensor(fidelity).double().numpy()
+    v = torch.as_tensor(variability).double().flatten(1).mean(1).numpy()
+    c = torch.as_tensor(correct).bool().numpy()
+    ax.scatter(v[c], f[c], s=10, color="C0", alpha=0.6, label="correct")
+    ax.scatter(v[~c], f[~c], s=14, color="C3", marker="x", alpha=0.8, label="misclassified")
+    ax.axhline(chance, color="k", ls=":", lw=0.8, label=f"chance ({chance:.2f})")
+    ax.set_xlabel("mean VIC variability (SD over kept models)")
+    ax.set_ylabel("VIC mass in lesion mask")
+    ax.set_title(f"Spearman {spearman:+.2f} [{ci95[0]:+.2f}, {ci95[1]:+.2f}]", fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_fidelity_table(fid: Mapping[str, Any], *, digits: int = 3):
+    """The per-class part of a ``studies.derm.fidelity_summary`` record as a display table."""
+    import pandas as pd
+
+    rows = []
+    for name, r in fid["per_class"].items():
+        lo, hi = r["mass_in_mask_ci95"]
+        rows.append({"class": name, "n": r["n"], "mass in mask [95% CI]": f"{r['mass_in_mask']:.{digits}f} "
+                     f"[{lo:.{digits}f}, {hi:.{digits}f}]", "chance": round(r["chance"], digits),
+                     "pointing game": round(r["pointing_game"], digits)})
+    return pd.DataFrame(rows).set_index("class")
