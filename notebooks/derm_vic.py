@@ -103,7 +103,7 @@ n_seed_models = 5
 # fidelity and sanity: deletion / insertion patch (px; None = one feature-map cell), steps and fill
 # ("blur" or "mean"); a cascading randomisation step passes when its median Spearman is below this
 deletion_patch = None
-deletion_steps = 16
+deletion_steps = 8
 deletion_fill = "blur"
 sanity_threshold = 0.5
 # widget frames
@@ -119,7 +119,7 @@ from uqxai_lib import cache, metrics, samplers, saliency, stats, train, utils, w
 from uqxai_lib.data import group_split
 from uqxai_lib.data.ham10000 import load_ham10000
 from uqxai_lib.data.synthetic_derm import make_synthetic_derm
-from uqxai_lib.models.derm_classifier import FEATURE_LAYER, build_derm_classifier, derm_augment, prune_sites, cascade_groups
+from uqxai_lib.models.derm_classifier import FEATURE_LAYER, build_derm_classifier, derm_augment, prune_sites, cascade_groups, site_suffix
 from uqxai_lib.studies import derm as sd
 from uqxai_lib.viz import derm as vd
 from uqxai_lib.viz.common import split_table
@@ -448,7 +448,9 @@ if not primary_only:
 #   non-linearly, with the mask. (The gradient at the explained layer is $W_c / Z$ under GAP + linear
 #   in every case; what changes in (c) is the activation $A$ and with it the Grad-CAM++ weights.)
 #   Sites (b) and (c) have no closed form: each candidate is evaluated (`k_general` candidates).
-# - **ratio** — one fixed ratio $r$ for every candidate (the sweep's choice), or a *random ratio per
+# - **ratio** — one fixed ratio $r$ for every candidate (the sweep's choice at site (a); at sites (b)
+#   and (c), where each pruned channel changes the model far more, the largest ratio $\le r$ chosen
+#   by the same rule), or a *random ratio per
 #   candidate* drawn from `random_ratio_range` (the poster: "sample pruned models … with a random
 #   pruning ratio").
 # - **target** — every model explains the optimal model's class, or its *own* prediction.
@@ -467,6 +469,17 @@ if not primary_only:
 if not primary_only:
     sites = prune_sites(model)
     r_star = float(prune_ratio)
+    # sites (b) and (c) change the model far more per pruned channel: their fixed ratio is chosen by the
+    # same rule as r* (largest ratio whose median relative loss is within 1 + epsilon), among ratios <= r*
+    site_ratio = {}
+    for site in ("pre_bn", "earlier_block"):
+        site_sweep, _ = sd.prune_ratio_sweep(
+            model, sites[site], val_dev.x, val_dev.y, [r for r in ratios if r <= r_star], k=k_general,
+            epsilon=epsilon, seed=seed, class_weight=cw, suffix=site_suffix(model, sites[site])[0],
+        )
+        site_ratio[site] = sd.suggest_ratio(site_sweep, epsilon) or min(ratios)
+    display(Markdown("Fixed ratio per site: " + ", ".join(
+        f"`{site}` r = {r:g}" for site, r in {"post_activation": r_star, **site_ratio}.items())))
     variant_specs = [
         dict(site="post_activation", ratio=r_star, target="optimal", aggregation="normalised", filter="loss"),
         dict(site="post_activation", ratio=r_star, target="own", aggregation="normalised", filter="loss"),
@@ -475,9 +488,10 @@ if not primary_only:
         dict(site="post_activation", ratio=r_star, target="optimal", aggregation="normalised", filter="temperature"),
         dict(site="post_activation", ratio=r_star, target="optimal", aggregation="normalised", filter="loss_auroc"),
         dict(site="post_activation", ratio="random", target="own", aggregation="normalised", filter="temperature"),
-        dict(site="pre_bn", ratio=r_star, target="optimal", aggregation="normalised", filter="loss"),
+        dict(site="pre_bn", ratio=site_ratio["pre_bn"], target="optimal", aggregation="normalised", filter="loss"),
         dict(site="pre_bn", ratio="random", target="own", aggregation="normalised", filter="temperature"),
-        dict(site="earlier_block", ratio=r_star, target="optimal", aggregation="normalised", filter="loss"),
+        dict(site="earlier_block", ratio=site_ratio["earlier_block"], target="optimal", aggregation="normalised",
+             filter="loss"),
         dict(site="earlier_block", ratio="random", target="own", aggregation="normalised", filter="temperature"),
     ]
     variants = sd.run_variants(
@@ -485,6 +499,7 @@ if not primary_only:
         sites=sites, explain_layer=FEATURE_LAYER, head=head, k=k, k_general=k_general, epsilon=epsilon,
         random_range=random_ratio_range, seed=seed, class_weight=cw, rule=rule,
         optimal_target=stack.target, auroc_tolerance=auroc_tolerance,
+        given_sets={("post_activation", r_star): rset},  # the first row is the chapter's own VIC
     )
     display(vd.variants_table(variants).set_index(["site", "ratio", "target", "aggregation", "filter"]))
 

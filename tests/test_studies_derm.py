@@ -309,6 +309,13 @@ def test_run_variants_default_row_equals_the_chapters_pipeline_and_other_sites_r
     for r in rows:
         assert r["iou_optimal"] == pytest.approx(float(f_opt["iou"].mean()))
         assert 0 <= r["n_kept"] <= r["n_candidates"]
+    # a given set is used as it is (the chapter's own VIC as the first row)
+    given = rset._replace(kept=torch.arange(10) < 4)
+    row_given = sd.run_variants(model, x_val, y_val, x, masks, groups, opt, f_opt, specs[:1],
+                                given_sets={("post_activation", 0.5): given}, **kw)[0]
+    vic_g, _ = sd.vic_and_variability(samplers.rashomon_maps(model, "features", x, given, head=model.classifier).maps)
+    assert row_given["n_kept"] == 4
+    assert row_given["iou_vic"] == pytest.approx(float(sd.fidelity_scores(vic_g, masks)["iou"].mean()), abs=1e-6)
     # rows do not depend on which other rows are computed
     alone = sd.run_variants(model, x_val, y_val, x, masks, groups, opt, f_opt, specs[3:], **kw)
     assert alone[0] == rows[3] or (np.isnan(alone[0]["iou_vic"]) and np.isnan(rows[3]["iou_vic"]))

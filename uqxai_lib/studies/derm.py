@@ -226,7 +226,7 @@ def kept_at(rset, epsilon: float) -> Tensor:
 
 def prune_ratio_sweep(
     model, layer, x_val: Tensor, y_val: Tensor, ratios: Sequence[float], *, k: int, epsilon: float,
-    seed: int, head=None, class_weight=None,
+    seed: int, head=None, class_weight=None, suffix=None,
 ):
     """Sample ``k`` pruned models at every ratio; summarise their relative validation loss.
 
@@ -244,7 +244,7 @@ def prune_ratio_sweep(
         g = torch.Generator().manual_seed(int(seed) * 1009 + i)
         rset = samplers.rashomon(
             model, layer, x_val, y_val, k=k, prune_ratio=float(r), epsilon=epsilon, generator=g,
-            head=head, class_weight=class_weight,
+            head=head, class_weight=class_weight, suffix=suffix,
         )
         rel = relative_losses(rset).cpu()
         q = torch.quantile(rel, torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95], dtype=rel.dtype))
@@ -436,7 +436,8 @@ def run_variants(model, x_val: Tensor, y_val: Tensor, x: Tensor, masks: Tensor, 
                  f_opt: Mapping[str, Tensor], specs: Sequence[Mapping[str, Any]], *, sites: Mapping[str, str],
                  explain_layer: str, head, k: int, k_general: int, epsilon: float, random_range: Sequence[float],
                  seed: int, class_weight=None, rule: Any = DEFAULT_RULE, optimal_target: Tensor | None = None,
-                 auroc_tolerance: float = 0.01, n_boot: int = 1000) -> list[dict]:
+                 auroc_tolerance: float = 0.01, n_boot: int = 1000,
+                 given_sets: Mapping[tuple, Any] | None = None) -> list[dict]:
     """The variants table: one :func:`variant_row` per spec ``{site, ratio, target, aggregation, filter}``.
 
     ``site`` is a key of ``sites`` (module names, :func:`uqxai_lib.models.derm_classifier.prune_sites`);
@@ -446,12 +447,14 @@ def run_variants(model, x_val: Tensor, y_val: Tensor, x: Tensor, masks: Tensor, 
     uses the closed forms with ``head`` and ``k`` candidates; other sites the general masked path
     with ``k_general`` candidates. Rashomon sets, candidate logits and maps are computed once per
     (site, ratio[, target]) and shared by the specs that need them; every set has its own seeded
-    generator, so rows do not depend on which other rows are computed.
+    generator, so rows do not depend on which other rows are computed. ``given_sets`` maps
+    ``(site, ratio)`` to an existing Rashomon set to use instead (e.g. the chapter's own set, so the
+    default row is the chapter's VIC).
     """
     from uqxai_lib import samplers
     from uqxai_lib.models.derm_classifier import site_suffix
 
-    cache_sets: dict = {}
+    cache_sets: dict = {key: [rs, None] for key, rs in (given_sets or {}).items()}
     cache_maps: dict = {}
     rows = []
     for spec in specs:
