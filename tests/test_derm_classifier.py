@@ -90,3 +90,48 @@ def test_bad_arch_and_missing_or_wrong_weights_are_clear(tmp_path):
     torch.save({"foo.weight": torch.zeros(1)}, p)
     with pytest.raises(ValueError, match="fits neither"):
         build_derm_classifier("small", weights_path=p)
+
+
+@pytest.mark.parametrize("arch", ["small", "efficientnet_b0", "densenet121"])
+def test_prune_sites_name_the_last_conv_before_its_norm_and_an_earlier_block(arch):
+    from uqxai_lib.models.derm_classifier import PRUNE_SITES, prune_sites
+
+    m = build_derm_classifier(arch, small_width=4, small_features=8).eval()
+    sites = prune_sites(m)
+    assert tuple(sites) == PRUNE_SITES and sites["post_activation"] == "features"
+    names = dict(m.named_modules())
+    seen = []
+    hooks = [names[n].register_forward_hook(lambda mod, i, o, n=n: seen.append(n)) for n in sites.values()]
+    with torch.no_grad():
+        m(torch.randn(1, 3, 64, 64))
+    for h in hooks:
+        h.remove()
+    # all three run once, the earlier block first, the explained layer last
+    assert seen == [sites["earlier_block"], sites["pre_bn"], "features"]
+    if arch == "small":
+        assert isinstance(names[sites["pre_bn"]], torch.nn.Conv2d)
+
+
+@pytest.mark.parametrize("arch", ["small", "efficientnet_b0", "densenet121"])
+def test_site_suffix_reproduces_the_model_from_each_sites_output_and_cascade_groups_resolve(arch):
+    from uqxai_lib.models.derm_classifier import cascade_groups, prune_sites, site_suffix
+
+    m = build_derm_classifier(arch, small_width=4, small_features=8).eval()
+    names = dict(m.named_modules())
+    x = torch.randn(2, 3, 64, 64)
+    for site in ("pre_bn", "earlier_block"):
+        name = prune_sites(m)[site]
+        suffix, explained = site_suffix(m, name)
+        out = {}
+        h = names[name].register_forward_hook(lambda mod, i, o: out.setdefault("a", o.clone()))
+        with torch.no_grad():
+            y = m(x)
+        h.remove()
+        with torch.no_grad():
+            torch.testing.assert_close(suffix(out["a"]), y, rtol=1e-5, atol=1e-5)
+        assert any(mod is explained for mod in suffix.modules())
+    groups = cascade_groups(m)
+    assert groups[0] == ["classifier"] and len(groups) >= 3
+    assert all(n in names for g in groups for n in g)
+    with pytest.raises(ValueError, match="site"):
+        site_suffix(m, "classifier")

@@ -401,3 +401,122 @@ def test_rashomon_maps_bad_inputs_raise(gapnet, val_data, images):
         samplers.rashomon_maps(gapnet, "features", images, rset, include="some")
     with pytest.raises(ValueError, match="head does not match"):
         samplers.rashomon_maps(gapnet, "features", images, rset, head=nn.Linear(16, 3), include="all")
+
+
+# --------------------------------------------------------------------------- Rashomon variants (sites, ratios, targets)
+class _Rebuilt(nn.Module):
+    """An explicitly pruned copy of GapNet: ``Masked(mask)`` inserted after ``features[site]``."""
+
+    def __init__(self, net, site: int, mask):
+        super().__init__()
+        f = list(net.features)
+        self.features = nn.Sequential(*f[: site + 1], Masked(mask), *f[site + 1:])
+        self.pool, self.fc = net.pool, net.fc
+
+    def forward(self, x):
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+def test_rashomon_random_ratio_draws_one_ratio_per_candidate_within_the_range(gapnet, val_data):
+    x, y = val_data
+    rset = samplers.rashomon(gapnet, "features", x, y, k=200, prune_ratio=(0.1, 0.9), epsilon=0.05, head=gapnet.fc,
+                             generator=torch.Generator().manual_seed(4))
+    pruned = (~rset.masks).sum(1)
+    assert pruned.min() >= round(0.1 * 16) and pruned.max() <= round(0.9 * 16)
+    assert len(pruned.unique()) >= 8  # the ratios vary between candidates
+    assert rset.prune_ratio == (0.1, 0.9)
+    # a float64 loop oracle of the losses of three candidates
+    for i in (0, 57, 199):
+        with torch.no_grad():
+            f = gapnet.features(x).double() * rset.masks[i].double()[None, :, None, None]
+            ref = F.cross_entropy(f.mean((2, 3)) @ gapnet.fc.weight.double().t() + gapnet.fc.bias.double(), y)
+        assert abs(float(rset.losses[i]) - float(ref)) < 1e-5
+    # a degenerate range equals the fixed ratio's channel count
+    same = samplers.rashomon(gapnet, "features", x, y, k=5, prune_ratio=(0.25, 0.25), epsilon=0.05, head=gapnet.fc,
+                             generator=torch.Generator().manual_seed(4))
+    assert (~same.masks).sum(1).tolist() == [4] * 5
+    with pytest.raises(ValueError, match="range"):
+        samplers.rashomon(gapnet, "features", x, y, k=3, prune_ratio=(0.5, 0.2), epsilon=0.1)
+
+
+@pytest.mark.parametrize("site", [3, 2])  # the last conv before its BatchNorm; the first block's ReLU output
+def test_rashomon_at_an_earlier_site_equals_an_explicitly_pruned_model(gapnet, val_data, images, site):
+    x, y = val_data
+    layer = f"features.{site}"
+    rset = samplers.rashomon(gapnet, layer, x, y, k=4, prune_ratio=0.5, epsilon=10.0,
+                             generator=torch.Generator().manual_seed(5))
+    st = samplers.rashomon_maps(gapnet, layer, images, rset, method="grad_cam_pp", include="all",
+                                explain_layer="features")
+    base, cand = samplers.rashomon_logits(gapnet, layer, x, rset)
+    for i, m in enumerate(rset.masks):
+        pruned = _Rebuilt(gapnet, site, m).eval()
+        with torch.no_grad():
+            logits = pruned(x.double().float())
+        assert abs(float(F.cross_entropy(logits.double(), y)) - float(rset.losses[i])) < 1e-5
+        torch.testing.assert_close(cand[i], logits, rtol=1e-5, atol=1e-5)
+        ref = saliency.grad_cam_pp(pruned, images, pruned.features[-1], target=st.target)
+        torch.testing.assert_close(st.maps[i], ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(base, gapnet(x))
+    # the suffix path (layers before the site run once) gives the same set, logits and maps
+    suffix = nn.Sequential(*list(gapnet.features)[site + 1:], gapnet.pool, nn.Flatten(1), gapnet.fc).eval()
+    fast = samplers.rashomon(gapnet, layer, x, y, k=4, prune_ratio=0.5, epsilon=10.0, suffix=suffix,
+                             generator=torch.Generator().manual_seed(5))
+    assert torch.equal(fast.masks, rset.masks)
+    torch.testing.assert_close(fast.losses, rset.losses, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(samplers.rashomon_logits(gapnet, layer, x, rset, suffix=suffix)[1], cand,
+                               rtol=1e-5, atol=1e-5)
+    st_fast = samplers.rashomon_maps(gapnet, layer, images, rset, method="grad_cam_pp", include="all",
+                                     explain_layer=gapnet.features[-1], suffix=suffix)
+    torch.testing.assert_close(st_fast.maps, st.maps, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="suffix does not match"):
+        samplers.rashomon(gapnet, layer, x, y, k=2, prune_ratio=0.5, epsilon=1.0, suffix=nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.LazyLinear(3)))
+    if site == 3:  # a channel pruned before BatchNorm becomes a constant, not zero
+        m = rset.masks[0]
+        with torch.no_grad():
+            a = _Rebuilt(gapnet, site, m).eval().features(images)
+        off = a[:, ~m]
+        assert torch.allclose(off, off[..., :1, :1].expand_as(off)) and off.abs().sum() > 0
+    with pytest.raises(ValueError, match="closed form"):
+        samplers.rashomon_maps(gapnet, layer, images, rset, explain_layer="features", head=gapnet.fc, include="all")
+
+
+@pytest.mark.parametrize("method", ["grad_cam", "grad_cam_pp"])
+def test_rashomon_maps_own_target_closed_form_equals_general_path(gapnet, val_data, images, method):
+    import copy
+
+    x, y = val_data
+    gapnet = copy.deepcopy(gapnet)
+    with torch.no_grad():
+        gapnet.fc.bias.zero_()  # without the bias (which decides every prediction here) pruning changes predictions
+    images = x[:10]  # enough images that some pruned models change their prediction
+    rset = samplers.rashomon(gapnet, "features", x, y, k=12, prune_ratio=0.85, epsilon=10.0, head=gapnet.fc,
+                             generator=torch.Generator().manual_seed(6))
+    closed = samplers.rashomon_maps(gapnet, "features", images, rset, method=method, head=gapnet.fc, target="own",
+                                    include="all")
+    general = samplers.rashomon_maps(gapnet, "features", images, rset, method=method, target="own", include="all")
+    assert closed.target.shape == (12, 10)
+    assert torch.equal(closed.target, general.target)
+    torch.testing.assert_close(closed.maps, general.maps, rtol=1e-5, atol=1e-5 * float(general.maps.abs().max()))
+    for i, m in enumerate(rset.masks):  # each pruned model explains its own prediction
+        pruned = _Rebuilt(gapnet, 5, m).eval()
+        assert torch.equal(closed.target[i], pruned(images).argmax(1))
+    fixed = samplers.rashomon_maps(gapnet, "features", images, rset, method=method, head=gapnet.fc, include="all")
+    same = closed.target == fixed.target[None]
+    assert not same.all()  # this set has models that change their prediction
+    torch.testing.assert_close(closed.maps[same], fixed.maps[same])
+    with pytest.raises(ValueError, match="own"):
+        samplers.rashomon_maps(gapnet, "features", images, rset, target="mine")
+
+
+def test_rashomon_logits_closed_form_equals_general_and_reproduce_the_losses(gapnet, val_data):
+    x, y = val_data
+    rset = samplers.rashomon(gapnet, "features", x, y, k=6, prune_ratio=0.4, epsilon=0.05, head=gapnet.fc,
+                             generator=torch.Generator().manual_seed(7))
+    b1, c1 = samplers.rashomon_logits(gapnet, "features", x, rset, head=gapnet.fc, batch_size=16)
+    b2, c2 = samplers.rashomon_logits(gapnet, "features", x, rset, batch_size=16)
+    torch.testing.assert_close(c1, c2, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(b1, b2)
+    ce = torch.stack([F.cross_entropy(c.double(), y) for c in c1])
+    torch.testing.assert_close(ce, rset.losses, rtol=1e-5, atol=1e-6)
+    assert all(not m._forward_hooks for m in gapnet.modules())

@@ -1,13 +1,12 @@
-"""Tests of the derm_vic study helpers and figures (uqxai_lib.viz.derm)."""
+"""Tests of the derm_vic figures (uqxai_lib.viz.derm): they draw what uqxai_lib.studies.derm computes."""
 import matplotlib
 
 matplotlib.use("Agg")
-import numpy as np
 import pandas as pd
 import pytest
-import scipy.stats
 import torch
 
+from uqxai_lib.studies import derm as sd
 from uqxai_lib.viz import derm as vd
 
 
@@ -20,78 +19,14 @@ def _maps_and_masks(seed=0, b=12, s=5):
     return maps, masks
 
 
-def test_dice_and_iou_of_the_same_binary_maps_obey_identity_and_jensen_bound():
-    maps, masks = _maps_and_masks()
-    f = vd.fidelity_scores(maps[0], masks)
-    assert torch.allclose(f["dice"], vd.dice_from_iou(f["iou"]), atol=1e-6)
-    assert f["dice"].mean() <= vd.dice_upper_bound(f["iou"].mean()) + 1e-9
-    # the poster's pair (mean IoU 0.385 with mean Dice 0.878) is impossible for the same binary maps
-    assert vd.dice_upper_bound(0.385) < 0.878 and vd.dice_upper_bound(0.408) < 0.923
-
-
-def test_fidelity_matches_a_float64_hand_computation():
-    maps, masks = _maps_and_masks(1)
-    f = vd.fidelity_scores(maps[0], masks, ("fraction_of_max", 0.5))
-    up = torch.nn.functional.interpolate(maps[0][:, None].double(), size=(32, 32), mode="bilinear", align_corners=False)[:, 0]
-    lo, hi = up.amin((1, 2), keepdim=True), up.amax((1, 2), keepdim=True)
-    pred = ((up - lo) / (hi - lo)) >= 0.5
-    inter = (pred & masks).sum((1, 2)).double()
-    union = (pred | masks).sum((1, 2)).double()
-    assert torch.allclose(f["iou"].double(), inter / union, atol=1e-6)
-
-
-def test_vic_is_mean_and_variability_is_population_sd_of_normalised_maps():
-    maps, _ = _maps_and_masks(2)
-    vic, var = vd.vic_and_variability(maps)
-    a = maps.double().numpy()
-    lo = a.min(axis=(2, 3), keepdims=True)
-    hi = a.max(axis=(2, 3), keepdims=True)
-    n = (a - lo) / (hi - lo)
-    np.testing.assert_allclose(vic.numpy(), n.mean(0), atol=1e-6)
-    np.testing.assert_allclose(var.numpy(), n.std(0), atol=1e-6)
-    with pytest.raises(ValueError, match=r"\[S, B, h, w\]"):
-        vd.vic_and_variability(maps[0])
-
-
-def test_per_model_fidelity_equals_a_loop_over_models():
-    maps, masks = _maps_and_masks(3, s=7)
-    pm = vd.per_model_fidelity(maps, masks, chunk=3)
-    loop = torch.stack([vd.fidelity_scores(m, masks)["iou"].mean() for m in maps])
-    assert torch.allclose(pm["iou"], loop, atol=1e-6)
-    assert torch.allclose(vd.per_model_fidelity(maps, masks)["iou"], loop, atol=1e-6)  # automatic chunk size
-
-
-def test_paired_wilcoxon_matches_scipy_and_handles_ties():
-    g = np.random.default_rng(0)
-    a, b = g.random(20), g.random(20)
-    assert vd.paired_wilcoxon(a, b) == pytest.approx(scipy.stats.wilcoxon(a, b).pvalue)
-    assert np.isnan(vd.paired_wilcoxon(a, a))
-    with pytest.raises(ValueError, match="length"):
-        vd.paired_wilcoxon(a, b[:5])
-
-
-def test_fidelity_table_labels_the_posters_numbers_as_theirs():
-    maps, masks = _maps_and_masks(4)
-    t = vd.fidelity_table(vd.fidelity_scores(maps[0], masks), vd.fidelity_scores(maps[1], masks))
-    assert list(t.index) == ["IoU", "Dice"]
-    assert t.loc["IoU", "optimal (poster, theirs)"] == 0.385 and t.loc["Dice", "VIC (poster, theirs)"] == 0.923
-    assert (t["n"] == 12).all()
-
-
-def test_suggest_ratio_is_the_largest_ratio_with_median_within_tolerance():
-    table = pd.DataFrame({"ratio": [0.1, 0.3, 0.5, 0.7], "rel_loss_median": [1.0, 1.04, 1.2, 1.01]})
-    assert vd.suggest_ratio(table, 0.05) == 0.7
-    assert vd.suggest_ratio(table.iloc[2:3], 0.05) is None
-
-
 def test_figures_draw():
     import matplotlib.pyplot as plt
 
     maps, masks = _maps_and_masks(5, b=2)
-    vic, var = vd.vic_and_variability(maps)
+    vic, var = sd.vic_and_variability(maps)
     x = torch.randn(2, 3, 32, 32)
     fig = vd.plot_vic_examples(x, masks, maps[0], var, vic, row_labels=["a", "b"])
-    assert len(fig.axes) == 10
+    assert len(fig.axes) == 12  # 10 panels + 2 colour bars
     fig2 = vd.vic_frame(x[0], vic[0], var[0], n_kept=5, n_candidates=10, ratio=0.6, epsilon=0.05)
     fig3 = vd.vic_frame(x[0], None, None, n_kept=0, n_candidates=10, ratio=0.9)
     table = pd.DataFrame({"ratio": [0.1, 0.5], "rel_loss_median": [1.0, 1.1], "rel_loss_q05": [1.0, 1.0],
@@ -101,100 +36,6 @@ def test_figures_draw():
     fig5 = vd.plot_relative_losses(torch.tensor([0.9, 1.0, 1.2]), epsilon=0.05, ratio=0.6)
     for f in (fig, fig2, fig3, fig4, fig5):
         plt.close(f)
-
-
-# ----------------------------------------------------------------------------- Rashomon helpers on a real model
-@pytest.fixture(scope="module")
-def derm_model():
-    from uqxai_lib.models.derm_classifier import build_derm_classifier
-
-    torch.manual_seed(0)
-    model = build_derm_classifier("small", small_width=8, small_features=16).eval()
-    g = torch.Generator().manual_seed(1)
-    x_val = torch.randn(24, 3, 32, 32, generator=g)
-    y_val = torch.randint(0, 2, (24,), generator=g)
-    x = torch.randn(5, 3, 32, 32, generator=g)
-    masks = torch.zeros(5, 32, 32, dtype=torch.bool)
-    masks[:, 6:22, 8:26] = True
-    table, sets = vd.prune_ratio_sweep(model, "features", x_val, y_val, [0.25, 0.75], k=12, epsilon=0.05, seed=0,
-                                       head=model.classifier, class_weight="balanced")
-    return model, x, masks, table, sets
-
-
-def _hand_vic(maps: torch.Tensor) -> torch.Tensor:
-    a = maps.double()
-    lo, hi = a.amin((2, 3), keepdim=True), a.amax((2, 3), keepdim=True)
-    n = torch.where(hi > lo, (a - lo) / (hi - lo).clamp_min(1e-300), torch.zeros_like(a))
-    return n.mean(0)
-
-
-def test_relative_losses_and_kept_at_reproduce_the_samplers_keep_rule(derm_model):
-    *_, table, sets = derm_model
-    for r, rset in sets.items():
-        assert torch.equal(vd.relative_losses(rset) <= 1 + rset.epsilon, rset.kept.cpu())
-        assert torch.equal(vd.kept_at(rset, rset.epsilon), rset.kept)
-        # monotone in epsilon
-        assert (vd.kept_at(rset, 0.0) <= vd.kept_at(rset, 0.5)).all()
-    assert table["n_kept"].tolist() == [int(sets[r].kept.sum()) for r in table["ratio"]]
-    with pytest.raises(ValueError, match="epsilon"):
-        vd.kept_at(sets[0.25], -0.1)
-
-
-def test_vic_at_tolerance_equals_vic_of_the_reselected_models_via_the_general_path(derm_model):
-    from uqxai_lib import samplers
-
-    model, x, _, _, sets = derm_model
-    rset = sets[0.25]
-    eps = 10.0  # keeps every candidate
-    vic, var, n = vd.vic_at_tolerance(model, "features", x, rset, eps, head=model.classifier)
-    assert n == len(rset.kept)
-    general = samplers.rashomon_maps(model, "features", x, rset._replace(kept=torch.ones_like(rset.kept)), head=None)
-    assert torch.allclose(vic.double(), _hand_vic(general.maps), atol=1e-5)
-    # every relative loss >= 2 -> a tolerance of 0.5 keeps nothing
-    worse = rset._replace(base_loss=float(rset.losses.min()) / 2)
-    assert vd.vic_at_tolerance(model, "features", x, worse, 0.5, head=model.classifier) == (None, None, 0)
-
-
-def test_fidelity_by_ratio_matches_a_loop_over_general_path_maps(derm_model):
-    from uqxai_lib import samplers
-
-    model, x, masks, _, sets = derm_model
-    sets = dict(sets)
-    sets[0.75] = sets[0.75]._replace(kept=torch.zeros_like(sets[0.75].kept))  # a ratio with nothing kept
-    sets[0.25] = sets[0.25]._replace(kept=torch.arange(len(sets[0.25].kept)) % 2 == 0)
-    table = vd.fidelity_by_ratio(model, "features", x, masks, sets, head=model.classifier)
-    assert table["ratio"].tolist() == [0.25, 0.75]
-    for row in table.itertuples():
-        rset = sets[row.ratio]
-        all_maps = samplers.rashomon_maps(model, "features", x, rset, include="all").maps  # general path
-        f_all = vd.fidelity_scores(_hand_vic(all_maps).float(), masks)
-        assert row.iou_all == pytest.approx(float(f_all["iou"].mean()), abs=1e-5)
-        assert row.n_kept == int(rset.kept.sum())
-        if row.n_kept:
-            f = vd.fidelity_scores(_hand_vic(all_maps[rset.kept]).float(), masks)
-            assert row.iou_vic == pytest.approx(float(f["iou"].mean()), abs=1e-5)
-            assert row.dice_vic == pytest.approx(float(f["dice"].mean()), abs=1e-5)
-        else:
-            assert np.isnan(row.iou_vic) and np.isnan(row.dice_vic)
-
-
-def test_vic_frames_give_a_full_grid_of_png_frames(derm_model):
-    import matplotlib.pyplot as plt
-
-    from uqxai_lib import widgets
-
-    model, x, _, _, sets = derm_model
-    n_open = len(plt.get_fignums())
-    frames = vd.vic_frames(model, "features", x[:1], sets, [0.25, 0.75], [0.0, 10.0], head=model.classifier)
-    assert len(frames) == 2 and all(len(row) == 2 for row in frames)
-    assert all(f.startswith(b"\x89PNG") for row in frames for f in row)
-    assert len(plt.get_fignums()) == n_open  # figures are closed
-    w = widgets.frame_grid(frames, [0.25, 0.75], [0.0, 10.0], descriptions=("prune ratio", "epsilon"))
-    assert len(w.children) == 3
-    with pytest.raises(ValueError, match="no Rashomon set"):
-        vd.vic_frames(model, "features", x[:1], sets, [0.5], [0.05], head=model.classifier)
-    with pytest.raises(ValueError, match="one image"):
-        vd.vic_frames(model, "features", x[:2], sets, [0.25], [0.05], head=model.classifier)
 
 
 def test_plot_samples_shows_images_above_masks_and_needs_masks():
@@ -210,3 +51,54 @@ def test_plot_samples_shows_images_above_masks_and_needs_masks():
     plt.close(fig)
     with pytest.raises(ValueError, match="mask"):
         vd.plot_samples(LabeledArrays(d.x, d.y, d.classes))
+
+
+def test_vic_frames_give_a_full_grid_of_png_frames():
+    import matplotlib.pyplot as plt
+
+    from uqxai_lib import widgets
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 3, 32, 32, generator=g)
+    v, s = torch.rand(8, 8, generator=g), torch.rand(8, 8, generator=g)
+    grid = [[(v, s, 3, 10), (None, None, 0, 10)], [(v, s, 10, 10), (v, s, 1, 10)]]
+    n_open = len(plt.get_fignums())
+    frames = vd.vic_frames(grid, x, [0.25, 0.75], [0.0, 10.0])
+    assert len(frames) == 2 and all(len(row) == 2 for row in frames)
+    assert all(f.startswith(b"\x89PNG") for row in frames for f in row)
+    assert len(plt.get_fignums()) == n_open  # figures are closed
+    w = widgets.frame_grid(frames, [0.25, 0.75], [0.0, 10.0], descriptions=("prune ratio", "epsilon"))
+    assert len(w.children) == 3
+    with pytest.raises(ValueError, match="grid must be"):
+        vd.vic_frames(grid, x, [0.5], [0.05])
+    with pytest.raises(ValueError, match="one image"):
+        vd.vic_frames(grid, torch.cat([x, x]), [0.25, 0.75], [0.0, 10.0])
+
+
+def test_variant_fidelity_and_sanity_figures_draw_with_colour_bars():
+    import matplotlib.pyplot as plt
+
+    row = {"site": "pre_bn", "ratio": "random", "target": "own", "aggregation": "normalised", "filter": "loss",
+           "n_kept": 5, "n_candidates": 10, "iou_optimal": 0.5, "iou_vic": 0.52, "delta_iou": 0.02,
+           "delta_iou_ci95": [0.01, 0.03], "verdict": "higher", "dice_optimal": 0.6, "dice_vic": 0.62,
+           "spearman_vic_optimal_median": 0.9}
+    fig = vd.plot_variants([row, {**row, "ratio": 0.4, "delta_iou": -0.01, "delta_iou_ci95": [-0.02, 0.0],
+                                  "verdict": "no detectable difference"}], poster_delta=0.023)
+    assert len(fig.axes[0].get_yticklabels()) == 2
+    t = vd.variants_table([row])
+    assert t.loc[0, "kept"] == "5/10" and "+0.0200" in t.loc[0, "ΔIoU [95% CI]"]
+    curves = {f"{n}_{o}": torch.linspace(1, 0, 9) for n in ("deletion", "insertion") for o in ("map", "random")}
+    aucs = {"deletion_auc": 0.5, "deletion_auc_random": 0.5, "insertion_auc": 0.5, "insertion_auc_random": 0.5}
+    fig2 = vd.plot_deletion_insertion(curves, aucs, fill="blur")
+    x = torch.randn(2, 3, 32, 32)
+    rows = [{"randomised_from": "classifier", "spearman_to_trained": 0.3}, {"randomised_from": "f.12", "spearman_to_trained": 0.1}]
+    fig3 = vd.plot_sanity(x, torch.rand(2, 8, 8), torch.rand(2, 2, 8, 8), rows)
+    assert len(fig3.axes) == 2 * 4 + 1  # the last axes is the colour bar
+    fig4 = vd.plot_fidelity_vs_stability(torch.rand(10), torch.rand(10, 4, 4), torch.arange(10) % 3 > 0, chance=0.3,
+                                         spearman=-0.2, ci95=[-0.5, 0.1])
+    maps, masks = _maps_and_masks(5, b=2)
+    vic, var = sd.vic_and_variability(maps)
+    fig5 = vd.plot_vic_examples(x, masks, maps[0], var, vic)
+    assert len(fig5.axes) == 10 + 2  # two colour bars
+    for f in (fig, fig2, fig3, fig4, fig5):
+        plt.close(f)

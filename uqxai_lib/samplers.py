@@ -41,6 +41,7 @@ __all__ = [
     "test_time",
     "rashomon",
     "rashomon_maps",
+    "rashomon_logits",
     "dropout_modules",
     "dropout_enabled",
     "default_chunk",
@@ -92,15 +93,18 @@ class RashomonSet(NamedTuple):
         the same loss of the unpruned model :math:`L^\ast`.
     kept : bool ``[K]``
         :math:`L_k / L^\ast \le 1 + \varepsilon` (one-sided, see :func:`rashomon`).
-    prune_ratio, epsilon : float
-        the arguments that built the set.
+    prune_ratio : float or (float, float)
+        the argument that built the set: one ratio for every candidate, or the range ``(lo, hi)``
+        from which each candidate drew its own ratio (its share pruned is ``(~masks[k]).float().mean()``).
+    epsilon : float
+        the tolerance that built ``kept``.
     """
 
     masks: Tensor
     losses: Tensor
     base_loss: float
     kept: Tensor
-    prune_ratio: float
+    prune_ratio: float | tuple
     epsilon: float
 
     @property
@@ -444,11 +448,56 @@ def _random_masks(k: int, c: int, n_pruned: int, generator: torch.Generator | No
     return masks.scatter(1, order[:, :n_pruned], False)
 
 
-def _check_rashomon_args(k, prune_ratio, epsilon, x_val, y_val, batch_size):
-    k = _check_count(k, "k")
-    prune_ratio, epsilon = float(prune_ratio), float(epsilon)
+def _random_counts(k: int, c: int, lo: float, hi: float, generator: torch.Generator | None) -> Tensor:
+    """Pruned-channel counts ``[k]`` of candidates whose ratios are drawn ``U(lo, hi)``, rounded and
+    clamped to ``[1, c - 1]`` like a fixed ratio."""
+    gdev = generator.device if generator is not None else torch.device("cpu")
+    r = lo + (hi - lo) * torch.rand(k, generator=generator, device=gdev, dtype=torch.float64)
+    return (r * c).round().long().clamp(1, c - 1)
+
+
+def _random_masks_varying(k: int, c: int, n_pruned: Tensor, generator: torch.Generator | None) -> Tensor:
+    """``k`` bool masks ``[k, c]``; row ``i`` has exactly ``n_pruned[i]`` False entries (uniform without replacement)."""
+    gdev = generator.device if generator is not None else torch.device("cpu")
+    order = torch.rand(k, c, generator=generator, device=gdev).argsort(dim=1)
+    pruned_rank = torch.arange(c, device=gdev)[None, :] < n_pruned.to(gdev)[:, None]  # first n_i positions
+    return torch.ones(k, c, dtype=torch.bool, device=gdev).scatter(1, order, ~pruned_rank)
+
+
+def _weights_and_masks(y_val, n_classes, c_layer, class_weight, k, prune_ratio, generator):
+    """Check labels and channel count, resolve the class weights, draw the ``k`` masks."""
+    if (y_val < 0).any() or (y_val >= n_classes).any():
+        raise ValueError(f"y_val labels must lie in [0, {n_classes - 1}], got range [{int(y_val.min())}, {int(y_val.max())}]")
+    if c_layer < 2:
+        raise ValueError(f"the layer has {c_layer} channel(s); pruning needs at least 2")
+    return _resolve_class_weight(class_weight, y_val, n_classes), _draw_masks(k, c_layer, prune_ratio, generator)
+
+
+def _draw_masks(k: int, c: int, prune_ratio, generator: torch.Generator | None) -> Tensor:
+    """``k`` random masks of ``c`` channels at a fixed ratio or with a ratio ``U(lo, hi)`` per candidate."""
+    if isinstance(prune_ratio, tuple):
+        return _random_masks_varying(k, c, _random_counts(k, c, *prune_ratio, generator), generator)
+    n_pruned = min(max(int(round(prune_ratio * c)), 1), c - 1)
+    return _random_masks(k, c, n_pruned, generator)
+
+
+def _check_ratio(prune_ratio) -> float | tuple[float, float]:
+    if isinstance(prune_ratio, (tuple, list)):
+        if len(prune_ratio) != 2:
+            raise ValueError(f"a random prune_ratio must be a range (lo, hi), got {prune_ratio!r}")
+        lo, hi = (float(v) for v in prune_ratio)
+        if not 0.0 < lo <= hi < 1.0:
+            raise ValueError(f"prune_ratio range must satisfy 0 < lo <= hi < 1, got ({lo}, {hi})")
+        return (lo, hi)
+    prune_ratio = float(prune_ratio)
     if not 0.0 < prune_ratio < 1.0:
         raise ValueError(f"prune_ratio must be in (0, 1) (share of channels set to zero), got {prune_ratio}")
+    return prune_ratio
+
+
+def _check_rashomon_args(k, prune_ratio, epsilon, x_val, y_val, batch_size):
+    k = _check_count(k, "k")
+    prune_ratio, epsilon = _check_ratio(prune_ratio), float(epsilon)
     if not epsilon >= 0.0:  # also catches NaN
         raise ValueError(f"epsilon must be >= 0 (kept: loss <= (1 + epsilon) * base loss), got {epsilon}")
     _check_input(x_val)
@@ -468,18 +517,24 @@ def rashomon(
     y_val: Tensor,
     *,
     k: int,
-    prune_ratio: float,
+    prune_ratio: float | tuple[float, float],
     epsilon: float,
     generator: torch.Generator | None = None,
     head: nn.Linear | None = None,
     class_weight: Tensor | Sequence[float] | str | None = None,
     batch_size: int = 256,
+    suffix: nn.Module | None = None,
 ) -> RashomonSet:
     r"""Sample ``k`` channel-pruned copies of ``model`` and keep the nearly optimal ones.
 
     Candidate :math:`m` sets ``n = round(prune_ratio * C)`` random channels of ``layer``'s output
     to zero (``C`` channels; ``n`` clamped to ``[1, C - 1]`` so that a candidate differs from the
-    model and keeps at least one channel); nothing is retrained. Its loss :math:`L_m` is the mean
+    model and keeps at least one channel); nothing is retrained. ``prune_ratio = (lo, hi)`` draws
+    each candidate's ratio from ``U(lo, hi)`` (the poster's "random pruning ratio"), then its
+    channels. ``layer`` is the *pruned* layer; it may lie before the explained one (e.g. the
+    convolution before a BatchNorm, or an earlier block), then only the general path applies;
+    ``suffix`` (the rest of the model after ``layer``: ``suffix(layer output) == model(x)``, checked)
+    makes it cheaper: the layers before ``layer`` run once and each candidate runs only the suffix. Its loss :math:`L_m` is the mean
     cross-entropy on ``(x_val, y_val)`` (with ``class_weight``: :math:`\sum_i w_{y_i} \ell_i /
     \sum_i w_{y_i}`, as ``F.cross_entropy(weight=...)``; ``"balanced"`` computes scikit-learn's
     weights from ``y_val``). :math:`L^\ast` is the unpruned model's loss. Kept:
@@ -504,6 +559,22 @@ def rashomon(
     _check_head(head)
     layer = saliency.resolve_layer(model, layer)
     n_rows = len(x_val)
+    if suffix is not None:
+        if head is not None:
+            raise ValueError("pass either head (closed form at the explained layer) or suffix (general path), not both")
+        acts, logits = _site_outputs(model, layer, x_val, batch_size)
+        _check_suffix(suffix, acts, logits)
+        c_layer, n_classes = acts.shape[1], logits.shape[-1]
+        weight, masks = _weights_and_masks(y_val, n_classes, c_layer, class_weight, k, prune_ratio, generator)
+        masks = masks.to(x_val.device)
+
+        def loss(mask):
+            t, w = _weighted_ce(_suffix_logits(suffix, acts, mask, batch_size), y_val, weight)
+            return float(t / w)
+
+        base = loss(None)
+        losses = torch.tensor([loss(m) for m in masks], dtype=torch.float64, device=masks.device)
+        return RashomonSet(masks, losses, base, (losses / base) <= 1.0 + epsilon, prune_ratio, epsilon)
 
     # One pass: layer output pooled over space (closed form) or its channel count (general path).
     gaps, logits_all = [], []
@@ -521,13 +592,8 @@ def rashomon(
                 raise RuntimeError("the pruned layer must run exactly once per forward; pick a layer on the forward path")
     c_layer = gaps[0].shape[-1]
     n_classes = logits_all[0].shape[-1]
-    if (y_val < 0).any() or (y_val >= n_classes).any():
-        raise ValueError(f"y_val labels must lie in [0, {n_classes - 1}], got range [{int(y_val.min())}, {int(y_val.max())}]")
-    if c_layer < 2:
-        raise ValueError(f"the layer has {c_layer} channel(s); pruning needs at least 2")
-    weight = _resolve_class_weight(class_weight, y_val, n_classes)
-    n_pruned = min(max(int(round(prune_ratio * c_layer)), 1), c_layer - 1)
-    masks = _random_masks(k, c_layer, n_pruned, generator).to(x_val.device)
+    weight, masks = _weights_and_masks(y_val, n_classes, c_layer, class_weight, k, prune_ratio, generator)
+    masks = masks.to(x_val.device)
 
     if head is not None:
         g = torch.cat(gaps)
@@ -537,6 +603,36 @@ def rashomon(
         losses, base = _general_losses(model, layer, x_val, y_val, weight, masks, batch_size)
     kept = (losses / base) <= 1.0 + epsilon
     return RashomonSet(masks, losses, base, kept, prune_ratio, epsilon)
+
+
+def _site_outputs(model: nn.Module, layer: nn.Module, x: Tensor, batch_size: int) -> tuple[Tensor, Tensor]:
+    """Output of ``layer`` ``[N, C, *sp]`` and the model's logits ``[N, O]`` on ``x`` (no grad, batched)."""
+    acts, logits = [], []
+    with torch.no_grad(), _layer_hook(layer, lambda out: acts.append(out.detach().clone())):
+        for s in range(0, len(x), batch_size):
+            before = len(acts)
+            logits.append(model(x[s : s + batch_size]).float())
+            if len(acts) != before + 1:
+                raise RuntimeError("the pruned layer must run exactly once per forward; pick a layer on the forward path")
+    return torch.cat(acts), torch.cat(logits)
+
+
+def _check_suffix(suffix: nn.Module, acts: Tensor, logits: Tensor) -> None:
+    with torch.no_grad():
+        pred = suffix(acts[: min(len(acts), 64)]).float()
+    ref = logits[: len(pred)]
+    tol = 1e-4 * (1.0 + float(ref.abs().max()))
+    if pred.shape != ref.shape or not torch.allclose(pred, ref, rtol=1e-4, atol=tol):
+        raise ValueError(
+            "suffix does not match the model: suffix(output of the pruned layer) differs from model(x); pass the "
+            "rest of the model after that layer (e.g. uqxai_lib.models.derm_classifier.site_suffix) in eval mode"
+        )
+
+
+def _suffix_logits(suffix: nn.Module, acts: Tensor, mask: Tensor | None, batch_size: int) -> Tensor:
+    with torch.no_grad():
+        a = acts if mask is None else acts * _channel_view(mask, acts)
+        return torch.cat([suffix(a[s : s + batch_size]).float() for s in range(0, len(a), batch_size)])
 
 
 def _closed_form_losses(head: nn.Linear, g: Tensor, y: Tensor, weight: Tensor | None, masks: Tensor):
@@ -583,6 +679,66 @@ def _general_losses(model, layer, x_val, y_val, weight, masks, batch_size):
     return torch.tensor(losses, dtype=torch.float64, device=masks.device), base
 
 
+def rashomon_logits(
+    model: nn.Module,
+    layer: nn.Module | str,
+    x: Tensor,
+    rset: RashomonSet,
+    *,
+    head: nn.Linear | None = None,
+    batch_size: int = 256,
+    suffix: nn.Module | None = None,
+) -> tuple[Tensor, Tensor]:
+    r"""Logits of the unpruned model ``[N, O]`` and of every candidate of ``rset`` ``[K, N, O]`` on ``x``.
+
+    For keep rules other than the loss (temperature-scaled loss, AUROC). Closed form with ``head``
+    (``(m \odot g) W^\top + b`` from the pooled features of ``layer``), else each masked model is
+    evaluated with a forward hook on ``layer`` (any pruning site), or from the layer's cached output
+    through ``suffix`` (as in :func:`rashomon`). float32, no gradients.
+    """
+    _check_input(x)
+    _check_head(head)
+    if not isinstance(rset, RashomonSet):
+        raise TypeError(f"rset must be a RashomonSet from samplers.rashomon, got {type(rset).__name__}")
+    batch_size = _check_count(batch_size, "batch_size")
+    layer = saliency.resolve_layer(model, layer)
+    masks = rset.masks.to(x.device)
+    if suffix is not None:
+        acts, base = _site_outputs(model, layer, x, batch_size)
+        _check_suffix(suffix, acts, base)
+        if acts.shape[1] != masks.shape[1]:
+            raise ValueError(f"rset has masks for {masks.shape[1]} channels but the layer outputs {acts.shape[1]}")
+        return base, torch.stack([_suffix_logits(suffix, acts, m, batch_size) for m in masks])
+    state: dict = {"mask": None}
+    gaps: list = []
+
+    def apply(out: Tensor) -> Tensor | None:
+        if not isinstance(out, Tensor):
+            raise TypeError(f"the pruned layer must return a tensor, got {type(out).__name__}")
+        if out.shape[1] != masks.shape[1]:
+            raise ValueError(f"rset has masks for {masks.shape[1]} channels but the layer outputs {out.shape[1]}")
+        if state["mask"] is None:
+            gaps.append(out.detach().mean(dim=_spatial_dims(out)).float())
+            return None
+        return out * _channel_view(state["mask"], out)
+
+    def run(mask):
+        state["mask"] = mask
+        return torch.cat([model(x[s : s + batch_size]).float() for s in range(0, len(x), batch_size)])
+
+    with torch.no_grad(), _layer_hook(layer, apply):
+        base = run(None)
+        if head is not None:
+            g = torch.cat(gaps)
+            _verify_head(head, g, base)
+            w_t = head.weight.detach().float().t()
+            bias = head.bias.detach().float() if head.bias is not None else 0.0
+            cand = torch.stack([(g * m.float()) @ w_t + bias for m in masks])
+        else:
+            cand = torch.stack([run(m) for m in masks])
+    return base, cand
+
+
 def rashomon_maps(
     model: nn.Module,
     layer: nn.Module | str,
@@ -591,14 +747,23 @@ def rashomon_maps(
     *,
     method: str = "grad_cam_pp",
     head: nn.Linear | None = None,
-    target: int | Tensor | None = None,
+    target: int | Tensor | str | None = None,
     include: str = "kept",
+    explain_layer: nn.Module | str | None = None,
+    suffix: nn.Module | None = None,
 ) -> SampleStack:
-    r"""Maps of the models of a Rashomon set: ``SampleStack(maps [S, B, *sp], probs [S, B, C], target [B])``.
+    r"""Maps of the models of a Rashomon set: ``SampleStack(maps [S, B, *sp], probs [S, B, C], target)``.
 
     ``include="kept"`` (default) explains the kept models (``S = rset.kept.sum()``), ``"all"``
     every candidate. The target is fixed from the *unpruned* (optimal) model's prediction on ``x``
-    unless given, so every pruned model explains the same class.
+    unless given, so every pruned model explains the same class (``target [B]``);
+    ``target="own"`` lets each pruned model explain its *own* predicted class (``target [S, B]``).
+
+    ``layer`` is the pruned layer (the one ``rset`` was built on); ``explain_layer`` (default: the
+    same) is where Grad-CAM(++) is taken. When they differ the mask is applied by a forward hook
+    on ``layer`` and the maps come from the general path (``head`` must be None); with ``suffix``
+    (the rest of the model after ``layer``, containing ``explain_layer``) each model runs only the
+    suffix on the masked cached output of ``layer``.
 
     Closed form (``head`` given, the ``nn.Linear`` after global average pooling of the layer): one
     forward of the unpruned model captures :math:`A \in \mathbb{R}^{B \times K \times \text{sp}}`.
@@ -615,11 +780,20 @@ def rashomon_maps(
     _check_method(method)
     _check_input(x)
     _check_head(head)
+    own = isinstance(target, str)
+    if own and target != "own":
+        raise ValueError(f"target must be None, a class, a LongTensor [B] or 'own', got {target!r}")
     if not isinstance(rset, RashomonSet):
         raise TypeError(f"rset must be a RashomonSet from samplers.rashomon, got {type(rset).__name__}")
     if include not in ("kept", "all"):
         raise ValueError(f"include must be 'kept' or 'all', got {include!r}")
     layer = saliency.resolve_layer(model, layer)
+    explain = layer if explain_layer is None else saliency.resolve_layer(model, explain_layer)
+    if explain is not layer and head is not None:
+        raise ValueError(
+            "the closed form needs the pruned layer to be the explained layer; pass head=None when "
+            "explain_layer differs from layer"
+        )
     masks = rset.masks.to(x.device)
     if include == "kept":
         kept = torch.as_tensor(rset.kept, device=x.device).bool()
@@ -650,16 +824,55 @@ def rashomon_maps(
         )
     if logits.ndim != 2:
         raise ValueError(f"the model must return logits [B, C], got shape {tuple(logits.shape)}")
-    tgt = saliency.resolve_target(logits, target)
+    tgt = saliency.resolve_target(logits, None if own else target)
     if head is not None:
+        if own:
+            return _closed_form_maps_own(head, acts, logits, masks, method)
         return _closed_form_maps(head, acts, logits, masks, tgt, method)
-    maps, probs = [], []
+    maps, probs, tgts = [], [], []
+    if suffix is not None:
+        if explain is layer or not any(mod is explain for mod in suffix.modules()):
+            raise ValueError("with suffix, explain_layer must be a module inside the suffix (after the pruned layer)")
+        _check_suffix(suffix, acts, logits)
     for m in masks:
         view = _channel_view(m, acts)
-        cap = saliency.activations_and_gradients(model, x, layer, tgt, transform=lambda a, v=view: a * v)
+        if suffix is not None:
+            cap = saliency.activations_and_gradients(suffix, acts * view, explain, None if own else tgt)
+        elif explain is layer:
+            cap = saliency.activations_and_gradients(model, x, layer, None if own else tgt,
+                                                     transform=lambda a, v=view: a * v)
+        else:
+            with _layer_hook(layer, lambda out, v=view: out * v):
+                cap = saliency.activations_and_gradients(model, x, explain, None if own else tgt)
         maps.append(saliency.cam_from(cap.activations, cap.gradients, method))
         probs.append(cap.logits.float().softmax(-1))
-    return SampleStack(torch.stack(maps), torch.stack(probs), tgt)
+        tgts.append(cap.target)
+    return SampleStack(torch.stack(maps), torch.stack(probs), torch.stack(tgts) if own else tgt)
+
+
+def _closed_form_maps_own(head: nn.Linear, acts: Tensor, logits: Tensor, masks: Tensor, method: str):
+    """Closed form with each masked model explaining its own predicted class: the maps of every
+    class are formed (channel weights per class as in :func:`_closed_form_maps`) and each model's
+    row takes the class its masked logits pick. ``target [S, B]``."""
+    dims = _spatial_dims(acts)
+    z = acts.shape[2:].numel()
+    gap = acts.mean(dim=dims)
+    _verify_head(head, gap, logits)
+    with torch.no_grad():
+        weight = head.weight.detach().to(acts.dtype)
+        bias = head.bias.detach().to(acts.dtype) if head.bias is not None else 0.0
+        mf = masks.to(acts.dtype)
+        masked_logits = (gap[None] * mf[:, None, :]) @ weight.t() + bias  # [S, B, O]
+        own = masked_logits.argmax(-1)  # [S, B]
+        maps = torch.zeros((len(masks), acts.shape[0], acts.shape[2:].numel()), dtype=acts.dtype, device=acts.device)
+        for c in own.unique().tolist():
+            g = (weight[c] / z).reshape((1, -1) + (1,) * len(dims)).expand_as(acts)
+            w = saliency.METHODS[method](acts, g)  # [B, K]
+            mc = torch.matmul(mf, w[:, :, None] * acts.flatten(2)).clamp(min=0).transpose(0, 1)  # [S, B, P]
+            maps = torch.where((own == c)[:, :, None], mc, maps)
+        maps = maps.reshape((len(masks),) + tuple(acts.shape[:1]) + tuple(acts.shape[2:])).float()
+        probs = masked_logits.float().softmax(-1)
+    return SampleStack(maps.contiguous(), probs, own)
 
 
 def _closed_form_maps(head: nn.Linear, acts: Tensor, logits: Tensor, masks: Tensor, tgt: Tensor, method: str):

@@ -39,7 +39,8 @@ from torch import Tensor, nn
 
 from uqxai_lib.utils import load_state_file
 
-__all__ = ["ARCHS", "FEATURE_LAYER", "DermClassifier", "build_derm_classifier", "small_cnn", "derm_augment"]
+__all__ = ["ARCHS", "FEATURE_LAYER", "PRUNE_SITES", "DermClassifier", "build_derm_classifier", "prune_sites", "site_suffix", "cascade_groups", "small_cnn",
+           "derm_augment"]
 
 ARCHS = ("efficientnet_b0", "densenet121", "small")
 #: Name of the explained / pruned layer in every :class:`DermClassifier`.
@@ -158,6 +159,100 @@ def build_derm_classifier(
     if weights_path is not None:
         _load_weights(model, tv_model, weights_path, arch)
     return model
+
+
+#: The three pruning sites of the VIC variants (the explained layer is always ``FEATURE_LAYER``).
+PRUNE_SITES = ("post_activation", "pre_bn", "earlier_block")
+
+
+def prune_sites(model: DermClassifier) -> dict[str, str]:
+    """Module names of the three pruning sites of ``model`` (keys :data:`PRUNE_SITES`).
+
+    * ``"post_activation"``: the explained feature map itself (``"features"``, after the last
+      activation): a pruned channel is zero there, the closed forms of the samplers apply;
+    * ``"pre_bn"``: the output channels of the last convolution, *before* its BatchNorm and
+      activation: a pruned channel becomes the constant ``act(beta - gamma * mu / sigma)``;
+    * ``"earlier_block"``: the output of the block before the last one, so the explained feature
+      map itself changes (non-linearly) with the mask.
+
+    Small CNN: ``features.<last conv>`` and the previous stage's ReLU; EfficientNet-B0: ``features.8.0``
+    (the 1x1 conv of the last Conv-BN-SiLU) and ``features.7``; DenseNet121: ``features.0.denseblock4``
+    (before ``norm5``) and ``features.0.transition3``.
+
+    >>> prune_sites(build_derm_classifier("small", small_width=4, small_features=8))
+    {'post_activation': 'features', 'pre_bn': 'features.12', 'earlier_block': 'features.10'}
+    """
+    f = model.features
+    names = dict(model.named_modules())
+    if "features.8.0" in names and "features.7" in names and isinstance(names["features.8.0"], nn.Conv2d):
+        return {"post_activation": FEATURE_LAYER, "pre_bn": "features.8.0", "earlier_block": "features.7"}
+    if "features.0.denseblock4" in names:
+        return {"post_activation": FEATURE_LAYER, "pre_bn": "features.0.denseblock4",
+                "earlier_block": "features.0.transition3"}
+    convs = [i for i, m in enumerate(f) if isinstance(m, nn.Conv2d)] if isinstance(f, nn.Sequential) else []
+    if len(convs) >= 2 and isinstance(f[convs[-1] + 1], nn.BatchNorm2d) and isinstance(f[convs[-2] + 2], nn.ReLU):
+        return {"post_activation": FEATURE_LAYER, "pre_bn": f"features.{convs[-1]}",
+                "earlier_block": f"features.{convs[-2] + 2}"}
+    raise ValueError(f"no pruning sites known for features of type {type(f).__name__}; build the model with "
+                     "build_derm_classifier")
+
+
+def site_suffix(model: DermClassifier, site: str) -> tuple[nn.Module, nn.Module]:
+    """The rest of ``model`` after the module ``site`` (a name inside nested ``nn.Sequential`` features),
+    and the module inside it whose output is the explained feature map.
+
+    ``suffix(output of site) == model(x)`` in eval mode, so a masked candidate can be evaluated from
+    the site's cached output without re-running the layers before it (``samplers.rashomon(...,
+    suffix=...)``). Returns ``(suffix, explained_module)``.
+
+    >>> m = build_derm_classifier("small", small_width=4, small_features=8).eval()
+    >>> suffix, explained = site_suffix(m, "features.10")
+    >>> x = torch.randn(2, 3, 32, 32)
+    >>> bool(torch.allclose(suffix(m.features[:11](x)), m(x), atol=1e-6)), explained is m.features[-1]
+    (True, True)
+    """
+    parts = site.split(".")
+    if parts[0] != FEATURE_LAYER or len(parts) < 2:
+        raise ValueError(f"site must name a module inside {FEATURE_LAYER!r} (e.g. 'features.10'), got {site!r}")
+    rest: list[nn.Module] = []
+    node: nn.Module = model.features
+    chain = []
+    for name in parts[1:]:
+        if not isinstance(node, nn.Sequential):
+            raise ValueError(f"site_suffix needs nested nn.Sequential modules down to {site!r}")
+        names = [n for n, _ in node.named_children()]
+        if name not in names:
+            raise ValueError(f"{site!r}: no child {name!r} in {type(node).__name__}")
+        i = names.index(name)
+        chain.append([c for _, c in list(node.named_children())[i + 1:]])
+        node = getattr(node, name)
+    for later in reversed(chain):  # innermost remainder first
+        rest += later
+    explained = model.features
+    while isinstance(explained, nn.Sequential) and len(explained):
+        explained = explained[-1]
+    suffix = nn.Sequential(*rest, model.pool, nn.Flatten(1), model.dropout, model.classifier)
+    if not any(m is explained for m in suffix.modules()):
+        raise ValueError(f"the explained layer does not lie after {site!r}")
+    return suffix, explained
+
+
+def cascade_groups(model: DermClassifier) -> list[list[str]]:
+    """Module groups for cascading randomisation, from the head down: ``[["classifier"], [last conv,
+    its BatchNorm], ...]`` for the small CNN; the classifier, then the children of ``features`` from
+    the last one down for the torchvision architectures.
+
+    >>> cascade_groups(build_derm_classifier("small", small_width=4, small_features=8))[:3]
+    [['classifier'], ['features.12', 'features.13'], ['features.8', 'features.9']]
+    """
+    f = model.features
+    groups = [["classifier"]]
+    convs = [i for i, m in enumerate(f) if isinstance(m, nn.Conv2d)] if isinstance(f, nn.Sequential) else []
+    if convs and all(isinstance(f[i + 1], nn.BatchNorm2d) for i in convs):
+        return groups + [[f"features.{i}", f"features.{i + 1}"] for i in reversed(convs)]
+    body = f[0] if isinstance(f, nn.Sequential) and len(f) == 2 and isinstance(f[1], nn.ReLU) else f
+    prefix = "features.0" if body is not f else "features"
+    return groups + [[f"{prefix}.{n}"] for n, _ in reversed(list(body.named_children()))]
 
 
 def derm_augment(x: Tensor, generator: torch.Generator) -> Tensor:

@@ -1,22 +1,11 @@
-"""Dermoscopy chapter (``derm_vic``): Rashomon sweep, Variable Importance Cloud (VIC), fidelity.
+"""Dermoscopy chapter (``derm_vic``): figures and display tables only.
 
-Study helpers (pure tensor / pandas functions) and the chapter's figures. The VIC of an image is
-built from the Grad-CAM++ maps of the *kept* pruned models ``maps [S, B, h, w]`` (layer
-resolution):
-
-1. each map is min-max normalised to [0, 1] (every nearly-optimal model gets the same vote);
-2. consensus = mean over models (the VIC map), variability = population SD over models;
-3. for fidelity, a map is upsampled bilinearly to the image size, min-max normalised again and
-   binarised with one stated rule (default: pixels >= 50 % of the map's maximum), then compared
-   with the lesion mask by IoU and Dice.
-
-For one binarised map and one mask, ``Dice = 2 IoU / (1 + IoU)`` exactly; as this function is
-concave, the *mean* Dice over images is at most ``2 m / (1 + m)`` for a mean IoU ``m``
-(Jensen), see :func:`dice_upper_bound`.
+Every function takes data computed by :mod:`uqxai_lib.studies.derm` (maps, tables, records) and
+draws it; nothing here runs a model, a sampler or a statistic. Maps are drawn with a colour bar
+(viridis for maps, magma for variability).
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -26,224 +15,24 @@ from torch import Tensor
 from .common import _fig_ax
 
 __all__ = [
-    "POSTER",
-    "normalized_stack",
-    "vic_and_variability",
-    "binarize_maps",
-    "fidelity_scores",
-    "per_model_fidelity",
-    "dice_from_iou",
-    "dice_upper_bound",
-    "paired_wilcoxon",
-    "fidelity_table",
-    "relative_losses",
-    "kept_at",
-    "prune_ratio_sweep",
-    "suggest_ratio",
     "plot_relative_losses",
     "plot_sweep",
     "plot_vic_examples",
     "plot_model_fidelity",
     "vic_frame",
-    "vic_at_tolerance",
     "vic_frames",
     "plot_samples",
     "performance_table",
-    "fidelity_by_ratio",
     "plot_fidelity_by_ratio",
+    "plot_variants",
+    "variants_table",
+    "variant_label",
+    "plot_deletion_insertion",
+    "per_class_fidelity_table",
+    "plot_sanity",
+    "plot_fidelity_vs_stability",
     "display_image",
 ]
-
-#: The VIC poster's reported numbers (their HAM10000 run), shown beside ours, labelled as theirs.
-POSTER = {"prune_ratio": 0.6, "iou_optimal": 0.385, "iou_vic": 0.408, "dice_optimal": 0.878, "dice_vic": 0.923}
-
-#: Default binarisation rule for fidelity (see :func:`binarize_maps`).
-DEFAULT_RULE = ("fraction_of_max", 0.5)
-
-
-# ----------------------------------------------------------------------------- VIC maps
-def normalized_stack(maps: Tensor) -> Tensor:
-    """Min-max normalise every map of a stack ``[S, B, *spatial]`` (or ``[B, *spatial]``) over its spatial dims.
-
-    Spatial dims are the last two.
-    """
-    from uqxai_lib.saliency import normalize
-
-    return normalize(maps, ndim_spatial=2)
-
-
-def vic_and_variability(maps: Tensor) -> tuple[Tensor, Tensor]:
-    """VIC (consensus = mean) and variability (population SD) of normalised maps ``[S, B, h, w]``.
-
-    >>> m = torch.stack([torch.tensor([[[0., 1.], [0., 0.]]]), torch.tensor([[[0., 0.], [0., 1.]]])])
-    >>> vic, var = vic_and_variability(m)
-    >>> vic.tolist(), var.tolist()
-    ([[[0.0, 0.5], [0.0, 0.5]]], [[[0.0, 0.5], [0.0, 0.5]]])
-    """
-    from uqxai_lib import aggregate
-
-    if maps.ndim != 4:
-        raise ValueError(f"maps must be [S, B, h, w], got shape {tuple(maps.shape)}")
-    m = normalized_stack(maps)
-    return aggregate.consensus(m), aggregate.variability(m)
-
-
-# ----------------------------------------------------------------------------- fidelity
-def binarize_maps(maps: Tensor, size: int | tuple[int, int], rule: Any = DEFAULT_RULE) -> Tensor:
-    """Upsample maps ``[..., h, w]`` to ``size``, min-max normalise each, binarise with ``rule``.
-
-    ``rule`` is passed to :func:`uqxai_lib.metrics.binarize` (``"otsu"``, ``("quantile", q)`` or
-    ``("fraction_of_max", t)``). Returns bool ``[..., H, W]``.
-    """
-    from uqxai_lib import metrics
-    from uqxai_lib.saliency import normalize, upsample
-
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    m = normalize(upsample(maps, size), ndim_spatial=2)
-    return metrics.binarize(m, rule if not isinstance(rule, list) else tuple(rule))
-
-
-def fidelity_scores(maps: Tensor, masks: Tensor, rule: Any = DEFAULT_RULE) -> dict[str, Tensor]:
-    """Per-image IoU and Dice of binarised maps ``[B, h, w]`` against lesion masks ``[B, H, W]``."""
-    from uqxai_lib import metrics
-
-    pred = binarize_maps(maps, tuple(masks.shape[-2:]), rule)
-    masks = masks.to(pred.device).bool()
-    return {"iou": metrics.iou(pred, masks).float(), "dice": metrics.dice(pred, masks).float()}
-
-
-def per_model_fidelity(maps: Tensor, masks: Tensor, rule: Any = DEFAULT_RULE, *, chunk: int | None = None
-                       ) -> dict[str, Tensor]:
-    """Mean IoU and Dice over images of every model in a stack ``[S, B, h, w]`` -> ``{"iou": [S], "dice": [S]}``.
-
-    Works ``chunk`` models at a time (upsampled stacks can be large); by default as many as keep
-    one upsampled chunk under ~2**25 values (e.g. 1 model of 1000 images at 224 px).
-    """
-    if chunk is None:
-        chunk = max(1, (1 << 25) // max(1, masks[0].numel() * len(masks)))
-    ious, dices = [], []
-    for s0 in range(0, maps.shape[0], chunk):
-        part = maps[s0 : s0 + chunk]
-        f = fidelity_scores(part.reshape(-1, *part.shape[-2:]), masks.repeat(len(part), 1, 1), rule)
-        ious.append(f["iou"].view(len(part), -1).mean(1))
-        dices.append(f["dice"].view(len(part), -1).mean(1))
-    return {"iou": torch.cat(ious), "dice": torch.cat(dices)}
-
-
-def dice_from_iou(iou: Tensor | float) -> Tensor | float:
-    """Dice of one binarised map from its IoU: ``2 IoU / (1 + IoU)``.
-
-    >>> round(dice_from_iou(0.385), 4)
-    0.556
-    """
-    return 2 * iou / (1 + iou)
-
-
-def dice_upper_bound(mean_iou: float) -> float:
-    """Largest possible mean Dice for a given mean IoU (Jensen: Dice = 2x/(1+x) is concave).
-
-    >>> round(dice_upper_bound(0.385), 3), round(dice_upper_bound(0.408), 3)
-    (0.556, 0.58)
-    """
-    return float(dice_from_iou(float(mean_iou)))
-
-
-def paired_wilcoxon(a: Tensor | Sequence[float], b: Tensor | Sequence[float]) -> float:
-    """Two-sided paired Wilcoxon signed-rank p-value (``scipy.stats.wilcoxon``); NaN if all pairs tie."""
-    from scipy.stats import wilcoxon
-
-    a = np.asarray(torch.as_tensor(a, dtype=torch.float64).cpu())
-    b = np.asarray(torch.as_tensor(b, dtype=torch.float64).cpu())
-    if a.shape != b.shape:
-        raise ValueError(f"paired samples differ in length: {a.shape} vs {b.shape}")
-    if len(a) == 0 or np.all(a == b):
-        return float("nan")
-    return float(wilcoxon(a, b, zero_method="wilcox", alternative="two-sided").pvalue)
-
-
-def fidelity_table(optimal: Mapping[str, Tensor], vic: Mapping[str, Tensor], *, theirs: Mapping[str, float] = POSTER):
-    """Poster Fig. 3 as a table: mean +- SD and n of IoU / Dice for the optimal model and VIC,
-    paired Wilcoxon p, the Jensen bound, and the poster's values labelled as theirs.
-
-    Returns a pandas DataFrame indexed by metric.
-    """
-    import pandas as pd
-
-    rows = []
-    for metric in ("iou", "dice"):
-        a, b = optimal[metric].double(), vic[metric].double()
-        rows.append(
-            {
-                "metric": "IoU" if metric == "iou" else "Dice",
-                "optimal (ours)": f"{a.mean():.3f} ± {a.std(unbiased=True):.3f}",
-                "VIC (ours)": f"{b.mean():.3f} ± {b.std(unbiased=True):.3f}",
-                "n": int(len(a)),
-                "Wilcoxon p (ours)": f"{paired_wilcoxon(a, b):.3g}",
-                "optimal (poster, theirs)": theirs[f"{metric}_optimal"],
-                "VIC (poster, theirs)": theirs[f"{metric}_vic"],
-            }
-        )
-    df = pd.DataFrame(rows).set_index("metric")
-    return df
-
-
-# ----------------------------------------------------------------------------- Rashomon sweep
-def relative_losses(rset) -> Tensor:
-    """Mean validation loss of each pruned model divided by the unpruned model's (``rset.losses / rset.base_loss``).
-
-    Computed exactly as :func:`uqxai_lib.samplers.rashomon` does before comparing with ``1 + epsilon``
-    (then cast to float64), so ``relative_losses(rset) <= 1 + rset.epsilon`` reproduces ``rset.kept``.
-    """
-    return (rset.losses / rset.base_loss).double()
-
-
-def kept_at(rset, epsilon: float) -> Tensor:
-    """Which candidates of ``rset`` are kept at another tolerance: ``L_m / L* <= 1 + epsilon`` (bool ``[K]``)."""
-    if epsilon < 0:
-        raise ValueError(f"epsilon must be >= 0, got {epsilon}")
-    return (rset.losses / rset.base_loss) <= 1.0 + float(epsilon)
-
-
-def prune_ratio_sweep(
-    model, layer, x_val: Tensor, y_val: Tensor, ratios: Sequence[float], *, k: int, epsilon: float,
-    seed: int, head=None, class_weight=None,
-):
-    """Sample ``k`` pruned models at every ratio; summarise their relative validation loss.
-
-    Calls :func:`uqxai_lib.samplers.rashomon` once per ratio, with a generator seeded from
-    ``seed`` and the ratio's index. Returns ``(table, sets)``: a DataFrame with columns ``ratio,
-    rel_loss_median, rel_loss_q05, rel_loss_q25, rel_loss_q75, rel_loss_q95, n_kept, n_candidates``
-    and a dict ``ratio -> RashomonSet``.
-    """
-    import pandas as pd
-
-    from uqxai_lib import samplers
-
-    rows, sets = [], {}
-    for i, r in enumerate(ratios):
-        g = torch.Generator().manual_seed(int(seed) * 1009 + i)
-        rset = samplers.rashomon(
-            model, layer, x_val, y_val, k=k, prune_ratio=float(r), epsilon=epsilon, generator=g,
-            head=head, class_weight=class_weight,
-        )
-        rel = relative_losses(rset).cpu()
-        q = torch.quantile(rel, torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95], dtype=rel.dtype))
-        rows.append(
-            {
-                "ratio": float(r), "rel_loss_median": float(q[2]), "rel_loss_q05": float(q[0]),
-                "rel_loss_q25": float(q[1]), "rel_loss_q75": float(q[3]), "rel_loss_q95": float(q[4]),
-                "n_kept": int(rset.kept.sum()), "n_candidates": int(len(rset.kept)),
-            }
-        )
-        sets[float(r)] = rset
-    return pd.DataFrame(rows), sets
-
-
-def suggest_ratio(table, epsilon: float) -> float | None:
-    """Largest ratio whose *median* relative loss is within ``1 + epsilon`` (so at least half of
-    the candidates are nearly optimal), or None if no ratio qualifies."""
-    ok = table[table["rel_loss_median"] <= 1 + epsilon]
-    return None if ok.empty else float(ok["ratio"].max())
 
 
 # ----------------------------------------------------------------------------- figures
@@ -299,14 +88,16 @@ def _show_map(ax, image: np.ndarray | None, m: Tensor, size: tuple[int, int], cm
     from uqxai_lib.saliency import upsample
 
     a = upsample(m.detach().cpu().float()[None], size)[0].numpy()
+    top = vmax if vmax is not None else max(float(a.max()), 1e-12)
     if image is not None:
         ax.imshow(image)
-        ax.imshow(a, cmap=cmap, alpha=0.5, vmin=0, vmax=vmax if vmax is not None else max(float(a.max()), 1e-12))
+        im = ax.imshow(a, cmap=cmap, alpha=0.5, vmin=0, vmax=top)
     else:
-        ax.imshow(a, cmap=cmap, vmin=0, vmax=vmax if vmax is not None else max(float(a.max()), 1e-12))
+        im = ax.imshow(a, cmap=cmap, vmin=0, vmax=top)
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
+    return im
 
 
 def plot_vic_examples(
@@ -332,15 +123,17 @@ def plot_vic_examples(
         ax[0].set_axis_off()
         ax[1].imshow(masks[i].cpu().numpy(), cmap="gray")
         ax[1].set_axis_off()
-        _show_map(ax[2], img, normalize(optimal[i : i + 1], 2)[0], hw, "jet", None, vmax=1.0)
-        _show_map(ax[3], None, variability[i], hw, "magma", None, vmax=var_max)
-        _show_map(ax[4], img, vic[i], hw, "jet", None, vmax=1.0)
+        im_map = _show_map(ax[2], img, normalize(optimal[i : i + 1], 2)[0], hw, "viridis", None, vmax=1.0)
+        im_var = _show_map(ax[3], None, variability[i], hw, "magma", None, vmax=var_max)
+        _show_map(ax[4], img, vic[i], hw, "viridis", None, vmax=1.0)
         if row_labels is not None:
             ax[0].text(-0.05, 0.5, row_labels[i], transform=ax[0].transAxes, rotation=90,
                        ha="right", va="center", fontsize=8)
     for j, c in enumerate(cols):
         axes[0, j].set_title(c, fontsize=9)
     fig.tight_layout()
+    fig.colorbar(im_map, ax=list(axes[:, 2]) + list(axes[:, 4]), shrink=0.5, label="normalised map")
+    fig.colorbar(im_var, ax=list(axes[:, 3]), shrink=0.5, label="SD over kept models")
     return fig
 
 
@@ -377,57 +170,36 @@ def vic_frame(x: Tensor, vic: Tensor | None, variability: Tensor | None, *, n_ke
         axes[1].text(0.5, 0.5, "no model kept", ha="center", va="center", transform=axes[1].transAxes,
                      color="w", fontsize=10, bbox=dict(facecolor="k", alpha=0.6))
     else:
-        _show_map(axes[0], img, vic, hw, "jet", "VIC", vmax=1.0)
-        _show_map(axes[1], None, variability, hw, "magma", "variability (SD)", vmax=0.5)
+        im = _show_map(axes[0], img, vic, hw, "viridis", "VIC", vmax=1.0)
+        fig.colorbar(im, ax=axes[0], shrink=0.8)
+        im = _show_map(axes[1], None, variability, hw, "magma", "variability (SD)", vmax=0.5)
+        fig.colorbar(im, ax=axes[1], shrink=0.8)
     eps = "" if epsilon is None else f", ε = {epsilon:g}"
     fig.suptitle(f"r = {ratio:g}{eps}: {n_kept} of {n_candidates} models kept", fontsize=9)
     fig.tight_layout()
     return fig
 
 
-# ----------------------------------------------------------------------------- widget
-def vic_at_tolerance(model, layer, x: Tensor, rset, epsilon: float, *, head=None, target=None,
-                     method: str = "grad_cam_pp") -> tuple[Tensor | None, Tensor | None, int]:
-    """VIC and variability of images ``x`` from the candidates of ``rset`` kept at tolerance ``epsilon``.
-
-    The candidates are re-selected with :func:`kept_at` (no new sampling) and explained with
-    :func:`uqxai_lib.samplers.rashomon_maps`. Returns ``(vic [B, h, w], variability [B, h, w],
-    n_kept)``, with ``None`` maps when no candidate is kept.
-    """
-    from uqxai_lib import samplers
-
-    keep = kept_at(rset, epsilon)
-    n_kept = int(keep.sum())
-    if n_kept == 0:
-        return None, None, 0
-    sub = rset._replace(kept=keep, epsilon=float(epsilon))
-    st = samplers.rashomon_maps(model, layer, x, sub, method=method, head=head, target=target)
-    vic, var = vic_and_variability(st.maps.detach().cpu())
-    return vic, var, n_kept
 
 
-def vic_frames(model, layer, x: Tensor, sets: Mapping[float, Any], ratios: Sequence[float],
-               epsilons: Sequence[float], *, head=None, target=None, dpi: int = 72) -> list[list[bytes]]:
-    """Widget frames for one image ``x [1, 3, H, W]``: ``frames[i][j]`` (PNG bytes) shows the VIC and
-    the variability at prune ratio ``ratios[i]`` (the Rashomon set ``sets[ratios[i]]``) and tolerance
-    ``epsilons[j]``. For :func:`uqxai_lib.widgets.frame_grid` / ``frame_slider``."""
+def vic_frames(grid: Sequence[Sequence[tuple]], x: Tensor, ratios: Sequence[float], epsilons: Sequence[float], *,
+               dpi: int = 72) -> list[list[bytes]]:
+    """Widget frames (PNG bytes) of one image ``x [1, 3, H, W]`` from :func:`uqxai_lib.studies.derm.vic_grid`:
+    ``frames[i][j]`` shows the VIC and the variability at ``ratios[i]`` and ``epsilons[j]``. For
+    :func:`uqxai_lib.widgets.frame_grid` / ``frame_slider``."""
     from uqxai_lib.widgets import figure_to_png
 
     if x.ndim != 4 or len(x) != 1:
         raise ValueError(f"x must be one image [1, 3, H, W], got shape {tuple(x.shape)}")
-    missing = [r for r in ratios if float(r) not in sets]
-    if missing:
-        raise ValueError(f"no Rashomon set for ratio(s) {missing}; include them in the sweep ratios")
+    if len(grid) != len(ratios) or any(len(row) != len(epsilons) for row in grid):
+        raise ValueError(f"grid must be {len(ratios)} x {len(epsilons)} (ratios x epsilons)")
     frames = []
-    for r in ratios:
-        rset = sets[float(r)]
-        row = []
-        for eps in epsilons:
-            v, s, n = vic_at_tolerance(model, layer, x, rset, eps, head=head, target=target)
-            fig = vic_frame(x[0], None if v is None else v[0], None if s is None else s[0], n_kept=n,
-                            n_candidates=len(rset.kept), ratio=float(r), epsilon=float(eps))
-            row.append(figure_to_png(fig, dpi))
-        frames.append(row)
+    for r, row in zip(ratios, grid):
+        out = []
+        for eps, (v, s, n, k) in zip(epsilons, row):
+            fig = vic_frame(x[0], v, s, n_kept=n, n_candidates=k, ratio=float(r), epsilon=float(eps))
+            out.append(figure_to_png(fig, dpi))
+        frames.append(out)
     return frames
 
 
@@ -449,33 +221,6 @@ def plot_samples(data, per_class: int = 4, *, size: float = 1.5):
     return fig
 
 
-def fidelity_by_ratio(model, layer, x: Tensor, masks: Tensor, sets: Mapping[float, Any], *,
-                      rule: Any = DEFAULT_RULE, head=None, target=None):
-    """VIC fidelity at every prune ratio of a sweep.
-
-    For each ``ratio -> RashomonSet`` in ``sets`` the Grad-CAM++ maps of *all* candidates are
-    computed once (:func:`uqxai_lib.samplers.rashomon_maps` with ``include="all"``); the VIC of the
-    kept candidates and, for comparison, the VIC of all candidates (no loss filter) are scored
-    against ``masks`` with :func:`fidelity_scores`. Returns a DataFrame with columns ``ratio,
-    n_kept, iou_vic, dice_vic, iou_all, dice_all`` (means over images; NaN where no model is kept).
-    """
-    import pandas as pd
-
-    from uqxai_lib import samplers
-
-    rows = []
-    for r in sorted(sets):
-        rset = sets[r]
-        maps = samplers.rashomon_maps(model, layer, x, rset, include="all", head=head, target=target).maps.cpu()
-        kept = torch.as_tensor(rset.kept).cpu().bool()
-        f_all = fidelity_scores(vic_and_variability(maps)[0], masks, rule)
-        row = {"ratio": float(r), "n_kept": int(kept.sum()), "iou_vic": math.nan, "dice_vic": math.nan,
-               "iou_all": float(f_all["iou"].mean()), "dice_all": float(f_all["dice"].mean())}
-        if kept.any():
-            f = fidelity_scores(vic_and_variability(maps[kept])[0], masks, rule)
-            row.update(iou_vic=float(f["iou"].mean()), dice_vic=float(f["dice"].mean()))
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def plot_fidelity_by_ratio(table, *, optimal_iou: float, poster_ratio: float = 0.6, chosen: float | None = None,
@@ -510,3 +255,136 @@ def performance_table(summary: Mapping[str, Any], auroc: float, *, digits: int =
               float(auroc)]
     index = ["balanced accuracy", "sensitivity", "specificity", "AUROC"]
     return pd.DataFrame({"value": values}, index=index).round(digits)
+
+
+def variant_label(row: Mapping[str, Any]) -> str:
+    """Short label of a variant row: ``site · r · target · aggregation · filter``."""
+    r = row["ratio"] if isinstance(row["ratio"], str) else f"r={float(row['ratio']):g}"
+    return f"{row['site']} · {r} · {row['target']} · {row['aggregation']} · {row['filter']}"
+
+
+def variants_table(rows: Sequence[Mapping[str, Any]], *, digits: int = 3):
+    """The variants as a display table (one row each; the numbers come from ``studies.derm.run_variants``)."""
+    import pandas as pd
+
+    out = []
+    for r in rows:
+        lo, hi = r["delta_iou_ci95"]
+        out.append({"site": r["site"], "ratio": r["ratio"], "target": r["target"], "aggregation": r["aggregation"],
+                    "filter": r["filter"], "kept": f"{r['n_kept']}/{r['n_candidates']}",
+                    "IoU optimal": round(r["iou_optimal"], digits), "IoU VIC": round(r["iou_vic"], digits),
+                    "ΔIoU [95% CI]": f"{r['delta_iou']:+.4f} [{lo:+.4f}, {hi:+.4f}]",
+                    "Dice optimal": round(r["dice_optimal"], digits), "Dice VIC": round(r["dice_vic"], digits),
+                    "Spearman(VIC, opt.) median": round(r["spearman_vic_optimal_median"], digits),
+                    "verdict": r["verdict"]})
+    return pd.DataFrame(out)
+
+
+def plot_variants(rows: Sequence[Mapping[str, Any]], *, controls: Mapping[str, float] | None = None,
+                  poster_delta: float | None = None, ax=None):
+    """Forest plot: paired IoU difference VIC − optimal with its 95 % interval for every variant (and
+    optional control rows ``{label: delta}`` without interval), the zero line and the poster's
+    difference (theirs) as a dashed line."""
+    n = len(rows) + (len(controls) if controls else 0)
+    fig, ax = _fig_ax(ax, figsize=(7.4, 0.34 * n + 1.2))
+    labels = []
+    for i, r in enumerate(rows):
+        lo, hi = r["delta_iou_ci95"]
+        colour = {"higher": "C2", "lower": "C3"}.get(r["verdict"], "0.4")
+        ax.errorbar([r["delta_iou"]], [i], xerr=[[r["delta_iou"] - lo], [hi - r["delta_iou"]]], fmt="o", ms=4,
+                    color=colour, capsize=2)
+        labels.append(f"{variant_label(r)}  (n={r['n_kept']})")
+    for j, (name, d) in enumerate((controls or {}).items()):
+        ax.plot([d], [len(rows) + j], "D", color="k", ms=4)
+        labels.append(name)
+    ax.axvline(0, color="k", lw=0.8)
+    if poster_delta is not None:
+        ax.axvline(poster_delta, color="C3", ls="--", lw=1, label=f"poster (theirs): {poster_delta:+.3f}")
+        ax.legend(fontsize=7, frameon=False, loc="lower right")
+    ax.set_yticks(range(n))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean IoU difference, VIC − optimal (95 % interval over lesions)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_deletion_insertion(curves: Mapping[str, Tensor], aucs: Mapping[str, float], *, fill: str):
+    """Mean deletion and insertion curves in map order and in random order (probability of the
+    explained class against the share of patches changed), with their areas in the legend."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.8), sharey=True)
+    for ax, name in zip(axes, ("deletion", "insertion")):
+        for order, style in (("map", "-"), ("random", "--")):
+            c = torch.as_tensor(curves[f"{name}_{order}"]).double().numpy()
+            f = np.linspace(0, 1, len(c))
+            key = f"{name}_auc" + ("" if order == "map" else "_random")
+            ax.plot(f, c, style, color="C0" if order == "map" else "0.45",
+                    label=f"{'map' if order == 'map' else 'random'} order (area {aucs[key]:.3f})")
+        ax.set_xlabel(f"share of patches {'deleted' if name == 'deletion' else 'inserted'} ({fill} fill)")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7, frameon=False)
+    axes[0].set_ylabel("probability of the explained class")
+    fig.tight_layout()
+    return fig
+
+
+def plot_sanity(x: Tensor, trained: Tensor, randomised: Tensor, rows: Sequence[Mapping[str, Any]], *, size: float = 1.6):
+    """Cascading randomisation: for a few images, the trained model's map and each randomised
+    model's map (columns, from the head down), with the step's median Spearman to the trained maps."""
+    import matplotlib.pyplot as plt
+
+    from uqxai_lib.saliency import normalize
+
+    n = trained.shape[0]
+    cols = 2 + len(rows)
+    fig, axes = plt.subplots(n, cols, figsize=(cols * size, n * size + 0.4), squeeze=False)
+    hw = tuple(x.shape[-2:])
+    im = None
+    for i in range(n):
+        img = display_image(x[i])
+        axes[i, 0].imshow(img)
+        axes[i, 0].set_axis_off()
+        im = _show_map(axes[i, 1], img, normalize(trained[i : i + 1], 2)[0], hw, "viridis", None, vmax=1.0)
+        for j, r in enumerate(rows):
+            im = _show_map(axes[i, 2 + j], img, normalize(randomised[j, i : i + 1].float(), 2)[0], hw, "viridis", None,
+                           vmax=1.0)
+    axes[0, 0].set_title("input", fontsize=8)
+    axes[0, 1].set_title("trained", fontsize=8)
+    for j, r in enumerate(rows):
+        axes[0, 2 + j].set_title(f"random from\n{r['randomised_from']}\nρ = {r['spearman_to_trained']:.2f}", fontsize=7)
+    fig.colorbar(im, ax=axes, shrink=0.6, label="normalised map")
+    return fig
+
+
+def plot_fidelity_vs_stability(fidelity: Tensor, variability: Tensor, correct: Tensor, *, chance: float,
+                               spearman: float, ci95: Sequence[float], ax=None):
+    """One point per test image: mean VIC variability (instability) against the VIC's mass in the
+    lesion mask, coloured by correct / misclassified, with the chance level of the mass."""
+    fig, ax = _fig_ax(ax, figsize=(4.8, 3.4))
+    f = torch.as_tensor(fidelity).double().numpy()
+    v = torch.as_tensor(variability).double().flatten(1).mean(1).numpy()
+    c = torch.as_tensor(correct).bool().numpy()
+    ax.scatter(v[c], f[c], s=10, color="C0", alpha=0.6, label="correct")
+    ax.scatter(v[~c], f[~c], s=14, color="C3", marker="x", alpha=0.8, label="misclassified")
+    ax.axhline(chance, color="k", ls=":", lw=0.8, label=f"chance ({chance:.2f})")
+    ax.set_xlabel("mean VIC variability (SD over kept models)")
+    ax.set_ylabel("VIC mass in lesion mask")
+    ax.set_title(f"Spearman {spearman:+.2f} [{ci95[0]:+.2f}, {ci95[1]:+.2f}]", fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_fidelity_table(fid: Mapping[str, Any], *, digits: int = 3):
+    """The per-class part of a ``studies.derm.fidelity_summary`` record as a display table."""
+    import pandas as pd
+
+    rows = []
+    for name, r in fid["per_class"].items():
+        lo, hi = r["mass_in_mask_ci95"]
+        rows.append({"class": name, "n": r["n"], "mass in mask [95% CI]": f"{r['mass_in_mask']:.{digits}f} "
+                     f"[{lo:.{digits}f}, {hi:.{digits}f}]", "chance": round(r["chance"], digits),
+                     "pointing game": round(r["pointing_game"], digits)})
+    return pd.DataFrame(rows).set_index("class")
