@@ -533,6 +533,22 @@ def copy_py_sources(app, exception) -> None:
                 shutil.copy2(src, Path(app.outdir) / sub / src.name)
 
 
+def copy_widget_fonts(app, exception) -> None:
+    """Some widget views (e.g. a selection slider over text labels) ask for the html-manager's icon
+    fonts at ``<page dir>/@jupyter-widgets/<hash>.woff2`` whatever require.js maps: put a copy of
+    the vendored fonts there, next to the executed chapters, so no page requests a missing file."""
+    if exception is not None or app.builder.format != "html":
+        return
+    src = Path(app.outdir) / "_static" / "vendor" / "html-manager"
+    if not src.is_dir():
+        return
+    dest = Path(app.outdir) / "book" / "_executed" / "@jupyter-widgets"
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.suffix in (".woff2", ".woff", ".ttf", ".eot", ".svg"):
+            shutil.copy2(f, dest / f.name)
+
+
 def setup(app):
     app.add_directive("uqxai-json-table", JsonTableDirective)
     app.add_directive("uqxai-verdict", VerdictDirective)
@@ -544,4 +560,5 @@ def setup(app):
     app.connect("html-page-context", drop_thebe, priority=900)
     app.connect("doctree-resolved", drop_thebe_nodes, priority=900)
     app.connect("build-finished", copy_py_sources)
+    app.connect("build-finished", copy_widget_fonts)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
