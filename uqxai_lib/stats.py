@@ -72,6 +72,10 @@ def _check_level(level: float, n_boot: int) -> None:
 def auroc(scores: Any, positive: Any) -> float:
     """AUROC of ``scores`` for the ``positive`` items (ties count 1/2); NaN if a class is absent.
 
+    The NumPy twin of :func:`uqxai_lib.metrics.auroc` (same definition): the bootstrap calls it on
+    every resample, and for one vector of a few hundred scores torch's per-call overhead made the
+    torch version 12x slower here (2000 calls on 400 scores: 2.4 s vs 0.19 s).
+
     >>> auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
     0.75
     """
