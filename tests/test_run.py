@@ -144,6 +144,17 @@ def test_provenance_merges_records_and_writes_markdown_table(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_kernel_environment_sets_and_removes_variables_then_restores_them(monkeypatch):
+    monkeypatch.setenv("UQXAI_T_SET", "old")
+    monkeypatch.setenv("UQXAI_T_DEL", "there")
+    monkeypatch.delenv("UQXAI_T_NEW", raising=False)
+    with run._environment({"UQXAI_T_SET": 3, "UQXAI_T_DEL": None, "UQXAI_T_NEW": "x"}):
+        assert os.environ["UQXAI_T_SET"] == "3" and os.environ["UQXAI_T_NEW"] == "x"
+        assert "UQXAI_T_DEL" not in os.environ
+    assert os.environ["UQXAI_T_SET"] == "old" and os.environ["UQXAI_T_DEL"] == "there"
+    assert "UQXAI_T_NEW" not in os.environ
+
+
 def test_environment_info_names_device_and_versions():
     info = run.environment_info("cpu")
     assert info["torch"] == torch.__version__

@@ -52,7 +52,8 @@ FAKE = HEADER + textwrap.dedent('''\
     # %%
     import json, os, pathlib, time
     with open(log, "a") as fh:
-        fh.write(json.dumps({"seed": seed, "omp": os.environ.get("OMP_NUM_THREADS"), "scale": scale}) + "\\n")
+        fh.write(json.dumps({"seed": seed, "omp": os.environ.get("OMP_NUM_THREADS"), "scale": scale,
+                             "malloc": os.environ.get("MALLOC_TRIM_THRESHOLD_")}) + "\\n")
     while seed >= 1 and block and pathlib.Path(block).exists():
         time.sleep(0.2)
 
@@ -130,6 +131,7 @@ def test_make_tasks_keys_seeds_sets_and_thread_env(fake):
     assert [(t.seed, t.parameters["scale"]) for t in tasks] == [(0, 2), (1, 2), (0, 3), (1, 3)]
     assert len({t.key for t in tasks}) == 4
     assert all(t.env["OMP_NUM_THREADS"] == "2" and t.threads == 2 for t in tasks)
+    assert all(t.env["MALLOC_TRIM_THRESHOLD_"] is None for t in tasks)  # removed for the kernel
     assert tasks[0].parameters["profile"] == "tiny" and "results_path" not in tasks[0].parameters
     with pytest.raises(run.UsageError, match="not a parameter of fake"):
         sweep.make_tasks(["fake"], [0], profile="tiny", sets=[{"scael": 2}], notebooks_dir=tmp / "nb",
@@ -180,6 +182,8 @@ def test_failed_task_is_named_with_its_cell_others_finish_and_rerun_runs_only_it
     assert (res.parent / "executed.ipynb").is_file() and (res.parent / "task.json").is_file()
     assert Path(by_seed[13]["executed"]).is_file() and by_seed[13]["results"] is None
     assert {r["omp"] for r in _runs(log)} == {"1"}  # the kernel ran at the task's thread count
+    # a Dask nanny sets MALLOC_TRIM_THRESHOLD_=65536 for its worker; the task kernels run without it
+    assert {r["malloc"] for r in _runs(log)} == {None}
     assert not [p for p in (tmp / "out" / "fake").iterdir() if p.name.startswith(".")]  # no work dirs left
 
     # re-run: the finished task is skipped, only the failed one runs again (and fails again)

@@ -389,6 +389,7 @@ class Execution:
 @contextlib.contextmanager
 def _environment(env: dict | None):
     """Set ``env`` in ``os.environ`` while the block runs (the kernel inherits it), then restore it.
+    A value ``None`` removes the variable for the block.
 
     Held under a lock: two executions in one process never see each other's variables (a Dask worker
     with several threads then runs its notebooks one at a time; start workers with ``--nthreads 1``).
@@ -398,7 +399,11 @@ def _environment(env: dict | None):
         return
     with _ENV_LOCK:
         old = {k: os.environ.get(k) for k in env}
-        os.environ.update({k: str(v) for k, v in env.items()})
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = str(v)
         try:
             yield
         finally:
