@@ -117,6 +117,42 @@ def test_every_notebook_runs_in_the_tiny_profile(tiny_book):
     assert not list((repo / "book" / "_executed").glob(".*.partial.ipynb"))
 
 
+def test_results_carry_the_records_the_issues_name(tiny_book):
+    """The keys other tools read (issues 15 and 17): each study's ``primary`` with a verdict that
+    agrees with its interval, the robustness record per study, and the cross-study matrix."""
+    from uqxai_lib import stats
+
+    repo, proc = tiny_book
+    assert proc.returncode == 0
+    res = repo / "_build" / "results"
+    studies = [n for n in ("ecg_sue", "mri_mc_dropout", "derm_vic") if n in NOTEBOOKS]
+    for name in studies:
+        p = json.loads((res / f"{name}.json").read_text())["primary"]
+        assert {"name", "effect", "ci95", "auroc", "auroc_ci95", "p", "verdict"} <= set(p), name
+        assert p["verdict"] == stats.verdict(p["ci95"]), name
+        assert p["ci95"][0] <= p["effect"] <= p["ci95"][1], name
+    if "robustness" in NOTEBOOKS:
+        rob = json.loads((res / "robustness.json").read_text())
+        for name in studies:
+            r = rob[name]
+            assert len(r["seeds"]) == len(r["effects"]) == len(r["ci95_per_seed"]) >= 2, name
+            assert r["ci95"][0] <= r["mean"] <= r["ci95"][1] and set(r["threads"]) == {"1", "2"}, name
+            k, n = map(int, r["sign_agreement"].split("/"))
+            assert n == len(r["seeds"]) and 0 <= k <= n, name
+    if "cross_study" in NOTEBOOKS:
+        cs = json.loads((res / "cross_study.json").read_text())
+        cells = {(r["modality"], r["source"], r["score"]) for r in cs["matrix"]}
+        assert len(cells) == 3 * 4 * 2 == len(cs["matrix"])
+        for r in cs["matrix"] + cs["baselines"]:
+            assert {"modality", "source", "score", "auroc", "auroc_ci95"} <= set(r)
+        for r in cs["conformal"]:
+            assert {"modality", "score", "alpha", "delta", "n_splits", "fraction_risk_le_alpha", "mean_coverage",
+                    "mean_risk"} <= set(r) and r["n_splits"] >= 2
+        assert cs["literature"] and all({"source", "setting", "figure", "ours"} <= set(r) for r in cs["literature"])
+        for r in cs["design"]:
+            assert r["verdict"] == stats.verdict(r["delta_ci95"]) or r["delta"] is None
+
+
 def test_book_builds_without_warnings(tiny_book):
     repo, proc = tiny_book
     if not (repo / "_config.yml").is_file():

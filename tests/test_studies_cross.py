@@ -182,3 +182,27 @@ def test_operating_points_follow_the_conformal_threshold_on_the_test_part():
             assert pt["risk"] == pytest.approx((~ok[test][ans]).mean())
     # a looser risk bound never answers fewer items
     assert out["points"][1]["coverage"] >= out["points"][0]["coverage"]
+
+
+def test_auroc_difference_is_paired_and_its_interval_covers_the_known_answer():
+    from scipy.stats import mannwhitneyu
+
+    rng = np.random.default_rng(3)
+    n = 400
+    ok = rng.random(n) < 0.6
+    noise = rng.normal(size=n)                     # AUROC 0.5 in the population
+    informative = rng.normal(size=n) + 1.5 * ok    # AUROC Phi(1.5 / sqrt 2) = 0.856 in the population
+    res = cross.auroc_difference(noise, informative, ok, n_boot=500, seed=0)
+    u = lambda v: mannwhitneyu(v[ok], v[~ok]).statistic / (ok.sum() * (~ok).sum())  # independent AUROC
+    assert res["auroc_a"] == pytest.approx(u(noise)) and res["auroc_b"] == pytest.approx(u(informative))
+    assert res["delta"] == pytest.approx(u(informative) - u(noise))
+    lo, hi = res["delta_ci95"]
+    assert lo < 0.856 - 0.5 < hi and lo > 0 and res["verdict"] == "higher"
+    same = cross.auroc_difference(informative, informative, ok, n_boot=200)
+    assert same["delta"] == 0 and same["delta_ci95"] == [0.0, 0.0]  # paired: identical scores, no spread
+    assert same["verdict"] == "no detectable difference"
+    a = informative.copy()
+    a[:7] = np.nan
+    assert cross.auroc_difference(a, noise, ok, n_boot=100)["n_nan"] == 7
+    with pytest.raises(ValueError, match="one value per item"):
+        cross.auroc_difference(noise[:-1], noise, ok)

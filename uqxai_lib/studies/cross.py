@@ -40,6 +40,7 @@ __all__ = [
     "EXPLANATION_SCORES",
     "ORIENTATION",
     "added_value",
+    "auroc_difference",
     "conformal_rows",
     "confidence",
     "cross_fitted_logistic",
@@ -230,6 +231,30 @@ def added_value(scores: Mapping[str, Any], correct: Any, *, baselines: Sequence[
                             strata=ok, n_boot=n_boot, seed=seed)
     return {"auroc_baselines": a_base, "auroc_combined": a_comb, "delta": a_comb - a_base,
             "delta_ci95": list(ci), "verdict": stats.verdict(ci), "n_nan": n_nan}
+
+
+def auroc_difference(conf_a: Any, conf_b: Any, correct: Any, *, groups: Any = None, n_boot: int = 2000,
+                     seed: int = 0) -> dict:
+    """Paired comparison of two confidence scores of the same items (e.g. one score under two design
+    choices): ``auroc_a, auroc_b`` for correct (positive) vs misclassified, ``delta = auroc_b -
+    auroc_a`` with a paired bootstrap 95% interval (items resampled together, within ``groups`` if
+    given, stratified by correctness otherwise), ``verdict`` from the interval, and ``n_nan``, the
+    items left out because either score is NaN there."""
+    a, b = (np.asarray(v, dtype=float).reshape(-1) for v in (conf_a, conf_b))
+    ok = np.asarray(correct).astype(bool).reshape(-1)
+    if not (len(a) == len(b) == len(ok)):
+        raise ValueError(f"conf_a, conf_b and correct need one value per item, got {len(a)}, {len(b)}, {len(ok)}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    g = None if groups is None else np.asarray(groups).reshape(-1)[keep]
+    a, b, ok = a[keep], b[keep], ok[keep]
+    if ok.all() or not ok.any():
+        return {"auroc_a": math.nan, "auroc_b": math.nan, "delta": math.nan, "delta_ci95": [math.nan, math.nan],
+                "verdict": "no detectable difference", "n_nan": int((~keep).sum())}
+    auc_a, auc_b = stats.auroc(a, ok), stats.auroc(b, ok)
+    ci = stats.bootstrap_ci(lambda x, y, yy: stats.auroc(y, yy) - stats.auroc(x, yy), a, b, ok,
+                            groups=g, strata=None if g is not None else ok, n_boot=n_boot, seed=seed)
+    return {"auroc_a": auc_a, "auroc_b": auc_b, "delta": auc_b - auc_a, "delta_ci95": list(ci),
+            "verdict": stats.verdict(ci), "n_nan": int((~keep).sum())}
 
 
 def conformal_rows(modality: str, source: str, scores: Mapping[str, Any], correct: Any, *, alpha: float = 0.1,
