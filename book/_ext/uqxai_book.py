@@ -17,7 +17,10 @@ It does these small things:
   is dropped from every page by ``nb_output_stderr: remove`` in ``_config.yml``.
 * Chapter pages (``book/_executed/NAME``) get a ``.py`` and a results ``.json`` entry in the
   download menu, next to the ``.ipynb`` one; the jupytext source ``notebooks/NAME.py`` is copied to
-  ``_notebooks/NAME.py`` and ``_build/results/NAME.json`` to ``_results/NAME.json``.
+  ``_notebooks/NAME.py`` and ``_build/results/NAME.json`` to ``_results/NAME.json``.  The tables the
+  chapter shows (its record's ``"tables"``, registered by :func:`uqxai_lib.report.table`) are
+  written to ``_results/NAME/<table>.csv`` and, all together, ``_results/NAME/NAME_tables.zip``; the
+  menu lists each CSV when there are at most :data:`MENU_TABLES`, else the zip.
 * Launch/thebe machinery is dropped from every page: it names a CDN and, in sphinx-thebe 0.3,
   declares ``THEBE_JS_URL`` twice (a console SyntaxError).
 * Nothing else: all other configuration lives in ``_config.yml``.
@@ -43,6 +46,8 @@ logger = logging.getLogger(__name__)
 EXECUTED_PREFIX = "book/_executed/"
 PY_DOWNLOAD_DIR = "_notebooks"
 RESULTS_DOWNLOAD_DIR = "_results"
+#: a chapter with more tables than this offers them as one zip in the download menu (a long menu reads badly)
+MENU_TABLES = 6
 #: where the runner writes the chapters' results records (relative to the book root)
 RESULTS_DIR = "_build/results"
 #: chapters whose page opens with a verdict box (others get one when their record has a ``claim``)
@@ -459,17 +464,64 @@ def add_py_download(app, pagename, templatename, context, doctree) -> None:
             "label": "download-py-button",
         })
     if (Path(app.srcdir) / RESULTS_DIR / f"{name}.json").is_file():
+        results_url = context['pathto'](RESULTS_DOWNLOAD_DIR, 1)
         extra.append({
             "type": "link",
-            "url": f"{context['pathto'](RESULTS_DOWNLOAD_DIR, 1)}/{name}.json",
+            "url": f"{results_url}/{name}.json",
             "text": "results .json",
             "tooltip": "Download the chapter's numbers (the results record its last cell wrote)",
             "icon": "fas fa-table",
             "label": "download-results-button",
         })
+        extra += table_buttons(name, [t for t, _ in chapter_tables(app, name, warn=True)], results_url)
     for button in context.get("header_buttons", []):
         if button.get("label") == "download-buttons":
             button["buttons"][1:1] = extra
+
+
+def chapter_tables(app, name: str, *, warn: bool = False) -> list[tuple[str, dict]]:
+    """The tables of chapter ``name``'s results record in the order it shows them (none when the
+    record is missing or has no ``"tables"``; a malformed entry is a build warning when ``warn``)."""
+    record = _read_json(Path(app.srcdir) / RESULTS_DIR / f"{name}.json")
+    if not isinstance(record, dict) or record.get("tables") is None:
+        return []
+    try:
+        return _report().ordered_tables(record["tables"])
+    except ValueError as exc:
+        if warn:
+            logger.warning(f"{RESULTS_DIR}/{name}.json: {exc}; its tables are not offered as CSV",
+                           location=f"{EXECUTED_PREFIX}{name}")
+        return []
+
+
+def table_buttons(name: str, tables: list[str], results_url: str) -> list[dict]:
+    """Download-menu entries for chapter ``name``'s tables: one per CSV up to :data:`MENU_TABLES`,
+    else one for the zip of all of them.
+
+    >>> [b["text"] for b in table_buttons("ecg", ["split", "sue"], "../../_results")]
+    ['split.csv', 'sue.csv']
+    >>> b, = table_buttons("ecg", [f"t{i}" for i in range(9)], "../../_results"); b["url"], b["text"]
+    ('../../_results/ecg/ecg_tables.zip', 'tables .zip (9 CSV)')
+    """
+    if not tables:
+        return []
+    if len(tables) > MENU_TABLES:
+        return [{
+            "type": "link",
+            "url": f"{results_url}/{name}/{name}_tables.zip",
+            "text": f"tables .zip ({len(tables)} CSV)",
+            "tooltip": "Download every table of this chapter, one CSV file each: " + ", ".join(tables),
+            "icon": "fas fa-file-zipper",
+            "label": "download-tables-button",
+        }]
+    return [{
+        "type": "link",
+        "url": f"{results_url}/{name}/{t}.csv",
+        "text": f"{t}.csv",
+        "tooltip": f"Download the table '{t}' of this chapter (CSV)",
+        "icon": "fas fa-file-csv",
+        "label": f"download-table-{t}-button",
+    } for t in tables]
 
 
 #: what only sphinx-thebe's inline scripts say (a widget state's base64 data may spell "thebe" by chance)
@@ -519,7 +571,7 @@ def drop_thebe_nodes(app, doctree, docname) -> None:
 
 def copy_py_sources(app, exception) -> None:
     """Copy ``notebooks/NAME.py`` and ``_build/results/NAME.json`` of every chapter page into
-    ``<outdir>/_notebooks/`` and ``<outdir>/_results/``."""
+    ``<outdir>/_notebooks/`` and ``<outdir>/_results/``, and write the chapter's tables as CSV."""
     if exception is not None or app.builder.format != "html":
         return
     for docname in sorted(app.env.found_docs):
@@ -531,6 +583,20 @@ def copy_py_sources(app, exception) -> None:
             if src.is_file():
                 (Path(app.outdir) / sub).mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, Path(app.outdir) / sub / src.name)
+        write_chapter_tables(app, name)
+
+
+def write_chapter_tables(app, name: str) -> None:
+    """``<outdir>/_results/NAME/<table>.csv`` and ``NAME_tables.zip`` from the chapter's results record
+    (the folder is rebuilt, so a table the chapter no longer shows does not linger)."""
+    dest = Path(app.outdir) / RESULTS_DOWNLOAD_DIR / name
+    if dest.is_dir():
+        shutil.rmtree(dest)
+    tables = dict(chapter_tables(app, name))
+    if tables:
+        report = _report()
+        report.write_table_csvs(tables, dest)
+        report.write_tables_zip(tables, dest / f"{name}_tables.zip")
 
 
 def copy_widget_fonts(app, exception) -> None:
