@@ -289,7 +289,7 @@ def test_verdict_box_shows_the_across_seed_summary_of_robustness_json(tmp_path):
 
 
 def _tables(n: int) -> dict:
-    """``n`` registered tables as a results record carries them (through report.table)."""
+    """``n`` registered tables as report.save_tables writes them (through report.table)."""
     import pandas as pd
 
     from uqxai_lib import report
@@ -307,12 +307,13 @@ def test_chapter_tables_are_written_as_csv_and_offered_in_the_download_menu(tmp_
     import html as html_lib
     import zipfile
 
-    few, many = _study_record(0.05, 0.2), _study_record(0.05, 0.2)
-    few["tables"], many["tables"] = _tables(2), _tables(8)
     book_theme = ("html_theme = 'sphinx_book_theme'\n"
                   "html_theme_options = {'use_download_button': True, 'use_fullscreen_button': False}\n")
-    out = _tiny_book(tmp_path, {"ecg_sue": few, "derm_vic": many, "mri_mc_dropout": _study_record(0.1, 0.2)},
-                     conf_extra=book_theme)
+    records = {"ecg_sue": _study_record(0.05, 0.2), "derm_vic": _study_record(0.05, 0.2),
+               "mri_mc_dropout": _study_record(0.1, 0.2)}
+    # as the notebooks save them (report.save_tables beside the results record)
+    saved = {"ecg_sue.tables.json": _tables(2), "derm_vic.tables.json": _tables(8)}
+    out = _tiny_book(tmp_path, records, extra_results=saved, conf_extra=book_theme)
     results = out / "_results"
 
     def links(page):
@@ -333,6 +334,6 @@ def test_chapter_tables_are_written_as_csv_and_offered_in_the_download_menu(tmp_
     with zipfile.ZipFile(results / "derm_vic" / "derm_vic_tables.zip") as zf:
         assert zf.namelist() == [f"table_{i}.csv" for i in range(8)]
     assert sorted(p.name for p in (results / "derm_vic").glob("*.csv")) == sorted(f"table_{i}.csv" for i in range(8))
-    # a record without tables: no CSV entry, no folder
+    # a chapter without saved tables: no CSV entry, no folder
     assert not [h for h in links("mri_mc_dropout") if "csv" in h or "zip" in h]
     assert not (results / "mri_mc_dropout").exists()

@@ -213,9 +213,13 @@ def test_csv_files_round_trip_through_pandas_and_the_csv_module(fresh_tables, tm
     shown = _shown_tables()
     for name, df in shown.items():
         report.table(df, name)
-    # as the book reads them: from the results JSON, whose keys are sorted
-    record = _json.loads(_json.dumps({"tables": report.tables()}, sort_keys=True))
-    paths = report.write_table_csvs(record["tables"], tmp_path / "ch")
+    # as the book reads them: saved beside the results record (JSON with sorted keys), read back
+    saved = report.save_tables(tmp_path / "results" / "ch.json")
+    assert saved == tmp_path / "results" / "ch.tables.json"
+    assert list(_json.loads(saved.read_text())) == sorted(shown)
+    loaded = report.load_tables(tmp_path / "results" / "ch.json")
+    assert [n for n, _ in loaded] == list(shown)
+    paths = report.write_table_csvs(dict(loaded), tmp_path / "ch")
     assert [p.name for p in paths] == [f"{n}.csv" for n in shown]  # the chapter's order, not sorted
     assert not [p for p in (tmp_path / "ch").iterdir() if p.suffix != ".csv"]  # no temp file left
     for name, df in shown.items():
@@ -259,3 +263,10 @@ def test_ordered_tables_names_a_broken_table(tmp_path):
         report.ordered_tables({"t": {"rows": []}})
     assert not list(tmp_path.iterdir())
     assert report.ordered_tables(None) == []
+
+
+def test_load_tables_without_a_file_is_empty_and_a_broken_file_names_itself(tmp_path):
+    assert report.load_tables(tmp_path / "x.json") == []
+    (tmp_path / "x.tables.json").write_text("{not json")
+    with pytest.raises(ValueError, match="x.tables.json is not valid JSON"):
+        report.load_tables(tmp_path / "x.json")

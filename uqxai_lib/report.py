@@ -43,7 +43,7 @@ from . import stats
 __all__ = ["NOT_COMPUTED", "fmt_number", "fmt_interval", "interval_verdict", "reproduction_of",
            "seed_reproduction", "verdict_box", "verdict_table", "bench_table", "bench_spread_table",
            "latest_full", "table", "tables", "clear_tables", "table_record", "ordered_tables", "write_table_csvs",
-           "write_tables_zip", "table_csv"]
+           "write_tables_zip", "table_csv", "tables_path", "save_tables", "load_tables"]
 
 #: what a box or a table row says when a record has no ``primary`` (yet)
 NOT_COMPUTED = "not yet computed"
@@ -407,8 +407,8 @@ def table(df: Any, name: str) -> Any:
     """Register a table the notebook shows under ``name`` and return ``df`` unchanged, so a cell can
     write ``display(report.table(df, "name"))`` (or end with ``report.table(df, "name")``).
 
-    The notebook's results record then carries :func:`tables` under ``"tables"``, and the book
-    offers each table as ``_results/<chapter>/<name>.csv``. Registering a name again replaces the
+    :func:`save_tables` (called beside the line that writes the results record) keeps them in
+    ``NAME.tables.json``, and the book offers each table as ``_results/<chapter>/<name>.csv``. Registering a name again replaces the
     table (a cell run twice) and keeps its place in the chapter's order.
 
     >>> import pandas as pd
@@ -424,8 +424,7 @@ def table(df: Any, name: str) -> Any:
 
 
 def tables() -> dict[str, dict[str, Any]]:
-    """The tables registered by :func:`table` so far, ``{name: {"position", "columns", "rows"}}``
-    (a copy: put it in the results record as ``results["tables"]``)."""
+    """The tables registered by :func:`table` so far, ``{name: {"position", "columns", "rows"}}`` (a copy)."""
     return {k: {"position": v["position"], "columns": list(v["columns"]), "rows": [list(r) for r in v["rows"]]}
             for k, v in _TABLES.items()}
 
@@ -435,9 +434,46 @@ def clear_tables() -> None:
     _TABLES.clear()
 
 
+def tables_path(results_path: str | Path) -> Path:
+    """Where the tables of the chapter whose results record is ``results_path`` are kept: beside it,
+    ``NAME.json`` → ``NAME.tables.json`` (the record keeps its own schema; the book reads this file).
+
+    >>> tables_path("_build/results/ecg_sue.json").as_posix()
+    '_build/results/ecg_sue.tables.json'
+    """
+    p = Path(results_path)
+    return p.with_name(f"{p.stem}.tables.json")
+
+
+def save_tables(results_path: str | Path) -> Path:
+    """Write the registered tables (:func:`tables`) to :func:`tables_path` of ``results_path``,
+    atomically (:func:`uqxai_lib.cache.atomic_write_json`); the notebook calls this beside the
+    line that writes its results record. Returns the path."""
+    from .cache import atomic_write_json
+
+    path = tables_path(results_path)
+    atomic_write_json(path, tables())
+    return path
+
+
+def load_tables(results_path: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """The tables saved beside ``results_path`` in the chapter's order (:func:`ordered_tables`);
+    ``[]`` when there is no such file.  A file that is not JSON raises a ValueError naming it."""
+    import json
+
+    path = tables_path(results_path)
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); re-run the notebook that writes it") from exc
+    return ordered_tables(data)
+
+
 def ordered_tables(record_tables: Any) -> list[tuple[str, dict[str, Any]]]:
-    """The ``"tables"`` of a results record as ``[(name, table)]`` in the order the chapter shows them
-    (``position``; the JSON file itself is written with sorted keys).
+    """Saved tables (:func:`tables`, read back from JSON) as ``[(name, table)]`` in the order the
+    chapter shows them (``position``; the JSON file itself is written with sorted keys).
 
     Checks each entry: a file-stem name, ``columns`` a list, ``rows`` a list of lists as long as
     ``columns`` — a ValueError names the table and what is wrong.
@@ -449,7 +485,7 @@ def ordered_tables(record_tables: Any) -> list[tuple[str, dict[str, Any]]]:
     if record_tables is None:
         return []
     if not isinstance(record_tables, Mapping):
-        raise ValueError(f"'tables' of a results record must be a mapping name -> table, got "
+        raise ValueError(f"saved tables must be a mapping name -> table, got "
                          f"{type(record_tables).__name__}")
     out = []
     for name, t in record_tables.items():
@@ -482,7 +518,7 @@ def table_csv(t: Mapping[str, Any]) -> str:
 
 
 def write_table_csvs(record_tables: Any, dest: str | Path) -> list[Path]:
-    """Write each table of a results record to ``dest/<name>.csv`` (UTF-8), each file atomically
+    """Write each saved table to ``dest/<name>.csv`` (UTF-8), each file atomically
     (:func:`uqxai_lib.cache.atomic_write_text`: no half-written file); returns the paths in order."""
     from .cache import atomic_write_text
 
@@ -496,7 +532,7 @@ def write_table_csvs(record_tables: Any, dest: str | Path) -> list[Path]:
 
 
 def write_tables_zip(record_tables: Any, path: str | Path) -> Path:
-    """All tables of a results record as ``<name>.csv`` members of one zip file, written atomically;
+    """All saved tables as ``<name>.csv`` members of one zip file, written atomically;
     the members carry a fixed date, so the same tables give the same bytes."""
     from .cache import atomic_write_bytes
 

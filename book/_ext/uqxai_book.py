@@ -18,7 +18,7 @@ It does these small things:
 * Chapter pages (``book/_executed/NAME``) get a ``.py`` and a results ``.json`` entry in the
   download menu, next to the ``.ipynb`` one; the jupytext source ``notebooks/NAME.py`` is copied to
   ``_notebooks/NAME.py`` and ``_build/results/NAME.json`` to ``_results/NAME.json``.  The tables the
-  chapter shows (its record's ``"tables"``, registered by :func:`uqxai_lib.report.table`) are
+  chapter shows (registered by :func:`uqxai_lib.report.table`, saved to ``NAME.tables.json``) are
   written to ``_results/NAME/<table>.csv`` and, all together, ``_results/NAME/NAME_tables.zip``; the
   menu lists each CSV when there are at most :data:`MENU_TABLES`, else the zip.
 * Launch/thebe machinery is dropped from every page: it names a CDN and, in sphinx-thebe 0.3,
@@ -442,14 +442,19 @@ def _chapter_name(pagename: str) -> str | None:
 
 
 def note_py_source(app, doctree) -> None:
-    """Rebuild a chapter page when its ``notebooks/NAME.py`` appears or changes."""
+    """Rebuild a chapter page when its ``notebooks/NAME.py`` appears or changes, or its saved tables
+    (the download menu lists them) change."""
     name = _chapter_name(app.env.docname)
     if name is not None:
         app.env.note_dependency(str(Path(app.srcdir) / "notebooks" / f"{name}.py"))
+        tables = Path(app.srcdir) / RESULTS_DIR / f"{name}.tables.json"
+        if tables.is_file():
+            app.env.note_dependency(str(tables))
 
 
 def add_py_download(app, pagename, templatename, context, doctree) -> None:
-    """Add the jupytext ``.py`` source and the results JSON to the download menu of chapter pages."""
+    """Add the jupytext ``.py`` source, the results JSON and the tables' CSV to the download menu of
+    chapter pages."""
     name = _chapter_name(pagename)
     if name is None:
         return
@@ -464,33 +469,30 @@ def add_py_download(app, pagename, templatename, context, doctree) -> None:
             "label": "download-py-button",
         })
     if (Path(app.srcdir) / RESULTS_DIR / f"{name}.json").is_file():
-        results_url = context['pathto'](RESULTS_DOWNLOAD_DIR, 1)
         extra.append({
             "type": "link",
-            "url": f"{results_url}/{name}.json",
+            "url": f"{context['pathto'](RESULTS_DOWNLOAD_DIR, 1)}/{name}.json",
             "text": "results .json",
             "tooltip": "Download the chapter's numbers (the results record its last cell wrote)",
             "icon": "fas fa-table",
             "label": "download-results-button",
         })
-        extra += table_buttons(name, [t for t, _ in chapter_tables(app, name, warn=True)], results_url)
+    tables = [t for t, _ in chapter_tables(app, name, warn=True)]
+    extra += table_buttons(name, tables, context['pathto'](RESULTS_DOWNLOAD_DIR, 1))
     for button in context.get("header_buttons", []):
         if button.get("label") == "download-buttons":
             button["buttons"][1:1] = extra
 
 
 def chapter_tables(app, name: str, *, warn: bool = False) -> list[tuple[str, dict]]:
-    """The tables of chapter ``name``'s results record in the order it shows them (none when the
-    record is missing or has no ``"tables"``; a malformed entry is a build warning when ``warn``)."""
-    record = _read_json(Path(app.srcdir) / RESULTS_DIR / f"{name}.json")
-    if not isinstance(record, dict) or record.get("tables") is None:
-        return []
+    """The tables chapter ``name`` shows, in its order, from ``_build/results/NAME.tables.json``
+    (:func:`uqxai_lib.report.save_tables`); none when the file is missing; a malformed file is a
+    build warning when ``warn``."""
     try:
-        return _report().ordered_tables(record["tables"])
+        return _report().load_tables(Path(app.srcdir) / RESULTS_DIR / f"{name}.json")
     except ValueError as exc:
         if warn:
-            logger.warning(f"{RESULTS_DIR}/{name}.json: {exc}; its tables are not offered as CSV",
-                           location=f"{EXECUTED_PREFIX}{name}")
+            logger.warning(f"{exc}; the chapter's tables are not offered as CSV", location=f"{EXECUTED_PREFIX}{name}")
         return []
 
 
@@ -587,7 +589,7 @@ def copy_py_sources(app, exception) -> None:
 
 
 def write_chapter_tables(app, name: str) -> None:
-    """``<outdir>/_results/NAME/<table>.csv`` and ``NAME_tables.zip`` from the chapter's results record
+    """``<outdir>/_results/NAME/<table>.csv`` and ``NAME_tables.zip`` from the chapter's saved tables
     (the folder is rebuilt, so a table the chapter no longer shows does not linger)."""
     dest = Path(app.outdir) / RESULTS_DOWNLOAD_DIR / name
     if dest.is_dir():
