@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -337,3 +338,23 @@ def test_chapter_tables_are_written_as_csv_and_offered_in_the_download_menu(tmp_
     # a chapter without saved tables: no CSV entry, no folder
     assert not [h for h in links("mri_mc_dropout") if "csv" in h or "zip" in h]
     assert not (results / "mri_mc_dropout").exists()
+
+
+def test_search_page_gets_the_pages_text_and_the_offline_shim(tmp_path):
+    book_theme = "html_theme = 'sphinx_book_theme'\n"
+    out = _tiny_book(tmp_path, {"ecg_sue": _study_record(0.05, 0.2), "derm_vic": None}, conf_extra=book_theme)
+    search = (out / "search.html").read_text()
+    assert '_static/uqxai_search_text.js' in search and '_static/uqxai-search-offline.js' in search
+    chapter = (out / "book" / "_executed" / "ecg_sue.html").read_text()
+    assert "uqxai_search_text.js" not in chapter and "uqxai-search-offline.js" not in chapter
+    assert (out / "_static" / "uqxai-search-offline.js").is_file()
+    js = (out / "_static" / "uqxai_search_text.js").read_text(encoding="utf-8")
+    assert js.startswith("window.UQXAI_SEARCH_TEXT = ") and js.rstrip().endswith(";")
+    texts = json.loads(js[len("window.UQXAI_SEARCH_TEXT = "):].rstrip().rstrip(";"))
+    assert {"index", "book/_executed/ecg_sue", "book/_executed/derm_vic"} <= set(texts)
+    ecg = texts["book/_executed/ecg_sue"]
+    assert ecg.startswith('<div role="main">') and "Some prose." in ecg and "Verdict: reproduced" in ecg
+    assert 'id="overview"' in ecg  # anchored hits find their section
+    assert "<script" not in js and "headerlink" not in js and "¶" not in ecg and "#" not in ecg.replace('id="', "")
+    page_bytes = len(chapter.encode())
+    assert len(ecg.encode()) < page_bytes / 3, "the stored text should be much smaller than the page"

@@ -21,6 +21,9 @@ It does these small things:
   chapter shows (registered by :func:`uqxai_lib.report.table`, saved to ``NAME.tables.json``) are
   written to ``_results/NAME/<table>.csv`` and, all together, ``_results/NAME/NAME_tables.zip``; the
   menu lists each CSV when there are at most :data:`MENU_TABLES`, else the zip.
+* Search snippets work from ``file://``: ``_static/uqxai_search_text.js`` (written at build-finished)
+  holds each page's main text, and on search.html ``_static/uqxai-search-offline.js`` answers
+  searchtools.js's summary ``fetch`` from it (browsers refuse ``fetch`` of ``file://`` pages).
 * Launch/thebe machinery is dropped from every page: it names a CDN and, in sphinx-thebe 0.3,
   declares ``THEBE_JS_URL`` twice (a console SyntaxError).
 * Nothing else: all other configuration lives in ``_config.yml``.
@@ -28,11 +31,13 @@ It does these small things:
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
 import shutil
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -617,6 +622,136 @@ def copy_widget_fonts(app, exception) -> None:
             shutil.copy2(f, dest / f.name)
 
 
+# --------------------------------------------------------------------------- search snippets offline
+#: written at build-finished into ``<outdir>/_static/``: the main text of every page, for search.html
+SEARCH_TEXT_JS = "uqxai_search_text.js"
+#: the shim in ``book/_static`` that answers searchtools.js's summary fetches from it on file://
+SEARCH_SHIM_JS = "uqxai-search-offline.js"
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
+_BLOCK = {"p", "div", "section", "article", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr", "td", "th", "pre",
+          "blockquote", "figure", "figcaption", "details", "summary", "h1", "h2", "h3", "h4", "h5", "h6", "br", "hr"}
+_SCRIPT_RE = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.I | re.S)
+
+
+class _MainText(HTMLParser):
+    """Collects the ``[role="main"]`` element of a page as text plus the ids of its elements."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.stack: list[tuple[str, bool, bool]] = []  # (tag, opened an id div, skipped)
+        self.in_main = False
+        self.done = False
+        self.skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if self.done:
+            return
+        a = dict(attrs)
+        if not self.in_main:
+            if a.get("role") == "main":
+                self.in_main = True
+                self.stack = [(tag, False, False)]
+            return
+        if tag in _VOID:
+            if tag in _BLOCK and not self.skip:
+                self.out.append(" ")
+            return
+        skipped = bool(self.skip) or tag in ("script", "style") or "headerlink" in (a.get("class") or "").split()
+        if skipped:
+            self.skip += 1
+        opened = not skipped and bool(a.get("id"))
+        if opened:
+            self.out.append(f'<div id="{html.escape(a["id"], quote=True)}">')
+        self.stack.append((tag, opened, skipped))
+
+    def handle_endtag(self, tag):
+        if not self.in_main or self.done or tag in _VOID:
+            return
+        if not any(t == tag for t, _, _ in self.stack):
+            return  # a stray end tag
+        while self.stack:
+            t, opened, skipped = self.stack.pop()
+            if skipped:
+                self.skip -= 1
+            if opened:
+                self.out.append("</div>")
+            if t in _BLOCK and not self.skip:
+                self.out.append(" ")
+            if t == tag:
+                break
+        if not self.stack:
+            self.done = True
+
+    def handle_data(self, data):
+        if self.in_main and not self.done and not self.skip:
+            self.out.append(html.escape(data, quote=False))
+
+
+def page_main_text(page_html: str) -> str | None:
+    """What Sphinx's search summary reads of a page, small: ``<div role="main">`` with the text of the
+    page's ``[role="main"]`` element (scripts, styles and header links dropped, white space collapsed)
+    and an empty-tagged ``<div id=…>`` for each element with an id, so anchored hits find their
+    section. None when the page has no ``[role="main"]``.
+
+    >>> page_main_text('<nav>menu</nav><article role="main"><section id="a"><h1>Title<a class="headerlink">#</a>'
+    ...                '</h1><p>Some  text</p><script>var x = 1;</script></section></article><footer>f</footer>')
+    '<div role="main"><div id="a">Title Some text </div></div>'
+    """
+    parser = _MainText()
+    parser.feed(_SCRIPT_RE.sub("", page_html))
+    parser.close()
+    if not parser.in_main:
+        return None
+    body = re.sub(r"\s+", " ", "".join(parser.out))
+    body = re.sub(r"\s+(</div>)", r" \1", body)
+    return f'<div role="main">{body.strip()}</div>'
+
+
+def search_text_js(texts: dict[str, str]) -> str:
+    """The JavaScript file that hands ``{docname: main text}`` to the search shim.
+
+    >>> search_text_js({"a": "<div role=\\"main\\">x</div>"})
+    'window.UQXAI_SEARCH_TEXT = {"a": "<div role=\\\\"main\\\\">x</div>"};\\n'
+    """
+    return "window.UQXAI_SEARCH_TEXT = " + json.dumps(texts, ensure_ascii=False, sort_keys=True) + ";\n"
+
+
+def add_search_scripts(app, pagename, templatename, context, doctree) -> None:
+    """On search.html only: the pages' text and the shim that serves it to the summary fetches."""
+    if pagename == "search" and app.builder.format == "html":
+        app.add_js_file(SEARCH_TEXT_JS)
+        app.add_js_file(SEARCH_SHIM_JS)
+
+
+def write_search_text(app, exception) -> None:
+    """``<outdir>/_static/uqxai_search_text.js`` from every built page (see :func:`page_main_text`)."""
+    if exception is not None or app.builder.format != "html" or not hasattr(app.builder, "get_target_uri"):
+        return
+    texts = {}
+    for docname in sorted(app.env.found_docs):
+        page = Path(app.outdir) / app.builder.get_target_uri(docname)
+        if page.is_file():
+            text = page_main_text(page.read_text(encoding="utf-8", errors="replace"))
+            if text is not None:
+                texts[docname] = text
+    static = Path(app.outdir) / "_static"
+    static.mkdir(parents=True, exist_ok=True)
+    cache = _report_cache()
+    cache.atomic_write_text(static / SEARCH_TEXT_JS, search_text_js(texts))
+    # the shim comes with html_static_path (book/_static) in the book; a project without it gets a copy
+    shim = Path(__file__).resolve().parents[1] / "_static" / SEARCH_SHIM_JS
+    if not (static / SEARCH_SHIM_JS).is_file():
+        cache.atomic_write_bytes(static / SEARCH_SHIM_JS, shim.read_bytes())
+
+
+def _report_cache():
+    _report()  # puts the checkout on sys.path
+    from uqxai_lib import cache
+
+    return cache
+
+
 def setup(app):
     app.add_directive("uqxai-json-table", JsonTableDirective)
     app.add_directive("uqxai-verdict", VerdictDirective)
@@ -629,4 +764,6 @@ def setup(app):
     app.connect("doctree-resolved", drop_thebe_nodes, priority=900)
     app.connect("build-finished", copy_py_sources)
     app.connect("build-finished", copy_widget_fonts)
+    app.connect("html-page-context", add_search_scripts)
+    app.connect("build-finished", write_search_text)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
