@@ -327,6 +327,7 @@ def test_chapter_tables_are_written_as_csv_and_offered_in_the_download_menu(tmp_
     for h in ecg_links:  # every menu link resolves to a file of the built book
         if not h.startswith(("http", "#")):
             assert (out / "book" / "_executed" / h).resolve().is_file(), h
+    assert (results / "ecg_sue" / "table_0.csv").stat().st_mode & 0o044 == 0o044  # readable by a web server
     with open(results / "ecg_sue" / "table_0.csv", newline="", encoding="utf-8") as f:
         assert list(csv.reader(f)) == [["kind", "SUE"], ["Gaussian", "0.5"], ["EMG, baseline", ""]]
     derm_links = links("derm_vic")
@@ -356,5 +357,7 @@ def test_search_page_gets_the_pages_text_and_the_offline_shim(tmp_path):
     assert ecg.startswith('<div role="main">') and "Some prose." in ecg and "Verdict: reproduced" in ecg
     assert 'id="overview"' in ecg  # anchored hits find their section
     assert "<script" not in js and "headerlink" not in js and "¶" not in ecg and "#" not in ecg.replace('id="', "")
+    assert "plot_everything()" not in ecg  # code cells' source (folded on the page) is left out
+    assert (out / "_static" / "uqxai_search_text.js").stat().st_mode & 0o044 == 0o044  # a web server may read it
     page_bytes = len(chapter.encode())
     assert len(ecg.encode()) < page_bytes / 3, "the stored text should be much smaller than the page"

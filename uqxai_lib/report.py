@@ -408,8 +408,9 @@ def table(df: Any, name: str) -> Any:
     write ``display(report.table(df, "name"))`` (or end with ``report.table(df, "name")``).
 
     :func:`save_tables` (called beside the line that writes the results record) keeps them in
-    ``NAME.tables.json``, and the book offers each table as ``_results/<chapter>/<name>.csv``. Registering a name again replaces the
-    table (a cell run twice) and keeps its place in the chapter's order.
+    ``NAME.tables.json``, and the book offers each table as ``_results/<chapter>/<name>.csv``.
+    Registering a name again replaces the table (a cell run twice) and keeps its place in the
+    chapter's order.
 
     >>> import pandas as pd
     >>> clear_tables(); _ = table(pd.DataFrame({"a": [1]}), "t1"); tables()["t1"]["rows"]

@@ -590,7 +590,15 @@ def copy_py_sources(app, exception) -> None:
             if src.is_file():
                 (Path(app.outdir) / sub).mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, Path(app.outdir) / sub / src.name)
+                _readable(Path(app.outdir) / sub / src.name)
         write_chapter_tables(app, name)
+
+
+def _readable(*paths: Path) -> None:
+    """Build output readable by a web server running as another user (atomic writes create 0600 files)."""
+    for p in paths:
+        if p.is_file():
+            p.chmod(0o644)
 
 
 def write_chapter_tables(app, name: str) -> None:
@@ -602,8 +610,7 @@ def write_chapter_tables(app, name: str) -> None:
     tables = dict(chapter_tables(app, name))
     if tables:
         report = _report()
-        report.write_table_csvs(tables, dest)
-        report.write_tables_zip(tables, dest / f"{name}_tables.zip")
+        _readable(*report.write_table_csvs(tables, dest), report.write_tables_zip(tables, dest / f"{name}_tables.zip"))
 
 
 def copy_widget_fonts(app, exception) -> None:
@@ -630,6 +637,9 @@ SEARCH_SHIM_JS = "uqxai-search-offline.js"
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
 _BLOCK = {"p", "div", "section", "article", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr", "td", "th", "pre",
           "blockquote", "figure", "figcaption", "details", "summary", "h1", "h2", "h3", "h4", "h5", "h6", "br", "hr"}
+#: left out of the stored text: header links (Sphinx drops them too) and code cells' source (folded on
+#: the page; a snippet shows the prose around the hit, and the file stays small)
+_SKIP_CLASSES = ("headerlink", "cell_input")
 _SCRIPT_RE = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.I | re.S)
 
 
@@ -657,7 +667,8 @@ class _MainText(HTMLParser):
             if tag in _BLOCK and not self.skip:
                 self.out.append(" ")
             return
-        skipped = bool(self.skip) or tag in ("script", "style") or "headerlink" in (a.get("class") or "").split()
+        classes = (a.get("class") or "").split()
+        skipped = bool(self.skip) or tag in ("script", "style") or any(c in _SKIP_CLASSES for c in classes)
         if skipped:
             self.skip += 1
         opened = not skipped and bool(a.get("id"))
@@ -690,9 +701,9 @@ class _MainText(HTMLParser):
 
 def page_main_text(page_html: str) -> str | None:
     """What Sphinx's search summary reads of a page, small: ``<div role="main">`` with the text of the
-    page's ``[role="main"]`` element (scripts, styles and header links dropped, white space collapsed)
-    and an empty-tagged ``<div id=…>`` for each element with an id, so anchored hits find their
-    section. None when the page has no ``[role="main"]``.
+    page's ``[role="main"]`` element (scripts, styles, header links and code cells' source dropped,
+    white space collapsed) and a ``<div id=…>`` around the text of each element with an id, so
+    anchored hits find their section. None when the page has no ``[role="main"]``.
 
     >>> page_main_text('<nav>menu</nav><article role="main"><section id="a"><h1>Title<a class="headerlink">#</a>'
     ...                '</h1><p>Some  text</p><script>var x = 1;</script></section></article><footer>f</footer>')
@@ -743,6 +754,7 @@ def write_search_text(app, exception) -> None:
     shim = Path(__file__).resolve().parents[1] / "_static" / SEARCH_SHIM_JS
     if not (static / SEARCH_SHIM_JS).is_file():
         cache.atomic_write_bytes(static / SEARCH_SHIM_JS, shim.read_bytes())
+    _readable(static / SEARCH_TEXT_JS, static / SEARCH_SHIM_JS)
 
 
 def _report_cache():
