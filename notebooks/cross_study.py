@@ -91,7 +91,7 @@ import torch
 import yaml
 from IPython.display import Markdown, display
 
-from uqxai_lib import cache, stats, widgets
+from uqxai_lib import cache, report, stats, widgets
 from uqxai_lib.perturb import SNR_DEFINITION
 from uqxai_lib.models.resnet_mc import weights_fingerprint
 from uqxai_lib.params import chapter_parameters
@@ -132,7 +132,7 @@ overview = pd.DataFrame({name: {"test items": len(items[name][0]),
                                 "explained layer": m.layer, "method": m.method,
                                 "model from the chapter's cache": m.from_cache}
                          for name, m in setups.items()}).T
-overview
+report.table(overview, "models")
 
 # %% [markdown]
 # ## Four sources of explanation uncertainty
@@ -170,9 +170,9 @@ for name, m in setups.items():
             draws_per_kind=draws_per_kind, mc_passes=mc_passes, mc_rate=mc_rates[name], x_val=m.val.x.to(dev),
             y_val=m.val.y.to(dev), head=m.head, rashomon_k=rashomon_k, prune_ratio=prune_ratios[name], epsilon=epsilon,
             members=members, seed=seed)._asdict())
-pd.DataFrame({f"{n} / {s}": {"samples per item": int(st["maps"].shape[0]), **{k: v for k, v in st["info"].items()
-                                                                             if k in ("n_kept", "n_members", "passes")}}
-              for (n, s), st in stacks.items()}).T.fillna("")
+report.table(pd.DataFrame({f"{n} / {s}": {"samples per item": int(st["maps"].shape[0]),
+                                           **{k: v for k, v in st["info"].items() if k in ("n_kept", "n_members", "passes")}}
+                           for (n, s), st in stacks.items()}).T.fillna(""), "samples")
 
 # %% [markdown]
 # ## Per-item scores
@@ -199,9 +199,9 @@ for (name, source), st in stacks.items():
         scores[name, source] = None
         continue
     scores[name, source] = cross.item_scores(st["maps"], st["probs"], refs[name], pred, quantile=quantile)
-pd.DataFrame({f"{n} / {s}": {"items without Jaccard (empty map)": v["n_empty"],
-                             "constant sample maps": v["n_degenerate"]}
-              for (n, s), v in scores.items() if v is not None}).T
+report.table(pd.DataFrame({f"{n} / {s}": {"items without Jaccard (empty map)": v["n_empty"],
+                                          "constant sample maps": v["n_degenerate"]}
+                           for (n, s), v in scores.items() if v is not None}).T, "degenerate_items")
 
 # %% [markdown]
 # ## The matrix
@@ -223,7 +223,7 @@ fig = vc.plot_matrix(matrix, modalities=list(setups), sources=list(cross.SOURCES
                      title="explanation repeatability: AUROC for correct vs misclassified [95% CI]")
 
 # %%
-vc.matrix_table(matrix)
+report.table(vc.matrix_table(matrix), "matrix")
 
 # %% [markdown]
 # ## Beside the prediction-only baselines
@@ -250,7 +250,7 @@ added_table = pd.DataFrame([{"modality": a["modality"], "source": a["source"],
                              "difference": a["delta"],
                              "95% CI": f"[{a['delta_ci95'][0]:.3f}, {a['delta_ci95'][1]:.3f}]",
                              "verdict": a["verdict"]} for a in added]).round(3)
-added_table
+report.table(added_table, "added_value")
 
 # %% [markdown]
 # ## Does the answer depend on the design?
@@ -345,7 +345,8 @@ conf_table = pd.DataFrame([{"modality": r["modality"], "source": r["source"], "s
                             "95% CI": f"[{r['fraction_ci95'][0]:.2f}, {r['fraction_ci95'][1]:.2f}]",
                             "mean coverage": r["mean_coverage"], "mean risk": r["mean_risk"],
                             "splits abstaining on all": r["n_abstain_all"]} for r in conformal_rows]).round(3)
-conf_table.sort_values(["modality", "mean coverage"], ascending=[True, False]).groupby("modality").head(4)
+report.table(conf_table.sort_values(["modality", "mean coverage"], ascending=[True, False]).groupby("modality").head(4),
+             "abstention_guarantee")
 
 # %% [markdown]
 # The table shows, per modality, the four scores with the highest mean coverage at the guaranteed
@@ -422,7 +423,7 @@ for e in literature:
     ours = ("n/a" if sc is None else
             f"{mod}, {src}: mean Spearman ρ {np.nanmean(sc['spearman']):.2f}, mean Jaccard {np.nanmean(sc['jaccard']):.2f}")
     lit_rows.append({"source": e["key"], "setting": e["setting"], "figure": e["figure"] + " (theirs)", "ours": ours})
-pd.DataFrame(lit_rows)
+report.table(pd.DataFrame(lit_rows), "literature")
 
 # %% [markdown]
 # ## Summary
@@ -496,4 +497,5 @@ results = cache.round_sig({
     "sources": {f"{n}/{s}": st["info"] for (n, s), st in stacks.items()},
     "accuracy": {n: float(v) for n, v in overview["accuracy"].items()},
 })
+report.save_tables(results_path)
 cache.atomic_write_json(results_path, cache.finite_or_none(results))

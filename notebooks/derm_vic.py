@@ -118,7 +118,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from uqxai_lib import cache, metrics, samplers, saliency, stats, train, utils, widgets
+from uqxai_lib import cache, metrics, report, samplers, saliency, stats, train, utils, widgets
 from uqxai_lib.data import group_split
 from uqxai_lib.data.ham10000 import load_ham10000
 from uqxai_lib.data.synthetic_derm import make_synthetic_derm
@@ -162,7 +162,7 @@ else:
 parts = group_split(data.group, [0.6, 0.2, 0.2], seed=seed)
 train_set, val_set, test_set = (data.subset(p) for p in parts)
 display(Markdown(f"Source: **{source}**, {len(data)} images of {len(data.group.unique())} lesions."))
-display(split_table({"train": train_set, "validation": val_set, "test": test_set}))
+display(report.table(split_table({"train": train_set, "validation": val_set, "test": test_set}), "split"))
 
 # %%
 fig = vd.plot_samples(test_set, per_class=4)
@@ -198,7 +198,7 @@ model = fit.model.eval()
 probs = train.predict_proba(model, test_set.x, device=dev).cpu()
 perf = metrics.classification_summary(probs, test_set.y)
 auc = float(metrics.auroc(probs[:, 1], test_set.y))
-display(vd.performance_table(perf, auc))
+display(report.table(vd.performance_table(perf, auc), "performance"))
 print(f"best epoch {fit.best_epoch} of {len(fit.history)}" + (" (from cache)" if fit.from_cache else ""))
 
 # %% [markdown]
@@ -258,7 +258,8 @@ display(
 suggested = sd.suggest_ratio(sweep, epsilon)
 fig = vd.plot_sweep(sweep, epsilon=epsilon, poster_ratio=poster_ratio, suggested=suggested)
 plt.show()
-display(sweep[["ratio", "rel_loss_median", "rel_loss_q05", "rel_loss_q95", "n_kept"]].round(4).set_index("ratio"))
+display(report.table(sweep[["ratio", "rel_loss_median", "rel_loss_q05", "rel_loss_q95", "n_kept"]].round(4).set_index("ratio"),
+                     "rashomon_sweep"))
 if prune_ratio is None:
     # no ratio keeps half of the candidates: take the smallest swept ratio (said in the text below)
     prune_ratio = suggested if suggested is not None else min(ratios)
@@ -364,7 +365,7 @@ for f in (f_opt, f_vic):  # Dice and IoU of the same binary maps: identity and J
 primary_cmp, comparisons, secondary = sd.fidelity_comparisons(f_opt, f_vic, test_set.group, seed=seed)
 primary = stats.primary("IoU, VIC − optimal (paired per image; bootstrap over lesions)", primary_cmp)
 table = sd.fidelity_table(f_opt, f_vic, comparisons)
-display(table)
+display(report.table(table, "fidelity_vic_vs_optimal"))
 if not primary_only:
     per_model = sd.per_model_fidelity(stack.maps.cpu(), test_set.mask, rule)
     fig = vd.plot_model_fidelity(
@@ -412,7 +413,7 @@ if not primary_only:
     fig = vd.plot_fidelity_by_ratio(by_ratio, optimal_iou=float(f_opt["iou"].mean()), poster_ratio=poster_ratio,
                                     chosen=prune_ratio)
     plt.show()
-    display(by_ratio.round(4).set_index("ratio"))
+    display(report.table(by_ratio.round(4).set_index("ratio"), "fidelity_by_ratio"))
 
 # %% [markdown]
 # ### Prune ratio and tolerance, interactively
@@ -505,7 +506,8 @@ if not primary_only:
         optimal_target=stack.target, auroc_tolerance=auroc_tolerance,
         given_sets={("post_activation", r_star): rset},  # the first row is the chapter's own VIC
     )
-    display(vd.variants_table(variants).set_index(["site", "ratio", "target", "aggregation", "filter"]))
+    display(report.table(vd.variants_table(variants).set_index(["site", "ratio", "target", "aggregation", "filter"]),
+                         "variants"))
 
 # %% [markdown]
 # ### Controls
@@ -555,7 +557,7 @@ if not primary_only:
         poster_delta=sd.POSTER["iou_vic"] - sd.POSTER["iou_optimal"],
     )
     plt.show()
-    display(vd.variants_table([blur_row, ens_row]).set_index(["site", "filter"]))
+    display(report.table(vd.variants_table([blur_row, ens_row]).set_index(["site", "filter"]), "controls"))
     agree = [v for v in variants if stats.reproduction(v["verdict"], sd.CLAIM["expected"]) == "reproduced"]
     reversed_ = [v for v in variants if stats.reproduction(v["verdict"], sd.CLAIM["expected"]) == "reversed"]
     display(
@@ -610,7 +612,7 @@ if not primary_only:
     )
     fig = vd.plot_deletion_insertion(fid_curves, fid, fill=deletion_fill)
     plt.show()
-    display(vd.per_class_fidelity_table(fid))
+    display(report.table(vd.per_class_fidelity_table(fid), "fidelity_per_class"))
     above = fid["mass_in_mask_ci95"][0] > fid["chance"]
     display(
         Markdown(
@@ -730,6 +732,7 @@ results = finite_or_none(cache.round_sig(
         ] if not primary_only else [],
     }
 ))  # NaN (e.g. the AUROC keys of a paired primary) -> null
+report.save_tables(results_path)
 cache.atomic_write_json(results_path, results)
 verdict = primary["verdict"] + (" than" if primary["verdict"] != "no detectable difference" else " from")
 display(

@@ -103,7 +103,7 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from uqxai_lib import cache, metrics, saliency, train, widgets
+from uqxai_lib import cache, metrics, report, saliency, train, widgets
 from uqxai_lib import perturb as P
 from uqxai_lib.data.fantasia_incart import load_fantasia_incart
 from uqxai_lib.data.synthetic_ecg import make_synthetic_ecg, stratified_group_split
@@ -153,8 +153,8 @@ if len(test_set) > max_test:  # study an evenly spaced subset of the test window
     te_idx = te_idx[torch.linspace(0, len(test_set) - 1, max_test).round().long()]
     test_set = data.subset(te_idx)
 severity = None if info is None else info["severity"][te_idx]  # 0 healthy, 1 mild CAD, 2 marked CAD
-split_table({"train": train_set, "validation": val_set, "test (studied)": test_set},
-            items="windows", groups="subjects", positive="CAD share", percent=False, digits=3)
+report.table(split_table({"train": train_set, "validation": val_set, "test (studied)": test_set},
+                         items="windows", groups="subjects", positive="CAD share", percent=False, digits=3), "split")
 
 # %%
 fig = vz.plot_class_examples(test_set.x[:, 0], test_set.y, data.classes, test_set.mask, fs=FS)
@@ -177,7 +177,7 @@ fit = train.fit(model, train_set, val_set, epochs=epochs, batch_size=batch_size,
                 seed=seed, device=dev, name="ecg_cnn_bilstm", cache_config=train_config)
 model = fit.model
 clf = metrics.classification_summary(train.predict_proba(model, test_set.x, device=dev), test_set.y, positive=1)
-vz.classification_table(clf, paper=S.PAPER_CLASSIFICATION)
+report.table(vz.classification_table(clf, paper=S.PAPER_CLASSIFICATION), "classification")
 
 # %% [markdown]
 # Our column comes from this run on the held-out subjects; the paper's column is theirs (real
@@ -255,7 +255,7 @@ if has_mask:
     fid = S.fidelity_record(model.to(dev), test_set.x.to(dev), clean_maps, test_set.mask, test_set.y, clean_pred,
                             test_set.group, classes=data.classes, segment=S.SEGMENT, steps=fidelity_steps,
                             curve_index=sub, n_boot=n_boot_table, seed=seed)
-    display(vz.fidelity_table(fid))
+    display(report.table(vz.fidelity_table(fid), "fidelity"))
     display(Markdown(S.fidelity_sentence(fid)))
     fig = vz.plot_fidelity(torch.as_tensor(fid["mass"]), test_set.y, fid["chance"], classes=data.classes)
 elif test_set.mask is None:
@@ -307,7 +307,7 @@ if has_mask:
                               lambda: S.layer_table(model, test_set.x[sub], test_set.y[sub], test_set.mask[sub], layers,
                                                     snr_db=table_snr_db, draws=draws, seed=seed, quantile=sue_quantile,
                                                     groups=test_set.group[sub], fs=FS, nstdb=nstdb, n_boot=n_boot_table))
-    display(vz.layer_choice_table(layer_rows))
+    display(report.table(vz.layer_choice_table(layer_rows), "layer_choice"))
 
 # %% [markdown]
 # **Where is the model's evidence?** The ST–T mask marks where the generator puts the CAD signs, but
@@ -320,7 +320,7 @@ if has_mask:
 occl = None
 if has_mask:
     occl = S.region_occlusion(model, test_set.x, test_set.mask, test_set.y, classes=data.classes, seed=seed)
-    display(vz.occlusion_table(occl))
+    display(report.table(vz.occlusion_table(occl), "occlusion"))
     display(Markdown(S.occlusion_sentence(occl)))
 
 # %% [markdown]
@@ -387,9 +387,9 @@ comp = S.comparisons(sue, correct["clean"], test_set.group, n_boot=n_boot, seed=
 # %%
 display(Markdown(f"**(a) misclassified = clean prediction wrong** (SNR {table_snr_db:g} dB, {draws} draws, "
                  f"{len(test_set)} test windows)"))
-display(vz.sue_table(rows["clean"], paper=S.PAPER_TABLE1))
+display(report.table(vz.sue_table(rows["clean"], paper=S.PAPER_TABLE1), "table1_clean_prediction"))
 display(Markdown(f"**(b) misclassified = majority of the {draws} perturbed predictions wrong**"))
-display(vz.sue_table(rows["majority"], paper=S.PAPER_TABLE1))
+display(report.table(vz.sue_table(rows["majority"], paper=S.PAPER_TABLE1), "table1_majority_of_draws"))
 
 # %% [markdown]
 # ## The primary comparison and the secondary ones
@@ -453,7 +453,7 @@ if not primary_only:
                        lambda: S.own_target_maps(model, test_set.x, layer, r0, seed=seed + 0, fs=FS, nstdb=nstdb))
     variants = S.sue_variants(r0.maps, clean_maps, own, size=test_set.x.shape[-1])
     var_rows = S.variant_rows(variants, correct["clean"][S.PRIMARY_KIND], test_set.group, n_boot=n_boot_table, seed=seed)
-    display(vz.variants_table(var_rows))
+    display(report.table(vz.variants_table(var_rows), "sue_variants"))
     fig = vz.plot_variants(var_rows)
 
 # %% [markdown]
@@ -475,7 +475,7 @@ if not primary_only:
     c0 = correct["clean"][S.PRIMARY_KIND]
     base_rows = S.baseline_rows(scores, c0, test_set.group, n_boot=n_boot_table, seed=seed)
     added = S.added_value(sue[S.PRIMARY_KIND], scores, c0, test_set.group, n_boot=n_boot_table, seed=seed)
-    display(vz.baselines_table(comp["primary"], base_rows, added))
+    display(report.table(vz.baselines_table(comp["primary"], base_rows, added), "baselines"))
     display(Markdown(S.added_value_sentence(added)))
 
 # %% [markdown]
@@ -492,7 +492,7 @@ strata = None
 if severity is not None and not primary_only:
     strata = S.strata_rows(sue[S.PRIMARY_KIND], correct["clean"][S.PRIMARY_KIND], severity, test_set.group,
                            n_boot=n_boot_table, seed=seed)
-    display(vz.strata_table(strata))
+    display(report.table(vz.strata_table(strata), "severity_strata"))
     display(Markdown(S.strata_sentence(strata)))
 
 # %% [markdown]
@@ -505,7 +505,7 @@ if severity is not None and not primary_only:
 pred_rows = None
 if not primary_only:
     pred_rows = S.prediction_rows(sue[S.PRIMARY_KIND], res[S.PRIMARY_KIND].clean_pred, test_set.y, classes=data.classes)
-    display(vz.prediction_table(pred_rows))
+    display(report.table(vz.prediction_table(pred_rows), "sue_by_prediction"))
 
 # %% [markdown]
 # ## Stable and right?
@@ -586,6 +586,7 @@ headline = S.headline_numbers(
     secondary=comp["secondary"] or None, sue_variants=var_rows, baselines=base_rows, added_value=added,
     strata=strata, fidelity=S.fidelity_json(fid), sanity=S.sanity_json(sanity), fidelity_vs_stability=fvs,
     layers=layer_rows, occlusion=occl, sue_by_prediction=pred_rows, primary_only=bool(primary_only))
+report.save_tables(results_path)
 cache.atomic_write_json(results_path, headline)
 
 # %% [markdown]

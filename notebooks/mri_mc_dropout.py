@@ -111,7 +111,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from uqxai_lib import cache, metrics, train, widgets
+from uqxai_lib import cache, metrics, report, train, widgets
 from uqxai_lib.data.sartaj import load_sartaj, stratified_holdout
 from uqxai_lib.data.synthetic_mri import denormalize, make_synthetic_mri, synthetic_mri_attributes
 from uqxai_lib.models.resnet_mc import (EXPLAIN_POINTS, GRADCAM_LAYER, build_resnet_mc, dropout_layers,
@@ -167,8 +167,9 @@ if len(test_set) > max_test:  # an evenly spaced subset keeps the class mix
 attrs = None if test_rows is None else {k: v[test_rows] for k, v in synthetic_mri_attributes(
     n_patients, ambiguity=ambiguity, seed=seed).items()}
 classes = list(train_set.classes)
-pd.DataFrame({name: {**{c: int((s.y == k).sum()) for k, c in enumerate(classes)}, "total": len(s)}
-              for name, s in [("train", train_set), ("validation", val_set), ("test (studied)", test_set)]}).T
+report.table(pd.DataFrame({name: {**{c: int((s.y == k).sum()) for k, c in enumerate(classes)}, "total": len(s)}
+                           for name, s in [("train", train_set), ("validation", val_set), ("test (studied)", test_set)]}).T,
+             "split")
 
 # %%
 if not primary_only:
@@ -223,7 +224,7 @@ if not primary_only:
 class_table = sm.per_class_accuracy(pred, test_set.y, classes)
 if not primary_only:
     fig = vz.plot_training(fit.history, best_epoch=fit.best_epoch)
-    display(class_table)
+    display(report.table(class_table, "per_class_accuracy"))
 
 # %% [markdown]
 # ## Deterministic vs MC-dropout Grad-CAM
@@ -290,7 +291,7 @@ no_tumour = classes.index("no_tumor") if "no_tumor" in classes else None
 # %%
 primary, primary_cmp = sm.primary_record(rho, correct, test_set.group, seed=seed)
 table, cmp = sm.repeatability_table(rho, correct)
-display(table)
+display(report.table(table, "repeatability"))
 display(Markdown(sm.verdict_sentence(primary) + f" The paper (theirs): {sm.CLAIM['theirs']}."))
 
 # %%
@@ -341,7 +342,7 @@ if not primary_only:
     by_point = {explain_point: study, other: other_study}
     variants[other] = sm.variant_record(other_study, correct, passes, test_set.group, seed=seed)
     variants = {k: variants[k] for k in EXPLAIN_POINTS}
-    display(sm.variants_table(variants))
+    display(report.table(sm.variants_table(variants), "explain_point_variants"))
     fig = vz.plot_variants({k: by_point[k].repeatability(passes) for k in EXPLAIN_POINTS}, correct,
                            titles={k: f"{k} ({explained_layer(model, GRADCAM_LAYER, k)})" for k in EXPLAIN_POINTS})
     display(Markdown(" ".join(
@@ -383,7 +384,7 @@ if not primary_only:
         area = test_set.mask.flatten(1).double().mean(1)
         strata["tumour size"] = sm.tercile_labels(area, valid=area > 0, missing="no tumour")
     strata_tab = sm.strata_table(rho, correct, strata)
-    display(strata_tab.round(3))
+    display(report.table(strata_tab.round(3), "strata"))
     within = strata_tab.loc["predicted class"]
     w = (within["n_correct"] * within["n_mis"]).astype(float)
     w_auc = float((within["AUROC"].fillna(0) * w).sum() / w[within["AUROC"].notna()].sum())
@@ -432,13 +433,13 @@ if not primary_only and test_set.mask is not None:
     fidelity.update({f"{k}_auc": v for k, v in di["auc"].items() if "_random" not in k})
     fidelity.update({f"{k.replace('_random', '')}_auc_random": v for k, v in di["auc"].items() if "_random" in k})
     rows = {"all tumour slices": fidelity, **fidelity["per_class"]}
-    display(pd.DataFrame({name: {"n": r["n"], "mass in mask": r["mass_in_mask"],
-                                 "95% CI": f"[{r['mass_in_mask_ci95'][0]:.3f}, {r['mass_in_mask_ci95'][1]:.3f}]",
-                                 "chance (area share)": r["chance"],
-                                 "excess [95% CI]": f"{r['excess_over_chance']:+.3f} [{r['excess_ci95'][0]:+.3f}, "
-                                                    f"{r['excess_ci95'][1]:+.3f}]",
-                                 "pointing game": r["pointing_game"], "IoU top 10%": r["iou_top10"],
-                                 "Dice top 10%": r["dice_top10"]} for name, r in rows.items()}).T)
+    display(report.table(pd.DataFrame({name: {"n": r["n"], "mass in mask": r["mass_in_mask"],
+                                              "95% CI": f"[{r['mass_in_mask_ci95'][0]:.3f}, {r['mass_in_mask_ci95'][1]:.3f}]",
+                                              "chance (area share)": r["chance"],
+                                              "excess [95% CI]": f"{r['excess_over_chance']:+.3f} [{r['excess_ci95'][0]:+.3f}, "
+                                                                 f"{r['excess_ci95'][1]:+.3f}]",
+                                              "pointing game": r["pointing_game"], "IoU top 10%": r["iou_top10"],
+                                              "Dice top 10%": r["dice_top10"]} for name, r in rows.items()}).T, "fidelity"))
     fig = vz.plot_perturbation_curves(di["fractions"], di["curves"], di["auc"])
     above = fidelity["mass_in_mask_ci95"][0] > fidelity["chance"]
     display(Markdown(
@@ -464,7 +465,7 @@ if not primary_only:
     sub = torch.linspace(0, len(test_set) - 1, min(n_sanity, len(test_set))).round().long()
     sc = sm.cascading_randomisation(model, test_set.x[sub], layer, study.target[sub], seed=seed)
     sanity = {"cascading": sc["steps"], "passes": sc["passes"]}
-    display(pd.DataFrame(sc["steps"]).set_index("randomised_from").round(3).T)
+    display(report.table(pd.DataFrame(sc["steps"]).set_index("randomised_from").round(3).T, "sanity_cascading"))
     show = [int(j) for j in sm.pick_cases(rho[sub], correct[sub], test_set.y[sub], avoid_class=no_tumour)]
     fig = vz.plot_sanity([gray[sub[j]] for j in show], [m[show] for m in sc["maps"]],
                          ["trained"] + [f"random from\n{s['randomised_from']}" for s in sc["steps"]],
@@ -494,7 +495,7 @@ if not primary_only:
                                   correct[sweep_idx], layer_names, layer_passes, p=dropout, seed=seed + 2)
     print(f"layer table: {len(layer_names)} layers x {layer_passes} passes x {len(sweep_idx)} images: "
           f"{time.perf_counter() - t0:.1f} s")
-    display(layer_tab.round(3))
+    display(report.table(layer_tab.round(3), "layer_choice"))
 
 # %% [markdown]
 # ### Stable and right?
@@ -537,7 +538,7 @@ if not primary_only:
                                                "mutual information": -unc_table.loc["−mutual information", "Spearman with ρ"],
                                                "MC mean max probability": unc_table.loc["MC mean max probability",
                                                                                         "Spearman with ρ"]})
-    display(unc_table.round(3))
+    display(report.table(unc_table.round(3), "prediction_uncertainty"))
     display(Markdown(f"Accuracy of the MC mean prediction: {100 * mc_accuracy:.1f} % (dropout off: {100 * accuracy:.1f} %)."))
 
 # %% [markdown]
@@ -556,7 +557,7 @@ if not primary_only:
     if fid_scores is not None:
         comps["mass in tumour mask (tumour slices)"] = sm.compare(fid_scores["mass"], correct, test_set.group, seed=seed)
     secondary = sm.secondary_records(comps)
-    display(pd.DataFrame(secondary).set_index("name").round(4))
+    display(report.table(pd.DataFrame(secondary).set_index("name").round(4), "secondary"))
 
 # %% [markdown]
 # ## Cautious abstention
@@ -577,7 +578,7 @@ scores = {"ρ (explanation)": rho, "−entropy": -entropy, "−mutual informatio
 curves, aurc_table = sm.abstention(correct, scores)
 if not primary_only:
     fig = vz.plot_abstention(curves, aurc=aurc_table["AURC"].to_dict())
-    display(aurc_table.round(4))
+    display(report.table(aurc_table.round(4), "abstention_aurc"))
 
 # %% [markdown]
 # ## Sweeps
@@ -606,9 +607,9 @@ if not primary_only:
     p_table = sm.sweep_table({p: r.repeatability(passes) for p, r in p_runs.items()},
                              {p: correct[sweep_idx] for p in p_runs}, "dropout p")
     fig = vz.plot_sweeps(p_table, t_table, settle)
-    display(p_table.round(3))
-    display(t_table.round(3))
-    display(settle.round(3))
+    display(report.table(p_table.round(3), "sweep_dropout_rate"))
+    display(report.table(t_table.round(3), "sweep_passes"))
+    display(report.table(settle.round(3), "settling"))
 
 # %% [markdown]
 # ### Explore: dropout rate × passes
@@ -726,6 +727,7 @@ if fvs is not None:
 if reversal is not None:
     extra["reversal"] = reversal
 results.update(cache.round_sig(cache.finite_or_none(extra)))
+report.save_tables(results_path)
 cache.atomic_write_json(results_path, results)
 print(f"results -> {results_path}; notebook time {time.perf_counter() - t_start:.0f} s")
 

@@ -138,7 +138,7 @@ probs = train.predict_proba(model, test_set.x, device=dev)
 pred = probs.argmax(1)
 correct = pred == test_set.y
 accuracy = correct.float().mean().item()
-display(pd.DataFrame(fit.history).set_index("epoch").round(3))
+display(report.table(pd.DataFrame(fit.history).set_index("epoch").round(3), "training_history"))
 display(Markdown(f"Best epoch {fit.best_epoch}{' (loaded from the cache)' if fit.from_cache else ''}; "
                  f"test accuracy **{accuracy:.3f}** (chance {1 / len(shapes):.3f})."))
 
@@ -252,7 +252,8 @@ maps = {
 }
 scores = {name: sp.localisation_scores(m, test_set.mask, rule) for name, m in maps.items()}
 reference = sp.localisation_scores(sp.mask_at_resolution(test_set.mask, cam.shape[1:]), test_set.mask, rule)
-display(sp.score_table({**scores, "mask at layer resolution (reference)": reference}, chance=chance))
+display(report.table(sp.score_table({**scores, "mask at layer resolution (reference)": reference}, chance=chance),
+                     "localisation_scores"))
 mass_ok, mass_wrong = sp.mass_by_correctness(scores, correct)
 display(Markdown(
     f"Mass in mask of the Grad-CAM++ map: {mass_ok['Grad-CAM++']:.3f} on the {int(correct.sum())} correctly "
@@ -303,6 +304,7 @@ results = {
     "claim": sp.CLAIM,
 }
 results = cache.round_sig(results)
+report.save_tables(results_path)
 cache.atomic_write_json(results_path, results)
 s = results["scores"]
 best_t = widget_thresholds[int(sweep["Grad-CAM++"].argmax())]

@@ -69,7 +69,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from uqxai_lib import cache, sweep, utils
+from uqxai_lib import cache, report, sweep, utils
 from uqxai_lib.studies import robustness as R
 from uqxai_lib.viz import robustness as vr
 
@@ -106,8 +106,8 @@ tasks = R.study_tasks(studies, seeds, profile=run_profile, thread_seed=thread_se
                       env={k: os.environ[k] for k in ("UQXAI_CACHE_DIR",) if k in os.environ})
 rows = sweep.sweep(tasks, out=pathlib.Path(sweep_dir).resolve(), workers=n_workers, echo=print)
 summaries = R.summarize_all(rows, studies, thread_seed=thread_seed)
-pd.DataFrame([{"study": r["notebook"], "seed": r["seed"], "threads": r["threads"], "status": r["status"],
-               "wall time (s)": r["wall_time_s"], "worker": r["worker"]} for r in rows])
+report.table(pd.DataFrame([{"study": r["notebook"], "seed": r["seed"], "threads": r["threads"], "status": r["status"],
+                            "wall time (s)": r["wall_time_s"], "worker": r["worker"]} for r in rows]), "runs")
 
 # %% [markdown]
 # ## Per study: effect over seeds
@@ -147,12 +147,13 @@ table = pd.DataFrame([{
     "mean effect": s["mean"], "95% CI (seeds)": f"[{s['ci95'][0]:.3g}, {s['ci95'][1]:.3g}]",
     "sign agreement": s["sign_agreement"], "verdict": s["verdict"], "claim across seeds": s["reproduction"],
     "1 thread": s["threads"]["1"], "2 threads": s["threads"]["2"]} for name, s in summaries.items()])
-table
+report.table(table, "claims_across_seeds")
 
 # %%
 keys = ("seeds", "effects", "ci95_per_seed", "mean", "ci95", "sign_agreement", "threads", "thread_seed",
         "verdict", "reproduction", "verdicts_per_seed", "reproduced_seeds", "primary_name", "claim")
 results = {name: cache.finite_or_none(cache.round_sig({k: s[k] for k in keys})) for name, s in summaries.items()}
+report.save_tables(results_path)
 cache.atomic_write_json(results_path, results)
 print(f"results -> {results_path}")
 

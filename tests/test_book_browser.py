@@ -7,7 +7,8 @@ Serves ``_build/html`` on 127.0.0.1 and opens each page of ``_toc.yml`` in headl
   an HTTP error, and the console shows no error;
 * math is typeset by the vendored MathJax;
 * every widget slider, moved with the arrow keys, changes the image the widget shows;
-* chapter pages offer their ``.ipynb``, ``.py`` and results ``.json`` downloads, and the links resolve;
+* chapter pages offer their ``.ipynb``, ``.py`` and results ``.json`` downloads and the CSV of each table
+  they show (or one zip of them), and the links resolve;
 * pages read at a glance (:func:`test_page_reads_at_a_glance`): study chapters open with a verdict box whose verdict
   agrees with the interval in the chapter's results file, no unrendered ``$`` math, nothing wider
   than the content column outside its own scroll box, no progress-bar text, no path of the build
@@ -20,9 +21,12 @@ otherwise this file runs the tiny profile (only if no executed notebooks exist) 
 
 from __future__ import annotations
 
+import csv
 import functools
 import hashlib
 import http.server
+import importlib.util
+import io
 import json
 import re
 import subprocess
@@ -30,6 +34,7 @@ import sys
 import threading
 import time
 import urllib.request
+import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -66,6 +71,20 @@ def _toc_docnames() -> list[str]:
 
 DOCNAMES = _toc_docnames()
 CHAPTERS = [d for d in DOCNAMES if d.startswith("book/_executed/")]
+
+
+def _ext():
+    """The book's Sphinx extension (its constants: how many tables the download menu lists)."""
+    spec = importlib.util.spec_from_file_location("uqxai_book", ROOT / "book" / "_ext" / "uqxai_book.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _report():
+    from uqxai_lib import report
+
+    return report
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -285,6 +304,21 @@ def test_page_renders_offline_and_widgets_respond(docname, server, driver):
         if (RESULTS / f"{name}.json").is_file():
             assert any(h.endswith(f"_results/{name}.json") for h in links), \
                 f"{docname}: no results .json download in {links}"
+        # the tables the chapter shows, as CSV (each, or one zip when there are many)
+        tables = _report().load_tables(RESULTS / f"{name}.json")
+        if tables and len(tables) <= _ext().MENU_TABLES:
+            for t, table in tables:
+                url = next((h for h in links if h.endswith(f"_results/{name}/{t}.csv")), None)
+                assert url, f"{docname}: no download of table {t!r} in {links}"
+                with urllib.request.urlopen(url) as resp:
+                    rows = list(csv.reader(io.StringIO(resp.read().decode("utf-8"))))
+                assert rows[0] == table["columns"] and len(rows) == len(table["rows"]) + 1, f"{docname}: {url}"
+        elif tables:
+            url = next((h for h in links if h.endswith(f"_results/{name}/{name}_tables.zip")), None)
+            assert url, f"{docname}: no zip of its {len(tables)} tables in {links}"
+            with urllib.request.urlopen(url) as resp:
+                names = zipfile.ZipFile(io.BytesIO(resp.read())).namelist()
+            assert names == [f"{t}.csv" for t, _ in tables], f"{docname}: {url} holds {names}"
         for h in links:
             if h.startswith(server):
                 with urllib.request.urlopen(h) as resp:
@@ -446,3 +480,44 @@ def test_page_reads_at_a_glance(docname, server, driver):
     if docname in CHAPTERS:
         _shot(driver, f"{docname.replace('/', '__')}__first_screen")
     assert not problems, f"{docname}:\n" + "\n".join(problems)
+
+
+# --------------------------------------------------------------------------- search, read from file://
+#: a word of the chapters' prose (the dermoscopy and cross-study chapters), rare elsewhere
+SEARCH_WORD = "Rashomon"
+
+_SEARCH_HITS_JS = """
+const status = document.querySelector('#search-results .search-summary, #search-results p');
+const items = Array.from(document.querySelectorAll('#search-results ul.search li'));
+return {finished: !!status && /found/i.test(status.innerText) && !/searching/i.test(status.innerText),
+        hits: items.map(li => [li.querySelector('a') ? li.querySelector('a').getAttribute('href') : '',
+                               li.querySelector('p.context') ? li.querySelector('p.context').textContent : null])};
+"""
+
+
+def test_search_from_file_url_shows_snippets_without_console_errors(book_html, driver):
+    """The book read offline from file://: a search finds chapters and each hit shows its snippet
+    (Sphinx fetches the hit's page for it, which browsers refuse on file://; the book's shim answers
+    from _static/uqxai_search_text.js), with no console error."""
+    driver.get_log("browser")  # drop earlier pages' entries
+    url = (book_html / "search.html").as_uri() + f"?q={SEARCH_WORD}"
+    driver.get(url)
+    assert driver.execute_script("return location.protocol") == "file:"
+    state = _wait(lambda: (lambda s: s if s["finished"] and s["hits"] else None)(driver.execute_script(_SEARCH_HITS_JS)),
+                  f"search results for {SEARCH_WORD!r} on {url}")
+    # summaries arrive one by one after the hits are listed: wait until every hit has one
+    state = _wait(lambda: (lambda s: s if all(c is not None for _, c in s["hits"]) else None)(
+        driver.execute_script(_SEARCH_HITS_JS)), "a snippet under every search hit", timeout=20)
+    hits = state["hits"]
+    chapters = [(h, c) for h, c in hits if "_executed/" in h]
+    assert chapters, f"search for {SEARCH_WORD!r} found no chapter: {hits}"
+    for href, context in chapters:
+        assert context.strip(), f"empty snippet for {href}"
+    assert any(SEARCH_WORD.lower() in c.lower() for _, c in chapters), \
+        f"no chapter snippet shows the searched word: {chapters}"
+    _shot(driver, "search_file_url")
+    time.sleep(0.3)
+    log = driver.get_log("browser")
+    problems = _console_errors(log)
+    problems += [f"{e['level']}: {e['message']}" for e in log if "content block not found" in e["message"].lower()]
+    assert not problems, f"search.html from file://:\n" + "\n".join(problems)

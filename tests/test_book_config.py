@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -164,7 +165,8 @@ def _study_record(lo: float, hi: float) -> dict:
                       "theirs": "0.93 vs 0.81", "source": "nokey"}}
 
 
-def _tiny_book(tmp_path, records: dict, *, extra_results: dict | None = None, index_extra: str = "") -> Path:
+def _tiny_book(tmp_path, records: dict, *, extra_results: dict | None = None, index_extra: str = "",
+               conf_extra: str = "") -> Path:
     """A Sphinx project laid out like the book: executed notebooks and results records, built with -W."""
     import json
 
@@ -190,7 +192,7 @@ def _tiny_book(tmp_path, records: dict, *, extra_results: dict | None = None, in
     (src / "conf.py").write_text(
         f"import sys; sys.path.insert(0, {str(ROOT / 'book' / '_ext')!r})\n"
         "extensions = ['myst_nb', 'uqxai_book']\nnb_execution_mode = 'off'\n"
-        "myst_enable_extensions = ['colon_fence', 'dollarmath']\nexclude_patterns = ['_build']\n"
+        "myst_enable_extensions = ['colon_fence', 'dollarmath']\nexclude_patterns = ['_build']\n" + conf_extra
     )
     toc = "\n".join(f"book/_executed/{n}" for n in records)
     (src / "index.md").write_text(f"# Intro\n\n```{{uqxai-verdict-table}}\n:chapters: {','.join(records)}\n```\n\n"
@@ -285,3 +287,77 @@ def test_verdict_box_shows_the_across_seed_summary_of_robustness_json(tmp_path):
     html = (out / "book" / "_executed" / "ecg_sue.html").read_text()
     assert "over 5 training seeds" in html and "0.08 to 0.12" in html and "5/5 seeds agree" in html
     assert "Across seeds" in (out / "index.html").read_text()
+
+
+def _tables(n: int) -> dict:
+    """``n`` registered tables as report.save_tables writes them (through report.table)."""
+    import pandas as pd
+
+    from uqxai_lib import report
+
+    report.clear_tables()
+    for i in range(n):
+        report.table(pd.DataFrame({"kind": ["Gaussian", "EMG, baseline"], "SUE": [0.5 + i, float("nan")]}), f"table_{i}")
+    out = report.tables()
+    report.clear_tables()
+    return out
+
+
+def test_chapter_tables_are_written_as_csv_and_offered_in_the_download_menu(tmp_path):
+    import csv
+    import html as html_lib
+    import zipfile
+
+    book_theme = ("html_theme = 'sphinx_book_theme'\n"
+                  "html_theme_options = {'use_download_button': True, 'use_fullscreen_button': False}\n")
+    records = {"ecg_sue": _study_record(0.05, 0.2), "derm_vic": _study_record(0.05, 0.2),
+               "mri_mc_dropout": _study_record(0.1, 0.2)}
+    # as the notebooks save them (report.save_tables beside the results record)
+    saved = {"ecg_sue.tables.json": _tables(2), "derm_vic.tables.json": _tables(8)}
+    out = _tiny_book(tmp_path, records, extra_results=saved, conf_extra=book_theme)
+    results = out / "_results"
+
+    def links(page):
+        text = (out / "book" / "_executed" / f"{page}.html").read_text()
+        return [html_lib.unescape(h) for h in re.findall(r'<a href="([^"]+)"[^>]*class="btn[^"]*dropdown-item', text)]
+
+    ecg_links = links("ecg_sue")
+    assert "../../_results/ecg_sue/table_0.csv" in ecg_links and "../../_results/ecg_sue/table_1.csv" in ecg_links
+    assert "../../_results/ecg_sue.json" in ecg_links
+    for h in ecg_links:  # every menu link resolves to a file of the built book
+        if not h.startswith(("http", "#")):
+            assert (out / "book" / "_executed" / h).resolve().is_file(), h
+    assert (results / "ecg_sue" / "table_0.csv").stat().st_mode & 0o044 == 0o044  # readable by a web server
+    with open(results / "ecg_sue" / "table_0.csv", newline="", encoding="utf-8") as f:
+        assert list(csv.reader(f)) == [["kind", "SUE"], ["Gaussian", "0.5"], ["EMG, baseline", ""]]
+    derm_links = links("derm_vic")
+    assert "../../_results/derm_vic/derm_vic_tables.zip" in derm_links  # many tables: one zip entry
+    assert not [h for h in derm_links if h.endswith(".csv")]
+    with zipfile.ZipFile(results / "derm_vic" / "derm_vic_tables.zip") as zf:
+        assert zf.namelist() == [f"table_{i}.csv" for i in range(8)]
+    assert sorted(p.name for p in (results / "derm_vic").glob("*.csv")) == sorted(f"table_{i}.csv" for i in range(8))
+    # a chapter without saved tables: no CSV entry, no folder
+    assert not [h for h in links("mri_mc_dropout") if "csv" in h or "zip" in h]
+    assert not (results / "mri_mc_dropout").exists()
+
+
+def test_search_page_gets_the_pages_text_and_the_offline_shim(tmp_path):
+    book_theme = "html_theme = 'sphinx_book_theme'\n"
+    out = _tiny_book(tmp_path, {"ecg_sue": _study_record(0.05, 0.2), "derm_vic": None}, conf_extra=book_theme)
+    search = (out / "search.html").read_text()
+    assert '_static/uqxai_search_text.js' in search and '_static/uqxai-search-offline.js' in search
+    chapter = (out / "book" / "_executed" / "ecg_sue.html").read_text()
+    assert "uqxai_search_text.js" not in chapter and "uqxai-search-offline.js" not in chapter
+    assert (out / "_static" / "uqxai-search-offline.js").is_file()
+    js = (out / "_static" / "uqxai_search_text.js").read_text(encoding="utf-8")
+    assert js.startswith("window.UQXAI_SEARCH_TEXT = ") and js.rstrip().endswith(";")
+    texts = json.loads(js[len("window.UQXAI_SEARCH_TEXT = "):].rstrip().rstrip(";"))
+    assert {"index", "book/_executed/ecg_sue", "book/_executed/derm_vic"} <= set(texts)
+    ecg = texts["book/_executed/ecg_sue"]
+    assert ecg.startswith('<div role="main">') and "Some prose." in ecg and "Verdict: reproduced" in ecg
+    assert 'id="overview"' in ecg  # anchored hits find their section
+    assert "<script" not in js and "headerlink" not in js and "¶" not in ecg and "#" not in ecg.replace('id="', "")
+    assert "plot_everything()" not in ecg  # code cells' source (folded on the page) is left out
+    assert (out / "_static" / "uqxai_search_text.js").stat().st_mode & 0o044 == 0o044  # a web server may read it
+    page_bytes = len(chapter.encode())
+    assert len(ecg.encode()) < page_bytes / 3, "the stored text should be much smaller than the page"

@@ -128,3 +128,145 @@ def test_robustness_json_entry_of_issue_15_is_read_as_is():
     assert "over 5 training seeds" in box and "5/5 seeds agree in sign" in box
     assert "Across training seeds it is **reproduced**." in box
     assert "n = 5" in report.verdict_table({"ecg_sue": rec}, robustness={"ecg_sue": entry})
+
+
+# --------------------------------------------------------------------------- tables for download
+import csv as _csv
+import json as _json
+import zipfile as _zipfile
+
+import pandas as pd
+
+
+@pytest.fixture
+def fresh_tables():
+    report.clear_tables()
+    yield
+    report.clear_tables()
+
+
+def _shown_tables():
+    """Tables shaped like the chapters': a named index, formatted strings, NaN, ints, a MultiIndex."""
+    history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.9, 0.5, 0.25], "val_accuracy": [0.5, float("nan"), 0.875]})
+    split = pd.DataFrame({"images": [10, 4], "malignant %": [20.0, 25.0]}, index=["train", "test"])
+    sue = pd.DataFrame({"SUE correct (ours)": ["0.512 ± 0.101", "–"], "n correct": [12, 0],
+                        "note": ['a "quoted", comma', "ü, – and ρ"]}).set_index(pd.Index(["Gaussian", "EMG"], name="perturbation"))
+    multi = pd.DataFrame({("IoU", "VIC"): [0.25, 0.5], ("IoU", "opt."): [0.125, 0.75]},
+                         index=pd.MultiIndex.from_tuples([("conv", 0.6), ("fc", 0.2)], names=["site", "ratio"]))
+    return {"history": history.set_index("epoch"), "split": split, "sue_table1": sue, "variants": multi}
+
+
+def _oracle_rows(df: pd.DataFrame) -> tuple[list[str], list[list]]:
+    """An independent flattening through pandas itself: reset the index, join column levels."""
+    flat = df.copy()
+    if isinstance(flat.columns, pd.MultiIndex):
+        flat.columns = [" / ".join(c) for c in flat.columns]
+    flat = flat.reset_index()
+    if df.index.names == [None]:
+        flat = flat.rename(columns={"index": ""})
+    rows = [[None if isinstance(v, float) and math.isnan(v) else v for v in r] for r in flat.itertuples(index=False)]
+    return list(flat.columns), rows
+
+
+def test_table_returns_the_frame_and_records_index_columns_and_values(fresh_tables):
+    shown = _shown_tables()
+    for name, df in shown.items():
+        assert report.table(df, name) is df  # display(report.table(df, name)) shows what it showed before
+    recs = report.tables()
+    assert list(recs) == list(shown)
+    assert [recs[n]["position"] for n in shown] == [0, 1, 2, 3]
+    for name, df in shown.items():
+        columns, rows = _oracle_rows(df)
+        assert recs[name]["columns"] == columns, name
+        assert recs[name]["rows"] == rows, name
+    assert recs["variants"]["columns"] == ["site", "ratio", "IoU / VIC", "IoU / opt."]
+    assert recs["history"]["rows"][1] == [2, 0.5, None]
+    # plain JSON (NaN is not JSON): the results record can carry it as it is
+    assert _json.loads(_json.dumps(recs, allow_nan=False)) == recs
+    assert isinstance(recs["split"]["rows"][0][1], int) and isinstance(recs["split"]["rows"][0][2], float)
+
+
+def test_table_accepts_a_styler_and_a_series_and_a_rerun_keeps_its_place(fresh_tables):
+    df = pd.DataFrame({"a": [1.0, 2.0]})
+    report.table(df.style.format("{:.1f}"), "styled")
+    report.table(pd.Series([3, 4], name="b"), "series")
+    report.table(pd.DataFrame({"a": [9.0]}), "styled")  # the cell run again
+    recs = report.tables()
+    assert recs["styled"] == {"position": 0, "columns": ["a"], "rows": [[9.0]]}
+    assert recs["series"]["columns"] == ["b"] and recs["series"]["rows"] == [[3], [4]]
+    recs["styled"]["rows"].append([0])  # a copy: the registry is not changed through it
+    assert report.tables()["styled"]["rows"] == [[9.0]]
+
+
+@pytest.mark.parametrize("name", ["", "a b", "../x", "x.csv", "-lead", "é", "a" * 65, None])
+def test_table_rejects_names_that_are_not_file_stems(fresh_tables, name):
+    with pytest.raises(ValueError, match="file stem"):
+        report.table(pd.DataFrame({"a": [1]}), name)
+
+
+def test_table_rejects_what_is_not_a_table(fresh_tables):
+    with pytest.raises(TypeError, match="pandas DataFrame"):
+        report.table([[1, 2]], "x")
+
+
+def test_csv_files_round_trip_through_pandas_and_the_csv_module(fresh_tables, tmp_path):
+    shown = _shown_tables()
+    for name, df in shown.items():
+        report.table(df, name)
+    # as the book reads them: saved beside the results record (JSON with sorted keys), read back
+    saved = report.save_tables(tmp_path / "results" / "ch.json")
+    assert saved == tmp_path / "results" / "ch.tables.json"
+    assert list(_json.loads(saved.read_text())) == sorted(shown)
+    loaded = report.load_tables(tmp_path / "results" / "ch.json")
+    assert [n for n, _ in loaded] == list(shown)
+    paths = report.write_table_csvs(dict(loaded), tmp_path / "ch")
+    assert [p.name for p in paths] == [f"{n}.csv" for n in shown]  # the chapter's order, not sorted
+    assert not [p for p in (tmp_path / "ch").iterdir() if p.suffix != ".csv"]  # no temp file left
+    for name, df in shown.items():
+        columns, rows = _oracle_rows(df)
+        with open(tmp_path / "ch" / f"{name}.csv", newline="", encoding="utf-8") as f:
+            read = list(_csv.reader(f))
+        assert read[0] == columns
+        assert read[1:] == [["" if v is None else str(v) for v in r] for r in rows]
+        back = pd.read_csv(tmp_path / "ch" / f"{name}.csv", keep_default_na=True)
+        assert len(back) == len(df)
+        for j, col in enumerate(columns):
+            want = [r[j] for r in rows]
+            got = back.iloc[:, j].tolist()
+            if all(isinstance(v, (int, float)) or v is None for v in want):
+                assert np.allclose(np.array(got, dtype=float), np.array([np.nan if v is None else v for v in want], dtype=float),
+                                   equal_nan=True, rtol=0, atol=0), (name, col)
+            else:
+                assert got == want, (name, col)
+    assert "ü, – and ρ" in (tmp_path / "ch" / "sue_table1.csv").read_text(encoding="utf-8")
+
+
+def test_tables_zip_holds_the_same_csv_files_and_is_reproducible(fresh_tables, tmp_path):
+    for name, df in _shown_tables().items():
+        report.table(df, name)
+    recs = report.tables()
+    report.write_table_csvs(recs, tmp_path / "csv")
+    z1, z2 = report.write_tables_zip(recs, tmp_path / "a.zip"), report.write_tables_zip(recs, tmp_path / "b.zip")
+    assert z1.read_bytes() == z2.read_bytes()
+    with _zipfile.ZipFile(z1) as zf:
+        assert zf.namelist() == [f"{n}.csv" for n in _shown_tables()]
+        for n in zf.namelist():
+            assert zf.read(n) == (tmp_path / "csv" / n).read_bytes()
+
+
+def test_ordered_tables_names_a_broken_table(tmp_path):
+    with pytest.raises(ValueError, match="'t'.*row 0 has 1 cells, the header has 2"):
+        report.write_table_csvs({"t": {"position": 0, "columns": ["a", "b"], "rows": [[1]]}}, tmp_path)
+    with pytest.raises(ValueError, match="file stem"):
+        report.write_table_csvs({"../evil": {"columns": [], "rows": []}}, tmp_path)
+    with pytest.raises(ValueError, match="'columns'"):
+        report.ordered_tables({"t": {"rows": []}})
+    assert not list(tmp_path.iterdir())
+    assert report.ordered_tables(None) == []
+
+
+def test_load_tables_without_a_file_is_empty_and_a_broken_file_names_itself(tmp_path):
+    assert report.load_tables(tmp_path / "x.json") == []
+    (tmp_path / "x.tables.json").write_text("{not json")
+    with pytest.raises(ValueError, match="x.tables.json is not valid JSON"):
+        report.load_tables(tmp_path / "x.json")

@@ -217,6 +217,7 @@ def test_failing_notebook_is_named_with_its_cell_others_still_run_partial_kept(f
     tmp, dirs = fake
     (tmp / "res").mkdir()
     (tmp / "res" / "bad.json").write_text("{}")  # stale result of an earlier run
+    (tmp / "res" / "bad.tables.json").write_text("{}")  # and its tables (uqxai_lib.report.save_tables)
     env = {k: v for k, v in os.environ.items() if k != "UQXAI_CACHE_DIR"}
     proc = subprocess.run([sys.executable, "-m", "uqxai_lib.run", *dirs, "--profile", "tiny", "--seed", "7"],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
@@ -241,6 +242,7 @@ def test_failing_notebook_is_named_with_its_cell_others_still_run_partial_kept(f
     assert Path(res["executable"]).resolve() == Path(sys.executable).resolve()  # same interpreter
     assert res["cache"] == str(ROOT / ".cache" / "uqxai")  # default cache for the kernel
     assert not (tmp / "res" / "bad.json").exists()  # a failed run leaves no stale result
+    assert not (tmp / "res" / "bad.tables.json").exists()
     executed = nbformat.read(tmp / "ex" / "good.ipynb", as_version=4)
     assert executed.metadata.kernelspec.name == "python3"
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)

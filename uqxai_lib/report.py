@@ -30,14 +30,20 @@ re-derived from the interval in the record, never copied from a text field.
 """
 from __future__ import annotations
 
+import csv
+import io
 import math
+import re
+import zipfile
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from . import stats
 
 __all__ = ["NOT_COMPUTED", "fmt_number", "fmt_interval", "interval_verdict", "reproduction_of",
            "seed_reproduction", "verdict_box", "verdict_table", "bench_table", "bench_spread_table",
-           "latest_full"]
+           "latest_full", "table", "tables", "clear_tables", "table_record", "ordered_tables", "write_table_csvs",
+           "write_tables_zip", "table_csv", "tables_path", "save_tables", "load_tables"]
 
 #: what a box or a table row says when a record has no ``primary`` (yet)
 NOT_COMPUTED = "not yet computed"
@@ -315,3 +321,227 @@ def latest_full(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | Non
     if not full:
         return None
     return max(full, key=lambda r: str((r.get("machine") or {}).get("date_utc") or ""))
+
+
+# --------------------------------------------------------------------------- tables for download
+#: a table's name is a file stem: letters, digits, ``_`` and ``-`` (it becomes ``<name>.csv``)
+TABLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+#: tables the running notebook has shown, by name (see :func:`table`); one kernel runs one notebook
+_TABLES: dict[str, dict[str, Any]] = {}
+
+
+def _check_table_name(name: Any) -> str:
+    if not isinstance(name, str) or not TABLE_NAME.fullmatch(name):
+        raise ValueError(f"table name {name!r} is not a file stem: use 1-64 letters, digits, '_' or '-' "
+                         "(starting with a letter or digit), e.g. 'sue_table1'")
+    return name
+
+
+def _label(x: Any) -> str:
+    """A column / index label as text; the levels of a MultiIndex label are joined with " / "."""
+    if isinstance(x, tuple):
+        return " / ".join(str(p) for p in x if str(p) != "")
+    return "" if x is None else str(x)
+
+
+def _cell_value(v: Any) -> Any:
+    """A table cell as a JSON value: bool / int / finite float / str; NaN, NA and None become None."""
+    import numpy as np
+
+    if v is None or isinstance(v, (bool, np.bool_)):
+        return None if v is None else bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v) if math.isfinite(float(v)) else None
+    if isinstance(v, str):
+        return v
+    try:
+        import pandas as pd
+
+        if v is pd.NA or v is pd.NaT:
+            return None
+        if isinstance(v, pd.Timestamp):
+            return v.isoformat()
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pass
+    if hasattr(v, "item") and getattr(v, "ndim", None) == 0:  # a 0-d tensor / array
+        return _cell_value(v.item())
+    return str(v)
+
+
+def table_record(df: Any) -> dict[str, list]:
+    """A displayed table (pandas DataFrame, Series or Styler) as ``{"columns": [...], "rows": [[...]]}``.
+
+    A meaningful index (anything but the default 0..n-1 range) becomes the first column(s), named
+    after the index (an unnamed index gets the header ""); MultiIndex column labels are joined with
+    " / "; values become JSON values (NaN → None).
+
+    >>> import pandas as pd
+    >>> table_record(pd.DataFrame({"x": [1.5, float("nan")]}, index=pd.Index(["a", "b"], name="k")))
+    {'columns': ['k', 'x'], 'rows': [['a', 1.5], ['b', None]]}
+    >>> table_record(pd.DataFrame({"x": [1, 2]}))
+    {'columns': ['x'], 'rows': [[1], [2]]}
+    """
+    import pandas as pd
+
+    frame = getattr(df, "data", None) if type(df).__name__ == "Styler" else df
+    if isinstance(frame, pd.Series):
+        frame = frame.to_frame()
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"a table must be a pandas DataFrame, Series or Styler, got {type(df).__name__}; "
+                        "build one with pandas.DataFrame(...) before registering it")
+    idx = frame.index
+    default = isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1 and idx.name is None
+    index_cols = [] if default else [_label(n) for n in idx.names]
+    columns = index_cols + [_label(c) for c in frame.columns]
+    rows = []
+    for key, values in zip(idx, frame.itertuples(index=False, name=None)):
+        head = [] if default else (list(key) if isinstance(key, tuple) else [key])
+        rows.append([_cell_value(v) for v in [*head, *values]])
+    return {"columns": columns, "rows": rows}
+
+
+def table(df: Any, name: str) -> Any:
+    """Register a table the notebook shows under ``name`` and return ``df`` unchanged, so a cell can
+    write ``display(report.table(df, "name"))`` (or end with ``report.table(df, "name")``).
+
+    :func:`save_tables` (called beside the line that writes the results record) keeps them in
+    ``NAME.tables.json``, and the book offers each table as ``_results/<chapter>/<name>.csv``.
+    Registering a name again replaces the table (a cell run twice) and keeps its place in the
+    chapter's order.
+
+    >>> import pandas as pd
+    >>> clear_tables(); _ = table(pd.DataFrame({"a": [1]}), "t1"); tables()["t1"]["rows"]
+    [[1]]
+    >>> clear_tables()
+    """
+    _check_table_name(name)
+    rec = table_record(df)
+    position = _TABLES[name]["position"] if name in _TABLES else len(_TABLES)
+    _TABLES[name] = {"position": position, **rec}
+    return df
+
+
+def tables() -> dict[str, dict[str, Any]]:
+    """The tables registered by :func:`table` so far, ``{name: {"position", "columns", "rows"}}`` (a copy)."""
+    return {k: {"position": v["position"], "columns": list(v["columns"]), "rows": [list(r) for r in v["rows"]]}
+            for k, v in _TABLES.items()}
+
+
+def clear_tables() -> None:
+    """Forget the registered tables (a fresh notebook run)."""
+    _TABLES.clear()
+
+
+def tables_path(results_path: str | Path) -> Path:
+    """Where the tables of the chapter whose results record is ``results_path`` are kept: beside it,
+    ``NAME.json`` → ``NAME.tables.json`` (the record keeps its own schema; the book reads this file).
+
+    >>> tables_path("_build/results/ecg_sue.json").as_posix()
+    '_build/results/ecg_sue.tables.json'
+    """
+    p = Path(results_path)
+    return p.with_name(f"{p.stem}.tables.json")
+
+
+def save_tables(results_path: str | Path) -> Path:
+    """Write the registered tables (:func:`tables`) to :func:`tables_path` of ``results_path``,
+    atomically (:func:`uqxai_lib.cache.atomic_write_json`); the notebook calls this beside the
+    line that writes its results record. Returns the path."""
+    from .cache import atomic_write_json
+
+    path = tables_path(results_path)
+    atomic_write_json(path, tables())
+    return path
+
+
+def load_tables(results_path: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """The tables saved beside ``results_path`` in the chapter's order (:func:`ordered_tables`);
+    ``[]`` when there is no such file.  A file that is not JSON raises a ValueError naming it."""
+    import json
+
+    path = tables_path(results_path)
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); re-run the notebook that writes it") from exc
+    return ordered_tables(data)
+
+
+def ordered_tables(record_tables: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Saved tables (:func:`tables`, read back from JSON) as ``[(name, table)]`` in the order the
+    chapter shows them (``position``; the JSON file itself is written with sorted keys).
+
+    Checks each entry: a file-stem name, ``columns`` a list, ``rows`` a list of lists as long as
+    ``columns`` — a ValueError names the table and what is wrong.
+
+    >>> ordered_tables({"b": {"position": 0, "columns": ["x"], "rows": [[1]]},
+    ...                 "a": {"position": 1, "columns": ["y"], "rows": []}})[0][0]
+    'b'
+    """
+    if record_tables is None:
+        return []
+    if not isinstance(record_tables, Mapping):
+        raise ValueError(f"saved tables must be a mapping name -> table, got "
+                         f"{type(record_tables).__name__}")
+    out = []
+    for name, t in record_tables.items():
+        _check_table_name(name)
+        if not isinstance(t, Mapping) or not isinstance(t.get("columns"), list) or not isinstance(t.get("rows"), list):
+            raise ValueError(f"table {name!r} needs 'columns' (a list) and 'rows' (a list of lists); "
+                             "register it with uqxai_lib.report.table(df, name)")
+        width = len(t["columns"])
+        for i, r in enumerate(t["rows"]):
+            if not isinstance(r, list) or len(r) != width:
+                raise ValueError(f"table {name!r}: row {i} has {len(r) if isinstance(r, list) else 'no'} cells, "
+                                 f"the header has {width}")
+        out.append((name, t))
+    return sorted(out, key=lambda kv: (kv[1].get("position", math.inf), kv[0]))
+
+
+def table_csv(t: Mapping[str, Any]) -> str:
+    """One table as CSV text (header row, then the rows; None is an empty cell).
+
+    >>> print(table_csv({"columns": ["a", "b"], "rows": [[1, None], ["x, y", 0.5]]}), end="")
+    a,b
+    1,
+    "x, y",0.5
+    """
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(t["columns"])
+    writer.writerows([["" if v is None else v for v in r] for r in t["rows"]])
+    return buf.getvalue()
+
+
+def write_table_csvs(record_tables: Any, dest: str | Path) -> list[Path]:
+    """Write each saved table to ``dest/<name>.csv`` (UTF-8), each file atomically
+    (:func:`uqxai_lib.cache.atomic_write_text`: no half-written file); returns the paths in order."""
+    from .cache import atomic_write_text
+
+    dest = Path(dest)
+    paths = []
+    for name, t in ordered_tables(record_tables):
+        path = dest / f"{name}.csv"
+        atomic_write_text(path, table_csv(t))
+        paths.append(path)
+    return paths
+
+
+def write_tables_zip(record_tables: Any, path: str | Path) -> Path:
+    """All saved tables as ``<name>.csv`` members of one zip file, written atomically;
+    the members carry a fixed date, so the same tables give the same bytes."""
+    from .cache import atomic_write_bytes
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, t in ordered_tables(record_tables):
+            info = zipfile.ZipInfo(f"{name}.csv", date_time=(2000, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, table_csv(t).encode("utf-8"))
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)

@@ -40,6 +40,7 @@ from typing import Any, Sequence
 import yaml
 
 from uqxai_lib import __version__
+from uqxai_lib.report import tables_path
 
 # torch (via uqxai_lib.cache / utils) is imported lazily, so that bad command-line input is reported at once.
 CACHE_DIR_ENV = "UQXAI_CACHE_DIR"
@@ -510,8 +511,9 @@ def run_notebook(
     results_path = (results_dir / f"{name}.json").resolve()
     parameters = notebook_parameters(params, profile=profile, seed=seed, device=device, data_dir=data_dir,
                                      results_path=results_path)
-    # a stale result must not survive a failed run
+    # a stale result (or its tables, uqxai_lib.report.save_tables) must not survive a failed run
     results_path.unlink(missing_ok=True)
+    tables_path(results_path).unlink(missing_ok=True)
     ex = execute_notebook(source, out, parameters, cwd=pathlib.Path(notebooks_dir), timeout=timeout,
                           check=params, progress=progress, env=env)
     if ex.status == "ok" and not results_path.is_file():

@@ -17,7 +17,13 @@ It does these small things:
   is dropped from every page by ``nb_output_stderr: remove`` in ``_config.yml``.
 * Chapter pages (``book/_executed/NAME``) get a ``.py`` and a results ``.json`` entry in the
   download menu, next to the ``.ipynb`` one; the jupytext source ``notebooks/NAME.py`` is copied to
-  ``_notebooks/NAME.py`` and ``_build/results/NAME.json`` to ``_results/NAME.json``.
+  ``_notebooks/NAME.py`` and ``_build/results/NAME.json`` to ``_results/NAME.json``.  The tables the
+  chapter shows (registered by :func:`uqxai_lib.report.table`, saved to ``NAME.tables.json``) are
+  written to ``_results/NAME/<table>.csv`` and, all together, ``_results/NAME/NAME_tables.zip``; the
+  menu lists each CSV when there are at most :data:`MENU_TABLES`, else the zip.
+* Search snippets work from ``file://``: ``_static/uqxai_search_text.js`` (written at build-finished)
+  holds each page's main text, and on search.html ``_static/uqxai-search-offline.js`` answers
+  searchtools.js's summary ``fetch`` from it (browsers refuse ``fetch`` of ``file://`` pages).
 * Launch/thebe machinery is dropped from every page: it names a CDN and, in sphinx-thebe 0.3,
   declares ``THEBE_JS_URL`` twice (a console SyntaxError).
 * Nothing else: all other configuration lives in ``_config.yml``.
@@ -25,11 +31,13 @@ It does these small things:
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
 import shutil
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +51,8 @@ logger = logging.getLogger(__name__)
 EXECUTED_PREFIX = "book/_executed/"
 PY_DOWNLOAD_DIR = "_notebooks"
 RESULTS_DOWNLOAD_DIR = "_results"
+#: a chapter with more tables than this offers them as one zip in the download menu (a long menu reads badly)
+MENU_TABLES = 6
 #: where the runner writes the chapters' results records (relative to the book root)
 RESULTS_DIR = "_build/results"
 #: chapters whose page opens with a verdict box (others get one when their record has a ``claim``)
@@ -437,14 +447,19 @@ def _chapter_name(pagename: str) -> str | None:
 
 
 def note_py_source(app, doctree) -> None:
-    """Rebuild a chapter page when its ``notebooks/NAME.py`` appears or changes."""
+    """Rebuild a chapter page when its ``notebooks/NAME.py`` appears or changes, or its saved tables
+    (the download menu lists them) change."""
     name = _chapter_name(app.env.docname)
     if name is not None:
         app.env.note_dependency(str(Path(app.srcdir) / "notebooks" / f"{name}.py"))
+        tables = Path(app.srcdir) / RESULTS_DIR / f"{name}.tables.json"
+        if tables.is_file():
+            app.env.note_dependency(str(tables))
 
 
 def add_py_download(app, pagename, templatename, context, doctree) -> None:
-    """Add the jupytext ``.py`` source and the results JSON to the download menu of chapter pages."""
+    """Add the jupytext ``.py`` source, the results JSON and the tables' CSV to the download menu of
+    chapter pages."""
     name = _chapter_name(pagename)
     if name is None:
         return
@@ -467,9 +482,53 @@ def add_py_download(app, pagename, templatename, context, doctree) -> None:
             "icon": "fas fa-table",
             "label": "download-results-button",
         })
+    tables = [t for t, _ in chapter_tables(app, name, warn=True)]
+    extra += table_buttons(name, tables, context['pathto'](RESULTS_DOWNLOAD_DIR, 1))
     for button in context.get("header_buttons", []):
         if button.get("label") == "download-buttons":
             button["buttons"][1:1] = extra
+
+
+def chapter_tables(app, name: str, *, warn: bool = False) -> list[tuple[str, dict]]:
+    """The tables chapter ``name`` shows, in its order, from ``_build/results/NAME.tables.json``
+    (:func:`uqxai_lib.report.save_tables`); none when the file is missing; a malformed file is a
+    build warning when ``warn``."""
+    try:
+        return _report().load_tables(Path(app.srcdir) / RESULTS_DIR / f"{name}.json")
+    except ValueError as exc:
+        if warn:
+            logger.warning(f"{exc}; the chapter's tables are not offered as CSV", location=f"{EXECUTED_PREFIX}{name}")
+        return []
+
+
+def table_buttons(name: str, tables: list[str], results_url: str) -> list[dict]:
+    """Download-menu entries for chapter ``name``'s tables: one per CSV up to :data:`MENU_TABLES`,
+    else one for the zip of all of them.
+
+    >>> [b["text"] for b in table_buttons("ecg", ["split", "sue"], "../../_results")]
+    ['split.csv', 'sue.csv']
+    >>> b, = table_buttons("ecg", [f"t{i}" for i in range(9)], "../../_results"); b["url"], b["text"]
+    ('../../_results/ecg/ecg_tables.zip', 'tables .zip (9 CSV)')
+    """
+    if not tables:
+        return []
+    if len(tables) > MENU_TABLES:
+        return [{
+            "type": "link",
+            "url": f"{results_url}/{name}/{name}_tables.zip",
+            "text": f"tables .zip ({len(tables)} CSV)",
+            "tooltip": "Download every table of this chapter, one CSV file each: " + ", ".join(tables),
+            "icon": "fas fa-file-zipper",
+            "label": "download-tables-button",
+        }]
+    return [{
+        "type": "link",
+        "url": f"{results_url}/{name}/{t}.csv",
+        "text": f"{t}.csv",
+        "tooltip": f"Download the table '{t}' of this chapter (CSV)",
+        "icon": "fas fa-file-csv",
+        "label": f"download-table-{t}-button",
+    } for t in tables]
 
 
 #: what only sphinx-thebe's inline scripts say (a widget state's base64 data may spell "thebe" by chance)
@@ -519,7 +578,7 @@ def drop_thebe_nodes(app, doctree, docname) -> None:
 
 def copy_py_sources(app, exception) -> None:
     """Copy ``notebooks/NAME.py`` and ``_build/results/NAME.json`` of every chapter page into
-    ``<outdir>/_notebooks/`` and ``<outdir>/_results/``."""
+    ``<outdir>/_notebooks/`` and ``<outdir>/_results/``, and write the chapter's tables as CSV."""
     if exception is not None or app.builder.format != "html":
         return
     for docname in sorted(app.env.found_docs):
@@ -531,6 +590,27 @@ def copy_py_sources(app, exception) -> None:
             if src.is_file():
                 (Path(app.outdir) / sub).mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, Path(app.outdir) / sub / src.name)
+                _readable(Path(app.outdir) / sub / src.name)
+        write_chapter_tables(app, name)
+
+
+def _readable(*paths: Path) -> None:
+    """Build output readable by a web server running as another user (atomic writes create 0600 files)."""
+    for p in paths:
+        if p.is_file():
+            p.chmod(0o644)
+
+
+def write_chapter_tables(app, name: str) -> None:
+    """``<outdir>/_results/NAME/<table>.csv`` and ``NAME_tables.zip`` from the chapter's saved tables
+    (the folder is rebuilt, so a table the chapter no longer shows does not linger)."""
+    dest = Path(app.outdir) / RESULTS_DOWNLOAD_DIR / name
+    if dest.is_dir():
+        shutil.rmtree(dest)
+    tables = dict(chapter_tables(app, name))
+    if tables:
+        report = _report()
+        _readable(*report.write_table_csvs(tables, dest), report.write_tables_zip(tables, dest / f"{name}_tables.zip"))
 
 
 def copy_widget_fonts(app, exception) -> None:
@@ -549,6 +629,141 @@ def copy_widget_fonts(app, exception) -> None:
             shutil.copy2(f, dest / f.name)
 
 
+# --------------------------------------------------------------------------- search snippets offline
+#: written at build-finished into ``<outdir>/_static/``: the main text of every page, for search.html
+SEARCH_TEXT_JS = "uqxai_search_text.js"
+#: the shim in ``book/_static`` that answers searchtools.js's summary fetches from it on file://
+SEARCH_SHIM_JS = "uqxai-search-offline.js"
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
+_BLOCK = {"p", "div", "section", "article", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr", "td", "th", "pre",
+          "blockquote", "figure", "figcaption", "details", "summary", "h1", "h2", "h3", "h4", "h5", "h6", "br", "hr"}
+#: left out of the stored text: header links (Sphinx drops them too) and code cells' source (folded on
+#: the page; a snippet shows the prose around the hit, and the file stays small)
+_SKIP_CLASSES = ("headerlink", "cell_input")
+_SCRIPT_RE = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.I | re.S)
+
+
+class _MainText(HTMLParser):
+    """Collects the ``[role="main"]`` element of a page as text plus the ids of its elements."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.stack: list[tuple[str, bool, bool]] = []  # (tag, opened an id div, skipped)
+        self.in_main = False
+        self.done = False
+        self.skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if self.done:
+            return
+        a = dict(attrs)
+        if not self.in_main:
+            if a.get("role") == "main":
+                self.in_main = True
+                self.stack = [(tag, False, False)]
+            return
+        if tag in _VOID:
+            if tag in _BLOCK and not self.skip:
+                self.out.append(" ")
+            return
+        classes = (a.get("class") or "").split()
+        skipped = bool(self.skip) or tag in ("script", "style") or any(c in _SKIP_CLASSES for c in classes)
+        if skipped:
+            self.skip += 1
+        opened = not skipped and bool(a.get("id"))
+        if opened:
+            self.out.append(f'<div id="{html.escape(a["id"], quote=True)}">')
+        self.stack.append((tag, opened, skipped))
+
+    def handle_endtag(self, tag):
+        if not self.in_main or self.done or tag in _VOID:
+            return
+        if not any(t == tag for t, _, _ in self.stack):
+            return  # a stray end tag
+        while self.stack:
+            t, opened, skipped = self.stack.pop()
+            if skipped:
+                self.skip -= 1
+            if opened:
+                self.out.append("</div>")
+            if t in _BLOCK and not self.skip:
+                self.out.append(" ")
+            if t == tag:
+                break
+        if not self.stack:
+            self.done = True
+
+    def handle_data(self, data):
+        if self.in_main and not self.done and not self.skip:
+            self.out.append(html.escape(data, quote=False))
+
+
+def page_main_text(page_html: str) -> str | None:
+    """What Sphinx's search summary reads of a page, small: ``<div role="main">`` with the text of the
+    page's ``[role="main"]`` element (scripts, styles, header links and code cells' source dropped,
+    white space collapsed) and a ``<div id=…>`` around the text of each element with an id, so
+    anchored hits find their section. None when the page has no ``[role="main"]``.
+
+    >>> page_main_text('<nav>menu</nav><article role="main"><section id="a"><h1>Title<a class="headerlink">#</a>'
+    ...                '</h1><p>Some  text</p><script>var x = 1;</script></section></article><footer>f</footer>')
+    '<div role="main"><div id="a">Title Some text </div></div>'
+    """
+    parser = _MainText()
+    parser.feed(_SCRIPT_RE.sub("", page_html))
+    parser.close()
+    if not parser.in_main:
+        return None
+    body = re.sub(r"\s+", " ", "".join(parser.out))
+    body = re.sub(r"\s+(</div>)", r" \1", body)
+    return f'<div role="main">{body.strip()}</div>'
+
+
+def search_text_js(texts: dict[str, str]) -> str:
+    """The JavaScript file that hands ``{docname: main text}`` to the search shim.
+
+    >>> search_text_js({"a": "<div role=\\"main\\">x</div>"})
+    'window.UQXAI_SEARCH_TEXT = {"a": "<div role=\\\\"main\\\\">x</div>"};\\n'
+    """
+    return "window.UQXAI_SEARCH_TEXT = " + json.dumps(texts, ensure_ascii=False, sort_keys=True) + ";\n"
+
+
+def add_search_scripts(app, pagename, templatename, context, doctree) -> None:
+    """On search.html only: the pages' text and the shim that serves it to the summary fetches."""
+    if pagename == "search" and app.builder.format == "html":
+        app.add_js_file(SEARCH_TEXT_JS)
+        app.add_js_file(SEARCH_SHIM_JS)
+
+
+def write_search_text(app, exception) -> None:
+    """``<outdir>/_static/uqxai_search_text.js`` from every built page (see :func:`page_main_text`)."""
+    if exception is not None or app.builder.format != "html" or not hasattr(app.builder, "get_target_uri"):
+        return
+    texts = {}
+    for docname in sorted(app.env.found_docs):
+        page = Path(app.outdir) / app.builder.get_target_uri(docname)
+        if page.is_file():
+            text = page_main_text(page.read_text(encoding="utf-8", errors="replace"))
+            if text is not None:
+                texts[docname] = text
+    static = Path(app.outdir) / "_static"
+    static.mkdir(parents=True, exist_ok=True)
+    cache = _report_cache()
+    cache.atomic_write_text(static / SEARCH_TEXT_JS, search_text_js(texts))
+    # the shim comes with html_static_path (book/_static) in the book; a project without it gets a copy
+    shim = Path(__file__).resolve().parents[1] / "_static" / SEARCH_SHIM_JS
+    if not (static / SEARCH_SHIM_JS).is_file():
+        cache.atomic_write_bytes(static / SEARCH_SHIM_JS, shim.read_bytes())
+    _readable(static / SEARCH_TEXT_JS, static / SEARCH_SHIM_JS)
+
+
+def _report_cache():
+    _report()  # puts the checkout on sys.path
+    from uqxai_lib import cache
+
+    return cache
+
+
 def setup(app):
     app.add_directive("uqxai-json-table", JsonTableDirective)
     app.add_directive("uqxai-verdict", VerdictDirective)
@@ -561,4 +776,6 @@ def setup(app):
     app.connect("doctree-resolved", drop_thebe_nodes, priority=900)
     app.connect("build-finished", copy_py_sources)
     app.connect("build-finished", copy_widget_fonts)
+    app.connect("html-page-context", add_search_scripts)
+    app.connect("build-finished", write_search_text)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}
