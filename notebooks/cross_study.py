@@ -310,10 +310,11 @@ for (name, source, label), (alt, affected) in design_scores.items():
             conf_b = cross.confidence(alt, [score])[score]
             res = cross.auroc_difference(conf_a, conf_b, correct[name], groups=groups[name], n_boot=n_boot, seed=seed)
         design_rows.append({"modality": name, "source": source, "alternative": label, "score": score, **res})
-pd.DataFrame([{"modality": r["modality"], "source": r["source"], "alternative design": r["alternative"],
-               "score": r["score"], "AUROC default": r["auroc_a"], "AUROC alternative": r["auroc_b"],
-               "difference": r["delta"], "95% CI": f"[{r['delta_ci95'][0]:.3f}, {r['delta_ci95'][1]:.3f}]",
-               "verdict": r["verdict"]} for r in design_rows]).round(3)
+report.table(pd.DataFrame([{
+    "modality": r["modality"], "source": r["source"], "alternative design": r["alternative"], "score": r["score"],
+    "AUROC default": r["auroc_a"], "AUROC alternative": r["auroc_b"], "difference": r["delta"],
+    "95% CI": f"[{r['delta_ci95'][0]:.3f}, {r['delta_ci95'][1]:.3f}]", "verdict": r["verdict"]}
+    for r in design_rows]).round(3), "design")
 
 # %% [markdown]
 # ## Abstention with a finite-sample guarantee
