@@ -17,7 +17,8 @@
 # ## Overview
 #
 # A ResNet classifies axial brain-MRI slices into glioma, meningioma, pituitary tumour and no
-# tumour. Grad-CAM shows where it looked. Salvi et al. (2025, section 4.2) ask a second question:
+# tumour. Grad-CAM {cite:p}`selvaraju2017gradcam` shows where it looked.
+# {cite:t}`salvi2025explainability` (section 4.2) ask a second question:
 # **would the model look at the same place if it were a slightly different model?** Monte Carlo
 # (MC) dropout answers it cheaply: dropout stays switched on at test time, every forward pass uses a
 # different random sub-network, and each pass gets its own Grad-CAM map. If the maps agree with the
@@ -53,7 +54,7 @@
 # | Concept | Importance | Notes |
 # | --- | --- | --- |
 # | Grad-CAM | necessary | see the methods page and the primer chapter |
-# | Dropout, MC dropout (Gal & Ghahramani 2016) | necessary | dropout kept on at test time |
+# | Dropout, MC dropout {cite:p}`gal2016dropout` | necessary | dropout kept on at test time |
 # | Spearman rank correlation | necessary | Pearson correlation of ranks |
 # | Mann–Whitney U, AUROC | helpful | for the table's statistics |
 # | Entropy, mutual information | helpful | predictive uncertainty of the MC passes |
@@ -140,7 +141,7 @@ print(f"device: {dev}; data: {'SARTAJ from ' + str(root) if root else 'synthetic
 # and the split is stratified by class and seeded (one slice per synthetic patient, so no patient
 # is in two parts).
 #
-# With `data_dir` set, the same code reads SARTAJ: the `Testing` folder (394 images) is the test
+# With `data_dir` set, the same code reads SARTAJ {cite:p}`bhuvaji2020sartaj`: the `Testing` folder (394 images) is the test
 # set and 433 stratified, seeded images of `Training` are the validation set, which gives the
 # paper's 2,437 / 433 / 394 split.
 
@@ -179,7 +180,8 @@ if not primary_only:
 # %% [markdown]
 # ## Model
 #
-# The paper adds "dropout layers (rate = 0.5) after each residual block" of a ResNet50, which makes
+# The paper adds "dropout layers (rate = 0.5) after each residual block" of a ResNet50
+# {cite:p}`he2016resnet`, which makes
 # 16 dropout layers. `uqxai_lib.models.resnet_mc.build_resnet_mc` does this with torchvision's own blocks: every block's output
 # passes through an `nn.Dropout`. The quick profiles use the same builder with a shallower, narrower
 # network (ResNet18-style, 8 blocks, 8 dropout layers) and a small-image stem so that `layer4`, the
@@ -415,10 +417,10 @@ if not primary_only:
 # for tumour slices we measure (`studies.mri.fidelity_scores`, `fidelity_summary`): the share of the
 # deterministic map's mass inside the tumour mask (`metrics.mass_in_mask`, the "energy-based pointing
 # game") against the mask's area share, which is what a uniform map scores (chance); the pointing
-# game (is the map's maximum inside the tumour, `metrics.pointing_game`); the IoU / Dice of the
+# game {cite:p}`zhang2018excitation` (is the map's maximum inside the tumour, `metrics.pointing_game`); the IoU / Dice of the
 # map's top 10% region with the mask. Intervals are bootstrap 95% intervals over images.
 #
-# **Deletion / insertion** (Petsiuk et al. 2018, `studies.mri.deletion_insertion`): pixels are
+# **Deletion / insertion** ({cite:t}`petsiuk2018rise`, `studies.mri.deletion_insertion`): pixels are
 # replaced by a blurred copy of the image in the map's order (deletion: the explained class's
 # probability should fall fast, low area) or revealed on the blurred image in that order
 # (insertion: it should rise fast, high area), against a random order of the same pixels.
@@ -451,7 +453,7 @@ if not primary_only and test_set.mask is not None:
 # %% [markdown]
 # ### Sanity check: cascading parameter randomisation
 #
-# Adebayo et al. (2018): if the maps hardly change when the trained weights are replaced by random
+# {cite:t}`adebayo2018sanity`: if the maps hardly change when the trained weights are replaced by random
 # ones, they show the input (or the architecture), not what the model learned. We re-initialise the
 # convolution and linear weights from the head down (`fc`, then `layer4`, `layer3`, … cumulatively;
 # `studies.mri.cascading_randomisation`) and give the median Spearman $\rho$ of each randomised
@@ -563,7 +565,8 @@ if not primary_only:
 #
 # A cautious model answers only when it is confident and passes the rest to a radiologist. Sorting
 # the test images by a confidence score and answering the most confident share (the *coverage*)
-# gives an accuracy–coverage curve; the area under the risk–coverage curve (AURC, risk = 1 −
+# gives an accuracy–coverage curve; the area under the risk–coverage curve (AURC
+# {cite:p}`geifman2019aurc`, risk = 1 −
 # accuracy, `metrics.aurc`) summarises it, lower is better. We compare abstaining on low $\rho$
 # (the paper's suggestion), on high entropy, on high mutual information, and on a combination of
 # explanation and prediction uncertainty (the average of the normalised ranks of $\rho$ and
@@ -647,7 +650,7 @@ if not primary_only:
 # - **Rate used in training vs sampling.** The quick profiles train at `train_dropout` and sample at
 #   `dropout`; the dropout sweep shows how much that choice matters.
 # - **Reference map.** $\rho$ is measured against the deterministic map, as in the paper; the mean
-#   MC map (Salvi et al. also mention it) is another valid reference.
+#   MC map ({cite:t}`salvi2025explainability` also mention it) is another valid reference.
 # - **Where the map is taken decides part of the spread.** After the last block's dropout
 #   (`post_dropout`) every pass shares one gradient and the spread is the explained layer's own
 #   dropout mask; before it (`pre_dropout`, our default) the mask acts through the gradient. The
@@ -739,20 +742,6 @@ print(f"results -> {results_path}; notebook time {time.perf_counter() - t_start:
 #
 # ## References
 #
-# - Salvi M, Seoni S, Campagner A, et al. Explainability and uncertainty: two sides of the same coin
-#   for enhancing the interpretability of deep learning models in healthcare. *Int J Med Inform*
-#   (2025). Section 4.2 and Fig. 4.
-# - Gal Y, Ghahramani Z. Dropout as a Bayesian approximation: representing model uncertainty in deep
-#   learning. *ICML* (2016).
-# - Selvaraju RR, et al. Grad-CAM: visual explanations from deep networks via gradient-based
-#   localization. *ICCV* (2017).
-# - He K, Zhang X, Ren S, Sun J. Deep residual learning for image recognition. *CVPR* (2016).
-# - Bhuvaji S, et al. Brain Tumor Classification (MRI). Kaggle (2020), doi:10.34740/KAGGLE/DSV/1183165.
-# - Geifman Y, Uziel G, El-Yaniv R. Bias-reduced uncertainty estimation for deep neural classifiers.
-#   *ICLR* (2019) (AURC).
-# - Adebayo J, Gilmer J, Muelly M, Goodfellow I, Hardt M, Kim B. Sanity checks for saliency maps.
-#   *NeurIPS* (2018).
-# - Petsiuk V, Das A, Saenko K. RISE: randomized input sampling for explanation of black-box models.
-#   *BMVC* (2018) (deletion / insertion).
-# - Zhang J, Bargal SA, Lin Z, et al. Top-down neural attention by excitation backprop. *IJCV* (2018)
-#   (pointing game).
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -16,11 +16,15 @@
 # ## Overview
 #
 # Each study chapter trains one model with one seed and reports its primary comparison with a
-# bootstrap 95% interval over *test items*. That interval says nothing about the model: a different
+# bootstrap 95% interval over *test items* {cite:p}`efron1993bootstrap`. That interval says nothing
+# about the model: a different
 # training seed, or the same seed at another torch thread count (which changes the order of
 # floating-point sums and so the trained weights), gives another model and possibly another answer.
 # This chapter re-runs every study several times and asks which conclusions hold across training
-# seeds.
+# seeds: {cite:t}`bouthillier2021variance` show that the variance from data sampling, parameter
+# initialisation and hyperparameter choice markedly changes the results of machine-learning benchmarks.
+# The claims are those of {cite:t}`salvi2025explainability` (ECG, MRI) and the VIC poster
+# {cite:p}`vic_poster` (dermoscopy).
 #
 # In this chapter you will
 #
@@ -189,9 +193,6 @@ display(Markdown("\n".join(lines) + "\n- Verdicts are chosen from the across-see
 #
 # ## References
 #
-# - Salvi M, Seoni S, Campagner A, et al. Explainability and uncertainty: two sides of the same
-#   coin for enhancing the interpretability of deep learning models in healthcare. *Int J Med
-#   Inform* 197 (2025) 105846.
-# - Efron B, Tibshirani RJ. *An Introduction to the Bootstrap*. Chapman & Hall, 1993.
-# - Bouthillier X, Delaunay P, Bronzi M, et al. Accounting for variance in machine learning
-#   benchmarks. *MLSys* 2021.
+# ```{bibliography}
+# :filter: docname in docnames
+# ```
