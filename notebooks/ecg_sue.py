@@ -120,7 +120,7 @@ root = resolve_data_dir(data_dir)
 FS = 250  # Hz, both for the synthetic windows and for the resampled real records
 nstdb = P.load_nstdb(root, fs=FS)  # MIT-BIH Noise Stress Test records, when the data directory holds them
 display(Markdown(f"Running on **{dev}** with "
-                 f"{'Fantasia + INCART from `' + str(root) + '`' if root else 'the embedded synthetic ECG'}; "
+                 f"{'Fantasia + INCART (from `data_dir`)' if root else 'the embedded synthetic ECG'}; "
                  f"noise models: {'NSTDB ' + ', '.join(sorted(nstdb)) + ' records and synthetic' if nstdb else 'synthetic'}."))
 
 # %% [markdown]

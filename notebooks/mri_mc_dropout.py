@@ -106,8 +106,6 @@ n_sanity = 60
 primary_only = False  # True: only what the primary comparison needs (no figures, sweeps, variants, checks)
 
 # %%
-import time
-
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
@@ -121,11 +119,10 @@ from uqxai_lib.utils import pick_device, resolve_data_dir, seed_everything
 from uqxai_lib.studies import mri as sm
 from uqxai_lib.viz import mri as vz
 
-t_start = time.perf_counter()
 dev = pick_device(device)
 seed_everything(seed)
 root = resolve_data_dir(data_dir)
-print(f"device: {dev}; data: {'SARTAJ from ' + str(root) if root else 'synthetic phantom (embedded)'}")
+print(f"device: {dev}; data: {'SARTAJ (from data_dir)' if root else 'synthetic phantom (embedded)'}")
 
 # %% [markdown]
 # ## Data
@@ -258,10 +255,8 @@ layer = explained_layer(model, GRADCAM_LAYER, explain_point)
 study_passes = max(passes, max(t_grid))
 study_config = dict(data=data_config, model=model_config, weights=weights_fingerprint(model), n_test=len(test_set),
                     passes=study_passes, p=dropout, seed=seed, layer=layer)
-t0 = time.perf_counter()
 study = sm.MCStudy(**cache.cached("mri_mc_dropout/study", study_config, lambda: sm.mc_study(
     model, test_set.x, layer, study_passes, p=dropout, seed=seed)._asdict()))
-print(f"Grad-CAM at {layer}: {study_passes} passes x {len(test_set)} images: {time.perf_counter() - t0:.1f} s")
 rho = study.repeatability(passes)
 mc_probs = study.probs[:passes]
 gray = denormalize(test_set.x)
@@ -335,11 +330,9 @@ variants = {explain_point: sm.variant_record(study, correct, passes, test_set.gr
 if not primary_only:
     other = [v for v in EXPLAIN_POINTS if v != explain_point][0]
     other_layer = explained_layer(model, GRADCAM_LAYER, other)
-    t0 = time.perf_counter()
     other_study = sm.MCStudy(**cache.cached("mri_mc_dropout/study", dict(study_config, layer=other_layer, passes=passes),
                                             lambda: sm.mc_study(model, test_set.x, other_layer, passes, p=dropout,
                                                                 seed=seed)._asdict()))
-    print(f"Grad-CAM at {other_layer}: {time.perf_counter() - t0:.1f} s")
     by_point = {explain_point: study, other: other_study}
     variants[other] = sm.variant_record(other_study, correct, passes, test_set.group, seed=seed)
     variants = {k: variants[k] for k in EXPLAIN_POINTS}
@@ -491,11 +484,8 @@ if not primary_only:
 sweep_idx = sm.sweep_subset(correct, n_sweep)
 if not primary_only:
     layer_names = [explained_layer(model, s, explain_point) for s in layer_stages]
-    t0 = time.perf_counter()
     layer_tab, _ = sm.layer_table(model, test_set.x[sweep_idx], None if test_set.mask is None else test_set.mask[sweep_idx],
                                   correct[sweep_idx], layer_names, layer_passes, p=dropout, seed=seed + 2)
-    print(f"layer table: {len(layer_names)} layers x {layer_passes} passes x {len(sweep_idx)} images: "
-          f"{time.perf_counter() - t0:.1f} s")
     display(layer_tab.round(3))
 
 # %% [markdown]
@@ -600,12 +590,9 @@ if not primary_only:
     settle = sm.settling(prefix, t_grid)
     sweep_passes = max(passes, max(widget_passes))
     sweep_config = dict(study_config, subset=sweep_idx.tolist(), passes=sweep_passes, p_grid=list(p_grid))
-    t0 = time.perf_counter()
     p_runs = {p: sm.MCStudy(**r) for p, r in cache.cached("mri_mc_dropout/p_sweep", sweep_config, lambda: {
         float(p): sm.mc_study(model, test_set.x[sweep_idx], layer, sweep_passes, p=p, seed=seed + 1)._asdict()
         for p in p_grid}).items()}
-    print(f"dropout sweep: {len(p_grid)} rates x {sweep_passes} passes x {len(sweep_idx)} images: "
-          f"{time.perf_counter() - t0:.1f} s")
     p_table = sm.sweep_table({p: r.repeatability(passes) for p, r in p_runs.items()},
                              {p: correct[sweep_idx] for p in p_runs}, "dropout p")
     fig = vz.plot_sweeps(p_table, t_table, settle)
@@ -730,7 +717,6 @@ if reversal is not None:
     extra["reversal"] = reversal
 results.update(cache.round_sig(cache.finite_or_none(extra)))
 cache.atomic_write_json(results_path, results)
-print(f"results -> {results_path}; notebook time {time.perf_counter() - t_start:.0f} s")
 
 # %% [markdown]
 # ## What's next

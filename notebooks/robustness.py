@@ -158,7 +158,6 @@ keys = ("seeds", "effects", "ci95_per_seed", "mean", "ci95", "sign_agreement", "
         "verdict", "reproduction", "verdicts_per_seed", "reproduced_seeds", "primary_name", "claim")
 results = {name: cache.finite_or_none(cache.round_sig({k: s[k] for k in keys})) for name, s in summaries.items()}
 cache.atomic_write_json(results_path, results)
-print(f"results -> {results_path}")
 
 # %% [markdown]
 # ## Caveats
