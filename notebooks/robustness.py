@@ -108,7 +108,8 @@ tasks = R.study_tasks(studies, seeds, profile=run_profile, thread_seed=thread_se
                       device=dev, data_dir=data_dir, notebooks_dir=pathlib.Path(notebooks_dir).resolve(),
                       profiles_dir=profiles_dir,
                       env={k: os.environ[k] for k in ("UQXAI_CACHE_DIR",) if k in os.environ})
-rows = sweep.sweep(tasks, out=pathlib.Path(sweep_dir).resolve(), workers=n_workers, echo=print)
+# progress (done / total, ETA) goes to stderr, which the book leaves out of the page
+rows = sweep.sweep(tasks, out=pathlib.Path(sweep_dir).resolve(), workers=n_workers)
 summaries = R.summarize_all(rows, studies, thread_seed=thread_seed)
 pd.DataFrame([{"study": r["notebook"], "seed": r["seed"], "threads": r["threads"], "status": r["status"],
                "wall time (s)": r["wall_time_s"], "worker": r["worker"]} for r in rows])

@@ -67,6 +67,8 @@ def test_notebook_prints_no_timing_and_no_machine_paths(nb):
             problems.append(f"code cell {i} times itself (the runner reports wall time on the terminal)")
         if "results ->" in src:
             problems.append(f"code cell {i} prints a 'results ->' line")
+        if "echo=print" in src.replace(" ", ""):
+            problems.append(f"code cell {i} sends progress lines to stdout (the page); leave them on stderr")
         try:
             tree = ast.parse(src)
         except SyntaxError:
