@@ -16,8 +16,9 @@
 # ## Overview
 #
 # Each of the three studies before this chapter looked at one source of explanation uncertainty
-# on one modality: test-time perturbations on ECG windows (SUE), Monte Carlo dropout on brain MRI
-# (Spearman ρ), and a Rashomon set of pruned models on dermoscopy (VIC). Whether a source "works"
+# on one modality: test-time perturbations on ECG windows (SUE, {cite:p}`seoni2024sue`), Monte Carlo
+# dropout {cite:p}`gal2016dropout` on brain MRI (Spearman ρ, {cite:p}`salvi2025explainability`), and
+# a Rashomon set of pruned models on dermoscopy (VIC, {cite:p}`vic_poster`). Whether a source "works"
 # there may say more about the modality, the model or the design than about the source. This
 # chapter crosses them: **every source on every modality**, with the same two repeatability scores
 # and beside the prediction-only baselines of the same samples, and asks two questions:
@@ -41,7 +42,7 @@
 # | --- | --- | --- |
 # | The three study chapters | necessary | their data, models and sources are reused here |
 # | AUROC, bootstrap intervals | necessary | see the methods page |
-# | Selective prediction, risk–coverage curves | helpful | explained below |
+# | Selective prediction, risk–coverage curves {cite:p}`geifman2017selective` | helpful | explained below |
 # | Binomial tail bounds, multiple testing | helpful | for the abstention guarantee |
 #
 # **Time to run:** the three chapters' models come from the training cache when their chapters
@@ -323,7 +324,7 @@ report.table(pd.DataFrame([{
 # items, `uqxai_lib.conformal.ltt_threshold` picks the lowest threshold for which a binomial test
 # rejects "the error rate among the answered items exceeds α" at level δ, testing candidate
 # thresholds in a fixed order from the most cautious and stopping at the first that fails
-# (fixed-sequence Learn then Test; Angelopoulos et al. 2021). Then, with probability at least
+# (fixed-sequence Learn then Test, {cite:p}`angelopoulos2025ltt`). Then, with probability at least
 # 1 − δ over the calibration draw, the selective risk of the chosen rule is at most α.
 #
 # We check this on our data: `n_splits` random calibration / test splits (`calibration_fraction`
@@ -408,7 +409,13 @@ widgets.frame_grid(frames, labels, alpha_grid, descriptions=("modality", "α"))
 # checked in the paper's abstract (`uqxai_lib/studies/literature.yaml` records the quote and what
 # could not be checked). **Their numbers, their settings**: different metrics, models and data, so
 # they are a frame of reference, not a target. Beside each, our closest cell: the mean Spearman ρ
-# (or Jaccard) of the same source on our data.
+# (or Jaccard) of the same source on our data. The rows (column `source`, a key of the book's
+# bibliography): explanation consistency of models of identical architecture on MIMIC-CXR retrained
+# with other seeds or training-set orders {cite:p}`watson2022agree`; repeatability and reproducibility
+# of six gradient-based saliency methods on upper-extremity radiographs {cite:p}`venkatesh2024gradient`; self-consistency of ECG attributions
+# across random initialisations {cite:p}`arends2026signal`; and, as context only (crafted input
+# perturbations, not seeds or sampling), saliency under subtle perturbations of chest X-rays and
+# brain MRI {cite:p}`zhang2024revisiting`.
 
 # %%
 with open(cross.__file__.replace("cross.py", "literature.yaml"), encoding="utf-8") as fh:
@@ -476,11 +483,9 @@ display(Markdown("\n".join(lines)))
 #
 # ## References
 #
-# - Angelopoulos, Bates, Candès, Jordan & Lei (2021). Learn then Test: Calibrating predictive
-#   algorithms to achieve risk control. arXiv:2110.01052.
-# - Geifman & El-Yaniv (2017). Selective classification for deep neural networks. NeurIPS.
-# - Salvi et al. (2025); Seoni et al. (2024); the VIC poster; and the papers of the literature
-#   table (see the book's references).
+# ```{bibliography}
+# :filter: docname in docnames
+# ```
 
 # %%
 results = cache.round_sig({

@@ -15,10 +15,12 @@
 #
 # ## Overview
 #
-# Many models fit a data set almost equally well (the *Rashomon set*), and their explanations can
-# disagree. The Variable Importance Cloud (VIC) poster builds nearly-optimal variants of one
+# Many models fit a data set almost equally well (the *Rashomon set*
+# {cite:p}`fisher2019mcr,semenova2022rashomon`), and their explanations can disagree. The Variable
+# Importance Cloud (VIC) poster {cite:p}`vic_poster` builds nearly-optimal variants of one
 # skin-lesion classifier by masking channels of its last convolutional layer, keeps the variants
-# whose validation loss stays close to the optimum, and averages their Grad-CAM++ maps. It reports
+# whose validation loss stays close to the optimum, and averages their Grad-CAM++ maps
+# {cite:p}`chattopadhay2018gradcampp`. It reports
 # that the averaged map (VIC) overlaps the lesion better than the single optimal model's map.
 #
 # In this chapter you will
@@ -147,8 +149,8 @@ print(f"profile={profile}, device={dev}, arch={arch}, {image_size} px")
 # for fidelity.
 #
 # With `data_dir` pointing at HAM10000 (`uqxai_lib.data.ham10000`) the same code runs on the real
-# images and the lesion segmentations of Tschandl et al.; malignant = melanoma, basal cell
-# carcinoma and actinic keratosis / Bowen's disease.
+# images and the lesion segmentations of HAM10000 {cite:p}`tschandl2018ham10000` (doi:10.7910/DVN/DBW86T,
+# CC BY-NC 4.0); malignant = melanoma, basal cell carcinoma and actinic keratosis / Bowen's disease.
 
 # %%
 root = utils.resolve_data_dir(data_dir)
@@ -590,12 +592,12 @@ if not primary_only:
 #   over lesions, against **chance** = the mask's area share (what an evenly spread map scores);
 #   per class as well;
 # - **pointing game**: the share of maps whose maximum lies in the lesion;
-# - **deletion / insertion** (Petsiuk et al. 2018): patches of one feature-map cell are replaced by
+# - **deletion / insertion** {cite:p}`petsiuk2018rise`: patches of one feature-map cell are replaced by
 #   a blurred copy of the image (or put back into it) in the order of the map, and the probability
 #   of the explained class is followed; a faithful map makes deletion fall and insertion rise
 #   faster than a **random order** of the same patches (areas under the curves).
 #
-# Then the **sanity check** of Adebayo et al. (2018): the model's parameters are re-initialised
+# Then the **sanity check** of {cite:t}`adebayo2018sanity`: the model's parameters are re-initialised
 # from the head down, cumulatively (`uqxai_lib.fidelity_image.cascading_randomisation`), and each
 # randomised model's map is compared with the trained model's by Spearman correlation. A map that
 # reflects what the model learned should change (low correlation); a map that stays the same is
@@ -787,13 +789,6 @@ if not primary_only:
 #
 # ## References
 #
-# - VIC poster: *Variable Importance Cloud: ensembling explanations of nearly-optimal models*
-#   (HAM10000, EfficientNet / DenseNet, Grad-CAM++), in `shared/papers/`.
-# - Dong J., Rudin C. Exploring the cloud of variable importance for the set of all good models.
-#   *Nature Machine Intelligence* 2, 810–824 (2020).
-# - Tschandl P., Rosendahl C., Kittler H. The HAM10000 dataset, a large collection of multi-source
-#   dermatoscopic images of common pigmented skin lesions. *Scientific Data* 5, 180161 (2018).
-#   doi:10.7910/DVN/DBW86T (CC BY-NC 4.0).
-# - Chattopadhay A. et al. Grad-CAM++: generalized gradient-based visual explanations for deep
-#   convolutional networks. *WACV* 2018.
-# - Semenova L., Rudin C., Parr R. On the existence of simpler machine learning models. *FAccT* 2022.
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -21,8 +21,9 @@
 # *where* in the 2-s window the model looked. Here we ask how **repeatable** that answer is when the
 # input is disturbed the way real recordings are: white noise, power-line interference, baseline
 # wander and electrode motion. Each window is perturbed $S$ times, explained $S$ times, and the
-# agreement of the $S$ maps is summarised by SUE (spatial uncertainty estimation, Seoni et al. 2024).
-# The claim we test, from Salvi et al. (2025, section 4.1 and Table 1): **correct predictions come
+# agreement of the $S$ maps is summarised by SUE (spatial uncertainty estimation,
+# {cite:p}`seoni2024sue`). The claim we test, from {cite:t}`salvi2025explainability` (section 4.1 and
+# Table 1): **correct predictions come
 # with more repeatable explanations (higher SUE) than misclassifications**, so a low SUE can flag a
 # prediction that should not be trusted.
 #
@@ -119,7 +120,7 @@ root = resolve_data_dir(data_dir)
 FS = 250  # Hz, both for the synthetic windows and for the resampled real records
 nstdb = P.load_nstdb(root, fs=FS)  # MIT-BIH Noise Stress Test records, when the data directory holds them
 display(Markdown(f"Running on **{dev}** with "
-                 f"{'Fantasia + INCART from `' + str(root) + '`' if root else 'the embedded synthetic ECG'}; "
+                 f"{'Fantasia + INCART (from `data_dir`)' if root else 'the embedded synthetic ECG'}; "
                  f"noise models: {'NSTDB ' + ', '.join(sorted(nstdb)) + ' records and synthetic' if nstdb else 'synthetic'}."))
 
 # %% [markdown]
@@ -132,7 +133,8 @@ display(Markdown(f"Running on **{dev}** with "
 # overlap the healthy range, so even a good model makes some honest mistakes. Each window has a
 # ground-truth mask of the ST–T samples (grey below), the part of the trace that carries the class.
 # With `data_dir` set, the same code reads Fantasia (healthy) and INCART (CAD, lead II, resampled
-# from 257 Hz) instead; those have no mask. Train, validation and test sets are split **by
+# from 257 Hz) from PhysioNet {cite:p}`goldberger2000physionet`, the selection of
+# {cite:t}`acharya2017cad`, instead; those have no mask. Train, validation and test sets are split **by
 # subject** with the class ratio kept, so no subject's windows leak from training into the test.
 # (Code: `uqxai_lib.data.synthetic_ecg`, `uqxai_lib.data.fantasia_incart`.)
 
@@ -228,8 +230,8 @@ fig = vz.plot_perturbations(x_demo[0, 0], noisy, S.achieved_snr(x_demo[0, 0], no
 #
 # ### Grad-CAM
 #
-# Grad-CAM weights the channels of the last Conv1d block by their average gradient and keeps the
-# positive part of the weighted sum,
+# Grad-CAM {cite:p}`selvaraju2017gradcam` weights the channels of the last Conv1d block by their
+# average gradient and keeps the positive part of the weighted sum,
 #
 # $$
 # M_t = \mathrm{ReLU}\Big(\sum_k \alpha_k A_{k,t}\Big),\qquad
@@ -262,8 +264,9 @@ elif test_set.mask is None:
     display(Markdown("Real data carry no ST–T mask, so fidelity is not computed."))
 
 # %% [markdown]
-# **Deletion and insertion.** The mask is one kind of truth; the model is another. We cut the
-# window into 0.1-s segments and set them to 0 (the window's mean after standardisation) in the
+# **Deletion and insertion** {cite:p}`petsiuk2018rise`. The mask is one kind of truth; the model is
+# another. We cut the window into 0.1-s segments and set them to 0 (the window's mean after
+# standardisation) in the
 # order of the map, most salient first, and watch the probability of the explained class fall
 # (*deletion*); or start from the all-zero window and restore segments in that order
 # (*insertion*). A map that shows what the model uses gives a lower deletion area and a higher
@@ -276,8 +279,8 @@ if has_mask:
     fig = vz.plot_deletion_insertion(fid["curves"], fid["curve_aucs"])
 
 # %% [markdown]
-# **Sanity check (Adebayo et al. 2018).** If the maps explain the *model*, they must change when
-# the model's parameters are destroyed. We re-initialise the model from the head down — the linear
+# **Sanity check** {cite:p}`adebayo2018sanity`. If the maps explain the *model*, they must change
+# when the model's parameters are destroyed. We re-initialise the model from the head down — the linear
 # layer, then the LSTM, then the Conv1d blocks from the last to the first — and compare each
 # randomised model's maps with the trained model's (mean Spearman over windows). A map that barely
 # changes shows the input's structure, not what the model learned. (Code:
@@ -337,7 +340,7 @@ if has_mask:
 # %% [markdown]
 # ### SUE: how repeatable is the map under noise?
 #
-# Each of the $S$ noisy copies is explained for the clean prediction, and SUE (Seoni et al. 2024)
+# Each of the $S$ noisy copies is explained for the clean prediction, and SUE {cite:p}`seoni2024sue`
 # measures whether the $S$ maps agree on the most salient samples. As implemented here (see the
 # methods page), every map $M^{(s)}$ is binarised at its own $q$-quantile ($q$ = `sue_quantile`,
 # the top 10 % of samples) and SUE is the mean pairwise intersection-over-union of these regions,
@@ -379,9 +382,10 @@ comp = S.comparisons(sue, correct["clean"], test_set.group, n_boot=n_boot, seed=
 # Per perturbation at the SNR given by `table_snr_db`: SUE of correctly classified and of
 # misclassified windows (mean ± SD and n), the two-sided Mann–Whitney U test, and the AUROC of SUE
 # for telling the two groups apart (0.5 = no better than chance, 1 = every correct window has a
-# higher SUE than every misclassified one). The columns marked *(paper)* are **theirs** (Salvi et
-# al. 2025, Table 1, reporting Seoni et al. 2024: real ECG, a full-size model; the review's table
-# gives no SNR); they are shown only for orientation. (Code: `uqxai_lib.studies.ecg.table_rows`, drawn by
+# higher SUE than every misclassified one). The columns marked *(paper)* are **theirs**
+# ({cite:t}`salvi2025explainability`, Table 1, reporting {cite:t}`seoni2024sue`: real ECG, a
+# full-size model; the review's table gives no SNR); they are shown only for orientation. (Code:
+# `uqxai_lib.studies.ecg.table_rows`, drawn by
 # `uqxai_lib.viz.ecg.sue_table`.)
 
 # %%
@@ -436,7 +440,8 @@ display(Markdown(S.describe_rows(rows["majority"], comp_major["by_kind"], defini
 # where the explanation failed. In the variants, a window with any empty map is **left out** (NaN)
 # and counted (`uqxai_lib.metrics.sue(..., empty="nan")`, `metrics.empty_regions`).
 #
-# **Which variant does the text support?** Salvi et al. (2025, §4.1 and Fig. 2b) describe SUE as
+# **Which variant does the text support?** {cite:t}`salvi2025explainability` (§4.1 and Fig. 2b)
+# describe SUE as
 # comparing "the saliency maps generated from multiple augmented samples" — the maps of the
 # perturbed copies with one another, which is the *pairs* reference; neither the review nor this
 # chapter's reading of it gives a top-region size or says which class each perturbed copy is
@@ -647,20 +652,6 @@ display(Markdown(S.summary_markdown(comp, clf=clf, fidelity=fid, sanity=sanity, 
 #
 # ## References
 #
-# - Salvi M, Seoni S, Campagner A, et al. Explainability and uncertainty: two sides of the same
-#   coin for enhancing the interpretability of deep learning models in healthcare. *Int J Med
-#   Inform* 197 (2025) 105846 (section 4.1, Table 1).
-# - Seoni S, Molinari F, Acharya UR, Oh SL, Barua PD, García S, Salvi M. Application of spatial
-#   uncertainty predictor in CNN-BiLSTM model using coronary artery disease ECG signals.
-#   *Information Sciences* 665 (2024) 120383.
-# - Adebayo J, Gilmer J, Muelly M, Goodfellow I, Hardt M, Kim B. Sanity checks for saliency maps.
-#   *NeurIPS* 2018.
-# - Petsiuk V, Das A, Saenko K. RISE: randomized input sampling for explanation of black-box
-#   models. *BMVC* 2018 (deletion and insertion curves).
-# - Acharya UR, Fujita H, Lih OS, Adam M, Tan JH, Chua CK. Automated detection of coronary artery
-#   disease using different durations of ECG segments with convolutional neural network.
-#   *Knowledge-Based Systems* 132 (2017) 62–71.
-# - Selvaraju RR et al. Grad-CAM: visual explanations from deep networks via gradient-based
-#   localization. *ICCV* 2017.
-# - Goldberger AL et al. PhysioBank, PhysioToolkit, and PhysioNet. *Circulation* 101 (2000) e215–e220
-#   (Fantasia, INCART, NSTDB).
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -17,7 +17,8 @@
 # ## Overview
 #
 # A ResNet classifies axial brain-MRI slices into glioma, meningioma, pituitary tumour and no
-# tumour. Grad-CAM shows where it looked. Salvi et al. (2025, section 4.2) ask a second question:
+# tumour. Grad-CAM {cite:p}`selvaraju2017gradcam` shows where it looked.
+# {cite:t}`salvi2025explainability` (section 4.2) ask a second question:
 # **would the model look at the same place if it were a slightly different model?** Monte Carlo
 # (MC) dropout answers it cheaply: dropout stays switched on at test time, every forward pass uses a
 # different random sub-network, and each pass gets its own Grad-CAM map. If the maps agree with the
@@ -53,7 +54,7 @@
 # | Concept | Importance | Notes |
 # | --- | --- | --- |
 # | Grad-CAM | necessary | see the methods page and the primer chapter |
-# | Dropout, MC dropout (Gal & Ghahramani 2016) | necessary | dropout kept on at test time |
+# | Dropout, MC dropout {cite:p}`gal2016dropout` | necessary | dropout kept on at test time |
 # | Spearman rank correlation | necessary | Pearson correlation of ranks |
 # | Mann–Whitney U, AUROC | helpful | for the table's statistics |
 # | Entropy, mutual information | helpful | predictive uncertainty of the MC passes |
@@ -105,8 +106,6 @@ n_sanity = 60
 primary_only = False  # True: only what the primary comparison needs (no figures, sweeps, variants, checks)
 
 # %%
-import time
-
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
@@ -120,11 +119,10 @@ from uqxai_lib.utils import pick_device, resolve_data_dir, seed_everything
 from uqxai_lib.studies import mri as sm
 from uqxai_lib.viz import mri as vz
 
-t_start = time.perf_counter()
 dev = pick_device(device)
 seed_everything(seed)
 root = resolve_data_dir(data_dir)
-print(f"device: {dev}; data: {'SARTAJ from ' + str(root) if root else 'synthetic phantom (embedded)'}")
+print(f"device: {dev}; data: {'SARTAJ (from data_dir)' if root else 'synthetic phantom (embedded)'}")
 
 # %% [markdown]
 # ## Data
@@ -140,7 +138,7 @@ print(f"device: {dev}; data: {'SARTAJ from ' + str(root) if root else 'synthetic
 # and the split is stratified by class and seeded (one slice per synthetic patient, so no patient
 # is in two parts).
 #
-# With `data_dir` set, the same code reads SARTAJ: the `Testing` folder (394 images) is the test
+# With `data_dir` set, the same code reads SARTAJ {cite:p}`bhuvaji2020sartaj`: the `Testing` folder (394 images) is the test
 # set and 433 stratified, seeded images of `Training` are the validation set, which gives the
 # paper's 2,437 / 433 / 394 split.
 
@@ -180,7 +178,8 @@ if not primary_only:
 # %% [markdown]
 # ## Model
 #
-# The paper adds "dropout layers (rate = 0.5) after each residual block" of a ResNet50, which makes
+# The paper adds "dropout layers (rate = 0.5) after each residual block" of a ResNet50
+# {cite:p}`he2016resnet`, which makes
 # 16 dropout layers. `uqxai_lib.models.resnet_mc.build_resnet_mc` does this with torchvision's own blocks: every block's output
 # passes through an `nn.Dropout`. The quick profiles use the same builder with a shallower, narrower
 # network (ResNet18-style, 8 blocks, 8 dropout layers) and a small-image stem so that `layer4`, the
@@ -257,10 +256,8 @@ layer = explained_layer(model, GRADCAM_LAYER, explain_point)
 study_passes = max(passes, max(t_grid))
 study_config = dict(data=data_config, model=model_config, weights=weights_fingerprint(model), n_test=len(test_set),
                     passes=study_passes, p=dropout, seed=seed, layer=layer)
-t0 = time.perf_counter()
 study = sm.MCStudy(**cache.cached("mri_mc_dropout/study", study_config, lambda: sm.mc_study(
     model, test_set.x, layer, study_passes, p=dropout, seed=seed)._asdict()))
-print(f"Grad-CAM at {layer}: {study_passes} passes x {len(test_set)} images: {time.perf_counter() - t0:.1f} s")
 rho = study.repeatability(passes)
 mc_probs = study.probs[:passes]
 gray = denormalize(test_set.x)
@@ -334,11 +331,9 @@ variants = {explain_point: sm.variant_record(study, correct, passes, test_set.gr
 if not primary_only:
     other = [v for v in EXPLAIN_POINTS if v != explain_point][0]
     other_layer = explained_layer(model, GRADCAM_LAYER, other)
-    t0 = time.perf_counter()
     other_study = sm.MCStudy(**cache.cached("mri_mc_dropout/study", dict(study_config, layer=other_layer, passes=passes),
                                             lambda: sm.mc_study(model, test_set.x, other_layer, passes, p=dropout,
                                                                 seed=seed)._asdict()))
-    print(f"Grad-CAM at {other_layer}: {time.perf_counter() - t0:.1f} s")
     by_point = {explain_point: study, other: other_study}
     variants[other] = sm.variant_record(other_study, correct, passes, test_set.group, seed=seed)
     variants = {k: variants[k] for k in EXPLAIN_POINTS}
@@ -416,10 +411,10 @@ if not primary_only:
 # for tumour slices we measure (`studies.mri.fidelity_scores`, `fidelity_summary`): the share of the
 # deterministic map's mass inside the tumour mask (`metrics.mass_in_mask`, the "energy-based pointing
 # game") against the mask's area share, which is what a uniform map scores (chance); the pointing
-# game (is the map's maximum inside the tumour, `metrics.pointing_game`); the IoU / Dice of the
+# game {cite:p}`zhang2018excitation` (is the map's maximum inside the tumour, `metrics.pointing_game`); the IoU / Dice of the
 # map's top 10% region with the mask. Intervals are bootstrap 95% intervals over images.
 #
-# **Deletion / insertion** (Petsiuk et al. 2018, `studies.mri.deletion_insertion`): pixels are
+# **Deletion / insertion** ({cite:t}`petsiuk2018rise`, `studies.mri.deletion_insertion`): pixels are
 # replaced by a blurred copy of the image in the map's order (deletion: the explained class's
 # probability should fall fast, low area) or revealed on the blurred image in that order
 # (insertion: it should rise fast, high area), against a random order of the same pixels.
@@ -452,7 +447,7 @@ if not primary_only and test_set.mask is not None:
 # %% [markdown]
 # ### Sanity check: cascading parameter randomisation
 #
-# Adebayo et al. (2018): if the maps hardly change when the trained weights are replaced by random
+# {cite:t}`adebayo2018sanity`: if the maps hardly change when the trained weights are replaced by random
 # ones, they show the input (or the architecture), not what the model learned. We re-initialise the
 # convolution and linear weights from the head down (`fc`, then `layer4`, `layer3`, … cumulatively;
 # `studies.mri.cascading_randomisation`) and give the median Spearman $\rho$ of each randomised
@@ -490,11 +485,8 @@ if not primary_only:
 sweep_idx = sm.sweep_subset(correct, n_sweep)
 if not primary_only:
     layer_names = [explained_layer(model, s, explain_point) for s in layer_stages]
-    t0 = time.perf_counter()
     layer_tab, _ = sm.layer_table(model, test_set.x[sweep_idx], None if test_set.mask is None else test_set.mask[sweep_idx],
                                   correct[sweep_idx], layer_names, layer_passes, p=dropout, seed=seed + 2)
-    print(f"layer table: {len(layer_names)} layers x {layer_passes} passes x {len(sweep_idx)} images: "
-          f"{time.perf_counter() - t0:.1f} s")
     display(report.table(layer_tab.round(3), "layer_choice"))
 
 # %% [markdown]
@@ -564,7 +556,8 @@ if not primary_only:
 #
 # A cautious model answers only when it is confident and passes the rest to a radiologist. Sorting
 # the test images by a confidence score and answering the most confident share (the *coverage*)
-# gives an accuracy–coverage curve; the area under the risk–coverage curve (AURC, risk = 1 −
+# gives an accuracy–coverage curve; the area under the risk–coverage curve (AURC
+# {cite:p}`geifman2019aurc`, risk = 1 −
 # accuracy, `metrics.aurc`) summarises it, lower is better. We compare abstaining on low $\rho$
 # (the paper's suggestion), on high entropy, on high mutual information, and on a combination of
 # explanation and prediction uncertainty (the average of the normalised ranks of $\rho$ and
@@ -598,12 +591,9 @@ if not primary_only:
     settle = sm.settling(prefix, t_grid)
     sweep_passes = max(passes, max(widget_passes))
     sweep_config = dict(study_config, subset=sweep_idx.tolist(), passes=sweep_passes, p_grid=list(p_grid))
-    t0 = time.perf_counter()
     p_runs = {p: sm.MCStudy(**r) for p, r in cache.cached("mri_mc_dropout/p_sweep", sweep_config, lambda: {
         float(p): sm.mc_study(model, test_set.x[sweep_idx], layer, sweep_passes, p=p, seed=seed + 1)._asdict()
         for p in p_grid}).items()}
-    print(f"dropout sweep: {len(p_grid)} rates x {sweep_passes} passes x {len(sweep_idx)} images: "
-          f"{time.perf_counter() - t0:.1f} s")
     p_table = sm.sweep_table({p: r.repeatability(passes) for p, r in p_runs.items()},
                              {p: correct[sweep_idx] for p in p_runs}, "dropout p")
     fig = vz.plot_sweeps(p_table, t_table, settle)
@@ -648,7 +638,7 @@ if not primary_only:
 # - **Rate used in training vs sampling.** The quick profiles train at `train_dropout` and sample at
 #   `dropout`; the dropout sweep shows how much that choice matters.
 # - **Reference map.** $\rho$ is measured against the deterministic map, as in the paper; the mean
-#   MC map (Salvi et al. also mention it) is another valid reference.
+#   MC map ({cite:t}`salvi2025explainability` also mention it) is another valid reference.
 # - **Where the map is taken decides part of the spread.** After the last block's dropout
 #   (`post_dropout`) every pass shares one gradient and the spread is the explained layer's own
 #   dropout mask; before it (`pre_dropout`, our default) the mask acts through the gradient. The
@@ -729,7 +719,6 @@ if reversal is not None:
 results.update(cache.round_sig(cache.finite_or_none(extra)))
 report.save_tables(results_path)
 cache.atomic_write_json(results_path, results)
-print(f"results -> {results_path}; notebook time {time.perf_counter() - t_start:.0f} s")
 
 # %% [markdown]
 # ## What's next
@@ -741,20 +730,6 @@ print(f"results -> {results_path}; notebook time {time.perf_counter() - t_start:
 #
 # ## References
 #
-# - Salvi M, Seoni S, Campagner A, et al. Explainability and uncertainty: two sides of the same coin
-#   for enhancing the interpretability of deep learning models in healthcare. *Int J Med Inform*
-#   (2025). Section 4.2 and Fig. 4.
-# - Gal Y, Ghahramani Z. Dropout as a Bayesian approximation: representing model uncertainty in deep
-#   learning. *ICML* (2016).
-# - Selvaraju RR, et al. Grad-CAM: visual explanations from deep networks via gradient-based
-#   localization. *ICCV* (2017).
-# - He K, Zhang X, Ren S, Sun J. Deep residual learning for image recognition. *CVPR* (2016).
-# - Bhuvaji S, et al. Brain Tumor Classification (MRI). Kaggle (2020), doi:10.34740/KAGGLE/DSV/1183165.
-# - Geifman Y, Uziel G, El-Yaniv R. Bias-reduced uncertainty estimation for deep neural classifiers.
-#   *ICLR* (2019) (AURC).
-# - Adebayo J, Gilmer J, Muelly M, Goodfellow I, Hardt M, Kim B. Sanity checks for saliency maps.
-#   *NeurIPS* (2018).
-# - Petsiuk V, Das A, Saenko K. RISE: randomized input sampling for explanation of black-box models.
-#   *BMVC* (2018) (deletion / insertion).
-# - Zhang J, Bargal SA, Lin Z, et al. Top-down neural attention by excitation backprop. *IJCV* (2018)
-#   (pointing game).
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -16,11 +16,15 @@
 # ## Overview
 #
 # Each study chapter trains one model with one seed and reports its primary comparison with a
-# bootstrap 95% interval over *test items*. That interval says nothing about the model: a different
+# bootstrap 95% interval over *test items* {cite:p}`efron1993bootstrap`. That interval says nothing
+# about the model: a different
 # training seed, or the same seed at another torch thread count (which changes the order of
 # floating-point sums and so the trained weights), gives another model and possibly another answer.
 # This chapter re-runs every study several times and asks which conclusions hold across training
-# seeds.
+# seeds: {cite:t}`bouthillier2021variance` show that the variance from data sampling, parameter
+# initialisation and hyperparameter choice markedly changes the results of machine-learning benchmarks.
+# The claims are those of {cite:t}`salvi2025explainability` (ECG, MRI) and the VIC poster
+# {cite:p}`vic_poster` (dermoscopy).
 #
 # In this chapter you will
 #
@@ -104,7 +108,8 @@ tasks = R.study_tasks(studies, seeds, profile=run_profile, thread_seed=thread_se
                       device=dev, data_dir=data_dir, notebooks_dir=pathlib.Path(notebooks_dir).resolve(),
                       profiles_dir=profiles_dir,
                       env={k: os.environ[k] for k in ("UQXAI_CACHE_DIR",) if k in os.environ})
-rows = sweep.sweep(tasks, out=pathlib.Path(sweep_dir).resolve(), workers=n_workers, echo=print)
+# progress (done / total, ETA) goes to stderr, which the book leaves out of the page
+rows = sweep.sweep(tasks, out=pathlib.Path(sweep_dir).resolve(), workers=n_workers)
 summaries = R.summarize_all(rows, studies, thread_seed=thread_seed)
 report.table(pd.DataFrame([{"study": r["notebook"], "seed": r["seed"], "threads": r["threads"], "status": r["status"],
                             "wall time (s)": r["wall_time_s"], "worker": r["worker"]} for r in rows]), "runs")
@@ -155,7 +160,6 @@ keys = ("seeds", "effects", "ci95_per_seed", "mean", "ci95", "sign_agreement", "
 results = {name: cache.finite_or_none(cache.round_sig({k: s[k] for k in keys})) for name, s in summaries.items()}
 report.save_tables(results_path)
 cache.atomic_write_json(results_path, results)
-print(f"results -> {results_path}")
 
 # %% [markdown]
 # ## Caveats
@@ -190,9 +194,6 @@ display(Markdown("\n".join(lines) + "\n- Verdicts are chosen from the across-see
 #
 # ## References
 #
-# - Salvi M, Seoni S, Campagner A, et al. Explainability and uncertainty: two sides of the same
-#   coin for enhancing the interpretability of deep learning models in healthcare. *Int J Med
-#   Inform* 197 (2025) 105846.
-# - Efron B, Tibshirani RJ. *An Introduction to the Bootstrap*. Chapman & Hall, 1993.
-# - Bouthillier X, Delaunay P, Bronzi M, et al. Accounting for variance in machine learning
-#   benchmarks. *MLSys* 2021.
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

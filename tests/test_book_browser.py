@@ -40,6 +40,7 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+from _pages import log_problems
 
 pytestmark = pytest.mark.slow
 
@@ -466,6 +467,8 @@ def test_page_reads_at_a_glance(docname, server, driver):
     for path in {str(ROOT), str(Path.home()) + "/"} - {"/"}:
         if path in html:
             problems.append(f"build-machine path {path!r} in the page")
+    if docname in CHAPTERS:  # timing and "results ->" lines printed into the outputs (tests/_pages.py)
+        problems += log_problems(html)
 
     # nothing wider than the column outside its own scroll box
     wide = driver.execute_script(_OVERFLOW_JS)

@@ -19,6 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from _pages import citation_problems, log_problems
 from uqxai_lib import run
 
 pytestmark = pytest.mark.slow
@@ -163,10 +164,15 @@ def test_book_builds_without_warnings(tiny_book):
                            cwd=repo, env=_env(repo), capture_output=True, text=True, timeout=1800)
     assert build.returncode == 0, f"book build failed:\n{build.stdout[-6000:]}\n{build.stderr[-3000:]}"
     html = repo / "_build" / "html"
+    problems = {}
     for name in NOTEBOOKS:
         page = html / "book" / "_executed" / f"{name}.html"
         if f"book/_executed/{name}" in (repo / "_toc.yml").read_text():
             assert page.is_file(), f"no page for {name}"
+            # no timing / "results ->" lines in the outputs; linked citations and a References section
+            text = page.read_text(encoding="utf-8")
+            problems[name] = log_problems(text) + citation_problems(text)
+    assert not any(problems.values()), {k: v[:5] for k, v in problems.items() if v}
     assert (html / "index.html").is_file()
 
 
