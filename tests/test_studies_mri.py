@@ -293,6 +293,18 @@ def test_fidelity_scores_match_float64_loops_and_skip_empty_masks():
     assert set(s["per_class"]) == {"x", "y"} and s["per_class"]["x"]["n"] == 2
 
 
+def test_blurred_is_torchvisions_gaussian_blur_with_sigma_an_eighth_of_the_side():
+    from torchvision.transforms.functional import gaussian_blur
+
+    for h in (16, 32):
+        x = torch.rand(2, 3, h, h, generator=torch.Generator().manual_seed(h))
+        s = h / 8
+        k = 2 * math.ceil(3 * s) + 1  # radius ceil(3 sigma), reflect padding: torchvision's 2-D kernel
+        torch.testing.assert_close(sm.blurred(x), gaussian_blur(x, [k, k], [s, s]), atol=1e-5, rtol=0)
+    x = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(sm.blurred(x, 1.0), gaussian_blur(x, [7, 7], [1.0, 1.0]), atol=1e-5, rtol=0)
+
+
 def test_deletion_insertion_and_cascading_randomisation_on_a_small_resnet(tiny_model):
     x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(25))
     target = tiny_model(x).argmax(1)

@@ -673,14 +673,12 @@ def fidelity_summary(scores: Mapping[str, Tensor], y: Tensor, classes: Sequence[
 
 
 def blurred(x: Tensor, sigma: float | None = None) -> Tensor:
-    """Gaussian-blurred copy of images ``[B, C, H, W]`` (sigma default ``H / 8``): the "evidence removed"
-    baseline of the deletion / insertion curves (keeps the brain's outline, removes small structures)."""
-    from torchvision.transforms.functional import gaussian_blur
+    """Gaussian-blurred copy of images ``[B, C, H, W]`` (sigma default ``W / 8``, radius ceil(3 sigma),
+    :func:`uqxai_lib.fidelity.gaussian_blur`): the "evidence removed" baseline of the deletion /
+    insertion curves (keeps the brain's outline, removes small structures)."""
+    from uqxai_lib.fidelity import gaussian_blur
 
-    sigma = float(x.shape[-1]) / 8 if sigma is None else float(sigma)
-    k = int(2 * math.ceil(3 * sigma) + 1)
-    k = min(k, 2 * (min(x.shape[-2:]) // 2) - 1)
-    return gaussian_blur(x, [k, k], [sigma, sigma])
+    return gaussian_blur(x, float(x.shape[-1]) / 8 if sigma is None else float(sigma))
 
 
 def deletion_insertion(model, x: Tensor, maps: Tensor, target: Tensor, *, steps: int = 8, seed: int = 0) -> dict:
