@@ -480,3 +480,25 @@ def test_pointing_game_matches_a_float64_loop():
     assert metrics.pointing_game(maps[None].expand(2, -1, -1, -1), mask).shape == (2, 30)
     with pytest.raises(TypeError, match="bool"):
         metrics.pointing_game(maps, mask.float())
+
+
+def test_pointing_game_first_tie_is_the_argmax_and_nowhere_sets_the_score_of_empty_maps():
+    g = torch.Generator().manual_seed(4)
+    maps = torch.rand(6, 5, 7, generator=g).round(decimals=1)  # coarse values: ties at the maximum
+    maps[2] = 0.0
+    mask = torch.rand(6, 5, 7, generator=g) > 0.6
+    got = metrics.pointing_game(maps, mask, ties="first", ndim_spatial=2)
+    for b in range(6):
+        if b == 2:
+            assert math.isnan(float(got[b]))
+            continue
+        r, c = np.unravel_index(int(np.argmax(maps[b].numpy())), (5, 7))  # NumPy: the first maximum
+        assert float(got[b]) == float(mask[b, r, c])
+    sig = torch.tensor([[0.0, 2.0, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]])  # 1-D, two maxima; an all-zero map
+    m1 = torch.tensor([[False, False, False, True], [True, True, False, False]])
+    assert metrics.pointing_game(sig, m1, ties="first").tolist()[0] == 0.0
+    assert metrics.pointing_game(sig, m1).tolist()[0] == 1.0  # "any": the second maximum is inside
+    assert metrics.pointing_game(sig, m1, nowhere=0.0).tolist() == [1.0, 0.0]
+    assert math.isnan(float(metrics.pointing_game(sig[:1], torch.zeros(1, 4, dtype=torch.bool), nowhere=0.0)[0]))
+    with pytest.raises(ValueError, match="ties"):
+        metrics.pointing_game(sig, m1, ties="last")

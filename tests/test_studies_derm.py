@@ -5,16 +5,9 @@ import pytest
 import scipy.stats
 import torch
 
+from _support import derm_maps_and_masks as _maps_and_masks
+
 from uqxai_lib.studies import derm as sd
-
-
-def _maps_and_masks(seed=0, b=12, s=5):
-    g = torch.Generator().manual_seed(seed)
-    masks = torch.zeros(b, 32, 32, dtype=torch.bool)
-    masks[:, 8:24, 10:26] = True
-    maps = torch.rand(s, b, 8, 8, generator=g)
-    maps[..., 2:6, 3:7] += 1.0  # roughly where the lesion is
-    return maps, masks
 
 
 def test_dice_and_iou_of_the_same_binary_maps_obey_identity_and_jensen_bound():
@@ -322,7 +315,7 @@ def test_run_variants_default_row_equals_the_chapters_pipeline_and_other_sites_r
 
 
 def test_map_roughness_equals_a_loop_and_blur_to_match_recovers_a_known_sigma():
-    from uqxai_lib.fidelity_image import gaussian_blur
+    from uqxai_lib.fidelity import gaussian_blur
 
     maps, _ = _maps_and_masks(7)
     m = maps[0]
@@ -383,7 +376,7 @@ def test_mass_in_mask_scores_equal_a_float64_loop():
 
 
 def test_fidelity_summary_holds_the_json_keys_and_its_areas_match_the_curves(derm_model):
-    from uqxai_lib import fidelity_image as fidelity, saliency
+    from uqxai_lib import fidelity, saliency
 
     model, x, masks, _, _ = derm_model
     y = torch.tensor([0, 1, 0, 1, 1])
@@ -396,16 +389,35 @@ def test_fidelity_summary_holds_the_json_keys_and_its_areas_match_the_curves(der
         assert key in rec
     lo, hi = rec["mass_in_mask_ci95"]
     assert lo <= rec["mass_in_mask"] <= hi
-    d = fidelity.deletion_curve(model, x, maps, tgt, patch=8, steps=8)
+    up = saliency.upsample(maps, tuple(x.shape[-2:]))  # the curves rank patches of the upsampled map
+    d = fidelity.deletion_curve(model, x, up, tgt, patch=8, steps=8, fill="blur")
     assert rec["deletion_auc"] == pytest.approx(float(fidelity.curve_auc(d).mean()), abs=1e-6)
     torch.testing.assert_close(curves["deletion_map"], d.mean(0))
-    assert rec["pointing_game"] == pytest.approx(float(fidelity.pointing_game(maps, masks).double().mean()))
+    assert rec["pointing_game"] == pytest.approx(float(sd.pointing_hits(maps, masks).mean()))
     assert sum(c["n"] for c in rec["per_class"].values()) == 5
     assert rec["chance"] == pytest.approx(float(masks.double().mean()))
 
 
+def test_pointing_hits_equal_a_loop_over_the_maxima_of_the_upsampled_map():
+    g = torch.Generator().manual_seed(0)
+    maps = torch.rand(20, 4, 4, generator=g)
+    masks = torch.rand(20, 16, 16, generator=g) > 0.6
+    hit = sd.pointing_hits(maps, masks)
+    up = torch.nn.functional.interpolate(maps[:, None].double(), size=(16, 16), mode="bilinear", align_corners=False)[:, 0]
+    n_ties = 0
+    for i in range(20):
+        v = up[i].flatten().tolist()
+        top = [j for j, a in enumerate(v) if a == max(v)]  # bilinear upsampling makes plateaus: ties
+        n_ties += len(top) > 1
+        assert float(hit[i]) == float(any(bool(masks[i].flatten()[j]) for j in top))
+    assert n_ties > 0 and hit.dtype == torch.float64
+    assert sd.pointing_hits(torch.zeros(1, 2, 2), masks[:1]).tolist() == [0.0]  # an all-zero map points nowhere: a miss
+    with pytest.raises(ValueError, match="share B"):
+        sd.pointing_hits(maps[:2], masks[:3])
+
+
 def test_cascading_sanity_spearman_equals_scipy_on_the_randomised_models(derm_model):
-    from uqxai_lib import fidelity_image as fidelity, saliency
+    from uqxai_lib import fidelity, saliency
 
     model, x, _, _, _ = derm_model
     tgt = model(x).argmax(1)

@@ -293,38 +293,16 @@ def test_fidelity_scores_match_float64_loops_and_skip_empty_masks():
     assert set(s["per_class"]) == {"x", "y"} and s["per_class"]["x"]["n"] == 2
 
 
-class _LinearSoftmax(torch.nn.Module):
-    def __init__(self, w):
-        super().__init__()
-        self.w = torch.nn.Parameter(w)
+def test_blurred_is_torchvisions_gaussian_blur_with_sigma_an_eighth_of_the_side():
+    from torchvision.transforms.functional import gaussian_blur
 
-    def forward(self, x):
-        return x.flatten(1) @ self.w
-
-
-def test_perturbation_curves_match_a_float64_loop():
-    g = torch.Generator().manual_seed(24)
-    x = torch.rand(3, 1, 4, 4, generator=g, dtype=torch.float64)
-    fill = torch.zeros_like(x)
-    w = torch.randn(16, 3, generator=g, dtype=torch.float64)
-    model = _LinearSoftmax(w).eval()
-    maps = torch.rand(3, 4, 4, generator=g)
-    order = sm.pixel_order(maps, (4, 4))
-    target = torch.tensor([0, 2, 1])
-    d, i = sm.perturbation_curves(model, x, order, target, steps=4, fill=fill)
-    for b in range(3):
-        ranked = np.argsort(-maps[b].numpy().ravel(), kind="stable")
-        for k in range(5):
-            gone = set(ranked[: round(k * 16 / 4)].tolist())
-            xd = np.array([0.0 if p in gone else float(x[b, 0].reshape(-1)[p]) for p in range(16)])
-            xi = np.array([float(x[b, 0].reshape(-1)[p]) if p in gone else 0.0 for p in range(16)])
-            for xv, curve in ((xd, d), (xi, i)):
-                z = xv @ w.numpy()
-                pr = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
-                assert float(curve[b, k]) == pytest.approx(pr[target[b]], abs=1e-9)
-    assert float(sm.curve_area(torch.tensor([1.0, 0.0, 0.0]))) == pytest.approx(np.trapezoid([1, 0, 0], [0, 0.5, 1]))
-    rnd = sm.pixel_order(maps, (4, 4), random=True, generator=torch.Generator().manual_seed(0))
-    assert all(sorted(r.tolist()) == list(range(16)) for r in rnd)
+    for h in (16, 32):
+        x = torch.rand(2, 3, h, h, generator=torch.Generator().manual_seed(h))
+        s = h / 8
+        k = 2 * math.ceil(3 * s) + 1  # radius ceil(3 sigma), reflect padding: torchvision's 2-D kernel
+        torch.testing.assert_close(sm.blurred(x), gaussian_blur(x, [k, k], [s, s]), atol=1e-5, rtol=0)
+    x = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(sm.blurred(x, 1.0), gaussian_blur(x, [7, 7], [1.0, 1.0]), atol=1e-5, rtol=0)
 
 
 def test_deletion_insertion_and_cascading_randomisation_on_a_small_resnet(tiny_model):
@@ -335,6 +313,19 @@ def test_deletion_insertion_and_cascading_randomisation_on_a_small_resnet(tiny_m
     assert set(di["auc"]) == {"deletion", "insertion", "deletion_random", "insertion_random"}
     probs = tiny_model(x).softmax(-1).gather(1, target[:, None]).squeeze(1).double()
     assert torch.allclose(di["curves"]["deletion"][0], probs.mean(), atol=1e-5)  # nothing removed yet
+    from uqxai_lib import fidelity
+
+    up = saliency.upsample(maps, (16, 16))
+    for order, suffix in (("map", ""), ("random", "_random")):
+        for name, fn in (("deletion", fidelity.deletion_curve), ("insertion", fidelity.insertion_curve)):
+            c = fn(tiny_model, x, up, target, patch=1, steps=4, fill=sm.blurred(x), order=order,
+                   generator=torch.Generator().manual_seed(0))
+            torch.testing.assert_close(di["per_image"][name + suffix], fidelity.curve_auc(c))
+            torch.testing.assert_close(di["curves"][name + suffix], c.mean(0))
+    tiny_model.train()
+    with pytest.raises(ValueError, match="eval mode"):
+        sm.deletion_insertion(tiny_model, x, maps, target, steps=4)
+    tiny_model.eval()
     before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
     sc = sm.cascading_randomisation(tiny_model, x, "layer4.1.pre_dropout", target, seed=0)
     assert all(torch.equal(before[k], v) for k, v in tiny_model.state_dict().items())  # the trained model is untouched

@@ -55,6 +55,28 @@ def test_overlay_map_2d_upsamples_the_map_to_the_image_and_draws_into_given_ax()
     _render(fig)
 
 
+def test_show_map_draws_the_resized_map_over_the_image_or_alone_and_returns_its_handle():
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(16, 12, generator=g).numpy()
+    m = torch.rand(4, 3, generator=g) * 5
+    mask = np.zeros((16, 12), bool)
+    mask[4:9, 3:8] = True
+    fig, axes = plt.subplots(1, 3)
+    h = common.show_map(axes[0], img, m, "t", mask=mask, normalize=True)
+    want = F.interpolate(m.double()[None, None], size=(16, 12), mode="bilinear", align_corners=False)[0, 0].numpy()
+    np.testing.assert_allclose(h.get_array(), (want - want.min()) / (want.max() - want.min()), atol=1e-12)
+    assert h.get_clim() == (0, 1) and h.get_alpha() == 0.5 and len(axes[0].images) == 2
+    assert axes[0].images[0].get_clim() == (0.0, 1.0) and axes[0].get_title() == "t" and axes[0].collections  # outline
+    h2 = common.show_map(axes[1], None, m, size=(8, 6), cmap="magma", vmin=0, vmax=7.0)
+    assert h2.get_array().shape == (8, 6) and h2.get_clim() == (0, 7.0) and h2.get_alpha() is None
+    assert len(axes[1].images) == 1 and not axes[1].get_title()
+    rgb = np.random.default_rng(0).random((16, 12, 3))
+    h3 = common.show_map(axes[2], rgb, m)
+    np.testing.assert_allclose(h3.get_array(), want, atol=1e-12)  # raw values, colour range from the data
+    assert h3.get_clim() == pytest.approx((want.min(), want.max()))
+    _render(fig)
+
+
 def test_overlay_map_2d_rejects_batched_maps():
     with pytest.raises(ValueError, match="pick one sample"):
         common.overlay_map_2d(torch.rand(8, 8), torch.rand(2, 4, 4))

@@ -6,17 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
+from _support import derm_maps_and_masks as _maps_and_masks
+
 from uqxai_lib.studies import derm as sd
 from uqxai_lib.viz import derm as vd
-
-
-def _maps_and_masks(seed=0, b=12, s=5):
-    g = torch.Generator().manual_seed(seed)
-    masks = torch.zeros(b, 32, 32, dtype=torch.bool)
-    masks[:, 8:24, 10:26] = True
-    maps = torch.rand(s, b, 8, 8, generator=g)
-    maps[..., 2:6, 3:7] += 1.0  # roughly where the lesion is
-    return maps, masks
 
 
 def test_figures_draw():

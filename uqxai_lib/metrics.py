@@ -411,20 +411,28 @@ def mass_in_mask(maps: Tensor, mask: Tensor, *, ndim_spatial: int | None = None)
     return res.to(_out_dtype(maps))
 
 
-def pointing_game(maps: Tensor, mask: Tensor, *, ndim_spatial: int | None = None) -> Tensor:
+def pointing_game(maps: Tensor, mask: Tensor, *, ndim_spatial: int | None = None, ties: str = "any",
+                  nowhere: float = math.nan) -> Tensor:
     r"""Pointing game (Zhang et al. 2018): 1.0 where the map's maximum lies inside the mask, else 0.0.
 
-    A hit needs *some* position of maximal value inside the mask (ties: any of them); NaN for an
-    all-zero map (it points nowhere) and for an empty mask. Shapes as in :func:`mass_in_mask`; the
-    mean over maps is the hit rate (the "energy-based" variant is :func:`mass_in_mask`).
+    ``ties="any"``: a hit needs *some* position of maximal value inside the mask; ``ties="first"``:
+    only the first maximal position (row-major, ``argmax``) counts. A map whose maximum is <= 0 (e.g.
+    all zero) points nowhere and scores ``nowhere`` (NaN by default; 0.0 counts it as a miss); an
+    empty mask gives NaN. Shapes as in :func:`mass_in_mask`; the mean over maps is the hit rate (the
+    "energy-based" variant is :func:`mass_in_mask`). Maps at a coarser resolution than the mask are
+    upsampled first (:func:`uqxai_lib.saliency.upsample`).
 
     >>> pointing_game(torch.tensor([[0., 3., 1.], [2., 0., 2.], [0., 0., 0.]]),
     ...               torch.tensor([[False, True, False], [True, False, False], [True, False, False]]))
     tensor([1., 1., nan])
+    >>> pointing_game(torch.tensor([[2., 0., 2.]]), torch.tensor([[False, False, True]]), ties="first")
+    tensor([0.])
     """
     maps, mask = _as_tensor(maps, "maps"), _as_tensor(mask, "mask")
     if mask.dtype != torch.bool:
         raise TypeError(f"pointing_game: mask must be bool, got {mask.dtype}")
+    if ties not in ("any", "first"):
+        raise ValueError(f"pointing_game: ties must be 'any' or 'first', got {ties!r}")
     nd = _nsp(mask, ndim_spatial, 1, "pointing_game")
     try:
         m, k = torch.broadcast_tensors(maps, mask)
@@ -432,9 +440,12 @@ def pointing_game(maps: Tensor, mask: Tensor, *, ndim_spatial: int | None = None
         raise ValueError(f"pointing_game: shapes {tuple(maps.shape)} and {tuple(mask.shape)} do not broadcast") from e
     fm, fk = _flat(m, nd), _flat(k, nd)
     top = fm.max(-1, keepdim=True).values
-    hit = ((fm == top) & fk).any(-1).float()
-    undefined = (top.squeeze(-1) <= 0) | ~fk.any(-1)
-    return torch.where(undefined, torch.full_like(hit, math.nan), hit)
+    if ties == "any":
+        hit = ((fm == top) & fk).any(-1).float()
+    else:
+        hit = fk.gather(-1, fm.argmax(-1, keepdim=True)).squeeze(-1).float()
+    hit = torch.where(top.squeeze(-1) <= 0, torch.full_like(hit, float(nowhere)), hit)
+    return torch.where(~fk.any(-1), torch.full_like(hit, math.nan), hit)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,6 +1,10 @@
-r"""ECG noise models for test-time perturbation, each set by its signal-to-noise ratio.
+r"""Test-time perturbations, one function per kind, seeded by a ``torch.Generator``: ECG noise models
+set by their signal-to-noise ratio, and image augmentations (section *Images* below).
 
-Four kinds (``PERTURBATIONS``), the ones of Salvi et al. (2025), Table 1:
+Every perturbation is a ``perturb(x, generator) -> x'`` callable of :func:`uqxai_lib.samplers.test_time`;
+randomness comes only from the generator handed in.
+
+**ECG.** Four kinds (``PERTURBATIONS``), the ones of Salvi et al. (2025), Table 1:
 
 ``gaussian``
     white Gaussian noise;
@@ -44,6 +48,21 @@ perturbation is a ``samplers.test_time`` callable::
     perturb = make_perturbation("powerline", snr_db=10, fs=250)
     x_noisy = perturb(x, generator)
 
+**Images.** Three kinds (``IMAGE_PERTURBATIONS``) for ``x`` ``[B, C, H, W]`` (the inputs as the model
+sees them, e.g. standardised); every image of the batch gets its own random draw:
+
+``gaussian``
+    additive white noise :math:`x + \sigma \varepsilon`, :math:`\varepsilon \sim N(0, 1)` per pixel;
+``affine``
+    a small random rotation (uniform in :math:`\pm` ``degrees``) and shift (uniform in
+    :math:`\pm` ``shift`` of the image side), bilinear, border values repeated;
+``brightness_contrast``
+    :math:`(x - \bar x_b) \cdot c + \bar x_b + \beta`, with :math:`\bar x_b` the image's mean,
+    :math:`\log c` uniform in :math:`\pm \log(1 + \text{contrast})` and :math:`\beta` uniform in
+    :math:`\pm` ``brightness`` (in the units of ``x``).
+
+:func:`make_image_perturbation` sets each kind by one ``strength`` in [0, 1].
+
 >>> g = torch.Generator().manual_seed(0)
 >>> x = torch.sin(torch.linspace(0, 20, 500)).repeat(4, 1, 1)
 >>> n = scaled_noise("gaussian", x, 6.0, torch.Generator().manual_seed(0))
@@ -52,6 +71,8 @@ True
 >>> y = make_perturbation("gaussian", 6.0)(x, torch.Generator().manual_seed(0))
 >>> bool(torch.allclose(y, restandardize(x, x + n), atol=1e-5))
 True
+>>> tuple(make_image_perturbation("affine", 0.5)(torch.zeros(2, 3, 8, 8), g).shape)
+(2, 3, 8, 8)
 """
 from __future__ import annotations
 
@@ -61,6 +82,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
@@ -77,6 +99,11 @@ __all__ = [
     "power",
     "load_nstdb",
     "PERTURBATION_LABELS",
+    "IMAGE_PERTURBATIONS",
+    "make_image_perturbation",
+    "gaussian",
+    "affine",
+    "brightness_contrast",
 ]
 
 PERTURBATIONS = ("gaussian", "powerline", "baseline", "electrode")
@@ -201,6 +228,11 @@ def _from_record(rec: Tensor, b: int, c: int, n: int, g: torch.Generator) -> Ten
     idx = start[..., None] + torch.arange(n, device=g.device)
     seg = rec[ch[..., None], idx]
     return seg + 1e-6 * _randn(g, b, c, n)
+
+
+def _check_gen(generator) -> None:
+    if not isinstance(generator, torch.Generator):
+        raise TypeError("generator must be a torch.Generator (seed it for reproducible draws)")
 
 
 def _check_kind(kind: str) -> None:
@@ -336,14 +368,95 @@ def make_perturbation(
             return perturb(x[:, None], generator)[:, 0]
         if x.dim() != 3:
             raise ValueError(f"x must be shaped [B, C, L] (or [B, L]), got {tuple(x.shape)}")
-        if not isinstance(generator, torch.Generator):
-            raise TypeError("generator must be a torch.Generator (seed it for reproducible draws)")
+        _check_gen(generator)
         n = scaled_noise(kind, x, snr, generator, fs=fs, mains_hz=mains_hz, nstdb=nstdb)
         return restandardize(x, x + n)
 
     perturb.kind, perturb.snr_db, perturb.fs = kind, snr, fs  # type: ignore[attr-defined]
     perturb.__name__ = f"{kind}_{snr:g}dB"
     return perturb
+
+
+# ----------------------------------------------------------------------------------- images
+IMAGE_PERTURBATIONS = ("gaussian", "affine", "brightness_contrast")
+
+
+def _check_images(x: Tensor) -> None:
+    if not isinstance(x, Tensor) or x.ndim != 4:
+        raise ValueError(f"image perturbations take x shaped [B, C, H, W], got "
+                         f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+
+
+def _uniform(g: torch.Generator, n: int, half_width: float) -> Tensor:
+    return (torch.rand(n, generator=g, dtype=torch.float64) * 2 - 1) * half_width
+
+
+def gaussian(sigma: float) -> Perturbation:
+    """Additive Gaussian noise with standard deviation ``sigma`` (units of ``x``)."""
+    if not sigma >= 0:
+        raise ValueError(f"sigma must be >= 0, got {sigma}")
+
+    def perturb(x: Tensor, generator: torch.Generator) -> Tensor:
+        _check_images(x)
+        _check_gen(generator)
+        e = torch.randn(x.shape, generator=generator, dtype=torch.float32)
+        return x + float(sigma) * e.to(device=x.device, dtype=x.dtype)
+
+    perturb.__name__ = f"gaussian_{sigma:g}"
+    return perturb
+
+
+def affine(degrees: float, shift: float) -> Perturbation:
+    """Random rotation in ±``degrees`` and shift in ±``shift`` (share of the side), per image."""
+    if not (degrees >= 0 and 0 <= shift < 1):
+        raise ValueError(f"need degrees >= 0 and 0 <= shift < 1, got {degrees}, {shift}")
+
+    def perturb(x: Tensor, generator: torch.Generator) -> Tensor:
+        _check_images(x)
+        _check_gen(generator)
+        b = x.shape[0]
+        ang = _uniform(generator, b, math.radians(degrees))
+        tx, ty = _uniform(generator, b, 2 * shift), _uniform(generator, b, 2 * shift)  # grid units span 2
+        cos, sin = torch.cos(ang), torch.sin(ang)
+        theta = torch.stack([torch.stack([cos, -sin, tx], -1), torch.stack([sin, cos, ty], -1)], 1)
+        grid = F.affine_grid(theta.to(device=x.device, dtype=x.dtype), list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    perturb.__name__ = f"affine_{degrees:g}deg_{shift:g}"
+    return perturb
+
+
+def brightness_contrast(brightness: float, contrast: float) -> Perturbation:
+    """Random brightness offset in ±``brightness`` and contrast factor in [1/(1+c), 1+c], per image."""
+    if not (brightness >= 0 and contrast >= 0):
+        raise ValueError(f"brightness and contrast must be >= 0, got {brightness}, {contrast}")
+
+    def perturb(x: Tensor, generator: torch.Generator) -> Tensor:
+        _check_images(x)
+        _check_gen(generator)
+        b = x.shape[0]
+        c = torch.exp(_uniform(generator, b, math.log1p(contrast))).to(device=x.device, dtype=x.dtype)
+        beta = _uniform(generator, b, brightness).to(device=x.device, dtype=x.dtype)
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        return (x - mean) * c.view(b, 1, 1, 1) + mean + beta.view(b, 1, 1, 1)
+
+    perturb.__name__ = f"brightness_{brightness:g}_contrast_{contrast:g}"
+    return perturb
+
+
+def make_image_perturbation(kind: str, strength: float) -> Perturbation:
+    """One knob per kind, ``strength`` in [0, 1]: gaussian σ = strength (x is standardised);
+    affine ±15°·strength and ±10 %·strength shift; brightness ±strength, contrast ±50 %·strength.
+    """
+    if kind not in IMAGE_PERTURBATIONS:
+        raise ValueError(f"unknown image perturbation {kind!r}; use one of {IMAGE_PERTURBATIONS}")
+    if not 0 <= strength <= 1:
+        raise ValueError(f"strength must lie in [0, 1], got {strength}")
+    if kind == "gaussian":
+        return gaussian(strength)
+    if kind == "affine":
+        return affine(15.0 * strength, 0.1 * strength)
+    return brightness_contrast(strength, 0.5 * strength)
 
 
 # ----------------------------------------------------------------------------------- NSTDB

@@ -56,6 +56,7 @@ __all__ = [
     "model_losses",
     "mass_in_mask_scores",
     "fidelity_summary",
+    "pointing_hits",
     "cascading_sanity",
     "fidelity_vs_stability",
 ]
@@ -516,7 +517,7 @@ def blur_to_match(maps: Tensor, reference: Tensor, sigmas: Sequence[float] = tup
     mean :func:`map_roughness` is closest to that of ``reference`` (e.g. the VIC). ``sigma = 0``
     leaves the maps unchanged. Returns ``(blurred maps, sigma)``. The control "does any smoothing
     improve the overlap?"."""
-    from uqxai_lib.fidelity_image import gaussian_blur
+    from uqxai_lib.fidelity import gaussian_blur
 
     target = float(map_roughness(reference).mean())
     best, best_s, best_err = maps, 0.0, abs(float(map_roughness(maps).mean()) - target)
@@ -583,27 +584,44 @@ def _mean_ci(v: Tensor, groups, n_boot: int, seed: int) -> tuple[float, list[flo
     return float(a[ok].mean()), list(stats.bootstrap_ci(np.mean, a[ok], groups=g, n_boot=n_boot, seed=seed))
 
 
+def pointing_hits(maps: Tensor, masks: Tensor) -> Tensor:
+    """Per image: 1.0 when the map's maximum, after bilinear upsampling (float64) to the mask size,
+    lies inside the lesion mask (ties: any maximal pixel, :func:`uqxai_lib.metrics.pointing_game`),
+    else 0.0; a map that points nowhere (all zero) counts as a miss. Float64 ``[B]``."""
+    import torch.nn.functional as F
+
+    from uqxai_lib import metrics
+
+    if maps.ndim != 3 or masks.ndim != 3 or maps.shape[0] != masks.shape[0]:
+        raise ValueError(f"maps [B, h, w] and masks [B, H, W] must share B, got {tuple(maps.shape)}, {tuple(masks.shape)}")
+    up = F.interpolate(maps[:, None].double(), size=tuple(masks.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]
+    return metrics.pointing_game(up, masks.to(up.device).bool(), ndim_spatial=2, nowhere=0.0).double()
+
+
 def fidelity_summary(model, x: Tensor, maps: Tensor, masks: Tensor, y: Tensor, target: Tensor, groups, *,
                      classes: Sequence[str], patch: int, steps: int, fill: str = "blur", n_boot: int = 2000,
                      seed: int = 0) -> tuple[dict, dict]:
     """Fidelity of ``maps [B, h, w]`` to the lesion masks, for the results JSON's ``"fidelity"``:
 
     mass in the mask (mean, 95 % interval over lesions) against chance (mean mask area share), the
-    pointing game (share of maps whose maximum is in the mask), deletion and insertion areas in map
-    order and in a random order (:mod:`uqxai_lib.fidelity`, patches of ``patch`` px, ``steps``
-    steps, ``fill``), and the same mass / chance / pointing game per true class. Returns
-    ``(record, curves)`` with the mean curves for the figure.
+    pointing game (share of maps whose maximum is in the mask, :func:`pointing_hits`), deletion and
+    insertion areas in map order and in a random order (:mod:`uqxai_lib.fidelity` on the maps
+    upsampled bilinearly to the image, patches of ``patch`` px, ``steps`` steps, ``fill``), and the
+    same mass / chance / pointing game per true class. Returns ``(record, curves)`` with the mean
+    curves for the figure.
     """
-    from uqxai_lib import fidelity_image as fidelity
+    from uqxai_lib import fidelity
+    from uqxai_lib.saliency import upsample
 
     mass, chance = mass_in_mask_scores(maps, masks)
-    hit = fidelity.pointing_game(maps, masks).double()
+    hit = pointing_hits(maps, masks)
     m, ci = _mean_ci(mass, groups, n_boot, seed)
     curves = {}
+    up = upsample(maps.float(), tuple(x.shape[-2:])).to(x.device)
     for name, fn in (("deletion", fidelity.deletion_curve), ("insertion", fidelity.insertion_curve)):
         for order in ("map", "random"):
             gen = torch.Generator().manual_seed(int(seed) + 17)
-            c = fn(model, x, maps.to(x.device), target.to(x.device), patch=patch, steps=steps, fill=fill, order=order,
+            c = fn(model, x, up, target.to(x.device), patch=patch, steps=steps, fill=fill, order=order,
                    generator=gen).cpu()
             curves[f"{name}_{order}"] = c
     auc = {k: float(fidelity.curve_auc(c).mean()) for k, c in curves.items()}
@@ -627,7 +645,7 @@ def fidelity_summary(model, x: Tensor, maps: Tensor, masks: Tensor, y: Tensor, t
 
 def cascading_sanity(model, x: Tensor, reference: Tensor, target: Tensor, layer, modules: Sequence, *,
                      threshold: float = 0.5, seed: int = 0, method: str = "grad_cam_pp", n_examples: int = 3):
-    """Cascading randomisation (:func:`uqxai_lib.fidelity_image.cascading_randomisation`) of ``model`` from
+    """Cascading randomisation (:func:`uqxai_lib.fidelity.cascading_randomisation`) of ``model`` from
     the head down, Grad-CAM(++) at ``layer`` for ``target``, and the Spearman correlation of each
     randomised model's map with the trained ``reference`` per image.
 
@@ -636,7 +654,7 @@ def cascading_sanity(model, x: Tensor, reference: Tensor, target: Tensor, layer,
     ``passes`` means every step's median Spearman is below ``threshold``; ``example_maps`` are the
     first ``n_examples`` images' maps of each step (``[steps, n, h, w]``).
     """
-    from uqxai_lib import fidelity_image as fidelity, metrics, saliency
+    from uqxai_lib import fidelity, metrics, saliency
 
     steps = fidelity.cascading_randomisation(
         model, modules, lambda m: saliency.explain(m, x, layer, target=target, method=method).cpu(), seed=seed)

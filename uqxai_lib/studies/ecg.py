@@ -698,7 +698,7 @@ def fidelity_record(model: torch.nn.Module, x: Tensor, maps: Tensor, mask: Tenso
 
     mass = _f64(metrics.mass_in_mask(maps, mask))
     share = _f64(mask.float().mean(-1))
-    point = _f64(fidelity.pointing_game(maps, mask))
+    point = _f64(metrics.pointing_game(maps, mask, ties="first"))
     g = None if groups is None else _f64(groups)
     yy = _f64(y).astype(int)
 
@@ -783,8 +783,8 @@ def cascade_order(model: torch.nn.Module) -> list[str]:
 def cascading_randomisation(model: torch.nn.Module, x: Tensor, layer: str, target: Tensor, *, size: int,
                             seed: int = 0, order: Sequence[str] | None = None) -> dict:
     """Adebayo et al.'s cascading model-parameter randomisation: re-initialise the model from the
-    head down (``fidelity.randomise_from``, one more module per step), explain ``x`` for the trained
-    model's ``target`` at ``layer`` and compare each window's map with the trained model's
+    head down (``fidelity.cascading_randomisation``, one more module per step, seeded once), explain
+    ``x`` for the trained model's ``target`` at ``layer`` and compare each window's map with the trained model's
     (``metrics.spearman``). Returns ``{"cascading": [{randomised_from, spearman_to_trained,
     n_constant}], "passes": bool, "maps": {name: maps [B, size]}}``; ``passes`` when every step keeps
     the mean Spearman below :data:`SANITY_MAX_SPEARMAN`."""
@@ -799,9 +799,7 @@ def cascading_randomisation(model: torch.nn.Module, x: Tensor, layer: str, targe
 
     trained = cam(model)
     steps, maps = [], {"trained": trained}
-    for name in order:
-        rnd = fidelity.randomise_from(model, order, name, seed=seed).eval()
-        mp = cam(rnd)
+    for name, mp in fidelity.cascading_randomisation(model, order, cam, seed=seed, seeding="once"):
         rho = metrics.spearman(trained.double(), mp.double())
         ok = torch.isfinite(rho)
         steps.append({"randomised_from": name, "spearman_to_trained": float(rho[ok].mean()) if ok.any() else float("nan"),
@@ -817,7 +815,7 @@ def layer_table(model: torch.nn.Module, x: Tensor, y: Tensor, mask: Tensor, laye
     """Which Grad-CAM layer lands on the evidence and how stable is it? Per layer: map resolution,
     mass in the ST–T mask of the clean maps against chance, pointing game, and the SUE study of
     ``kind`` on ``x`` (mean SUE, AUROC for correct vs misclassified with interval)."""
-    from .. import fidelity, stats
+    from .. import stats
 
     rows = []
     dev = next(model.parameters()).device
@@ -829,7 +827,7 @@ def layer_table(model: torch.nn.Module, x: Tensor, y: Tensor, mask: Tensor, laye
         c = _f64(r.clean_pred == y.to(r.clean_pred.device)).astype(bool)
         d = stats.group_difference(_f64(r.sue), c, groups=None if groups is None else _f64(groups), n_boot=n_boot, seed=seed)
         rows.append({"layer": layer, "resolution": int(clean.shape[-1]), "mass_in_mask": float(np.nanmean(mass)),
-                     "chance": float(mask.float().mean()), "pointing_game": float(np.nanmean(_f64(fidelity.pointing_game(up, mask)))),
+                     "chance": float(mask.float().mean()), "pointing_game": float(np.nanmean(_f64(metrics.pointing_game(up, mask, ties="first")))),
                      "sue_mean": float(np.nanmean(_f64(r.sue))), "sue_auroc": d["auroc"], "sue_auroc_ci95": list(d["auroc_ci95"]),
                      "n_mis": int((~c).sum())})
     return rows

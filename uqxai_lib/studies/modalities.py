@@ -18,8 +18,7 @@ from torch import Tensor, nn
 
 from .. import train
 from ..data import LabeledArrays, group_split
-from ..perturb import PERTURBATIONS, make_perturbation
-from ..perturb_image import IMAGE_PERTURBATIONS, make_image_perturbation
+from ..perturb import IMAGE_PERTURBATIONS, PERTURBATIONS, make_image_perturbation, make_perturbation
 
 __all__ = ["Modality", "derm", "ecg", "mri", "subsample"]
 

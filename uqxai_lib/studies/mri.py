@@ -37,7 +37,6 @@ __all__ = [
     "bootstrap_groups",
     "cascading_randomisation",
     "compare",
-    "curve_area",
     "degenerate_passes",
     "deletion_insertion",
     "fidelity_scores",
@@ -46,8 +45,6 @@ __all__ = [
     "layer_table",
     "most_repeatable_errors",
     "per_class_accuracy",
-    "perturbation_curves",
-    "pixel_order",
     "primary_record",
     "secondary_records",
     "strata_table",
@@ -676,83 +673,39 @@ def fidelity_summary(scores: Mapping[str, Tensor], y: Tensor, classes: Sequence[
 
 
 def blurred(x: Tensor, sigma: float | None = None) -> Tensor:
-    """Gaussian-blurred copy of images ``[B, C, H, W]`` (sigma default ``H / 8``): the "evidence removed"
-    baseline of the deletion / insertion curves (keeps the brain's outline, removes small structures)."""
-    from torchvision.transforms.functional import gaussian_blur
+    """Gaussian-blurred copy of images ``[B, C, H, W]`` (sigma default ``W / 8``, radius ceil(3 sigma),
+    :func:`uqxai_lib.fidelity.gaussian_blur`): the "evidence removed" baseline of the deletion /
+    insertion curves (keeps the brain's outline, removes small structures)."""
+    from uqxai_lib.fidelity import gaussian_blur
 
-    sigma = float(x.shape[-1]) / 8 if sigma is None else float(sigma)
-    k = int(2 * math.ceil(3 * sigma) + 1)
-    k = min(k, 2 * (min(x.shape[-2:]) // 2) - 1)
-    return gaussian_blur(x, [k, k], [sigma, sigma])
-
-
-def pixel_order(maps: Tensor, size: tuple[int, int], *, random: bool = False, generator: torch.Generator | None = None) -> Tensor:
-    """Order of the ``H * W`` pixels of each image for deletion / insertion: descending map value after
-    bilinear upsampling (ties in pixel order), or a random permutation (``random=True``). ``[B, H*W]``."""
-    b = maps.shape[0]
-    if random:
-        return torch.stack([torch.randperm(size[0] * size[1], generator=generator) for _ in range(b)])
-    up = saliency.upsample(maps.float(), size).reshape(b, -1)
-    return torch.argsort(up, dim=1, descending=True, stable=True)
-
-
-def perturbation_curves(model, x: Tensor, order: Tensor, target: Tensor, *, steps: int = 8,
-                        fill: Tensor | None = None, batch: int = 256) -> tuple[Tensor, Tensor]:
-    """Deletion and insertion curves (Petsiuk et al. 2018): probability of the ``target`` class as the
-    first ``k / steps`` share of pixels in ``order`` is replaced by ``fill`` (deletion, from the image) or
-    revealed on ``fill`` (insertion, from the blurred image), k = 0..steps. Returns ``(deletion, insertion)``,
-    each ``[B, steps + 1]``; the model is used as the caller left it (eval: dropout off)."""
-    if model.training:
-        raise ValueError("put the model in eval mode first (model.eval())")
-    fill = blurred(x) if fill is None else fill
-    b, _, h, w = x.shape
-    n = h * w
-    counts = [round(k * n / steps) for k in range(steps + 1)]
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(n).expand(b, -1))  # rank[b, pixel] = position in the order
-    dev = next(model.parameters()).device
-    curves = {"deletion": [], "insertion": []}
-    for kind in curves:
-        inputs = []
-        for c in counts:
-            top = (rank < c).reshape(b, 1, h, w)
-            inputs.append(torch.where(top, fill, x) if kind == "deletion" else torch.where(top, x, fill))
-        stack = torch.stack(inputs, 1).reshape(-1, *x.shape[1:])  # [B * (steps + 1), C, H, W], image-major
-        tg = target.repeat_interleave(len(counts))
-        probs = []
-        with torch.no_grad():
-            for s in range(0, len(stack), batch):
-                p = model(stack[s:s + batch].to(dev)).softmax(-1).cpu()
-                probs.append(p.gather(1, tg[s:s + batch, None]).squeeze(1))
-        curves[kind] = torch.cat(probs).reshape(b, len(counts)).double()
-    return curves["deletion"], curves["insertion"]
-
-
-def curve_area(curve: Tensor) -> Tensor:
-    """Trapezoidal area under curves ``[..., K]`` sampled evenly on [0, 1].
-
-    >>> curve_area(torch.tensor([1.0, 0.5, 0.0])).item()
-    0.5
-    """
-    k = curve.shape[-1]
-    return (curve[..., 1:] + curve[..., :-1]).sum(-1) / (2 * (k - 1))
+    return gaussian_blur(x, float(x.shape[-1]) / 8 if sigma is None else float(sigma))
 
 
 def deletion_insertion(model, x: Tensor, maps: Tensor, target: Tensor, *, steps: int = 8, seed: int = 0) -> dict:
-    """Deletion / insertion curves in map order and in a random order (seeded), their mean curves and areas.
+    """Deletion / insertion curves (Petsiuk et al. 2018; :func:`uqxai_lib.fidelity.deletion_curve` /
+    :func:`~uqxai_lib.fidelity.insertion_curve`, one pixel at a time): the maps are upsampled bilinearly
+    to the image, the pixels are replaced by the :func:`blurred` image (deletion) or revealed on it
+    (insertion) in map order and in a random order (seeded; the same order for both), in ``steps`` steps.
 
     Lower deletion area and higher insertion area than the random order = the map ranks the evidence.
     Returns ``curves`` (mean curve of each of ``deletion``, ``deletion_random``, ``insertion``,
-    ``insertion_random``), ``auc`` (mean area of each) and ``per_image`` (areas [B])."""
+    ``insertion_random``), ``auc`` (mean area of each) and ``per_image`` (areas [B]). The model is used
+    as the caller left it, which must be eval mode (dropout off)."""
+    from uqxai_lib import fidelity
+
+    if model.training:
+        raise ValueError("put the model in eval mode first (model.eval())")
+    dev = next(model.parameters()).device
+    x = x.to(dev)
     size = tuple(x.shape[-2:])
     fill = blurred(x)
-    orders = {"": pixel_order(maps, size),
-              "_random": pixel_order(maps, size, random=True, generator=torch.Generator().manual_seed(int(seed)))}
+    up = saliency.upsample(maps.float(), size)
     curves, per_image = {}, {}
-    for suffix, order in orders.items():
-        d, i = perturbation_curves(model, x, order, target, steps=steps, fill=fill)
-        curves["deletion" + suffix], curves["insertion" + suffix] = d.mean(0), i.mean(0)
-        per_image["deletion" + suffix], per_image["insertion" + suffix] = curve_area(d), curve_area(i)
+    for suffix, order in (("", "map"), ("_random", "random")):
+        for name, fn in (("deletion", fidelity.deletion_curve), ("insertion", fidelity.insertion_curve)):
+            c = fn(model, x, up, target, patch=1, steps=steps, fill=fill, order=order,
+                   generator=torch.Generator().manual_seed(int(seed)))
+            curves[name + suffix], per_image[name + suffix] = c.mean(0), fidelity.curve_auc(c)
     return {"curves": curves, "auc": {k: float(v.mean()) for k, v in per_image.items()}, "per_image": per_image,
             "fractions": torch.linspace(0, 1, steps + 1)}
 
@@ -768,8 +721,9 @@ def cascading_randomisation(model, x: Tensor, layer: str, target: Tensor, *, see
                             cascade: Sequence[str] = CASCADE) -> dict:
     """Cascading model-parameter randomisation (Adebayo et al. 2018) for the deterministic Grad-CAM at ``layer``.
 
-    Step ``k`` re-initialises the convolution and linear weights (``reset_parameters``, seeded) of
-    ``cascade[0..k]`` (head first) in a copy of ``model``; BatchNorm parameters and statistics are kept.
+    Step ``k`` re-initialises the convolution and linear weights (``reset_parameters``, seeded once) of
+    ``cascade[0..k]`` (head first) in a copy of ``model`` (:func:`uqxai_lib.fidelity.cascading_randomisation`);
+    BatchNorm parameters and statistics are kept.
     Each step's maps (same ``target``) are compared with the trained model's by Spearman ρ after
     upsampling to the input (:func:`uqxai_lib.metrics.spearman`). A constant randomised map (e.g. all
     zero after the ReLU) keeps no rank order of the trained map, so its undefined ρ counts as 0 in the
@@ -778,27 +732,22 @@ def cascading_randomisation(model, x: Tensor, layer: str, target: Tensor, *, see
     ``[B, h, w]`` per step), ``per_image`` ρ (NaN where undefined) and ``passes`` (every median below
     :data:`SANITY_THRESHOLD`).
     """
-    import copy
+    from uqxai_lib import fidelity
 
     size = tuple(x.shape[-2:])
     trained = saliency.grad_cam(model, x, layer, target)
     ref = saliency.upsample(trained, size)
-    rand = copy.deepcopy(model).eval()
     steps, maps, per_image = [], [trained], []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        for name in cascade:
-            for m in rand.get_submodule(name).modules():
-                if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
-                    m.reset_parameters()
-            cam = saliency.grad_cam(rand, x, layer, target)
-            rho = metrics.spearman(saliency.upsample(cam, size), ref, ndim_spatial=2)
-            maps.append(cam)
-            per_image.append(rho)
-            undefined = torch.isnan(rho)
-            steps.append({"randomised_from": name,
-                          "spearman_to_trained": float(torch.quantile(torch.where(undefined, 0.0, rho.double()), 0.5)),
-                          "constant_maps": int(undefined.sum())})
+    randomised = fidelity.cascading_randomisation(model, list(cascade), lambda m: saliency.grad_cam(m, x, layer, target),
+                                                  seed=seed, seeding="once", only=(torch.nn.Conv2d, torch.nn.Linear))
+    for name, cam in randomised:
+        rho = metrics.spearman(saliency.upsample(cam, size), ref, ndim_spatial=2)
+        maps.append(cam)
+        per_image.append(rho)
+        undefined = torch.isnan(rho)
+        steps.append({"randomised_from": name,
+                      "spearman_to_trained": float(torch.quantile(torch.where(undefined, 0.0, rho.double()), 0.5)),
+                      "constant_maps": int(undefined.sum())})
     passes = all(s["spearman_to_trained"] < SANITY_THRESHOLD for s in steps)
     return {"steps": steps, "maps": maps, "per_image": per_image, "passes": bool(passes)}
 

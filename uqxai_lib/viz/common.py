@@ -46,6 +46,7 @@ __all__ = [
     "mid_slice",
     "overlay_map_2d",
     "overlay_map_1d",
+    "show_map",
     "group_distributions",
     "show_maps_row",
     "trend",
@@ -218,6 +219,38 @@ def _as_image(image: Any) -> np.ndarray:
     return a
 
 
+def show_map(ax, image: Any, m: Any, title: str | None = None, *, size: tuple[int, int] | None = None,
+             mask: Any = None, cmap: str = "viridis", alpha: float = 0.5, normalize: bool = False,
+             vmin: float | None = None, vmax: float | None = None,
+             gray_range: tuple[float, float] | None = (0.0, 1.0), interpolation: str | None = None,
+             fontsize: float = 7.5):
+    """Draw map ``m`` (any resolution, resized bilinearly to ``size``, default the image's ``[H, W]``)
+    into ``ax``: over ``image`` with opacity ``alpha`` (a 2-D image in gray, ``gray_range`` its
+    display range, ``None`` for automatic; ``[H, W, C]`` in colour as it is), or alone and opaque
+    when ``image`` is ``None``. ``normalize`` min-max scales the map to [0, 1] (colour range 0-1);
+    otherwise ``vmin`` / ``vmax`` set its colour range (``None``: the data's). ``mask``: an outline
+    drawn in white. Returns the map's image handle (for a colour bar)."""
+    img = None if image is None else np.asarray(image)
+    hw = tuple(size) if size is not None else img.shape[:2]
+    mm = resize_map(to_numpy(m), hw)
+    if normalize:
+        mm, vmin, vmax = normalize01(mm), 0, 1
+    if img is not None:
+        if img.ndim == 2:
+            lo, hi = gray_range if gray_range is not None else (None, None)
+            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+        else:
+            ax.imshow(img, interpolation="nearest")
+    h = ax.imshow(mm, cmap=cmap, alpha=alpha if img is not None else None, vmin=vmin, vmax=vmax,
+                  interpolation=interpolation)
+    if mask is not None and to_numpy(mask).any():
+        ax.contour(to_numpy(mask).astype(float), levels=[0.5], colors="white", linewidths=0.8)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=fontsize)
+    return h
+
+
 def overlay_map_2d(image: Any, cam: Any, ax=None, alpha: float = 0.45, cmap: str = MAP_CMAP, *,
                    title: str | None = None, normalize: bool = True, colorbar: bool | None = None,
                    label: str | None = None, outline: Any = None):
@@ -251,19 +284,10 @@ def overlay_map_2d(image: Any, cam: Any, ax=None, alpha: float = 0.45, cmap: str
     m = to_numpy(cam)
     if m.ndim != 2:
         raise ValueError(f"cam must be 2-D [h, w], got shape {m.shape}; pick one sample / slice first")
-    m = resize_map(m, img.shape[:2])
-    if normalize:
-        m = normalize01(m)
-    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
-    im = ax.imshow(m, cmap=cmap, alpha=alpha, vmin=0 if normalize else None,
-                   vmax=1 if normalize else None, interpolation="bilinear")
-    if outline is not None:
-        ax.contour(to_numpy(outline), levels=[0.5], colors="white", linewidths=0.8)
+    im = show_map(ax, img, m, title, mask=outline, cmap=cmap, alpha=alpha, normalize=normalize, gray_range=None,
+                  interpolation="bilinear", fontsize=9)
     if colorbar:
         _colorbar(fig, im, ax, label or ("map (min–max scaled)" if normalize else "map"))
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=9)
     return fig
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .common import _fig_ax
+from .common import _fig_ax, show_map
 
 __all__ = [
     "plot_relative_losses",
@@ -84,22 +84,6 @@ def plot_sweep(table, *, epsilon: float, poster_ratio: float = 0.6, suggested: f
     return fig
 
 
-def _show_map(ax, image: np.ndarray | None, m: Tensor, size: tuple[int, int], cmap: str, title: str | None, vmax=None):
-    from uqxai_lib.saliency import upsample
-
-    a = upsample(m.detach().cpu().float()[None], size)[0].numpy()
-    top = vmax if vmax is not None else max(float(a.max()), 1e-12)
-    if image is not None:
-        ax.imshow(image)
-        im = ax.imshow(a, cmap=cmap, alpha=0.5, vmin=0, vmax=top)
-    else:
-        im = ax.imshow(a, cmap=cmap, vmin=0, vmax=top)
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=9)
-    return im
-
-
 def plot_vic_examples(
     x: Tensor, masks: Tensor, optimal: Tensor, variability: Tensor, vic: Tensor, *,
     row_labels: Sequence[str] | None = None, size: float = 1.9,
@@ -123,9 +107,9 @@ def plot_vic_examples(
         ax[0].set_axis_off()
         ax[1].imshow(masks[i].cpu().numpy(), cmap="gray")
         ax[1].set_axis_off()
-        im_map = _show_map(ax[2], img, normalize(optimal[i : i + 1], 2)[0], hw, "viridis", None, vmax=1.0)
-        im_var = _show_map(ax[3], None, variability[i], hw, "magma", None, vmax=var_max)
-        _show_map(ax[4], img, vic[i], hw, "viridis", None, vmax=1.0)
+        im_map = show_map(ax[2], img, normalize(optimal[i : i + 1], 2)[0], size=hw, vmin=0, vmax=1.0)
+        im_var = show_map(ax[3], None, variability[i], size=hw, cmap="magma", vmin=0, vmax=var_max)
+        show_map(ax[4], img, vic[i], size=hw, vmin=0, vmax=1.0)
         if row_labels is not None:
             ax[0].text(-0.05, 0.5, row_labels[i], transform=ax[0].transAxes, rotation=90,
                        ha="right", va="center", fontsize=8)
@@ -170,9 +154,10 @@ def vic_frame(x: Tensor, vic: Tensor | None, variability: Tensor | None, *, n_ke
         axes[1].text(0.5, 0.5, "no model kept", ha="center", va="center", transform=axes[1].transAxes,
                      color="w", fontsize=10, bbox=dict(facecolor="k", alpha=0.6))
     else:
-        im = _show_map(axes[0], img, vic, hw, "viridis", "VIC", vmax=1.0)
+        im = show_map(axes[0], img, vic, "VIC", size=hw, vmin=0, vmax=1.0, fontsize=9)
         fig.colorbar(im, ax=axes[0], shrink=0.8)
-        im = _show_map(axes[1], None, variability, hw, "magma", "variability (SD)", vmax=0.5)
+        im = show_map(axes[1], None, variability, "variability (SD)", size=hw, cmap="magma", vmin=0, vmax=0.5,
+                      fontsize=9)
         fig.colorbar(im, ax=axes[1], shrink=0.8)
     eps = "" if epsilon is None else f", ε = {epsilon:g}"
     fig.suptitle(f"r = {ratio:g}{eps}: {n_kept} of {n_candidates} models kept", fontsize=9)
@@ -346,10 +331,10 @@ def plot_sanity(x: Tensor, trained: Tensor, randomised: Tensor, rows: Sequence[M
         img = display_image(x[i])
         axes[i, 0].imshow(img)
         axes[i, 0].set_axis_off()
-        im = _show_map(axes[i, 1], img, normalize(trained[i : i + 1], 2)[0], hw, "viridis", None, vmax=1.0)
+        im = show_map(axes[i, 1], img, normalize(trained[i : i + 1], 2)[0], size=hw, vmin=0, vmax=1.0)
         for j, r in enumerate(rows):
-            im = _show_map(axes[i, 2 + j], img, normalize(randomised[j, i : i + 1].float(), 2)[0], hw, "viridis", None,
-                           vmax=1.0)
+            im = show_map(axes[i, 2 + j], img, normalize(randomised[j, i : i + 1].float(), 2)[0], size=hw, vmin=0,
+                          vmax=1.0)
     axes[0, 0].set_title("input", fontsize=8)
     axes[0, 1].set_title("trained", fontsize=8)
     for j, r in enumerate(rows):

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from uqxai_lib.viz.common import _fig_ax, normalize01, resize_map, to_numpy
+from uqxai_lib.viz.common import _fig_ax, normalize01, resize_map, show_map, to_numpy
 
 __all__ = [
     "mc_frames",
@@ -77,21 +77,6 @@ def plot_confusion(confusion: Any, classes: Sequence[str], ax=None, *, title: st
     return fig
 
 
-def _show_map(ax, image: np.ndarray, m: Any, title: str, *, mask: Any = None, cmap: str = "viridis",
-              normalize: bool = True, alpha: float = 0.5):
-    """Map over the gray image (min-max scaled unless ``normalize=False``); returns the map's image handle."""
-    mm = resize_map(to_numpy(m), image.shape[:2])
-    if normalize:
-        mm = normalize01(mm)
-    ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    h = ax.imshow(mm, cmap=cmap, alpha=alpha, vmin=0 if normalize else None, vmax=1 if normalize else None)
-    if mask is not None and to_numpy(mask).any():
-        ax.contour(to_numpy(mask).astype(float), levels=[0.5], colors="white", linewidths=0.8)
-    ax.set_title(title, fontsize=7.5)
-    ax.set_axis_off()
-    return h
-
-
 def _colorbar(fig, handle, ax, label: str) -> None:
     cb = fig.colorbar(handle, ax=ax, fraction=0.046, pad=0.03)
     cb.ax.tick_params(labelsize=6)
@@ -124,13 +109,13 @@ def plot_fig4(cases: Sequence[Mapping[str, Any]], *, n_mc: int = 4):
         row[0].set_axis_off()
         ov = case.get("overlap") or {}
         det_title = "deterministic" + (f"\nin mask {ov['det']:.2f}" if "det" in ov else "")
-        _show_map(row[1], img, case["det"], det_title, mask=mask)
+        show_map(row[1], img, case["det"], det_title, mask=mask, normalize=True)
         for k in range(min(n_mc, mc.shape[0])):
-            _show_map(row[2 + k], img, mc[k], f"MC pass {k + 1}\nρ = {rho[k]:.2f}", mask=mask)
+            show_map(row[2 + k], img, mc[k], f"MC pass {k + 1}\nρ = {rho[k]:.2f}", mask=mask, normalize=True)
         mean_title = f"MC mean (ρ̄ = {case['rho_mean']:.2f})" + (f"\nin mask {ov['mean']:.2f}" if "mean" in ov else "")
-        h = _show_map(row[2 + n_mc], img, case["mean"], mean_title, mask=mask)
+        h = show_map(row[2 + n_mc], img, case["mean"], mean_title, mask=mask, normalize=True)
         _colorbar(fig, h, row[2 + n_mc], "map (min-max)")
-        h = _show_map(row[3 + n_mc], img, case["std"], "MC std", mask=mask, cmap="magma", normalize=False)
+        h = show_map(row[3 + n_mc], img, case["std"], "MC std", mask=mask, cmap="magma")
         _colorbar(fig, h, row[3 + n_mc], "std (raw)")
     fig.tight_layout()
     return fig
@@ -231,9 +216,9 @@ def plot_mc_frame(items: Sequence[Mapping[str, Any]]):
     fig, axes = plt.subplots(len(items), 2, figsize=(5.0, 2.45 * len(items)), squeeze=False)
     for row, it in zip(axes, items):
         img = to_numpy(it["image"])
-        h = _show_map(row[0], img, it["mean"], "MC mean", mask=it.get("mask"))
+        h = show_map(row[0], img, it["mean"], "MC mean", mask=it.get("mask"), normalize=True)
         _colorbar(fig, h, row[0], "min-max")
-        h = _show_map(row[1], img, it["std"], "MC std", mask=it.get("mask"), cmap="magma", normalize=False)
+        h = show_map(row[1], img, it["std"], "MC std", mask=it.get("mask"), cmap="magma")
         _colorbar(fig, h, row[1], "raw")
         row[0].text(0.0, 1.22, it["title"], transform=row[0].transAxes, fontsize=7.5, ha="left")
     fig.tight_layout()
@@ -313,8 +298,8 @@ def plot_sanity(images: Sequence[Any], maps: Sequence[Tensor], column_titles: Se
     for r in range(nrow):
         img = to_numpy(images[r])
         for c in range(ncol):
-            h = _show_map(axes[r][c], img, maps[c][r], column_titles[c] if r == 0 else "",
-                          mask=None if masks is None else masks[r])
+            h = show_map(axes[r][c], img, maps[c][r], column_titles[c] if r == 0 else "",
+                         mask=None if masks is None else masks[r], normalize=True)
         if row_titles is not None:
             axes[r][0].text(-0.08, 0.5, row_titles[r], transform=axes[r][0].transAxes, rotation=90,
                             ha="right", va="center", fontsize=7)
