@@ -144,7 +144,7 @@ report.table(overview, "models")
 #
 # - **test-time perturbation**: `draws_per_kind` draws of each perturbation of the modality — the
 #   four ECG noises of the SUE chapter at `ecg_snr_db` dB, and for images Gaussian noise, a small
-#   random rotation and shift, and a brightness / contrast change (`uqxai_lib.perturb_image`);
+#   random rotation and shift, and a brightness / contrast change (`uqxai_lib.perturb`);
 # - **MC dropout**: `mc_passes` passes with the model's dropout modules on (rates `mc_rates`). The
 #   MRI ResNet has dropout after every residual block and was trained with it; the ECG CNN-BiLSTM
 #   and the dermoscopy CNN have one dropout before their head (trained at 0.2 and 0.0), so their

@@ -586,7 +586,7 @@ if not primary_only:
 #
 # A map can be perfectly repeatable across models and still point at the wrong place. Our data have
 # ground-truth lesion masks, so we check the optimal model's Grad-CAM++ map directly
-# (`uqxai_lib.studies.derm.fidelity_summary`, general functions in `uqxai_lib.fidelity_image`):
+# (`uqxai_lib.studies.derm.fidelity_summary`, general functions in `uqxai_lib.fidelity`):
 #
 # - **mass in the mask**: the share of the (upsampled) map inside the lesion, with a 95 % interval
 #   over lesions, against **chance** = the mask's area share (what an evenly spread map scores);
@@ -598,7 +598,7 @@ if not primary_only:
 #   faster than a **random order** of the same patches (areas under the curves).
 #
 # Then the **sanity check** of {cite:t}`adebayo2018sanity`: the model's parameters are re-initialised
-# from the head down, cumulatively (`uqxai_lib.fidelity_image.cascading_randomisation`), and each
+# from the head down, cumulatively (`uqxai_lib.fidelity.cascading_randomisation`), and each
 # randomised model's map is compared with the trained model's by Spearman correlation. A map that
 # reflects what the model learned should change (low correlation); a map that stays the same is
 # driven by the input and the architecture. The check *passes* when every step's median Spearman

@@ -284,7 +284,7 @@ if has_mask:
 # layer, then the LSTM, then the Conv1d blocks from the last to the first — and compare each
 # randomised model's maps with the trained model's (mean Spearman over windows). A map that barely
 # changes shows the input's structure, not what the model learned. (Code:
-# `uqxai_lib.studies.ecg.cascading_randomisation`, `uqxai_lib.fidelity.randomise_from`.)
+# `uqxai_lib.studies.ecg.cascading_randomisation`, `uqxai_lib.fidelity.cascading_randomisation`.)
 
 # %%
 sanity = None
