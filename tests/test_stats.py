@@ -153,3 +153,22 @@ def test_seed_summary_t_interval_matches_scipy():
     assert s["ci95"] == pytest.approx([lo, hi])
     assert s["sign_agreement"] == "4/5" and s["n"] == 5
     assert stats.seed_summary([0.3])["verdict"] == "no detectable difference"
+
+
+def test_mean_ci_covers_the_true_mean_drops_nan_and_resamples_groups():
+    rng = np.random.default_rng(5)
+    hits = 0
+    for rep in range(60):  # 95% intervals of the mean of N(0.3, 1), n = 80: coverage near 0.95
+        v = rng.normal(0.3, 1.0, 80)
+        m, (lo, hi) = stats.mean_ci(v, n_boot=400, seed=rep)
+        assert m == pytest.approx(v.mean())
+        hits += lo <= 0.3 <= hi
+    assert 0.85 <= hits / 60 <= 1.0
+    v = np.array([1.0, np.nan, 3.0, np.inf, 5.0])
+    m, ci = stats.mean_ci(v, n_boot=200)
+    assert m == 3.0 and ci == list(stats.bootstrap_ci(np.mean, np.array([1.0, 3.0, 5.0]), n_boot=200))
+    # groups: the interval is the bootstrap over whole groups of the finite values
+    g = np.array([0, 0, 1, 1, 2])
+    assert stats.mean_ci(v, groups=g, n_boot=200)[1] == list(
+        stats.bootstrap_ci(np.mean, np.array([1.0, 3.0, 5.0]), groups=np.array([0, 1, 2]), n_boot=200))
+    assert stats.mean_ci([np.nan, np.nan]) == (pytest.approx(np.nan, nan_ok=True), [pytest.approx(np.nan, nan_ok=True)] * 2)

@@ -33,6 +33,7 @@ __all__ = [
     "bootstrap_ci",
     "group_difference",
     "holm",
+    "mean_ci",
     "paired_difference",
     "primary",
     "reproduction",
@@ -151,6 +152,23 @@ def bootstrap_ci(statistic: Callable[..., float], *arrays: Any, groups: Any = No
     a = (1 - level) / 2
     lo, hi = np.quantile(vals, [a, 1 - a])
     return (float(lo), float(hi))
+
+
+def mean_ci(values: Any, *, groups: Any = None, n_boot: int = 2000, level: float = 0.95,
+            seed: int = 0) -> tuple[float, list[float]]:
+    """Mean of the finite ``values`` and its percentile bootstrap interval (whole ``groups`` resampled
+    when given): ``(mean, [lo, hi])``; ``(nan, [nan, nan])`` when no value is finite.
+
+    >>> m, (lo, hi) = mean_ci([1.0, 2.0, float("nan"), 3.0], n_boot=200)
+    >>> m, bool(1.0 <= lo <= 2.0 <= hi <= 3.0)
+    (2.0, True)
+    """
+    v = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values, dtype=float).reshape(-1)
+    ok = np.isfinite(v)
+    if not ok.any():
+        return math.nan, [math.nan, math.nan]
+    g = None if groups is None else np.asarray(groups.cpu() if hasattr(groups, "cpu") else groups).reshape(-1)[ok]
+    return float(v[ok].mean()), list(bootstrap_ci(np.mean, v[ok], groups=g, n_boot=n_boot, level=level, seed=seed))
 
 
 def _mean_diff(v: np.ndarray, a: np.ndarray) -> float:

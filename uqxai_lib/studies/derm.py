@@ -575,15 +575,6 @@ def mass_in_mask_scores(maps: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
     return metrics.mass_in_mask(up, mk).double(), mk.flatten(1).double().mean(1)
 
 
-def _mean_ci(v: Tensor, groups, n_boot: int, seed: int) -> tuple[float, list[float]]:
-    from uqxai_lib import stats
-
-    a = np.asarray(torch.as_tensor(v).double().cpu())
-    ok = np.isfinite(a)
-    g = None if groups is None else np.asarray(torch.as_tensor(groups).cpu())[ok]
-    return float(a[ok].mean()), list(stats.bootstrap_ci(np.mean, a[ok], groups=g, n_boot=n_boot, seed=seed))
-
-
 def pointing_hits(maps: Tensor, masks: Tensor) -> Tensor:
     """Per image: 1.0 when the map's maximum, after bilinear upsampling (float64) to the mask size,
     lies inside the lesion mask (ties: any maximal pixel, :func:`uqxai_lib.metrics.pointing_game`),
@@ -610,12 +601,12 @@ def fidelity_summary(model, x: Tensor, maps: Tensor, masks: Tensor, y: Tensor, t
     same mass / chance / pointing game per true class. Returns ``(record, curves)`` with the mean
     curves for the figure.
     """
-    from uqxai_lib import fidelity
+    from uqxai_lib import fidelity, stats
     from uqxai_lib.saliency import upsample
 
     mass, chance = mass_in_mask_scores(maps, masks)
     hit = pointing_hits(maps, masks)
-    m, ci = _mean_ci(mass, groups, n_boot, seed)
+    m, ci = stats.mean_ci(mass, groups=groups, n_boot=n_boot, seed=seed)
     curves = {}
     up = upsample(maps.float(), tuple(x.shape[-2:])).to(x.device)
     for name, fn in (("deletion", fidelity.deletion_curve), ("insertion", fidelity.insertion_curve)):
@@ -632,7 +623,7 @@ def fidelity_summary(model, x: Tensor, maps: Tensor, masks: Tensor, y: Tensor, t
         if not sel.any():
             continue
         g = None if groups is None else torch.as_tensor(groups).cpu()[sel]
-        mc, cic = _mean_ci(mass[sel], g, n_boot, seed)
+        mc, cic = stats.mean_ci(mass[sel], groups=g, n_boot=n_boot, seed=seed)
         per_class[cname] = {"mass_in_mask": mc, "mass_in_mask_ci95": cic, "chance": float(chance[sel].mean()),
                             "pointing_game": float(hit[sel].mean()), "n": int(sel.sum())}
     record = {"mass_in_mask": m, "mass_in_mask_ci95": ci, "chance": float(chance.mean()),

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from uqxai_lib import aggregate, metrics, saliency, samplers, train
+from uqxai_lib import aggregate, metrics, saliency, samplers, stats, train
 from uqxai_lib.cache import round_sig
 
 __all__ = [
@@ -618,16 +618,6 @@ def most_repeatable_errors(rho: Tensor, correct: Tensor, k: int = 3) -> list[int
 # ---------------------------------------------------------------------------------------------
 # fidelity against the tumour mask, deletion / insertion, sanity checks, layer choice
 # ---------------------------------------------------------------------------------------------
-def _mean_ci(values: Tensor, *, seed: int = 0, n_boot: int = 2000) -> tuple[float, list[float]]:
-    from uqxai_lib import stats
-
-    v = torch.as_tensor(values, dtype=torch.float64)
-    v = v[torch.isfinite(v)].numpy()
-    if v.size == 0:
-        return math.nan, [math.nan, math.nan]
-    return float(v.mean()), list(stats.bootstrap_ci(lambda a: float(a.mean()), v, n_boot=n_boot, seed=seed))
-
-
 def top_region_overlap(maps: Tensor, mask: Tensor, q: float = 0.9) -> tuple[Tensor, Tensor]:
     """IoU and Dice of each map's top ``1 - q`` region (upsampled to the mask; :func:`uqxai_lib.metrics.binarize`
     with rule ``("quantile", q)``) with the tumour mask. Returns ``(iou [B], dice [B])``."""
@@ -658,8 +648,8 @@ def fidelity_summary(scores: Mapping[str, Tensor], y: Tensor, classes: Sequence[
     ok = torch.isfinite(scores["mass"])
 
     def block(sel: Tensor) -> dict:
-        m, ci = _mean_ci(scores["mass"][sel], seed=seed)
-        ex, exci = _mean_ci((scores["mass"] - scores["chance"])[sel], seed=seed)
+        m, ci = stats.mean_ci(scores["mass"][sel], seed=seed)
+        ex, exci = stats.mean_ci((scores["mass"] - scores["chance"])[sel], seed=seed)
         return {"n": int(sel.sum()), "mass_in_mask": m, "mass_in_mask_ci95": ci,
                 "chance": float(scores["chance"][sel].mean()) if bool(sel.any()) else math.nan,
                 "excess_over_chance": ex, "excess_ci95": exci,
