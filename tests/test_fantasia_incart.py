@@ -272,7 +272,7 @@ def test_patient_key_falls_back_to_the_demographic_line_then_the_whole_text():
 def test_loader_checks_the_digests_of_a_filled_local_manifest(release, tmp_path):
     import shutil
 
-    from uqxai_lib.data.manifest import fill
+    from uqxai_lib.data.pin import fill
 
     copy = tmp_path / "copy"
     shutil.copytree(release, copy)

@@ -5,6 +5,7 @@ import yaml
 
 from uqxai_lib.data import DataError
 from uqxai_lib.data import manifest as mf
+from uqxai_lib.data import pin
 
 
 def _write_manifest(d, name="toy", **extra):
@@ -144,8 +145,8 @@ def test_fill_refuses_an_incomplete_copy_unless_allowed_and_never_changes_the_sh
     root = _ecg_copy(tmp_path)
     shipped = (mf.MANIFEST_DIR / "ecg.yaml").read_bytes()
     with pytest.raises(DataError, match=r"(?s)226 problem.*--allow-missing"):
-        mf.fill("ecg", root)
-    path = mf.fill("ecg", root, allow_missing=True)
+        pin.fill("ecg", root)
+    path = pin.fill("ecg", root, allow_missing=True)
     assert path == root / "uqxai-ecg.manifest.yaml" and (mf.MANIFEST_DIR / "ecg.yaml").read_bytes() == shipped
     local = mf.load_manifest_file(path, "ecg")
     got = {f["path"]: f["sha256"] for f in local["files"]}
@@ -157,20 +158,20 @@ def test_fill_refuses_an_incomplete_copy_unless_allowed_and_never_changes_the_sh
 
 def test_verify_command_lists_every_changed_or_missing_file(tmp_path, capsys):
     root = _ecg_copy(tmp_path)
-    assert mf.main(["fill", "ecg", str(root), "--allow-missing"]) == 0
+    assert pin.main(["fill", "ecg", str(root), "--allow-missing"]) == 0
     assert "sha256 of 4 file(s)" in capsys.readouterr().out
-    assert mf.main(["verify", "ecg", str(root)]) == 0
+    assert pin.main(["verify", "ecg", str(root)]) == 0
     assert "4 file(s), 4 with sha256" in capsys.readouterr().out
     (root / "fantasia" / "f1o01.dat").write_bytes(b"changed")
     (root / "fantasia" / "f2y10.hea").unlink()
-    assert mf.main(["verify", "ecg", str(root)]) == 1
+    assert pin.main(["verify", "ecg", str(root)]) == 1
     err = capsys.readouterr().err
     assert "corrupt fantasia/f1o01.dat" in err and "missing fantasia/f2y10.hea" in err and "(2 problem(s))" in err
 
 
 def test_verify_without_local_manifest_checks_the_shipped_one_and_lists_all(tmp_path, capsys):
     root = _ecg_copy(tmp_path)
-    assert mf.main(["verify", "ecg", str(root)]) == 1
+    assert pin.main(["verify", "ecg", str(root)]) == 1
     err = capsys.readouterr().err
     assert err.count("  - missing ") == 226  # every missing file, not only the first 20
 
@@ -186,7 +187,7 @@ def test_fill_pins_every_glob_file_case_insensitively_without_hidden_files(tmp_p
             Image.new("L", (8, 8), 50).save(d / "a.jpg")
             Image.new("RGB", (8, 8), 50).save(d / "B.JPG")
             (d / "._a.jpg").write_bytes(b"\x00\x05\x16\x07")
-    path = mf.fill("sartaj", root, allow_missing=True)
+    path = pin.fill("sartaj", root, allow_missing=True)
     paths = {f["path"] for f in mf.load_manifest_file(path, "sartaj")["files"]}
     assert len(paths) == 16 and "Training/no_tumor/B.JPG" in paths and not any("._" in p for p in paths)
     mf.verify_files(root, mf.manifest_for("sartaj", root), only=[p for p in paths])
@@ -197,7 +198,7 @@ def test_module_runs_as_a_command(tmp_path):
     import sys
 
     root = _ecg_copy(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "uqxai_lib.data.manifest", "fill", "ecg", str(root), "--allow-missing"],
+    proc = subprocess.run([sys.executable, "-m", "uqxai_lib.data.pin", "fill", "ecg", str(root), "--allow-missing"],
                           capture_output=True, text=True, cwd=mf.MANIFEST_DIR.parent, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (root / "uqxai-ecg.manifest.yaml").is_file()

@@ -203,7 +203,7 @@ def load_fantasia_incart(
         Verify checksums of files that have one in the manifest.
     manifest : mapping, optional
         A loaded manifest (default: the local manifest ``uqxai-ecg.manifest.yaml`` of ``data_dir``
-        written by ``python -m uqxai_lib.data.manifest fill ecg <data_dir>``, whose digests are then
+        written by ``python -m uqxai_lib.data.pin fill ecg <data_dir>``, whose digests are then
         checked, else the shipped ``data_manifests/ecg.yaml``).
 
     Returns
