@@ -459,8 +459,11 @@ changed = [r for r in design_rows if r["verdict"] in ("higher", "lower")]
 lines.append(
     f"- **Design**: of {len(design_rows)} explanation scores rerun under an alternative design, "
     f"{len(changed)} changed their AUROC beyond the interval"
-    + (": " + "; ".join(f"{r['modality']} {r['source']} {r['score']} with {r['alternative']}: {r['delta']:+.2f} "
-                        f"[{r['delta_ci95'][0]:+.2f}, {r['delta_ci95'][1]:+.2f}]" for r in changed) + "."
+    + (": " + "; ".join(f"{r['modality']} {r['source']} {r['score']} with {r['alternative']}: AUROC "
+                        f"{r['auroc_a']:.2f} → {r['auroc_b']:.2f}, difference {r['delta']:+.2f} "
+                        f"[{r['delta_ci95'][0]:+.2f}, {r['delta_ci95'][1]:+.2f}]" for r in changed)
+       + ". Read each against 0.5: a change between two AUROCs on the same side of chance moves the "
+         "size of an answer, not its direction."
        if changed else "; no difference is detectable at this sample size, which is not the same as none "
        "(the widest interval is [{:+.2f}, {:+.2f}]).".format(*max(
            (r["delta_ci95"] for r in design_rows if np.isfinite(r["delta"])), key=lambda c: c[1] - c[0],
