@@ -45,8 +45,8 @@
 # | Bootstrap confidence intervals | the per-seed intervals (over test items) |
 # | Student-t interval of a mean | the across-seed interval (over training seeds) |
 #
-# Time to run: about 5 minutes in the `tiny` profile (2 seeds), about 8 minutes on two CPU cores for
-# `smoke` (5 seeds; see `uqxai_lib/profiles/robustness.yaml`). Finished tasks are kept in
+# Time to run: about 3 minutes in the `tiny` profile (2 seeds), about 7 minutes on two idle CPU cores
+# for `smoke` (5 seeds, 18 tasks; see `uqxai_lib/profiles/robustness.yaml`). Finished tasks are kept in
 # `_build/sweeps/` and not run again.
 
 # %% tags=["parameters"]
