@@ -1,6 +1,9 @@
 """Helpers shared by several test modules (importable because conftest puts tests/ on sys.path)."""
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -24,3 +27,12 @@ def derm_maps_and_masks(seed: int = 0, b: int = 12, s: int = 5) -> tuple[torch.T
     maps = torch.rand(s, b, 8, 8, generator=g)
     maps[..., 2:6, 3:7] += 1.0  # roughly where the lesion is
     return maps, masks
+
+
+def book_extension():
+    """The book's Sphinx extension ``book/_ext/uqxai_book.py``, loaded as a module (it is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "book" / "_ext" / "uqxai_book.py"
+    spec = importlib.util.spec_from_file_location("uqxai_book", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

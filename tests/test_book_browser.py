@@ -25,7 +25,6 @@ import csv
 import functools
 import hashlib
 import http.server
-import importlib.util
 import io
 import json
 import re
@@ -41,6 +40,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 from _pages import log_problems
+from _support import book_extension
 
 pytestmark = pytest.mark.slow
 
@@ -75,11 +75,7 @@ CHAPTERS = [d for d in DOCNAMES if d.startswith("book/_executed/")]
 
 
 def _ext():
-    """The book's Sphinx extension (its constants: how many tables the download menu lists)."""
-    spec = importlib.util.spec_from_file_location("uqxai_book", ROOT / "book" / "_ext" / "uqxai_book.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return book_extension()
 
 
 def _report():

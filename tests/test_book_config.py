@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from _support import book_extension
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -28,10 +29,7 @@ def _toc_files() -> list[str]:
 
 
 def _ext():
-    spec = importlib.util.spec_from_file_location("uqxai_book", ROOT / "book" / "_ext" / "uqxai_book.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return book_extension()
 
 
 def test_toc_lists_intro_then_the_chapters_in_order_then_the_pages():
