@@ -226,11 +226,9 @@ def added_value(scores: Mapping[str, Any], correct: Any, *, baselines: Sequence[
     folds = max(2, min(folds, int(ok.sum()), int((~ok).sum())))
     p_base = cross_fitted_logistic(design(baselines), ok, folds=folds, seed=seed)
     p_comb = cross_fitted_logistic(design([*baselines, *extra]), ok, folds=folds, seed=seed)
-    a_base, a_comb = stats.auroc(p_base, ok), stats.auroc(p_comb, ok)
-    ci = stats.bootstrap_ci(lambda pb, pc, yy: stats.auroc(pc, yy) - stats.auroc(pb, yy), p_base, p_comb, ok,
-                            strata=ok, n_boot=n_boot, seed=seed)
-    return {"auroc_baselines": a_base, "auroc_combined": a_comb, "delta": a_comb - a_base,
-            "delta_ci95": list(ci), "verdict": stats.verdict(ci), "n_nan": n_nan}
+    d = auroc_difference(p_base, p_comb, ok, n_boot=n_boot, seed=seed)
+    return {"auroc_baselines": d["auroc_a"], "auroc_combined": d["auroc_b"], "delta": d["delta"],
+            "delta_ci95": d["delta_ci95"], "verdict": d["verdict"], "n_nan": n_nan}
 
 
 def auroc_difference(conf_a: Any, conf_b: Any, correct: Any, *, groups: Any = None, n_boot: int = 2000,
