@@ -113,9 +113,9 @@ from uqxai_lib.studies import ecg as S
 from uqxai_lib.utils import pick_device, resolve_data_dir, seed_everything
 from uqxai_lib.viz import ecg as vz
 from uqxai_lib.viz import use_style
-
-use_style()  # the house figure style (importing viz changes no global state)
 from uqxai_lib.viz.common import split_table
+
+use_style()  # the house figure style (importing uqxai_lib.viz changes no global state)
 
 dev = pick_device(device)
 seed_everything(seed)

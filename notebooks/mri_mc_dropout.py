@@ -120,7 +120,7 @@ from uqxai_lib.studies import mri as sm
 from uqxai_lib.viz import mri as vz
 from uqxai_lib.viz import use_style
 
-use_style()  # the house figure style (importing viz changes no global state)
+use_style()  # the house figure style (importing uqxai_lib.viz changes no global state)
 
 dev = pick_device(device)
 seed_everything(seed)
