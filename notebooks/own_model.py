@@ -19,7 +19,8 @@
 # classifier, inputs `[B, C, *spatial]` (1-D signals, 2-D images or 3-D volumes), labels, the layer
 # to explain and a *source* of uncertainty, and it returns one record. This page does exactly what a
 # researcher would do with their own model: define a small network, train it, and assess its
-# Grad-CAM maps under two sources — Monte Carlo dropout and test-time noise — in a few lines.
+# Grad-CAM maps {cite:p}`selvaraju2017gradcam` under two sources — Monte Carlo dropout
+# {cite:p}`gal2016dropout` and test-time noise — in a few lines.
 #
 # The data are an **embedded synthetic phantom** (the primer's shapes, each with a ground-truth
 # mask of the class-defining shape), so every number here is about that phantom, not about a
@@ -112,7 +113,8 @@ records = {
 # sample's map with the model's own map of the clean image, and the top-10 % region overlap, SUE),
 # prediction-only scores (entropy, margin, flip rate), the primary comparison of correct against
 # misclassified images (effect, AUROC, interval and p from one bootstrap, verdict), fidelity
-# against the mask and the sanity check. The table puts the two sources side by side.
+# against the mask and the cascading randomisation check {cite:p}`adebayo2018sanity`, with intervals
+# from the bootstrap {cite:p}`efron1993bootstrap`. The table puts the two sources side by side.
 
 # %%
 display(report.table(report.assessment_table(records), "assessment"))
@@ -165,3 +167,9 @@ cache.atomic_write_json(results_path, cache.round_sig(results))
 #   studies and put the papers' numbers beside ours.
 # - The rules it applies (constant maps, empty regions, intervals, the sanity threshold) are listed
 #   on the {doc}`../methods` page.
+#
+# ## References
+#
+# ```{bibliography}
+# :filter: docname in docnames
+# ```
