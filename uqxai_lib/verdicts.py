@@ -36,7 +36,7 @@ import pathlib
 from typing import Any, Mapping, Sequence
 
 from . import stats
-from .report import fmt_interval, fmt_number
+from .report import RUNG_TITLES, fmt_interval, fmt_number
 
 __all__ = ["OUTCOMES", "RUNG_ORDER", "RUNG_TITLES", "VerdictError", "direction", "beyond_baselines", "maps_right",
            "sanity", "within_class", "across_seeds", "across_threads", "paper_effect", "robustness_rungs",
@@ -56,17 +56,6 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
 }
 #: The rungs in the order a box shows them.
 RUNG_ORDER = tuple(OUTCOMES)
-#: How a box names each rung.
-RUNG_TITLES = {
-    "direction": "This run",
-    "beyond_baselines": "Beyond the baselines",
-    "maps_right": "Maps in the right place",
-    "sanity": "Sanity check",
-    "within_class": "Within each predicted class",
-    "across_seeds": "Across training seeds",
-    "across_threads": "Across thread counts",
-    "paper_effect": "Against the paper's effect",
-}
 #: Default location of the robustness chapter's record.
 ROBUSTNESS_JSON = pathlib.Path(__file__).resolve().parents[1] / "_build" / "results" / "robustness.json"
 
