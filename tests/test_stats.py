@@ -307,3 +307,15 @@ def test_auroc_difference_interval_covers_zero_for_identical_scores_and_not_for_
     assert same["delta"] == 0 and same["delta_ci95"] == [0.0, 0.0]
     better = stats.auroc_difference(a, y + rng.normal(0, 0.3, 300), y, n_boot=300)
     assert better["verdict"] == "higher"
+
+
+def test_stratified_auroc_and_auroc_difference_p_agrees_with_their_interval():
+    rng = np.random.default_rng(10)
+    for shift in (0.0, 0.15, 0.4):
+        y = rng.random(200) < 0.6
+        st = rng.integers(0, 2, 200)
+        s = shift * y + rng.normal(0, 1, 200)
+        r = stats.stratified_auroc(s, y, st, n_boot=300, seed=1)
+        assert (r["p"] < 0.05) == (r["ci95"][0] > 0.5 or r["ci95"][1] < 0.5)
+        d = stats.auroc_difference(rng.normal(size=200), s, y, n_boot=300, seed=1)
+        assert (d["p"] < 0.05) == (d["delta_ci95"][0] > 0 or d["delta_ci95"][1] < 0)

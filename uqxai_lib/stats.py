@@ -27,6 +27,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from .rules import MIN_GROUP_SIZE
+
 __all__ = [
     "VERDICTS",
     "added_value",
@@ -48,9 +50,6 @@ __all__ = [
     "stratified_auroc",
     "verdict",
 ]
-
-#: Fewer defined items than this in a group make a comparison "undefined" (rules.MIN_GROUP_SIZE).
-MIN_GROUP_SIZE = 5
 
 VERDICTS = ("higher", "lower", "no detectable difference")
 
@@ -514,8 +513,8 @@ def stratified_auroc(scores: Any, positive: Any, strata: Any, *, groups: Any = N
     ``auroc - 0.5`` (:func:`verdict`); "undefined" (with ``reason``) when fewer than ``min_group``
     positives or negatives lie in strata that hold both.
 
-    Returns ``auroc, ci95, n_pairs, n_pos, n_neg, strata [{stratum, n_pos, n_neg, auroc}], verdict,
-    reason``.
+    Returns ``auroc, ci95, p, n_pairs, n_pos, n_neg, strata [{stratum, n_pos, n_neg, auroc}],
+    verdict, reason``.
 
     >>> r = stratified_auroc([1, 2, 3, 4, 5, 6, 7, 8], [0, 1, 0, 1, 0, 1, 0, 1], [0, 0, 0, 0, 1, 1, 1, 1], min_group=1, n_boot=200)
     >>> r["auroc"], r["n_pairs"]
@@ -543,7 +542,7 @@ def stratified_auroc(scores: Any, positive: Any, strata: Any, *, groups: Any = N
     out = {"n_pairs": int(den), "n_pos": n_pos, "n_neg": n_neg, "strata": rows}
     if n_pos < min_group or n_neg < min_group:
         return {**out, "auroc": float(num / den) if den else math.nan, "ci95": [math.nan, math.nan],
-                "verdict": "undefined",
+                "p": math.nan, "verdict": "undefined",
                 "reason": f"{n_pos} positive and {n_neg} negative item(s) in strata holding both "
                           f"(fewer than {min_group} in a group)"}
 
@@ -553,9 +552,10 @@ def stratified_auroc(scores: Any, positive: Any, strata: Any, *, groups: Any = N
 
     cells = None if g is not None else np.unique(np.stack([st.astype(str), pos.astype(str)], 1), axis=0,
                                                   return_inverse=True)[1].reshape(-1)
-    ci = bootstrap_ci(stat, s, pos, st, groups=g, strata=cells, n_boot=n_boot, level=level, seed=seed)
-    return {**out, "auroc": float(num / den), "ci95": list(ci), "verdict": verdict([ci[0] - 0.5, ci[1] - 0.5]),
-            "reason": None}
+    bt = bootstrap_test(stat, s, pos, st, groups=g, strata=cells, null=0.5, n_boot=n_boot, level=level, seed=seed)
+    ci = bt["ci95"]
+    return {**out, "auroc": float(num / den), "ci95": list(ci), "p": bt["p"],
+            "verdict": verdict([ci[0] - 0.5, ci[1] - 0.5]), "reason": None}
 
 
 def out_of_fold_probability(X: Any, y: Any, *, groups: Any = None, folds: int = 5, seed: int = 0) -> np.ndarray:
@@ -607,8 +607,8 @@ def auroc_difference(a: Any, b: Any, positive: Any, *, groups: Any = None, n_boo
                      level: float = 0.95, seed: int = 0) -> dict:
     """Paired comparison of two scores of the same items: ``auroc_a``, ``auroc_b`` for the
     ``positive`` items, ``delta = auroc_b - auroc_a`` with its bootstrap interval (items resampled
-    together; whole ``groups`` when given, else within each class), ``verdict`` from the interval and
-    ``n_nan`` (items left out because either score is NaN)."""
+    together; whole ``groups`` when given, else within each class), ``p`` from the same resamples
+    (:func:`bootstrap_test`), ``verdict`` from the interval and ``n_nan`` (items left out because either score is NaN)."""
     x, z, pos = _vec(a, "a"), _vec(b, "b"), _bool(positive, "positive")
     if not (x.size == z.size == pos.size):
         raise ValueError(f"auroc_difference: a, b and positive need one value per item, got {x.size}, {z.size}, {pos.size}")
@@ -617,12 +617,13 @@ def auroc_difference(a: Any, b: Any, positive: Any, *, groups: Any = None, n_boo
     x, z, pos = x[keep], z[keep], pos[keep]
     if pos.all() or not pos.any():
         return {"auroc_a": math.nan, "auroc_b": math.nan, "delta": math.nan, "delta_ci95": [math.nan, math.nan],
-                "verdict": "undefined", "n_nan": int((~keep).sum())}
+                "p": math.nan, "verdict": "undefined", "n_nan": int((~keep).sum())}
     auc_a, auc_b = auroc(x, pos), auroc(z, pos)
-    ci = bootstrap_ci(lambda xx, zz, pp: auroc(zz, pp) - auroc(xx, pp), x, z, pos, groups=g,
-                      strata=None if g is not None else pos, n_boot=n_boot, level=level, seed=seed)
-    return {"auroc_a": auc_a, "auroc_b": auc_b, "delta": auc_b - auc_a, "delta_ci95": list(ci),
-            "verdict": verdict(ci), "n_nan": int((~keep).sum())}
+    bt = bootstrap_test(lambda xx, zz, pp: auroc(zz, pp) - auroc(xx, pp), x, z, pos, groups=g,
+                        strata=None if g is not None else pos, n_boot=n_boot, level=level, seed=seed)
+    ci = bt["ci95"]
+    return {"auroc_a": auc_a, "auroc_b": auc_b, "delta": auc_b - auc_a, "delta_ci95": list(ci), "p": bt["p"],
+            "verdict": verdict(ci) if all(map(math.isfinite, ci)) else "undefined", "n_nan": int((~keep).sum())}
 
 
 def added_value(score: Any, baselines: Mapping[str, Any], correct: Any, *, groups: Any = None, folds: int = 5,
@@ -655,7 +656,7 @@ def added_value(score: Any, baselines: Mapping[str, Any], correct: Any, *, group
            "folds": int(folds), "grouped": g is not None}
     nan = {"auroc_score": math.nan, "auroc_single": {k: math.nan for k in base}, "auroc_combination": math.nan,
            "strongest": None, "auroc_strongest": math.nan, "auroc_with_score": math.nan, "delta": math.nan,
-           "delta_ci95": [math.nan, math.nan], "verdict": "undefined"}
+           "delta_ci95": [math.nan, math.nan], "p": math.nan, "verdict": "undefined"}
     if n1 < min_group or n0 < min_group:
         return {**out, **nan, "reason": f"{n1} correct and {n0} misclassified item(s) (fewer than {min_group} in a group)"}
 
@@ -678,4 +679,4 @@ def added_value(score: Any, baselines: Mapping[str, Any], correct: Any, *, group
     return {**out, "auroc_score": auroc(p_score, c) if np.isfinite(p_score).all() else math.nan,
             "auroc_single": single, "auroc_combination": auc_comb, "strongest": strongest,
             "auroc_strongest": d["auroc_a"], "auroc_with_score": d["auroc_b"], "delta": d["delta"],
-            "delta_ci95": d["delta_ci95"], "verdict": d["verdict"], "reason": None}
+            "delta_ci95": d["delta_ci95"], "p": d["p"], "verdict": d["verdict"], "reason": None}
