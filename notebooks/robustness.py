@@ -28,14 +28,16 @@
 #
 # In this chapter you will
 #
-# 1. run each study (`ecg_sue`, `mri_mc_dropout`, `derm_vic`) for several training seeds with
-#    `primary_only=True` (only what its primary comparison needs), as tasks of the Dask sweep
-#    (`uqxai_lib.sweep`), one torch thread per task;
+# 1. run each study's primary comparison (`ecg_sue`, `mri_mc_dropout`, `derm_vic`) for several
+#    training seeds: the library function `primary_run` of each chapter's module, the same code the
+#    chapter calls, as tasks of the Dask sweep (`uqxai_lib.sweep`), one torch thread per task;
 # 2. run one seed again at two threads to see the thread-count effect;
 # 3. read each run's `primary` record and show, per study, a forest plot of the effect and its
 #    interval per seed with the across-seed mean and its 95% interval, the number of seeds that agree
 #    in sign, and the paper's number beside ours;
-# 4. say which of the three claims survive.
+# 4. give each study the `across_seeds` and `across_threads` rungs of its verdict ladder (the
+#    chapters read them from this chapter's `robustness.json`; the across-seed rung is each
+#    chapter's headline) and say which of the three claims survive.
 #
 # ## Prerequisites
 #
@@ -60,9 +62,10 @@ seeds = [0, 1, 2, 3, 4]  # training seeds of every study (1 torch thread)
 thread_seed = 0  # this seed also runs at 2 torch threads
 study_profile = None  # profile of the study notebooks (None: the same as this chapter's)
 study_overrides = {}  # per study, parameters on top of its profile, e.g. {"ecg_sue": {"max_test": 300}}
+study_functions = None  # per study, "package.module:function" of its primary (None: uqxai_lib.studies.*.primary_run)
 workers = None  # LocalCluster worker processes (None: the machine's cores, one thread each)
 sweep_dir = "../_build/sweeps"
-notebooks_dir = "."  # where the study notebooks are (papermill runs this one in notebooks/)
+notebooks_dir = "."  # where the study notebooks are (their parameters cells give each study's parameters)
 profiles_dir = None  # the studies' profiles (None: uqxai_lib/profiles)
 
 # %%
@@ -98,18 +101,19 @@ def show(fig):
 # %% [markdown]
 # ## Running the studies over seeds
 #
-# `R.check_studies` makes sure every study notebook accepts `primary_only` (the chapter stops here
-# with a message naming the notebook otherwise). `R.study_tasks` builds one sweep task per study and
-# seed at one torch thread, plus `thread_seed` at two threads; `sweep.sweep` runs them on a local Dask
-# cluster, skipping tasks whose key (notebook source, parameters, seed, package, threads) already
-# finished. Each task's kernel has `OMP_NUM_THREADS` fixed, so its result does not depend on how many
-# tasks ran at the same time.
+# `R.check_studies` makes sure every study's primary function can be imported (the chapter stops
+# here with a message naming it otherwise). `R.study_tasks` builds one sweep task per study and seed
+# at one torch thread, plus `thread_seed` at two threads, each calling the study's `primary_run` with
+# the chapter's parameters (its parameters cell and profile); `sweep.sweep` runs them on a local Dask
+# cluster, skipping tasks whose key (function, parameters, seed, package, threads) already finished.
+# Each task runs in its own process with its torch thread count fixed, so its result does not depend
+# on how many tasks ran at the same time.
 
 # %%
-R.check_studies(studies, pathlib.Path(notebooks_dir).resolve())
+R.check_studies(studies, study_functions)
 tasks = R.study_tasks(studies, seeds, profile=run_profile, thread_seed=thread_seed, overrides=study_overrides,
                       device=dev, data_dir=data_dir, notebooks_dir=pathlib.Path(notebooks_dir).resolve(),
-                      profiles_dir=profiles_dir,
+                      profiles_dir=profiles_dir, functions=study_functions,
                       env={k: os.environ[k] for k in ("UQXAI_CACHE_DIR",) if k in os.environ})
 # progress (done / total, ETA) goes to stderr, which the book leaves out of the page
 rows = sweep.sweep(tasks, out=pathlib.Path(sweep_dir).resolve(), workers=n_workers)
@@ -134,17 +138,12 @@ for name in studies:
     display(Markdown(f"### {TITLES.get(name, name)}\n\n*Claim* ({c['source']}): {c['text']} "
                      f"Theirs: **{c['theirs']}**. Our primary comparison: `{s['primary_name']}`."))
     show(vr.forest_plot(s, title=TITLES.get(name, name)))
-    t1, t2 = s["threads"]["1"], s["threads"]["2"]
-    thread_note = ("the 2-thread run did not finish" if t2 is None else
-                   f"seed {s['thread_seed']} gives {t1:.4g} at 1 thread and {t2:.4g} at 2 threads "
-                   f"(difference {t2 - t1:+.3g})")
+    seeds_rung, threads_rung = s["rungs"]
     display(Markdown(
-        f"- Across {len(s['seeds'])} seeds the mean effect is {s['mean']:.4g}, 95% interval "
-        f"[{s['ci95'][0]:.4g}, {s['ci95'][1]:.4g}]: **{s['verdict']}**; the claim is "
-        f"**{s['reproduction']}** across seeds.\n"
-        f"- {s['sign_agreement']} seeds agree in sign with the mean; {s['reproduced_seeds']} seeds alone "
-        f"would have reproduced the claim (their verdicts: {', '.join(s['verdicts_per_seed'])}).\n"
-        f"- Thread count: {thread_note}."))
+        f"- Across training seeds the claim is **{seeds_rung['outcome']}**: {seeds_rung['evidence']}.\n"
+        f"- Single seeds: {s['reproduced_seeds']} alone would have reproduced the claim (their verdicts: "
+        f"{', '.join(s['verdicts_per_seed'])}).\n"
+        f"- Thread count (seed {s['thread_seed']}): **{threads_rung['outcome']}** — {threads_rung['evidence']}."))
 
 # %% [markdown]
 # ## All three claims
@@ -152,14 +151,16 @@ for name in studies:
 # %%
 table = pd.DataFrame([{
     "study": name, "claim (theirs)": s["claim"]["theirs"], "expected": s["claim"]["expected"],
-    "mean effect": s["mean"], "95% CI (seeds)": f"[{s['ci95'][0]:.3g}, {s['ci95'][1]:.3g}]",
-    "sign agreement": s["sign_agreement"], "verdict": s["verdict"], "claim across seeds": s["reproduction"],
-    "1 thread": s["threads"]["1"], "2 threads": s["threads"]["2"]} for name, s in summaries.items()])
+    "mean effect": s["mean"], "95% CI (seeds)": report.fmt_interval(s["ci95"]),
+    "sign agreement": s["sign_agreement"], "claim across seeds": s["reproduction"],
+    "1 thread": (s["threads"]["1"] or {}).get("verdict"), "2 threads": (s["threads"]["2"] or {}).get("verdict"),
+    "thread count": s["rungs"][1]["outcome"]} for name, s in summaries.items()])
 report.table(table, "claims_across_seeds")
 
 # %%
-keys = ("seeds", "effects", "ci95_per_seed", "mean", "ci95", "sign_agreement", "threads", "thread_seed",
-        "verdict", "reproduction", "verdicts_per_seed", "reproduced_seeds", "primary_name", "claim")
+keys = ("seeds", "effects", "ci95_per_seed", "seed_summary", "mean", "ci95", "sign_agreement", "threads",
+        "thread_seed", "verdict", "reproduction", "rungs", "verdicts_per_seed", "reproduced_seeds", "primary_name",
+        "claim")
 results = {name: cache.finite_or_none(cache.round_sig({k: s[k] for k in keys})) for name, s in summaries.items()}
 report.save_tables(results_path)
 cache.atomic_write_json(results_path, results)
@@ -180,18 +181,22 @@ cache.atomic_write_json(results_path, results)
 
 # %%
 fate = R.surviving(summaries)
-words = {"reproduced": "survive", "not reproduced": "are not reproduced", "reversed": "are reversed"}
+words = {"reproduced": "survive", "not reproduced": "are not reproduced", "reversed": "are reversed",
+         "undefined": "cannot be judged (too few defined seeds)"}
 lines = [f"- Claims that {words[k]} across {len(seeds)} training seeds: "
          f"{', '.join(TITLES.get(n, n) for n in v) if v else 'none'}." for k, v in fate.items()]
+flips = [TITLES.get(n, n) for n, s in summaries.items() if s["rungs"][1]["outcome"] == "flips"]
 display(Markdown("\n".join(lines) + "\n- Verdicts are chosen from the across-seed 95% interval "
-                 "(`stats.seed_summary`, `stats.reproduction`); the per-seed verdicts above show how often a "
-                 "single run would have told a different story."))
+                 "(`stats.seed_summary`, `verdicts.across_seeds`); the per-seed verdicts above show how often a "
+                 "single run would have told a different story.\n"
+                 f"- The single-run verdict flips between 1 and 2 torch threads for: {', '.join(flips) or 'none'}."))
 
 # %% [markdown]
 # ## What's next
 #
-# - Run more seeds or a larger profile: `make sweep ONLY=ecg_sue SEEDS=0-19 SET="primary_only=true"`,
-#   on a Dask cluster with `--scheduler tcp://host:8786` (see the README).
+# - Run more seeds: raise `seeds` in `uqxai_lib/profiles/robustness.yaml` (finished tasks are kept);
+#   `make sweep ONLY=ecg_sue SEEDS=0-19` runs whole chapters per seed, on a Dask cluster with
+#   `--scheduler tcp://host:8786` (see the README).
 # - Change one setting for every seed (`study_overrides`) and see whether a verdict moves.
 # - The reproducibility page explains how thread counts and the cache enter the results.
 #

@@ -369,8 +369,9 @@ def test_function_key_covers_function_parameters_seed_threads_device_and_package
               sweep.function_key("m:f", {"a": 1}, 1, 1, "cpu", digest="d"),
               sweep.function_key("m:f", {"a": 1}, 0, 2, "cpu", digest="d"),
               sweep.function_key("m:f", {"a": 1}, 0, 1, "cuda", digest="d"),
-              sweep.function_key("m:f", {"a": 1}, 0, 1, "cpu", digest="e")]
-    assert len({k, *others}) == 7 and k == sweep.function_key("m:f", {"a": 1}, 0, 1, "cpu", digest="d")
+              sweep.function_key("m:f", {"a": 1}, 0, 1, "cpu", digest="e"),
+              sweep.function_key("m:f", {"a": 1}, 0, 1, "cpu", digest="d", name="other study")]
+    assert len({k, *others}) == 8 and k == sweep.function_key("m:f", {"a": 1}, 0, 1, "cpu", digest="d")
 
 
 def test_missing_function_is_one_clear_error_before_anything_runs(fake_fn):

@@ -145,6 +145,13 @@ def test_ladder_headline_is_the_across_seeds_outcome_and_rungs_are_ordered():
     assert lad["data"].startswith("embedded synthetic phantom (SyntheticECG)")
     text = " ".join(verdicts.sentences(lad))
     assert "In this run the claim is reproduced" in text and "Across training seeds the claim is not reproduced" in text
+    assert "The single-run verdict is the same at 1 and 2 threads" in text
+    for outcome, theirs in (("excluded", 0.9), ("underpowered", 0.2)):
+        prim = {"effect": 0.3, "ci95": [0.1, 0.5], "verdict": "higher"}
+        rung = verdicts.paper_effect(prim, theirs)
+        assert rung["outcome"] == outcome
+        words = verdicts.sentences({"rungs": [rung]})[0]
+        assert ("excludes the paper's own effect" in words) == (outcome == "excluded")
     with pytest.raises(verdicts.VerdictError, match="headline rung 'across_seeds' is missing"):
         verdicts.ladder("c", "d", rungs[1:])
     with pytest.raises(verdicts.VerdictError, match="more than once"):

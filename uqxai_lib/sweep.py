@@ -311,9 +311,9 @@ def resolve_function(spec: str) -> Callable[..., Any]:
 
 
 def function_key(function: str, parameters: dict, seed: int, threads: int, device: str = "cpu",
-                 digest: str | None = None) -> str:
-    """Key of a function task: hash of the function's name, parameters, seed, device, package version
-    and source digest, and torch threads.
+                 digest: str | None = None, name: str = "") -> str:
+    """Key of a function task: hash of the task's name (its group, e.g. the study), the function,
+    parameters, seed, device, package version and source digest, and torch threads.
 
     >>> a = function_key("m:f", {"n": 1}, 0, 1, digest="d")
     >>> a == function_key("m:f", {"n": 1}, 0, 1, digest="d"), a == function_key("m:f", {"n": 1}, 0, 2, digest="d")
@@ -321,7 +321,7 @@ def function_key(function: str, parameters: dict, seed: int, threads: int, devic
     """
     from uqxai_lib.cache import canonical_json
 
-    payload = canonical_json({"function": str(function), "parameters": parameters, "seed": int(seed),
+    payload = canonical_json({"name": str(name), "function": str(function), "parameters": parameters, "seed": int(seed),
                               "threads": int(threads), "device": str(device), "uqxai_lib": __version__,
                               "digest": digest if digest is not None else package_digest()})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -365,7 +365,7 @@ def make_function_tasks(name: str, function: str, parameters: dict, seeds: Seque
     base_env = {**{k: str(int(threads)) for k in THREAD_ENV}, **dict.fromkeys(KERNEL_ENV_UNSET),
                 "PYTHONHASHSEED": "0", **(env or {})}
     return [FunctionTask(str(name), str(function), int(seed), params, int(threads),
-                         function_key(function, params, int(seed), int(threads), device, digest), str(device),
+                         function_key(function, params, int(seed), int(threads), device, digest, str(name)), str(device),
                          int(timeout), dict(base_env)) for seed in seeds]
 
 

@@ -358,8 +358,13 @@ _SENTENCE = {
     "within_class": "Within each predicted class the claim is {o}: {e}.",
     "across_seeds": "Across training seeds the claim is {o}: {e}.",
     "across_threads": "The single-run verdict is the {o} at 1 and 2 threads: {e}.",
-    "paper_effect": "Against the paper's effect our interval is {o}: {e}.",
     "across_metrics": "Judged by every score of the table the claim is {o}: {e}.",
+}
+_PAPER = {
+    "excluded": "Our interval excludes the paper's own effect: {e}.",
+    "compatible": "Our interval is compatible with the paper's own effect: {e}.",
+    "underpowered": "Our interval is wider than the paper's own effect, so this run cannot tell that effect from "
+                    "half of it (underpowered): {e}.",
 }
 
 
@@ -371,9 +376,12 @@ def sentences(lad: Mapping[str, Any]) -> list[str]:
         if r["outcome"] == "undefined":
             out.append(f"{RUNG_TITLES[r['name']]}: undefined ({r.get('reason', 'no reason given')}).")
             continue
-        o = {"across_threads": "same" if r["outcome"] == "same" else None}.get(r["name"], r["outcome"])
+        o = r["outcome"]
         if r["name"] == "across_threads" and r["outcome"] == "flips":
             out.append(f"The single-run verdict flips between 1 and 2 threads: {r['evidence']}.")
+            continue
+        if r["name"] == "paper_effect":
+            out.append(_PAPER[r["outcome"]].format(e=r["evidence"]))
             continue
         if r["name"] == "sanity" and r["outcome"] == "inconclusive":
             out.append(f"The cascading randomisation check is inconclusive ({r.get('reason', '')}): {r['evidence']}.")
