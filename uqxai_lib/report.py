@@ -42,7 +42,8 @@ from . import stats
 
 __all__ = ["NOT_COMPUTED", "fmt_number", "fmt_interval", "interval_verdict", "reproduction_of",
            "seed_reproduction", "verdict_box", "verdict_table", "bench_table", "bench_spread_table",
-           "latest_full", "table", "tables", "clear_tables", "table_record", "ordered_tables", "write_table_csvs",
+           "latest_full", "bench_sweep_text", "table", "format_table", "FormattedTable", "column_formatter",
+           "tables", "clear_tables", "table_record", "ordered_tables", "write_table_csvs",
            "write_tables_zip", "table_csv", "tables_path", "save_tables", "load_tables"]
 
 #: what a box or a table row says when a record has no ``primary`` (yet)
@@ -403,25 +404,240 @@ def table_record(df: Any) -> dict[str, list]:
     return {"columns": columns, "rows": rows}
 
 
-def table(df: Any, name: str) -> Any:
-    """Register a table the notebook shows under ``name`` and return ``df`` unchanged, so a cell can
-    write ``display(report.table(df, "name"))`` (or end with ``report.table(df, "name")``).
+# --------------------------------------------------------------------------- tables on the page
+#: what an empty cell (None, NaN) shows
+EMPTY_CELL = "–"
+#: column names read as p-values: 2 significant digits per cell, whatever the column's range
+P_VALUE = re.compile(r"^(p|p[ _-]?value|p \(.*\)|p_.*|.*\bp-value\b.*|.* p)$", re.I)
+#: a float column whose non-zero magnitudes span more than this factor gets significant digits per cell
+SPAN_FOR_SIGNIFICANT = 100.0
+#: the most decimals a fixed-precision column gets
+MAX_DECIMALS = 6
 
-    :func:`save_tables` (called beside the line that writes the results record) keeps them in
-    ``NAME.tables.json``, and the book offers each table as ``_results/<chapter>/<name>.csv``.
+
+def _minus(text: str) -> str:
+    return "−" + text[1:] if text.startswith("-") else text
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def column_formatter(values: Sequence[Any], *, digits: int = 3, name: str = "", spec: Any = None):
+    """The function that turns each value of one column into its text on the page.
+
+    ``spec`` (per column, see :func:`format_table`) overrides the rule:
+
+    * an ``int`` ``d``: fixed ``d`` decimals;
+    * ``"sig"`` or ``"sigN"``: N (default ``digits``) significant digits per cell;
+    * ``"int"``: rounded to a whole number; ``"pct"``: a share shown as a percentage, 1 decimal;
+    * a format string such as ``"{:.2f}"`` or a callable ``value -> str``.
+
+    Without a spec: booleans are "yes"/"no"; a column of whole numbers shows whole numbers; a column
+    named like a p-value (:data:`P_VALUE`) gets 2 significant digits per cell; other numbers get one
+    fixed precision for the whole column — ``digits`` significant digits of its largest magnitude —
+    unless its non-zero magnitudes span more than :data:`SPAN_FOR_SIGNIFICANT` (then ``digits``
+    significant digits per cell). None and NaN show as :data:`EMPTY_CELL`; negative numbers with a
+    real minus sign; text is shown as it is (never shortened).
+
+    >>> f = column_formatter([0.82388, 0.049259, 0.5]); [f(v) for v in (0.82388, 0.049259, -0.5)]
+    ['0.824', '0.049', '−0.500']
+    >>> f = column_formatter([1.0, 12.0, None]); [f(v) for v in (1.0, 12.0, None)]
+    ['1', '12', '–']
+    >>> f = column_formatter([0.2, 1e-5], name="p (Holm)"); f(1.234e-5), f(0.2)
+    ('1.2e-05', '0.2')
+    >>> column_formatter([0.5], spec="pct")(0.5), column_formatter([3.14159], spec=1)(3.14159)
+    ('50.0%', '3.1')
+    """
+    nums = [float(v) for v in values if _is_number(v) and math.isfinite(float(v))]
+
+    def empty_or(fn):
+        def show(v: Any) -> str:
+            if v is None or (isinstance(v, float) and not math.isfinite(v)):
+                return EMPTY_CELL if v is None or math.isnan(v) else _minus(str(v))
+            if isinstance(v, bool):
+                return "yes" if v else "no"
+            if _is_number(v):
+                return _minus(fn(float(v)))
+            if isinstance(v, (list, tuple)):
+                return ", ".join(show(x) for x in v)
+            return str(v)
+        return show
+
+    if callable(spec):
+        return empty_or(spec)
+    if isinstance(spec, str) and "{" in spec:
+        return empty_or(lambda x: spec.format(x))
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        return empty_or(lambda x: f"{x:.{spec}f}")
+    if spec == "int":
+        return empty_or(lambda x: f"{x:.0f}")
+    if spec == "pct":
+        return empty_or(lambda x: f"{100 * x:.1f}%")
+    if isinstance(spec, str) and spec.startswith("sig"):
+        n = int(spec[3:] or digits)
+        return empty_or(lambda x: f"{x:.{n}g}")
+    if spec is not None:
+        raise ValueError(f"column {name!r}: format {spec!r} is not one of int decimals, 'sig', 'sigN', 'int', "
+                         "'pct', a format string like '{:.2f}' or a callable")
+    if nums and all(x == round(x) and abs(x) < 1e15 for x in nums) and \
+            all(isinstance(v, int) or (isinstance(v, float) and v == round(v)) for v in values if _is_number(v)):
+        return empty_or(lambda x: f"{x:.0f}")
+    if P_VALUE.match(str(name).strip()):
+        return empty_or(lambda x: f"{x:.2g}")
+    nonzero = [abs(x) for x in nums if x != 0]
+    if not nonzero:
+        return empty_or(lambda x: f"{x:.{digits}g}")
+    top, low = max(nonzero), min(nonzero)
+    if top / low > SPAN_FOR_SIGNIFICANT or top >= 10 ** (digits + 3):
+        return empty_or(lambda x: f"{x:.{digits}g}")
+    decimals = min(MAX_DECIMALS, max(0, digits - 1 - math.floor(math.log10(top))))
+    return empty_or(lambda x: f"{x:.{decimals}f}")
+
+
+def _wbr(text: str) -> str:
+    """HTML text with break opportunities after ``_``, ``/`` and ``.`` (long column names wrap)."""
+    import html as _html
+
+    return re.sub(r"([_/.])(?=\w)", r"\1<wbr>", _html.escape(text))
+
+
+class FormattedTable:
+    """A table as the page shows it: ``columns`` and ``rows`` of text (see :func:`format_table`).
+
+    In a notebook it displays as an HTML ``<table class="uqxai-table">`` (numbers right-aligned,
+    no index column, long headers break after ``_`` and ``/``), optionally under a note saying which
+    rows or columns are only in the CSV, and optionally folded into a ``<details>`` section.
+    ``to_frame()`` gives the text as a DataFrame; ``record`` the raw values (what the CSV holds).
+    """
+
+    def __init__(self, columns: list[str], rows: list[list[str]], numeric: list[bool], *,
+                 record: dict | None = None, name: str | None = None, note: str | None = None,
+                 fold: str | None = None, caption: str | None = None):
+        self.columns, self.rows, self.numeric = columns, rows, numeric
+        self.record, self.name, self.note, self.fold, self.caption = record, name, note, fold, caption
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.columns)
+
+    def _link(self) -> str:
+        # the book's extension turns '#uqxai-csv-NAME' into the chapter's CSV download
+        return f' (<a class="uqxai-csv" href="#uqxai-csv-{self.name}">{self.name}.csv</a>)' if self.name else ""
+
+    def _repr_html_(self) -> str:
+        import html as _html
+
+        head = "".join(f'<th class="{"num" if n else "text"}">{_wbr(c)}</th>'
+                       for c, n in zip(self.columns, self.numeric))
+        body = "".join("<tr>" + "".join(f'<td class="{"num" if n else "text"}">{_html.escape(v)}</td>'
+                                         for v, n in zip(r, self.numeric)) + "</tr>" for r in self.rows)
+        cap = f"<caption>{_html.escape(self.caption)}</caption>" if self.caption else ""
+        out = (f'<table class="uqxai-table">{cap}<thead><tr>{head}</tr></thead>'
+               f"<tbody>{body}</tbody></table>")
+        if self.note:
+            out += f'<p class="uqxai-table-note">{_html.escape(self.note)}{self._link()}</p>'
+        if self.fold:
+            out = (f'<details class="uqxai-fold"><summary>{_html.escape(self.fold)}</summary>'
+                   f"{out}</details>")
+        return out
+
+    def __repr__(self) -> str:
+        widths = [max([len(c)] + [len(r[j]) for r in self.rows]) for j, c in enumerate(self.columns)]
+        line = lambda cells: "  ".join(c.rjust(w) if n else c.ljust(w)  # noqa: E731
+                                       for c, w, n in zip(cells, widths, self.numeric)).rstrip()
+        text = "\n".join([line(self.columns)] + [line(r) for r in self.rows])
+        return text + (f"\n{self.note}" if self.note else "")
+
+
+def format_table(df: Any, *, key: Sequence[str] = (), formats: Mapping[str, Any] | None = None,
+                 digits: int = 3, show: Sequence[str] | None = None, rename: Mapping[str, str] | None = None,
+                 max_rows: int | None = None, fold: str | None = None, caption: str | None = None,
+                 name: str | None = None) -> FormattedTable:
+    """A DataFrame (Series, Styler) as a table that fits the book's column.
+
+    * **no index column**: a meaningful index (anything but 0..n-1, e.g. ``set_index("ratio")``)
+      becomes ordinary first column(s); the default range index is dropped;
+    * **key columns first**: ``key`` names the columns to put first, in that order (e.g.
+      ``key=["claim", "ours", "verdict"]``), the others follow in their order;
+    * **numbers per column**: :func:`column_formatter` (``digits`` significant digits of the
+      column's largest value as one fixed precision, whole numbers as such, p-values 2 significant
+      digits); ``formats={"column": spec}`` sets a column's rule (``2`` decimals, ``"sig3"``,
+      ``"int"``, ``"pct"``, ``"{:.1f} s"`` or a callable);
+    * **no truncation**: every row and every character of text is shown, unless ``max_rows`` or
+      ``show`` say otherwise — then a note under the table says what was left out and links the
+      chapter's CSV of the whole table (when ``name`` is given: :func:`table` passes it);
+    * ``show``: the columns to show (after ``rename``; the CSV keeps all); ``rename``: plain words
+      for column names (``{"ecg_snr_db": "SNR (dB)"}``); ``fold``: the summary line of a collapsed
+      ``<details>`` section holding the table (a wide or secondary table that the reader opens on
+      demand); ``caption``: a caption line above the table.
+
+    >>> import pandas as pd
+    >>> t = format_table(pd.DataFrame({"verdict": ["reproduced"], "ours": [0.82388], "n": [12.0]}),
+    ...                  key=["ours"])
+    >>> t.columns, t.rows
+    (['ours', 'verdict', 'n'], [['0.824', 'reproduced', '12']])
+    >>> format_table(pd.DataFrame({"x": [1.5]}, index=pd.Index(["a"], name="k"))).rows
+    [['a', '1.50']]
+    """
+    rec = table_record(df)
+    columns = [str((rename or {}).get(c, c)) for c in rec["columns"]]
+    if len(set(columns)) != len(columns):
+        dup = sorted({c for c in columns if columns.count(c) > 1})
+        raise ValueError(f"table has repeated column names {dup}; rename them (rename={{...}}) so each is unique")
+    missing = [k for k in list(key) + list(show or []) + list(formats or {}) if k not in columns]
+    if missing:
+        raise ValueError(f"column(s) {missing} are not in the table; its columns are {columns}")
+    order = [c for c in key] + [c for c in columns if c not in key]
+    if show is not None:
+        order = [c for c in order if c in show]
+    idx = [columns.index(c) for c in order]
+    raw_rows = [[r[i] for i in idx] for r in rec["rows"]]
+    fmts = [column_formatter([r[j] for r in raw_rows], digits=digits, name=c, spec=(formats or {}).get(c))
+            for j, c in enumerate(order)]
+    numeric = [bool(raw_rows) and all(_is_number(r[j]) or r[j] is None for r in raw_rows)
+               and any(_is_number(r[j]) for r in raw_rows) for j in range(len(order))]
+    shown = raw_rows if max_rows is None else raw_rows[:max(0, int(max_rows))]
+    rows = [[f(v) for f, v in zip(fmts, r)] for r in shown]
+    left = []
+    if len(shown) < len(raw_rows):
+        left.append(f"{len(shown)} of {len(raw_rows)} rows shown")
+    if len(order) < len(columns):
+        hidden = [c for c in columns if c not in order]
+        left.append(f"{len(hidden)} more column{'s' if len(hidden) > 1 else ''} ({', '.join(hidden)})")
+    note = ("; ".join(left) + ": all of it in the table's CSV") if left else None
+    if note and not name:
+        note = "; ".join(left) + " (register the table with report.table to offer its CSV)"
+    return FormattedTable(order, rows, numeric, record=rec, name=name, note=note, fold=fold, caption=caption)
+
+
+def table(df: Any, name: str, **page: Any) -> FormattedTable:
+    """Register a table the notebook shows under ``name`` and return it formatted for the page, so a
+    cell writes ``display(report.table(df, "name"))`` (or ends with ``report.table(df, "name")``).
+
+    The registered table keeps the raw values (:func:`table_record`): :func:`save_tables` (called
+    beside the line that writes the results record) keeps them in ``NAME.tables.json``, and the book
+    offers each table as ``_results/<chapter>/<name>.csv``.  What the page shows is
+    :func:`format_table` of ``df`` with the keyword arguments ``page`` (``key``, ``formats``,
+    ``digits``, ``show``, ``rename``, ``max_rows``, ``fold``, ``caption``): no index column, numbers
+    formatted per column, key columns first, and a link to the CSV when rows or columns are left out.
     Registering a name again replaces the table (a cell run twice) and keeps its place in the
     chapter's order.
 
     >>> import pandas as pd
-    >>> clear_tables(); _ = table(pd.DataFrame({"a": [1]}), "t1"); tables()["t1"]["rows"]
-    [[1]]
+    >>> clear_tables(); t = table(pd.DataFrame({"a": [1.23456]}), "t1"); tables()["t1"]["rows"], t.rows
+    ([[1.23456]], [['1.23']])
     >>> clear_tables()
     """
     _check_table_name(name)
-    rec = table_record(df)
+    shown = format_table(df, name=name, **page)
+    rec = shown.record
+    if page.get("rename"):  # the CSV carries the plain names the page shows
+        rec = {"columns": [str(page["rename"].get(c, c)) for c in rec["columns"]], "rows": rec["rows"]}
     position = _TABLES[name]["position"] if name in _TABLES else len(_TABLES)
     _TABLES[name] = {"position": position, **rec}
-    return df
+    return shown
 
 
 def tables() -> dict[str, dict[str, Any]]:
