@@ -42,7 +42,8 @@ from . import stats
 
 __all__ = ["NOT_COMPUTED", "fmt_number", "fmt_interval", "interval_verdict", "reproduction_of",
            "seed_reproduction", "verdict_box", "verdict_table", "bench_table", "bench_spread_table",
-           "latest_full", "bench_sweep_text", "table", "format_table", "FormattedTable", "column_formatter",
+           "latest_full", "bench_sweep_text", "run_times", "run_times_table", "runtime_text",
+           "fmt_duration", "table", "format_table", "FormattedTable", "column_formatter",
            "tables", "clear_tables", "table_record", "ordered_tables", "write_table_csvs",
            "write_tables_zip", "table_csv", "tables_path", "save_tables", "load_tables"]
 
@@ -248,7 +249,7 @@ def verdict_table(records: Mapping[str, Mapping[str, Any] | None], *,
 
 
 # --------------------------------------------------------------------------- benchmarks
-BENCH_COLUMNS = ("Measure", "Ours (s)", "Reference (s)", "Ratio", "Target", "Met")
+BENCH_COLUMNS = ("Measure", "Ratio", "Spread of the ratio", "Target", "Met", "Ours (s)", "Reference (s)")
 
 
 def _machine_line(machine: Mapping[str, Any] | None) -> str:
@@ -264,30 +265,99 @@ def _machine_line(machine: Mapping[str, Any] | None) -> str:
             parts.append(f"{label} {m[k]}")
     if m.get("load_avg_1min_at_start") is not None:
         parts.append(f"1-minute load {m['load_avg_1min_at_start']} at the start")
-    when = f", {m['date_utc']} UTC" if m.get("date_utc") else ""
-    return "; ".join(parts) + when
+    return "; ".join(parts)
 
 
 def _met(v: Any) -> str:
     return "yes" if v is True else "no" if v is False else "–"
 
 
-def bench_table(result: Mapping[str, Any]) -> str:
-    """MyST text for one benchmark result (``python -m uqxai_lib.bench`` JSON): the machine it ran
-    on, then one row per measure (measure, ours, reference, ratio, target, met).
+def _breakable(name: Any) -> str:
+    """A measure's identifier with a zero-width space after each ``_``: long names wrap in a narrow column."""
+    return str(name).replace("_", "_\u200b")
 
-    >>> r = {"config": "full", "machine": {"cpu": "EPYC", "cpu_cores": 2},
-    ...      "measures": [{"name": "mc", "ours_s": 2.0, "baseline_s": 4.0, "ratio": 2.0, "target": "≥ 1.5", "met": True}]}
+
+def _spread(m: Mapping[str, Any]) -> str:
+    """``ratio_range`` of a measure (fastest reference / slowest ours to slowest reference / fastest
+    ours over its repeats) as "lo to hi (n repeats)"; "–" when not recorded."""
+    rr = _finite_ci(m.get("ratio_range"))
+    if rr is None:
+        return "–"
+    n = m.get("repeats")
+    return fmt_interval(rr) + (f" ({n} repeats)" if n else "")
+
+
+def bench_table(result: Mapping[str, Any]) -> str:
+    """MyST text for one benchmark result (``python -m uqxai_lib.bench`` JSON): when and on which
+    machine it was recorded, then one row per measure (measure, ratio of the medians, its spread over
+    the repeats, target, met, both sides' median times).
+
+    >>> r = {"config": "full", "machine": {"cpu": "EPYC", "cpu_cores": 2, "date_utc": "2026-12-01 10:00"},
+    ...      "measures": [{"name": "mc", "ours_s": 2.0, "baseline_s": 4.0, "ratio": 2.0, "target": "≥ 1.5",
+    ...                    "met": True, "ratio_range": [1.5, 2.5], "repeats": 3}]}
+    >>> print(bench_table(r).splitlines()[0])
+    Recorded on **2026-12-01 10:00 UTC**, on EPYC; 2 cores; no GPU (configuration `full`).
     >>> print(bench_table(r).splitlines()[-1])
-    | mc | 2 | 4 | 2 | ≥ 1.5 | yes |
+    | mc | 2 | 1.5 to 2.5 (3 repeats) | ≥ 1.5 | yes | 2 | 4 |
     """
-    rows = [f"Measured on: {_machine_line(result.get('machine'))} (configuration `{result.get('config', '?')}`).",
+    m = result.get("machine") or {}
+    when = f"**{m['date_utc']} UTC**" if m.get("date_utc") else "an unrecorded date"
+    rows = [f"Recorded on {when}, on {_machine_line(m)} (configuration `{result.get('config', '?')}`).",
             "", "| " + " | ".join(BENCH_COLUMNS) + " |", "|" + "---|" * len(BENCH_COLUMNS)]
-    for m in result.get("measures") or []:
-        cells = [m.get("name", "?"), fmt_number(m.get("ours_s")), fmt_number(m.get("baseline_s")),
-                 fmt_number(m.get("ratio")), m.get("target") or "reported", _met(m.get("met"))]
+    for r in result.get("measures") or []:
+        cells = [_breakable(r.get("name", "?")), fmt_number(r.get("ratio")), _spread(r),
+                 r.get("target") or "reported", _met(r.get("met")), fmt_number(r.get("ours_s")),
+                 fmt_number(r.get("baseline_s"))]
         rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(rows) + "\n"
+
+
+#: the bench record key (a measure's name, or a top-level key) of the sweep over real chapter tasks
+SWEEP_CHAPTER_KEY = "sweep_chapter_tasks"
+
+
+def bench_sweep_text(results: Sequence[Mapping[str, Any]]) -> str:
+    """MyST text for the sweep over real chapter tasks (``sweep_chapter_tasks``: a measure of that
+    name, or a top-level key holding one) from the latest benchmark result that has it; a plain
+    "not measured in this build" sentence when none has.
+
+    >>> print(bench_sweep_text([]).split(":")[0])
+    **Sweep of real chapter tasks**
+    >>> r = {"machine": {"date_utc": "2026-12-07 03:00", "cpu": "EPYC"}, "measures": [{"name": "sweep_chapter_tasks",
+    ...      "ratio": 1.8, "ours_s": 70.0, "baseline_s": 126.0, "tasks": 4, "workers": 2}]}
+    >>> "ratio **1.8**" in bench_sweep_text([r]) and "tasks: 4" in bench_sweep_text([r])
+    True
+    """
+    found = []
+    for r in results:
+        cand = r.get(SWEEP_CHAPTER_KEY)
+        if not isinstance(cand, Mapping):
+            cand = next((m for m in r.get("measures") or [] if m.get("name") == SWEEP_CHAPTER_KEY), None)
+        if isinstance(cand, Mapping):
+            found.append((str((r.get("machine") or {}).get("date_utc") or ""), r, cand))
+    if not found:
+        return ("**Sweep of real chapter tasks**: not measured in this build (no `sweep_chapter_tasks` "
+                "in `_build/results/bench*.json`).\n")
+    date, r, m = max(found, key=lambda t: t[0])
+    known = {"name", "ratio", "ours_s", "baseline_s", "ratio_range", "repeats", "note", "target", "met"}
+    extra = "; ".join(f"{k}: {_fmt_value(v)}" for k, v in m.items() if k not in known)
+    lines = [f"**Sweep of real chapter tasks** (`{SWEEP_CHAPTER_KEY}`, recorded {date or 'on an unrecorded date'} "
+             f"UTC on {_machine_line(r.get('machine'))}): ratio **{fmt_number(m.get('ratio'))}** "
+             f"(sequential {fmt_number(m.get('baseline_s'))} s / sweep {fmt_number(m.get('ours_s'))} s"
+             + (f"; spread {_spread(m)}" if _spread(m) != "–" else "") + ")."]
+    if extra:
+        lines.append(f"Set-up: {extra}.")
+    if m.get("note"):
+        lines.append(str(m["note"]))
+    return "\n\n".join(lines) + "\n"
+
+
+def _fmt_value(v: Any) -> str:
+    if _is_number(v):
+        return fmt_number(v) if isinstance(v, float) else str(v)
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_fmt_value(x) for x in v)
+    return str(v)
 
 
 def bench_spread_table(results: Sequence[Mapping[str, Any]]) -> str:
@@ -322,6 +392,133 @@ def latest_full(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | Non
     if not full:
         return None
     return max(full, key=lambda r: str((r.get("machine") or {}).get("date_utc") or ""))
+
+
+# --------------------------------------------------------------------------- time to run (provenance)
+#: the profiles in the order the reproducibility page lists them
+PROFILES = ("tiny", "smoke", "full")
+
+
+def run_times(provenance: Mapping[str, Any] | None, recorded: Mapping[str, Any] | None = None
+              ) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{profile: {notebook: record}}`` of the notebooks' runs: this build's provenance
+    (``_build/results/provenance.json``, ``{"notebooks": {name: record}}``) and a recorded set
+    (``book/records/run_times.json``, ``{"profiles": {profile: {name: record}}}``, written from
+    earlier builds' provenance by ``book/tools/record_run_times.py``). This build wins where both
+    have a chapter; each record keeps ``wall_time_s``, ``status``, ``device_name``, ``finished_utc``
+    and gains ``source`` ("this build" / "recorded").
+
+    >>> t = run_times({"notebooks": {"a": {"profile": "tiny", "wall_time_s": 3.0, "status": "ok"}}},
+    ...               {"profiles": {"tiny": {"a": {"wall_time_s": 9.0}}, "smoke": {"a": {"wall_time_s": 30.0}}}})
+    >>> t["tiny"]["a"]["wall_time_s"], t["tiny"]["a"]["source"], t["smoke"]["a"]["source"]
+    (3.0, 'this build', 'recorded')
+    """
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for profile, recs in ((recorded or {}).get("profiles") or {}).items():
+        for name, rec in (recs or {}).items():
+            if isinstance(rec, Mapping):
+                out.setdefault(str(profile), {})[name] = {**rec, "source": "recorded"}
+    for name, rec in ((provenance or {}).get("notebooks") or {}).items():
+        if isinstance(rec, Mapping) and rec.get("profile"):
+            out.setdefault(str(rec["profile"]), {})[name] = {**rec, "source": "this build"}
+    return out
+
+
+def fmt_duration(seconds: Any) -> str:
+    """A wall time as the page shows it: "48 s", "6 min 05 s", "1 h 02 min"; "–" when unknown.
+
+    >>> fmt_duration(47.6), fmt_duration(365), fmt_duration(3720), fmt_duration(None)
+    ('48 s', '6 min 05 s', '1 h 02 min', '–')
+    """
+    try:
+        s = float(seconds)
+    except (TypeError, ValueError):
+        return "–"
+    if not math.isfinite(s):
+        return "–"
+    s = round(s)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+def _ordered_profiles(times: Mapping[str, Any]) -> list[str]:
+    return [p for p in PROFILES if p in times] + sorted(p for p in times if p not in PROFILES)
+
+
+def run_times_table(times: Mapping[str, Mapping[str, Mapping[str, Any]]], chapters: Sequence[str],
+                    titles: Mapping[str, str] | None = None) -> str:
+    """MyST: one row per chapter, one column per profile (its wall time, "failed" marked), a total
+    row (the sum when every chapter has a time for that profile), then the hardware and dates each
+    profile's times were measured on. Profiles without any record are named as not recorded.
+
+    >>> t = {"tiny": {"a": {"wall_time_s": 3, "status": "ok", "device_name": "cpu (x86_64, 2 cores)",
+    ...                     "finished_utc": "2026-12-07T03:00:00+00:00", "source": "this build"}}}
+    >>> print(run_times_table(t, ["a", "b"]).splitlines()[2])
+    | a | 3 s | not recorded | not recorded |
+    """
+    titles = titles or {}
+    profiles = list(PROFILES) + [p for p in _ordered_profiles(times) if p not in PROFILES]
+    head = ["Chapter"] + profiles
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    totals = {p: 0.0 for p in profiles}
+    complete = {p: True for p in profiles}
+    for name in chapters:
+        cells = [titles.get(name, name)]
+        for p in profiles:
+            rec = (times.get(p) or {}).get(name)
+            if rec is None or rec.get("wall_time_s") is None:
+                cells.append("not recorded")
+                complete[p] = False
+                continue
+            text = fmt_duration(rec["wall_time_s"])
+            if rec.get("status") not in (None, "ok"):
+                text += f" ({rec['status']})"
+                complete[p] = False
+            totals[p] += float(rec["wall_time_s"])
+            cells.append(text)
+        rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    total = ["**Total**"] + [f"**{fmt_duration(totals[p])}**" if complete[p] and chapters else
+                             ("incomplete" if times.get(p) else "not recorded") for p in profiles]
+    rows.append("| " + " | ".join(total) + " |")
+    lines = ["\n".join(rows), ""]
+    for p in profiles:
+        recs = [r for n, r in (times.get(p) or {}).items() if n in chapters]
+        if not recs:
+            lines.append(f"- **{p}**: no run recorded. Run `python -m uqxai_lib.run --profile {p}` (then "
+                         "`python book/tools/record_run_times.py` to keep its times) and rebuild the book.")
+            continue
+        devices = sorted({str(r.get("device_name") or r.get("device") or "unknown device") for r in recs})
+        dates = sorted(str(r.get("finished_utc"))[:10] for r in recs if r.get("finished_utc"))
+        when = (dates[0] if dates and dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}") if dates else "?"
+        sources = sorted({str(r.get("source", "recorded")) for r in recs})
+        commits = sorted({str(r.get("git_commit"))[:12] for r in recs if r.get("git_commit")})
+        lines.append(f"- **{p}** ({' and '.join(sources)}, {when}): {'; '.join(devices)}"
+                     + (f"; commit {', '.join(commits)}" if commits else "") + ".")
+    return "\n".join(lines) + "\n"
+
+
+def runtime_text(name: str, times: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    """A chapter's time to run as a sentence fragment, from the provenance: "34 s (smoke profile,
+    cpu (…)); tiny: 5 s; full: not recorded".
+
+    >>> runtime_text("a", {"smoke": {"a": {"wall_time_s": 34, "device_name": "cpu (x86_64, 2 cores)"}}})
+    '34 s with the smoke profile on cpu (x86_64, 2 cores); tiny: not recorded; full: not recorded'
+    """
+    parts, first = [], True
+    profiles = ["smoke", "tiny", "full"] + [p for p in _ordered_profiles(times) if p not in PROFILES]
+    for p in profiles:
+        rec = (times.get(p) or {}).get(name)
+        t = fmt_duration(rec.get("wall_time_s")) if rec else "not recorded"
+        if first and rec:
+            dev = rec.get("device_name") or rec.get("device")
+            parts.insert(0, f"{t} with the {p} profile" + (f" on {dev}" if dev else ""))
+            first = False
+        else:
+            parts.append(f"{p}: {t}")
+    return "; ".join(parts)
 
 
 # --------------------------------------------------------------------------- tables for download

@@ -24,6 +24,12 @@ It does these small things:
 * Search snippets work from ``file://``: ``_static/uqxai_search_text.js`` (written at build-finished)
   holds each page's main text, and on search.html ``_static/uqxai-search-offline.js`` answers
   searchtools.js's summary ``fetch`` from it (browsers refuse ``fetch`` of ``file://`` pages).
+* ``uqxai-bench`` (performance page: the recorded full run with date, machine and spread, smoke
+  checks, the sweep of chapter tasks), ``uqxai-run-times`` (reproducibility page: per-chapter and
+  total time per profile, with the hardware) and the ``uqxai-runtime`` role (a chapter's time to
+  run in its prose), all generated from the benchmark files and the provenance.
+* The CSV link of a shortened or folded table (``#uqxai-csv-NAME``, written by
+  :func:`uqxai_lib.report.format_table`) is pointed at the chapter's ``_results/NAME/<table>.csv``.
 * Launch/thebe machinery is dropped from every page: it names a CDN and, in sphinx-thebe 0.3,
   declares ``THEBE_JS_URL`` twice (a console SyntaxError).
 * Nothing else: all other configuration lives in ``_config.yml``.
@@ -55,6 +61,11 @@ RESULTS_DOWNLOAD_DIR = "_results"
 MENU_TABLES = 6
 #: where the runner writes the chapters' results records (relative to the book root)
 RESULTS_DIR = "_build/results"
+#: records kept in the repository (relative to the book root): earlier builds' run times
+#: (``run_times.json``, book/tools/record_run_times.py) and full benchmark runs (``bench*.json``)
+RECORDS_DIR = "book/records"
+#: a table's CSV link as ``uqxai_lib.report.FormattedTable`` writes it; rewritten to the download
+CSV_LINK = re.compile(r"#uqxai-csv-([A-Za-z0-9][A-Za-z0-9_-]{0,63})")
 #: chapters whose page opens with a verdict box (others get one when their record has a ``claim``)
 STUDIES = ("primer_gradcam", "ecg_sue", "mri_mc_dropout", "derm_vic")
 #: short names of the study chapters in the intro's verdict table (others: the page title)
@@ -344,32 +355,42 @@ class VerdictTableDirective(SphinxDirective):
 
 class BenchDirective(SphinxDirective):
     """``{uqxai-bench}``: with ``:show: full`` (default) the latest full benchmark of
-    ``_build/results/bench*.json`` as a table (:func:`uqxai_lib.report.bench_table`); with
-    ``:show: smoke`` the quick / tiny runs as smoke checks with their spread
-    (:func:`uqxai_lib.report.bench_spread_table`).  ``:results:`` a glob relative to the book root."""
+    ``_build/results/bench*.json`` and ``book/records/bench*.json`` (a recorded run) as a table with
+    its date, machine and spread (:func:`uqxai_lib.report.bench_table`); with ``:show: smoke`` the
+    quick / tiny runs as smoke checks with their spread (:func:`uqxai_lib.report.bench_spread_table`);
+    with ``:show: sweep`` the sweep over real chapter tasks (``sweep_chapter_tasks``,
+    :func:`uqxai_lib.report.bench_sweep_text`).  ``:results:`` a glob relative to the book root
+    (replaces both defaults)."""
 
     has_content = False
-    option_spec = {"results": directives.unchanged, "show": lambda a: directives.choice(a, ("full", "smoke"))}
+    option_spec = {"results": directives.unchanged,
+                   "show": lambda a: directives.choice(a, ("full", "smoke", "sweep"))}
 
     def run(self) -> list[nodes.Node]:
-        pattern = self.options.get("results", f"{RESULTS_DIR}/bench*.json")
         root = Path(self.env.srcdir)
+        patterns = ([self.options["results"]] if "results" in self.options
+                    else [f"{RESULTS_DIR}/bench*.json", f"{RECORDS_DIR}/bench*.json"])
         self.env.note_dependency(str(root / RESULTS_DIR))
         results = []
-        for path in sorted(root.glob(pattern)):
-            self.env.note_dependency(str(path))
-            data = _read_json(path)
-            if isinstance(data, dict) and isinstance(data.get("measures"), list):
-                results.append(data)
+        for pattern in patterns:
+            for path in sorted(root.glob(pattern)):
+                self.env.note_dependency(str(path))
+                data = _read_json(path)
+                if isinstance(data, dict) and isinstance(data.get("measures"), list):
+                    results.append(data)
         report = _report()
         full = report.latest_full(results)
-        if self.options.get("show", "full") == "full":
+        show = self.options.get("show", "full")
+        if show == "full":
             if full is None:
-                text = ("No full benchmark in this build: no `_build/results/bench*.json` of the `full` "
-                        "configuration. Run `python -m uqxai_lib.bench --threads 1` (or `make bench`) and "
-                        "rebuild the book to fill this table.")
+                text = ("**No full benchmark run is recorded in this build**: neither `_build/results/bench*.json` "
+                        "nor `book/records/bench*.json` holds a run of the `full` configuration, so this page "
+                        "shows no full-size measurement. Run `make bench` (`python -m uqxai_lib.bench --threads 1`, "
+                        "minutes on a CPU) and rebuild the book to fill this table.")
             else:
                 text = report.bench_table(full)
+        elif show == "sweep":
+            text = report.bench_sweep_text(results)
         else:
             smoke = [r for r in results if r is not full and r.get("config") != "full"]
             if smoke:
@@ -380,6 +401,53 @@ class BenchDirective(SphinxDirective):
                 text = ("No quick benchmark run in this build (`make book` runs "
                         "`python -m uqxai_lib.bench --quick`).")
         return self.parse_text_to_nodes(text + "\n")
+
+
+def run_times_of(env) -> dict:
+    """``{profile: {notebook: record}}`` from this build's provenance and the recorded run times."""
+    root = Path(env.srcdir)
+    prov, rec = root / RESULTS_DIR / "provenance.json", root / RECORDS_DIR / "run_times.json"
+    env.note_dependency(str(prov))
+    env.note_dependency(str(rec))
+    return _report().run_times(_read_json(prov), _read_json(rec))
+
+
+def _toc_chapters(env) -> list[str]:
+    """Chapter names (``book/_executed/NAME``) in the book's order."""
+    names = [d[len(EXECUTED_PREFIX):] for d in getattr(env, "found_docs", ()) if d.startswith(EXECUTED_PREFIX)]
+    toc = Path(env.srcdir) / "_toc.yml"
+    try:
+        order = re.findall(r"file:\s*book/_executed/([A-Za-z0-9_-]+)", toc.read_text(encoding="utf-8"))
+    except OSError:
+        order = []
+    return [n for n in order if n in names] + sorted(n for n in names if n not in order)
+
+
+class RunTimesDirective(SphinxDirective):
+    """``{uqxai-run-times}``: per-chapter and total wall time of each profile, with the hardware and
+    dates they were measured on, from the provenance (:func:`uqxai_lib.report.run_times_table`)."""
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        times = run_times_of(self.env)
+        chapters = _toc_chapters(self.env) or sorted({n for t in times.values() for n in t})
+        titles = {n: (f"{{doc}}`{SHORT_TITLES[n]} </{EXECUTED_PREFIX}{n}>`" if n in SHORT_TITLES else
+                      f"{{doc}}`/{EXECUTED_PREFIX}{n}`") for n in chapters
+                  if f"{EXECUTED_PREFIX}{n}" in self.env.found_docs}
+        if not times:
+            return self.parse_text_to_nodes(
+                "No run times in this build: `_build/results/provenance.json` does not exist (it is written by "
+                "`python -m uqxai_lib.run`, part of `make book`) and `book/records/run_times.json` holds none.\n")
+        return self.parse_text_to_nodes(_report().run_times_table(times, chapters, titles))
+
+
+def runtime_role(name, rawtext, text, lineno, inliner, options=None, content=None):
+    """``{uqxai-runtime}`NAME``: chapter NAME's time to run, from the provenance (e.g. "34 s with the
+    smoke profile on cpu (…); tiny: 5 s; full: not recorded") — never typed in the chapter's prose."""
+    env = inliner.document.settings.env
+    chapter = text.strip()
+    return [nodes.inline(text=_report().runtime_text(chapter, run_times_of(env)), classes=["uqxai-runtime"])], []
 
 
 def _cell_source(cell: dict) -> str:
@@ -436,7 +504,10 @@ def chapter_source_read(app, docname: str, source: list[str]) -> None:
     text = prepare_chapter_notebook(source[0], name, verdict=verdict)
     # no absolute path of the build machine on a page: paths under the book root become relative
     root = str(Path(app.srcdir).resolve())
-    source[0] = text.replace(root + "/", "").replace(root, ".")
+    text = text.replace(root + "/", "").replace(root, ".")
+    # the CSV links of folded / shortened tables (uqxai_lib.report.format_table) point at the download
+    up = "../" * docname.count("/")
+    source[0] = CSV_LINK.sub(lambda m: f"{up}{RESULTS_DOWNLOAD_DIR}/{name}/{m.group(1)}.csv", text)
 
 
 # --------------------------------------------------------------------------- page context
@@ -769,6 +840,8 @@ def setup(app):
     app.add_directive("uqxai-verdict", VerdictDirective)
     app.add_directive("uqxai-verdict-table", VerdictTableDirective)
     app.add_directive("uqxai-bench", BenchDirective)
+    app.add_directive("uqxai-run-times", RunTimesDirective)
+    app.add_role("uqxai-runtime", runtime_role)
     app.connect("source-read", chapter_source_read)
     app.connect("doctree-read", note_py_source)
     app.connect("html-page-context", add_py_download, priority=502)
