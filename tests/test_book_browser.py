@@ -520,3 +520,37 @@ def test_search_from_file_url_shows_snippets_without_console_errors(book_html, d
     problems = _console_errors(log)
     problems += [f"{e['level']}: {e['message']}" for e in log if "content block not found" in e["message"].lower()]
     assert not problems, f"search.html from file://:\n" + "\n".join(problems)
+
+
+# --------------------------------------------------------------------------- layout at 1280 x 900
+def _checker():
+    """``book/tools/check_pages.py`` (the page checker a reader can run on the smoke book too)."""
+    import importlib.util
+
+    path = ROOT / "book" / "tools" / "check_pages.py"
+    spec = importlib.util.spec_from_file_location("check_pages", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+#: rows of the per-page table, in the order the pages were checked
+_LAYOUT_ROWS: dict[str, list[str]] = {}
+
+
+@pytest.mark.parametrize("docname", CHAPTERS)
+def test_chapter_layout_true_figures_fitting_tables_no_reprs(docname, server, driver):
+    """At 1280 × 900: every figure at its natural aspect (± 3 %), no table wider than the column,
+    no ``<... at 0x...>`` repr in the text. The page height is measured and reported (the tiny
+    book's chapters are not the smoke book's; ``check_pages.py`` judges it on the smoke book)."""
+    check = _checker()
+    result = check.measure_page(driver, f"{server}/{docname}.html")
+    problems = check.page_problems(result, max_screens=None)
+    _LAYOUT_ROWS[docname] = check.summary_row(docname.rsplit("/", 1)[1], result, problems)
+    # the per-page table so far (all chapters once the last one ran), on stdout (-s) and in _build/
+    table = check.text_table(_LAYOUT_ROWS.values())
+    (ROOT / "_build" / "page_check_tiny.md").write_text(table + "\n", encoding="utf-8")
+    print("\n" + table)
+    assert result["images"], f"{docname}: no figure measured (did the page render?)"
+    assert not problems, f"{docname}:\n" + "\n".join(problems)
+
