@@ -339,3 +339,11 @@ def test_table_registers_raw_values_under_the_plain_names_the_page_shows(fresh_t
     rec = report.tables()["t"]
     assert rec["columns"] == ["models in the general set", "score"] and rec["rows"] == [[3, 0.123456], [4, 0.5]]
     assert page.rows == [["3", "0.123"]]
+
+
+def test_row_numbers_are_not_shown_but_a_named_integer_index_is(fresh_tables):
+    df = pd.DataFrame({"seed": [3, 1, 2], "effect": [0.3, 0.1, 0.2]})
+    left = df.sort_values("effect").head(2)  # index [1, 2]: what is left of the row numbers
+    assert report.format_table(left).columns == ["seed", "effect"]
+    named = df.set_index("seed")
+    assert report.format_table(named).columns == ["seed", "effect"] and report.format_table(named).rows[0][0] == "3"

@@ -572,15 +572,18 @@ def _cell_value(v: Any) -> Any:
 def table_record(df: Any) -> dict[str, list]:
     """A displayed table (pandas DataFrame, Series or Styler) as ``{"columns": [...], "rows": [[...]]}``.
 
-    A meaningful index (anything but the default 0..n-1 range) becomes the first column(s), named
-    after the index (an unnamed index gets the header ""); MultiIndex column labels are joined with
-    " / "; values become JSON values (NaN → None).
+    A meaningful index (named, or of labels) becomes the first column(s), named after the index (an
+    unnamed index of labels gets the header ""); an unnamed index of integers is row numbers (the
+    default 0..n-1, or what sorting / filtering left of it) and is dropped; MultiIndex column labels
+    are joined with " / "; values become JSON values (NaN → None).
 
     >>> import pandas as pd
     >>> table_record(pd.DataFrame({"x": [1.5, float("nan")]}, index=pd.Index(["a", "b"], name="k")))
     {'columns': ['k', 'x'], 'rows': [['a', 1.5], ['b', None]]}
     >>> table_record(pd.DataFrame({"x": [1, 2]}))
     {'columns': ['x'], 'rows': [[1], [2]]}
+    >>> table_record(pd.DataFrame({"x": [1, 2, 3]}).sort_values("x", ascending=False).head(2))["columns"]
+    ['x']
     """
     import pandas as pd
 
@@ -591,7 +594,10 @@ def table_record(df: Any) -> dict[str, list]:
         raise TypeError(f"a table must be a pandas DataFrame, Series or Styler, got {type(df).__name__}; "
                         "build one with pandas.DataFrame(...) before registering it")
     idx = frame.index
-    default = isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1 and idx.name is None
+    # row numbers are not data: an unnamed index of integers (the default 0..n-1, or what is left of
+    # it after sorting / filtering) is dropped; a named index or one of labels becomes column(s)
+    default = idx.nlevels == 1 and idx.name is None and (
+        isinstance(idx, pd.RangeIndex) or (pd.api.types.is_integer_dtype(idx.dtype) and len(idx) > 0) or len(idx) == 0)
     index_cols = [] if default else [_label(n) for n in idx.names]
     columns = index_cols + [_label(c) for c in frame.columns]
     rows = []

@@ -64,6 +64,8 @@ RESULTS_DIR = "_build/results"
 #: records kept in the repository (relative to the book root): earlier builds' run times
 #: (``run_times.json``, book/tools/record_run_times.py) and full benchmark runs (``bench*.json``)
 RECORDS_DIR = "book/records"
+#: the script (book/_static) that fits tables too wide for their box into it
+TABLES_JS = "uqxai-tables.js"
 #: a table's CSV link as ``uqxai_lib.report.FormattedTable`` writes it; rewritten to the download
 CSV_LINK = re.compile(r"#uqxai-csv-([A-Za-z0-9][A-Za-z0-9_-]{0,63})")
 #: chapters whose page opens with a verdict box (others get one when their record has a ``claim``)
@@ -684,6 +686,18 @@ def write_chapter_tables(app, name: str) -> None:
         _readable(*report.write_table_csvs(tables, dest), report.write_tables_zip(tables, dest / f"{name}_tables.zip"))
 
 
+def copy_tables_js(app, exception) -> None:
+    """``_static/uqxai-tables.js`` comes with html_static_path (book/_static) in the book; a project
+    built with this extension but without that folder gets a copy, so no page asks for a missing file."""
+    if exception is not None or app.builder.format != "html":
+        return
+    dest = Path(app.outdir) / "_static" / TABLES_JS
+    if not dest.is_file():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(__file__).resolve().parents[1] / "_static" / TABLES_JS, dest)
+        _readable(dest)
+
+
 def copy_widget_fonts(app, exception) -> None:
     """Some widget views (e.g. a selection slider over text labels) ask for the html-manager's icon
     fonts at ``<page dir>/@jupyter-widgets/<hash>.woff2`` whatever require.js maps: put a copy of
@@ -842,6 +856,7 @@ def setup(app):
     app.add_directive("uqxai-bench", BenchDirective)
     app.add_directive("uqxai-run-times", RunTimesDirective)
     app.add_role("uqxai-runtime", runtime_role)
+    app.add_js_file(TABLES_JS)  # every page: tables that do not fit get a smaller font, then word breaks
     app.connect("source-read", chapter_source_read)
     app.connect("doctree-read", note_py_source)
     app.connect("html-page-context", add_py_download, priority=502)
@@ -849,6 +864,7 @@ def setup(app):
     app.connect("doctree-resolved", drop_thebe_nodes, priority=900)
     app.connect("build-finished", copy_py_sources)
     app.connect("build-finished", copy_widget_fonts)
+    app.connect("build-finished", copy_tables_js)
     app.connect("html-page-context", add_search_scripts)
     app.connect("build-finished", write_search_text)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -69,9 +69,13 @@ return document.readyState === 'complete' && rendered >= views && (!math || type
 
 _HEIGHT_JS = "return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight);"
 
-_MEASURE_JS = """
+_OPEN_JS = """
 const art = document.querySelector('article.bd-article') || document.querySelector('[role="main"]') || document.body;
 for (const d of art.querySelectorAll('details')) d.open = true;   // folded sections: measure them too
+"""
+
+_MEASURE_JS = """
+const art = document.querySelector('article.bd-article') || document.querySelector('[role="main"]') || document.body;
 const cs = getComputedStyle(art);
 const column = art.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
 const describe = el => {
@@ -135,6 +139,8 @@ def measure_page(driver, url: str, *, timeout: float = PAGE_TIMEOUT) -> dict[str
         ready = wait_ready(driver, timeout)
         height = float(driver.execute_script(_HEIGHT_JS))
         viewport = float(driver.execute_script("return window.innerHeight"))
+        driver.execute_script(_OPEN_JS)
+        time.sleep(0.5)  # the opened sections' toggle handlers (table fitting) and layout
         m = driver.execute_script(_MEASURE_JS)
     text = m.pop("text") or ""
     reprs = sorted({text[max(0, x.start() - 40):x.end()].split("<")[-1].strip() for x in REPR.finditer(text)})
