@@ -698,11 +698,16 @@ def column_formatter(values: Sequence[Any], *, digits: int = 3, name: str = "", 
     return empty_or(lambda x: f"{x:.{decimals}f}")
 
 
-def _wbr(text: str) -> str:
-    """HTML text with break opportunities after ``_``, ``/`` and ``.`` (long column names wrap)."""
+def _wbr(text: str, *, body: bool = False) -> str:
+    """HTML text with break opportunities after ``_``, ``/`` and ``.`` of a column name, or after
+    ``_`` of a cell (identifiers such as ``post_activation`` wrap; numbers in text stay whole).
+
+    >>> _wbr("rel_loss/q05"), _wbr("0.5_a/b", body=True)
+    ('rel_<wbr>loss/<wbr>q05', '0.5_<wbr>a/b')
+    """
     import html as _html
 
-    return re.sub(r"([_/.])(?=\w)", r"\1<wbr>", _html.escape(text))
+    return re.sub(r"(_)(?=\w)" if body else r"([_/.])(?=\w)", r"\1<wbr>", _html.escape(text))
 
 
 class FormattedTable:
@@ -734,7 +739,8 @@ class FormattedTable:
 
         head = "".join(f'<th class="{"num" if n else "text"}">{_wbr(c)}</th>'
                        for c, n in zip(self.columns, self.numeric))
-        body = "".join("<tr>" + "".join(f'<td class="{"num" if n else "text"}">{_html.escape(v)}</td>'
+        body = "".join("<tr>" + "".join(f'<td class="num">{_html.escape(v)}</td>' if n else
+                                         f'<td class="text">{_wbr(v, body=True)}</td>'
                                          for v, n in zip(r, self.numeric)) + "</tr>" for r in self.rows)
         cap = f"<caption>{_html.escape(self.caption)}</caption>" if self.caption else ""
         out = (f'<table class="uqxai-table">{cap}<thead><tr>{head}</tr></thead>'

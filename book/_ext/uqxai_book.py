@@ -11,6 +11,8 @@ It does these small things:
   all of them (:func:`uqxai_lib.report.verdict_table`) for the intro page.  Chapter pages get the
   box right after their title without any edit of the notebooks: at ``source-read`` the executed
   notebook's first Markdown cell gains the directive after its ``# `` title line.
+* Results that are only a default object repr (``<torch._C.Generator at 0x…>``: a cell whose
+  last call returns something) are dropped from chapter pages.
 * At the same time absolute paths under the book root (printed by a cell, injected by papermill)
   are written relative to it, and code cells are folded: every code cell gets ``hide-input`` unless it is tagged
   ``show-input`` (or already ``remove-input`` / ``hide-input``); stderr (progress bars, warnings)
@@ -457,12 +459,36 @@ def _cell_source(cell: dict) -> str:
     return "".join(src) if isinstance(src, list) else str(src)
 
 
+#: a value's default repr: the cell's last line returned an object nobody meant to show
+OBJECT_REPR = re.compile(r"^<[\w.]+(?: object)? at 0x[0-9a-fA-F]+>$")
+
+
+def is_object_repr(output: Any) -> bool:
+    """An ``execute_result`` whose only content is a default object repr such as
+    ``<torch._C.Generator at 0x7f…>`` (a cell ending in a call whose return value is not content).
+
+    >>> is_object_repr({"output_type": "execute_result", "data": {"text/plain": ["<torch._C.Generator at 0x7f50>"]}})
+    True
+    >>> is_object_repr({"output_type": "execute_result", "data": {"text/plain": "0.5"}})
+    False
+    """
+    if not isinstance(output, dict) or output.get("output_type") != "execute_result":
+        return False
+    data = output.get("data") or {}
+    if set(data) != {"text/plain"}:
+        return False
+    text = data["text/plain"]
+    text = "".join(text) if isinstance(text, list) else str(text)
+    return bool(OBJECT_REPR.match(text.strip()))
+
+
 def prepare_chapter_notebook(text: str, name: str, *, verdict: bool) -> str:
     """The executed notebook ``text`` (JSON) of chapter ``name`` as the book shows it.
 
     * a ``{uqxai-verdict} name`` directive right after the ``# `` title of the first Markdown cell
       (when ``verdict``);
-    * every code cell without an input tag (:data:`INPUT_TAGS`) tagged ``hide-input``.
+    * every code cell without an input tag (:data:`INPUT_TAGS`) tagged ``hide-input``;
+    * results that are only a default object repr (:func:`is_object_repr`) dropped.
 
     >>> nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# T\\n\\nText"},
     ...                 {"cell_type": "code", "metadata": {}, "source": "1", "outputs": []}]}
@@ -482,6 +508,8 @@ def prepare_chapter_notebook(text: str, name: str, *, verdict: bool) -> str:
         if not isinstance(cell, dict):
             continue
         if cell.get("cell_type") == "code":
+            if isinstance(cell.get("outputs"), list):
+                cell["outputs"] = [o for o in cell["outputs"] if not is_object_repr(o)]
             tags = cell.setdefault("metadata", {}).setdefault("tags", [])
             if not any(t in tags for t in INPUT_TAGS):
                 tags.append("hide-input")

@@ -1,8 +1,9 @@
 // Tables fit the text column (loaded on every page by book/_ext/uqxai_book.py).
 // The CSS lets cells wrap between words. A table that is still wider than the box it sits in gets,
-// step by step, a smaller font (uqxai-tight) and then breaks inside long words of its text cells
-// (uqxai-tighter; numbers stay whole), so the reader never has to scroll a table sideways. Runs
-// when the page has loaded, when the window is resized and when a folded section is opened.
+// step by step, a smaller font (uqxai-tight) and then breaks inside the words of its header
+// (uqxai-tighter); cells never break inside a word or number. What still does not fit scrolls in
+// its own box (and book/tools/check_pages.py reports it). Runs when the page has loaded, when the
+// window is resized and when a folded section is opened.
 (function () {
   function available(table) {
     var box = table.parentElement;
