@@ -51,19 +51,23 @@ __all__ = ["NOT_COMPUTED", "fmt_number", "fmt_interval", "interval_verdict", "re
 NOT_COMPUTED = "not yet computed"
 
 
+def _as_finite(x: Any) -> float | None:
+    """``float(x)`` when it is a finite number, else None."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
 def fmt_number(x: Any, digits: int = 3) -> str:
     """A number with ``digits`` significant digits, a real minus sign, "n/a" for None / NaN.
 
     >>> fmt_number(0.012345), fmt_number(-1.5), fmt_number(float("nan")), fmt_number(1234.5)
     ('0.0123', '−1.5', 'n/a', '1.23e+03')
     """
-    if x is None or isinstance(x, bool):
-        return "n/a"
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    if not math.isfinite(v):
+    v = None if isinstance(x, bool) else _as_finite(x)
+    if v is None:
         return "n/a"
     text = f"{v:.{digits}g}"
     return "−" + text[1:] if text.startswith("-") else text
@@ -430,11 +434,8 @@ def fmt_duration(seconds: Any) -> str:
     >>> fmt_duration(47.6), fmt_duration(365), fmt_duration(3720), fmt_duration(None)
     ('48 s', '6 min 05 s', '1 h 02 min', '–')
     """
-    try:
-        s = float(seconds)
-    except (TypeError, ValueError):
-        return "–"
-    if not math.isfinite(s):
+    s = _as_finite(seconds)
+    if s is None:
         return "–"
     s = round(s)
     if s < 60:
