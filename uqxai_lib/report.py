@@ -19,6 +19,26 @@ ci95_per_seed, mean, ci95, sign_agreement, threads}}``).
 The verdict is always ``stats.reproduction(stats.verdict(primary.ci95), claim.expected)``: it is
 re-derived from the interval in the record, never copied from a text field.
 
+Tables on the page (for chapter notebooks)
+------------------------------------------
+``report.table(df, name, **page)`` registers the table under ``name`` (its raw values become the
+chapter's ``name.csv`` download) and returns it formatted for the book's column
+(:func:`format_table`): no index column (a named index becomes the first column; row numbers are
+dropped), numbers formatted per column (3 significant digits of the column's largest value as one
+fixed precision; whole numbers as such; p-values 2 significant digits), nothing truncated. The
+keyword arguments shape what the page shows:
+
+* ``key=["claim", "ours", "verdict"]`` — these columns first;
+* ``rename={"ecg_snr_db": "SNR (dB)"}`` — plain words for parameter names (the CSV uses them too);
+* ``formats={"AUROC": 2, "p": "sig2", "share": "pct", "time": "{:.0f} s"}`` — a column's rule;
+* ``show=[...]`` / ``max_rows=N`` — a narrower or shorter table on the page, with a note and a
+  link to the full CSV;
+* ``fold="All 24 variants"`` — the table inside a collapsed section (opened on demand).
+
+A wide detail table: ``display(report.table(df, "variants", key=["site", "verdict"],
+show=["site", "ΔIoU", "verdict"], fold="Variants: the three key columns (all columns in the CSV)"))``.
+Figures and widgets need nothing: the book's CSS keeps every image at its natural aspect ratio.
+
 >>> rec = {"primary": {"name": "SUE correct − misclassified", "effect": 0.12, "ci95": [0.05, 0.2],
 ...                    "p": 0.003, "verdict": "higher"},
 ...        "claim": {"text": "SUE is higher for correct predictions.", "expected": "higher",
@@ -269,6 +289,8 @@ def _machine_line(machine: Mapping[str, Any] | None) -> str:
             parts.append(f"{label} {m[k]}")
     if m.get("load_avg_1min_at_start") is not None:
         parts.append(f"1-minute load {m['load_avg_1min_at_start']} at the start")
+    if m.get("git_commit"):
+        parts.append(f"commit {str(m['git_commit'])[:12]}")
     return "; ".join(parts)
 
 
