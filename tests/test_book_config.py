@@ -322,13 +322,13 @@ def test_run_times_come_from_provenance_and_kept_records_and_chapters_quote_them
     index = "\n## Times\n\n```{uqxai-run-times}\n```\n"
     out = _tiny_book(tmp_path, {"ecg_sue": None}, extra_results={"provenance.json": prov}, kept_records=kept,
                      index_extra=index, extra_cells=cells)
-    html = (out / "index.html").read_text()
+    html = (out / "index.html").read_text().replace("\xa0", " ").replace("&nbsp;", " ")
     times = re.sub(r"<[^>]+>", " ", html[html.index('id="times"'):])
     times = re.sub(r"\s+", " ", times)
     assert "34 s" in times and "6 min 40 s" in times and "not recorded" in times  # tiny, smoke, full
     assert "tiny (this build, 2026-12-07)" in times and "smoke (recorded, 2026-12-06)" in times
     assert "cpu (EPYC, 2 cores)" in times and "full : no run recorded" in times.replace("**", "")
-    page = (out / "book" / "_executed" / "ecg_sue.html").read_text()
+    page = (out / "book" / "_executed" / "ecg_sue.html").read_text().replace("\xa0", " ").replace("&nbsp;", " ")
     assert "6 min 40 s with the smoke profile on cpu (EPYC, 2 cores); tiny: 34 s; full: not recorded" in page
     assert 'href="../../_results/ecg_sue/sue_table.csv"' in page and "#uqxai-csv-" not in page
 

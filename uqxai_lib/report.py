@@ -451,20 +451,23 @@ def run_times(provenance: Mapping[str, Any] | None, recorded: Mapping[str, Any] 
 
 
 def fmt_duration(seconds: Any) -> str:
-    """A wall time as the page shows it: "48 s", "6 min 05 s", "1 h 02 min"; "–" when unknown.
+    """A wall time as the page shows it: "48 s", "6 min 05 s", "1 h 02 min" (no-break spaces);
+    "–" when unknown.
 
-    >>> fmt_duration(47.6), fmt_duration(365), fmt_duration(3720), fmt_duration(None)
-    ('48 s', '6 min 05 s', '1 h 02 min', '–')
+    >>> [t.replace("\\u00a0", " ") for t in (fmt_duration(47.6), fmt_duration(365), fmt_duration(3720))]
+    ['48 s', '6 min 05 s', '1 h 02 min']
+    >>> fmt_duration(None)
+    '–'
     """
     s = _as_finite(seconds)
     if s is None:
         return "–"
-    s = round(s)
+    s, sp = round(s), "\u00a0"  # no line break inside a duration
     if s < 60:
-        return f"{s} s"
+        return f"{s}{sp}s"
     if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+        return f"{s // 60}{sp}min{sp}{s % 60:02d}{sp}s"
+    return f"{s // 3600}{sp}h{sp}{(s % 3600) // 60:02d}{sp}min"
 
 
 def _ordered_profiles(times: Mapping[str, Any]) -> list[str]:
@@ -479,7 +482,7 @@ def run_times_table(times: Mapping[str, Mapping[str, Mapping[str, Any]]], chapte
 
     >>> t = {"tiny": {"a": {"wall_time_s": 3, "status": "ok", "device_name": "cpu (x86_64, 2 cores)",
     ...                     "finished_utc": "2026-12-07T03:00:00+00:00", "source": "this build"}}}
-    >>> print(run_times_table(t, ["a", "b"]).splitlines()[2])
+    >>> print(run_times_table(t, ["a", "b"]).splitlines()[2].replace("\\u00a0", " "))
     | a | 3 s | not recorded | not recorded |
     """
     titles = titles or {}
@@ -527,7 +530,7 @@ def runtime_text(name: str, times: Mapping[str, Mapping[str, Mapping[str, Any]]]
     """A chapter's time to run as a sentence fragment, from the provenance: "34 s (smoke profile,
     cpu (…)); tiny: 5 s; full: not recorded".
 
-    >>> runtime_text("a", {"smoke": {"a": {"wall_time_s": 34, "device_name": "cpu (x86_64, 2 cores)"}}})
+    >>> runtime_text("a", {"smoke": {"a": {"wall_time_s": 34, "device_name": "cpu (x86_64, 2 cores)"}}}).replace("\\u00a0", " ")
     '34 s with the smoke profile on cpu (x86_64, 2 cores); tiny: not recorded; full: not recorded'
     """
     parts, first = [], True

@@ -74,12 +74,16 @@ CSV_LINK = re.compile(r"#uqxai-csv-([A-Za-z0-9][A-Za-z0-9_-]{0,63})")
 STUDIES = ("primer_gradcam", "ecg_sue", "mri_mc_dropout", "derm_vic")
 #: short names of the study chapters in the intro's verdict table (others: the page title)
 SHORT_TITLES = {"primer_gradcam": "Primer (shapes)", "ecg_sue": "ECG (SUE)", "mri_mc_dropout": "Brain MRI (MC dropout)",
-                "derm_vic": "Dermoscopy (VIC)"}
+                "derm_vic": "Dermoscopy (VIC)", "robustness": "Robustness (seeds)", "cross_study": "Across modalities"}
 #: cell tags that already decide how a code cell's input is shown
 INPUT_TAGS = ("show-input", "hide-input", "remove-input", "remove-cell", "hide-cell")
 
 
 # --------------------------------------------------------------------------- JSON → tables
+#: a UTC time stamp as the runner writes it (``datetime.isoformat``)
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(\+00:00|Z)$")
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "–"
@@ -93,6 +97,8 @@ def _fmt(value: Any) -> str:
         return f"{value:.4g}"
     if isinstance(value, str) and len(value) == 40 and all(c in "0123456789abcdef" for c in value):
         return value[:12]  # a git commit
+    if isinstance(value, str) and ISO_UTC.match(value):
+        return f"{value[:10]} {value[11:16]} UTC"  # a time stamp, short enough for a table cell
     if isinstance(value, dict):
         return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):

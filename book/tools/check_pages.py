@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Check the built book's chapter pages the way a reader sees them: headless Chromium at 1280 × 900.
 
-For every chapter page (``book/_executed/*.html`` of the built book) it measures:
+For every page of the built book (the chapters, ``book/_executed/*.html``, and the reference pages
+of ``_toc.yml``) it measures:
 
 * **figures**: every displayed image's shown aspect ratio (CSS width / height) against its natural
   one (pixel width / height); more than :data:`MAX_ASPECT_ERROR` (3 %) off, and more than one CSS
@@ -10,8 +11,9 @@ For every chapter page (``book/_executed/*.html`` of the built book) it measures
   reader has to scroll sideways (even inside its own scroll box);
 * **reprs**: Python object reprs such as ``<torch._C.Generator at 0x7f…>`` in the page's text
   (code cells' source left out);
-* **length**: the page's height in screens of 900 px, as it opens (folded sections closed);
-  more than ``--max-screens`` (default :data:`MAX_SCREENS`) fails unless ``--height-report-only``.
+* **length**: the page's height in screens of 900 px, as it opens (folded sections closed); a
+  chapter of more than ``--max-screens`` (default :data:`MAX_SCREENS`) fails unless
+  ``--height-report-only`` (reference pages: reported only).
 
 Folded sections (``<details>``) are opened before figures and tables are measured, so what a
 reader finds inside them is checked too. Prints one table row per page and exits 1 when a page
@@ -221,20 +223,27 @@ def text_table(rows: Iterable[Sequence[str]], header: Sequence[str] = HEADER) ->
 
 
 # --------------------------------------------------------------------------- the command
-def chapter_pages(html_dir: Path, only: Sequence[str] | None = None) -> list[str]:
-    """Chapter page names (``book/_executed/NAME.html``) of a built book, in the toc's order when the
-    book's ``_toc.yml`` is beside ``html_dir``'s ``_build``."""
-    pages = sorted(p.stem for p in (html_dir / "book" / "_executed").glob("*.html"))
+def book_pages(html_dir: Path, only: Sequence[str] | None = None) -> list[str]:
+    """The pages (docnames, e.g. ``book/_executed/ecg_sue``, ``book/performance``) of a built book:
+    those of the book's ``_toc.yml`` (beside ``html_dir``'s ``_build``) that were built, in its order,
+    else every chapter page; ``only``: page names (the docname's last part) to keep."""
     toc = html_dir.parent.parent / "_toc.yml"
-    if toc.is_file():
-        order = re.findall(r"file:\s*book/_executed/([A-Za-z0-9_-]+)", toc.read_text(encoding="utf-8"))
-        pages = [p for p in order if p in pages] + [p for p in pages if p not in order]
+    docs = re.findall(r"(?:root|file):\s*([\w/.-]+)", toc.read_text(encoding="utf-8")) if toc.is_file() else []
+    docs = [d for d in docs if (html_dir / f"{d}.html").is_file()]
+    if not docs:
+        docs = sorted(f"book/_executed/{p.stem}" for p in (html_dir / "book" / "_executed").glob("*.html"))
     if only:
-        missing = [o for o in only if o not in pages]
+        names = {d.rsplit("/", 1)[-1]: d for d in docs}
+        missing = [o for o in only if o not in names]
         if missing:
-            raise ValueError(f"no chapter page {missing} in {html_dir}; pages: {pages}")
-        pages = [p for p in pages if p in only]
-    return pages
+            raise ValueError(f"no page {missing} in {html_dir}; pages: {sorted(names)}")
+        docs = [d for d in docs if d.rsplit("/", 1)[-1] in only]
+    return docs
+
+
+def is_chapter(doc: str) -> bool:
+    """Chapter pages (executed notebooks) are held to the page-height limit; reference pages are not."""
+    return doc.startswith("book/_executed/")
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -275,16 +284,18 @@ def chromium():
 
 def check_book(html_dir: Path, *, pages: Sequence[str] | None = None, max_screens: float | None = MAX_SCREENS,
                driver=None) -> tuple[list[list[str]], dict[str, dict]]:
-    """Measure every chapter page of ``html_dir``: (table rows, ``{page: {"result", "problems"}}``)."""
-    names = chapter_pages(html_dir, pages)
+    """Measure every page of ``html_dir`` (:func:`book_pages`): (table rows, ``{page: {"result",
+    "problems"}}``). The height limit applies to chapter pages only."""
+    docs = book_pages(html_dir, pages)
     own = driver is None
     driver = driver or chromium()
     rows, out = [], {}
     try:
         with serve(html_dir) as base:
-            for name in names:
-                result = measure_page(driver, f"{base}/book/_executed/{name}.html")
-                problems = page_problems(result, max_screens=max_screens)
+            for doc in docs:
+                result = measure_page(driver, f"{base}/{doc}.html")
+                problems = page_problems(result, max_screens=max_screens if is_chapter(doc) else None)
+                name = doc.rsplit("/", 1)[-1]
                 rows.append(summary_row(name, result, problems))
                 out[name] = {"result": result, "problems": problems}
     finally:
@@ -296,14 +307,15 @@ def check_book(html_dir: Path, *, pages: Sequence[str] | None = None, max_screen
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="check_pages.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("html", type=Path, help="the built book (e.g. _build/html)")
-    ap.add_argument("--pages", default=None, help="comma-separated chapter names (default: every chapter)")
+    ap.add_argument("--pages", default=None, help="comma-separated page names, e.g. ecg_sue,performance "
+                    "(default: every page of the toc)")
     ap.add_argument("--max-screens", type=float, default=MAX_SCREENS, help=f"default {MAX_SCREENS}")
     ap.add_argument("--height-report-only", action="store_true",
                     help="report the page height without judging it (the tiny book)")
     ap.add_argument("--json", type=Path, default=None, help="also write every measurement as JSON here")
     args = ap.parse_args(argv)
-    if not (args.html / "book" / "_executed").is_dir():
-        print(f"check_pages: {args.html} has no book/_executed/ pages; build the book first "
+    if not (args.html / "book").is_dir():
+        print(f"check_pages: {args.html} has no book/ pages; build the book first "
               "(jupyter-book build . -W -n --keep-going)", file=sys.stderr)
         return 2
     only = [p.strip() for p in args.pages.split(",") if p.strip()] if args.pages else None
