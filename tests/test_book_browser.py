@@ -555,3 +555,47 @@ def test_page_layout_true_figures_fitting_tables_no_reprs(docname, server, drive
         assert result["images"], f"{docname}: no figure measured (did the page render?)"
     assert not problems, f"{docname}:\n" + "\n".join(problems)
 
+
+
+def _png(w: int, h: int) -> str:
+    import base64
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), (30, 90, 160)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _page_with(css: str, body: str) -> str:
+    return (f"<!doctype html><html><head><style>body{{margin:0}} article.bd-article{{width:688px;padding:0 6px}}"
+            f"</style>{css}</head><body><article class='bd-article'><section><h2>S</h2>"
+            f"<div class='cell_output'>{body}</div></section></article></body></html>")
+
+
+def test_book_css_keeps_inline_sized_figures_true_and_fits_wide_tables(tmp_path, driver):
+    """The fix itself, on a hand-made page: a figure whose inline width/height is its page size (as
+    myst-nb writes retina figures) and a 12-column table. With only ``max-width: 100%`` (the theme)
+    the checker finds the figure squashed and the table too wide; with the book's CSS and table
+    script neither."""
+    check = _checker()
+    static = ROOT / "book" / "_static"
+    (tmp_path / "uqxai.css").write_text((static / "uqxai.css").read_text())
+    (tmp_path / "uqxai-tables.js").write_text((static / "uqxai-tables.js").read_text())
+    figure = f'<img src="data:image/png;base64,{_png(1400, 600)}" style="width: 1400px; height: 600px;">'
+    from uqxai_lib import report
+
+    wide = report.format_table(
+        __import__("pandas").DataFrame({f"column_name_{i}": [f"value {i}", f"another value {i}"] for i in range(12)}))
+    body = figure + f"<div class='output text_html'>{wide._repr_html_()}</div>"
+    (tmp_path / "theme.html").write_text(_page_with("<style>img{max-width:100%}</style>", body))
+    (tmp_path / "book.html").write_text(_page_with('<link rel="stylesheet" href="uqxai.css">'
+                                                   '<script src="uqxai-tables.js"></script>', body))
+    with check.serve(tmp_path) as base:
+        theme = check.measure_page(driver, f"{base}/theme.html")
+        book = check.measure_page(driver, f"{base}/book.html")
+    assert [check.squashed(i) for i in theme["images"]] == [True]
+    assert any(check.wide(t) for t in theme["tables"])
+    assert book["images"] and not any(check.squashed(i) for i in book["images"])
+    assert abs(check.aspect_error(book["images"][0])) < 0.01
+    assert book["tables"] and not any(check.wide(t) for t in book["tables"]), book["tables"]
