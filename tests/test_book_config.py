@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from _support import book_extension
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
-CHAPTER_ORDER = ["primer_gradcam", "ecg_sue", "mri_mc_dropout", "derm_vic", "robustness"]
+CHAPTER_ORDER = ["primer_gradcam", "own_model", "ecg_sue", "mri_mc_dropout", "derm_vic", "robustness"]
 PAGES = ["book/methods", "book/performance", "book/reproducibility", "book/references"]
 
 
@@ -292,8 +291,8 @@ def test_performance_page_shows_the_spread_a_kept_full_run_and_the_chapter_sweep
     index = "\n## Full\n\n```{uqxai-bench}\n:show: full\n```\n\n## Sweep\n\n```{uqxai-bench}\n:show: sweep\n```\n"
     kept = {"bench_full.json": full("2026-12-05 09:00", 1.25)}
     out = _tiny_book(tmp_path, {"ecg_sue": None}, kept_records=kept, index_extra=index,
-                     extra_results={"bench.json": {**full("2026-12-01 09:00", 0.95), "measures": full("x", 0.95)["measures"]
-                                                   + [sweep]}})
+                     extra_results={"bench.json": {**full("2026-12-01 09:00", 0.95),
+                                                   "measures": full("x", 0.95)["measures"] + [sweep]}})
     html = (out / "index.html").read_text()
     part = html[html.index('id="full"'):html.index('id="sweep"')]
     assert "2026-12-05 09:00 UTC" in part and "KeptCPU" in part and "1.25" in part  # the newer, kept run
@@ -316,8 +315,9 @@ def test_run_times_come_from_provenance_and_kept_records_and_chapters_quote_them
                                                                   "finished_utc": "2026-12-06T10:00:00+00:00"}}}}}
     cells = [nbformat.v4.new_markdown_cell("**Time to run:** {uqxai-runtime}`ecg_sue`."),
              nbformat.v4.new_code_cell("t", outputs=[nbformat.v4.new_output(
-                 "display_data", data={"text/html": '<p class="uqxai-table-note">2 of 9 rows shown (<a class="uqxai-csv" '
-                                                     'href="#uqxai-csv-sue_table">sue_table.csv</a>)</p>',
+                 "display_data", data={"text/html": '<p class="uqxai-table-note">2 of 9 rows shown '
+                                                     '(<a class="uqxai-csv" href="#uqxai-csv-sue_table">'
+                                                     'sue_table.csv</a>)</p>',
                                        "text/plain": "t"})])]
     index = "\n## Times\n\n```{uqxai-run-times}\n```\n"
     out = _tiny_book(tmp_path, {"ecg_sue": None}, extra_results={"provenance.json": prov}, kept_records=kept,

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import jupytext
 import pytest
-
 from _pages import citation_problems, log_problems, output_lines
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,12 +141,14 @@ def _measured(**kw):
 
 def test_page_checker_flags_squashed_figures_wide_tables_reprs_and_long_pages():
     check = _checker()
-    true = {"natural_w": 1400, "natural_h": 600, "shown_w": 676.0, "shown_h": 676.0 * 600 / 1400, "section": "a", "src": ""}
+    true = {"natural_w": 1400, "natural_h": 600, "shown_w": 676.0, "shown_h": 676.0 * 600 / 1400,
+            "section": "a", "src": ""}
     squashed = {**true, "shown_h": 600.0}  # the width capped by max-width, the height left at its inline px
-    ok = check.page_problems(_measured(images=[true], tables=[{"width": 676.0, "column": 676.0, "section": "t", "head": ""}]))
+    fits = {"width": 676.0, "column": 676.0, "section": "t", "head": ""}
+    ok = check.page_problems(_measured(images=[true], tables=[fits]))
     assert ok == []
-    bad = check.page_problems(_measured(images=[true, squashed],
-                                        tables=[{"width": 1047.0, "column": 688.0, "section": "Variants", "head": "site"}],
+    too_wide = {"width": 1047.0, "column": 688.0, "section": "Variants", "head": "site"}
+    bad = check.page_problems(_measured(images=[true, squashed], tables=[too_wide],
                                         reprs=["torch._C.Generator at 0x7f50818519d0"], screens=25.0))
     assert len(bad) == 4
     assert "aspect off by" in bad[0] and "1047 px wide in a 688 px column" in bad[1]
@@ -168,7 +169,8 @@ def test_page_checker_finds_object_reprs_and_lists_pages_in_toc_order(tmp_path):
         (html / f"{doc}.html").parent.mkdir(parents=True, exist_ok=True)
         (html / f"{doc}.html").write_text("<html></html>")
     (tmp_path / "_toc.yml").write_text("root: book/intro\nparts:\n  - chapters:\n      - file: book/_executed/b\n"
-                                       "      - file: book/_executed/a\n      - file: book/methods\n      - file: book/gone\n")
+                                       "      - file: book/_executed/a\n      - file: book/methods\n"
+                                       "      - file: book/gone\n")
     assert check.book_pages(html) == ["book/intro", "book/_executed/b", "book/_executed/a", "book/methods"]
     assert check.book_pages(html, ["a"]) == ["book/_executed/a"]
     with pytest.raises(ValueError, match=r"no page \['zzz'\]"):

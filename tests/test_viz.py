@@ -148,13 +148,14 @@ def test_show_maps_row_raw_scale_shares_the_colour_range():
     assert {a.get_images()[1].get_clim() for a in _panels(fig)} == {(0.0, 3.0)}
 
 
-def test_house_style_is_applied_on_import_and_never_uses_jet():
+def test_house_style_is_applied_by_use_style_and_never_uses_jet():
     import inspect
 
     import matplotlib
 
-    import uqxai_lib.viz  # noqa: F401  (applies the style)
-    from uqxai_lib.viz import primer
+    from uqxai_lib.viz import primer, use_style
+
+    use_style()  # what every chapter's setup cell calls (importing uqxai_lib.viz changes nothing)
 
     assert matplotlib.rcParams["savefig.dpi"] >= 150 * 1.0
     assert matplotlib.rcParams["figure.dpi"] * common.RENDER_DENSITY >= 150
@@ -224,7 +225,7 @@ def test_mid_slice_and_trend():
 
 def test_house_style_gives_high_density_inline_figures_in_a_kernel(monkeypatch):
     """In a Jupyter kernel (as papermill runs the chapters) a figure is displayed at 2 device px per
-    CSS px, even when uqxai_lib.viz is imported before pyplot (the inline backend's set-up comes later)."""
+    CSS px, even when the style is applied before pyplot is imported (the inline backend's set-up comes later)."""
     import base64
     import io
     import os
@@ -236,7 +237,7 @@ def test_house_style_gives_high_density_inline_figures_in_a_kernel(monkeypatch):
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(
-        "import uqxai_lib.viz\nimport matplotlib.pyplot as plt\n"
+        "from uqxai_lib.viz import use_style\nuse_style()\nimport matplotlib.pyplot as plt\n"
         "from IPython.display import display\n"
         "fig, ax = plt.subplots(figsize=(3, 2)); ax.plot([0, 1]); ax.set_xlabel('x'); display(fig)")]
     root = str(Path(__file__).resolve().parents[1])

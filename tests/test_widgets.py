@@ -8,9 +8,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+from ipywidgets.embed import embed_data  # noqa: E402
 from ipywidgets.widgets import widget as widget_module  # noqa: E402
 from ipywidgets.widgets.widget_link import Link  # noqa: E402
-from ipywidgets.embed import embed_data  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from uqxai_lib import widgets  # noqa: E402

@@ -60,12 +60,12 @@ from typing import Any, Mapping, Sequence
 
 from . import stats
 
-__all__ = ["NOT_COMPUTED", "fmt_number", "fmt_interval", "interval_verdict", "reproduction_of",
-           "seed_reproduction", "verdict_box", "verdict_table", "bench_table", "bench_spread_table",
-           "latest_full", "bench_sweep_text", "run_times", "run_times_table", "runtime_text",
-           "fmt_duration", "table", "format_table", "FormattedTable", "column_formatter",
-           "tables", "clear_tables", "table_record", "ordered_tables", "write_table_csvs",
-           "write_tables_zip", "table_csv", "tables_path", "save_tables", "load_tables"]
+__all__ = ["NOT_COMPUTED", "RUNG_TITLES", "fmt_number", "fmt_interval", "interval_verdict", "reproduction_of",
+           "seed_reproduction", "verdict_box", "ladder_box", "verdict_table", "bench_table", "bench_spread_table",
+           "latest_full", "bench_sweep_text", "run_times", "run_times_table", "runtime_text", "fmt_duration",
+           "table", "format_table", "FormattedTable", "column_formatter", "tables", "clear_tables", "table_record",
+           "ordered_tables", "write_table_csvs", "write_tables_zip", "table_csv", "tables_path", "save_tables",
+           "load_tables", "assessment_rows", "assessment_table"]
 
 #: what a box or a table row says when a record has no ``primary`` (yet)
 NOT_COMPUTED = "not yet computed"
@@ -180,9 +180,13 @@ def verdict_box(record: Mapping[str, Any] | None, *, robustness: Mapping[str, An
 
     ``cite=True`` writes the claim's source as a ``{cite:p}`` role (needs sphinxcontrib-bibtex and
     the key in the bibliography); ``False`` writes the key in brackets.  A record without ``primary``
-    (or ``None``) gives a box that says the result is not yet computed.
+    (or ``None``) gives a box that says the result is not yet computed.  A record with a ``verdict``
+    ladder (:func:`uqxai_lib.verdicts.ladder`) gets the ladder box (:func:`ladder_box`); the box
+    above stays for records without one.
     """
     record = record or {}
+    if isinstance(record.get("verdict"), Mapping) and record["verdict"].get("rungs") is not None:
+        return ladder_box(record, cite=cite, title=title)
     claim = record.get("claim") if isinstance(record.get("claim"), Mapping) else {}
     prim = record.get("primary")
     word = reproduction_of(record)
@@ -223,6 +227,76 @@ def verdict_box(record: Mapping[str, Any] | None, *, robustness: Mapping[str, An
     return "\n".join(lines) + "\n"
 
 
+#: How the ladder box names each rung (the keys of :data:`uqxai_lib.verdicts.RUNG_ORDER`).
+RUNG_TITLES = {
+    "direction": "This run",
+    "beyond_baselines": "Beyond the prediction-only baselines",
+    "maps_right": "Maps in the right place",
+    "sanity": "Sanity check (cascading randomisation)",
+    "within_class": "Within each predicted class",
+    "across_seeds": "Across training seeds",
+    "across_threads": "Across torch thread counts",
+    "paper_effect": "Against the paper's effect",
+    "across_metrics": "Across the table's scores",
+}
+
+
+def _rung_line(rung: Mapping[str, Any]) -> str:
+    name = str(rung.get("name", "?"))
+    outcome = str(rung.get("outcome", "undefined"))
+    detail = rung.get("evidence") or ""
+    if outcome in ("undefined", "inconclusive") and rung.get("reason") and rung["reason"] not in detail:
+        detail = f"{rung['reason']}" + (f"; {detail}" if detail else "")
+    return f"- **{RUNG_TITLES.get(name, name)}**: {outcome}" + (f" — {detail}" if detail else "")
+
+
+def ladder_box(record: Mapping[str, Any], *, cite: bool = True, title: str | None = None) -> str:
+    """MyST admonition of a study's verdict ladder (``record["verdict"]``): the paper's claim, its
+    number (theirs), the data line (the synthetic phantom), the headline (the across-seed outcome),
+    and one line per rung with its outcome and evidence ("undefined" with its reason).
+
+    >>> rec = {"claim": {"text": "SUE is higher when correct.", "theirs": "0.93 vs 0.81", "source": "k"},
+    ...        "verdict": {"claim": "SUE is higher when correct.", "data": "embedded synthetic phantom (ECG)",
+    ...                    "headline": "not reproduced",
+    ...                    "rungs": [{"name": "direction", "outcome": "reproduced", "evidence": "+0.19"},
+    ...                              {"name": "across_seeds", "outcome": "undefined", "evidence": "",
+    ...                               "reason": "1 seed"}]}}
+    >>> print(ladder_box(rec, cite=False))  # doctest: +NORMALIZE_WHITESPACE
+    :::{admonition} Verdict across training seeds: not reproduced
+    :class: uqxai-verdict uqxai-verdict-not-reproduced
+    <BLANKLINE>
+    **The paper's claim** (k): SUE is higher when correct.
+    <BLANKLINE>
+    **Theirs** (the paper's number, on the paper's data): 0.93 vs 0.81
+    <BLANKLINE>
+    **Data**: embedded synthetic phantom (ECG)
+    <BLANKLINE>
+    - **This run**: reproduced — +0.19
+    - **Across training seeds**: undefined — 1 seed
+    <BLANKLINE>
+    :::
+    <BLANKLINE>
+    """
+    lad = record["verdict"]
+    claim = record.get("claim") if isinstance(record.get("claim"), Mapping) else {}
+    head = str(lad.get("headline") or "undefined")
+    top = f"Verdict across training seeds: {head}"
+    if title:
+        top = f"{title} — {head} across training seeds"
+    cls = "missing" if head == "undefined" else head.replace(" ", "-")
+    lines = [f":::{{admonition}} {top}", f":class: uqxai-verdict uqxai-verdict-{cls}", ""]
+    text = lad.get("claim") or claim.get("text")
+    if text:
+        lines += [f"**The paper's claim**{_cite(claim, cite)}: {text}", ""]
+    if claim.get("theirs"):
+        lines += [f"**Theirs** (the paper's number, on the paper's data): {claim['theirs']}", ""]
+    lines += [f"**Data**: {lad.get('data') or 'not stated'}", ""]
+    rungs = [r for r in lad.get("rungs") or [] if isinstance(r, Mapping)]
+    lines += [_rung_line(r) for r in rungs] or ["- no rung computed"]
+    lines += ["", ":::"]
+    return "\n".join(lines) + "\n"
+
+
 def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -243,8 +317,10 @@ def verdict_table(records: Mapping[str, Mapping[str, Any] | None], *,
     robustness = robustness or {}
     titles = titles or {}
     with_seeds = any(isinstance(robustness.get(n), Mapping) for n in records)
-    head = ["Chapter", "The paper's claim", "Theirs", "Ours (95% interval)", "Across seeds (95% interval)",
-            "Verdict"]
+    with_ladder = any(isinstance((r or {}).get("verdict"), Mapping) for r in records.values())
+    head = ["Chapter", "The paper's claim", "Theirs (paper's data)",
+            "Ours on the synthetic phantom (95% interval)" if with_ladder else "Ours (95% interval)",
+            "Across seeds (95% interval)", "Verdict"]
     if not with_seeds:
         del head[4]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -254,7 +330,14 @@ def verdict_table(records: Mapping[str, Mapping[str, Any] | None], *,
         prim = rec.get("primary")
         rob = robustness.get(name)
         claim_text = (claim.get("text") or "–") + (_cite(claim, cite) if claim.get("text") else "")
-        if isinstance(prim, Mapping):
+        lad = rec.get("verdict") if isinstance(rec.get("verdict"), Mapping) else None
+        if isinstance(prim, Mapping) and lad is not None:
+            ours = f"{fmt_number(prim.get('effect'))} ({fmt_interval(prim.get('ci95'))})"
+            one = next((r.get("outcome") for r in lad.get("rungs") or [] if r.get("name") == "direction"), None)
+            word = f"{lad.get('headline', 'undefined')} across seeds" + (f" (this run: {one})" if one else "")
+            seeds = (f"{fmt_number(rob.get('mean'))} ({fmt_interval(rob.get('ci95'))}), n = {_n_seeds(rob)}"
+                     if isinstance(rob, Mapping) else "–")
+        elif isinstance(prim, Mapping):
             ours = f"{fmt_number(prim.get('effect'))} ({fmt_interval(prim.get('ci95'))})"
             word = reproduction_of(rec) or "no claim to compare with"
             seeds = (f"{fmt_number(rob.get('mean'))} ({fmt_interval(rob.get('ci95'))}), n = {_n_seeds(rob)}"
@@ -530,7 +613,8 @@ def runtime_text(name: str, times: Mapping[str, Mapping[str, Mapping[str, Any]]]
     """A chapter's time to run as a sentence fragment, from the provenance: "34 s (smoke profile,
     cpu (…)); tiny: 5 s; full: not recorded".
 
-    >>> runtime_text("a", {"smoke": {"a": {"wall_time_s": 34, "device_name": "cpu (x86_64, 2 cores)"}}}).replace("\\u00a0", " ")
+    >>> t = {"smoke": {"a": {"wall_time_s": 34, "device_name": "cpu (x86_64, 2 cores)"}}}
+    >>> runtime_text("a", t).replace("\\u00a0", " ")
     '34 s with the smoke profile on cpu (x86_64, 2 cores); tiny: not recorded; full: not recorded'
     """
     parts, first = [], True
@@ -996,3 +1080,71 @@ def write_tables_zip(record_tables: Any, path: str | Path) -> Path:
             zf.writestr(info, table_csv(t).encode("utf-8"))
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
+
+
+# --------------------------------------------------------------------------- assessment records
+def _mean_finite(v: Any) -> float:
+    xs = [float(x) for x in (v or []) if x is not None and math.isfinite(float(x))]
+    return sum(xs) / len(xs) if xs else math.nan
+
+
+def _sec(rec: Any, name: str) -> Mapping[str, Any] | None:
+    return getattr(rec, name) if hasattr(rec, name) else (rec or {}).get(name)
+
+
+def _fmt_p(p: Any, n_boot: Any = None) -> str:
+    """A bootstrap p-value; 0 means below the resolution of the resamples (2 / n_boot).
+
+    >>> _fmt_p(0.0, 2000), _fmt_p(0.0312), _fmt_p(None)
+    ('< 0.001', '0.031', 'n/a')
+    """
+    if p is None or not math.isfinite(float(p)):
+        return "n/a"
+    if float(p) == 0.0:
+        return f"< {fmt_number(2.0 / float(n_boot or 2000), 2)}"
+    return fmt_number(p, 2)
+
+
+def assessment_rows(rec: Any) -> list[tuple[str, str]]:
+    """(quantity, value) rows that read one :class:`uqxai_lib.protocol.Assessment` (or its
+    ``to_dict()``): stability, the primary comparison, fidelity and sanity, formatted once here.
+
+    >>> rows = dict(assessment_rows({"config": {"score": "rho", "n_samples": 5}, "stability": {"rho": [0.5, 1.0],
+    ...     "jaccard": [0.2, None], "n_constant_samples": 1, "n_empty_regions": 0}, "primary": {"effect": 0.1,
+    ...     "ci95": [0.0, 0.2], "auroc": 0.6, "auroc_ci95": [0.5, 0.7], "p": 0.05, "verdict": "no detectable difference",
+    ...     "n_correct": 20, "n_misclassified": 6, "reason": None}}))
+    >>> rows["mean ρ with the reference"], rows["verdict"]
+    ('0.75', 'no detectable difference')
+    """
+    cfg, st, pr = _sec(rec, "config") or {}, _sec(rec, "stability") or {}, _sec(rec, "primary") or {}
+    score = {"rho": "ρ", "jaccard": "Jaccard"}.get(cfg.get("score"), str(cfg.get("score")))
+    rows = [("samples per item", str(cfg.get("n_samples", "n/a"))),
+            ("mean ρ with the reference", fmt_number(_mean_finite(st.get("rho")))),
+            ("mean top-q Jaccard (SUE)", fmt_number(_mean_finite(st.get("jaccard")))),
+            ("constant sample maps (skipped)", str(st.get("n_constant_samples", "n/a"))),
+            ("empty top-q regions (skipped)", str(st.get("n_empty_regions", "n/a"))),
+            ("items: correct / misclassified", f"{pr.get('n_correct', 'n/a')} / {pr.get('n_misclassified', 'n/a')}"),
+            (f"{score}: correct − misclassified", f"{fmt_number(pr.get('effect'))} ({fmt_interval(pr.get('ci95'))})"),
+            (f"AUROC of {score} for correctness", f"{fmt_number(pr.get('auroc'))} ({fmt_interval(pr.get('auroc_ci95'))})"),
+            ("p (same bootstrap)", _fmt_p(pr.get("p"), pr.get("n_boot"))),
+            ("verdict", str(pr.get("verdict", "n/a")) + (f": {pr['reason']}" if pr.get("reason") else ""))]
+    fi = _sec(rec, "fidelity")
+    if fi:
+        rows += [("mass in mask vs chance", f"{fmt_number(fi.get('mass_in_mask'))} "
+                  f"({fmt_interval(fi.get('mass_in_mask_ci95'))}) vs {fmt_number(fi.get('chance'))}"),
+                 ("pointing game", fmt_number(fi.get("pointing_game")))]
+        if fi.get("deletion_auc") is not None:
+            rows.append(("deletion AUC: map vs random order (lower is better)",
+                         f"{fmt_number(fi.get('deletion_auc'))} vs {fmt_number(fi.get('deletion_auc_random'))}"))
+    sa = _sec(rec, "sanity")
+    if sa:
+        rows.append(("cascading randomisation", f"{sa.get('outcome')}: {sa.get('reason')}"))
+    return rows
+
+
+def assessment_table(records: Mapping[str, Any]) -> Any:
+    """A pandas DataFrame with one column per assessment (e.g. per source), quantities as rows."""
+    import pandas as pd
+
+    cols = {name: dict(assessment_rows(rec)) for name, rec in records.items()}
+    return pd.DataFrame(cols)

@@ -184,7 +184,8 @@ def page_problems(result: dict, *, max_screens: float | None = MAX_SCREENS) -> l
     for img in result["images"]:
         if squashed(img):
             out.append(f"figure in '{img['section']}' shown at {img['shown_w']:.0f}×{img['shown_h']:.0f} px, "
-                       f"natural {img['natural_w']}×{img['natural_h']} (aspect off by {100 * aspect_error(img):+.0f} %)")
+                       f"natural {img['natural_w']}×{img['natural_h']} "
+                       f"(aspect off by {100 * aspect_error(img):+.0f} %)")
     for t in result["tables"]:
         if wide(t):
             out.append(f"table in '{t['section']}' ({t['head']}) is {t['width']:.0f} px wide in a "
