@@ -39,7 +39,7 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
-from _pages import log_problems
+from _pages import log_problems, page_checker
 from _support import book_extension
 
 pytestmark = pytest.mark.slow
@@ -525,13 +525,7 @@ def test_search_from_file_url_shows_snippets_without_console_errors(book_html, d
 # --------------------------------------------------------------------------- layout at 1280 x 900
 def _checker():
     """``book/tools/check_pages.py`` (the page checker a reader can run on the smoke book too)."""
-    import importlib.util
-
-    path = ROOT / "book" / "tools" / "check_pages.py"
-    spec = importlib.util.spec_from_file_location("check_pages", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return page_checker()
 
 
 #: rows of the per-page table, in the order the pages were checked

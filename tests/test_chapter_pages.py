@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jupytext
 import pytest
-from _pages import citation_problems, log_problems, output_lines
+from _pages import citation_problems, log_problems, output_lines, page_checker
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
@@ -125,13 +125,7 @@ def test_citation_problems_need_linked_cites_and_a_local_references_list():
 
 # --------------------------------------------------------------------------- the page checker's verdicts
 def _checker():
-    import importlib.util
-
-    path = ROOT / "book" / "tools" / "check_pages.py"
-    spec = importlib.util.spec_from_file_location("check_pages", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return page_checker()
 
 
 def _measured(**kw):
