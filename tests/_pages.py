@@ -2,7 +2,9 @@
 ``test_chapter_pages.py`` (on hand-made pages) and ``test_notebooks.py`` (on the tiny book it builds)."""
 from __future__ import annotations
 
+import importlib.util
 import re
+from pathlib import Path
 
 from bs4 import BeautifulSoup
 
@@ -51,3 +53,13 @@ def citation_problems(html: str) -> list[str]:
         if target not in entries:
             problems.append(f"citation {a.get_text()!r} links to {a.get('href')!r}, not to this page's References")
     return problems
+
+
+def page_checker():
+    """``book/tools/check_pages.py`` (the page checker a reader runs on the built book), loaded as a
+    module (book/tools is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "book" / "tools" / "check_pages.py"
+    spec = importlib.util.spec_from_file_location("check_pages", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -39,7 +39,7 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
-from _pages import log_problems
+from _pages import log_problems, page_checker
 from _support import book_extension
 
 pytestmark = pytest.mark.slow
@@ -520,3 +520,76 @@ def test_search_from_file_url_shows_snippets_without_console_errors(book_html, d
     problems = _console_errors(log)
     problems += [f"{e['level']}: {e['message']}" for e in log if "content block not found" in e["message"].lower()]
     assert not problems, f"search.html from file://:\n" + "\n".join(problems)
+
+
+# --------------------------------------------------------------------------- layout at 1280 x 900
+def _checker():
+    """``book/tools/check_pages.py`` (the page checker a reader can run on the smoke book too)."""
+    return page_checker()
+
+
+#: rows of the per-page table, in the order the pages were checked
+_LAYOUT_ROWS: dict[str, list[str]] = {}
+
+
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_page_layout_true_figures_fitting_tables_no_reprs(docname, server, driver):
+    """At 1280 × 900: every figure at its natural aspect (± 3 %), no table wider than the column,
+    no ``<... at 0x...>`` repr in the text. The page height is measured and reported (the tiny
+    book's chapters are not the smoke book's; ``check_pages.py`` judges it on the smoke book)."""
+    check = _checker()
+    result = check.measure_page(driver, f"{server}/{docname}.html")
+    problems = check.page_problems(result, max_screens=None)
+    _LAYOUT_ROWS[docname] = check.summary_row(docname.rsplit("/", 1)[1], result, problems)
+    # the per-page table so far (all chapters once the last one ran), on stdout (-s) and in _build/
+    table = check.text_table(_LAYOUT_ROWS.values())
+    (ROOT / "_build" / "page_check_tiny.md").write_text(table + "\n", encoding="utf-8")
+    print("\n" + table)
+    if docname in CHAPTERS:
+        assert result["images"], f"{docname}: no figure measured (did the page render?)"
+    assert not problems, f"{docname}:\n" + "\n".join(problems)
+
+
+
+def _png(w: int, h: int) -> str:
+    import base64
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), (30, 90, 160)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _page_with(css: str, body: str) -> str:
+    return (f"<!doctype html><html><head><style>body{{margin:0}} article.bd-article{{width:688px;padding:0 6px}}"
+            f"</style>{css}</head><body><article class='bd-article'><section><h2>S</h2>"
+            f"<div class='cell_output'>{body}</div></section></article></body></html>")
+
+
+def test_book_css_keeps_inline_sized_figures_true_and_fits_wide_tables(tmp_path, driver):
+    """The fix itself, on a hand-made page: a figure whose inline width/height is its page size (as
+    myst-nb writes retina figures) and a 12-column table. With only ``max-width: 100%`` (the theme)
+    the checker finds the figure squashed and the table too wide; with the book's CSS and table
+    script neither."""
+    check = _checker()
+    static = ROOT / "book" / "_static"
+    (tmp_path / "uqxai.css").write_text((static / "uqxai.css").read_text())
+    (tmp_path / "uqxai-tables.js").write_text((static / "uqxai-tables.js").read_text())
+    figure = f'<img src="data:image/png;base64,{_png(1400, 600)}" style="width: 1400px; height: 600px;">'
+    from uqxai_lib import report
+
+    wide = report.format_table(
+        __import__("pandas").DataFrame({f"column_name_{i}": [f"value {i}", f"another value {i}"] for i in range(12)}))
+    body = figure + f"<div class='output text_html'>{wide._repr_html_()}</div>"
+    (tmp_path / "theme.html").write_text(_page_with("<style>img{max-width:100%}</style>", body))
+    (tmp_path / "book.html").write_text(_page_with('<link rel="stylesheet" href="uqxai.css">'
+                                                   '<script src="uqxai-tables.js"></script>', body))
+    with check.serve(tmp_path) as base:
+        theme = check.measure_page(driver, f"{base}/theme.html")
+        book = check.measure_page(driver, f"{base}/book.html")
+    assert [check.squashed(i) for i in theme["images"]] == [True]
+    assert any(check.wide(t) for t in theme["tables"])
+    assert book["images"] and not any(check.squashed(i) for i in book["images"])
+    assert abs(check.aspect_error(book["images"][0])) < 0.01
+    assert book["tables"] and not any(check.wide(t) for t in book["tables"]), book["tables"]

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from _support import book_extension
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
-CHAPTER_ORDER = ["primer_gradcam", "ecg_sue", "mri_mc_dropout", "derm_vic", "robustness"]
+CHAPTER_ORDER = ["primer_gradcam", "own_model", "ecg_sue", "mri_mc_dropout", "derm_vic", "robustness"]
 PAGES = ["book/methods", "book/performance", "book/reproducibility", "book/references"]
 
 
@@ -164,7 +163,7 @@ def _study_record(lo: float, hi: float) -> dict:
 
 
 def _tiny_book(tmp_path, records: dict, *, extra_results: dict | None = None, index_extra: str = "",
-               conf_extra: str = "") -> Path:
+               conf_extra: str = "", extra_cells: list | None = None, kept_records: dict | None = None) -> Path:
     """A Sphinx project laid out like the book: executed notebooks and results records, built with -W."""
     import json
 
@@ -180,13 +179,16 @@ def _tiny_book(tmp_path, records: dict, *, extra_results: dict | None = None, in
             nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
             nbformat.v4.new_code_cell("print('shown')", metadata={"tags": ["show-input"]}),
             nbformat.v4.new_code_cell("plot_everything()"),
-        ]
+        ] + list(extra_cells or [])
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(nb, str(src / "book" / "_executed" / f"{name}.ipynb"))
         if rec is not None:
             (src / "_build" / "results" / f"{name}.json").write_text(json.dumps(rec))
     for fname, data in (extra_results or {}).items():
         (src / "_build" / "results" / fname).write_text(json.dumps(data))
+    for fname, data in (kept_records or {}).items():
+        (src / "book" / "records").mkdir(parents=True, exist_ok=True)
+        (src / "book" / "records" / fname).write_text(json.dumps(data))
     (src / "conf.py").write_text(
         f"import sys; sys.path.insert(0, {str(ROOT / 'book' / '_ext')!r})\n"
         "extensions = ['myst_nb', 'uqxai_book']\nnb_execution_mode = 'off'\n"
@@ -275,6 +277,60 @@ def test_performance_tables_come_from_the_benchmark_files(tmp_path):
     assert "TestCPU 9000" in full and "2026-11-20 10:00" in full  # the latest full run, with its machine
     assert "1.03" in full and ">yes<" in full.replace("<p>", "").replace("</p>", "") and "0.8<" not in full
     assert "smoke check" in smoke and "0.6" in smoke and "0.5 to 0.7" in smoke and ">2<" in smoke.replace("<p>", "").replace("</p>", "")
+
+
+def test_performance_page_shows_the_spread_a_kept_full_run_and_the_chapter_sweep_or_says_none(tmp_path):
+    def full(date, ratio, **extra):
+        return {"config": "full", "quick": False, "machine": {"cpu": "KeptCPU", "cpu_cores": 16, "date_utc": date},
+                "measures": [{"name": "mc_dropout_vs_floor", "ours_s": 1.0, "baseline_s": ratio, "ratio": ratio,
+                              "ratio_range": [ratio - 0.1, ratio + 0.2], "repeats": 5, "target": "≥ 0.91",
+                              "met": True}], **extra}
+
+    sweep = {"name": "sweep_chapter_tasks", "ratio": 1.7, "ours_s": 80.0, "baseline_s": 136.0, "tasks": 4,
+             "workers": 2}
+    index = "\n## Full\n\n```{uqxai-bench}\n:show: full\n```\n\n## Sweep\n\n```{uqxai-bench}\n:show: sweep\n```\n"
+    kept = {"bench_full.json": full("2026-12-05 09:00", 1.25)}
+    out = _tiny_book(tmp_path, {"ecg_sue": None}, kept_records=kept, index_extra=index,
+                     extra_results={"bench.json": {**full("2026-12-01 09:00", 0.95),
+                                                   "measures": full("x", 0.95)["measures"] + [sweep]}})
+    html = (out / "index.html").read_text()
+    part = html[html.index('id="full"'):html.index('id="sweep"')]
+    assert "2026-12-05 09:00 UTC" in part and "KeptCPU" in part and "1.25" in part  # the newer, kept run
+    assert "1.15 to 1.45 (5 repeats)" in part  # its spread
+    sweep_part = html[html.index('id="sweep"'):]
+    assert "1.7" in sweep_part and "tasks: 4" in sweep_part and "not measured" not in sweep_part
+    empty = _tiny_book(tmp_path / "none", {"ecg_sue": None}, index_extra=index)
+    html = (empty / "index.html").read_text()
+    assert "No full benchmark run is recorded" in html and "not measured in this build" in html
+
+
+def test_run_times_come_from_provenance_and_kept_records_and_chapters_quote_them(tmp_path):
+    import nbformat
+
+    prov = {"notebooks": {"ecg_sue": {"notebook": "ecg_sue", "profile": "tiny", "status": "ok", "wall_time_s": 34.4,
+                                      "device_name": "cpu (x86_64, 2 cores, 1 torch threads)",
+                                      "finished_utc": "2026-12-07T03:00:00+00:00", "git_commit": "a" * 40}}}
+    kept = {"run_times.json": {"profiles": {"smoke": {"ecg_sue": {"status": "ok", "wall_time_s": 400.0,
+                                                                  "device_name": "cpu (EPYC, 2 cores)",
+                                                                  "finished_utc": "2026-12-06T10:00:00+00:00"}}}}}
+    cells = [nbformat.v4.new_markdown_cell("**Time to run:** {uqxai-runtime}`ecg_sue`."),
+             nbformat.v4.new_code_cell("t", outputs=[nbformat.v4.new_output(
+                 "display_data", data={"text/html": '<p class="uqxai-table-note">2 of 9 rows shown '
+                                                     '(<a class="uqxai-csv" href="#uqxai-csv-sue_table">'
+                                                     'sue_table.csv</a>)</p>',
+                                       "text/plain": "t"})])]
+    index = "\n## Times\n\n```{uqxai-run-times}\n```\n"
+    out = _tiny_book(tmp_path, {"ecg_sue": None}, extra_results={"provenance.json": prov}, kept_records=kept,
+                     index_extra=index, extra_cells=cells)
+    html = (out / "index.html").read_text().replace("\xa0", " ").replace("&nbsp;", " ")
+    times = re.sub(r"<[^>]+>", " ", html[html.index('id="times"'):])
+    times = re.sub(r"\s+", " ", times)
+    assert "34 s" in times and "6 min 40 s" in times and "not recorded" in times  # tiny, smoke, full
+    assert "tiny (this build, 2026-12-07)" in times and "smoke (recorded, 2026-12-06)" in times
+    assert "cpu (EPYC, 2 cores)" in times and "full : no run recorded" in times.replace("**", "")
+    page = (out / "book" / "_executed" / "ecg_sue.html").read_text().replace("\xa0", " ").replace("&nbsp;", " ")
+    assert "6 min 40 s with the smoke profile on cpu (EPYC, 2 cores); tiny: 34 s; full: not recorded" in page
+    assert 'href="../../_results/ecg_sue/sue_table.csv"' in page and "#uqxai-csv-" not in page
 
 
 def test_verdict_box_shows_the_across_seed_summary_of_robustness_json(tmp_path):

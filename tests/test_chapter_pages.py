@@ -11,8 +11,7 @@ from pathlib import Path
 
 import jupytext
 import pytest
-
-from _pages import citation_problems, log_problems, output_lines
+from _pages import citation_problems, log_problems, output_lines, page_checker
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
@@ -122,3 +121,52 @@ def test_citation_problems_need_linked_cites_and_a_local_references_list():
     assert citation_problems(_page([], body=f"<p>{CITE.format(href='#id8')}</p>")) == ["no References section"]
     other = citation_problems(_page([], body=f"<p>{CITE.format(href='../references.html#id8')}</p>{REFS}"))
     assert len(other) == 1 and "not to this page's References" in other[0]
+
+
+# --------------------------------------------------------------------------- the page checker's verdicts
+def _checker():
+    return page_checker()
+
+
+def _measured(**kw):
+    base = {"url": "u", "ready": True, "screens": 3.0, "column": 676.0, "images": [], "tables": [], "reprs": []}
+    return {**base, **kw}
+
+
+def test_page_checker_flags_squashed_figures_wide_tables_reprs_and_long_pages():
+    check = _checker()
+    true = {"natural_w": 1400, "natural_h": 600, "shown_w": 676.0, "shown_h": 676.0 * 600 / 1400,
+            "section": "a", "src": ""}
+    squashed = {**true, "shown_h": 600.0}  # the width capped by max-width, the height left at its inline px
+    fits = {"width": 676.0, "column": 676.0, "section": "t", "head": ""}
+    ok = check.page_problems(_measured(images=[true], tables=[fits]))
+    assert ok == []
+    too_wide = {"width": 1047.0, "column": 688.0, "section": "Variants", "head": "site"}
+    bad = check.page_problems(_measured(images=[true, squashed], tables=[too_wide],
+                                        reprs=["torch._C.Generator at 0x7f50818519d0"], screens=25.0))
+    assert len(bad) == 4
+    assert "aspect off by" in bad[0] and "1047 px wide in a 688 px column" in bad[1]
+    assert "Generator" in bad[2] and "25.0 screens" in bad[3]
+    # the tiny book: height reported, not judged
+    assert check.page_problems(_measured(screens=25.0), max_screens=None) == []
+    # one CSS pixel of rounding is not a squashed figure, even on a small image
+    small = {"natural_w": 30, "natural_h": 20, "shown_w": 30.0, "shown_h": 20.6, "section": "", "src": ""}
+    assert not check.squashed(small)
+
+
+def test_page_checker_finds_object_reprs_and_lists_pages_in_toc_order(tmp_path):
+    check = _checker()
+    assert check.REPR.search("<torch._C.Generator at 0x7f50818519d0>")
+    assert not check.REPR.search("a shift of 0x10 at 0 dB")
+    html = tmp_path / "_build" / "html"
+    for doc in ("book/intro", "book/_executed/b", "book/_executed/a", "book/methods"):
+        (html / f"{doc}.html").parent.mkdir(parents=True, exist_ok=True)
+        (html / f"{doc}.html").write_text("<html></html>")
+    (tmp_path / "_toc.yml").write_text("root: book/intro\nparts:\n  - chapters:\n      - file: book/_executed/b\n"
+                                       "      - file: book/_executed/a\n      - file: book/methods\n"
+                                       "      - file: book/gone\n")
+    assert check.book_pages(html) == ["book/intro", "book/_executed/b", "book/_executed/a", "book/methods"]
+    assert check.book_pages(html, ["a"]) == ["book/_executed/a"]
+    with pytest.raises(ValueError, match=r"no page \['zzz'\]"):
+        check.book_pages(html, ["zzz"])
+    assert [check.is_chapter(d) for d in ("book/_executed/a", "book/methods")] == [True, False]

@@ -168,10 +168,12 @@ def _oracle_rows(df: pd.DataFrame) -> tuple[list[str], list[list]]:
     return list(flat.columns), rows
 
 
-def test_table_returns_the_frame_and_records_index_columns_and_values(fresh_tables):
+def test_table_returns_the_page_table_and_records_index_columns_and_raw_values(fresh_tables):
     shown = _shown_tables()
     for name, df in shown.items():
-        assert report.table(df, name) is df  # display(report.table(df, name)) shows what it showed before
+        page = report.table(df, name)
+        assert isinstance(page, report.FormattedTable)  # display(report.table(df, name)) shows it formatted
+        assert page.columns == _oracle_rows(df)[0]  # the index is a plain first column, not an index
     recs = report.tables()
     assert list(recs) == list(shown)
     assert [recs[n]["position"] for n in shown] == [0, 1, 2, 3]
@@ -270,6 +272,81 @@ def test_load_tables_without_a_file_is_empty_and_a_broken_file_names_itself(tmp_
     (tmp_path / "x.tables.json").write_text("{not json")
     with pytest.raises(ValueError, match="x.tables.json is not valid JSON"):
         report.load_tables(tmp_path / "x.json")
+
+
+# --------------------------------------------------------------------------- tables on the page
+def _sig_close(text: str, value: float, digits: int, top: float) -> bool:
+    """An independent check of a fixed-precision column: the shown number is within half a unit of
+    the last digit that ``digits`` significant digits of the column's largest magnitude keep."""
+    unit = 10 ** (math.floor(math.log10(top)) - digits + 1)
+    return abs(float(text.replace("−", "-")) - value) <= unit / 2 + 1e-12
+
+
+def test_format_table_gives_each_float_column_one_precision_of_three_significant_digits():
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"IoU": rng.uniform(0.01, 0.9, 20), "loss": rng.uniform(10, 900, 20),
+                       "delta": rng.normal(0, 0.05, 20)})
+    t = report.format_table(df)
+    for j, col in enumerate(df.columns):
+        top = float(np.abs(df[col]).max())
+        texts = [r[j] for r in t.rows]
+        assert len({len(x.split(".")[1]) if "." in x else 0 for x in texts}) == 1, (col, texts)  # one precision
+        assert all(_sig_close(x, v, 3, top) for x, v in zip(texts, df[col])), (col, texts[:3])
+    assert any(r[2].startswith("−") for r in t.rows) and not any(r[2].startswith("-") for r in t.rows)
+
+
+def test_format_table_whole_numbers_p_values_empty_cells_and_text_are_shown_plainly():
+    long = "a verdict sentence that is long enough to be cut by pandas' default max_colwidth of fifty chars"
+    df = pd.DataFrame({"n kept": [3.0, 120.0, None], "p (Holm)": [0.00012345, 0.5, 0.049],
+                       "note": [long, "", "x"], "ok": [True, False, True]})
+    t = report.format_table(df)
+    assert [r[0] for r in t.rows] == ["3", "120", "–"]
+    assert [float(r[1]) for r in t.rows] == pytest.approx([0.00012, 0.5, 0.049])
+    assert t.rows[0][2] == long and "…" not in t._repr_html_() and "..." not in t._repr_html_()
+    assert [r[3] for r in t.rows] == ["yes", "no", "yes"]
+    assert t.numeric == [True, True, False, False]
+
+
+def test_format_table_drops_the_range_index_keeps_a_meaningful_one_and_puts_key_columns_first():
+    df = pd.DataFrame({"ours": [0.5, 0.25], "verdict": ["reproduced", "reversed"], "claim": ["c1", "c2"]})
+    t = report.format_table(df, key=["claim", "verdict"])
+    assert t.columns == ["claim", "verdict", "ours"]
+    html = t._repr_html_()
+    assert html.count("<th ") == 3 and ">0<" not in html  # no index header, no 0..n-1 cells
+    indexed = report.format_table(df.set_index("claim"), key=["verdict"])
+    assert indexed.columns == ["verdict", "claim", "ours"] and indexed.rows[0] == ["reproduced", "c1", "0.500"]
+
+
+def test_format_table_formats_rename_show_rows_and_fold():
+    df = pd.DataFrame({"ecg_snr_db": [6.0, 12.0, 24.0], "auroc": [0.61, 0.7, 0.8], "extra": [1, 2, 3]})
+    t = report.format_table(df, rename={"ecg_snr_db": "SNR (dB)"}, formats={"auroc": 2, "SNR (dB)": "{:.0f} dB"},
+                            show=["SNR (dB)", "auroc"], max_rows=2, fold="All SNR levels", name="snr")
+    assert t.columns == ["SNR (dB)", "auroc"] and t.rows == [["6 dB", "0.61"], ["12 dB", "0.70"]]
+    assert "2 of 3 rows shown" in t.note and "extra" in t.note
+    html = t._repr_html_()
+    assert html.startswith('<details class="uqxai-fold"><summary>All SNR levels</summary>')
+    assert 'href="#uqxai-csv-snr"' in html
+    assert "SNR (dB)" in repr(t)
+    with pytest.raises(ValueError, match=r"\['nope'\] are not in the table"):
+        report.format_table(df, key=["nope"])
+    with pytest.raises(ValueError, match="format 'bad'"):
+        report.format_table(df, formats={"auroc": "bad"})
+
+
+def test_table_registers_raw_values_under_the_plain_names_the_page_shows(fresh_tables):
+    df = pd.DataFrame({"k_general": [3, 4], "score": [0.123456, 0.5]})
+    page = report.table(df, "t", rename={"k_general": "models in the general set"}, max_rows=1)
+    rec = report.tables()["t"]
+    assert rec["columns"] == ["models in the general set", "score"] and rec["rows"] == [[3, 0.123456], [4, 0.5]]
+    assert page.rows == [["3", "0.123"]]
+
+
+def test_row_numbers_are_not_shown_but_a_named_integer_index_is(fresh_tables):
+    df = pd.DataFrame({"seed": [3, 1, 2], "effect": [0.3, 0.1, 0.2]})
+    left = df.sort_values("effect").head(2)  # index [1, 2]: what is left of the row numbers
+    assert report.format_table(left).columns == ["seed", "effect"]
+    named = df.set_index("seed")
+    assert report.format_table(named).columns == ["seed", "effect"] and report.format_table(named).rows[0][0] == "3"
 
 
 # ------------------------------------------------------------------ the verdict ladder box (issue 22)

@@ -148,13 +148,14 @@ def test_show_maps_row_raw_scale_shares_the_colour_range():
     assert {a.get_images()[1].get_clim() for a in _panels(fig)} == {(0.0, 3.0)}
 
 
-def test_house_style_is_applied_on_import_and_never_uses_jet():
+def test_house_style_is_applied_by_use_style_and_never_uses_jet():
     import inspect
 
     import matplotlib
 
-    import uqxai_lib.viz  # noqa: F401  (applies the style)
-    from uqxai_lib.viz import primer
+    from uqxai_lib.viz import primer, use_style
+
+    use_style()  # what every chapter's setup cell calls (importing uqxai_lib.viz changes nothing)
 
     assert matplotlib.rcParams["savefig.dpi"] >= 150 * 1.0
     assert matplotlib.rcParams["figure.dpi"] * common.RENDER_DENSITY >= 150
@@ -224,7 +225,7 @@ def test_mid_slice_and_trend():
 
 def test_house_style_gives_high_density_inline_figures_in_a_kernel(monkeypatch):
     """In a Jupyter kernel (as papermill runs the chapters) a figure is displayed at 2 device px per
-    CSS px, even when uqxai_lib.viz is imported before pyplot (the inline backend's set-up comes later)."""
+    CSS px, even when the style is applied before pyplot is imported (the inline backend's set-up comes later)."""
     import base64
     import io
     import os
@@ -236,7 +237,7 @@ def test_house_style_gives_high_density_inline_figures_in_a_kernel(monkeypatch):
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(
-        "import uqxai_lib.viz\nimport matplotlib.pyplot as plt\n"
+        "from uqxai_lib.viz import use_style\nuse_style()\nimport matplotlib.pyplot as plt\n"
         "from IPython.display import display\n"
         "fig, ax = plt.subplots(figsize=(3, 2)); ax.plot([0, 1]); ax.set_xlabel('x'); display(fig)")]
     root = str(Path(__file__).resolve().parents[1])
@@ -247,3 +248,35 @@ def test_house_style_gives_high_density_inline_figures_in_a_kernel(monkeypatch):
     natural_w = Image.open(io.BytesIO(base64.b64decode(out["data"]["image/png"]))).size[0]
     assert natural_w / css_w >= 1.9
     assert 250 <= css_w <= 320  # 3 inches at 100 CSS px per inch (tight bounding box)
+
+
+def _contrast(fg, bg) -> float:
+    """WCAG 2 contrast ratio of two sRGB colours (the standard's formula, written out in NumPy)."""
+    def lum(c):
+        c = np.asarray(c, dtype=float)[:3]
+        c = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+        return float(c @ [0.2126, 0.7152, 0.0722])
+
+    hi, lo = sorted([lum(fg), lum(bg)], reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_cell_annotations_take_the_more_contrasting_colour_on_every_cell():
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import TwoSlopeNorm, to_rgb
+
+    from uqxai_lib.viz import common
+
+    grid = np.linspace(0.2, 0.85, 16).reshape(2, 8)
+    grid[1, 7] = np.nan
+    fig, ax = plt.subplots()
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap="PuOr", norm=TwoSlopeNorm(0.5, 0.2, 0.8))
+    texts = common.annotate_cells(ax, im, [[f"{v:.2f}" for v in row] for row in grid])
+    assert len(texts) == 16
+    for t, v in zip(texts[:-1], grid.ravel()[:-1]):
+        cell = im.cmap(im.norm(v))
+        other = "black" if t.get_color() == "white" else "white"
+        assert _contrast(to_rgb(t.get_color()), cell) >= _contrast(to_rgb(other), cell), (v, t.get_color())
+        assert _contrast(to_rgb(t.get_color()), cell) >= 4.5  # WCAG AA for text on these cells
+    assert texts[-1].get_color() == "0.15"  # a masked cell sits on the white axes
+    plt.close(fig)

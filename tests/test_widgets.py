@@ -8,9 +8,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+from ipywidgets.embed import embed_data  # noqa: E402
 from ipywidgets.widgets import widget as widget_module  # noqa: E402
 from ipywidgets.widgets.widget_link import Link  # noqa: E402
-from ipywidgets.embed import embed_data  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from uqxai_lib import widgets  # noqa: E402
@@ -165,3 +165,59 @@ def test_low_dpi_frames_keep_their_page_size():
     css72, css150 = (float(w.layout.width.removesuffix("px")) for w in (w72, w150))
     assert abs(css72 - css150) <= 2  # same size on the page, whatever the dpi
     assert widgets.png_size(pngs[1])[0] / css150 >= 1.5
+
+
+def test_frames_of_different_sizes_are_padded_to_one_size_without_changing_their_pixels():
+    import numpy as np
+
+    small, tall = Image.new("RGB", (40, 20), (200, 0, 0)), Image.new("RGB", (30, 50), (0, 0, 200))
+    w = widgets.frame_slider([small, tall], [1, 2], description="x")
+    imgs = w.children[1].children
+    sizes = {widgets.png_size(i.value) for i in imgs}
+    assert sizes == {(40, 50)}
+    assert len({i.layout.width for i in imgs}) == 1  # one page size: the page does not jump
+    # the padded frame holds the original pixels, centred, and white around them (independent check)
+    a = np.asarray(Image.open(io.BytesIO(imgs[0].value)).convert("RGB"))
+    assert (a[15:35, :, :] == (200, 0, 0)).all() and (a[:15] == 255).all() and (a[35:] == 255).all()
+    grid = widgets.frame_grid([[small, tall], [tall, small]], [1, 2], ["a", "b"])
+    assert {widgets.png_size(i.value) for inner in grid.children[2].children for i in inner.children} == {(40, 50)}
+
+
+def test_a_text_frame_is_a_message_of_the_same_size():
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot([0, 1], [0, 1])
+    w = widgets.frame_slider([fig, "no model kept"], [0.2, 0.9], description="prune ratio")
+    first, msg = (i.value for i in w.children[1].children)
+    assert widgets.png_size(first) == widgets.png_size(msg)
+    a = np.asarray(Image.open(io.BytesIO(msg)).convert("L"))
+    assert (a < 128).any() and (a[0] == 255).all()  # dark text in the middle of a white frame
+
+
+def test_widgets_open_at_the_start_value():
+    w = widgets.frame_slider([_pil(i) for i in range(3)], [1, 5, 20], description="T", start=20)
+    assert w.children[0].index == 2 and w.children[1].selected_index == 2
+    g = widgets.frame_grid([[_pil(i), _pil(i + 1)] for i in range(3)], [0.1, 0.3, 0.5], [1, 20],
+                           descriptions=("p", "T"), start=(0.5, 20))
+    sa, sb, outer = g.children
+    assert (sa.index, sb.index, outer.selected_index) == (2, 1, 2)
+    assert {inner.selected_index for inner in outer.children} == {1}
+    with pytest.raises(ValueError, match="start 7 is not one of the values"):
+        widgets.frame_slider([_pil(0)], [1], description="T", start=7)
+
+
+def test_fitted_limits_follow_the_data_not_a_fixed_range():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    sd = [rng.uniform(0, 0.08, (8, 8)) for _ in range(4)]
+    lo, hi = widgets.fitted_limits(sd, from_zero=True)
+    assert lo == 0.0 and hi == pytest.approx(max(float(a.max()) for a in sd))
+    diff = [rng.normal(0, 1, (8, 8))]
+    lo, hi = widgets.fitted_limits(diff, symmetric=True)
+    assert lo == -hi == pytest.approx(-float(np.abs(diff[0]).max()))
+    x = np.concatenate([rng.uniform(0, 1, 999), [1000.0]])
+    assert widgets.fitted_limits([x], quantile=0.99)[1] == pytest.approx(np.quantile(x, 0.99))
+    with pytest.raises(ValueError, match="quantile"):
+        widgets.fitted_limits([x], quantile=0.2)

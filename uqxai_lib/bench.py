@@ -496,7 +496,22 @@ def machine_info(device: torch.device) -> dict:
     }
     if hasattr(os, "getloadavg"):
         info["load_avg_1min_at_start"] = round(os.getloadavg()[0], 2)
+    commit = _git_commit()
+    if commit:
+        info["git_commit"] = commit
     return info
+
+
+def _git_commit() -> str | None:
+    """The checkout's commit (the recorded run names the code it measured); None outside git."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=pathlib.Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def _check(config: str, only: Sequence[str] | None, repeats: int | None) -> list[str]:

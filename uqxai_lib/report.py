@@ -19,6 +19,26 @@ ci95_per_seed, mean, ci95, sign_agreement, threads}}``).
 The verdict is always ``stats.reproduction(stats.verdict(primary.ci95), claim.expected)``: it is
 re-derived from the interval in the record, never copied from a text field.
 
+Tables on the page (for chapter notebooks)
+------------------------------------------
+``report.table(df, name, **page)`` registers the table under ``name`` (its raw values become the
+chapter's ``name.csv`` download) and returns it formatted for the book's column
+(:func:`format_table`): no index column (a named index becomes the first column; row numbers are
+dropped), numbers formatted per column (3 significant digits of the column's largest value as one
+fixed precision; whole numbers as such; p-values 2 significant digits), nothing truncated. The
+keyword arguments shape what the page shows:
+
+* ``key=["claim", "ours", "verdict"]`` — these columns first;
+* ``rename={"ecg_snr_db": "SNR (dB)"}`` — plain words for parameter names (the CSV uses them too);
+* ``formats={"AUROC": 2, "p": "sig2", "share": "pct", "time": "{:.0f} s"}`` — a column's rule;
+* ``show=[...]`` / ``max_rows=N`` — a narrower or shorter table on the page, with a note and a
+  link to the full CSV;
+* ``fold="All 24 variants"`` — the table inside a collapsed section (opened on demand).
+
+A wide detail table: ``display(report.table(df, "variants", key=["site", "verdict"],
+show=["site", "ΔIoU", "verdict"], fold="Variants: the three key columns (all columns in the CSV)"))``.
+Figures and widgets need nothing: the book's CSS keeps every image at its natural aspect ratio.
+
 >>> rec = {"primary": {"name": "SUE correct − misclassified", "effect": 0.12, "ci95": [0.05, 0.2],
 ...                    "p": 0.003, "verdict": "higher"},
 ...        "claim": {"text": "SUE is higher for correct predictions.", "expected": "higher",
@@ -42,12 +62,22 @@ from . import stats
 
 __all__ = ["NOT_COMPUTED", "RUNG_TITLES", "fmt_number", "fmt_interval", "interval_verdict", "reproduction_of",
            "seed_reproduction", "verdict_box", "ladder_box", "verdict_table", "bench_table", "bench_spread_table",
-           "latest_full", "table", "tables", "clear_tables", "table_record", "ordered_tables", "write_table_csvs",
-           "write_tables_zip", "table_csv", "tables_path", "save_tables", "load_tables", "assessment_rows",
-           "assessment_table"]
+           "latest_full", "bench_sweep_text", "run_times", "run_times_table", "runtime_text", "fmt_duration",
+           "table", "format_table", "FormattedTable", "column_formatter", "tables", "clear_tables", "table_record",
+           "ordered_tables", "write_table_csvs", "write_tables_zip", "table_csv", "tables_path", "save_tables",
+           "load_tables", "assessment_rows", "assessment_table"]
 
 #: what a box or a table row says when a record has no ``primary`` (yet)
 NOT_COMPUTED = "not yet computed"
+
+
+def _as_finite(x: Any) -> float | None:
+    """``float(x)`` when it is a finite number, else None."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
 
 
 def fmt_number(x: Any, digits: int = 3) -> str:
@@ -56,13 +86,8 @@ def fmt_number(x: Any, digits: int = 3) -> str:
     >>> fmt_number(0.012345), fmt_number(-1.5), fmt_number(float("nan")), fmt_number(1234.5)
     ('0.0123', '−1.5', 'n/a', '1.23e+03')
     """
-    if x is None or isinstance(x, bool):
-        return "n/a"
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    if not math.isfinite(v):
+    v = None if isinstance(x, bool) else _as_finite(x)
+    if v is None:
         return "n/a"
     text = f"{v:.{digits}g}"
     return "−" + text[1:] if text.startswith("-") else text
@@ -331,7 +356,7 @@ def verdict_table(records: Mapping[str, Mapping[str, Any] | None], *,
 
 
 # --------------------------------------------------------------------------- benchmarks
-BENCH_COLUMNS = ("Measure", "Ours (s)", "Reference (s)", "Ratio", "Target", "Met")
+BENCH_COLUMNS = ("Measure", "Ratio", "Spread of the ratio", "Target", "Met", "Ours (s)", "Reference (s)")
 
 
 def _machine_line(machine: Mapping[str, Any] | None) -> str:
@@ -347,30 +372,101 @@ def _machine_line(machine: Mapping[str, Any] | None) -> str:
             parts.append(f"{label} {m[k]}")
     if m.get("load_avg_1min_at_start") is not None:
         parts.append(f"1-minute load {m['load_avg_1min_at_start']} at the start")
-    when = f", {m['date_utc']} UTC" if m.get("date_utc") else ""
-    return "; ".join(parts) + when
+    if m.get("git_commit"):
+        parts.append(f"commit {str(m['git_commit'])[:12]}")
+    return "; ".join(parts)
 
 
 def _met(v: Any) -> str:
     return "yes" if v is True else "no" if v is False else "–"
 
 
-def bench_table(result: Mapping[str, Any]) -> str:
-    """MyST text for one benchmark result (``python -m uqxai_lib.bench`` JSON): the machine it ran
-    on, then one row per measure (measure, ours, reference, ratio, target, met).
+def _breakable(name: Any) -> str:
+    """A measure's identifier with a zero-width space after each ``_``: long names wrap in a narrow column."""
+    return str(name).replace("_", "_\u200b")
 
-    >>> r = {"config": "full", "machine": {"cpu": "EPYC", "cpu_cores": 2},
-    ...      "measures": [{"name": "mc", "ours_s": 2.0, "baseline_s": 4.0, "ratio": 2.0, "target": "≥ 1.5", "met": True}]}
+
+def _spread(m: Mapping[str, Any]) -> str:
+    """``ratio_range`` of a measure (fastest reference / slowest ours to slowest reference / fastest
+    ours over its repeats) as "lo to hi (n repeats)"; "–" when not recorded."""
+    rr = _finite_ci(m.get("ratio_range"))
+    if rr is None:
+        return "–"
+    n = m.get("repeats")
+    return fmt_interval(rr) + (f" ({n} repeats)" if n else "")
+
+
+def bench_table(result: Mapping[str, Any]) -> str:
+    """MyST text for one benchmark result (``python -m uqxai_lib.bench`` JSON): when and on which
+    machine it was recorded, then one row per measure (measure, ratio of the medians, its spread over
+    the repeats, target, met, both sides' median times).
+
+    >>> r = {"config": "full", "machine": {"cpu": "EPYC", "cpu_cores": 2, "date_utc": "2026-12-01 10:00"},
+    ...      "measures": [{"name": "mc", "ours_s": 2.0, "baseline_s": 4.0, "ratio": 2.0, "target": "≥ 1.5",
+    ...                    "met": True, "ratio_range": [1.5, 2.5], "repeats": 3}]}
+    >>> print(bench_table(r).splitlines()[0])
+    Recorded on **2026-12-01 10:00 UTC**, on EPYC; 2 cores; no GPU (configuration `full`).
     >>> print(bench_table(r).splitlines()[-1])
-    | mc | 2 | 4 | 2 | ≥ 1.5 | yes |
+    | mc | 2 | 1.5 to 2.5 (3 repeats) | ≥ 1.5 | yes | 2 | 4 |
     """
-    rows = [f"Measured on: {_machine_line(result.get('machine'))} (configuration `{result.get('config', '?')}`).",
+    m = result.get("machine") or {}
+    when = f"**{m['date_utc']} UTC**" if m.get("date_utc") else "an unrecorded date"
+    rows = [f"Recorded on {when}, on {_machine_line(m)} (configuration `{result.get('config', '?')}`).",
             "", "| " + " | ".join(BENCH_COLUMNS) + " |", "|" + "---|" * len(BENCH_COLUMNS)]
-    for m in result.get("measures") or []:
-        cells = [m.get("name", "?"), fmt_number(m.get("ours_s")), fmt_number(m.get("baseline_s")),
-                 fmt_number(m.get("ratio")), m.get("target") or "reported", _met(m.get("met"))]
+    for r in result.get("measures") or []:
+        cells = [_breakable(r.get("name", "?")), fmt_number(r.get("ratio")), _spread(r),
+                 r.get("target") or "reported", _met(r.get("met")), fmt_number(r.get("ours_s")),
+                 fmt_number(r.get("baseline_s"))]
         rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(rows) + "\n"
+
+
+#: the bench record key (a measure's name, or a top-level key) of the sweep over real chapter tasks
+SWEEP_CHAPTER_KEY = "sweep_chapter_tasks"
+
+
+def bench_sweep_text(results: Sequence[Mapping[str, Any]]) -> str:
+    """MyST text for the sweep over real chapter tasks (``sweep_chapter_tasks``: a measure of that
+    name, or a top-level key holding one) from the latest benchmark result that has it; a plain
+    "not measured in this build" sentence when none has.
+
+    >>> print(bench_sweep_text([]).split(":")[0])
+    **Sweep of real chapter tasks**
+    >>> r = {"machine": {"date_utc": "2026-12-07 03:00", "cpu": "EPYC"}, "measures": [{"name": "sweep_chapter_tasks",
+    ...      "ratio": 1.8, "ours_s": 70.0, "baseline_s": 126.0, "tasks": 4, "workers": 2}]}
+    >>> "ratio **1.8**" in bench_sweep_text([r]) and "tasks: 4" in bench_sweep_text([r])
+    True
+    """
+    found = []
+    for r in results:
+        cand = r.get(SWEEP_CHAPTER_KEY)
+        if not isinstance(cand, Mapping):
+            cand = next((m for m in r.get("measures") or [] if m.get("name") == SWEEP_CHAPTER_KEY), None)
+        if isinstance(cand, Mapping):
+            found.append((str((r.get("machine") or {}).get("date_utc") or ""), r, cand))
+    if not found:
+        return ("**Sweep of real chapter tasks**: not measured in this build (no `sweep_chapter_tasks` "
+                "in `_build/results/bench*.json`).\n")
+    date, r, m = max(found, key=lambda t: t[0])
+    known = {"name", "ratio", "ours_s", "baseline_s", "ratio_range", "repeats", "note", "target", "met"}
+    extra = "; ".join(f"{k}: {_fmt_value(v)}" for k, v in m.items() if k not in known)
+    lines = [f"**Sweep of real chapter tasks** (`{SWEEP_CHAPTER_KEY}`, recorded {date or 'on an unrecorded date'} "
+             f"UTC on {_machine_line(r.get('machine'))}): ratio **{fmt_number(m.get('ratio'))}** "
+             f"(sequential {fmt_number(m.get('baseline_s'))} s / sweep {fmt_number(m.get('ours_s'))} s"
+             + (f"; spread {_spread(m)}" if _spread(m) != "–" else "") + ")."]
+    if extra:
+        lines.append(f"Set-up: {extra}.")
+    if m.get("note"):
+        lines.append(str(m["note"]))
+    return "\n\n".join(lines) + "\n"
+
+
+def _fmt_value(v: Any) -> str:
+    if _is_number(v):
+        return fmt_number(v) if isinstance(v, float) else str(v)
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_fmt_value(x) for x in v)
+    return str(v)
 
 
 def bench_spread_table(results: Sequence[Mapping[str, Any]]) -> str:
@@ -405,6 +501,134 @@ def latest_full(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | Non
     if not full:
         return None
     return max(full, key=lambda r: str((r.get("machine") or {}).get("date_utc") or ""))
+
+
+# --------------------------------------------------------------------------- time to run (provenance)
+#: the profiles in the order the reproducibility page lists them
+PROFILES = ("tiny", "smoke", "full")
+
+
+def run_times(provenance: Mapping[str, Any] | None, recorded: Mapping[str, Any] | None = None
+              ) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{profile: {notebook: record}}`` of the notebooks' runs: this build's provenance
+    (``_build/results/provenance.json``, ``{"notebooks": {name: record}}``) and a recorded set
+    (``book/records/run_times.json``, ``{"profiles": {profile: {name: record}}}``, written from
+    earlier builds' provenance by ``book/tools/record_run_times.py``). This build wins where both
+    have a chapter; each record keeps ``wall_time_s``, ``status``, ``device_name``, ``finished_utc``
+    and gains ``source`` ("this build" / "recorded").
+
+    >>> t = run_times({"notebooks": {"a": {"profile": "tiny", "wall_time_s": 3.0, "status": "ok"}}},
+    ...               {"profiles": {"tiny": {"a": {"wall_time_s": 9.0}}, "smoke": {"a": {"wall_time_s": 30.0}}}})
+    >>> t["tiny"]["a"]["wall_time_s"], t["tiny"]["a"]["source"], t["smoke"]["a"]["source"]
+    (3.0, 'this build', 'recorded')
+    """
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for profile, recs in ((recorded or {}).get("profiles") or {}).items():
+        for name, rec in (recs or {}).items():
+            if isinstance(rec, Mapping):
+                out.setdefault(str(profile), {})[name] = {**rec, "source": "recorded"}
+    for name, rec in ((provenance or {}).get("notebooks") or {}).items():
+        if isinstance(rec, Mapping) and rec.get("profile"):
+            out.setdefault(str(rec["profile"]), {})[name] = {**rec, "source": "this build"}
+    return out
+
+
+def fmt_duration(seconds: Any) -> str:
+    """A wall time as the page shows it: "48 s", "6 min 05 s", "1 h 02 min" (no-break spaces);
+    "–" when unknown.
+
+    >>> [t.replace("\\u00a0", " ") for t in (fmt_duration(47.6), fmt_duration(365), fmt_duration(3720))]
+    ['48 s', '6 min 05 s', '1 h 02 min']
+    >>> fmt_duration(None)
+    '–'
+    """
+    s = _as_finite(seconds)
+    if s is None:
+        return "–"
+    s, sp = round(s), "\u00a0"  # no line break inside a duration
+    if s < 60:
+        return f"{s}{sp}s"
+    if s < 3600:
+        return f"{s // 60}{sp}min{sp}{s % 60:02d}{sp}s"
+    return f"{s // 3600}{sp}h{sp}{(s % 3600) // 60:02d}{sp}min"
+
+
+def _ordered_profiles(times: Mapping[str, Any]) -> list[str]:
+    return [p for p in PROFILES if p in times] + sorted(p for p in times if p not in PROFILES)
+
+
+def run_times_table(times: Mapping[str, Mapping[str, Mapping[str, Any]]], chapters: Sequence[str],
+                    titles: Mapping[str, str] | None = None) -> str:
+    """MyST: one row per chapter, one column per profile (its wall time, "failed" marked), a total
+    row (the sum when every chapter has a time for that profile), then the hardware and dates each
+    profile's times were measured on. Profiles without any record are named as not recorded.
+
+    >>> t = {"tiny": {"a": {"wall_time_s": 3, "status": "ok", "device_name": "cpu (x86_64, 2 cores)",
+    ...                     "finished_utc": "2026-12-07T03:00:00+00:00", "source": "this build"}}}
+    >>> print(run_times_table(t, ["a", "b"]).splitlines()[2].replace("\\u00a0", " "))
+    | a | 3 s | not recorded | not recorded |
+    """
+    titles = titles or {}
+    profiles = list(PROFILES) + [p for p in _ordered_profiles(times) if p not in PROFILES]
+    head = ["Chapter"] + profiles
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    totals = {p: 0.0 for p in profiles}
+    complete = {p: True for p in profiles}
+    for name in chapters:
+        cells = [titles.get(name, name)]
+        for p in profiles:
+            rec = (times.get(p) or {}).get(name)
+            if rec is None or rec.get("wall_time_s") is None:
+                cells.append("not recorded")
+                complete[p] = False
+                continue
+            text = fmt_duration(rec["wall_time_s"])
+            if rec.get("status") not in (None, "ok"):
+                text += f" ({rec['status']})"
+                complete[p] = False
+            totals[p] += float(rec["wall_time_s"])
+            cells.append(text)
+        rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    total = ["**Total**"] + [f"**{fmt_duration(totals[p])}**" if complete[p] and chapters else
+                             ("incomplete" if times.get(p) else "not recorded") for p in profiles]
+    rows.append("| " + " | ".join(total) + " |")
+    lines = ["\n".join(rows), ""]
+    for p in profiles:
+        recs = [r for n, r in (times.get(p) or {}).items() if n in chapters]
+        if not recs:
+            lines.append(f"- **{p}**: no run recorded. Run `python -m uqxai_lib.run --profile {p}` (then "
+                         "`python book/tools/record_run_times.py` to keep its times) and rebuild the book.")
+            continue
+        devices = sorted({str(r.get("device_name") or r.get("device") or "unknown device") for r in recs})
+        dates = sorted(str(r.get("finished_utc"))[:10] for r in recs if r.get("finished_utc"))
+        when = (dates[0] if dates and dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}") if dates else "?"
+        sources = sorted({str(r.get("source", "recorded")) for r in recs})
+        commits = sorted({str(r.get("git_commit"))[:12] for r in recs if r.get("git_commit")})
+        lines.append(f"- **{p}** ({' and '.join(sources)}, {when}): {'; '.join(devices)}"
+                     + (f"; commit {', '.join(commits)}" if commits else "") + ".")
+    return "\n".join(lines) + "\n"
+
+
+def runtime_text(name: str, times: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    """A chapter's time to run as a sentence fragment, from the provenance: "34 s (smoke profile,
+    cpu (…)); tiny: 5 s; full: not recorded".
+
+    >>> t = {"smoke": {"a": {"wall_time_s": 34, "device_name": "cpu (x86_64, 2 cores)"}}}
+    >>> runtime_text("a", t).replace("\\u00a0", " ")
+    '34 s with the smoke profile on cpu (x86_64, 2 cores); tiny: not recorded; full: not recorded'
+    """
+    parts, first = [], True
+    profiles = ["smoke", "tiny", "full"] + [p for p in _ordered_profiles(times) if p not in PROFILES]
+    for p in profiles:
+        rec = (times.get(p) or {}).get(name)
+        t = fmt_duration(rec.get("wall_time_s")) if rec else "not recorded"
+        if first and rec:
+            dev = rec.get("device_name") or rec.get("device")
+            parts.insert(0, f"{t} with the {p} profile" + (f" on {dev}" if dev else ""))
+            first = False
+        else:
+            parts.append(f"{p}: {t}")
+    return "; ".join(parts)
 
 
 # --------------------------------------------------------------------------- tables for download
@@ -458,15 +682,18 @@ def _cell_value(v: Any) -> Any:
 def table_record(df: Any) -> dict[str, list]:
     """A displayed table (pandas DataFrame, Series or Styler) as ``{"columns": [...], "rows": [[...]]}``.
 
-    A meaningful index (anything but the default 0..n-1 range) becomes the first column(s), named
-    after the index (an unnamed index gets the header ""); MultiIndex column labels are joined with
-    " / "; values become JSON values (NaN → None).
+    A meaningful index (named, or of labels) becomes the first column(s), named after the index (an
+    unnamed index of labels gets the header ""); an unnamed index of integers is row numbers (the
+    default 0..n-1, or what sorting / filtering left of it) and is dropped; MultiIndex column labels
+    are joined with " / "; values become JSON values (NaN → None).
 
     >>> import pandas as pd
     >>> table_record(pd.DataFrame({"x": [1.5, float("nan")]}, index=pd.Index(["a", "b"], name="k")))
     {'columns': ['k', 'x'], 'rows': [['a', 1.5], ['b', None]]}
     >>> table_record(pd.DataFrame({"x": [1, 2]}))
     {'columns': ['x'], 'rows': [[1], [2]]}
+    >>> table_record(pd.DataFrame({"x": [1, 2, 3]}).sort_values("x", ascending=False).head(2))["columns"]
+    ['x']
     """
     import pandas as pd
 
@@ -477,7 +704,10 @@ def table_record(df: Any) -> dict[str, list]:
         raise TypeError(f"a table must be a pandas DataFrame, Series or Styler, got {type(df).__name__}; "
                         "build one with pandas.DataFrame(...) before registering it")
     idx = frame.index
-    default = isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1 and idx.name is None
+    # row numbers are not data: an unnamed index of integers (the default 0..n-1, or what is left of
+    # it after sorting / filtering) is dropped; a named index or one of labels becomes column(s)
+    default = idx.nlevels == 1 and idx.name is None and (
+        isinstance(idx, pd.RangeIndex) or (pd.api.types.is_integer_dtype(idx.dtype) and len(idx) > 0) or len(idx) == 0)
     index_cols = [] if default else [_label(n) for n in idx.names]
     columns = index_cols + [_label(c) for c in frame.columns]
     rows = []
@@ -487,25 +717,246 @@ def table_record(df: Any) -> dict[str, list]:
     return {"columns": columns, "rows": rows}
 
 
-def table(df: Any, name: str) -> Any:
-    """Register a table the notebook shows under ``name`` and return ``df`` unchanged, so a cell can
-    write ``display(report.table(df, "name"))`` (or end with ``report.table(df, "name")``).
+# --------------------------------------------------------------------------- tables on the page
+#: what an empty cell (None, NaN) shows
+EMPTY_CELL = "–"
+#: column names read as p-values: 2 significant digits per cell, whatever the column's range
+P_VALUE = re.compile(r"^(p|p[ _-]?value|p \(.*\)|p_.*|.*\bp-value\b.*|.* p)$", re.I)
+#: a float column whose non-zero magnitudes span more than this factor gets significant digits per cell
+SPAN_FOR_SIGNIFICANT = 100.0
+#: the most decimals a fixed-precision column gets
+MAX_DECIMALS = 6
 
-    :func:`save_tables` (called beside the line that writes the results record) keeps them in
-    ``NAME.tables.json``, and the book offers each table as ``_results/<chapter>/<name>.csv``.
+
+def _minus(text: str) -> str:
+    return "−" + text[1:] if text.startswith("-") else text
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def column_formatter(values: Sequence[Any], *, digits: int = 3, name: str = "", spec: Any = None):
+    """The function that turns each value of one column into its text on the page.
+
+    ``spec`` (per column, see :func:`format_table`) overrides the rule:
+
+    * an ``int`` ``d``: fixed ``d`` decimals;
+    * ``"sig"`` or ``"sigN"``: N (default ``digits``) significant digits per cell;
+    * ``"int"``: rounded to a whole number; ``"pct"``: a share shown as a percentage, 1 decimal;
+    * a format string such as ``"{:.2f}"`` or a callable ``value -> str``.
+
+    Without a spec: booleans are "yes"/"no"; a column of whole numbers shows whole numbers; a column
+    named like a p-value (:data:`P_VALUE`) gets 2 significant digits per cell; other numbers get one
+    fixed precision for the whole column — ``digits`` significant digits of its largest magnitude —
+    unless its non-zero magnitudes span more than :data:`SPAN_FOR_SIGNIFICANT` (then ``digits``
+    significant digits per cell). None and NaN show as :data:`EMPTY_CELL`; negative numbers with a
+    real minus sign; text is shown as it is (never shortened).
+
+    >>> f = column_formatter([0.82388, 0.049259, 0.5]); [f(v) for v in (0.82388, 0.049259, -0.5)]
+    ['0.824', '0.049', '−0.500']
+    >>> f = column_formatter([1.0, 12.0, None]); [f(v) for v in (1.0, 12.0, None)]
+    ['1', '12', '–']
+    >>> f = column_formatter([0.2, 1e-5], name="p (Holm)"); f(1.234e-5), f(0.2)
+    ('1.2e-05', '0.2')
+    >>> column_formatter([0.5], spec="pct")(0.5), column_formatter([3.14159], spec=1)(3.14159)
+    ('50.0%', '3.1')
+    """
+    nums = [float(v) for v in values if _is_number(v) and math.isfinite(float(v))]
+
+    def empty_or(fn):
+        def show(v: Any) -> str:
+            if v is None or (isinstance(v, float) and not math.isfinite(v)):
+                return EMPTY_CELL if v is None or math.isnan(v) else _minus(str(v))
+            if isinstance(v, bool):
+                return "yes" if v else "no"
+            if _is_number(v):
+                return _minus(fn(float(v)))
+            if isinstance(v, (list, tuple)):
+                return ", ".join(show(x) for x in v)
+            return str(v)
+        return show
+
+    if callable(spec):
+        return empty_or(spec)
+    if isinstance(spec, str) and "{" in spec:
+        return empty_or(lambda x: spec.format(x))
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        return empty_or(lambda x: f"{x:.{spec}f}")
+    if spec == "int":
+        return empty_or(lambda x: f"{x:.0f}")
+    if spec == "pct":
+        return empty_or(lambda x: f"{100 * x:.1f}%")
+    if isinstance(spec, str) and spec.startswith("sig"):
+        n = int(spec[3:] or digits)
+        return empty_or(lambda x: f"{x:.{n}g}")
+    if spec is not None:
+        raise ValueError(f"column {name!r}: format {spec!r} is not one of int decimals, 'sig', 'sigN', 'int', "
+                         "'pct', a format string like '{:.2f}' or a callable")
+    if nums and all(x == round(x) and abs(x) < 1e15 for x in nums) and \
+            all(isinstance(v, int) or (isinstance(v, float) and v == round(v)) for v in values if _is_number(v)):
+        return empty_or(lambda x: f"{x:.0f}")
+    if P_VALUE.match(str(name).strip()):
+        return empty_or(lambda x: f"{x:.2g}")
+    nonzero = [abs(x) for x in nums if x != 0]
+    if not nonzero:
+        return empty_or(lambda x: f"{x:.{digits}g}")
+    top, low = max(nonzero), min(nonzero)
+    if top / low > SPAN_FOR_SIGNIFICANT or top >= 10 ** (digits + 3):
+        return empty_or(lambda x: f"{x:.{digits}g}")
+    decimals = min(MAX_DECIMALS, max(0, digits - 1 - math.floor(math.log10(top))))
+    return empty_or(lambda x: f"{x:.{decimals}f}")
+
+
+def _wbr(text: str, *, body: bool = False) -> str:
+    """HTML text with break opportunities after ``_``, ``/`` and ``.`` of a column name, or after
+    ``_`` of a cell (identifiers such as ``post_activation`` wrap; numbers in text stay whole).
+
+    >>> _wbr("rel_loss/q05"), _wbr("0.5_a/b", body=True)
+    ('rel_<wbr>loss/<wbr>q05', '0.5_<wbr>a/b')
+    """
+    import html as _html
+
+    return re.sub(r"(_)(?=\w)" if body else r"([_/.])(?=\w)", r"\1<wbr>", _html.escape(text))
+
+
+class FormattedTable:
+    """A table as the page shows it: ``columns`` and ``rows`` of text (see :func:`format_table`).
+
+    In a notebook it displays as an HTML ``<table class="uqxai-table">`` (numbers right-aligned,
+    no index column, long headers break after ``_`` and ``/``), optionally under a note saying which
+    rows or columns are only in the CSV, and optionally folded into a ``<details>`` section.
+    ``to_frame()`` gives the text as a DataFrame; ``record`` the raw values (what the CSV holds).
+    """
+
+    def __init__(self, columns: list[str], rows: list[list[str]], numeric: list[bool], *,
+                 record: dict | None = None, name: str | None = None, note: str | None = None,
+                 fold: str | None = None, caption: str | None = None):
+        self.columns, self.rows, self.numeric = columns, rows, numeric
+        self.record, self.name, self.note, self.fold, self.caption = record, name, note, fold, caption
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.columns)
+
+    def _link(self) -> str:
+        # the book's extension turns '#uqxai-csv-NAME' into the chapter's CSV download
+        return f' (<a class="uqxai-csv" href="#uqxai-csv-{self.name}">{self.name}.csv</a>)' if self.name else ""
+
+    def _repr_html_(self) -> str:
+        import html as _html
+
+        head = "".join(f'<th class="{"num" if n else "text"}">{_wbr(c)}</th>'
+                       for c, n in zip(self.columns, self.numeric))
+        body = "".join("<tr>" + "".join(f'<td class="num">{_html.escape(v)}</td>' if n else
+                                         f'<td class="text">{_wbr(v, body=True)}</td>'
+                                         for v, n in zip(r, self.numeric)) + "</tr>" for r in self.rows)
+        cap = f"<caption>{_html.escape(self.caption)}</caption>" if self.caption else ""
+        out = (f'<table class="uqxai-table">{cap}<thead><tr>{head}</tr></thead>'
+               f"<tbody>{body}</tbody></table>")
+        if self.note:
+            out += f'<p class="uqxai-table-note">{_html.escape(self.note)}{self._link()}</p>'
+        if self.fold:
+            out = (f'<details class="uqxai-fold"><summary>{_html.escape(self.fold)}</summary>'
+                   f"{out}</details>")
+        return out
+
+    def __repr__(self) -> str:
+        widths = [max([len(c)] + [len(r[j]) for r in self.rows]) for j, c in enumerate(self.columns)]
+        line = lambda cells: "  ".join(c.rjust(w) if n else c.ljust(w)  # noqa: E731
+                                       for c, w, n in zip(cells, widths, self.numeric)).rstrip()
+        text = "\n".join([line(self.columns)] + [line(r) for r in self.rows])
+        return text + (f"\n{self.note}" if self.note else "")
+
+
+def format_table(df: Any, *, key: Sequence[str] = (), formats: Mapping[str, Any] | None = None,
+                 digits: int = 3, show: Sequence[str] | None = None, rename: Mapping[str, str] | None = None,
+                 max_rows: int | None = None, fold: str | None = None, caption: str | None = None,
+                 name: str | None = None) -> FormattedTable:
+    """A DataFrame (Series, Styler) as a table that fits the book's column.
+
+    * **no index column**: a meaningful index (anything but 0..n-1, e.g. ``set_index("ratio")``)
+      becomes ordinary first column(s); the default range index is dropped;
+    * **key columns first**: ``key`` names the columns to put first, in that order (e.g.
+      ``key=["claim", "ours", "verdict"]``), the others follow in their order;
+    * **numbers per column**: :func:`column_formatter` (``digits`` significant digits of the
+      column's largest value as one fixed precision, whole numbers as such, p-values 2 significant
+      digits); ``formats={"column": spec}`` sets a column's rule (``2`` decimals, ``"sig3"``,
+      ``"int"``, ``"pct"``, ``"{:.1f} s"`` or a callable);
+    * **no truncation**: every row and every character of text is shown, unless ``max_rows`` or
+      ``show`` say otherwise — then a note under the table says what was left out and links the
+      chapter's CSV of the whole table (when ``name`` is given: :func:`table` passes it);
+    * ``show``: the columns to show (after ``rename``; the CSV keeps all); ``rename``: plain words
+      for column names (``{"ecg_snr_db": "SNR (dB)"}``); ``fold``: the summary line of a collapsed
+      ``<details>`` section holding the table (a wide or secondary table that the reader opens on
+      demand); ``caption``: a caption line above the table.
+
+    >>> import pandas as pd
+    >>> t = format_table(pd.DataFrame({"verdict": ["reproduced"], "ours": [0.82388], "n": [12.0]}),
+    ...                  key=["ours"])
+    >>> t.columns, t.rows
+    (['ours', 'verdict', 'n'], [['0.824', 'reproduced', '12']])
+    >>> format_table(pd.DataFrame({"x": [1.5]}, index=pd.Index(["a"], name="k"))).rows
+    [['a', '1.50']]
+    """
+    rec = table_record(df)
+    columns = [str((rename or {}).get(c, c)) for c in rec["columns"]]
+    if len(set(columns)) != len(columns):
+        dup = sorted({c for c in columns if columns.count(c) > 1})
+        raise ValueError(f"table has repeated column names {dup}; rename them (rename={{...}}) so each is unique")
+    missing = [k for k in list(key) + list(show or []) + list(formats or {}) if k not in columns]
+    if missing:
+        raise ValueError(f"column(s) {missing} are not in the table; its columns are {columns}")
+    order = [c for c in key] + [c for c in columns if c not in key]
+    if show is not None:
+        order = [c for c in order if c in show]
+    idx = [columns.index(c) for c in order]
+    raw_rows = [[r[i] for i in idx] for r in rec["rows"]]
+    fmts = [column_formatter([r[j] for r in raw_rows], digits=digits, name=c, spec=(formats or {}).get(c))
+            for j, c in enumerate(order)]
+    numeric = [bool(raw_rows) and all(_is_number(r[j]) or r[j] is None for r in raw_rows)
+               and any(_is_number(r[j]) for r in raw_rows) for j in range(len(order))]
+    shown = raw_rows if max_rows is None else raw_rows[:max(0, int(max_rows))]
+    rows = [[f(v) for f, v in zip(fmts, r)] for r in shown]
+    left = []
+    if len(shown) < len(raw_rows):
+        left.append(f"{len(shown)} of {len(raw_rows)} rows shown")
+    if len(order) < len(columns):
+        hidden = [c for c in columns if c not in order]
+        left.append(f"{len(hidden)} more column{'s' if len(hidden) > 1 else ''} ({', '.join(hidden)})")
+    note = ("; ".join(left) + ": all of it in the table's CSV") if left else None
+    if note and not name:
+        note = "; ".join(left) + " (register the table with report.table to offer its CSV)"
+    return FormattedTable(order, rows, numeric, record=rec, name=name, note=note, fold=fold, caption=caption)
+
+
+def table(df: Any, name: str, **page: Any) -> FormattedTable:
+    """Register a table the notebook shows under ``name`` and return it formatted for the page, so a
+    cell writes ``display(report.table(df, "name"))`` (or ends with ``report.table(df, "name")``).
+
+    The registered table keeps the raw values (:func:`table_record`): :func:`save_tables` (called
+    beside the line that writes the results record) keeps them in ``NAME.tables.json``, and the book
+    offers each table as ``_results/<chapter>/<name>.csv``.  What the page shows is
+    :func:`format_table` of ``df`` with the keyword arguments ``page`` (``key``, ``formats``,
+    ``digits``, ``show``, ``rename``, ``max_rows``, ``fold``, ``caption``): no index column, numbers
+    formatted per column, key columns first, and a link to the CSV when rows or columns are left out.
     Registering a name again replaces the table (a cell run twice) and keeps its place in the
     chapter's order.
 
     >>> import pandas as pd
-    >>> clear_tables(); _ = table(pd.DataFrame({"a": [1]}), "t1"); tables()["t1"]["rows"]
-    [[1]]
+    >>> clear_tables(); t = table(pd.DataFrame({"a": [1.23456]}), "t1"); tables()["t1"]["rows"], t.rows
+    ([[1.23456]], [['1.23']])
     >>> clear_tables()
     """
     _check_table_name(name)
-    rec = table_record(df)
+    shown = format_table(df, name=name, **page)
+    rec = shown.record
+    if page.get("rename"):  # the CSV carries the plain names the page shows
+        rec = {"columns": [str(page["rename"].get(c, c)) for c in rec["columns"]], "rows": rec["rows"]}
     position = _TABLES[name]["position"] if name in _TABLES else len(_TABLES)
     _TABLES[name] = {"position": position, **rec}
-    return df
+    return shown
 
 
 def tables() -> dict[str, dict[str, Any]]:

@@ -9,11 +9,17 @@ Frames are matplotlib figures (rendered to PNG and closed), PIL images or PNG by
 frame ends up base64-encoded in the page, so keep them small: a few dozen frames at the default
 ``dpi`` stay within a few MB.  A :class:`UserWarning` is emitted above :data:`SIZE_WARNING_BYTES`.
 
+Steadiness: every frame of one widget is padded (white, centred) to the largest frame's size
+(:func:`pad_frames`), so moving a slider never changes the widget's height and the page does not
+jump.  A frame may be a text (e.g. ``"no model kept"``): it becomes a blank frame of that size
+with the text in the middle.  ``start=`` opens the widget at one of its values (e.g. the chapter's
+number of passes T); :func:`fitted_limits` gives one colour scale fitted to the data the frames show.
+
 Readability: a frame is shown at :data:`FRAME_DENSITY` device pixels per CSS pixel (at most the
 column's width), so a figure drawn at the house style's page size (100 CSS px per inch,
 ``viz.common.TEXT_WIDTH_IN`` wide for a full column) keeps its text size and is sharp.  Frames of
-one widget should share one colour scale: pass ``vmin``/``vmax`` to every frame's ``imshow`` (see
-:func:`shared_limits`).
+one widget should share one colour scale fitted to what they show: pass ``vmin``/``vmax`` from
+:func:`fitted_limits` (or :func:`shared_limits`) to every frame's ``imshow``.
 
 Examples
 --------
@@ -40,7 +46,8 @@ from typing import Any
 
 import ipywidgets as W
 
-__all__ = ["figure_to_png", "to_png", "png_size", "png_dpi", "shared_limits", "frame_slider", "frame_grid",
+__all__ = ["figure_to_png", "to_png", "png_size", "png_dpi", "shared_limits", "fitted_limits", "pad_frames",
+           "message_frame", "frame_slider", "frame_grid",
            "SIZE_WARNING_BYTES", "FRAME_DPI", "FRAME_DENSITY", "MIN_FRAME_DPI"]
 
 #: total PNG bytes in one widget above which a warning suggests a lower dpi / fewer frames
@@ -161,6 +168,131 @@ def shared_limits(arrays: Sequence[Any]) -> tuple[float, float]:
     return (lo, hi if hi > lo else lo + 1.0)
 
 
+def fitted_limits(arrays: Sequence[Any], *, from_zero: bool = False, symmetric: bool = False,
+                  quantile: float = 1.0) -> tuple[float, float]:
+    """(vmin, vmax) of one colour scale fitted to the data a widget shows (all its frames).
+
+    ``from_zero``: the scale starts at 0 (a spread, an SD: 0 means "no spread"), up to the data's
+    top; ``symmetric``: ``(-m, m)`` with ``m`` the largest magnitude (signed differences, centred at
+    white in a diverging map); ``quantile`` < 1 takes the top (and bottom) at that quantile of the
+    finite values, so one outlier does not leave every other pixel dark.  A scale of zero width
+    becomes one unit wide above its value; no finite value gives (0, 1).
+
+    >>> fitted_limits([[0.01, 0.08], [0.02, 0.05]], from_zero=True)
+    (0.0, 0.08)
+    >>> fitted_limits([[-0.2, 0.1]], symmetric=True)
+    (-0.2, 0.2)
+    >>> lo, hi = fitted_limits([list(range(100)) + [10_000]], quantile=0.99, from_zero=True); lo, round(hi)
+    (0.0, 99)
+    """
+    import numpy as np
+
+    if not 0.5 < quantile <= 1.0:
+        raise ValueError(f"quantile must be in (0.5, 1], got {quantile}")
+    vals = [np.asarray(a, dtype=float).ravel() for a in arrays]
+    vals = np.concatenate(vals) if vals else np.zeros(0)
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        return (0.0, 1.0)
+    lo = float(np.quantile(vals, 1.0 - quantile)) if quantile < 1 else float(vals.min())
+    hi = float(np.quantile(vals, quantile)) if quantile < 1 else float(vals.max())
+    if symmetric:
+        m = max(abs(lo), abs(hi))
+        return (-m, m) if m > 0 else (-1.0, 1.0)
+    if from_zero:
+        lo = min(0.0, lo)
+    return (lo, hi if hi > lo else lo + 1.0)
+
+
+def message_frame(text: str, size: tuple[int, int] = (600, 300), dpi: float = FRAME_DPI) -> bytes:
+    """A white PNG of ``size`` pixels with ``text`` in the middle (e.g. "no model kept" for a
+    slider position that has nothing to show), stored at ``dpi`` so it shows at the page size of
+    the frames beside it.
+
+    >>> png_size(message_frame("no model kept", (320, 200)))
+    (320, 200)
+    """
+    from matplotlib.figure import Figure
+
+    w, h = int(size[0]), int(size[1])
+    fig = Figure(figsize=(w / dpi, h / dpi), dpi=dpi, facecolor="white")
+    fig.text(0.5, 0.5, str(text), ha="center", va="center", fontsize=11, color="0.25")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
+    png = buf.getvalue()
+    return png if png_size(png) == (w, h) else _resize_png(png, (w, h), dpi)
+
+
+def _resize_png(png: bytes, size: tuple[int, int], dpi: float) -> bytes:
+    from PIL import Image as PILImage
+
+    im = PILImage.open(io.BytesIO(png)).convert("RGB").resize(size, PILImage.LANCZOS)
+    out = io.BytesIO()
+    im.save(out, format="PNG", dpi=(dpi, dpi), optimize=True)
+    return out.getvalue()
+
+
+def pad_frames(pngs: Sequence[bytes]) -> list[bytes]:
+    """Every frame at one size: each PNG padded with white (centred) to the largest width and height
+    of ``pngs`` at their highest resolution (a frame at a lower dpi is resampled first, so all
+    keep their page size).  Frames that already share one size come back unchanged.
+
+    >>> from PIL import Image
+    >>> a, b = to_png(Image.new("RGB", (40, 20))), to_png(Image.new("RGB", (30, 50)))
+    >>> [png_size(p) for p in pad_frames([a, b])]
+    [(40, 50), (40, 50)]
+    """
+    from PIL import Image as PILImage
+
+    pngs = [bytes(p) for p in pngs]
+    if not pngs:
+        return []
+    dpis = [png_dpi(p) for p in pngs]
+    if len({png_size(p) for p in pngs}) == 1 and len({round(d, 1) for d in dpis}) == 1:
+        return pngs
+    dpi = max(dpis)
+    ims = []
+    for p, d in zip(pngs, dpis):
+        im = PILImage.open(io.BytesIO(p))
+        im = im.convert("RGBA") if im.mode in ("RGBA", "LA", "P") else im.convert("RGB")
+        if abs(d - dpi) > 0.5:
+            im = im.resize((round(im.width * dpi / d), round(im.height * dpi / d)), PILImage.LANCZOS)
+        ims.append(im)
+    w, h = max(im.width for im in ims), max(im.height for im in ims)
+    out = []
+    for im in ims:
+        canvas = PILImage.new("RGB", (w, h), "white")
+        pos = ((w - im.width) // 2, (h - im.height) // 2)
+        canvas.paste(im, pos, im if im.mode == "RGBA" else None)
+        buf = io.BytesIO()
+        canvas.save(buf, format="PNG", dpi=(dpi, dpi), optimize=True)
+        out.append(buf.getvalue())
+    return out
+
+
+def _frames_to_pngs(frames: Sequence, dpi: int) -> list[bytes]:
+    """PNG bytes of every frame, texts as message frames, all padded to one size."""
+    pngs = [None if isinstance(f, str) else to_png(f, dpi) for f in frames]
+    real = [p for p in pngs if p is not None]
+    if real:
+        size = (max(png_size(p)[0] for p in real), max(png_size(p)[1] for p in real))
+        res = max(png_dpi(p) for p in real)
+    else:
+        size, res = (int(6 * FRAME_DPI), int(3 * FRAME_DPI)), FRAME_DPI
+    pngs = [message_frame(f, size, res) if p is None else p for f, p in zip(frames, pngs)]
+    return pad_frames(pngs)
+
+
+def _start_index(values: list, start: Any, name: str) -> int:
+    if start is None:
+        return 0
+    for i, v in enumerate(values):
+        if v == start or _fmt(v) == _fmt(start):
+            return i
+    raise ValueError(f"start {start!r} is not one of the {name} {values}; pass one of them "
+                     "(the position the widget opens at)")
+
+
 def _image(png: bytes) -> W.Image:
     # page size 100 CSS px per inch of figure (as the house style's figures): a frame rendered at
     # FRAME_DPI shows at FRAME_DENSITY device px per CSS px; a lower-dpi frame keeps its size (text
@@ -183,11 +315,11 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _slider(labels: list[str], description: str) -> W.SelectionSlider:
+def _slider(labels: list[str], description: str, start: int = 0) -> W.SelectionSlider:
     # options as (label, index): the browser-side model syncs ``index``, which we jslink.
     return W.SelectionSlider(
         options=[(lab, i) for i, lab in enumerate(labels)],
-        value=0,
+        value=start,
         description=str(description),
         continuous_update=True,
         readout=True,
@@ -214,19 +346,23 @@ def _check_values(values: Sequence, n: int, name: str) -> None:
         raise ValueError(f"{name} has {len(values)} entries but there are {n} frames along that axis")
 
 
-def frame_slider(frames: Sequence, values: Sequence, *, description: str, dpi: int = FRAME_DPI) -> W.VBox:
+def frame_slider(frames: Sequence, values: Sequence, *, description: str, dpi: int = FRAME_DPI,
+                 start: Any = None) -> W.VBox:
     """One slider that flips through precomputed frames; works without a kernel.
 
     Parameters
     ----------
-    frames : sequence of matplotlib Figure, PIL Image or PNG bytes
-        ``frames[i]`` is shown when the slider is at ``values[i]``.  Figures are closed.
+    frames : sequence of matplotlib Figure, PIL Image, PNG bytes or str
+        ``frames[i]`` is shown when the slider is at ``values[i]``.  Figures are closed; a text
+        becomes a message frame (:func:`message_frame`); all are padded to one size.
     values : sequence
         Slider positions (shown as the slider's readout); labels must be distinct.
     description : str
         Slider label, e.g. ``"dropout p"``.
     dpi : int
         Resolution used for matplotlib figures.
+    start : one of ``values``, optional
+        The position the widget opens at (default the first).
 
     Returns
     -------
@@ -239,10 +375,12 @@ def frame_slider(frames: Sequence, values: Sequence, *, description: str, dpi: i
     if not frames:
         raise ValueError("frame_slider needs at least one frame")
     _check_values(values, len(frames), "values")
-    pngs = [to_png(f, dpi) for f in frames]
+    labels = _labels(values)
+    i0 = _start_index(values, start, "values")
+    pngs = _frames_to_pngs(frames, dpi)
     _check_size(pngs, "frame_slider")
-    slider = _slider(_labels(values), description)
-    stack = W.Stack([_image(p) for p in pngs], selected_index=0)
+    slider = _slider(labels, description, i0)
+    stack = W.Stack([_image(p) for p in pngs], selected_index=i0)
     W.jslink((slider, "index"), (stack, "selected_index"))
     return W.VBox([slider, stack])
 
@@ -254,6 +392,7 @@ def frame_grid(
     *,
     descriptions: tuple[str, str] = ("a", "b"),
     dpi: int = FRAME_DPI,
+    start: tuple[Any, Any] | None = None,
 ) -> W.VBox:
     """Two sliders over a grid of precomputed frames; works without a kernel.
 
@@ -267,6 +406,11 @@ def frame_grid(
         Labels of the two sliders.
     dpi : int
         Resolution used for matplotlib figures.
+    start : (value_a, value_b), optional
+        The position the widget opens at (default the first of each), e.g. ``(0.5, T)`` so an MC
+        dropout widget opens at the chapter's number of passes.
+
+    Frames may be texts (message frames); every frame of the grid is padded to one size.
 
     Returns
     -------
@@ -289,12 +433,19 @@ def frame_grid(
                 "frames must be a full len(values_a) x len(values_b) grid"
             )
     _check_values(values_b, len(rows[0]), "values_b")
-    pngs = [[to_png(f, dpi) for f in r] for r in rows]
-    _check_size([p for r in pngs for p in r], "frame_grid")
-    slider_a = _slider(_labels(values_a), descriptions[0])
-    slider_b = _slider(_labels(values_b), descriptions[1])
-    inners = [W.Stack([_image(p) for p in r], selected_index=0) for r in pngs]
-    outer = W.Stack(inners, selected_index=0)
+    if start is not None and len(start) != 2:
+        raise ValueError(f"start must be a pair (value_a, value_b), got {start!r}")
+    ia = _start_index(values_a, None if start is None else start[0], "values_a")
+    ib = _start_index(values_b, None if start is None else start[1], "values_b")
+    labels_a, labels_b = _labels(values_a), _labels(values_b)
+    flat = _frames_to_pngs([f for r in rows for f in r], dpi)
+    nb = len(values_b)
+    pngs = [flat[i * nb:(i + 1) * nb] for i in range(len(rows))]
+    _check_size(flat, "frame_grid")
+    slider_a = _slider(labels_a, descriptions[0], ia)
+    slider_b = _slider(labels_b, descriptions[1], ib)
+    inners = [W.Stack([_image(p) for p in r], selected_index=ib) for r in pngs]
+    outer = W.Stack(inners, selected_index=ia)
     W.jslink((slider_a, "index"), (outer, "selected_index"))
     for inner in inners:
         W.jslink((slider_b, "index"), (inner, "selected_index"))

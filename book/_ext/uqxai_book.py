@@ -11,6 +11,8 @@ It does these small things:
   all of them (:func:`uqxai_lib.report.verdict_table`) for the intro page.  Chapter pages get the
   box right after their title without any edit of the notebooks: at ``source-read`` the executed
   notebook's first Markdown cell gains the directive after its ``# `` title line.
+* Results that are only a default object repr (``<torch._C.Generator at 0x…>``: a cell whose
+  last call returns something) are dropped from chapter pages.
 * At the same time absolute paths under the book root (printed by a cell, injected by papermill)
   are written relative to it, and code cells are folded: every code cell gets ``hide-input`` unless it is tagged
   ``show-input`` (or already ``remove-input`` / ``hide-input``); stderr (progress bars, warnings)
@@ -24,6 +26,12 @@ It does these small things:
 * Search snippets work from ``file://``: ``_static/uqxai_search_text.js`` (written at build-finished)
   holds each page's main text, and on search.html ``_static/uqxai-search-offline.js`` answers
   searchtools.js's summary ``fetch`` from it (browsers refuse ``fetch`` of ``file://`` pages).
+* ``uqxai-bench`` (performance page: the recorded full run with date, machine and spread, smoke
+  checks, the sweep of chapter tasks), ``uqxai-run-times`` (reproducibility page: per-chapter and
+  total time per profile, with the hardware) and the ``uqxai-runtime`` role (a chapter's time to
+  run in its prose), all generated from the benchmark files and the provenance.
+* The CSV link of a shortened or folded table (``#uqxai-csv-NAME``, written by
+  :func:`uqxai_lib.report.format_table`) is pointed at the chapter's ``_results/NAME/<table>.csv``.
 * Launch/thebe machinery is dropped from every page: it names a CDN and, in sphinx-thebe 0.3,
   declares ``THEBE_JS_URL`` twice (a console SyntaxError).
 * Nothing else: all other configuration lives in ``_config.yml``.
@@ -55,16 +63,27 @@ RESULTS_DOWNLOAD_DIR = "_results"
 MENU_TABLES = 6
 #: where the runner writes the chapters' results records (relative to the book root)
 RESULTS_DIR = "_build/results"
+#: records kept in the repository (relative to the book root): earlier builds' run times
+#: (``run_times.json``, book/tools/record_run_times.py) and full benchmark runs (``bench*.json``)
+RECORDS_DIR = "book/records"
+#: the script (book/_static) that fits tables too wide for their box into it
+TABLES_JS = "uqxai-tables.js"
+#: a table's CSV link as ``uqxai_lib.report.FormattedTable`` writes it; rewritten to the download
+CSV_LINK = re.compile(r"#uqxai-csv-([A-Za-z0-9][A-Za-z0-9_-]{0,63})")
 #: chapters whose page opens with a verdict box (others get one when their record has a ``claim``)
 STUDIES = ("primer_gradcam", "ecg_sue", "mri_mc_dropout", "derm_vic")
 #: short names of the study chapters in the intro's verdict table (others: the page title)
 SHORT_TITLES = {"primer_gradcam": "Primer (shapes)", "ecg_sue": "ECG (SUE)", "mri_mc_dropout": "Brain MRI (MC dropout)",
-                "derm_vic": "Dermoscopy (VIC)"}
+                "derm_vic": "Dermoscopy (VIC)", "robustness": "Robustness (seeds)", "cross_study": "Across modalities"}
 #: cell tags that already decide how a code cell's input is shown
 INPUT_TAGS = ("show-input", "hide-input", "remove-input", "remove-cell", "hide-cell")
 
 
 # --------------------------------------------------------------------------- JSON → tables
+#: a UTC time stamp as the runner writes it (``datetime.isoformat``)
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(\+00:00|Z)$")
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "–"
@@ -78,6 +97,8 @@ def _fmt(value: Any) -> str:
         return f"{value:.4g}"
     if isinstance(value, str) and len(value) == 40 and all(c in "0123456789abcdef" for c in value):
         return value[:12]  # a git commit
+    if isinstance(value, str) and ISO_UTC.match(value):
+        return f"{value[:10]} {value[11:16]} UTC"  # a time stamp, short enough for a table cell
     if isinstance(value, dict):
         return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
@@ -344,32 +365,42 @@ class VerdictTableDirective(SphinxDirective):
 
 class BenchDirective(SphinxDirective):
     """``{uqxai-bench}``: with ``:show: full`` (default) the latest full benchmark of
-    ``_build/results/bench*.json`` as a table (:func:`uqxai_lib.report.bench_table`); with
-    ``:show: smoke`` the quick / tiny runs as smoke checks with their spread
-    (:func:`uqxai_lib.report.bench_spread_table`).  ``:results:`` a glob relative to the book root."""
+    ``_build/results/bench*.json`` and ``book/records/bench*.json`` (a recorded run) as a table with
+    its date, machine and spread (:func:`uqxai_lib.report.bench_table`); with ``:show: smoke`` the
+    quick / tiny runs as smoke checks with their spread (:func:`uqxai_lib.report.bench_spread_table`);
+    with ``:show: sweep`` the sweep over real chapter tasks (``sweep_chapter_tasks``,
+    :func:`uqxai_lib.report.bench_sweep_text`).  ``:results:`` a glob relative to the book root
+    (replaces both defaults)."""
 
     has_content = False
-    option_spec = {"results": directives.unchanged, "show": lambda a: directives.choice(a, ("full", "smoke"))}
+    option_spec = {"results": directives.unchanged,
+                   "show": lambda a: directives.choice(a, ("full", "smoke", "sweep"))}
 
     def run(self) -> list[nodes.Node]:
-        pattern = self.options.get("results", f"{RESULTS_DIR}/bench*.json")
         root = Path(self.env.srcdir)
+        patterns = ([self.options["results"]] if "results" in self.options
+                    else [f"{RESULTS_DIR}/bench*.json", f"{RECORDS_DIR}/bench*.json"])
         self.env.note_dependency(str(root / RESULTS_DIR))
         results = []
-        for path in sorted(root.glob(pattern)):
-            self.env.note_dependency(str(path))
-            data = _read_json(path)
-            if isinstance(data, dict) and isinstance(data.get("measures"), list):
-                results.append(data)
+        for pattern in patterns:
+            for path in sorted(root.glob(pattern)):
+                self.env.note_dependency(str(path))
+                data = _read_json(path)
+                if isinstance(data, dict) and isinstance(data.get("measures"), list):
+                    results.append(data)
         report = _report()
         full = report.latest_full(results)
-        if self.options.get("show", "full") == "full":
+        show = self.options.get("show", "full")
+        if show == "full":
             if full is None:
-                text = ("No full benchmark in this build: no `_build/results/bench*.json` of the `full` "
-                        "configuration. Run `python -m uqxai_lib.bench --threads 1` (or `make bench`) and "
-                        "rebuild the book to fill this table.")
+                text = ("**No full benchmark run is recorded in this build**: neither `_build/results/bench*.json` "
+                        "nor `book/records/bench*.json` holds a run of the `full` configuration, so this page "
+                        "shows no full-size measurement. Run `make bench` (`python -m uqxai_lib.bench --threads 1`, "
+                        "minutes on a CPU) and rebuild the book to fill this table.")
             else:
                 text = report.bench_table(full)
+        elif show == "sweep":
+            text = report.bench_sweep_text(results)
         else:
             smoke = [r for r in results if r is not full and r.get("config") != "full"]
             if smoke:
@@ -382,9 +413,79 @@ class BenchDirective(SphinxDirective):
         return self.parse_text_to_nodes(text + "\n")
 
 
+def run_times_of(env) -> dict:
+    """``{profile: {notebook: record}}`` from this build's provenance and the recorded run times."""
+    root = Path(env.srcdir)
+    prov, rec = root / RESULTS_DIR / "provenance.json", root / RECORDS_DIR / "run_times.json"
+    env.note_dependency(str(prov))
+    env.note_dependency(str(rec))
+    return _report().run_times(_read_json(prov), _read_json(rec))
+
+
+def _toc_chapters(env) -> list[str]:
+    """Chapter names (``book/_executed/NAME``) in the book's order."""
+    names = [d[len(EXECUTED_PREFIX):] for d in getattr(env, "found_docs", ()) if d.startswith(EXECUTED_PREFIX)]
+    toc = Path(env.srcdir) / "_toc.yml"
+    try:
+        order = re.findall(r"file:\s*book/_executed/([A-Za-z0-9_-]+)", toc.read_text(encoding="utf-8"))
+    except OSError:
+        order = []
+    return [n for n in order if n in names] + sorted(n for n in names if n not in order)
+
+
+class RunTimesDirective(SphinxDirective):
+    """``{uqxai-run-times}``: per-chapter and total wall time of each profile, with the hardware and
+    dates they were measured on, from the provenance (:func:`uqxai_lib.report.run_times_table`)."""
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        times = run_times_of(self.env)
+        chapters = _toc_chapters(self.env) or sorted({n for t in times.values() for n in t})
+        titles = {n: (f"{{doc}}`{SHORT_TITLES[n]} </{EXECUTED_PREFIX}{n}>`" if n in SHORT_TITLES else
+                      f"{{doc}}`/{EXECUTED_PREFIX}{n}`") for n in chapters
+                  if f"{EXECUTED_PREFIX}{n}" in self.env.found_docs}
+        if not times:
+            return self.parse_text_to_nodes(
+                "No run times in this build: `_build/results/provenance.json` does not exist (it is written by "
+                "`python -m uqxai_lib.run`, part of `make book`) and `book/records/run_times.json` holds none.\n")
+        return self.parse_text_to_nodes(_report().run_times_table(times, chapters, titles))
+
+
+def runtime_role(name, rawtext, text, lineno, inliner, options=None, content=None):
+    """``{uqxai-runtime}`NAME``: chapter NAME's time to run, from the provenance (e.g. "34 s with the
+    smoke profile on cpu (…); tiny: 5 s; full: not recorded") — never typed in the chapter's prose."""
+    env = inliner.document.settings.env
+    chapter = text.strip()
+    return [nodes.inline(text=_report().runtime_text(chapter, run_times_of(env)), classes=["uqxai-runtime"])], []
+
+
 def _cell_source(cell: dict) -> str:
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else str(src)
+
+
+#: a value's default repr: the cell's last line returned an object nobody meant to show
+OBJECT_REPR = re.compile(r"^<[\w.]+(?: object)? at 0x[0-9a-fA-F]+>$")
+
+
+def is_object_repr(output: Any) -> bool:
+    """An ``execute_result`` whose only content is a default object repr such as
+    ``<torch._C.Generator at 0x7f…>`` (a cell ending in a call whose return value is not content).
+
+    >>> is_object_repr({"output_type": "execute_result", "data": {"text/plain": ["<torch._C.Generator at 0x7f50>"]}})
+    True
+    >>> is_object_repr({"output_type": "execute_result", "data": {"text/plain": "0.5"}})
+    False
+    """
+    if not isinstance(output, dict) or output.get("output_type") != "execute_result":
+        return False
+    data = output.get("data") or {}
+    if set(data) != {"text/plain"}:
+        return False
+    text = data["text/plain"]
+    text = "".join(text) if isinstance(text, list) else str(text)
+    return bool(OBJECT_REPR.match(text.strip()))
 
 
 def prepare_chapter_notebook(text: str, name: str, *, verdict: bool) -> str:
@@ -392,7 +493,8 @@ def prepare_chapter_notebook(text: str, name: str, *, verdict: bool) -> str:
 
     * a ``{uqxai-verdict} name`` directive right after the ``# `` title of the first Markdown cell
       (when ``verdict``);
-    * every code cell without an input tag (:data:`INPUT_TAGS`) tagged ``hide-input``.
+    * every code cell without an input tag (:data:`INPUT_TAGS`) tagged ``hide-input``;
+    * results that are only a default object repr (:func:`is_object_repr`) dropped.
 
     >>> nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# T\\n\\nText"},
     ...                 {"cell_type": "code", "metadata": {}, "source": "1", "outputs": []}]}
@@ -412,6 +514,8 @@ def prepare_chapter_notebook(text: str, name: str, *, verdict: bool) -> str:
         if not isinstance(cell, dict):
             continue
         if cell.get("cell_type") == "code":
+            if isinstance(cell.get("outputs"), list):
+                cell["outputs"] = [o for o in cell["outputs"] if not is_object_repr(o)]
             tags = cell.setdefault("metadata", {}).setdefault("tags", [])
             if not any(t in tags for t in INPUT_TAGS):
                 tags.append("hide-input")
@@ -436,7 +540,10 @@ def chapter_source_read(app, docname: str, source: list[str]) -> None:
     text = prepare_chapter_notebook(source[0], name, verdict=verdict)
     # no absolute path of the build machine on a page: paths under the book root become relative
     root = str(Path(app.srcdir).resolve())
-    source[0] = text.replace(root + "/", "").replace(root, ".")
+    text = text.replace(root + "/", "").replace(root, ".")
+    # the CSV links of folded / shortened tables (uqxai_lib.report.format_table) point at the download
+    up = "../" * docname.count("/")
+    source[0] = CSV_LINK.sub(lambda m: f"{up}{RESULTS_DOWNLOAD_DIR}/{name}/{m.group(1)}.csv", text)
 
 
 # --------------------------------------------------------------------------- page context
@@ -613,6 +720,18 @@ def write_chapter_tables(app, name: str) -> None:
         _readable(*report.write_table_csvs(tables, dest), report.write_tables_zip(tables, dest / f"{name}_tables.zip"))
 
 
+def copy_tables_js(app, exception) -> None:
+    """``_static/uqxai-tables.js`` comes with html_static_path (book/_static) in the book; a project
+    built with this extension but without that folder gets a copy, so no page asks for a missing file."""
+    if exception is not None or app.builder.format != "html":
+        return
+    dest = Path(app.outdir) / "_static" / TABLES_JS
+    if not dest.is_file():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(__file__).resolve().parents[1] / "_static" / TABLES_JS, dest)
+        _readable(dest)
+
+
 def copy_widget_fonts(app, exception) -> None:
     """Some widget views (e.g. a selection slider over text labels) ask for the html-manager's icon
     fonts at ``<page dir>/@jupyter-widgets/<hash>.woff2`` whatever require.js maps: put a copy of
@@ -769,6 +888,9 @@ def setup(app):
     app.add_directive("uqxai-verdict", VerdictDirective)
     app.add_directive("uqxai-verdict-table", VerdictTableDirective)
     app.add_directive("uqxai-bench", BenchDirective)
+    app.add_directive("uqxai-run-times", RunTimesDirective)
+    app.add_role("uqxai-runtime", runtime_role)
+    app.add_js_file(TABLES_JS)  # every page: tables that do not fit get a smaller font, then word breaks
     app.connect("source-read", chapter_source_read)
     app.connect("doctree-read", note_py_source)
     app.connect("html-page-context", add_py_download, priority=502)
@@ -776,6 +898,7 @@ def setup(app):
     app.connect("doctree-resolved", drop_thebe_nodes, priority=900)
     app.connect("build-finished", copy_py_sources)
     app.connect("build-finished", copy_widget_fonts)
+    app.connect("build-finished", copy_tables_js)
     app.connect("html-page-context", add_search_scripts)
     app.connect("build-finished", write_search_text)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -51,6 +51,8 @@ __all__ = [
     "show_maps_row",
     "trend",
     "split_table",
+    "text_colour",
+    "annotate_cells",
 ]
 
 
@@ -301,6 +303,42 @@ def _colorbar(fig, mappable, ax, label: str | None = None):
         cb.set_label(label, fontsize=8)
     cb.ax.tick_params(labelsize=7)
     return cb
+
+
+def text_colour(rgba: Any) -> str:
+    """"black" or "white", whichever contrasts more with a cell of colour ``rgba`` (WCAG contrast
+    ratio from the relative luminance), so an annotation stays legible on every cell of a heat map.
+
+    >>> text_colour((0.05, 0.0, 0.1, 1.0)), text_colour((1.0, 1.0, 0.9, 1.0)), text_colour((0.5, 0.5, 0.5))
+    ('white', 'black', 'black')
+    """
+    r, g, b = (float(c) for c in tuple(rgba)[:3])
+
+    def lin(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    lum = 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
+    return "black" if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else "white"
+
+
+def annotate_cells(ax, image, texts: Sequence[Sequence[str]], *, fontsize: float = 7, **kwargs):
+    """Write ``texts[i][j]`` on cell (i, j) of the heat map ``image`` (what ``ax.imshow`` returned),
+    each in the colour that contrasts with its cell (:func:`text_colour`); masked / NaN cells get
+    dark text on the axes' background. Returns the text artists.
+
+    >>> import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots(); im = ax.imshow([[0.0, 1.0]], cmap="magma")
+    >>> [t.get_color() for t in annotate_cells(ax, im, [["low", "high"]])]
+    ['white', 'black']
+    """
+    data = np.ma.masked_invalid(np.ma.asarray(image.get_array(), dtype=float))
+    out = []
+    for i, row in enumerate(texts):
+        for j, text in enumerate(row):
+            masked = bool(np.ma.getmaskarray(data)[i, j])
+            colour = "0.15" if masked else text_colour(image.cmap(image.norm(float(data[i, j]))))
+            out.append(ax.text(j, i, text, ha="center", va="center", fontsize=fontsize, color=colour, **kwargs))
+    return out
 
 
 def overlay_map_1d(signal: Any, cam: Any, ax=None, fs: float | None = None, cmap: str = MAP_CMAP, *,
