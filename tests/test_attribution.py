@@ -286,3 +286,30 @@ def test_mass_in_mask_and_pointing_game_match_quantus(shape):
     pg = quantus.PointingGame(disable_warnings=True)(model=None, x_batch=x, y_batch=y, a_batch=a, s_batch=s)
     ours = metrics.pointing_game(torch.tensor(a[:, 0]), torch.tensor(s[:, 0] > 0))
     np.testing.assert_array_equal(ours.numpy(), np.asarray(pg, dtype=np.float64))
+
+
+def test_assess_runs_every_source_with_an_attribution_method():
+    from uqxai_lib import assess
+
+    model, x = _model(1, p=0.3), _x(1, b=12)
+    y = torch.randint(0, 3, (12,), generator=torch.Generator().manual_seed(5))
+    jitter = lambda v, g: v + 0.3 * torch.randn(v.shape, generator=g)
+    rec = assess(model, x, y, source="test_time", method="integrated_gradients", n=3, perturb=jitter, n_boot=50)
+    d = rec.to_dict()
+    assert d["config"]["method"] == "integrated_gradients" and d["config"]["spatial_dims"] == 1
+    assert len(d["stability"]["rho"]) == 12 and rec.maps.shape == (3, 12, 24)
+    rec = assess(model, x, y, source="mc_dropout", method="occlusion", n=3, n_boot=50)
+    assert rec.maps.shape == (3, 12, 24) and not model[2].training
+    members = [_model(1, seed=s) for s in (7, 8)]
+    rec = assess(model, x, y, source="ensemble", method="input_x_gradient", models=members, n=2, n_boot=50)
+    torch.testing.assert_close(rec.maps[1], A.explain(members[1], x, model(x).argmax(1), "input_x_gradient"))
+
+
+def test_rashomon_stack_caps_the_number_of_explained_models():
+    model, x = _model(2, p=0.0), _x(2, b=2)
+    xv, yv = _x(2, b=20, seed=7), torch.randint(0, 3, (20,), generator=torch.Generator().manual_seed(0))
+    kw = dict(source="rashomon", method="input_x_gradient", n=8, layer="3", x_val=xv, y_val=yv, prune_ratio=0.25,
+              epsilon=5.0)
+    full = A.sample_stack(model, x, generator=torch.Generator().manual_seed(1), **kw)
+    capped = A.sample_stack(model, x, generator=torch.Generator().manual_seed(1), max_models=2, **kw)
+    assert full.maps.shape[0] == 8 and torch.equal(capped.maps, full.maps[:2])

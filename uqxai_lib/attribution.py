@@ -89,7 +89,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "lime": {"n_samples": 64, "patch": None, "ridge_alpha": 1.0},
     "kernel_shap": {"n_samples": 64, "patch": None},
 }
-METHODS = tuple(DEFAULTS)
+#: the registered methods (name -> default options): what :func:`uqxai_lib.protocol.assess` accepts beside the CAMs
+METHODS: dict[str, dict[str, Any]] = DEFAULTS
 #: methods that run several forwards per explanation (need one frozen sub-network per MC pass)
 MULTI_FORWARD = ("integrated_gradients", "smoothgrad", "occlusion", "gradient_shap", "lime", "kernel_shap")
 #: methods that draw random numbers (seeded by ``generator``)
@@ -439,7 +440,8 @@ def sample_stack(model: nn.Module, x: Tensor, *, source: str, method: str, n: in
                  normalize: bool = True, rows: int | None = None, perturb: Callable | None = None,
                  p: float | None = None, models: Sequence[nn.Module] | None = None, layer: nn.Module | str | None = None,
                  x_val: Tensor | None = None, y_val: Tensor | None = None, prune_ratio: float = 0.2,
-                 epsilon: float = 0.05, head: nn.Linear | None = None, class_weight=None,
+                 epsilon: float = 0.05, head: nn.Linear | None = None, class_weight=None, k: int | None = None,
+                 max_models: int | None = None, chunk: int | None = None, batch_size: int = 256,
                  **options) -> SampleStack:
     """Maps of ``method`` under one source of uncertainty: ``SampleStack(maps [S, B, *sp], probs [S, B, C],
     target [B])``.
@@ -454,9 +456,13 @@ def sample_stack(model: nn.Module, x: Tensor, *, source: str, method: str, n: in
     ``"ensemble"`` (``models``; ``n`` ignored)
         each model explains the same ``target``; ``S = len(models)``.
     ``"rashomon"`` (``layer``, ``x_val``, ``y_val``, ``prune_ratio``, ``epsilon``, ``head``, ``class_weight``;
-    ``n`` candidates)
+    ``k`` candidates, default ``n``)
         :func:`uqxai_lib.samplers.rashomon` masks of ``layer``; each kept mask is applied by a forward
-        hook on ``layer`` and the masked model is explained. ``S`` = number of kept models (may be 0).
+        hook on ``layer`` and the masked model is explained. ``S`` = number of kept models (may be 0 or
+        1: the caller decides whether that is enough), at most ``max_models`` (the first kept ones).
+
+    ``rows`` (or its alias ``chunk``): rows per captum call (default :func:`rows_per_call`);
+    ``batch_size``: of the Rashomon loss filter.
 
     ``target``: fixed once from ``model(x)`` (the caller's modes, no dropout mask) unless given.
     ``generator`` seeds the perturbations, the dropout masks and the randomised methods. ``grid``,
@@ -475,8 +481,8 @@ def sample_stack(model: nn.Module, x: Tensor, *, source: str, method: str, n: in
         generator = torch.Generator().manual_seed(int(torch.randint(2**62, (1,))))
     tgt = _target(model, x, target)
     b = x.shape[0]
+    rows = rows if rows is not None else chunk
     rows = rows_per_call(x) if rows is None else max(1, int(rows))
-    rows = max(rows, 1)
 
     def need_n() -> int:
         if n is None or isinstance(n, bool) or int(n) < 1:
@@ -520,10 +526,14 @@ def sample_stack(model: nn.Module, x: Tensor, *, source: str, method: str, n: in
         if layer is None or x_val is None or y_val is None:
             raise ValueError("rashomon needs layer (the pruned layer), x_val and y_val (the (1 + epsilon) loss filter)")
         site = saliency.resolve_layer(model, layer)
-        rset = samplers.rashomon(model, site, x_val, y_val, k=need_n(), prune_ratio=prune_ratio, epsilon=epsilon,
-                                 generator=generator, head=head, class_weight=class_weight)
+        rset = samplers.rashomon(model, site, x_val, y_val, k=int(k) if k is not None else need_n(),
+                                 prune_ratio=prune_ratio, epsilon=epsilon, generator=generator, head=head,
+                                 class_weight=class_weight, batch_size=int(batch_size))
+        kept = rset.masks[rset.kept.bool()]
+        if max_models is not None:
+            kept = kept[: int(max_models)]
         with seeded(generator, x.device):
-            for mk in rset.masks[rset.kept.bool()]:
+            for mk in kept:
                 with _channel_mask(site, mk):
                     per_model.append((_maps(model, x, tgt, method, grid, normalize, rows, opts),
                                       _probs(model, x, rows)))
