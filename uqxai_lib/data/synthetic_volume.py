@@ -11,7 +11,7 @@ rendered from a few shapes:
   dark lateral ventricles (size varies) and smooth tissue texture;
 * **distractors**: a few small bright spots (vessels, calcifications, choroid plexus) in every
   class, placed anywhere in the brain; they are *not* tumour and not in the mask;
-* **acquisition**: a smooth multiplicative bias field and Rician noise, then windowing to [0, 1].
+* **acquisition**: a smooth multiplicative bias field and Rician noise, then a fixed window [0, 1].
 
 Classes (:data:`CLASSES`, as in :mod:`~uqxai_lib.data.synthetic_mri`):
 
@@ -94,8 +94,8 @@ def _params(y: Tensor, ambiguity: float, g: torch.Generator) -> dict[str, Tensor
     me_c = d * _u(g, n, lo=0.95, hi=1.05)[:, None]
     pi_c = torch.stack([torch.randn(n, generator=g) * 0.03, _u(g, n, lo=-0.4, hi=-0.25), _u(g, n, lo=-0.45, hi=-0.3)], 1)
     centre = torch.where((y == GLIOMA)[:, None], gl_c, torch.where((y == MENINGIOMA)[:, None], me_c, pi_c))
-    radius = torch.where(y == GLIOMA, _u(g, n, lo=0.4, hi=0.55),
-                         torch.where(y == MENINGIOMA, _u(g, n, lo=0.36, hi=0.5), _u(g, n, lo=0.28, hi=0.36)))
+    radius = torch.where(y == GLIOMA, _u(g, n, lo=0.42, hi=0.56),
+                         torch.where(y == MENINGIOMA, _u(g, n, lo=0.42, hi=0.56), _u(g, n, lo=0.26, hi=0.32)))
     radius = torch.where(amb & (torch.rand(n, generator=g) < 0.5), radius * 0.7, radius)
     p.update(
         tx=centre[:, 0], ty=centre[:, 1], tz=centre[:, 2], radius=torch.where(y == NO_TUMOR, 0.0, radius),
@@ -151,7 +151,7 @@ def _render(pp: dict[str, Tensor], y: Tensor, size: int, g: torch.Generator) -> 
         c = pp["spots"][:, j]
         q = ((bx - col(c[:, 0])) ** 2 + (by - col(c[:, 1])) ** 2 + (bz - col(c[:, 2])) ** 2).sqrt()
         spots = torch.maximum(spots, col(pp["spot_on"][:, j].float()) * torch.sigmoid((col(pp["spot_r"][:, j]) - q) / 0.02))
-    tissue = tissue * (1 - spots) + 0.8 * spots
+    tissue = tissue * (1 - spots) + 0.75 * spots
 
     r0 = col(pp["radius"]).clamp_min(1e-3)
     tu, tv, tw = (bx - col(pp["tx"])) / r0, (by - col(pp["ty"])) / r0, (bz - col(pp["tz"])) / r0
@@ -168,7 +168,7 @@ def _render(pp: dict[str, Tensor], y: Tensor, size: int, g: torch.Generator) -> 
     mask = (edge > 0) & has & torch.where(is_men, rho < bone_in, rho < brain_edge)
     c = col(pp["contrast"])
     het = _smooth(n, size, 6, g) * 0.08
-    lesion = torch.where(is_gl, 0.9 - 0.35 * torch.sigmoid((0.5 - trho) / 0.1) + het, torch.where(is_men, 1.0, 0.95) + 0.3 * het)
+    lesion = torch.where(is_gl, 1.0 - 0.75 * torch.sigmoid((0.6 - trho) / 0.08) + het, 1.0 + 0.3 * het)  # glioma: ring
     rel = trho / border
     oed = 0.7 * c * col(pp["oedema"]) * torch.exp(-((rel / 1.8) ** 4)) * brain * (1 - mass) * is_gl
     tissue = tissue * (1 - oed) + 0.2 * oed
@@ -176,13 +176,12 @@ def _render(pp: dict[str, Tensor], y: Tensor, size: int, g: torch.Generator) -> 
     img = 0.55 * (head - scalp_in) + 0.08 * (scalp_in - skull_in) + 0.1 * (skull_in - brain) + tissue * brain
     img = img * (1 - w) + lesion * w * torch.where(is_men, torch.ones_like(brain), brain)
     img = img * head
-    bias = 0.15 * _smooth(n, size, 3, g)
+    bias = 0.1 * _smooth(n, size, 3, g)
     img = img * torch.exp(bias)
-    sigma = col(_u(g, n, lo=0.015, hi=0.05))
+    sigma = col(_u(g, n, lo=0.01, hi=0.035))
     noise = torch.randn(2, n, size, size, size, generator=g) * sigma
     img = torch.sqrt((img + noise[0]) ** 2 + noise[1] ** 2)
-    top = torch.quantile(img.flatten(1)[:, :: max(1, size**3 // 8192)], 0.995, dim=1).clamp_min(1e-3)
-    img = (img / col(top)).clamp(0, 1)
+    img = img.clamp(0, 1)  # a fixed window: tumours keep their contrast to the tissue in every volume
     return img, mask, rho < brain_edge
 
 

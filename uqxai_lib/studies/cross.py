@@ -378,7 +378,7 @@ def case_control(correct: Any, n_each: int, *, seed: int = 0) -> np.ndarray:
     case-control sample keeps the error group large enough for an interval at a fraction of the cost.
 
     >>> case_control([True] * 8 + [False] * 3, 2).tolist()
-    [1, 3, 8, 10]
+    [1, 2, 9, 10]
     """
     ok = np.asarray(correct).astype(bool).reshape(-1)
     rng = np.random.default_rng(seed)
