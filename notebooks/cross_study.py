@@ -604,6 +604,23 @@ for name in setups:
         f"{_cell(top_ex)}, the best prediction-only baseline {_cell(top_bl)}. Explanation scores add to the "
         f"baselines out of sample for {len(adds)} of {len([a for a in added if a['modality'] == name])} sources"
         + (f" ({', '.join(a['source'] for a in adds)})." if adds else "."))
+for name in setups:
+    cells = [r for r in method_matrix if r["modality"] == name and r["auroc"] is not None and np.isfinite(r["auroc"])]
+    above = [r for r in cells if r["verdict"] == "higher"]
+    adds = [r for r in cells if r["added_verdict"] == "higher"]
+    top = max(cells, key=lambda r: r["auroc"]) if cells else None
+    rvh = right_vs_helps[name]["spearman_lift_vs_best_auroc"]
+    lines.append(
+        f"- **{name}, beyond Grad-CAM** ({method_info[name]['items']} case-control items, "
+        f"{method_info[name]['misclassified']} misclassified): {len(above)} of {len(cells)} method cells have an "
+        f"AUROC interval above chance"
+        + (f"; the highest is {vc.METHOD_LABELS.get(top['method'], top['method'])} {top['source']} / {top['score']} "
+           f"AUROC {top['auroc']:.2f} [{top['auroc_ci95'][0]:.2f}, {top['auroc_ci95'][1]:.2f}]" if top else "")
+        + f". A method's stability score adds to entropy, margin and flip rate out of sample in {len(adds)} cells"
+        + (" (" + ", ".join(f"{vc.METHOD_LABELS.get(r['method'], r['method'])} {r['source']} / {r['score']}"
+                            for r in adds[:4]) + ("…" if len(adds) > 4 else "") + ")" if adds else "")
+        + f". Right maps vs helpful uncertainty: Spearman over methods of mass-in-mask lift with the best AUROC "
+        f"{rvh:+.2f} ({right_vs_helps[name]['n_methods']} methods; few methods, so read only its sign and size).")
 changed = [r for r in design_rows if r["verdict"] in ("higher", "lower")]
 lines.append(
     f"- **Design**: of {len(design_rows)} explanation scores rerun under an alternative design, "
