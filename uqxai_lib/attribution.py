@@ -237,12 +237,7 @@ def seeded(generator: torch.Generator | None, device: torch.device | None = None
         random.setstate(py_state)
 
 
-def _target(model: nn.Module, x: Tensor, target) -> Tensor:
-    with torch.no_grad():
-        logits = model(x)
-    if logits.ndim != 2:
-        raise ValueError(f"the model must return logits [B, C], got shape {tuple(logits.shape)}")
-    return saliency.resolve_target(logits, target)
+_target = samplers._target_from  # the given classes, or the prediction on the clean x (one forward, no grad)
 
 
 def _stdev(x: Tensor, noise: float) -> float:

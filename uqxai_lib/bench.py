@@ -361,14 +361,12 @@ def bench_rashomon_filter(cfg: dict, device: torch.device) -> list[Measure]:
                     _spread(ts, "ours", "general"))]
 
 
-def bench_ecg_test_time(cfg: dict, device: torch.device) -> list[Measure]:
-    """Test-time (noise) Grad-CAM maps of a CNN-BiLSTM vs a captum LayerGradCam loop."""
-    from captum.attr import LayerGradCam
-
+def _ecg_noisy(cfg: dict, device: torch.device, x_seed: int):
+    """A seeded CNN-BiLSTM, ``cfg["batch"]`` random windows, their predicted classes and the 10 dB white-noise
+    perturbation ``noisy(x, generator)`` of the ECG test-time measures."""
     torch.manual_seed(0)
     model = CNNBiLSTM().to(device).eval()
-    x = torch.randn(cfg["batch"], 1, cfg["length"], generator=_gen(11)).to(device)
-    draws = cfg["draws"]
+    x = torch.randn(cfg["batch"], 1, cfg["length"], generator=_gen(x_seed)).to(device)
     with torch.no_grad():
         tgt = model(x).argmax(1)
 
@@ -376,6 +374,15 @@ def bench_ecg_test_time(cfg: dict, device: torch.device) -> list[Measure]:
         n = torch.randn(xx.shape, generator=g).to(xx.device)
         return xx + n * (xx.pow(2).mean(-1, keepdim=True) / 10.0).sqrt()
 
+    return model, x, tgt, noisy
+
+
+def bench_ecg_test_time(cfg: dict, device: torch.device) -> list[Measure]:
+    """Test-time (noise) Grad-CAM maps of a CNN-BiLSTM vs a captum LayerGradCam loop."""
+    from captum.attr import LayerGradCam
+
+    model, x, tgt, noisy = _ecg_noisy(cfg, device, 11)
+    draws = cfg["draws"]
     lgc = LayerGradCam(model, model.last_conv)
 
     def ours(xx=x, n=draws):
@@ -400,16 +407,8 @@ def _attribution_samples(cfg: dict, device: torch.device, method: str, name: str
 
     from . import attribution
 
-    torch.manual_seed(0)
-    model = CNNBiLSTM().to(device).eval()
-    x = torch.randn(cfg["batch"], 1, cfg["length"], generator=_gen(21)).to(device)
+    model, x, tgt, noisy = _ecg_noisy(cfg, device, 21)
     draws = cfg["draws"]
-    with torch.no_grad():
-        tgt = model(x).argmax(1)
-
-    def noisy(xx: torch.Tensor, g: torch.Generator) -> torch.Tensor:  # white noise at 10 dB SNR
-        n = torch.randn(xx.shape, generator=g).to(xx.device)
-        return xx + n * (xx.pow(2).mean(-1, keepdim=True) / 10.0).sqrt()
 
     def ours():
         return attribution.sample_stack(model, x, source="test_time", method=method, n=draws, perturb=noisy,
