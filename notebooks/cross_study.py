@@ -417,7 +417,8 @@ report.table(pd.DataFrame(method_info).T, "method_items")
 # %% [markdown]
 # One panel per modality: the AUROC of each method's stability score (ρ: Spearman with the clean
 # map; J: top-10 % Jaccard over sample pairs) for correct vs misclassified items, per source
-# (TTA test-time perturbation, MC dropout, Rashomon set, seed ensemble). Purple: stable
+# (TTA test-time perturbation, MC dropout, Rashomon set, seed ensemble); "chapter CAM" is Grad-CAM
+# (Grad-CAM++ for dermoscopy). Purple: stable
 # explanations go with correct predictions; orange: the reverse; `*`: the 95% interval excludes
 # 0.5; `–`: undefined (too few samples or items with a defined score). The full table, with AURC
 # and the added value over the prediction-only baselines, is a download of this page
