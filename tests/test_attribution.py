@@ -3,13 +3,12 @@ every source against loops of single explanations, frozen MC dropout masks, and 
 metrics against Quantus."""
 import math
 
+import captum.attr as ca
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
-import captum.attr as ca
 from captum._utils.models.linear_model import SkLearnRidge
+from torch import nn
 
 from uqxai_lib import attribution as A
 from uqxai_lib import metrics, samplers

@@ -4,7 +4,13 @@ import torch
 
 from uqxai_lib.data import DataError
 from uqxai_lib.data.synthetic_mri import SARTAJ_CLASS_FRACTIONS
-from uqxai_lib.data.synthetic_volume import CLASSES, MEAN, STD, denormalize, make_synthetic_volume
+from uqxai_lib.data.synthetic_volume import (
+    CLASSES,
+    MEAN,
+    STD,
+    denormalize,
+    make_synthetic_volume,
+)
 
 GLIOMA, MENINGIOMA, NO_TUMOR, PITUITARY = range(4)
 

@@ -2,7 +2,6 @@
 import matplotlib
 
 matplotlib.use("Agg")
-import numpy as np
 
 from uqxai_lib.viz import cross as vc
 
