@@ -120,7 +120,8 @@ seed_everything(seed)
 # %% [markdown]
 # ## The four modalities
 #
-# The data, splits and models of ECG, MRI and dermoscopy are those of the study chapters, rebuilt from their `parameters`
+# The data, splits and models of ECG, MRI and dermoscopy are those of the study chapters, rebuilt
+# from their `parameters`
 # cells and `chapter_profile` (`uqxai_lib.params.chapter_parameters`) by
 # `uqxai_lib.studies.modalities`, which trains through the same cache key as the chapter: a model
 # the chapter trained is loaded, not trained again. This chapter always uses the **embedded**
@@ -398,7 +399,8 @@ for name, m in setups.items():
                 st = {"maps": full["maps"][:, idx] if full["maps"].shape[0] else full["maps"],
                       "probs": full["probs"][:, idx] if full["probs"].shape[0] else full["probs"]}
             else:
-                cfg = dict(modality=name, source=source, method=method, options=opts, weights=weights_fingerprint(m.model),
+                cfg = dict(modality=name, source=source, method=method, options=opts,
+                           weights=weights_fingerprint(m.model),
                            items=idx.tolist(), chapter_profile=chapter_profile, seed=seed, draws=method_draws_per_kind,
                            strength=image_strength, snr=ecg_snr_db, passes=method_mc_passes, rate=mc_rates[name],
                            k=rashomon_k, ratio=prune_ratios[name], eps=epsilon, max_models=method_max_models,

@@ -7,7 +7,7 @@ import captum.attr as ca
 import numpy as np
 import pytest
 import torch
-from captum._utils.models.linear_model import SkLearnRidge
+from captum._utils.models.linear_model import SkLearnRidge  # noqa: PLC2701 - no public path in captum
 from torch import nn
 
 from uqxai_lib import attribution as A
@@ -150,12 +150,9 @@ def test_randomised_stacks_are_reproducible_by_generator():
     model, x = _model(2), _x(2)
     jitter = lambda v, g: v + 0.2 * torch.randn(v.shape, generator=g)
     for method in A.RANDOMISED:
-        a = A.sample_stack(model, x, source="test_time", method=method, n=2, perturb=jitter,
-                           generator=torch.Generator().manual_seed(3), n_samples=16) if method in ("lime", "kernel_shap") \
-            else A.sample_stack(model, x, source="test_time", method=method, n=2, perturb=jitter,
-                                generator=torch.Generator().manual_seed(3))
-        b = A.sample_stack(model, x, source="test_time", method=method, n=2, perturb=jitter,
-                           generator=torch.Generator().manual_seed(3), **({"n_samples": 16} if method in ("lime", "kernel_shap") else {}))
+        opts = {"n_samples": 16} if method in ("lime", "kernel_shap") else {}
+        a, b = (A.sample_stack(model, x, source="test_time", method=method, n=2, perturb=jitter,
+                               generator=torch.Generator().manual_seed(3), **opts) for _ in range(2))
         assert torch.equal(a.maps, b.maps), method
 
 
@@ -240,7 +237,8 @@ def test_mc_dropout_pass_is_one_sub_network_for_all_its_forwards(method):
     model = _positive_linear()
     x = torch.rand(3, 1, 12) + 0.5
     st = A.sample_stack(model, x, source="mc_dropout", method=method, n=6, target=0, normalize=False,
-                        generator=torch.Generator().manual_seed(0), **({"n_steps": 64} if method != "occlusion" else {"patch": 1}))
+                        generator=torch.Generator().manual_seed(0),
+                        **({"n_steps": 64} if method != "occlusion" else {"patch": 1}))
     logit0 = torch.log(st.probs[..., 0] / st.probs[..., 1])  # logit_1 is 0
     torch.testing.assert_close(st.maps.sum(-1), logit0 - 0.3, rtol=1e-3, atol=1e-4)
     assert st.maps.sum(-1).std(0).min() > 0  # the passes differ

@@ -253,7 +253,8 @@ def test_method_rows_follow_the_protocol_and_added_value():
     rows = cross.method_rows("ECG", "test_time", "integrated_gradients", {"maps": maps, "probs": probs}, reference,
                              clean, y, target, n_boot=200)
     assert [r["score"] for r in rows] == ["jaccard", "spearman"]
-    rec = protocol.evaluate(maps, reference, probs, clean, y, target=target, source="test_time", score="rho", n_boot=200)
+    rec = protocol.evaluate(maps, reference, probs, clean, y, target=target, source="test_time", score="rho",
+                            n_boot=200)
     sp = rows[1]
     assert sp["auroc"] == pytest.approx(rec.primary["auroc"]) and sp["auroc_ci95"] == rec.primary["auroc_ci95"]
     assert sp["auroc"] > 0.8 and sp["verdict"] == "higher" and sp["method"] == "integrated_gradients"

@@ -107,7 +107,8 @@ def test_tumours_are_brighter_than_the_rest_of_the_brain_and_distractors_are_not
 
 
 @pytest.mark.parametrize("kwargs, words", [({"n_patients": 0}, "n_patients"), ({"size": 8}, "size"),
-                                           ({"ambiguity": 2.0}, "ambiguity"), ({"class_fractions": (1, 1)}, "class_fractions")])
+                                           ({"ambiguity": 2.0}, "ambiguity"),
+                                           ({"class_fractions": (1, 1)}, "class_fractions")])
 def test_bad_arguments_raise_a_clear_data_error(kwargs, words):
     with pytest.raises(DataError, match=words):
         make_synthetic_volume(**{"n_patients": 4, **kwargs})

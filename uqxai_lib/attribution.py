@@ -259,7 +259,7 @@ def attribute(model: nn.Module, x: Tensor, target: Tensor, method: str, **option
     no reduction, no normalisation). ``options`` override :data:`DEFAULTS`; ``stdev`` (absolute noise
     level of smoothgrad / gradient_shap) overrides ``noise`` × std of ``x``."""
     import captum.attr as ca
-    from captum._utils.models.linear_model import SkLearnRidge
+    from captum._utils.models.linear_model import SkLearnRidge  # noqa: PLC2701 - captum has no public path
 
     _check_method(method)
     o = _options(method, options)
@@ -351,7 +351,8 @@ class FrozenDropout:
         return float(module.p if self.p is None else self.p)
 
     def _mask(self, module: nn.Module, inp: Tensor) -> Tensor:
-        shape = (1, inp.shape[1]) + (1,) * (inp.ndim - 2) if isinstance(module, _CHANNEL_DROPOUT) else (1,) + tuple(inp.shape[1:])
+        channel = isinstance(module, _CHANNEL_DROPOUT)
+        shape = (1, inp.shape[1]) + (1,) * (inp.ndim - 2) if channel else (1,) + tuple(inp.shape[1:])
         m = self.masks.get(module)
         if m is None:
             keep = 1.0 - self.rate(module)
@@ -441,7 +442,8 @@ def _maps(model, x, target, method, grid, normalize, rows, opts) -> Tensor:
 def sample_stack(model: nn.Module, x: Tensor, *, source: str, method: str, n: int | None = None,
                  generator: torch.Generator | None = None, target=None, grid: Sequence[int] | None = None,
                  normalize: bool = True, rows: int | None = None, perturb: Callable | None = None,
-                 p: float | None = None, models: Sequence[nn.Module] | None = None, layer: nn.Module | str | None = None,
+                 p: float | None = None, models: Sequence[nn.Module] | None = None,
+                 layer: nn.Module | str | None = None,
                  x_val: Tensor | None = None, y_val: Tensor | None = None, prune_ratio: float = 0.2,
                  epsilon: float = 0.05, head: nn.Linear | None = None, class_weight=None, k: int | None = None,
                  max_models: int | None = None, chunk: int | None = None, batch_size: int = 256,

@@ -92,7 +92,8 @@ def _params(y: Tensor, ambiguity: float, g: torch.Generator) -> dict[str, Tensor
     gl_c = d * gl_r[:, None]
     gl_c[:, 0] = torch.where(gl_c[:, 0].abs() < 0.15, 0.3 * torch.sign(gl_c[:, 0] + 1e-3), gl_c[:, 0])  # a hemisphere
     me_c = d * _u(g, n, lo=0.95, hi=1.05)[:, None]
-    pi_c = torch.stack([torch.randn(n, generator=g) * 0.03, _u(g, n, lo=-0.4, hi=-0.25), _u(g, n, lo=-0.45, hi=-0.3)], 1)
+    pi_c = torch.stack([torch.randn(n, generator=g) * 0.03, _u(g, n, lo=-0.4, hi=-0.25),
+                        _u(g, n, lo=-0.45, hi=-0.3)], 1)
     centre = torch.where((y == GLIOMA)[:, None], gl_c, torch.where((y == MENINGIOMA)[:, None], me_c, pi_c))
     radius = torch.where(y == GLIOMA, _u(g, n, lo=0.42, hi=0.56),
                          torch.where(y == MENINGIOMA, _u(g, n, lo=0.42, hi=0.56), _u(g, n, lo=0.26, hi=0.32)))
@@ -142,7 +143,8 @@ def _render(pp: dict[str, Tensor], y: Tensor, size: int, g: torch.Generator) -> 
     vs = col(pp["vent"])
     vent = torch.zeros_like(rho)
     for side in (-1.0, 1.0):
-        q = ((bx - side * 0.14 * vs) / (0.08 * vs)) ** 2 + ((by + 0.05) / (0.34 * vs)) ** 2 + ((bz - 0.1) / (0.2 * vs)) ** 2
+        q = (((bx - side * 0.14 * vs) / (0.08 * vs)) ** 2 + ((by + 0.05) / (0.34 * vs)) ** 2
+             + ((bz - 0.1) / (0.2 * vs)) ** 2)
         vent = torch.maximum(vent, torch.sigmoid((1 - q) * 3))
     tissue = tissue * (1 - vent) + 0.12 * vent
     # distractors: bright small spots, never tumour
@@ -150,7 +152,8 @@ def _render(pp: dict[str, Tensor], y: Tensor, size: int, g: torch.Generator) -> 
     for j in range(pp["spots"].shape[1]):
         c = pp["spots"][:, j]
         q = ((bx - col(c[:, 0])) ** 2 + (by - col(c[:, 1])) ** 2 + (bz - col(c[:, 2])) ** 2).sqrt()
-        spots = torch.maximum(spots, col(pp["spot_on"][:, j].float()) * torch.sigmoid((col(pp["spot_r"][:, j]) - q) / 0.02))
+        spot = col(pp["spot_on"][:, j].float()) * torch.sigmoid((col(pp["spot_r"][:, j]) - q) / 0.02)
+        spots = torch.maximum(spots, spot)
     tissue = tissue * (1 - spots) + 0.75 * spots
 
     r0 = col(pp["radius"]).clamp_min(1e-3)

@@ -56,9 +56,11 @@ def plot_matrix(rows: Sequence[Mapping[str, Any]], *, modalities: Sequence[str],
 
 SOURCE_SHORT = {"test_time": "TTA", "mc_dropout": "MC", "rashomon": "Rash.", "seed_ensemble": "Ens."}
 SCORE_SHORT = {"jaccard": "J", "spearman": "ρ"}
-METHOD_LABELS = {"cam": "chapter CAM", "grad_cam": "Grad-CAM", "grad_cam_pp": "Grad-CAM++", "integrated_gradients": "Integrated grad.",
+METHOD_LABELS = {"cam": "chapter CAM", "grad_cam": "Grad-CAM", "grad_cam_pp": "Grad-CAM++",
+                 "integrated_gradients": "Integrated grad.",
                  "smoothgrad": "SmoothGrad", "occlusion": "Occlusion", "gradient_shap": "GradientSHAP",
-                 "deeplift": "DeepLIFT", "input_x_gradient": "Input × grad.", "lime": "LIME", "kernel_shap": "Kernel SHAP"}
+                 "deeplift": "DeepLIFT", "input_x_gradient": "Input × grad.", "lime": "LIME",
+                 "kernel_shap": "Kernel SHAP"}
 
 
 def text_colour(rgba: Sequence[float]) -> str:
