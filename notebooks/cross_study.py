@@ -64,17 +64,28 @@ draws_per_kind = 3
 image_strength = 0.3
 ecg_snr_db = 10.0
 mc_passes = 10
-mc_rates = {"ECG": 0.2, "MRI": 0.1, "dermoscopy": 0.2}
+mc_rates = {"ECG": 0.2, "MRI": 0.1, "dermoscopy": 0.2, "volume": 0.2}
 rashomon_k = 40
 # share of the explained layer's channels pruned per candidate (the ECG head is a BiLSTM, far less
 # tolerant of pruning than a linear head: 0.2 keeps no ECG candidate within 5 %)
-prune_ratios = {"ECG": 0.05, "MRI": 0.2, "dermoscopy": 0.2}
+prune_ratios = {"ECG": 0.05, "MRI": 0.2, "dermoscopy": 0.2, "volume": 0.2}
 epsilon = 0.05
 ensemble_seeds = [101, 102]
 quantile = 0.9
 # design alternatives rerun on the same items (see "Does the answer depend on the design?")
 design_quantile = 0.75  # ECG test-time: SUE's top region of 25 % of the window instead of 10 %
 design_prune_factor = 2.0  # dermoscopy Rashomon set: this many times the pruning ratio
+# the 3-D modality (no chapter of its own): phantom volumes and the small 3-D CNN
+volume = {"n_patients": 300, "size": 32, "ambiguity": 0.12, "channels": [8, 16, 32], "dropout": 0.2, "epochs": 20,
+          "batch_size": 16, "lr": 0.003, "patience": 6, "max_test": 60}
+# beyond Grad-CAM: the methods of uqxai_lib.attribution, on a case-control sample per modality
+methods = ["integrated_gradients", "occlusion", "input_x_gradient", "lime", "kernel_shap", "smoothgrad"]
+method_items_each = 10  # misclassified items (and as many correct ones) per modality
+method_draws_per_kind = 1
+method_mc_passes = 4
+method_max_models = 4  # Rashomon models explained (the first kept ones)
+method_options = {"integrated_gradients": {"n_steps": 8}, "smoothgrad": {"nt_samples": 4}, "lime": {"n_samples": 32},
+                  "kernel_shap": {"n_samples": 32}}
 # statistics
 n_boot = 1000
 folds = 5
@@ -107,14 +118,21 @@ dev = pick_device(device)
 seed_everything(seed)
 
 # %% [markdown]
-# ## The three modalities
+# ## The four modalities
 #
-# The data, splits and models are those of the study chapters, rebuilt from their `parameters`
+# The data, splits and models of ECG, MRI and dermoscopy are those of the study chapters, rebuilt
+# from their `parameters`
 # cells and `chapter_profile` (`uqxai_lib.params.chapter_parameters`) by
 # `uqxai_lib.studies.modalities`, which trains through the same cache key as the chapter: a model
 # the chapter trained is loaded, not trained again. This chapter always uses the **embedded**
 # synthetic data, where the ground truth is known (a `data_dir` is ignored). `max_items` test items
 # per modality are studied; correct and misclassified are judged by the chapter's own model.
+#
+# The fourth modality is **3-D**: seeded brain volumes (`uqxai_lib.data.synthetic_volume`, 32³ voxels,
+# the four classes of the MRI phantom, a tumour mask, bright distractor spots that are not tumour)
+# and a small 3-D CNN with dropout after every block and a linear head after global average
+# pooling (`uqxai_lib.models.cnn3d`), built from the `volume` parameters above. Its test-time
+# perturbations are the image ones applied to the whole volume (`modalities.volume_perturbation`).
 
 # %%
 setups = {
@@ -123,6 +141,7 @@ setups = {
                           strength=image_strength),
     "dermoscopy": modalities.derm(chapter_parameters("derm_vic", chapter_profile), dev, seed=seed,
                                   strength=image_strength),
+    "volume": modalities.volume(volume, dev, seed=seed, strength=image_strength),
 }
 items, refs = {}, {}
 for name, m in setups.items():
@@ -133,7 +152,7 @@ for name, m in setups.items():
 overview = pd.DataFrame({name: {"test items": len(items[name][0]),
                                 "accuracy": float((items[name][1].cpu() == items[name][0].y.cpu()).float().mean()),
                                 "misclassified": int((items[name][1].cpu() != items[name][0].y.cpu()).sum()),
-                                "explained layer": m.layer, "method": m.method,
+                                "explained layer": m.layer, "method": m.method, "spatial dims": m.spatial_dims,
                                 "model from the chapter's cache": m.from_cache}
                          for name, m in setups.items()}).T
 report.table(overview, "models")
@@ -321,6 +340,136 @@ report.table(pd.DataFrame([{
     for r in design_rows]).round(3), "design")
 
 # %% [markdown]
+# ## Beyond Grad-CAM: which method's uncertainty flags errors?
+#
+# Everything above explains with the chapters' class-activation maps. Both source papers name other
+# explanation methods as their future work (LIME and SHAP above all), so the same question is asked
+# here of six more methods from the captum library, run through
+# `uqxai_lib.attribution`: integrated gradients, occlusion, input × gradient, SmoothGrad, LIME and
+# Kernel SHAP — every one under all four sources and on all four modalities, the 3-D volumes
+# included. Three rules make their stability scores comparable:
+#
+# - **one map per item**: the attribution is reduced to one non-negative value per position by
+#   summing its absolute value over input channels, and divided by its total mass;
+# - **the same features for every sample**: LIME and Kernel SHAP explain each item over one fixed
+#   grid of patches (32 segments along an ECG window, 8 × 8 on images, 4 × 4 × 4 in a volume), and
+#   occlusion slides a window of the same patch size;
+# - **one sub-network per MC pass**: methods that run many forwards per explanation would otherwise
+#   see a new dropout mask in every forward; `attribution.frozen_dropout` draws each pass's mask once.
+#
+# The multi-forward methods cost tens of forwards per explanation, so this matrix uses a
+# **case-control sample** of each modality's test items: `method_items_each` misclassified items and
+# as many correct ones (fewer where a modality has fewer errors), and fewer samples per source
+# (`method_draws_per_kind` per perturbation, `method_mc_passes` passes, the first
+# `method_max_models` kept Rashomon models, the same seed ensemble). The AUROC of correct vs
+# misclassified does not depend on how many of each are sampled, but the intervals are wide: read
+# this matrix for large differences only. The chapter's own CAM is scored on the same items (its
+# stacks above, restricted to them), and every cell's record comes from the instrument of the
+# methods page (`uqxai_lib.protocol.evaluate`, one bootstrap for the interval).
+
+# %%
+from uqxai_lib import attribution, saliency
+
+method_matrix, fidelity_by_method, method_info = [], [], {}
+for name, m in setups.items():
+    test, pred = items[name]
+    ok = (pred.cpu() == test.y.cpu()).numpy()
+    idx = torch.as_tensor(cross.case_control(ok, method_items_each, seed=seed))
+    sub = test.subset(idx)
+    x, y, tgt = sub.x, sub.y.cpu(), pred[idx.to(pred.device)]
+    with torch.no_grad():
+        clean_probs = m.model(x).float().softmax(-1).cpu()
+    grp = None if sub.group is None else sub.group.cpu().numpy()
+    members = modalities.members(m, ensemble_seeds)
+    method_info[name] = {"items": len(idx), "misclassified": int((~ok[idx.numpy()]).sum()),
+                         "spatial_dims": m.spatial_dims}
+    for method in [m.method, *methods]:
+        opts = method_options.get(method, {})
+        if method in saliency.METHODS:
+            ref = refs[name][idx.to(refs[name].device)].cpu()
+        else:
+            ref = attribution.explain(m.model, x, tgt, method, generator=torch.Generator().manual_seed(seed),
+                                      **opts).cpu()
+        if sub.mask is not None:
+            fidelity_by_method.append(cross.fidelity_row(name, method, ref, sub.mask.cpu(), groups=grp,
+                                                         quantile=quantile, n_boot=n_boot, seed=seed))
+        for source in cross.SOURCES:
+            if method in saliency.METHODS:  # the chapter's CAM: its full stack above, on these items
+                full = stacks[name, source]
+                st = {"maps": full["maps"][:, idx] if full["maps"].shape[0] else full["maps"],
+                      "probs": full["probs"][:, idx] if full["probs"].shape[0] else full["probs"]}
+            else:
+                cfg = dict(modality=name, source=source, method=method, options=opts,
+                           weights=weights_fingerprint(m.model),
+                           items=idx.tolist(), chapter_profile=chapter_profile, seed=seed, draws=method_draws_per_kind,
+                           strength=image_strength, snr=ecg_snr_db, passes=method_mc_passes, rate=mc_rates[name],
+                           k=rashomon_k, ratio=prune_ratios[name], eps=epsilon, max_models=method_max_models,
+                           volume=volume if name == "volume" else None,
+                           members=[weights_fingerprint(mm) for mm in members] if source == "seed_ensemble" else None)
+                st = cache.cached("cross_study/method_stack", cfg, lambda: cross.method_stack(
+                    source, method, m.model, x, tgt, layer=m.layer, perturbations=m.perturbations,
+                    draws_per_kind=method_draws_per_kind, mc_passes=method_mc_passes, mc_rate=mc_rates[name],
+                    x_val=m.val.x.to(dev), y_val=m.val.y.to(dev), head=m.head, rashomon_k=rashomon_k,
+                    prune_ratio=prune_ratios[name], epsilon=epsilon, members=members, max_models=method_max_models,
+                    seed=seed, options=opts)._asdict())
+            method_matrix += cross.method_rows(name, source, method, st, ref, clean_probs, y, tgt.cpu(), groups=grp,
+                                               quantile=quantile, folds=folds, n_boot=n_boot, seed=seed)
+report.table(pd.DataFrame(method_info).T, "method_items")
+
+# %% [markdown]
+# One panel per modality: the AUROC of each method's stability score (ρ: Spearman with the clean
+# map; J: top-10 % Jaccard over sample pairs) for correct vs misclassified items, per source
+# (TTA test-time perturbation, MC dropout, Rashomon set, seed ensemble); "chapter CAM" is Grad-CAM
+# (Grad-CAM++ for dermoscopy). Purple: stable
+# explanations go with correct predictions; orange: the reverse; `*`: the 95% interval excludes
+# 0.5; `–`: undefined (too few samples or items with a defined score). The full table, with AURC
+# and the added value over the prediction-only baselines, is a download of this page
+# (`method_matrix`).
+
+# %%
+panel_methods = ["cam", *methods]
+fig = vc.plot_method_panels([{**r, "method": "cam" if r["method"] in saliency.METHODS else r["method"]}
+                             for r in method_matrix], modalities=list(setups), methods=panel_methods,
+                            sources=list(cross.SOURCES), scores=["spearman", "jaccard"],
+                            title="stability of each method's maps: AUROC for correct vs misclassified")
+method_table = report.table(vc.method_table(method_matrix), "method_matrix")
+
+# %% [markdown]
+# ### Are the methods whose maps are right the ones whose uncertainty helps?
+#
+# Fidelity first: the share of each method's (clean) map mass inside the ground-truth mask (the
+# ECG's ST–T segments, the tumour, the lesion), beside chance (the mask's share of the input), on
+# the same items. Then, per modality, the Spearman correlation over methods between that lift
+# (mass / chance) and the method's best AUROC over sources and scores: positive if the methods
+# whose maps are right are also those whose instability flags errors.
+
+# %%
+fid_table = pd.DataFrame([{"modality": r["modality"], "method": vc.METHOD_LABELS.get(r["method"], r["method"]),
+                           "mass in mask": r["mass_in_mask"],
+                           "95% CI": f"[{r['mass_in_mask_ci95'][0]:.3f}, {r['mass_in_mask_ci95'][1]:.3f}]",
+                           "chance": r["chance"], "lift": r["lift"], "pointing game": r["pointing_game"],
+                           "items": r["n_items"]} for r in fidelity_by_method]).round(3)
+report.table(fid_table, "fidelity_by_method")
+
+# %%
+from scipy.stats import spearmanr
+
+right_vs_helps = {}
+for name in setups:
+    lift, best_auc = [], []
+    for r in fidelity_by_method:
+        if r["modality"] != name:
+            continue
+        aucs = [c["auroc"] for c in method_matrix if c["modality"] == name and c["method"] == r["method"]
+                and c["auroc"] is not None and np.isfinite(c["auroc"])]
+        if aucs and np.isfinite(r["lift"]):
+            lift.append(r["lift"])
+            best_auc.append(max(aucs))
+    rho = spearmanr(lift, best_auc).statistic if len(lift) >= 3 else float("nan")
+    right_vs_helps[name] = {"spearman_lift_vs_best_auroc": float(rho), "n_methods": len(lift)}
+report.table(pd.DataFrame(right_vs_helps).T.round(3), "right_vs_helps")
+
+# %% [markdown]
 # ## Abstention with a finite-sample guarantee
 #
 # A cautious model answers only when its score is high. On a **calibration** part of the test
@@ -367,9 +516,9 @@ for name in setups:
     best[name] = (expl, base)
 import matplotlib.pyplot as plt
 
-fig, axes = plt.subplots(1, len(setups), figsize=(4.0 * len(setups), 3.2))
+fig, axes = plt.subplots(2, 2, figsize=(6.9, 5.6))
 ops = {}
-for ax, name in zip(axes, setups):
+for ax, name in zip(axes.flat, setups):
     curves, points = {}, {}
     for r in best[name]:
         conf = cross.confidence(scores[name, r["source"]], [r["score"]])[r["score"]]
@@ -458,6 +607,23 @@ for name in setups:
         f"{_cell(top_ex)}, the best prediction-only baseline {_cell(top_bl)}. Explanation scores add to the "
         f"baselines out of sample for {len(adds)} of {len([a for a in added if a['modality'] == name])} sources"
         + (f" ({', '.join(a['source'] for a in adds)})." if adds else "."))
+for name in setups:
+    cells = [r for r in method_matrix if r["modality"] == name and r["auroc"] is not None and np.isfinite(r["auroc"])]
+    above = [r for r in cells if r["verdict"] == "higher"]
+    adds = [r for r in cells if r["added_verdict"] == "higher"]
+    top = max(cells, key=lambda r: r["auroc"]) if cells else None
+    rvh = right_vs_helps[name]["spearman_lift_vs_best_auroc"]
+    lines.append(
+        f"- **{name}, beyond Grad-CAM** ({method_info[name]['items']} case-control items, "
+        f"{method_info[name]['misclassified']} misclassified): {len(above)} of {len(cells)} method cells have an "
+        f"AUROC interval above chance"
+        + (f"; the highest is {vc.METHOD_LABELS.get(top['method'], top['method'])} {top['source']} / {top['score']} "
+           f"AUROC {top['auroc']:.2f} [{top['auroc_ci95'][0]:.2f}, {top['auroc_ci95'][1]:.2f}]" if top else "")
+        + f". A method's stability score adds to entropy, margin and flip rate out of sample in {len(adds)} cells"
+        + (" (" + ", ".join(f"{vc.METHOD_LABELS.get(r['method'], r['method'])} {r['source']} / {r['score']}"
+                            for r in adds[:4]) + ("…" if len(adds) > 4 else "") + ")" if adds else "")
+        + f". Right maps vs helpful uncertainty: Spearman over methods of mass-in-mask lift with the best AUROC "
+        f"{rvh:+.2f} ({right_vs_helps[name]['n_methods']} methods; few methods, so read only its sign and size).")
 changed = [r for r in design_rows if r["verdict"] in ("higher", "lower")]
 lines.append(
     f"- **Design**: of {len(design_rows)} explanation scores rerun under an alternative design, "
@@ -495,8 +661,19 @@ display(Markdown("\n".join(lines)))
 
 # %%
 results = cache.round_sig({
-    "matrix": [{k: r[k] for k in ("modality", "source", "score", "auroc", "auroc_ci95", "aurc", "n_nan")}
-               for r in matrix],
+    # the chapter CAM on all studied items, then every method (CAM included) on the case-control sample
+    "matrix": [{"method": setups[r["modality"]].method, "items": "all",
+                **{k: r[k] for k in ("modality", "source", "score", "auroc", "auroc_ci95", "aurc", "n_nan")}}
+               for r in matrix]
+              + [{"items": "case_control", **{k: r[k] for k in ("method", "modality", "source", "score", "auroc",
+                                                                "auroc_ci95", "verdict", "aurc", "n_nan", "added_delta",
+                                                                "added_ci95", "added_verdict", "auroc_baselines",
+                                                                "n_samples")}}
+                 for r in method_matrix],
+    "fidelity_by_method": fidelity_by_method,
+    "right_vs_helps": right_vs_helps,
+    "modalities": {n: {"spatial_dims": m.spatial_dims, "method_items": method_info[n]["items"],
+                       "method_misclassified": method_info[n]["misclassified"]} for n, m in setups.items()},
     "baselines": [{k: r[k] for k in ("modality", "source", "score", "auroc", "auroc_ci95", "aurc")}
                   for r in baselines_rows],
     "added_value": added,

@@ -15,6 +15,8 @@ EXPECTED = [
     "rashomon_filter_vs_masked_forward",
     "ecg_test_time_vs_captum",
     "spearman_vs_scipy",
+    "ig_samples_vs_captum_loop",
+    "occlusion_samples_vs_captum_loop",
     "sweep_2_workers_vs_sequential",
 ]
 

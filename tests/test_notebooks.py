@@ -142,8 +142,15 @@ def test_results_carry_the_records_the_issues_name(tiny_book):
             assert n == len(r["seeds"]) and 0 <= k <= n, name
     if "cross_study" in NOTEBOOKS:
         cs = json.loads((res / "cross_study.json").read_text())
-        cells = {(r["modality"], r["source"], r["score"]) for r in cs["matrix"]}
-        assert len(cells) == 3 * 4 * 2 == len(cs["matrix"])
+        cam = [r for r in cs["matrix"] if r["items"] == "all"]
+        assert len({(r["modality"], r["source"], r["score"]) for r in cam}) == 4 * 4 * 2 == len(cam)
+        cells = [r for r in cs["matrix"] if r["items"] == "case_control"]
+        methods = {r["method"] for r in cells}
+        assert len(methods - {"grad_cam", "grad_cam_pp"}) >= 6 and {"lime", "kernel_shap"} <= methods
+        assert len({(r["method"], r["modality"], r["source"], r["score"]) for r in cells}) == len(cells)
+        assert {v["spatial_dims"] for v in cs["modalities"].values()} == {1, 2, 3}
+        assert {(r["modality"], r["method"]) for r in cs["fidelity_by_method"]} == {
+            (r["modality"], r["method"]) for r in cells}
         for r in cs["matrix"] + cs["baselines"]:
             assert {"modality", "source", "score", "auroc", "auroc_ci95"} <= set(r)
         for r in cs["conformal"]:

@@ -206,3 +206,74 @@ def test_auroc_difference_is_paired_and_its_interval_covers_the_known_answer():
     assert cross.auroc_difference(a, noise, ok, n_boot=100)["n_nan"] == 7
     with pytest.raises(ValueError, match="one value per item"):
         cross.auroc_difference(noise[:-1], noise, ok)
+
+
+# ----------------------------------------------------------------------------- beyond Grad-CAM
+def test_case_control_takes_equal_numbers_of_errors_and_correct_items():
+    ok = np.r_[np.ones(30, bool), np.zeros(7, bool)]
+    idx = cross.case_control(ok, 5, seed=1)
+    assert len(idx) == 10 and ok[idx].sum() == 5 and np.all(np.diff(idx) > 0)
+    assert len(cross.case_control(ok, 50)) == 14  # capped by the smaller group
+    assert not np.array_equal(idx, cross.case_control(ok, 5, seed=2))
+
+
+def test_method_stack_uses_attribution_sample_stack_and_cams_use_run_source():
+    from uqxai_lib import attribution
+
+    m = _tiny_model()
+    x = torch.randn(4, 1, 16, generator=torch.Generator().manual_seed(0))
+    pred = m(x).argmax(1)
+    st = cross.method_stack("mc_dropout", "integrated_gradients", m, x, pred, layer="1", mc_passes=3, seed=2,
+                            options={"n_steps": 4})
+    want = attribution.sample_stack(m, x, source="mc_dropout", method="integrated_gradients", n=3, target=pred,
+                                    generator=torch.Generator().manual_seed(2), n_steps=4)
+    assert torch.equal(st.maps, want.maps) and st.maps.shape == (3, 4, 16)
+    cam = cross.method_stack("mc_dropout", "grad_cam", m, x, pred, layer="1", mc_passes=3, seed=2)
+    assert torch.equal(cam.maps, cross.run_source("mc_dropout", m, x, pred, layer="1", method="grad_cam",
+                                                  mc_passes=3, seed=2).maps)
+    members = [_tiny_model(s) for s in (1, 2)]
+    ens = cross.method_stack("seed_ensemble", "occlusion", m, x, pred, layer="1", members=members)
+    torch.testing.assert_close(ens.maps[0], attribution.explain(members[0], x, pred, "occlusion"))
+
+
+def test_method_rows_follow_the_protocol_and_added_value():
+    from uqxai_lib import protocol
+
+    g = torch.Generator().manual_seed(3)
+    s, b = 4, 40
+    y = torch.randint(0, 3, (b,), generator=g)
+    target = y.clone()
+    target[:12] = (y[:12] + 1) % 3  # 12 errors
+    reference = torch.rand(b, 10, generator=g)
+    # errors get noisier samples: their stability is lower
+    noise = torch.where(target != y, 1.0, 0.1)[None, :, None]
+    maps = (reference[None] + noise * torch.rand(s, b, 10, generator=g)).clamp(min=0)
+    probs = torch.softmax(torch.randn(s, b, 3, generator=g), -1)
+    clean = torch.softmax(4.0 * torch.nn.functional.one_hot(target, 3).float(), -1)  # predicts the target
+    rows = cross.method_rows("ECG", "test_time", "integrated_gradients", {"maps": maps, "probs": probs}, reference,
+                             clean, y, target, n_boot=200)
+    assert [r["score"] for r in rows] == ["jaccard", "spearman"]
+    rec = protocol.evaluate(maps, reference, probs, clean, y, target=target, source="test_time", score="rho",
+                            n_boot=200)
+    sp = rows[1]
+    assert sp["auroc"] == pytest.approx(rec.primary["auroc"]) and sp["auroc_ci95"] == rec.primary["auroc_ci95"]
+    assert sp["auroc"] > 0.8 and sp["verdict"] == "higher" and sp["method"] == "integrated_gradients"
+    ok = (target == y).numpy()
+    conf = np.asarray(rec.stability["rho"], dtype=float)
+    assert sp["aurc"] == pytest.approx(metrics.aurc(torch.as_tensor(ok), torch.as_tensor(conf)))
+    assert np.isfinite(sp["added_delta"]) and len(sp["added_ci95"]) == 2
+    empty = cross.method_rows("ECG", "rashomon", "lime", {"maps": maps[:1], "probs": probs[:1]}, reference, clean, y,
+                              target)
+    assert all(r["verdict"] == "undefined" and "1 sample" in r["reason"] for r in empty)
+
+
+def test_fidelity_row_gives_mass_in_mask_against_chance():
+    masks = torch.zeros(6, 10, dtype=torch.bool)
+    masks[:, 2:4] = True
+    masks[5] = False  # no mask: skipped
+    maps = torch.zeros(6, 10)
+    maps[:, 2] = 3.0
+    maps[:, 7] = 1.0
+    row = cross.fidelity_row("ECG", "occlusion", maps, masks, n_boot=100)
+    assert row["mass_in_mask"] == pytest.approx(0.75) and row["chance"] == pytest.approx(0.2)
+    assert row["lift"] == pytest.approx(3.75) and row["n_items"] == 5 and row["pointing_game"] == 1.0

@@ -15,6 +15,12 @@ Steps of the ``cross_study`` chapter as plain functions (no plotting, no models 
    the paired difference of their AUROCs with a bootstrap interval.
 5. :func:`conformal_rows` runs the Learn-then-Test abstention rule (:mod:`uqxai_lib.conformal`)
    on repeated calibration / test splits for every score.
+6. Beyond Grad-CAM: :func:`case_control` picks the items of the method matrix (misclassified and
+   correct ones in equal numbers), :func:`method_stack` samples any method of
+   :mod:`uqxai_lib.attribution` (or a CAM) under each source, :func:`method_rows` turns a stack into
+   matrix rows through :func:`uqxai_lib.protocol.evaluate` (AUROC with interval, AURC, added value
+   over the baselines), and :func:`fidelity_row` scores each method's reference maps against the
+   ground-truth masks (mass in mask vs chance).
 
 Empty and degenerate maps are never silently counted as agreement: an item with an all-zero map
 in some sample has no top-q region there, so its ``jaccard`` is NaN; a sample map that is
@@ -31,7 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .. import conformal, metrics, saliency, samplers, stats
+from .. import attribution, conformal, metrics, protocol, saliency, samplers, stats
 
 __all__ = [
     "SOURCES",
@@ -41,6 +47,10 @@ __all__ = [
     "ORIENTATION",
     "added_value",
     "auroc_difference",
+    "case_control",
+    "fidelity_row",
+    "method_rows",
+    "method_stack",
     "conformal_rows",
     "confidence",
     "cross_fitted_logistic",
@@ -358,3 +368,128 @@ def operating_points(conf: Any, correct: Any, alphas: Sequence[float], *, delta:
         points.append({"alpha": float(a), "threshold": t.threshold, "n_calibration_answered": t.n_answered,
                        "coverage": c, "risk": r, "answered": (conf[test] > t.threshold).tolist()})
     return {"test_index": test.tolist(), "coverage": cov.numpy(), "risk": risk.numpy(), "points": points}
+
+
+# ----------------------------------------------------------------------------- beyond Grad-CAM
+def case_control(correct: Any, n_each: int, *, seed: int = 0) -> np.ndarray:
+    """Sorted indices of up to ``n_each`` misclassified and as many correct items (seeded draw).
+
+    The AUROC of correct vs misclassified does not depend on how many of each are sampled, so a
+    case-control sample keeps the error group large enough for an interval at a fraction of the cost.
+
+    >>> case_control([True] * 8 + [False] * 3, 2).tolist()
+    [1, 2, 9, 10]
+    """
+    ok = np.asarray(correct).astype(bool).reshape(-1)
+    rng = np.random.default_rng(seed)
+    bad, good = np.flatnonzero(~ok), np.flatnonzero(ok)
+    n = int(min(n_each, len(bad), len(good)))
+    return np.sort(np.r_[rng.choice(bad, n, replace=False), rng.choice(good, n, replace=False)])
+
+
+def method_stack(source: str, method: str, model: torch.nn.Module, x: Tensor, target: Tensor, *, layer: str,
+                 perturbations: Mapping[str, Any] | None = None, draws_per_kind: int = 1, mc_passes: int = 4,
+                 mc_rate: float | None = None, x_val: Tensor | None = None, y_val: Tensor | None = None,
+                 head: torch.nn.Linear | None = None, rashomon_k: int = 40, prune_ratio: float = 0.2,
+                 epsilon: float = 0.05, members: Sequence[torch.nn.Module] = (), max_models: int | None = None,
+                 seed: int = 0, options: Mapping[str, Any] | None = None) -> SourceStack:
+    """The samples of one source for ``method``: a CAM goes through :func:`run_source`, any method of
+    :mod:`uqxai_lib.attribution` through :func:`uqxai_lib.attribution.sample_stack` (maps at input
+    resolution, normalised by its rule). ``layer`` is the CAM layer and the Rashomon pruning site;
+    ``max_models`` caps the Rashomon models explained; ``options`` go to the method."""
+    if method in saliency.METHODS:
+        return run_source(source, model, x, target, layer=layer, method=method, perturbations=perturbations,
+                          draws_per_kind=draws_per_kind, mc_passes=mc_passes, mc_rate=mc_rate, x_val=x_val,
+                          y_val=y_val, head=head, rashomon_k=rashomon_k, prune_ratio=prune_ratio, epsilon=epsilon,
+                          members=members, seed=seed)
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; use one of {SOURCES}")
+    opts = dict(options or {})
+    gen = torch.Generator().manual_seed(int(seed))
+    kw = dict(method=method, generator=gen, target=target, **opts)
+    if source == "test_time":
+        if not perturbations:
+            raise ValueError("test_time needs perturbations: a mapping name -> perturb(x, generator)")
+        parts = [attribution.sample_stack(model, x, source="test_time", n=draws_per_kind, perturb=f, **kw)
+                 for f in perturbations.values()]
+        return SourceStack(torch.cat([q.maps for q in parts]), torch.cat([q.probs for q in parts]),
+                           {"kinds": list(perturbations), "draws_per_kind": int(draws_per_kind)})
+    if source == "mc_dropout":
+        st = attribution.sample_stack(model, x, source="mc_dropout", n=mc_passes, p=mc_rate, **kw)
+        return SourceStack(st.maps, st.probs, {"passes": int(mc_passes), "rate": mc_rate})
+    if source == "rashomon":
+        if x_val is None or y_val is None:
+            raise ValueError("rashomon needs the validation data x_val, y_val for the (1 + epsilon) loss filter")
+        st = attribution.sample_stack(model, x, source="rashomon", n=rashomon_k, layer=layer, x_val=x_val, y_val=y_val,
+                                      prune_ratio=prune_ratio, epsilon=epsilon, head=head, class_weight="balanced",
+                                      max_models=max_models, **kw)
+        return SourceStack(st.maps, st.probs, {"n_candidates": int(rashomon_k), "n_explained": int(st.maps.shape[0]),
+                                               "max_models": max_models})
+    if len(members) < 2:
+        raise ValueError(f"seed_ensemble needs at least 2 members besides the reference model, got {len(members)}")
+    st = attribution.sample_stack(model, x, source="ensemble", models=list(members), **kw)
+    return SourceStack(st.maps, st.probs, {"n_members": len(members)})
+
+
+#: the protocol's name of each source of this chapter
+PROTOCOL_SOURCE = {"test_time": "test_time", "mc_dropout": "mc_dropout", "rashomon": "rashomon",
+                   "seed_ensemble": "ensemble"}
+#: the chapter's score names -> the protocol's stability keys
+STABILITY_KEYS = {"spearman": "rho", "jaccard": "jaccard"}
+
+
+def method_rows(modality: str, source: str, method: str, stack: Mapping[str, Any], reference: Tensor,
+                clean_probs: Tensor, y: Tensor, target: Tensor, *, groups: Any = None, quantile: float = 0.9,
+                folds: int = 5, n_boot: int = 2000, seed: int = 0) -> list[dict]:
+    """Matrix rows of one (modality, source, method) stack, one per score of :data:`EXPLANATION_SCORES`:
+    ``method, modality, source, score, auroc, auroc_ci95, verdict, reason`` (from
+    :func:`uqxai_lib.protocol.evaluate`'s primary section: correct vs misclassified, one bootstrap),
+    ``aurc``, ``n_nan``, and the added value of that score over the prediction-only baselines out of
+    sample (``added_delta``, ``added_ci95``, ``added_verdict``, ``auroc_baselines``; :func:`added_value`).
+    A stack with fewer than 2 samples gives rows with NaN and the reason."""
+    maps, probs = torch.as_tensor(stack["maps"]), torch.as_tensor(stack["probs"])
+    base = {"method": method, "modality": modality, "source": source}
+    if maps.shape[0] < 2:
+        reason = f"{maps.shape[0]} sample(s): no variation to measure"
+        return [{**base, "score": sc, "auroc": math.nan, "auroc_ci95": [math.nan, math.nan], "verdict": "undefined",
+                 "reason": reason, "aurc": math.nan, "n_nan": int(len(y)), "added_delta": math.nan,
+                 "added_ci95": [math.nan, math.nan], "added_verdict": "undefined", "auroc_baselines": math.nan,
+                 "n_samples": int(maps.shape[0])} for sc in EXPLANATION_SCORES]
+    rows = []
+    for sc in EXPLANATION_SCORES:
+        rec = protocol.evaluate(maps, reference, probs, clean_probs, y, target=target, source=PROTOCOL_SOURCE[source],
+                                method=method, groups=groups, score=STABILITY_KEYS[sc], q=quantile, seed=seed,
+                                n_boot=n_boot)
+        prim = rec.primary
+        pred = rec.prediction
+        ok = np.asarray(pred["correct"], dtype=bool)  # the clean prediction vs the label, as the protocol judges it
+        scores = {sc: np.asarray(rec.stability[STABILITY_KEYS[sc]], dtype=np.float64)}
+        for b in BASELINE_SCORES:
+            v = pred.get(b)
+            if v is not None:
+                scores[b] = np.asarray(v, dtype=np.float64)
+        conf = confidence(scores, [sc])[sc]
+        aurc = metrics.aurc(torch.as_tensor(ok), torch.as_tensor(_rank_nan_lowest(conf)))
+        add = added_value(scores, ok, baselines=[b for b in BASELINE_SCORES if b in scores], extra=(sc,), folds=folds,
+                          n_boot=n_boot, seed=seed)
+        rows.append({**base, "score": sc, "auroc": prim["auroc"], "auroc_ci95": prim["auroc_ci95"],
+                     "verdict": prim["verdict"], "reason": prim["reason"], "aurc": aurc,
+                     "n_nan": int(prim["n_undefined"]), "added_delta": add["delta"], "added_ci95": add["delta_ci95"],
+                     "added_verdict": add["verdict"], "auroc_baselines": add["auroc_baselines"],
+                     "n_samples": int(maps.shape[0])})
+    return rows
+
+
+def fidelity_row(modality: str, method: str, reference: Tensor, masks: Tensor, *, groups: Any = None,
+                 quantile: float = 0.9, n_boot: int = 2000, seed: int = 0) -> dict:
+    """How right a method's maps are: :func:`uqxai_lib.protocol.fidelity_section` of the reference
+    maps (upsampled to the mask grid) — ``mass_in_mask`` with its interval vs ``chance`` (the masks'
+    area share), their ratio ``lift``, ``pointing_game`` and ``n_items`` with a non-empty mask."""
+    masks = torch.as_tensor(masks).bool().cpu()
+    fid = protocol.fidelity_section(torch.as_tensor(reference).cpu(), masks, q=quantile, groups=groups,
+                                    n_boot=n_boot, seed=seed)
+    chance = fid["chance"]
+    return {"method": method, "modality": modality, "mass_in_mask": fid["mass_in_mask"],
+            "mass_in_mask_ci95": fid["mass_in_mask_ci95"], "chance": chance,
+            "lift": fid["mass_in_mask"] / chance if chance and math.isfinite(chance) and chance > 0 else math.nan,
+            "pointing_game": fid["pointing_game"], "n_items": int(masks.flatten(1).any(1).sum())}

@@ -1,4 +1,4 @@
-"""The three chapters' embedded data sets and trained models, for chapters that use all of them.
+"""The chapters' embedded data sets and trained models, for chapters that use all of them.
 
 Each function rebuilds a chapter's synthetic data, split and model from that chapter's profile
 parameters, exactly as the chapter notebook does, and trains it through :func:`uqxai_lib.train.fit`
@@ -8,6 +8,11 @@ training seed on the same data and split: the members of a seed ensemble.
 
 Only the embedded (synthetic) data are used here: the cross-study chapter compares the sources of
 explanation uncertainty where ground truth is known.
+
+:func:`volume` is the one modality without a chapter of its own: the 3-D brain phantom
+(:mod:`uqxai_lib.data.synthetic_volume`) and the small 3-D CNN (:mod:`uqxai_lib.models.cnn3d`),
+built from the ``volume`` parameters of the ``cross_study`` profile. Each :class:`Modality` records
+its number of spatial dimensions (``spatial_dims``: 1 ECG, 2 images, 3 volumes).
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from .. import train
 from ..data import LabeledArrays, group_split
 from ..perturb import IMAGE_PERTURBATIONS, PERTURBATIONS, make_image_perturbation, make_perturbation
 
-__all__ = ["Modality", "derm", "ecg", "mri", "subsample"]
+__all__ = ["Modality", "derm", "ecg", "members", "mri", "subsample", "volume", "volume_perturbation"]
 
 
 class Modality(NamedTuple):
@@ -38,6 +43,7 @@ class Modality(NamedTuple):
     member: Callable[[int], nn.Module]  # seed -> model trained with that seed (cached)
     groups: Tensor | None            # test items' subject / patient / lesion ids
     from_cache: bool
+    spatial_dims: int = 2            # 1: ECG windows, 2: images, 3: volumes
 
 
 def subsample(data: LabeledArrays, n: int) -> LabeledArrays:
@@ -90,7 +96,7 @@ def ecg(params: Mapping[str, Any], device: torch.device, *, seed: int, snr_db: f
                     cache_config=cache_config)
     kinds = {k: make_perturbation(k, snr_db, 250.0) for k in PERTURBATIONS}
     return Modality("ECG", train_set, val_set, test_set, fit.model.eval(), fit.model.cam_layer_name, "grad_cam",
-                    None, kinds, member, test_set.group, fit.from_cache)
+                    None, kinds, member, test_set.group, fit.from_cache, 1)
 
 
 def mri(params: Mapping[str, Any], device: torch.device, *, seed: int, strength: float = 0.3,
@@ -131,7 +137,7 @@ def mri(params: Mapping[str, Any], device: torch.device, *, seed: int, strength:
     # the chapter's default hook point: the last block's output before its dropout (fair design)
     layer = explained_layer(model, GRADCAM_LAYER, p.get("explain_point", "pre_dropout"))
     return Modality("MRI", train_set, val_set, test_set, model, layer, "grad_cam", model.fc, kinds,
-                    member, None, fit.from_cache)
+                    member, None, fit.from_cache, 2)
 
 
 def derm(params: Mapping[str, Any], device: torch.device, *, seed: int, strength: float = 0.3,
@@ -168,7 +174,58 @@ def derm(params: Mapping[str, Any], device: torch.device, *, seed: int, strength
     model = fit.model.eval()
     kinds = {k: make_image_perturbation(k, strength) for k in IMAGE_PERTURBATIONS}
     return Modality("dermoscopy", train_set, val_set, test_set, model, FEATURE_LAYER, "grad_cam_pp",
-                    model.classifier, kinds, member, test_set.group, fit.from_cache)
+                    model.classifier, kinds, member, test_set.group, fit.from_cache, 2)
+
+
+def volume_perturbation(kind: str, strength: float) -> Callable[[Tensor, torch.Generator], Tensor]:
+    """The image perturbation ``kind`` of :mod:`uqxai_lib.perturb` applied to volumes ``[B, C, D, H, W]``:
+    depth is folded into channels, so Gaussian noise is per voxel, brightness / contrast per volume,
+    and the affine kind is one in-plane (H, W) rotation and shift of the whole volume."""
+    inner = make_image_perturbation(kind, strength)
+
+    def perturb(x: Tensor, generator: torch.Generator) -> Tensor:
+        if x.ndim != 5:
+            raise ValueError(f"volume perturbations take x shaped [B, C, D, H, W], got {tuple(x.shape)}")
+        b, c, d, h, w = x.shape
+        return inner(x.reshape(b, c * d, h, w), generator).reshape(b, c, d, h, w)
+
+    return perturb
+
+
+def volume(params: Mapping[str, Any], device: torch.device, *, seed: int, strength: float = 0.3,
+           progress: bool = False) -> Modality:
+    """The 3-D brain phantom and the 3-D CNN (``params``: the ``volume`` entry of the cross_study profile:
+    ``n_patients, size, ambiguity, channels, dropout, epochs, batch_size, lr, patience, max_test``)."""
+    from ..data.sartaj import stratified_holdout
+    from ..data.synthetic_volume import make_synthetic_volume
+    from ..models.cnn3d import CNN3D
+
+    p = params
+    data = make_synthetic_volume(p["n_patients"], size=p["size"], ambiguity=p["ambiguity"], seed=seed)
+    rest, test_idx = stratified_holdout(data.y, int(round(0.2 * len(data))), seed=seed)
+    tr, va = stratified_holdout(data.y[rest], int(round(0.2 * len(data))), seed=seed + 1)
+    train_set, val_set, test_set = data.subset(rest[tr]), data.subset(rest[va]), data.subset(test_idx)
+    test_set = subsample(test_set, p["max_test"])
+    data_config = dict(source="synthetic_volume", n_patients=p["n_patients"], size=p["size"],
+                       ambiguity=p["ambiguity"], seed=seed)
+
+    def build(s: int) -> nn.Module:
+        torch.manual_seed(s)
+        return CNN3D(channels=p["channels"], p=p["dropout"])
+
+    fit_kw = dict(train=train_set, val=val_set, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                  patience=p["patience"], device=device, name="volume_cnn3d", progress=progress)
+    cache_config = dict(data=data_config, model=build(seed).config, epochs=p["epochs"], batch_size=p["batch_size"],
+                        lr=p["lr"], patience=p["patience"], seed=seed)
+
+    def member(s: int) -> nn.Module:
+        return _fit(build, s, fit_kw, cache_config, seed).model.eval()
+
+    fit = _fit(build, seed, fit_kw, cache_config, seed)
+    model = fit.model.eval()
+    kinds = {k: volume_perturbation(k, strength) for k in IMAGE_PERTURBATIONS}
+    return Modality("volume", train_set, val_set, test_set, model, model.cam_layer_name, "grad_cam", model.fc, kinds,
+                    member, None, fit.from_cache, 3)
 
 
 def members(modality: Modality, seeds: Sequence[int]) -> list[nn.Module]:

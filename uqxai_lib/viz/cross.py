@@ -7,7 +7,8 @@ import numpy as np
 
 from .common import _fig_ax
 
-__all__ = ["plot_alpha_frame", "plot_matrix", "plot_risk_coverage", "matrix_table"]
+__all__ = ["plot_alpha_frame", "plot_matrix", "plot_method_panels", "plot_risk_coverage", "matrix_table",
+           "method_table", "text_colour"]
 
 SOURCE_LABELS = {"test_time": "test-time\nperturbation", "mc_dropout": "MC dropout", "rashomon": "Rashomon set",
                  "seed_ensemble": "seed ensemble"}
@@ -51,6 +52,96 @@ def plot_matrix(rows: Sequence[Mapping[str, Any]], *, modalities: Sequence[str],
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+SOURCE_SHORT = {"test_time": "TTA", "mc_dropout": "MC", "rashomon": "Rash.", "seed_ensemble": "Ens."}
+SCORE_SHORT = {"jaccard": "J", "spearman": "ρ"}
+METHOD_LABELS = {"cam": "chapter CAM", "grad_cam": "Grad-CAM", "grad_cam_pp": "Grad-CAM++",
+                 "integrated_gradients": "Integrated grad.",
+                 "smoothgrad": "SmoothGrad", "occlusion": "Occlusion", "gradient_shap": "GradientSHAP",
+                 "deeplift": "DeepLIFT", "input_x_gradient": "Input × grad.", "lime": "LIME",
+                 "kernel_shap": "Kernel SHAP"}
+
+
+def text_colour(rgba: Sequence[float]) -> str:
+    """Black or white, whichever contrasts more with a cell colour (relative luminance, WCAG).
+
+    >>> text_colour((1, 1, 1, 1)), text_colour((0.1, 0.0, 0.3, 1))
+    ('black', 'white')
+    """
+    def lin(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    lum = 0.2126 * lin(rgba[0]) + 0.7152 * lin(rgba[1]) + 0.0722 * lin(rgba[2])
+    return "black" if (lum + 0.05) / 0.05 > 1.05 / (lum + 0.05) else "white"
+
+
+def plot_method_panels(rows: Sequence[Mapping[str, Any]], *, modalities: Sequence[str], methods: Sequence[str],
+                       sources: Sequence[str], scores: Sequence[str], title: str | None = None):
+    """One small heat map per modality: methods (rows) × (source, score) (columns), AUROC for correct vs
+    misclassified; 0.5 (chance) is the white midpoint; ``*`` marks a cell whose 95% interval excludes
+    0.5, ``–`` an undefined cell. Text colour follows the cell's luminance. Sized for a 688 px column."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import TwoSlopeNorm
+
+    cols = [(s, sc) for s in sources for sc in scores]
+    ncol = 2 if len(modalities) > 1 else 1
+    nrow = int(np.ceil(len(modalities) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(6.9, 0.3 * len(methods) * nrow + 0.9 * nrow + 0.5), squeeze=False,
+                             layout="constrained")
+    cmap, norm = plt.get_cmap("PuOr"), TwoSlopeNorm(0.5, 0.2, 0.8)
+    im = None
+    for k, ax in enumerate(axes.flat):
+        if k >= len(modalities):
+            ax.set_axis_off()
+            continue
+        mod = modalities[k]
+        grid = np.full((len(methods), len(cols)), np.nan)
+        sig = np.zeros_like(grid, dtype=bool)
+        for r in rows:
+            if r["modality"] == mod and r["method"] in methods and (r["source"], r["score"]) in cols:
+                i, j = methods.index(r["method"]), cols.index((r["source"], r["score"]))
+                auc = r["auroc"]
+                grid[i, j] = np.nan if auc is None else auc
+                lo, hi = r["auroc_ci95"]
+                sig[i, j] = lo is not None and hi is not None and np.isfinite(lo) and (lo > 0.5 or hi < 0.5)
+        im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
+        for i in range(len(methods)):
+            for j in range(len(cols)):
+                v = grid[i, j]
+                colour = "black" if not np.isfinite(v) else text_colour(cmap(norm(v)))
+                ax.text(j, i, "–" if not np.isfinite(v) else f"{v:.2f}" + ("*" if sig[i, j] else ""), ha="center",
+                        va="center", fontsize=6, color=colour)
+        ax.set_xticks(range(len(cols)), [f"{SOURCE_SHORT.get(s, s)}\n{SCORE_SHORT.get(sc, sc)}" for s, sc in cols],
+                      fontsize=6)
+        ax.set_yticks(range(len(methods)), [METHOD_LABELS.get(m, m) for m in methods] if k % ncol == 0 else [],
+                      fontsize=6)
+        ax.set_title(mod, fontsize=8)
+        ax.tick_params(length=0)
+    if im is not None:
+        cb = fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03, pad=0.01)
+        cb.set_label("AUROC, correct vs misclassified (0.5 = chance)", fontsize=7)
+        cb.ax.tick_params(labelsize=6)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def method_table(rows: Sequence[Mapping[str, Any]], *, digits: int = 3):
+    """The method matrix as a DataFrame: one row per (method, modality, source, score) with the AUROC and
+    its interval, the AURC and the added value over the baselines with its interval."""
+    import pandas as pd
+
+    def ci(v):
+        lo, hi = v
+        return f"[{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None and np.isfinite(lo) else "n/a"
+
+    return pd.DataFrame([{"method": METHOD_LABELS.get(r["method"], r["method"]), "modality": r["modality"],
+                          "source": r["source"], "score": SCORE_LABELS.get(r["score"], r["score"]),
+                          "AUROC": r["auroc"], "95% CI": ci(r["auroc_ci95"]), "AURC": r["aurc"],
+                          "added to baselines": r["added_delta"], "added 95% CI": ci(r["added_ci95"]),
+                          "verdict (added)": r["added_verdict"], "samples": r.get("n_samples")}
+                         for r in rows]).round(digits)
 
 
 def matrix_table(rows: Sequence[Mapping[str, Any]], *, digits: int = 3):
