@@ -17,6 +17,7 @@ The paper's numbers (Salvi et al. 2025, Table 1, theirs) are the constants below
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -75,6 +76,129 @@ def _ci(ci: Sequence[float], digits: int = 3) -> str:
 def _f64(v) -> np.ndarray:
     """A tensor (any device) or array-like as a float64 NumPy array."""
     return torch.as_tensor(v).detach().cpu().double().numpy()
+
+
+# ----------------------------------------------------------------------------------- setup
+#: Sampling rate of the synthetic windows and of the resampled real records (Hz).
+FS = 250.0
+#: Seed offset of the extra test subjects (drawn from the same generator, never seen in training).
+EXTRA_TEST_SEED = 1_000_003
+
+
+class ECGSetup(NamedTuple):
+    """The chapter's data and trained model, as :func:`setup` builds them (one cache key).
+
+    ``data`` the whole data set the split was drawn from, ``train`` / ``val`` / ``test`` the
+    subject-wise split (``test`` = the studied windows: held-out subjects plus the extra test
+    subjects, at most ``max_test``), ``severity`` [len(test)] (0 healthy, 1 mild CAD, 2 marked CAD;
+    ``None`` on real data), ``model`` (eval mode), ``layer`` (its Grad-CAM layer name),
+    ``train_config`` (the training cache key), ``source`` ("synthetic" or the data directory),
+    ``nstdb`` (MIT-BIH Noise Stress Test records when the data directory holds them, else ``None``).
+    """
+
+    data: object
+    train: object
+    val: object
+    test: object
+    severity: Tensor | None
+    model: torch.nn.Module
+    layer: str
+    train_config: dict
+    source: str
+    nstdb: dict | None
+    from_cache: bool
+    test_key: dict
+
+
+#: The parameters :func:`setup` reads (the notebook's parameters cell, or ``params.chapter_parameters``).
+SETUP_KEYS = ("n_subjects", "windows_per_subject", "cad_fraction", "mild_fraction", "extra_test_subjects", "max_test",
+              "data_dir", "max_windows_per_record", "fantasia_records", "incart_records", "incart_cad_records",
+              "channels", "hidden", "epochs", "patience", "batch_size", "lr")
+
+
+def _test_key(test) -> dict:
+    import hashlib
+
+    h = hashlib.sha256(test.x.detach().cpu().float().contiguous().numpy().tobytes())
+    h.update(test.y.detach().cpu().numpy().tobytes())
+    return {"n": len(test), "sha256": h.hexdigest()[:16]}
+
+
+def _extra_test(params: Mapping, seed: int, first_group: int):
+    from ..data.synthetic_ecg import make_synthetic_ecg
+
+    n = int(params.get("extra_test_subjects") or 0)
+    if n < 2:
+        return None, None
+    d, info = make_synthetic_ecg(n, int(params["windows_per_subject"]), cad_fraction=params["cad_fraction"],
+                                 mild_fraction=params["mild_fraction"], seed=int(seed) + EXTRA_TEST_SEED,
+                                 return_info=True)
+    return dataclasses.replace(d, group=d.group + int(first_group)), info
+
+
+def _concat(a, b):
+    return dataclasses.replace(a, x=torch.cat([a.x, b.x]), y=torch.cat([a.y, b.y]), mask=torch.cat([a.mask, b.mask]),
+                               group=torch.cat([a.group, b.group]))
+
+
+def setup(params: Mapping, *, seed: int, device: torch.device | str = "cpu", progress: bool = False) -> ECGSetup:
+    """The chapter's data set, subject-wise split and trained CNN-BiLSTM from its parameters.
+
+    Synthetic data (``make_synthetic_ecg``) unless ``params["data_dir"]`` / ``$UQXAI_DATA_DIR``
+    holds Fantasia + INCART; train / validation / test split 60 / 20 / 20 % by subject with the
+    class ratio kept. On synthetic data the test set also gets ``extra_test_subjects`` fresh subjects
+    from the same generator (another seed; cheap: maps at inference, not training) so that the
+    primary interval is narrow enough; then an evenly spaced subset of at most ``max_test``
+    windows is studied. The model is trained through ``train.fit`` under one cache key
+    (``train_config``), so the notebook, the robustness and the cross-study chapters share it.
+    """
+    from .. import train
+    from ..data.fantasia_incart import load_fantasia_incart
+    from ..data.synthetic_ecg import make_synthetic_ecg, stratified_group_split
+    from ..models.cnn_bilstm import CNNBiLSTM
+    from ..perturb import load_nstdb
+    from ..utils import pick_device, resolve_data_dir, seed_everything
+
+    p = params
+    dev = pick_device(device) if isinstance(device, str) else device
+    seed_everything(int(seed))
+    root = resolve_data_dir(p.get("data_dir"))
+    severity = None
+    if root is None:
+        data, info = make_synthetic_ecg(p["n_subjects"], p["windows_per_subject"], cad_fraction=p["cad_fraction"],
+                                        mild_fraction=p["mild_fraction"], seed=seed, return_info=True)
+        data_config = dict(source="synthetic", n_subjects=p["n_subjects"], windows_per_subject=p["windows_per_subject"],
+                           cad_fraction=p["cad_fraction"], mild_fraction=p["mild_fraction"], seed=seed)
+        sev_all = info["severity"]
+    else:
+        data = load_fantasia_incart(root, max_windows_per_record=p["max_windows_per_record"],
+                                    healthy_records=p.get("fantasia_records"), incart_records=p.get("incart_records"),
+                                    cad_records=p.get("incart_cad_records"))
+        data_config = dict(source=str(root), max_windows_per_record=p["max_windows_per_record"],
+                           fantasia_records=p.get("fantasia_records"), incart_records=p.get("incart_records"),
+                           incart_cad_records=p.get("incart_cad_records"))
+        sev_all = None
+    tr, va, te = stratified_group_split(data.group, data.y, [0.6, 0.2, 0.2], seed=seed)
+    train_set, val_set, test_set = data.subset(tr), data.subset(va), data.subset(te)
+    if sev_all is not None:
+        severity = sev_all[te]
+        extra, extra_info = _extra_test(p, seed, int(data.group.max()) + 1)
+        if extra is not None:
+            test_set = _concat(test_set, extra)
+            severity = torch.cat([severity, extra_info["severity"]])
+    if len(test_set) > int(p["max_test"]):  # an evenly spaced subset of the test windows (keeps the class mix)
+        keep = torch.linspace(0, len(test_set) - 1, int(p["max_test"])).round().long()
+        test_set = test_set.subset(keep)
+        severity = None if severity is None else severity[keep]
+    model = CNNBiLSTM(channels=p["channels"], hidden=p["hidden"])
+    train_config = dict(data=data_config, model=model.config, epochs=p["epochs"], batch_size=p["batch_size"],
+                        lr=p["lr"], patience=p["patience"], seed=seed)
+    fit = train.fit(model, train_set, val_set, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                    patience=p["patience"], seed=seed, device=dev, name="ecg_cnn_bilstm", cache_config=train_config,
+                    progress=progress)
+    return ECGSetup(data, train_set, val_set, test_set, severity, fit.model.eval(), fit.model.cam_layer_name,
+                    train_config, "synthetic" if root is None else str(root), load_nstdb(root, fs=FS),
+                    bool(fit.from_cache), _test_key(test_set))
 
 
 # ----------------------------------------------------------------------------------- SUE study
@@ -308,12 +432,6 @@ def first_draws(x: Tensor, records: Sequence[Mapping], *, fs: float = 250.0,
             for r in records}
 
 
-def best_kind(rows: Mapping[str, Mapping[str, float]]) -> str:
-    """The perturbation whose SUE separates correct from misclassified windows best (highest AUROC
-    among kinds with a misclassified window; the first kind when none has one)."""
-    return max(rows, key=lambda k: rows[k]["auroc"] if rows[k]["n_mis"] else -1.0)
-
-
 # ----------------------------------------------------------------------------------- tables and records
 def table_rows(sue: Mapping[str, Tensor], correct: Mapping[str, Tensor]) -> dict[str, dict[str, float]]:
     """Per perturbation: SUE of correct vs misclassified windows (``metrics.compare_groups``).
@@ -369,36 +487,6 @@ def pick_examples(sue: Tensor, correct: Tensor) -> tuple[int | None, int | None]
     return hi, lo
 
 
-def describe_rows(rows: Mapping[str, Mapping[str, float]], by_kind: Mapping[str, Mapping], *,
-                  definition: str = "clean prediction", min_group: int = MIN_GROUP) -> str:
-    """Markdown: for how many perturbations the interval of SUE correct − misclassified lies above 0
-    (verdict "higher", ``stats.verdict`` of ``by_kind[k]["ci95"]`` from :func:`comparisons`), one line
-    each, with a warning where the misclassified group is empty or smaller than ``min_group``."""
-    from .. import stats
-
-    lines, higher, compared = [], 0, 0
-    for k, r in rows.items():
-        lab = PERTURBATION_LABELS.get(k, k)
-        if r["n_mis"] == 0:
-            lines.append(f"- {lab}: no misclassified window (n correct = {r['n_correct']}); nothing to compare.")
-            continue
-        compared += 1
-        v = stats.verdict(by_kind[k]["ci95"])
-        higher += v == "higher"
-        few = f" — only {r['n_mis']} misclassified, treat as anecdotal" if r["n_mis"] < min_group else ""
-        p = "–" if not np.isfinite(r["mwu_p"]) else f"{r['mwu_p']:.2g}"
-        auc = "–" if not np.isfinite(r["auroc"]) else f"{r['auroc']:.3f}"
-        lines.append(f"- {lab}: SUE {r['sue_correct_mean']:.3f} (correct, n = {r['n_correct']}) vs "
-                     f"{r['sue_mis_mean']:.3f} (misclassified, n = {r['n_mis']}), difference "
-                     f"{_ci(by_kind[k]['ci95'])}: {v}; AUROC {auc}, p = {p}{few}")
-    head = (f"The 95 % interval of SUE correct − misclassified lies above 0 (verdict \"higher\") for "
-            f"**{higher} of {compared}** perturbation types that have misclassified windows ({definition} definition):")
-    if compared == 0:
-        head = (f"No perturbation type left a misclassified window ({definition} definition), so the "
-                "comparison cannot be made on this run; use more test windows or a lower SNR.")
-    return head + "\n\n" + "\n".join(lines)
-
-
 def headline_numbers(classification: Mapping[str, float], rows: Mapping[str, Mapping[str, Mapping]],
                      **extra) -> dict:
     """JSON-ready headline numbers: accuracy, sensitivity, specificity, one row per perturbation
@@ -419,6 +507,41 @@ def headline_numbers(classification: Mapping[str, float], rows: Mapping[str, Map
         out[key] = {k: {kk: r[kk] for kk in ROW_KEYS} for k, r in per_kind.items()}
     out.update({k: v for k, v in extra.items() if v is not None})
     return finite_or_none(round_sig(out))
+
+
+def empty_rule_rows(results: Mapping[str, PerturbationSUE], *, size: int, quantile: float = 0.9) -> list[dict]:
+    """Per perturbation: mean SUE when a pair of empty top regions counts as agreement (J = 1, the
+    book's rule before the rule book) and under the rule book (such windows undefined and left out,
+    ``metrics.sue(..., empty="nan")``), with the number of windows that have an empty region."""
+    out = []
+    for kind, r in results.items():
+        up = saliency.upsample(r.maps, size)
+        agree = _f64(metrics.sue(up, quantile=quantile, empty="agree"))
+        rule = _f64(metrics.sue(up, quantile=quantile, empty="nan"))
+        out.append({"kind": kind, "sue_agree": float(np.mean(agree)), "sue_rule": float(np.nanmean(rule))
+                    if np.isfinite(rule).any() else float("nan"), "n_undefined": int((~np.isfinite(rule)).sum()),
+                    "n": len(rule)})
+    return out
+
+
+def summary_markdown(record: Mapping) -> str:
+    """The Summary: one plain sentence per rung of the results ``record``'s evidence, generated from
+    its numbers (no number typed by hand)."""
+    from ..report import fmt_interval, fmt_number
+
+    p, wc, add = record["primary"], record.get("within_class"), record.get("added_value")
+    out = [f"Under Gaussian noise, SUE of correct minus misclassified windows is {fmt_number(p['effect'])} "
+           f"{fmt_interval(p['ci95'])} (**{p['verdict']}**)."]
+    if wc and wc["pooled"]["auroc"] is not None:
+        out.append(f"Within each predicted class the AUROC of SUE is {fmt_number(wc['pooled']['auroc'])} "
+                   f"{fmt_interval(wc['pooled']['auroc_ci95'])} ({wc['pooled']['outcome']}).")
+    if add and add.get("outcome") != "undefined":
+        out.append(f"Against the strongest prediction-only score ({add['reference']}, AUROC "
+                   f"{fmt_number(add['auroc_reference'])}) SUE {add['outcome']} (gain {fmt_number(add['delta'])} "
+                   f"{fmt_interval(add['delta_ci95'])}).")
+    if record.get("sanity"):
+        out.append(f"The cascading randomisation check {'passes' if record['sanity']['passes'] else 'fails'}.")
+    return " ".join(out)
 
 
 # ----------------------------------------------------------------------------------- primary, claim, secondary
@@ -457,30 +580,7 @@ def comparisons(sue: Mapping[str, Tensor], correct: Mapping[str, Tensor], groups
                   "effect": by_kind[k]["effect"], "ci95": list(by_kind[k]["ci95"]), "auroc": by_kind[k]["auroc"],
                   "auroc_ci95": list(by_kind[k]["auroc_ci95"]), "p": by_kind[k]["p"], "p_holm": ph,
                   "verdict": stats.verdict(by_kind[k]["ci95"])} for k, ph in zip(others, p_holm)]
-    return {"primary": prim, "secondary": secondary, "by_kind": by_kind}
-
-
-def verdict_sentence(primary: Mapping, claim: Mapping = CLAIM, *, n_a: int | None = None, n_b: int | None = None) -> str:
-    """Markdown sentence of the primary result: effect, interval, AUROC, p, the verdict word
-    (``stats.verdict`` of the interval) and how it stands to the paper (``stats.reproduction``)."""
-    from .. import stats
-
-    rep = stats.reproduction(primary["verdict"], claim["expected"])
-    ns = "" if n_a is None else f" ({n_a} correct, {n_b} misclassified windows)"
-    word = {"higher": "higher for correct than for misclassified windows",
-            "lower": "lower for correct than for misclassified windows",
-            "no detectable difference": "not detectably different between correct and misclassified windows"}
-    return (f"**Primary ({primary['name']}):** SUE is {word[primary['verdict']]}{ns}: difference "
-            f"{primary['effect']:.3f}, 95% interval {_ci(primary['ci95'])}, AUROC {primary['auroc']:.3f} "
-            f"{_ci(primary['auroc_ci95'])}, Mann–Whitney p = {primary['p']:.2g}. The paper's claim "
-            f"(\"{claim['text']}\", theirs: {claim['theirs']}) is **{rep}** on this run.")
-
-
-def secondary_lines(secondary: Sequence[Mapping]) -> str:
-    """Markdown list of the secondary comparisons with Holm-adjusted p and the verdict word."""
-    return "\n".join(f"- {r['name']}: difference {r['effect']:.3f} {_ci(r['ci95'])}, AUROC {r['auroc']:.3f} "
-                     f"{_ci(r['auroc_ci95'])}, p = {r['p']:.2g} (Holm {r['p_holm']:.2g}): {r['verdict']}"
-                     for r in secondary)
+    return {"primary": prim, "secondary": secondary, "by_kind": by_kind, "primary_kind": primary_kind}
 
 
 # ----------------------------------------------------------------------------------- SUE variants
@@ -577,60 +677,80 @@ def baseline_rows(scores: Mapping[str, Tensor], correct: Tensor, groups: Tensor 
 
 def out_of_fold_scores(features: np.ndarray, correct: np.ndarray, groups: np.ndarray | None, *, folds: int = 5,
                        seed: int = 0) -> np.ndarray:
-    """Out-of-sample P(correct) of a logistic regression on standardised ``features`` [N, F]: grouped,
+    """Out-of-sample P(correct) of a logistic regression on ``features`` [N, F]: grouped,
     class-stratified K-fold (``sklearn.model_selection.StratifiedGroupKFold``), each window scored by
-    the model fitted without its subject. Non-finite feature values are imputed with the training
-    fold's median."""
+    the model fitted without its subject. Inside each training fold, missing values are imputed with
+    the median and every feature is rank-transformed to a normal score
+    (``sklearn.preprocessing.QuantileTransformer``), so a monotone score keeps its ranking whatever
+    its scale (an entropy piled up near 0 is not flattened by a linear fit); the logistic
+    regression is class-balanced (errors are rare)."""
+    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import QuantileTransformer
 
     X, y = np.asarray(features, dtype=np.float64), np.asarray(correct).astype(int)
+    X = X[:, None] if X.ndim == 1 else X
     g = np.arange(len(y)) if groups is None else np.asarray(groups)
     k = int(min(folds, np.bincount(y, minlength=2).min()))
     if k < 2:
         return np.full(len(y), np.nan)
     out = np.full(len(y), np.nan)
     for tr, te in StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(X, y, g):
-        med = np.nanmedian(X[tr], axis=0)
-        xt, xe = np.where(np.isfinite(X[tr]), X[tr], med), np.where(np.isfinite(X[te]), X[te], med)
-        mu, sd = xt.mean(0), xt.std(0) + 1e-12
-        clf = LogisticRegression(max_iter=1000).fit((xt - mu) / sd, y[tr])
-        out[te] = clf.predict_proba((xe - mu) / sd)[:, 1]
+        clf = make_pipeline(SimpleImputer(strategy="median"),
+                            QuantileTransformer(n_quantiles=min(1000, len(tr)), output_distribution="normal"),
+                            LogisticRegression(max_iter=1000, class_weight="balanced"))
+        out[te] = clf.fit(X[tr], y[tr]).predict_proba(X[te])[:, 1]
     return out
 
 
-def added_value(sue: Tensor, scores: Mapping[str, Tensor], correct: Tensor, groups: Tensor | None = None, *,
-                folds: int = 5, n_boot: int = 2000, seed: int = 0) -> dict:
-    """Does SUE add to the prediction-only baselines? Out-of-fold AUROC of a logistic combination of
-    the baselines with and without SUE (:func:`out_of_fold_scores`), the difference with a
-    bootstrap interval (over subjects), and the AUROC of the rank average of SUE with the best
-    single baseline. Returns ``{auroc_baselines, auroc_with_sue, delta, delta_ci95, rank_average:
-    {with, auroc, auroc_ci95}}``."""
-    from scipy.stats import rankdata
+BEYOND_OUTCOMES = {"higher": "adds", "lower": "adds nothing", "no detectable difference": "adds nothing"}
 
+
+def beyond_baselines(sue: Tensor, scores: Mapping[str, Tensor], correct: Tensor, groups: Tensor | None = None, *,
+                     folds: int = 5, n_boot: int = 2000, seed: int = 0, min_group: int = MIN_GROUP) -> dict:
+    """Does SUE add to the **strongest** prediction-only score?
+
+    The candidates are each baseline alone (no fitting: oriented so that higher = more likely
+    correct) and their out-of-fold logistic combination (:func:`out_of_fold_scores`); the one with
+    the highest AUROC is the reference (choosing it on the same windows favours the baselines).
+    SUE is then fitted out of fold together with the reference's features, and ``delta`` = AUROC
+    (reference + SUE) − AUROC (reference) with a bootstrap interval over subjects; ``outcome`` "adds"
+    when the interval lies above 0, else "adds nothing"; "undefined" with ``reason`` when a group has
+    fewer than ``min_group`` windows. Returns ``{reference, auroc_reference, auroc_combination,
+    auroc_with_sue, delta, delta_ci95, outcome, reason, candidates: {name: auroc}}``.
+    """
     from .. import stats
 
     c = _f64(correct).astype(bool)
     g = None if groups is None else _f64(groups)
-    base = np.stack([_f64(scores[k]) for k in scores], 1)
+    names = list(scores)
+    base = np.stack([_f64(scores[k]) for k in names], 1)
     s = _f64(sue)
-    p_base = out_of_fold_scores(base, c, g, folds=folds, seed=seed)
-    p_all = out_of_fold_scores(np.concatenate([base, s[:, None]], 1), c, g, folds=folds, seed=seed)
+    out = {"reference": None, "auroc_reference": None, "auroc_combination": None, "auroc_with_sue": None,
+           "delta": None, "delta_ci95": None, "outcome": "undefined", "reason": None, "candidates": {}}
+    if min(int(c.sum()), int((~c).sum())) < min_group:
+        out["reason"] = f"fewer than {min_group} windows in a group ({int(c.sum())} correct, {int((~c).sum())} misclassified)"
+        return out
+    p_comb = out_of_fold_scores(base, c, g, folds=folds, seed=seed)
+    cand = {k: base[:, i] for i, k in enumerate(names)} | {"logistic combination": p_comb}
+    auc = {k: stats.auroc(v, c) for k, v in cand.items()}
+    ref = max(auc, key=lambda k: -np.inf if not np.isfinite(auc[k]) else auc[k])
+    feats = base if ref == "logistic combination" else base[:, [names.index(ref)]]
+    p_with = out_of_fold_scores(np.concatenate([feats, s[:, None]], 1), c, g, folds=folds, seed=seed)
+    r = cand[ref]
+    ok = np.isfinite(p_with) & np.isfinite(r)
 
     def delta(a, b, cc):
         return stats.auroc(a, cc) - stats.auroc(b, cc)
 
-    ok = np.isfinite(p_base) & np.isfinite(p_all)
-    ci = stats.bootstrap_ci(delta, p_all[ok], p_base[ok], c[ok], groups=None if g is None else g[ok],
-                            n_boot=n_boot, seed=seed)
-    best = max(scores, key=lambda k: stats.auroc(_f64(scores[k]), c))
-    fin = np.isfinite(s)
-    ra = np.full(len(s), np.nan)
-    ra[fin] = (rankdata(s[fin]) + rankdata(_f64(scores[best])[fin])) / 2
-    d_ra = stats.group_difference(ra, c, groups=g, n_boot=n_boot, seed=seed)
-    return {"auroc_baselines": stats.auroc(p_base[ok], c[ok]), "auroc_with_sue": stats.auroc(p_all[ok], c[ok]),
-            "delta": delta(p_all[ok], p_base[ok], c[ok]), "delta_ci95": list(ci), "verdict": stats.verdict(ci),
-            "rank_average": {"with": best, "auroc": d_ra["auroc"], "auroc_ci95": list(d_ra["auroc_ci95"])}}
+    ci = stats.bootstrap_ci(delta, p_with[ok], r[ok], c[ok], groups=None if g is None else g[ok], n_boot=n_boot,
+                            seed=seed)
+    out.update(reference=ref, auroc_reference=auc[ref], auroc_combination=auc["logistic combination"],
+               auroc_with_sue=stats.auroc(p_with[ok], c[ok]), delta=delta(p_with[ok], r[ok], c[ok]),
+               delta_ci95=list(ci), outcome=BEYOND_OUTCOMES[stats.verdict(ci)], candidates=auc)
+    return out
 
 
 # ----------------------------------------------------------------------------------- confounding
@@ -655,6 +775,78 @@ def strata_rows(sue: Tensor, correct: Tensor, severity: Tensor, groups: Tensor |
         rows.append({"severity": name, "n_correct": int(c[m].sum()), "n_mis": int((~c[m]).sum()), "auroc": d["auroc"],
                      "auroc_ci95": list(d["auroc_ci95"])})
     return rows
+
+
+# ----------------------------------------------------------------------------------- within the predicted class
+def stratified_auroc(values: np.ndarray, correct: np.ndarray, strata: np.ndarray) -> float:
+    """AUROC of ``values`` for correct vs misclassified items, comparing pairs only *within* a
+    stratum (the predicted class): the share of within-stratum (correct, misclassified) pairs in
+    which the correct item scores higher (ties count half); NaN when no stratum holds both kinds.
+    A score that only tracks the stratum scores 0.5 here however well it does pooled.
+
+    >>> v = np.array([0.9, 0.8, 0.7, 0.2, 0.3, 0.1]); c = np.array([1, 1, 0, 1, 0, 1], bool)
+    >>> float(stratified_auroc(v, c, np.array([0, 0, 0, 1, 1, 1])))  # (2 + 0.5 of 2) / (2 + 2)
+    0.75
+    """
+    from .. import stats
+
+    v, c, st = np.asarray(values, float), np.asarray(correct, bool), np.asarray(strata)
+    ok = np.isfinite(v)
+    num = den = 0.0
+    for k in np.unique(st[ok]):
+        m = ok & (st == k)
+        npair = float(c[m].sum()) * float((~c[m]).sum())
+        if npair:
+            num += npair * stats.auroc(v[m], c[m])
+            den += npair
+    return num / den if den else float("nan")
+
+
+def within_class(sue: Tensor, correct: Tensor, pred: Tensor, y: Tensor, groups: Tensor | None = None, *,
+                 classes: Sequence[str] = ("healthy", "CAD"), n_boot: int = 2000, seed: int = 0,
+                 min_group: int = MIN_GROUP) -> dict:
+    """Does SUE tell correct from misclassified windows *within* each predicted class?
+
+    ``cells``: mean ± SD of SUE per true × predicted class; ``rows``: per predicted class the AUROC
+    of SUE (correct vs misclassified, :func:`uqxai_lib.stats.group_difference`, interval over
+    subjects), ``None`` with a reason when a group has fewer than ``min_group`` windows; ``pooled``:
+    :func:`stratified_auroc` over the classes that have both groups, its bootstrap interval over
+    subjects and ``outcome`` "reproduced" (interval above 0.5), "reversed" (below), "not
+    reproduced", or "undefined" with ``reason`` when no class has ``min_group`` windows in each group.
+    """
+    from .. import stats
+
+    s, c, p, t = _f64(sue), _f64(correct).astype(bool), _f64(pred).astype(int), _f64(y).astype(int)
+    g = None if groups is None else _f64(groups)
+    cells = prediction_rows(sue, pred, y, classes=classes)
+    rows, usable = [], np.zeros(len(s), bool)
+    for k in range(len(classes)):
+        m = (p == k) & np.isfinite(s)
+        nc, nm = int(c[m].sum()), int((~c[m]).sum())
+        row = {"predicted": classes[k], "n_correct": nc, "n_mis": nm, "auroc": None, "auroc_ci95": None, "reason": None}
+        if min(nc, nm) < min_group:
+            row["reason"] = f"fewer than {min_group} windows in a group ({nc} correct, {nm} misclassified)"
+        else:
+            d = stats.group_difference(s[m], c[m], groups=None if g is None else g[m], n_boot=n_boot, seed=seed)
+            row.update(auroc=d["auroc"], auroc_ci95=list(d["auroc_ci95"]))
+            usable |= m
+        rows.append(row)
+    pooled = {"auroc": None, "auroc_ci95": None, "outcome": "undefined",
+              "reason": f"no predicted class has {min_group} correct and {min_group} misclassified windows",
+              "n_classes": int(sum(r["auroc"] is not None for r in rows))}
+    if usable.any():
+        est = stratified_auroc(s[usable], c[usable], p[usable])
+        ci = stats.bootstrap_ci(stratified_auroc, s[usable], c[usable], p[usable],
+                                groups=None if g is None else g[usable], n_boot=n_boot, seed=seed)
+        v = stats.verdict([ci[0] - 0.5, ci[1] - 0.5])
+        pooled.update(auroc=est, auroc_ci95=list(ci), reason=None,
+                      outcome={"higher": "reproduced", "lower": "reversed"}.get(v, "not reproduced"))
+    return {"cells": cells, "rows": rows, "pooled": pooled}
+
+
+def within_class_json(rec: Mapping | None) -> dict | None:
+    """The ``within_class`` record of the results JSON (the same dict; NaN -> None on writing)."""
+    return None if rec is None else {"cells": list(rec["cells"]), "rows": list(rec["rows"]), "pooled": dict(rec["pooled"])}
 
 
 # ----------------------------------------------------------------------------------- fidelity and sanity
@@ -743,36 +935,6 @@ def sanity_json(rec: Mapping | None) -> dict | None:
     return None if rec is None else {"cascading": list(rec["cascading"]), "passes": bool(rec["passes"])}
 
 
-def sanity_sentence(rec: Mapping) -> str:
-    """Markdown verdict of the cascading randomisation, from its numbers."""
-    rhos = ", ".join(f"{s['randomised_from']} {s['spearman_to_trained']:.2f}" for s in rec["cascading"])
-    worst = max(rec["cascading"], key=lambda s: -np.inf if not np.isfinite(s["spearman_to_trained"])
-                else s["spearman_to_trained"])
-    if rec["passes"]:
-        return (f"Mean Spearman correlation with the trained model's maps after randomising from each module down: "
-                f"{rhos}. Every one stays below {SANITY_MAX_SPEARMAN}: Grad-CAM at this layer **passes** the "
-                "cascading randomisation check — its maps depend on the learned parameters.")
-    return (f"Mean Spearman correlation with the trained model's maps after randomising from each module down: "
-            f"{rhos}. Randomising from `{worst['randomised_from']}` still leaves ρ = "
-            f"{worst['spearman_to_trained']:.2f} ≥ {SANITY_MAX_SPEARMAN}: Grad-CAM at this layer **fails** the "
-            "cascading randomisation check there — part of what its maps show is the input's structure "
-            "(the activations), not what the model learned.")
-
-
-def format_ci(ci: Sequence[float], digits: int = 3) -> str:
-    """``[lo, hi]`` with ``digits`` decimals, or "–" for an undefined interval."""
-    return _ci(ci, digits)
-
-
-def added_value_sentence(added: Mapping) -> str:
-    """Markdown: does SUE add to the prediction-only baselines (verdict from the interval of the gain)?"""
-    word = {"higher": "**adds** to", "lower": "makes the combination **worse** than",
-            "no detectable difference": "adds **nothing detectable** to"}[added["verdict"]]
-    return (f"Out of fold, SUE {word} the three prediction-only baselines: AUROC {added['auroc_baselines']:.3f} "
-            f"without SUE, {added['auroc_with_sue']:.3f} with it (gain {added['delta']:.3f}, 95 % interval "
-            f"{_ci(added['delta_ci95'])} over subjects).")
-
-
 def cascade_order(model: torch.nn.Module) -> list[str]:
     """Modules of a :class:`~uqxai_lib.models.cnn_bilstm.CNNBiLSTM` from the head down: ``fc``,
     ``lstm``, then the Conv1d blocks last to first (the cascading randomisation order)."""
@@ -847,69 +1009,6 @@ def fidelity_vs_stability(mass: Tensor, sue: Tensor, groups: Tensor | None = Non
 
 
 
-def summary_markdown(comp: Mapping, *, clf: Mapping | None = None, fidelity: Mapping | None = None,
-                     sanity: Mapping | None = None, variants: Sequence[Mapping] | None = None,
-                     baselines: Mapping | None = None, added: Mapping | None = None,
-                     strata: Sequence[Mapping] | None = None, fvs: Mapping | None = None,
-                     prediction: Sequence[Mapping] | None = None, claim: Mapping = CLAIM) -> str:
-    """The chapter's Summary paragraph, every number and verdict from the run's records."""
-    from .. import stats
-
-    p = comp["primary"]
-    out = []
-    if clf is not None:
-        out.append(f"Clean test accuracy {100 * clf['accuracy']:.1f} % (sensitivity {100 * clf['sensitivity']:.1f} %, "
-                   f"specificity {100 * clf['specificity']:.1f} %).")
-    out.append(f"**Primary:** under Gaussian noise, SUE correct − misclassified = {p['effect']:.3f} "
-               f"{_ci(p['ci95'])} (AUROC {p['auroc']:.3f} {_ci(p['auroc_ci95'])}): **{p['verdict']}**; the paper's "
-               f"claim is **{stats.reproduction(p['verdict'], claim['expected'])}** with the pairs-of-draws SUE, "
-               "top 10 %, clean target.")
-    if comp.get("secondary"):
-        out.append("Secondary (Holm): " + "; ".join(
-            f"{PERTURBATION_LABELS.get(r['kind'], r['kind'])} {r['verdict']} (p_Holm {r['p_holm']:.2g})"
-            for r in comp["secondary"]) + ".")
-    if variants:
-        fin = [v for v in variants if np.isfinite(v["auroc"])]
-        if fin:
-            lo, hi = min(fin, key=lambda v: v["auroc"]), max(fin, key=lambda v: v["auroc"])
-            out.append(f"Across the {len(variants)} SUE variants the AUROC ranges from {lo['auroc']:.3f} "
-                       f"({lo['reference']}, top {100 * lo['q']:g} %, target {lo['target']}) to {hi['auroc']:.3f} "
-                       f"({hi['reference']}, top {100 * hi['q']:g} %, target {hi['target']}); "
-                       f"{max(v['n_empty'] for v in variants)} windows at most had an empty map.")
-    if baselines:
-        out.append("Prediction-only baselines: " + ", ".join(
-            f"{k} AUROC {v['auroc']:.3f} {_ci(v['auroc_ci95'])}" for k, v in baselines.items()) + ".")
-    if added:
-        out.append(added_value_sentence(added))
-    if prediction:
-        out.append("Mean SUE by predicted class: " + "; ".join(
-            f"true {r['true']}, predicted {r['predicted']} {r['sue_mean']:.3f} (n = {r['n']})"
-            for r in prediction if r["n"]) + ".")
-    if strata:
-        def _w(r):
-            if not np.isfinite(r["auroc"]):
-                return f"{r['severity']}: no comparison ({r['n_mis']} misclassified)"
-            v = stats.verdict([r["auroc_ci95"][0] - 0.5, r["auroc_ci95"][1] - 0.5])
-            return f"{r['severity']} AUROC {r['auroc']:.3f} {_ci(r['auroc_ci95'])} ({r['n_mis']} misclassified; {v})"
-        out.append("Within the generator's severity strata: " + "; ".join(_w(r) for r in strata) + ".")
-    if fidelity:
-        above = stats.verdict([fidelity["mass_in_mask_ci95"][0] - fidelity["chance"],
-                               fidelity["mass_in_mask_ci95"][1] - fidelity["chance"]])
-        pc = "; ".join(f"{k} {v['mass_in_mask']:.3f} {_ci(v['mass_in_mask_ci95'])} vs {v['chance']:.3f}"
-                       for k, v in fidelity["per_class"].items())
-        out.append(f"Fidelity: mass in the ST–T mask {fidelity['mass_in_mask']:.3f} {_ci(fidelity['mass_in_mask_ci95'])} "
-                   f"against chance {fidelity['chance']:.3f} ({above} than chance; per class: {pc}); pointing game "
-                   f"{fidelity['pointing_game']:.3f}; deletion area {fidelity['deletion_auc']:.3f} vs "
-                   f"{fidelity['deletion_auc_random']:.3f} random, insertion {fidelity['insertion_auc']:.3f} vs "
-                   f"{fidelity['insertion_auc_random']:.3f} random.")
-    if sanity:
-        out.append(f"Cascading randomisation: {'passes' if sanity['passes'] else 'fails'} "
-                   f"(max mean ρ {max(s['spearman_to_trained'] for s in sanity['cascading']):.2f}).")
-    if fvs:
-        out.append(f"Fidelity vs SUE per window: Spearman {fvs['spearman']:.3f} {_ci(fvs['ci95'])}.")
-    return " ".join(out)
-
-
 @torch.no_grad()
 def region_occlusion(model: torch.nn.Module, x: Tensor, mask: Tensor, y: Tensor, *,
                      classes: Sequence[str] = ("healthy", "CAD"), seed: int = 0) -> list[dict]:
@@ -957,46 +1056,3 @@ def prediction_rows(sue: Tensor, clean_pred: Tensor, y: Tensor, *, classes: Sequ
     return rows
 
 
-def strata_sentence(strata: Sequence[Mapping]) -> str:
-    """Markdown: per stratum, whether SUE's AUROC is above or below 0.5 (``stats.verdict`` of the
-    AUROC interval minus 0.5), or not comparable."""
-    from .. import stats
-
-    words = {"higher": "correct windows have the higher SUE", "lower": "misclassified windows have the **higher** SUE",
-             "no detectable difference": "no detectable difference"}
-    out = []
-    for r in strata:
-        if r["n_mis"] == 0 or r["n_correct"] == 0 or not np.isfinite(r["auroc"]):
-            out.append(f"- {r['severity']}: {r['n_mis']} misclassified, {r['n_correct']} correct — no comparison.")
-            continue
-        v = stats.verdict([r["auroc_ci95"][0] - 0.5, r["auroc_ci95"][1] - 0.5])
-        out.append(f"- {r['severity']}: AUROC {r['auroc']:.3f} {_ci(r['auroc_ci95'])} "
-                   f"({r['n_mis']} misclassified): {words[v]}.")
-    return "\n".join(out)
-
-
-def fidelity_sentence(rec: Mapping) -> str:
-    """Markdown: is the mass in the ST–T mask above chance, overall and per class (``stats.verdict`` of
-    the interval minus chance), and do the deletion / insertion areas beat the random order?"""
-    from .. import stats
-
-    def one(name, r):
-        v = stats.verdict([r["mass_in_mask_ci95"][0] - r["chance"], r["mass_in_mask_ci95"][1] - r["chance"]])
-        word = {"higher": "above chance", "lower": "**below chance**",
-                "no detectable difference": "**not detectably above chance**"}[v]
-        return (f"{name}: {r['mass_in_mask']:.3f} {_ci(r['mass_in_mask_ci95'])} against {r['chance']:.3f} — {word} "
-                f"(pointing game {r['pointing_game']:.3f})")
-
-    parts = [one("all windows", rec)] + [one(f"class {k}", v) for k, v in rec["per_class"].items()]
-    dele = "lower" if rec["deletion_auc"] < rec["deletion_auc_random"] else "not lower"
-    ins = "higher" if rec["insertion_auc"] > rec["insertion_auc_random"] else "not higher"
-    return ("Mass of the clean Grad-CAM maps in the ST–T mask — " + "; ".join(parts) + ". Deletion area "
-            f"{rec['deletion_auc']:.3f} ({dele} than {rec['deletion_auc_random']:.3f} for a random order), insertion "
-            f"area {rec['insertion_auc']:.3f} ({ins} than {rec['insertion_auc_random']:.3f}).")
-
-
-def occlusion_sentence(rows: Sequence[Mapping]) -> str:
-    """Markdown: per class, the probability of the true class clean and with each occlusion."""
-    return "\n".join(f"- {r['class']} (n = {r['n']}): P(true class) {r['clean']:.3f} clean, {r['mask occluded']:.3f} "
-                     f"with the ST–T mask zeroed, {r['outside occluded']:.3f} with everything else zeroed, "
-                     f"{r['random occluded']:.3f} with as many random samples zeroed." for r in rows)
