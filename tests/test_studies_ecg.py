@@ -43,7 +43,6 @@ def test_empty_misclassified_group_gives_none_in_json_and_a_clear_sentence():
     text = json.dumps(h, allow_nan=False, sort_keys=True)  # NaN would make this raise
     assert h["perturbations"]["gaussian"]["sue_mis_mean"] is None and h["perturbations"]["gaussian"]["n_mis"] == 0
     assert "skip" not in h and h["snr_db"] == 10.0 and "NaN" not in text
-    assert "No perturbation type left a misclassified window" in S.describe_rows(rows["clean"], {})
 
 
 def test_headline_numbers_round_to_six_significant_digits_and_name_both_definitions():
@@ -55,22 +54,6 @@ def test_headline_numbers_round_to_six_significant_digits_and_name_both_definiti
     assert set(h["perturbations"]["powerline"]) == set(S.ROW_KEYS)
     for v in h["perturbations"]["powerline"].values():
         assert v == float(f"{v:.6g}")
-
-
-def test_describe_rows_counts_higher_sue_in_correct_and_flags_small_groups():
-    rows = {
-        "gaussian": dict(sue_correct_mean=0.8, sue_correct_sd=0.1, n_correct=50, sue_mis_mean=0.5, sue_mis_sd=0.2,
-                         n_mis=10, mwu_p=0.001, auroc=0.8),
-        "powerline": dict(sue_correct_mean=0.7, sue_correct_sd=0.1, n_correct=57, sue_mis_mean=0.75, sue_mis_sd=0.0,
-                          n_mis=3, mwu_p=0.5, auroc=0.4),
-    }
-    # the count comes from the verdict of each interval, not from the means: powerline's mean is
-    # lower for correct windows but its interval contains 0
-    by_kind = {"gaussian": {"ci95": [0.1, 0.4]}, "powerline": {"ci95": [-0.2, 0.1]}}
-    text = S.describe_rows(rows, by_kind)
-    assert "**1 of 2**" in text and "no detectable difference" in text
-    assert "**0 of 2**" in S.describe_rows(rows, {"gaussian": {"ci95": [-0.1, 0.4]}, "powerline": {"ci95": [-0.2, 0.1]}})
-    assert "only 3 misclassified" in text and "only 10" not in text
 
 
 def test_sue_vs_snr_frame_accuracy_is_the_share_of_correct_draws():
@@ -218,11 +201,6 @@ def test_achieved_snr_and_first_draws_reproduce_the_sweeps_inputs(x):
         S.first_draws(x[:2], recs)
 
 
-def test_best_kind_is_the_highest_auroc_among_kinds_with_errors():
-    rows = {"a": {"auroc": 0.9, "n_mis": 0}, "b": {"auroc": 0.6, "n_mis": 3}, "c": {"auroc": 0.7, "n_mis": 1}}
-    assert S.best_kind(rows) == "c"
-
-
 # ----------------------------------------------------------------------------- primary, variants, baselines, strata
 def _simulated(n_subj=60, per=4, shift=0.25, seed=0):
     """Windows of subjects; misclassified windows have SUE lower by ``shift`` (known direction)."""
@@ -248,9 +226,7 @@ def test_comparisons_declare_gaussian_primary_and_holm_adjust_the_other_three():
     assert p["effect"] == pytest.approx(ref["effect"]) and p["ci95"] == pytest.approx(ref["ci95"])
     assert [r["kind"] for r in comp["secondary"]] == ["powerline", "baseline", "electrode"]
     assert [r["p_holm"] for r in comp["secondary"]] == stats.holm([r["p"] for r in comp["secondary"]])
-    assert comp["secondary"][1]["verdict"] == "no detectable difference"
-    text = S.verdict_sentence(p)
-    assert "reproduced" in text and "higher for correct" in text
+    assert comp["secondary"][1]["verdict"] == "no detectable difference" and comp["primary_kind"] == "gaussian"
     with pytest.raises(ValueError, match="primary perturbation"):
         S.comparisons({"powerline": sue}, {"powerline": correct})
     assert set(S.CLAIM) == {"text", "expected", "theirs", "source"}
@@ -323,26 +299,6 @@ def test_baseline_scores_match_numpy_margin_and_scipy_entropy():
         S.baseline_scores(r._replace(draw_probs=None), clean)
 
 
-def test_out_of_fold_scores_never_see_the_subject_and_added_value_detects_a_useful_score():
-    g = np.random.default_rng(3)
-    n_subj, per = 80, 4
-    groups = np.repeat(np.arange(n_subj), per)
-    correct = g.random(n_subj * per) > 0.3
-    useful = correct + 0.6 * g.standard_normal(len(correct))
-    noise = g.standard_normal((len(correct), 2))
-    p = S.out_of_fold_scores(noise, correct, groups, seed=0)
-    assert np.isfinite(p).all()
-    from uqxai_lib import stats
-
-    assert abs(stats.auroc(p, correct) - 0.5) < 0.12  # pure noise stays near chance out of fold
-    add = S.added_value(torch.tensor(useful), {"a": torch.tensor(noise[:, 0]), "b": torch.tensor(noise[:, 1])},
-                        torch.tensor(correct), torch.tensor(groups), n_boot=200, seed=0)
-    assert add["verdict"] == "higher" and add["delta_ci95"][0] > 0 and add["auroc_with_sue"] > 0.75
-    none = S.added_value(torch.tensor(g.standard_normal(len(correct))), {"a": torch.tensor(useful)},
-                         torch.tensor(correct), torch.tensor(groups), n_boot=200, seed=0)
-    assert none["verdict"] != "higher"
-
-
 def test_strata_rows_count_and_compare_within_each_severity():
     from uqxai_lib import stats
 
@@ -410,7 +366,7 @@ def test_region_occlusion_matches_a_direct_computation():
         assert r["mask occluded"] == pytest.approx(float(want[d.y == c].mean()), rel=1e-9)
 
 
-def test_prediction_rows_and_strata_sentence_read_the_numbers():
+def test_prediction_rows_give_mean_and_sd_per_true_and_predicted_class():
     sue = torch.tensor([0.9, 0.8, 0.2, 0.3, 0.7, 0.1])
     pred = torch.tensor([0, 0, 1, 1, 0, 1])
     y = torch.tensor([0, 0, 0, 1, 1, 1])
@@ -418,32 +374,119 @@ def test_prediction_rows_and_strata_sentence_read_the_numbers():
     cell = {(r["true"], r["predicted"]): r for r in rows}
     assert cell[("healthy", "healthy")]["n"] == 2 and cell[("healthy", "healthy")]["sue_mean"] == pytest.approx(0.85)
     assert cell[("CAD", "healthy")]["n"] == 1 and np.isnan(cell[("CAD", "healthy")]["sue_sd"])
-    text = S.strata_sentence([
-        {"severity": "healthy", "n_correct": 9, "n_mis": 3, "auroc": 0.9, "auroc_ci95": [0.7, 1.0]},
-        {"severity": "mild CAD", "n_correct": 9, "n_mis": 3, "auroc": 0.1, "auroc_ci95": [0.0, 0.3]},
-        {"severity": "marked CAD", "n_correct": 9, "n_mis": 0, "auroc": float("nan"), "auroc_ci95": [np.nan] * 2}])
-    assert "correct windows have the higher SUE" in text and "misclassified windows have the **higher** SUE" in text
-    assert "no comparison" in text
 
 
-def test_fidelity_sentence_says_below_chance_from_the_interval():
-    r = {"mass_in_mask": 0.6, "mass_in_mask_ci95": [0.55, 0.65], "chance": 0.4, "pointing_game": 0.7,
-         "deletion_auc": 0.2, "deletion_auc_random": 0.3, "insertion_auc": 0.4, "insertion_auc_random": 0.3,
-         "per_class": {"CAD": {"mass_in_mask": 0.3, "mass_in_mask_ci95": [0.25, 0.35], "chance": 0.4,
-                               "pointing_game": 0.2},
-                       "healthy": {"mass_in_mask": 0.42, "mass_in_mask_ci95": [0.35, 0.5], "chance": 0.4,
-                                   "pointing_game": 0.5}}}
-    t = S.fidelity_sentence(r)
-    assert "all windows: 0.600 [0.550, 0.650] against 0.400 — above chance" in t
-    assert "class CAD: 0.300 [0.250, 0.350] against 0.400 — **below chance**" in t
-    assert "class healthy: 0.420 [0.350, 0.500] against 0.400 — **not detectably above chance**" in t
 
 
-def test_summary_markdown_takes_every_word_from_the_records():
-    comp = {"primary": {"name": "x", "effect": -0.1, "ci95": [-0.2, -0.05], "auroc": 0.3, "auroc_ci95": [0.2, 0.4],
-                        "p": 0.01, "verdict": "lower"},
-            "secondary": [{"kind": "powerline", "verdict": "no detectable difference", "p_holm": 0.5}]}
-    text = S.summary_markdown(comp, prediction=[{"true": "CAD", "predicted": "healthy", "sue_mean": 0.8, "n": 3},
-                                                {"true": "CAD", "predicted": "CAD", "sue_mean": 0.4, "n": 0}])
-    assert "**lower**" in text and "**reversed**" in text and "Power-line interference no detectable difference" in text
-    assert "true CAD, predicted healthy 0.800 (n = 3)" in text and "predicted CAD 0.400" not in text
+
+# ----------------------------------------------------------------------------- within class, beyond baselines
+def _class_tracking(seed=0, n_subj=150, per=4):
+    """SUE that tracks the *predicted* class only: within each predicted class it is pure noise,
+    and errors are commoner in the predicted class with the low SUE (a composition effect)."""
+    g = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(n_subj), per)
+    pred = np.repeat(g.random(n_subj) < 0.4, per).astype(int)  # predicted CAD for 40 % of subjects
+    p_err = np.where(pred == 1, 0.35, 0.03)
+    correct = g.random(len(pred)) > p_err
+    y = np.where(correct, pred, 1 - pred)
+    sue = np.where(pred == 1, 0.4, 0.8) + 0.05 * g.standard_normal(len(pred))
+    return (torch.tensor(sue), torch.tensor(correct), torch.tensor(pred), torch.tensor(y), torch.tensor(groups))
+
+
+def _pair_auroc_within(v, c, strata):
+    num = den = 0.0
+    for k in np.unique(strata):
+        a, b = v[(strata == k) & c], v[(strata == k) & ~c]
+        for x in a:
+            for z in b:
+                num += (x > z) + 0.5 * (x == z)
+                den += 1
+    return num / den
+
+
+def test_stratified_auroc_equals_a_pair_loop_within_each_class():
+    sue, correct, pred, _, _ = _class_tracking(seed=1, n_subj=40)
+    v, c, p = sue.numpy(), correct.numpy(), pred.numpy()
+    assert S.stratified_auroc(v, c, p) == pytest.approx(_pair_auroc_within(v, c, p), abs=1e-12)
+    assert np.isnan(S.stratified_auroc(v, np.ones_like(c), p))
+
+
+def test_within_class_exposes_a_score_that_only_tracks_the_predicted_class():
+    from uqxai_lib import stats
+
+    sue, correct, pred, y, groups = _class_tracking(n_subj=600)
+    pooled = stats.auroc(sue.numpy(), correct.numpy())
+    rec = S.within_class(sue, correct, pred, y, groups, n_boot=200, seed=0)
+    assert pooled > 0.7  # pooled, the class-tracking score looks like an error detector
+    assert abs(rec["pooled"]["auroc"] - 0.5) < 0.06 and rec["pooled"]["n_classes"] == 2
+    # the interval covers 0.5 at about its nominal rate: at most 3 of 10 simulated data sets call it
+    outcomes = [S.within_class(*_class_tracking(seed=k), n_boot=200, seed=k)["pooled"]["outcome"] for k in range(10)]
+    assert sum(o != "not reproduced" for o in outcomes) <= 3
+    cells = {(r["true"], r["predicted"]): r["n"] for r in rec["cells"]}
+    assert sum(cells.values()) == len(sue)
+    # a score that really tells errors apart inside each class is "reproduced"
+    good = sue + 0.3 * correct.double()
+    assert S.within_class(good, correct, pred, y, groups, n_boot=300)["pooled"]["outcome"] == "reproduced"
+    # fewer than 5 errors in every class: undefined with the reason
+    few = correct.clone()
+    few[:] = True
+    few[:3] = False
+    und = S.within_class(sue, few, pred, torch.where(few, pred, 1 - pred), groups, n_boot=100)
+    assert und["pooled"]["outcome"] == "undefined" and "fewer than 5" in und["rows"][0]["reason"] + und["rows"][1]["reason"]
+
+
+def test_beyond_baselines_compares_with_the_strongest_baseline_and_detects_a_useful_score():
+    from uqxai_lib import stats
+
+    g = np.random.default_rng(3)
+    n_subj, per = 120, 4
+    groups = np.repeat(np.arange(n_subj), per)
+    correct = g.random(n_subj * per) > 0.2
+    strong = correct + 0.8 * g.standard_normal(len(correct))
+    skewed = np.exp(4 * strong)  # the same ranking on a scale a linear fit handles badly
+    weak = correct + 3.0 * g.standard_normal(len(correct))
+    useful = correct + 0.8 * g.standard_normal(len(correct))  # independent information
+    t = lambda a: torch.tensor(a)  # noqa: E731
+    add = S.beyond_baselines(t(useful), {"skewed": t(skewed), "weak": t(weak)}, t(correct), t(groups), n_boot=200)
+    assert add["reference"] in ("skewed", "logistic combination")
+    assert add["auroc_reference"] == pytest.approx(max(add["candidates"].values()))
+    # the rank-transformed combination is not weaker than its best member by a fitting problem
+    assert add["auroc_combination"] > stats.auroc(skewed, correct) - 0.03
+    assert add["outcome"] == "adds" and add["delta_ci95"][0] > 0
+    copy = S.beyond_baselines(t(strong), {"skewed": t(skewed), "weak": t(weak)}, t(correct), t(groups), n_boot=200)
+    assert copy["outcome"] == "adds nothing"  # a monotone copy of the strongest baseline adds nothing
+    few = np.ones(len(correct), bool)
+    few[:4] = False
+    und = S.beyond_baselines(t(useful), {"weak": t(weak)}, t(few), t(groups), n_boot=50)
+    assert und["outcome"] == "undefined" and "fewer than 5" in und["reason"]
+
+
+def test_empty_rule_rows_count_windows_whose_regions_are_empty():
+    maps = torch.rand(4, 3, 8)
+    maps[:, 0] = 0.0  # window 0: every draw's map is zero -> J = 1 under "agree", undefined under the rule
+    r = S.PerturbationSUE("gaussian", 10.0, maps, torch.zeros(3), torch.zeros(3, dtype=torch.long),
+                          torch.zeros(4, 3, dtype=torch.long), torch.zeros(3, dtype=torch.long), torch.zeros(3))
+    row = S.empty_rule_rows({"gaussian": r}, size=8)[0]
+    from uqxai_lib import metrics
+
+    rest = metrics.sue(maps[:, 1:], quantile=0.9).double().mean()
+    assert row["n_undefined"] == 1 and row["n"] == 3
+    assert row["sue_agree"] == pytest.approx((1.0 + 2 * float(rest)) / 3, rel=1e-5)
+    assert row["sue_rule"] == pytest.approx(float(rest), rel=1e-5)
+
+
+def test_setup_adds_fresh_test_subjects_without_touching_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("UQXAI_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("UQXAI_DATA_DIR", raising=False)
+    p = dict(n_subjects=20, windows_per_subject=2, cad_fraction=0.3, mild_fraction=0.5, extra_test_subjects=0,
+             max_test=1000, data_dir=None, max_windows_per_record=10, fantasia_records=None, incart_records=None,
+             incart_cad_records=None, channels=[4, 4, 4], hidden=4, epochs=1, patience=1, batch_size=16, lr=0.01)
+    a = S.setup(p, seed=0, device="cpu")
+    b = S.setup({**p, "extra_test_subjects": 10}, seed=0, device="cpu")
+    assert b.from_cache and a.train_config == b.train_config  # the same model, trained once
+    assert torch.equal(a.train.x, b.train.x) and len(b.test) == len(a.test) + 20
+    assert torch.equal(b.test.x[:len(a.test)], a.test.x) and len(b.severity) == len(b.test)
+    seen = set(b.train.group.tolist()) | set(b.val.group.tolist())
+    assert not seen & set(b.test.group.tolist())
+    c = S.setup({**p, "extra_test_subjects": 10, "max_test": 15}, seed=0, device="cpu")
+    assert len(c.test) == 15 and c.test_key != b.test_key and set(S.SETUP_KEYS) == set(p)
