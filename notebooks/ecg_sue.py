@@ -87,7 +87,7 @@ layers = ["features.0", "features.2", "features.4"]
 import torch
 from IPython.display import Markdown, display
 
-from uqxai_lib import cache, metrics, report, saliency, train, widgets
+from uqxai_lib import cache, metrics, report, widgets
 from uqxai_lib import perturb as P
 from uqxai_lib.studies import ecg as S
 from uqxai_lib.viz import ecg as vz
@@ -124,7 +124,7 @@ report.table(vz.plain(split_table({"train": setup.train, "validation": setup.val
 fig = vz.plot_class_examples(test_set.x[:, 0], test_set.y, classes, test_set.mask, fs=FS)
 
 # %%
-clean_probs = train.predict_proba(model, test_set.x, device=dev)
+reference, clean_probs = S.clean_reference(model, test_set.x, layer)  # clean maps (layer resolution), softmax
 clf = metrics.classification_summary(clean_probs, test_set.y, positive=1)
 report.table(vz.classification_table(clf, paper=S.PAPER_CLASSIFICATION), "classification")
 
@@ -149,9 +149,9 @@ fig = vz.plot_perturbations(x_demo[0, 0], noisy, S.achieved_snr(x_demo[0, 0], no
 
 # %% [markdown]
 # Each copy is explained with Grad-CAM {cite:p}`selvaraju2017gradcam` at the last Conv1d block,
-# always for the model's prediction on the **clean** window, and upsampled to the 500 samples of
-# the window. SUE binarises every map at its own top 10 % ($q$ = 0.9 quantile) and averages the
-# Jaccard index over pairs of draws,
+# always for the model's prediction on the **clean** window, at the block's 125 positions (a
+# quarter of the input rate). SUE binarises every map at its own top 10 % ($q$ = 0.9 quantile) and
+# averages the Jaccard index over pairs of draws,
 #
 # $$
 # R^{(s)} = \{t : M^{(s)}_t \ge Q_q(M^{(s)}),\ M^{(s)}_t > 0\},\qquad
@@ -162,21 +162,27 @@ fig = vz.plot_perturbations(x_demo[0, 0], noisy, S.achieved_snr(x_demo[0, 0], no
 # book): a map that is zero everywhere has no salient region, so a pair with an empty region is
 # *undefined* and skipped, and a window with no defined pair is left out and counted — never
 # counted as agreement (J = 1), which would inflate SUE exactly where the explanation failed.
-# (Code: `uqxai_lib.studies.ecg.sue_study`, `uqxai_lib.samplers.test_time`, `uqxai_lib.metrics.sue`.)
+# Every comparison below comes from the book's one instrument, `uqxai_lib.assess` (here its
+# `evaluate` on the chapter's cached stacks), under its rule book. (Code:
+# `uqxai_lib.studies.ecg.sue_study`, `kind_record`; `uqxai_lib.protocol`.)
 
 # %%
 study_config = dict(train=setup.train_config, layer=layer, draws=draws, snr_db=table_snr_db, quantile=sue_quantile,
                     test=setup.test_key, seed=seed, nstdb=sorted(nstdb or {}),
-                    kinds=list(P.PERTURBATIONS), record="v3: maps + draw_probs", snr_definition=P.SNR_DEFINITION)
+                    kinds=list(P.PERTURBATIONS), record="v3: layer-resolution SUE, empty pairs skipped",
+                    snr_definition=P.SNR_DEFINITION)
 study = cache.cached("ecg_sue/table", study_config, lambda: S.sue_study(
     model, test_set.x.to(dev), layer, P.PERTURBATIONS, table_snr_db, draws, seed=seed, quantile=sue_quantile,
     nstdb=nstdb))
 res = {k: S.PerturbationSUE(**v) for k, v in study.items()}
-sue = {k: r.sue for k, r in res.items()}
-correct = {d: {k: S.correctness(r, test_set.y, d) for k, r in res.items()} for d in ("clean", "majority")}
-rows = {d: S.table_rows(sue, correct[d]) for d in ("clean", "majority")}
-comp = S.comparisons(sue, correct["clean"], test_set.group, n_boot=n_boot, seed=seed)
-primary = comp["primary"]
+checks = dict(masks=test_set.mask, model=model, x=test_set.x.to(dev), layer=layer, sanity=True)  # primary kind only
+recs = {k: S.kind_record(r, reference, clean_probs, test_set.y, groups=test_set.group, n_boot=n_boot, seed=seed,
+                         quantile=sue_quantile, **(checks if k == S.PRIMARY_KIND else {})) for k, r in res.items()}
+rec = recs[S.PRIMARY_KIND]
+primary = S.primary_json(rec)
+sue = {k: torch.tensor(r.stability["jaccard"]) for k, r in recs.items()}
+c0 = torch.tensor(rec.prediction["correct"])
+rows = {"clean": S.table_rows(recs)}
 
 # %% [markdown]
 # ## Table 1, replicated
@@ -188,10 +194,10 @@ primary = comp["primary"]
 # gaps and their direction, not the levels.
 
 # %%
-report.table(vz.sue_table(rows["clean"], comp, paper=S.PAPER_TABLE1), "table1_clean_prediction")
+report.table(vz.sue_table(rows["clean"], paper=S.PAPER_TABLE1), "table1_clean_prediction")
 
 # %%
-fig = vz.plot_sue_by_correctness(sue, correct["clean"])
+fig = vz.plot_sue_by_correctness(sue, {k: torch.tensor(r.prediction["correct"]) for k, r in recs.items()})
 
 # %% [markdown]
 # ```{dropdown} When "misclassified" means: the majority of the 10 noisy predictions is wrong
@@ -201,8 +207,9 @@ fig = vz.plot_sue_by_correctness(sue, correct["clean"])
 # ```
 
 # %% tags=["hide-output"]
-comp_major = S.comparisons(sue, correct["majority"], test_set.group, n_boot=n_boot_table, seed=seed)
-report.table(vz.sue_table(rows["majority"], comp_major, paper=S.PAPER_TABLE1), "table1_majority_of_draws")
+majority = {k: S.correctness(r, test_set.y, "majority") for k, r in res.items()}
+rows["majority"] = S.table_rows(recs, majority, groups=test_set.group, n_boot=n_boot_table, seed=seed)
+report.table(vz.sue_table(rows["majority"], paper=S.PAPER_TABLE1), "table1_majority_of_draws")
 
 # %% [markdown]
 # ## Does SUE flag errors, or the predicted class?
@@ -215,8 +222,8 @@ report.table(vz.sue_table(rows["majority"], comp_major, paper=S.PAPER_TABLE1), "
 # its interval over subjects. (Code: `uqxai_lib.studies.ecg.within_class`.)
 
 # %%
-wc = S.within_class(sue[S.PRIMARY_KIND], correct["clean"][S.PRIMARY_KIND], res[S.PRIMARY_KIND].clean_pred,
-                    test_set.y, test_set.group, classes=classes, n_boot=n_boot_table, seed=seed)
+wc = S.within_class(sue[S.PRIMARY_KIND], c0, torch.tensor(rec.prediction["pred"]), test_set.y, test_set.group,
+                    classes=classes, n_boot=n_boot_table, seed=seed)
 report.table(vz.within_class_table(wc), "sue_by_prediction")
 
 # %% [markdown]
@@ -228,8 +235,7 @@ report.table(vz.within_class_table(wc), "sue_by_prediction")
 # %% tags=["hide-output"]
 strata = None
 if setup.severity is not None:
-    strata = S.strata_rows(sue[S.PRIMARY_KIND], correct["clean"][S.PRIMARY_KIND], setup.severity, test_set.group,
-                           n_boot=n_boot_table, seed=seed)
+    strata = S.strata_rows(sue[S.PRIMARY_KIND], c0, setup.severity, test_set.group, n_boot=n_boot_table, seed=seed)
     display(report.table(vz.strata_table(strata), "severity_strata"))
 
 # %% [markdown]
@@ -245,8 +251,7 @@ if setup.severity is not None:
 # (Code: `uqxai_lib.studies.ecg.baseline_scores`, `beyond_baselines`.)
 
 # %%
-scores = S.baseline_scores(res[S.PRIMARY_KIND], clean_probs)
-c0 = correct["clean"][S.PRIMARY_KIND]
+scores = S.baseline_scores(rec)
 base_rows = S.baseline_rows(scores, c0, test_set.group, n_boot=n_boot_table, seed=seed)
 added = S.beyond_baselines(sue[S.PRIMARY_KIND], scores, c0, test_set.group, n_boot=n_boot_table, seed=seed)
 report.table(vz.baselines_table(primary, base_rows, added), "baselines")
@@ -263,24 +268,17 @@ report.table(vz.baselines_table(primary, base_rows, added), "baselines")
 # (Code: `uqxai_lib.studies.ecg.fidelity_record`, `cascading_randomisation`.)
 
 # %%
-clean_maps = saliency.upsample(saliency.grad_cam(model, test_set.x.to(dev), layer).cpu(), test_set.x.shape[-1])
-clean_pred = clean_probs.argmax(-1)
-sub = torch.linspace(0, len(test_set) - 1, min(n_curve, len(test_set))).round().long()  # windows of the costly checks
-fid = sanity = None
-if test_set.mask is not None:
-    fid = S.fidelity_record(model, test_set.x.to(dev), clean_maps, test_set.mask, test_set.y, clean_pred,
-                            test_set.group, classes=classes, segment=S.SEGMENT, steps=fidelity_steps,
-                            curve_index=sub, n_boot=n_boot_table, seed=seed)
-    display(report.table(vz.fidelity_table(fid), "fidelity"))
+if rec.fidelity:
+    display(report.table(vz.fidelity_table(rec.fidelity, S.fidelity_by_class(
+        reference, test_set.mask, test_set.y, test_set.group, classes=classes, n_boot=n_boot_table, seed=seed)),
+        "fidelity"))
 else:
     display(Markdown("Real data carry no ST–T mask, so fidelity is not computed."))
-sanity = S.cascading_randomisation(model, test_set.x[sub], layer, clean_pred[sub], size=test_set.x.shape[-1],
-                                   seed=seed)
-fig = vz.plot_cascading(sanity["maps"], sanity["cascading"], fs=FS)
+report.table(vz.sanity_table(rec.sanity), "sanity")
 
 # %% [markdown]
-# ```{dropdown} Deletion and insertion curves, the choice of layer, and where the model's evidence is
-# The folded output holds the mean deletion / insertion curves; the same fidelity and SUE study
+# ```{dropdown} The choice of layer, and where the model's evidence is
+# The folded output holds the same fidelity and SUE study
 # for each candidate Grad-CAM layer (the chapter keeps the last block, the paper's choice); and the
 # probability of the true class when the ST–T mask, everything else, or as many random samples are
 # set to 0. Zeroing *flattens* the trace, and a flat ST–T segment is the generator's CAD sign, so a
@@ -290,8 +288,8 @@ fig = vz.plot_cascading(sanity["maps"], sanity["cascading"], fs=FS)
 
 # %% tags=["hide-output"]
 layer_rows = occl = None
-if fid is not None:
-    fig = vz.plot_deletion_insertion(fid["curves"], fid["curve_aucs"])
+sub = torch.linspace(0, len(test_set) - 1, min(n_curve, len(test_set))).round().long()  # windows of the costly checks
+if rec.fidelity:
     layer_rows = cache.cached("ecg_sue/layers", dict(study_config, layers=list(layers), windows=sub.tolist(),
                                                      n_boot=n_boot_table),
                               lambda: S.layer_table(model, test_set.x[sub], test_set.y[sub], test_set.mask[sub], layers,
@@ -317,7 +315,7 @@ if fid is not None:
 own = cache.cached("ecg_sue/own_target", dict(study_config, kind=S.PRIMARY_KIND),
                    lambda: S.own_target_maps(model, test_set.x, layer, res[S.PRIMARY_KIND], seed=seed, fs=FS,
                                              nstdb=nstdb))
-variants = S.sue_variants(res[S.PRIMARY_KIND].maps, clean_maps, own, size=test_set.x.shape[-1])
+variants = S.sue_variants(res[S.PRIMARY_KIND].maps, reference, own)
 var_rows = S.variant_rows(variants, c0, test_set.group, n_boot=n_boot_table, seed=seed)
 fig = vz.plot_variants(var_rows)
 
@@ -330,7 +328,7 @@ fig = vz.plot_variants(var_rows)
 
 # %% tags=["hide-output"]
 display(report.table(vz.variants_table(var_rows), "sue_variants"))
-empty_rule = S.empty_rule_rows(res, size=test_set.x.shape[-1], quantile=sue_quantile)
+empty_rule = S.empty_rule_rows(res, quantile=sue_quantile)
 display(report.table(vz.empty_rule_table(empty_rule), "empty_region_rule"))
 
 # %% [markdown]
@@ -343,8 +341,8 @@ display(report.table(vz.empty_rule_table(empty_rule), "empty_region_rule"))
 
 # %%
 examples = S.pick_examples(sue[S.PRIMARY_KIND], c0)
-fig = vz.plot_example_pair(test_set.x[:, 0], clean_maps, res[S.PRIMARY_KIND].maps, sue[S.PRIMARY_KIND], examples,
-                           test_set.y, clean_pred, classes=classes, mask=test_set.mask, fs=FS)
+fig = vz.plot_example_pair(test_set.x[:, 0], reference, res[S.PRIMARY_KIND].maps, sue[S.PRIMARY_KIND], examples,
+                           test_set.y, rec.prediction["pred"], classes=classes, mask=test_set.mask, fs=FS)
 
 # %%
 curve = cache.cached("ecg_sue/curve", dict(study_config, snr_grid=list(snr_grid), curve=sub.tolist()),
@@ -360,10 +358,9 @@ fig = vz.plot_sue_vs_snr(S.sue_vs_snr_frame(curve, test_set.y[sub], definition="
 # ```
 
 # %% tags=["hide-output"]
-fvs = None
-if fid is not None:
-    fvs = S.fidelity_vs_stability(fid["mass"], sue[S.PRIMARY_KIND], test_set.group, n_boot=n_boot_table, seed=seed)
-    fig = vz.plot_fidelity_vs_stability(fid["mass"], sue[S.PRIMARY_KIND], c0, fid["chance"], title=vz.rho_title(fvs))
+if rec.fidelity:
+    fig = vz.plot_fidelity_vs_stability(torch.tensor(rec.fidelity["per_item_mass"]), sue[S.PRIMARY_KIND], c0,
+                                        rec.fidelity["chance"], title=vz.rho_title(rec.fidelity_vs_stability))
 
 # %% [markdown]
 # ## Explore: noise type × SNR
@@ -377,7 +374,7 @@ i_w = examples[1] if examples[1] is not None else int(torch.nonzero(test_set.y =
 xw = test_set.x[i_w:i_w + 1]
 sweep = S.sue_sweep(model, xw.to(dev), layer, P.PERTURBATIONS, widget_snrs, draws, seed=seed + 1000,
                     keep_maps=True, quantile=sue_quantile, nstdb=nstdb)
-frames = vz.sweep_frames(clean_maps[i_w], sweep, S.first_draws(xw, sweep, fs=FS, nstdb=nstdb), int(test_set.y[i_w]),
+frames = vz.sweep_frames(reference[i_w], sweep, S.first_draws(xw, sweep, fs=FS, nstdb=nstdb), int(test_set.y[i_w]),
                          fs=FS)
 widgets.frame_grid(frames, [vz.PERTURBATION_LABELS[k] for k in P.PERTURBATIONS], [f"{s:g} dB" for s in widget_snrs],
                    descriptions=("noise", "SNR"))
@@ -385,9 +382,9 @@ widgets.frame_grid(frames, [vz.PERTURBATION_LABELS[k] for k in P.PERTURBATIONS],
 # %%
 headline = S.headline_numbers(
     clf, rows, snr_db=table_snr_db, draws=draws, n_test=len(test_set), primary=primary, claim=S.CLAIM,
-    secondary=comp["secondary"] or None, sue_variants=var_rows, baselines=base_rows, added_value=added,
-    strata=strata, fidelity=S.fidelity_json(fid), sanity=S.sanity_json(sanity), fidelity_vs_stability=fvs,
-    layers=layer_rows, occlusion=occl, within_class=S.within_class_json(wc), empty_region_rule=empty_rule)
+    sue_variants=var_rows, baselines=base_rows, added_value=added, strata=strata, fidelity=S.fidelity_json(rec),
+    sanity=rec.sanity, fidelity_vs_stability=rec.fidelity_vs_stability or None, layers=layer_rows, occlusion=occl,
+    within_class=S.within_class_json(wc), empty_region_rule=empty_rule, stability=S.stability_counts(rec))
 report.save_tables(results_path)
 cache.atomic_write_json(results_path, headline)
 

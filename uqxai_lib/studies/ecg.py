@@ -25,35 +25,59 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .. import metrics, samplers, saliency
+from .. import metrics, protocol, rules, samplers, saliency, stats
 from ..cache import finite_or_none, round_sig
-from ..perturb import PERTURBATION_LABELS, PERTURBATIONS, _check_kind, _check_snr, achieved_snr_db, make_perturbation, snr_db
+from ..perturb import PERTURBATION_LABELS, PERTURBATIONS, _check_kind, _check_snr, achieved_snr_db, make_perturbation
 
 __all__ = [
+    "CLAIM",
+    "ECGSetup",
+    "FS",
     "MIN_GROUP",
     "PAPER_CLASSIFICATION",
+    "PAPER_EFFECT",
     "PAPER_TABLE1",
+    "PRIMARY_KIND",
     "ROW_KEYS",
+    "SETUP_KEYS",
     "PerturbationSUE",
     "achieved_snr",
-    "best_kind",
+    "baseline_rows",
+    "baseline_scores",
+    "beyond_baselines",
+    "cascade_order",
     "correctness",
-    "describe_rows",
     "draw_inputs",
+    "empty_rule_rows",
+    "fidelity_by_class",
     "first_draws",
     "headline_numbers",
+    "holm_labels",
+    "kind_record",
+    "layer_table",
     "majority_vote",
+    "own_target_maps",
     "perturbation_sue",
     "pick_examples",
+    "prediction_rows",
+    "primary_run",
+    "region_occlusion",
+    "setup",
+    "strata_rows",
+    "stratified_auroc",
     "sue_study",
     "sue_sweep",
+    "sue_variants",
     "sue_vs_snr_frame",
+    "summary_markdown",
     "sweep_seed",
     "table_rows",
+    "variant_rows",
+    "within_class",
 ]
 
-#: Below this many misclassified windows a group's mean, SD, p and AUROC are flagged as unreliable.
-MIN_GROUP = 5
+#: Below this many windows in a group a comparison is undefined (the rule book's).
+MIN_GROUP = rules.MIN_GROUP_SIZE
 
 #: The paper's test-set results of the CNN-BiLSTM (percent), theirs, not ours.
 PAPER_CLASSIFICATION = {"accuracy": 99.6, "sensitivity": 99.8, "specificity": 98.2}
@@ -64,8 +88,24 @@ PAPER_TABLE1 = {
     "baseline": (0.846, 0.106, 0.463, 0.288),
     "electrode": (0.834, 0.107, 0.476, 0.294),
 }
-ROW_KEYS = ("sue_correct_mean", "sue_correct_sd", "n_correct", "sue_mis_mean", "sue_mis_sd", "n_mis",
-            "mwu_p", "auroc")
+#: The paper's effect per noise kind (theirs): mean SUE correct − misclassified of Table 1.
+PAPER_EFFECT = {k: round(v[0] - v[2], 3) for k, v in PAPER_TABLE1.items()}
+#: The chapter's one declared primary comparison: SUE of correct minus misclassified windows
+#: (clean-prediction definition) under this perturbation; the other kinds are secondary.
+PRIMARY_KIND = "gaussian"
+
+#: The paper's claim (Salvi et al. 2025, section 4.1 and Table 1; theirs).
+CLAIM = {
+    "text": "Correct predictions come with more repeatable Grad-CAM explanations under test-time "
+            "perturbation (higher SUE) than misclassifications.",
+    "expected": "higher",
+    "theirs": "SUE 0.982 ± 0.040 (correct) vs 0.865 ± 0.277 (misclassified), Gaussian noise, Table 1",
+    "source": "salvi2025explainability",
+}
+
+
+ROW_KEYS = ("sue_correct_mean", "sue_correct_sd", "n_correct", "sue_mis_mean", "sue_mis_sd", "n_mis", "n_undefined",
+            "effect", "ci95", "auroc", "auroc_ci95", "p", "verdict")
 
 
 def _ci(ci: Sequence[float], digits: int = 3) -> str:
@@ -201,6 +241,58 @@ def setup(params: Mapping, *, seed: int, device: torch.device | str = "cpu", pro
                     bool(fit.from_cache), _test_key(test_set))
 
 
+def clean_reference(model: torch.nn.Module, x: Tensor, layer: str, *, chunk: int = 512) -> tuple[Tensor, Tensor]:
+    """The clean windows' Grad-CAM maps [B, T] at the layer's resolution (the reference of every
+    stack, explained for the clean prediction) and their softmax [B, C]."""
+    from .. import train
+
+    dev = next(model.parameters()).device
+    maps = torch.cat([saliency.grad_cam(model, xb.to(dev), layer).cpu() for xb in x.split(chunk)])
+    return maps, train.predict_proba(model, x, device=dev)
+
+
+def primary_run(params: Mapping, *, seed: int, device: str | torch.device = "cpu") -> dict:
+    """The chapter's primary comparison exactly as the notebook computes it: :func:`setup`, the
+    Gaussian-noise study (:func:`perturbation_sue` with the notebook's seed, SNR, draws and top-q)
+    and its :func:`kind_record` (``primary``: SUE correct − misclassified, interval over subjects).
+    ``params`` = ``uqxai_lib.params.chapter_parameters("ecg_sue", profile)``. Returns
+    ``{"primary": ..., "claim": ...}`` (JSON-safe); reads and writes no results file."""
+    st = setup(params, seed=seed, device=device)
+    dev = next(st.model.parameters()).device
+    r = perturbation_sue(st.model, st.test.x.to(dev), st.layer, PRIMARY_KIND, params["table_snr_db"], params["draws"],
+                         seed=seed, quantile=params["sue_quantile"], nstdb=st.nstdb)
+    ref, probs = clean_reference(st.model, st.test.x, st.layer)
+    rec = kind_record(r, ref, probs, st.test.y, groups=st.test.group, n_boot=params["n_boot"], seed=seed,
+                      quantile=params["sue_quantile"])
+    return {"primary": protocol.json_safe(primary_json(rec, PRIMARY_KIND)), "claim": dict(CLAIM)}
+
+
+def primary_json(record: protocol.Assessment, kind: str = PRIMARY_KIND) -> dict:
+    """The results record's ``primary``: the assess primary section of ``kind`` with its ``name``,
+    the paper's effect (``paper_effect``, theirs, same units and sign) and the minimal detectable
+    effect at these group sizes (``mde``)."""
+    out = dict(record.primary)
+    v = np.asarray(record.stability["jaccard"], float)
+    c = np.asarray(record.prediction["correct"], bool)
+    out["name"] = f"SUE correct − misclassified, {PERTURBATION_LABELS.get(kind, kind)}"
+    out["paper_effect"] = PAPER_EFFECT.get(kind)
+    out["mde"] = _mde(v, c)
+    return out
+
+
+def _mde(v: np.ndarray, c: np.ndarray, power: float = 0.8, alpha: float = 1 - rules.LEVEL) -> float:
+    fn = getattr(stats, "mde", None)
+    if fn is not None:
+        return float(fn(v, c, power=power, alpha=alpha))
+    from scipy.stats import norm
+
+    ok = np.isfinite(v)
+    a, b = v[ok & c], v[ok & ~c]
+    if min(a.size, b.size) < 2:
+        return float("nan")
+    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size))
+
+
 # ----------------------------------------------------------------------------------- SUE study
 class PerturbationSUE(NamedTuple):
     """Test-time-perturbation results of one perturbation kind for ``B`` windows.
@@ -246,30 +338,29 @@ def perturbation_sue(
     draws: int,
     *,
     seed: int,
-    fs: float = 250.0,
-    size: int | None = None,
+    fs: float = FS,
     method: str = "grad_cam",
-    quantile: float = 0.9,
+    quantile: float = rules.TOP_Q,
     chunk: int = 128,
     nstdb: Mapping[str, Tensor] | None = None,
 ) -> PerturbationSUE:
     """SUE of Grad-CAM maps over ``draws`` test-time perturbations of each window in ``x``.
 
     Every window is explained for its *clean* prediction (the target is fixed before perturbing),
-    its ``draws`` noisy copies come from ``samplers.test_time`` with :func:`make_perturbation`, the
-    maps are upsampled to ``size`` samples (default: the window length) and their repeatability is
-    ``metrics.sue(maps, quantile=quantile)``. Windows are processed in chunks of ``chunk`` with one
-    generator seeded by ``seed``, so results do not depend on the device.
+    its ``draws`` noisy copies come from ``samplers.test_time`` with :func:`make_perturbation`, and
+    SUE is the rule book's top-q Jaccard over pairs of draws at the layer's resolution
+    (``metrics.sue(..., empty="skip")``, as :func:`uqxai_lib.protocol.stability` scores it: a pair
+    with an empty region is undefined and skipped). Windows are processed in chunks of ``chunk``
+    with one generator seeded by ``seed``, so results do not depend on the device.
     """
     perturb = make_perturbation(kind, snr_db, fs, nstdb=nstdb)
-    size = int(size or x.shape[-1])
     gen = torch.Generator().manual_seed(int(seed))
     maps, sue, clean, dpred, dprob = [], [], [], [], []
     for xb in x.split(chunk):
         st = samplers.test_time(model, xb, layer, perturb, draws, method=method, generator=gen)
-        up = saliency.upsample(st.maps, size)
-        sue.append(metrics.sue(up, quantile=quantile).float().cpu())
-        maps.append(st.maps.float().cpu())
+        m = st.maps.double().cpu()
+        sue.append(metrics.sue(m, quantile=quantile, empty="skip").float())
+        maps.append(m.float())
         clean.append(st.target.cpu())
         dpred.append(st.probs.argmax(-1).cpu())
         dprob.append(st.probs.float().cpu())
@@ -384,7 +475,7 @@ def draw_inputs(
     draws: int,
     *,
     seed: int,
-    fs: float = 250.0,
+    fs: float = FS,
     chunk: int = 128,
     nstdb: Mapping[str, Tensor] | None = None,
 ) -> Tensor:
@@ -433,20 +524,60 @@ def first_draws(x: Tensor, records: Sequence[Mapping], *, fs: float = 250.0,
 
 
 # ----------------------------------------------------------------------------------- tables and records
-def table_rows(sue: Mapping[str, Tensor], correct: Mapping[str, Tensor]) -> dict[str, dict[str, float]]:
-    """Per perturbation: SUE of correct vs misclassified windows (``metrics.compare_groups``).
+def kind_record(result: PerturbationSUE, reference: Tensor, clean_probs: Tensor, y: Tensor, *,
+                groups: Tensor | None = None, masks: Tensor | None = None, model: torch.nn.Module | None = None,
+                x: Tensor | None = None, layer: str | None = None, sanity: bool = False, n_boot: int = rules.N_BOOT,
+                seed: int = 0, quantile: float = rules.TOP_Q) -> protocol.Assessment:
+    """The :class:`uqxai_lib.protocol.Assessment` of one noise kind's stack (``score="jaccard"``:
+    SUE), from :func:`uqxai_lib.protocol.evaluate` on the study's maps, the clean maps ``reference``
+    [B, T] at the layer's resolution, the draws' and the clean softmax. With ``masks`` (and
+    ``model``, ``x``) the fidelity sections, with ``sanity`` the cascading randomisation from the
+    head down (:func:`cascade_order`), deletion / insertion in 0.1-s segments (:data:`SEGMENT`)."""
+    if result.draw_probs is None:
+        raise ValueError("the study result carries no draw_probs; rerun perturbation_sue (the cached entry is old)")
+    return protocol.evaluate(result.maps, reference, result.draw_probs, clean_probs, y, target=result.clean_pred,
+                             source="test_time", score="jaccard", q=quantile, groups=groups, masks=masks,
+                             model=model, x=x, layer=layer, sanity=sanity,
+                             sanity_modules=cascade_order(model) if sanity else None, fidelity_patch=SEGMENT,
+                             n_boot=n_boot, seed=seed, config={"kind": result.kind, "snr_db": result.snr_db})
 
-    ``auroc`` is the AUROC of SUE for telling correct from misclassified windows (equivalently of
-    ``-SUE`` for flagging a misclassification); NaN statistics where a group is empty.
-    """
+
+def _sd(v: np.ndarray) -> float:
+    v = v[np.isfinite(v)]
+    return float(np.std(v, ddof=1)) if v.size > 1 else float("nan")
+
+
+def holm_labels(effects: Sequence[float], pvalues: Sequence[float], level: float = 1 - rules.LEVEL) -> list[str]:
+    """Secondary labels from Holm-adjusted p: the effect's direction when the adjusted p < ``level``,
+    else "no detectable difference"; "undefined" for a NaN p."""
+    adj = stats.holm(pvalues)
+    return ["undefined" if not np.isfinite(p) else ("no detectable difference" if p >= level else
+                                                    ("higher" if e > 0 else "lower")) for e, p in zip(effects, adj)]
+
+
+def table_rows(records: Mapping[str, protocol.Assessment], correct: Mapping[str, Tensor] | None = None, *,
+               groups: Tensor | None = None, primary_kind: str = PRIMARY_KIND, n_boot: int = rules.N_BOOT,
+               seed: int = 0) -> dict[str, dict]:
+    """Table 1 per noise kind: SUE (mean, SD) of correct and misclassified windows, the difference
+    with its interval, AUROC and p from one bootstrap (the record's ``primary`` section, or
+    :func:`uqxai_lib.protocol.primary_section` for another ``correct`` definition, e.g. the majority
+    of draws), and the ``verdict``: the primary kind's from its interval, the others' from
+    Holm-adjusted p (:func:`holm_labels`). Windows with an undefined SUE are left out and counted."""
     rows = {}
-    for kind, s in sue.items():
-        g = metrics.compare_groups(s, torch.as_tensor(correct[kind]).bool(), higher_in="a").as_dict()
-        rows[kind] = {
-            "sue_correct_mean": float(g["mean_a"]), "sue_correct_sd": float(g["sd_a"]), "n_correct": int(g["n_a"]),
-            "sue_mis_mean": float(g["mean_b"]), "sue_mis_sd": float(g["sd_b"]), "n_mis": int(g["n_b"]),
-            "mwu_p": float(g["mwu_p"]), "auroc": float(g["auroc"]),
-        }
+    for kind, rec in records.items():
+        v = _f64(rec.stability["jaccard"])
+        c = np.asarray(rec.prediction["correct"], bool) if correct is None else _f64(correct[kind]).astype(bool)
+        prim = rec.primary if correct is None else protocol.primary_section(
+            v, c, groups=None if groups is None else _f64(groups), score="jaccard", n_boot=n_boot, seed=seed)
+        rows[kind] = {"sue_correct_mean": prim["mean_correct"], "sue_correct_sd": _sd(v[c]), "n_correct": prim["n_correct"],
+                      "sue_mis_mean": prim["mean_misclassified"], "sue_mis_sd": _sd(v[~c]), "n_mis": prim["n_misclassified"],
+                      "n_undefined": prim["n_undefined"], "effect": prim["effect"], "ci95": list(prim["ci95"]),
+                      "auroc": prim["auroc"], "auroc_ci95": list(prim["auroc_ci95"]), "p": prim["p"],
+                      "verdict": prim["verdict"], "reason": prim["reason"]}
+    others = [k for k in rows if k != primary_kind]
+    for k, lab, ph in zip(others, holm_labels([rows[k]["effect"] for k in others], [rows[k]["p"] for k in others]),
+                          stats.holm([rows[k]["p"] for k in others])):
+        rows[k].update(verdict=lab if rows[k]["verdict"] != "undefined" else "undefined", p_holm=ph)
     return rows
 
 
@@ -509,18 +640,20 @@ def headline_numbers(classification: Mapping[str, float], rows: Mapping[str, Map
     return finite_or_none(round_sig(out))
 
 
-def empty_rule_rows(results: Mapping[str, PerturbationSUE], *, size: int, quantile: float = 0.9) -> list[dict]:
-    """Per perturbation: mean SUE when a pair of empty top regions counts as agreement (J = 1, the
-    book's rule before the rule book) and under the rule book (such windows undefined and left out,
-    ``metrics.sue(..., empty="nan")``), with the number of windows that have an empty region."""
+def empty_rule_rows(results: Mapping[str, PerturbationSUE], *, quantile: float = rules.TOP_Q) -> list[dict]:
+    """Per noise kind: mean SUE when a pair of empty top regions counted as agreement (J = 1, the
+    chapter's rule before the rule book) and under the rule book (such pairs skipped,
+    ``metrics.sue(..., empty="skip")``; a window with no defined pair is left out), with the number
+    of windows that hold an empty region and of those left out."""
     out = []
     for kind, r in results.items():
-        up = saliency.upsample(r.maps, size)
-        agree = _f64(metrics.sue(up, quantile=quantile, empty="agree"))
-        rule = _f64(metrics.sue(up, quantile=quantile, empty="nan"))
-        out.append({"kind": kind, "sue_agree": float(np.mean(agree)), "sue_rule": float(np.nanmean(rule))
-                    if np.isfinite(rule).any() else float("nan"), "n_undefined": int((~np.isfinite(rule)).sum()),
-                    "n": len(rule)})
+        m = r.maps.double()
+        agree = _f64(metrics.sue(m, quantile=quantile, empty="agree"))
+        rule = _f64(metrics.sue(m, quantile=quantile, empty="skip"))
+        out.append({"kind": kind, "sue_agree": float(np.mean(agree)),
+                    "sue_rule": float(np.nanmean(rule)) if np.isfinite(rule).any() else float("nan"),
+                    "n_empty": int(_f64(metrics.empty_regions(m, quantile=quantile)).sum()),
+                    "n_undefined": int((~np.isfinite(rule)).sum()), "n": len(rule)})
     return out
 
 
@@ -540,47 +673,8 @@ def summary_markdown(record: Mapping) -> str:
                    f"{fmt_number(add['auroc_reference'])}) SUE {add['outcome']} (gain {fmt_number(add['delta'])} "
                    f"{fmt_interval(add['delta_ci95'])}).")
     if record.get("sanity"):
-        out.append(f"The cascading randomisation check {'passes' if record['sanity']['passes'] else 'fails'}.")
+        out.append(f"The cascading randomisation check: {record['sanity']['outcome']} ({record['sanity']['reason']}).")
     return " ".join(out)
-
-
-# ----------------------------------------------------------------------------------- primary, claim, secondary
-#: The chapter's one declared primary comparison: SUE of correct minus misclassified windows
-#: (clean-prediction definition) under this perturbation; the other kinds are secondary.
-PRIMARY_KIND = "gaussian"
-
-#: The paper's claim (Salvi et al. 2025, section 4.1 and Table 1; theirs).
-CLAIM = {
-    "text": "Correct predictions come with more repeatable Grad-CAM explanations under test-time "
-            "perturbation (higher SUE) than misclassifications.",
-    "expected": "higher",
-    "theirs": "SUE 0.982 ± 0.040 (correct) vs 0.865 ± 0.277 (misclassified), Gaussian noise, Table 1",
-    "source": "salvi2025explainability",
-}
-
-
-def comparisons(sue: Mapping[str, Tensor], correct: Mapping[str, Tensor], groups: Tensor | None = None, *,
-                primary_kind: str = PRIMARY_KIND, n_boot: int = 2000, seed: int = 0) -> dict:
-    """SUE correct − misclassified for every perturbation (``stats.group_difference``, bootstrap over
-    ``groups`` = subjects when given): ``primary`` (``stats.primary`` of ``primary_kind``), ``secondary``
-    (the other kinds, ``{name, kind, effect, ci95, auroc, auroc_ci95, p, p_holm, verdict}`` with
-    Holm-adjusted p over the secondary family) and ``by_kind`` (the raw comparisons)."""
-    from .. import stats
-
-    if primary_kind not in sue:
-        raise ValueError(f"the primary perturbation {primary_kind!r} is not among the studied kinds {list(sue)}")
-    g = None if groups is None else _f64(groups)
-    by_kind = {k: stats.group_difference(_f64(s), _f64(correct[k]).astype(bool), groups=g, n_boot=n_boot, seed=seed)
-               for k, s in sue.items()}
-    prim = stats.primary(f"SUE correct − misclassified, {PERTURBATION_LABELS.get(primary_kind, primary_kind)}",
-                         by_kind[primary_kind])
-    others = [k for k in sue if k != primary_kind]
-    p_holm = stats.holm([by_kind[k]["p"] for k in others])
-    secondary = [{"name": f"SUE correct − misclassified, {PERTURBATION_LABELS.get(k, k)}", "kind": k,
-                  "effect": by_kind[k]["effect"], "ci95": list(by_kind[k]["ci95"]), "auroc": by_kind[k]["auroc"],
-                  "auroc_ci95": list(by_kind[k]["auroc_ci95"]), "p": by_kind[k]["p"], "p_holm": ph,
-                  "verdict": stats.verdict(by_kind[k]["ci95"])} for k, ph in zip(others, p_holm)]
-    return {"primary": prim, "secondary": secondary, "by_kind": by_kind, "primary_kind": primary_kind}
 
 
 # ----------------------------------------------------------------------------------- SUE variants
@@ -611,68 +705,59 @@ def own_target_maps(model: torch.nn.Module, x: Tensor, layer: torch.nn.Module | 
     return maps
 
 
-def sue_variants(maps: Tensor, clean_map: Tensor, own_maps: Tensor | None = None, *, size: int | None = None,
+def sue_variants(maps: Tensor, clean_map: Tensor, own_maps: Tensor | None = None, *,
                  shares: Sequence[float] = TOP_SHARES) -> list[dict]:
     """Per-window SUE under every variant: ``reference`` "pairs" (mean Jaccard over pairs of
-    perturbed maps, today's SUE) or "clean" (each perturbed map against the clean map); top
-    region ``q`` in ``shares``; ``target`` "clean" (fixed from the clean prediction) or "own" (each
-    draw's own prediction, when ``own_maps`` is given). Maps [S, B, T] are upsampled to ``size``;
-    windows with an empty region are NaN (``metrics.sue(..., empty="nan")``) and counted in
-    ``n_empty``. Returns ``[{reference, q, target, sue [B], n_empty}]``."""
-    size = int(size or clean_map.shape[-1])
-    ref = clean_map if clean_map.shape[-1] == size else saliency.upsample(clean_map[:, None], size)[:, 0]
+    noisy maps, the chapter's SUE) or "clean" (each noisy map against the clean map); top region
+    ``q`` in ``shares``; ``target`` "clean" (fixed from the clean prediction) or "own" (each draw's
+    own prediction, when ``own_maps`` is given). Maps [S, B, T] and ``clean_map`` [B, T] at the
+    layer's resolution, scored under the rule book (``metrics.sue(..., empty="skip")``); windows
+    with nothing defined are NaN and counted in ``n_empty``. Returns ``[{reference, q, target, sue [B], n_empty}]``."""
     stacks = {"clean": maps} if own_maps is None else {"clean": maps, "own": own_maps}
     out = []
     for target, st in stacks.items():
-        up = saliency.upsample(st, size)
         for reference in ("pairs", "clean"):
             for q in shares:
-                quant = 1.0 - float(q)
-                s = metrics.sue(up, quantile=quant, empty="nan", reference=ref if reference == "clean" else None)
+                s = metrics.sue(st.double(), quantile=1.0 - float(q), empty="skip",
+                                reference=clean_map.double() if reference == "clean" else None)
                 out.append({"reference": reference, "q": float(q), "target": target, "sue": s.float(),
                             "n_empty": int(s.isnan().sum())})
     return out
 
 
+def _auroc_row(values, correct, groups, n_boot: int, seed: int) -> dict:
+    """AUROC (correct vs misclassified) with its interval and the verdict of the rule book
+    (:func:`uqxai_lib.protocol.primary_section`: "undefined" below 5 windows in a group)."""
+    pr = protocol.primary_section(_f64(values), _f64(correct).astype(bool), groups=None if groups is None else _f64(groups),
+                                  n_boot=n_boot, seed=seed)
+    return {"auroc": pr["auroc"], "auroc_ci95": list(pr["auroc_ci95"]), "n_correct": pr["n_correct"],
+            "n_mis": pr["n_misclassified"], "verdict": pr["verdict"], "reason": pr["reason"]}
+
+
 def variant_rows(variants: Sequence[Mapping], correct: Tensor, groups: Tensor | None = None, *,
                  n_boot: int = 2000, seed: int = 0) -> list[dict]:
     """AUROC of SUE (correct vs misclassified) with its interval for every variant of
-    :func:`sue_variants`: ``[{reference, q, target, auroc, auroc_ci95, n_empty}]``."""
-    from .. import stats
-
-    g = None if groups is None else _f64(groups)
-    rows = []
-    for v in variants:
-        d = stats.group_difference(_f64(v["sue"]), _f64(correct).astype(bool), groups=g, n_boot=n_boot, seed=seed)
-        rows.append({"reference": v["reference"], "q": v["q"], "target": v["target"], "auroc": d["auroc"],
-                     "auroc_ci95": list(d["auroc_ci95"]), "n_empty": int(v["n_empty"])})
-    return rows
+    :func:`sue_variants`: ``[{reference, q, target, auroc, auroc_ci95, n_empty, ...}]``."""
+    return [{"reference": v["reference"], "q": v["q"], "target": v["target"], "n_empty": int(v["n_empty"]),
+             **_auroc_row(v["sue"], correct, groups, n_boot, seed)} for v in variants]
 
 
 # ----------------------------------------------------------------------------------- prediction-only baselines
-def baseline_scores(result: PerturbationSUE, clean_probs: Tensor) -> dict[str, Tensor]:
-    """Prediction-only confidence scores of the same windows and draws, each oriented so that a
-    higher value means "more likely correct" (like SUE): ``flip_rate`` (minus the share of draws whose
-    prediction differs from the clean one), ``margin`` (top-1 minus top-2 softmax probability on the
-    clean window) and ``entropy`` (minus the predictive entropy of the mean softmax of the draws)."""
-    if result.draw_probs is None:
-        raise ValueError("the study result carries no draw_probs; rerun perturbation_sue (the cached entry is old)")
-    top2 = torch.as_tensor(clean_probs).double().topk(2, dim=-1).values
-    return {"flip_rate": -result.flip_rate.double(), "margin": top2[:, 0] - top2[:, 1],
-            "entropy": -metrics.predictive_entropy(result.draw_probs.double())}
+def baseline_scores(record: protocol.Assessment) -> dict[str, Tensor]:
+    """The prediction-only scores of an assess record's ``prediction`` section, each oriented so
+    that higher means "more likely correct" (like SUE): ``flip_rate`` (minus the share of draws
+    whose prediction differs from the clean one), ``margin`` (top-1 minus top-2 of the draws' mean
+    softmax) and ``entropy`` (minus the predictive entropy of that mean)."""
+    p = record.prediction
+    return {"flip_rate": -torch.tensor(p["flip_rate"], dtype=torch.float64),
+            "margin": torch.tensor(p["margin"], dtype=torch.float64),
+            "entropy": -torch.tensor(p["entropy"], dtype=torch.float64)}
 
 
 def baseline_rows(scores: Mapping[str, Tensor], correct: Tensor, groups: Tensor | None = None, *,
                   n_boot: int = 2000, seed: int = 0) -> dict[str, dict]:
-    """``{name: {auroc, auroc_ci95}}`` of each score for correct vs misclassified windows."""
-    from .. import stats
-
-    g = None if groups is None else _f64(groups)
-    out = {}
-    for k, s in scores.items():
-        d = stats.group_difference(_f64(s), _f64(correct).astype(bool), groups=g, n_boot=n_boot, seed=seed)
-        out[k] = {"auroc": d["auroc"], "auroc_ci95": list(d["auroc_ci95"])}
-    return out
+    """``{name: {auroc, auroc_ci95, ...}}`` of each score for correct vs misclassified windows."""
+    return {k: _auroc_row(s, correct, groups, n_boot, seed) for k, s in scores.items()}
 
 
 def out_of_fold_scores(features: np.ndarray, correct: np.ndarray, groups: np.ndarray | None, *, folds: int = 5,
@@ -760,21 +845,15 @@ SEVERITY_NAMES = {0: "healthy", 1: "mild CAD", 2: "marked CAD"}
 def strata_rows(sue: Tensor, correct: Tensor, severity: Tensor, groups: Tensor | None = None, *,
                 n_boot: int = 2000, seed: int = 0) -> list[dict]:
     """AUROC of SUE for correct vs misclassified windows *within* each generator severity stratum
-    (0 healthy, 1 mild CAD = the ambiguous subjects, 2 marked CAD) and within the CAD class as a whole:
-    ``[{severity, n_correct, n_mis, auroc, auroc_ci95}]`` (NaN AUROC where a stratum has no error
-    or no correct window)."""
-    from .. import stats
-
+    (0 healthy, 1 mild CAD = the ambiguous subjects, 2 marked CAD) and within the CAD class as a
+    whole: ``[{severity, n_correct, n_mis, auroc, auroc_ci95, verdict, reason}]`` ("undefined" with
+    its reason where a stratum has fewer than 5 windows in a group)."""
     s, c, sev = _f64(sue), _f64(correct).astype(bool), _f64(severity).astype(int)
     g = None if groups is None else _f64(groups)
-    rows = []
     cells = [(SEVERITY_NAMES.get(v, str(v)), sev == v) for v in sorted(set(sev.tolist()))]
     cells.append(("CAD (mild + marked)", sev > 0))
-    for name, m in cells:
-        d = stats.group_difference(s[m], c[m], groups=None if g is None else g[m], n_boot=n_boot, seed=seed)
-        rows.append({"severity": name, "n_correct": int(c[m].sum()), "n_mis": int((~c[m]).sum()), "auroc": d["auroc"],
-                     "auroc_ci95": list(d["auroc_ci95"])})
-    return rows
+    return [{"severity": name, **_auroc_row(s[m], c[m], None if g is None else g[m], n_boot, seed)}
+            for name, m in cells]
 
 
 # ----------------------------------------------------------------------------------- within the predicted class
@@ -814,9 +893,7 @@ def within_class(sue: Tensor, correct: Tensor, pred: Tensor, y: Tensor, groups: 
     subjects and ``outcome`` "reproduced" (interval above 0.5), "reversed" (below), "not
     reproduced", or "undefined" with ``reason`` when no class has ``min_group`` windows in each group.
     """
-    from .. import stats
-
-    s, c, p, t = _f64(sue), _f64(correct).astype(bool), _f64(pred).astype(int), _f64(y).astype(int)
+    s, c, p = _f64(sue), _f64(correct).astype(bool), _f64(pred).astype(int)
     g = None if groups is None else _f64(groups)
     cells = prediction_rows(sue, pred, y, classes=classes)
     rows, usable = [], np.zeros(len(s), bool)
@@ -827,8 +904,8 @@ def within_class(sue: Tensor, correct: Tensor, pred: Tensor, y: Tensor, groups: 
         if min(nc, nm) < min_group:
             row["reason"] = f"fewer than {min_group} windows in a group ({nc} correct, {nm} misclassified)"
         else:
-            d = stats.group_difference(s[m], c[m], groups=None if g is None else g[m], n_boot=n_boot, seed=seed)
-            row.update(auroc=d["auroc"], auroc_ci95=list(d["auroc_ci95"]))
+            r = _auroc_row(s[m], c[m], None if g is None else g[m], n_boot, seed)
+            row.update(auroc=r["auroc"], auroc_ci95=r["auroc_ci95"])
             usable |= m
         rows.append(row)
     pooled = {"auroc": None, "auroc_ci95": None, "outcome": "undefined",
@@ -852,87 +929,6 @@ def within_class_json(rec: Mapping | None) -> dict | None:
 # ----------------------------------------------------------------------------------- fidelity and sanity
 #: Length of the segments that deletion / insertion remove or restore (samples; 25 = 0.1 s at 250 Hz).
 SEGMENT = 25
-#: A map passes the cascading-randomisation check when every randomised model's maps keep a mean
-#: Spearman correlation with the trained model's maps below this.
-SANITY_MAX_SPEARMAN = 0.5
-
-
-def _spearman_1d(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
-        return float("nan")
-    return float(spearmanr(a[ok], b[ok]).statistic)
-
-
-def fidelity_record(model: torch.nn.Module, x: Tensor, maps: Tensor, mask: Tensor, y: Tensor, target: Tensor,
-                    groups: Tensor | None = None, *, classes: Sequence[str] = ("healthy", "CAD"), segment: int = SEGMENT,
-                    steps: int | None = None, curve_index: Tensor | None = None, n_boot: int = 2000,
-                    seed: int = 0) -> dict:
-    """Are the clean Grad-CAM maps ``[B, L]`` (input resolution) on the evidence?
-
-    * ``mass_in_mask`` — mean share of map mass inside the ST–T ``mask`` (``metrics.mass_in_mask``)
-      with its bootstrap interval over subjects; ``chance`` — the mask's mean area share (what an
-      evenly spread map scores); ``pointing_game`` — share of maps whose maximum is in the mask;
-    * ``deletion_auc`` / ``insertion_auc`` — mean area of the probability of ``target`` as segments
-      of ``segment`` samples are set to 0 (the standardised window's mean) most salient first, or
-      restored into an all-zero window (``fidelity.deletion_curve`` / ``insertion_curve``), and the
-      same for a random segment order (``*_random``);
-    * ``per_class`` — mass in mask, its interval, chance and pointing game per true class.
-
-    ``steps`` evenly spaced points per curve (default one per segment); ``curve_index`` restricts the
-    (costly) curves to those windows (default all). Also returns the mean curves
-    (``curves``), their areas (``curve_aucs``, same keys) and per-window ``mass`` for figures; the
-    JSON record is :func:`fidelity_json`.
-    """
-    from .. import fidelity, stats
-
-    mass = _f64(metrics.mass_in_mask(maps, mask))
-    share = _f64(mask.float().mean(-1))
-    point = _f64(metrics.pointing_game(maps, mask, ties="first"))
-    g = None if groups is None else _f64(groups)
-    yy = _f64(y).astype(int)
-
-    def nanmean(v):
-        v = v[np.isfinite(v)]
-        return float(v.mean()) if v.size else float("nan")
-
-    def summary(m):
-        gg = None if g is None else g[m]
-        return {"mass_in_mask": nanmean(mass[m]),
-                "mass_in_mask_ci95": list(stats.bootstrap_ci(nanmean, mass[m], groups=gg, n_boot=n_boot, seed=seed)),
-                "chance": float(share[m].mean()), "pointing_game": nanmean(point[m]), "n": int(m.sum())}
-
-    gen = torch.Generator().manual_seed(int(seed))
-    cur = {}
-    dev = next(model.parameters()).device
-    ci = torch.arange(len(x)) if curve_index is None else torch.as_tensor(curve_index, dtype=torch.long)
-    xc, mc, tc = x[ci].to(dev), maps[ci], torch.as_tensor(target)[ci]
-    for name, fn in (("deletion", fidelity.deletion_curve), ("insertion", fidelity.insertion_curve)):
-        cur[name] = fn(model, xc, mc, tc, patch=segment, steps=steps)
-        cur[f"{name}_random"] = fn(model, xc, mc, tc, patch=segment, steps=steps, order="random", generator=gen)
-    aucs = {k: float(fidelity.curve_auc(v).mean()) for k, v in cur.items()}
-    rec = summary(np.ones(len(mass), dtype=bool))
-    rec.pop("n")
-    rec.update({"deletion_auc": aucs["deletion"], "deletion_auc_random": aucs["deletion_random"],
-                "insertion_auc": aucs["insertion"], "insertion_auc_random": aucs["insertion_random"]})
-    rec["per_class"] = {classes[c]: summary(yy == c) for c in sorted(set(yy.tolist()))}
-    return {**rec, "curves": {k: v.mean(0) for k, v in cur.items()}, "curve_aucs": aucs, "mass": mass}
-
-
-FIDELITY_KEYS = ("mass_in_mask", "mass_in_mask_ci95", "chance", "pointing_game", "deletion_auc", "deletion_auc_random",
-                 "insertion_auc", "insertion_auc_random", "per_class")
-
-
-def fidelity_json(rec: Mapping | None) -> dict | None:
-    """The ``fidelity`` record of the results JSON (no curves or per-window arrays)."""
-    return None if rec is None else {k: rec[k] for k in FIDELITY_KEYS}
-
-
-def sanity_json(rec: Mapping | None) -> dict | None:
-    """The ``sanity`` record of the results JSON: ``{cascading: [...], passes}`` (no maps)."""
-    return None if rec is None else {"cascading": list(rec["cascading"]), "passes": bool(rec["passes"])}
 
 
 def cascade_order(model: torch.nn.Module) -> list[str]:
@@ -942,71 +938,54 @@ def cascade_order(model: torch.nn.Module) -> list[str]:
     return ["fc", "lstm", *reversed(blocks)]
 
 
-def cascading_randomisation(model: torch.nn.Module, x: Tensor, layer: str, target: Tensor, *, size: int,
-                            seed: int = 0, order: Sequence[str] | None = None) -> dict:
-    """Adebayo et al.'s cascading model-parameter randomisation: re-initialise the model from the
-    head down (``fidelity.cascading_randomisation``, one more module per step, seeded once), explain
-    ``x`` for the trained model's ``target`` at ``layer`` and compare each window's map with the trained model's
-    (``metrics.spearman``). Returns ``{"cascading": [{randomised_from, spearman_to_trained,
-    n_constant}], "passes": bool, "maps": {name: maps [B, size]}}``; ``passes`` when every step keeps
-    the mean Spearman below :data:`SANITY_MAX_SPEARMAN`."""
-    from .. import fidelity
+def fidelity_by_class(reference: Tensor, masks: Tensor, y: Tensor, groups: Tensor | None = None, *,
+                      classes: Sequence[str] = ("healthy", "CAD"), n_boot: int = rules.N_BOOT, seed: int = 0) -> dict:
+    """The rule book's fidelity section (:func:`uqxai_lib.protocol.fidelity_section`, no curves)
+    per true class: ``{class: {mass_in_mask, mass_in_mask_ci95, chance, pointing_game, iou_top_q}}``."""
+    out, yy = {}, torch.as_tensor(y)
+    for c in sorted(set(yy.tolist())):
+        m = yy == c
+        f = protocol.fidelity_section(reference[m], masks[m], groups=None if groups is None else groups[m],
+                                      n_boot=n_boot, seed=seed)
+        out[classes[c]] = {k: f[k] for k in ("mass_in_mask", "mass_in_mask_ci95", "chance", "pointing_game",
+                                             "iou_top_q", "n_items")}
+    return out
 
-    order = list(order or cascade_order(model))
-    dev = next(model.parameters()).device
-    x = x.to(dev)
 
-    def cam(m):
-        return saliency.upsample(saliency.grad_cam(m, x, layer, target=target.to(dev)).cpu(), size)
+FIDELITY_KEYS = ("mass_in_mask", "mass_in_mask_ci95", "chance", "pointing_game", "iou_top_q", "deletion_auc",
+                 "deletion_auc_random", "insertion_auc", "insertion_auc_random", "n_items")
 
-    trained = cam(model)
-    steps, maps = [], {"trained": trained}
-    for name, mp in fidelity.cascading_randomisation(model, order, cam, seed=seed, seeding="once"):
-        rho = metrics.spearman(trained.double(), mp.double())
-        ok = torch.isfinite(rho)
-        steps.append({"randomised_from": name, "spearman_to_trained": float(rho[ok].mean()) if ok.any() else float("nan"),
-                      "n_constant": int((~ok).sum())})
-        maps[name] = mp
-    passes = all(np.isfinite(s["spearman_to_trained"]) and s["spearman_to_trained"] < SANITY_MAX_SPEARMAN for s in steps)
-    return {"cascading": steps, "passes": bool(passes), "maps": maps}
+
+def fidelity_json(record: protocol.Assessment) -> dict | None:
+    """The results record's ``fidelity``: the assess fidelity section without per-window arrays."""
+    f = record.fidelity
+    return None if not f else {k: f[k] for k in FIDELITY_KEYS if k in f}
+
+
+def stability_counts(record: protocol.Assessment) -> dict:
+    """The stability section's counts (empty regions, undefined scores) and its rule text."""
+    return {k: v for k, v in record.stability.items() if k not in ("rho", "jaccard")}
 
 
 def layer_table(model: torch.nn.Module, x: Tensor, y: Tensor, mask: Tensor, layers: Sequence[str], *, snr_db: float,
-                draws: int, seed: int, quantile: float = 0.9, groups: Tensor | None = None, fs: float = 250.0,
+                draws: int, seed: int, quantile: float = rules.TOP_Q, groups: Tensor | None = None, fs: float = FS,
                 nstdb: Mapping[str, Tensor] | None = None, kind: str = PRIMARY_KIND, n_boot: int = 2000) -> list[dict]:
-    """Which Grad-CAM layer lands on the evidence and how stable is it? Per layer: map resolution,
-    mass in the ST–T mask of the clean maps against chance, pointing game, and the SUE study of
-    ``kind`` on ``x`` (mean SUE, AUROC for correct vs misclassified with interval)."""
-    from .. import stats
-
+    """Which Grad-CAM layer lands on the evidence and how stable is it? Per layer: map resolution
+    and the :func:`kind_record` of ``kind`` on ``x`` (fidelity of the clean maps: mass in the ST–T
+    mask against chance, pointing game; mean SUE; AUROC of SUE for correct vs misclassified)."""
     rows = []
     dev = next(model.parameters()).device
+    probs = torch.softmax(model(x.to(dev)).detach().double(), -1).cpu()
     for layer in layers:
-        clean = saliency.grad_cam(model, x.to(dev), layer).cpu()
-        up = saliency.upsample(clean, x.shape[-1])
-        mass = _f64(metrics.mass_in_mask(up, mask))
         r = perturbation_sue(model, x.to(dev), layer, kind, snr_db, draws, seed=seed, quantile=quantile, fs=fs, nstdb=nstdb)
-        c = _f64(r.clean_pred == y.to(r.clean_pred.device)).astype(bool)
-        d = stats.group_difference(_f64(r.sue), c, groups=None if groups is None else _f64(groups), n_boot=n_boot, seed=seed)
-        rows.append({"layer": layer, "resolution": int(clean.shape[-1]), "mass_in_mask": float(np.nanmean(mass)),
-                     "chance": float(mask.float().mean()), "pointing_game": float(np.nanmean(_f64(metrics.pointing_game(up, mask, ties="first")))),
-                     "sue_mean": float(np.nanmean(_f64(r.sue))), "sue_auroc": d["auroc"], "sue_auroc_ci95": list(d["auroc_ci95"]),
-                     "n_mis": int((~c).sum())})
+        ref = saliency.grad_cam(model, x.to(dev), layer).cpu()
+        rec = kind_record(r, ref, probs, y, groups=groups, masks=mask, n_boot=n_boot, seed=seed, quantile=quantile)
+        f, p = rec.fidelity, rec.primary
+        rows.append({"layer": layer, "resolution": int(ref.shape[-1]), "mass_in_mask": f["mass_in_mask"],
+                     "chance": f["chance"], "pointing_game": f["pointing_game"],
+                     "sue_mean": float(np.nanmean(rec.stability["jaccard"])), "sue_auroc": p["auroc"],
+                     "sue_auroc_ci95": list(p["auroc_ci95"]), "n_mis": p["n_misclassified"], "verdict": p["verdict"]})
     return rows
-
-
-def fidelity_vs_stability(mass: Tensor, sue: Tensor, groups: Tensor | None = None, *, n_boot: int = 2000,
-                          seed: int = 0) -> dict:
-    """Spearman correlation of per-window fidelity (mass in mask) with stability (SUE) and its
-    bootstrap interval (over subjects): ``{spearman, ci95, n}``."""
-    from .. import stats
-
-    a, b = _f64(mass), _f64(sue)
-    ok = np.isfinite(a) & np.isfinite(b)
-    g = None if groups is None else _f64(groups)[ok]
-    ci = stats.bootstrap_ci(_spearman_1d, a[ok], b[ok], groups=g, n_boot=n_boot, seed=seed)
-    return {"spearman": _spearman_1d(a[ok], b[ok]), "ci95": list(ci), "n": int(ok.sum())}
-
 
 
 @torch.no_grad()
@@ -1032,7 +1011,7 @@ def region_occlusion(model: torch.nn.Module, x: Tensor, mask: Tensor, y: Tensor,
             out.append(pr.gather(1, y[lo:lo + 256, None].long())[:, 0])
         return torch.cat(out)
 
-    zero = lambda keep: torch.where(keep[:, None], x, torch.zeros_like(x))  # noqa: E731
+    zero = lambda keep: torch.where(keep[:, None], x, torch.zeros_like(x))
     p = {"clean": p_true(x), "mask occluded": p_true(zero(~m)), "outside occluded": p_true(zero(m)),
          "random occluded": p_true(zero(~rnd))}
     rows = []

@@ -46,6 +46,7 @@ __all__ = [
     "empty_rule_table",
     "rho_title",
     "plain",
+    "sanity_table",
 ]
 
 #: Salvi et al. (2025), Table 1 and the CNN-BiLSTM's test results are theirs: the numbers live in
@@ -65,34 +66,25 @@ def _pm(m, s, digits: int = 3) -> str:
     return f"{m:.{digits}f} ± {s:.{digits}f}" if s is not None and np.isfinite(s) else f"{m:.{digits}f}"
 
 
-def sue_table(rows: Mapping[str, Mapping[str, float]], comparisons: Mapping | None = None, *,
-              paper: Mapping[str, Sequence[float]] | None = None, digits: int = 3):
-    """Table 1 replica, one row per noise type: our SUE of correct and misclassified windows
-    (mean ± SD), the difference with its 95 % interval and verdict (``comparisons`` from
-    ``studies.ecg.comparisons``: the primary's verdict from its interval, the secondary ones
-    Holm-adjusted), and the paper's difference (``paper[kind] = (mean correct, SD, mean
-    misclassified, SD)``, theirs). The group sizes go in the header (they are the same for every
-    noise type under the clean definition)."""
+def sue_table(rows: Mapping[str, Mapping], *, paper: Mapping[str, Sequence[float]] | None = None, digits: int = 3):
+    """Table 1 replica, one row per noise type (``studies.ecg.table_rows``): our SUE of correct and
+    misclassified windows (mean ± SD), the difference with its 95 % interval, the verdict (the
+    primary's from its interval, the others' Holm-adjusted; "undefined" below 5 windows in a group)
+    and the paper's difference (``paper[kind] = (mean correct, SD, mean misclassified, SD)``,
+    theirs). Group sizes go in the header when they are the same for every noise type."""
     out = []
     nc = {r["n_correct"] for r in rows.values()}
     nm = {r["n_mis"] for r in rows.values()}
     one = len(nc) == 1 and len(nm) == 1
-    verdicts = {} if comparisons is None else {r["kind"]: r["verdict"] for r in comparisons.get("secondary", [])}
-    if comparisons is not None:
-        prim = comparisons.get("primary_kind")
-        if prim is not None:
-            verdicts[prim] = comparisons["primary"]["verdict"]
     for kind, r in rows.items():
         c_lab = "correct" + (f" (n = {r['n_correct']})" if one else "")
         m_lab = "misclassified" + (f" (n = {r['n_mis']})" if one else "")
         row = {"noise": PERTURBATION_LABELS.get(kind, kind).replace(" (baseline wander)", ""),
                c_lab: _pm(r["sue_correct_mean"], r["sue_correct_sd"], digits),
-               m_lab: _pm(r["sue_mis_mean"], r["sue_mis_sd"], digits) + ("" if one else f" (n = {r['n_mis']})")}
-        if comparisons is not None:
-            d = comparisons["by_kind"][kind]
-            row["difference [95 % CI]"] = "–" if not np.isfinite(d["effect"]) else \
-                f"{d['effect']:+.{digits}f} {_fmt_ci(d['ci95'], digits)}"
-            row["verdict"] = verdicts.get(kind, "–")
+               m_lab: _pm(r["sue_mis_mean"], r["sue_mis_sd"], digits) + ("" if one else f" (n = {r['n_mis']})"),
+               "difference [95 % CI]": "–" if r.get("effect") is None or not np.isfinite(r["effect"]) else
+               f"{r['effect']:+.{digits}f} {_fmt_ci(r['ci95'], digits)}",
+               "verdict": r.get("verdict", "–")}
         if paper and kind in paper:
             a, _, c, _ = paper[kind]
             row["theirs: difference"] = f"{a - c:+.{digits}f}"
@@ -427,15 +419,28 @@ def layer_choice_table(rows: Sequence[Mapping]) -> pd.DataFrame:
                          for r in rows]).style.hide(axis="index")
 
 
-def fidelity_table(rec: Mapping) -> pd.DataFrame:
-    """Fidelity record (``studies.ecg.fidelity_record``): overall and per class."""
-    parts = {"all windows": rec, **{f"class {k}": v for k, v in rec["per_class"].items()}}
-    extra = {"all windows": f"deletion {_fmt(rec['deletion_auc'])} (random {_fmt(rec['deletion_auc_random'])}), "
-                            f"insertion {_fmt(rec['insertion_auc'])} (random {_fmt(rec['insertion_auc_random'])})"}
+def fidelity_table(rec: Mapping, per_class: Mapping[str, Mapping] | None = None):
+    """The assess fidelity section (all windows) and ``studies.ecg.fidelity_by_class``: mass of the
+    clean maps in the ST–T mask with its interval against chance, pointing game, and the deletion /
+    insertion areas beside their random orders (all windows)."""
+    parts = {"all windows": rec, **{f"true {k}": v for k, v in (per_class or {}).items()}}
+    curves = (f"deletion {_fmt(rec.get('deletion_auc'))} (random {_fmt(rec.get('deletion_auc_random'))}), "
+              f"insertion {_fmt(rec.get('insertion_auc'))} (random {_fmt(rec.get('insertion_auc_random'))})")
     return pd.DataFrame([{"windows": k, "mass in ST–T mask [95 % CI]": f"{_fmt(v['mass_in_mask'])} "
                           f"{_fmt_ci(v['mass_in_mask_ci95'])}", "chance": _fmt(v["chance"]),
-                          "pointing game": _fmt(v["pointing_game"]), "deletion / insertion area": extra.get(k, "")}
+                          "pointing game": _fmt(v["pointing_game"]),
+                          "deletion / insertion area": curves if k == "all windows" else ""}
                          for k, v in parts.items()]).style.hide(axis="index")
+
+
+def sanity_table(section: Mapping):
+    """The assess sanity section: per cascading step the median Spearman ρ with the trained maps and
+    the constant randomised maps, and the outcome with its reason in the last row."""
+    rows = [{"randomised from the head down to": s["randomised"], "median ρ with the trained maps": _fmt(s["median_rho"], 2),
+             "constant maps": f"{s['n_constant']} of {s['n']}"} for s in section["steps"]]
+    rows.append({"randomised from the head down to": f"outcome: {section['outcome']}",
+                 "median ρ with the trained maps": f"threshold {section['threshold']}", "constant maps": ""})
+    return pd.DataFrame(rows).style.hide(axis="index")
 
 
 def plot_deletion_insertion(curves: Mapping[str, Tensor], aucs: Mapping[str, float] | None = None, axes=None):
