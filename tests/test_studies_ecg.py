@@ -4,7 +4,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from scipy.stats import mannwhitneyu
 
 from uqxai_lib.data.synthetic_ecg import make_synthetic_ecg
 from uqxai_lib.perturb import snr_db
@@ -24,36 +23,94 @@ def _sue_and_correct(seed=0, n=40):
     return sue, correct
 
 
-def test_table_rows_match_numpy_and_scipy_mann_whitney():
-    sue, correct = _sue_and_correct()
-    row = S.table_rows({"gaussian": sue}, {"gaussian": correct})["gaussian"]
-    a, b = sue[correct].double().numpy(), sue[~correct].double().numpy()
-    assert row["n_correct"] == len(a) and row["n_mis"] == len(b)
-    assert row["sue_correct_mean"] == pytest.approx(a.mean(), rel=1e-6)
-    assert row["sue_mis_sd"] == pytest.approx(b.std(ddof=1), rel=1e-6)
-    assert row["mwu_p"] == pytest.approx(mannwhitneyu(a, b, alternative="two-sided").pvalue, rel=1e-6)
-    auc = np.mean([(x > y) + 0.5 * (x == y) for x in a for y in b])
-    assert row["auroc"] == pytest.approx(auc, rel=1e-9)
+def _records(kinds=("gaussian", "powerline"), seed=0, n=40, s=6, t=20, shift=0.5):
+    """Assess records of simulated stacks: correct windows' maps vary less across draws."""
+    from uqxai_lib import protocol
+
+    g = torch.Generator().manual_seed(seed)
+    y = (torch.arange(n) % 2).long()
+    correct = torch.rand(n, generator=g) < 0.7
+    target = torch.where(correct, y, 1 - y)
+    clean_probs = torch.nn.functional.one_hot(target, 2).double() * 0.8 + 0.1
+    base = torch.rand(n, t, generator=g)
+    out = {}
+    for k in kinds:
+        noise = torch.rand(s, n, t, generator=g) * torch.where(correct, 1 - shift, 1.0)[None, :, None]
+        maps = base[None] + noise
+        r = S.PerturbationSUE(k, 10.0, maps, metrics_sue(maps), target, target[None].repeat(s, 1), target,
+                              torch.zeros(n), clean_probs[None].repeat(s, 1, 1).float())
+        out[k] = protocol.evaluate(maps, base, r.draw_probs, clean_probs, y, target=target, source="test_time",
+                                   score="jaccard", n_boot=200)
+    return out, correct
 
 
-def test_empty_misclassified_group_gives_none_in_json_and_a_clear_sentence():
-    sue = torch.linspace(0.1, 0.9, 10)
-    rows = {"clean": S.table_rows({"gaussian": sue}, {"gaussian": torch.ones(10, dtype=torch.bool)})}
+def metrics_sue(maps):
+    from uqxai_lib import metrics
+
+    return metrics.sue(maps.double(), quantile=0.9, empty="skip").float()
+
+
+def test_table_rows_read_the_assess_records_and_match_numpy():
+    recs, correct = _records()
+    rows = S.table_rows(recs)
+    for k, rec in recs.items():
+        v = np.asarray(rec.stability["jaccard"])
+        a, b = v[correct.numpy()], v[~correct.numpy()]
+        r = rows[k]
+        assert r["n_correct"] == len(a) and r["n_mis"] == len(b)
+        assert r["sue_correct_mean"] == pytest.approx(a.mean()) and r["sue_mis_sd"] == pytest.approx(b.std(ddof=1))
+        auc = np.mean([(x > y) + 0.5 * (x == y) for x in a for y in b])
+        assert r["auroc"] == pytest.approx(auc) and r["effect"] == pytest.approx(a.mean() - b.mean())
+        assert r["p"] == rec.primary["p"] and r["ci95"] == rec.primary["ci95"]
+    assert rows["gaussian"]["verdict"] == recs["gaussian"].primary["verdict"] == "higher"
+    assert rows["powerline"]["verdict"] == S.holm_labels([rows["powerline"]["effect"]], [rows["powerline"]["p"]])[0]
+    assert rows["powerline"]["p_holm"] == rows["powerline"]["p"]  # a family of one
+
+
+def test_holm_labels_follow_the_adjusted_p_not_the_raw_one():
+    from uqxai_lib import stats
+
+    effects, p = [0.2, -0.1, 0.3], [0.02, 0.03, 0.5]
+    adj = stats.holm(p)  # 0.06, 0.06, 0.5: nothing survives
+    assert adj[0] > 0.05 and S.holm_labels(effects, p) == ["no detectable difference"] * 3
+    assert S.holm_labels([0.2, -0.1], [0.001, 0.004]) == ["higher", "lower"]
+    assert S.holm_labels([0.2], [float("nan")]) == ["undefined"]
+
+
+def test_table_rows_of_another_definition_use_the_same_bootstrap_rule():
+    from uqxai_lib import protocol
+
+    recs, correct = _records(kinds=("gaussian",))
+    flipped = {"gaussian": ~correct}
+    r = S.table_rows(recs, flipped, n_boot=200)["gaussian"]
+    want = protocol.primary_section(recs["gaussian"].stability["jaccard"], ~correct, score="jaccard", n_boot=200)
+    assert r["ci95"] == want["ci95"] and r["verdict"] == "lower"
+    few = torch.ones_like(correct)
+    few[:3] = False
+    r = S.table_rows(recs, {"gaussian": few}, n_boot=200)["gaussian"]
+    assert r["verdict"] == "undefined" and "fewer than 5" in r["reason"]
+
+
+def test_empty_misclassified_group_gives_none_in_json():
+    recs, correct = _records(kinds=("gaussian",))
+    rows = {"clean": S.table_rows(recs, {"gaussian": torch.ones_like(correct)}, n_boot=100)}
     h = S.headline_numbers({"accuracy": 1.0, "sensitivity": 1.0, "specificity": 1.0}, rows, snr_db=10.0, skip=None)
     text = json.dumps(h, allow_nan=False, sort_keys=True)  # NaN would make this raise
     assert h["perturbations"]["gaussian"]["sue_mis_mean"] is None and h["perturbations"]["gaussian"]["n_mis"] == 0
+    assert h["perturbations"]["gaussian"]["verdict"] == "undefined"
     assert "skip" not in h and h["snr_db"] == 10.0 and "NaN" not in text
 
 
 def test_headline_numbers_round_to_six_significant_digits_and_name_both_definitions():
-    sue, correct = _sue_and_correct()
-    rows = {d: S.table_rows({"powerline": sue}, {"powerline": correct}) for d in ("clean", "majority")}
+    recs, correct = _records(kinds=("powerline",))
+    rows = {"clean": S.table_rows(recs), "majority": S.table_rows(recs, {"powerline": correct}, n_boot=100)}
     h = S.headline_numbers({"accuracy": 2 / 3, "sensitivity": 0.123456789, "specificity": 1.0}, rows)
     assert h["accuracy"] == 0.666667 and h["sensitivity"] == 0.123457
     assert set(h) == {"accuracy", "sensitivity", "specificity", "perturbations", "perturbations_majority"}
     assert set(h["perturbations"]["powerline"]) == set(S.ROW_KEYS)
     for v in h["perturbations"]["powerline"].values():
-        assert v == float(f"{v:.6g}")
+        if isinstance(v, float):
+            assert v == float(f"{v:.6g}")
 
 
 def test_sue_vs_snr_frame_accuracy_is_the_share_of_correct_draws():
@@ -211,24 +268,29 @@ def _simulated(n_subj=60, per=4, shift=0.25, seed=0):
     return torch.tensor(sue), torch.tensor(correct), torch.tensor(groups)
 
 
-def test_comparisons_declare_gaussian_primary_and_holm_adjust_the_other_three():
-    from uqxai_lib import stats
+def test_kind_record_is_evaluate_on_the_stack_and_primary_json_adds_mde_and_the_papers_effect(x):
+    from uqxai_lib import protocol, stats
 
-    sue, correct, groups = _simulated()
-    kinds = ("gaussian", "powerline", "baseline", "electrode")
-    null = torch.full((len(sue),), 0.5, dtype=torch.float64)  # no difference at all
-    sues = {"gaussian": sue, "powerline": sue, "baseline": null, "electrode": sue * 0.5 + 0.25}
-    comp = S.comparisons(sues, {k: correct for k in kinds}, groups, n_boot=300, seed=0)
-    p = comp["primary"]
-    assert p["verdict"] == "higher" and p["ci95"][0] > 0 and p["name"].endswith("Gaussian noise")
-    assert stats.reproduction(p["verdict"], S.CLAIM["expected"]) == "reproduced"
-    ref = stats.group_difference(sue.numpy(), correct.numpy(), groups=groups.numpy(), n_boot=300, seed=0)
-    assert p["effect"] == pytest.approx(ref["effect"]) and p["ci95"] == pytest.approx(ref["ci95"])
-    assert [r["kind"] for r in comp["secondary"]] == ["powerline", "baseline", "electrode"]
-    assert [r["p_holm"] for r in comp["secondary"]] == stats.holm([r["p"] for r in comp["secondary"]])
-    assert comp["secondary"][1]["verdict"] == "no detectable difference" and comp["primary_kind"] == "gaussian"
-    with pytest.raises(ValueError, match="primary perturbation"):
-        S.comparisons({"powerline": sue}, {"powerline": correct})
+    m = _tiny_model()
+    xs = x[:16]
+    r = S.perturbation_sue(m, xs, m.cam_layer_name, "gaussian", 5.0, 4, seed=1)
+    ref, probs = S.clean_reference(m, xs, m.cam_layer_name)
+    y = torch.arange(16) % 2
+    rec = S.kind_record(r, ref, probs, y, n_boot=100)
+    want = protocol.evaluate(r.maps, ref, r.draw_probs, probs, y, target=r.clean_pred, source="test_time",
+                             score="jaccard", n_boot=100)
+    assert rec.primary == want.primary and rec.config["kind"] == "gaussian"
+    np.testing.assert_allclose(rec.stability["jaccard"], r.sue.double().numpy(), rtol=1e-6)  # one SUE
+    pj = S.primary_json(rec)
+    assert pj["paper_effect"] == 0.117 and pj["name"].endswith("Gaussian noise")
+    v, c = np.asarray(rec.stability["jaccard"]), np.asarray(rec.prediction["correct"])
+    if min(c.sum(), (~c).sum()) >= 2:
+        from scipy.stats import norm
+
+        se = np.sqrt(v[c].var(ddof=1) / c.sum() + v[~c].var(ddof=1) / (~c).sum())
+        assert pj["mde"] == pytest.approx((norm.ppf(0.975) + norm.ppf(0.8)) * se, rel=1e-6)
+    assert S.PAPER_EFFECT == {"gaussian": 0.117, "powerline": 0.152, "baseline": 0.383, "electrode": 0.358}
+    assert stats.reproduction("higher", S.CLAIM["expected"]) == "reproduced"
     assert set(S.CLAIM) == {"text", "expected", "theirs", "source"}
 
 
@@ -239,31 +301,34 @@ def test_claim_source_is_a_key_of_the_books_bibliography():
     assert f"{{{S.CLAIM['source']}," in bib
 
 
-def test_sue_variants_pairs_clean_target_equals_metrics_sue_and_counts_empty_windows():
-    from uqxai_lib import metrics, saliency
+def test_sue_variants_pairs_clean_target_equals_the_rule_books_sue_and_counts_empty_windows():
+    from uqxai_lib import metrics
 
     g = torch.Generator().manual_seed(0)
     maps = torch.rand(4, 6, 25, generator=g) - 0.3
     maps = maps.clamp(min=0)
-    maps[:, 2] = 0.0  # window 2: every draw empty
-    maps[1, 4] = 0.0  # window 4: one empty draw
-    clean = saliency.upsample(torch.rand(6, 25, generator=g), 100)
+    maps[:, 2] = 0.0  # window 2: every draw empty -> nothing defined
+    maps[1:, 4] = 0.0  # window 4: one non-empty draw -> no defined pair
+    maps[1, 5] = 0.0  # window 5: one empty draw -> its pairs are skipped, the others count
+    clean = torch.rand(6, 25, generator=g)
     own = maps.clone()
     own[0, 0] = torch.rand(25, generator=g)
-    v = S.sue_variants(maps, clean, own, size=100)
+    v = S.sue_variants(maps, clean, own)
     assert len(v) == 2 * 2 * 4
     assert {(r["reference"], r["target"]) for r in v} == {("pairs", "clean"), ("clean", "clean"), ("pairs", "own"),
                                                           ("clean", "own")}
     r = next(r for r in v if r["reference"] == "pairs" and r["target"] == "clean" and r["q"] == 0.1)
-    want = metrics.sue(saliency.upsample(maps, 100), quantile=0.9)
+    want = metrics.sue(maps.double(), quantile=0.9, empty="skip")
     keep = torch.tensor([True, True, False, True, False, True])
     assert torch.allclose(r["sue"][keep], want[keep].float()) and r["n_empty"] == 2
     assert torch.isnan(r["sue"][~keep]).all()
+    assert float(r["sue"][5]) == pytest.approx(float(metrics.sue(maps[[0, 2, 3], 5:6].double(), quantile=0.9)[0]))
     r3 = next(r for r in v if r["reference"] == "pairs" and r["target"] == "clean" and r["q"] == 0.3)
     ro = next(r for r in v if r["reference"] == "pairs" and r["target"] == "own" and r["q"] == 0.3)
     assert not torch.equal(ro["sue"][0], r3["sue"][0]) and torch.equal(ro["sue"][1], r3["sue"][1])
     rows = S.variant_rows(v, torch.tensor([True, False, True, True, False, True]), n_boot=100)
-    assert set(rows[0]) == {"reference", "q", "target", "auroc", "auroc_ci95", "n_empty"}
+    assert {"reference", "q", "target", "auroc", "auroc_ci95", "n_empty", "verdict"} <= set(rows[0])
+    assert rows[0]["verdict"] == "undefined"  # fewer than 5 windows per group
 
 
 def test_own_target_maps_recompute_only_flipped_draws_for_their_own_class(x):
@@ -281,22 +346,15 @@ def test_own_target_maps_recompute_only_flipped_draws_for_their_own_class(x):
     assert torch.equal(own[same], r.maps[same])
 
 
-def test_baseline_scores_match_numpy_margin_and_scipy_entropy():
+def test_baseline_scores_orient_the_records_prediction_scores():
     from scipy.stats import entropy
 
-    g = torch.Generator().manual_seed(1)
-    probs = torch.softmax(torch.randn(5, 3, 2, generator=g), -1)
-    clean = torch.softmax(torch.randn(3, 2, generator=g), -1)
-    dpred = probs.argmax(-1)
-    cp = clean.argmax(-1)
-    r = S.PerturbationSUE("gaussian", 0.0, torch.zeros(5, 3, 4), torch.ones(3), cp, dpred, cp,
-                          (dpred != cp).float().mean(0), probs)
-    sc = S.baseline_scores(r, clean)
-    np.testing.assert_allclose(sc["margin"].numpy(), np.abs(clean[:, 0] - clean[:, 1]).double().numpy(), atol=1e-7)
-    np.testing.assert_allclose(sc["entropy"].numpy(), -entropy(probs.double().mean(0).numpy(), axis=-1), atol=1e-12)
-    assert torch.equal(sc["flip_rate"], -r.flip_rate.double())
-    with pytest.raises(ValueError, match="draw_probs"):
-        S.baseline_scores(r._replace(draw_probs=None), clean)
+    recs, _ = _records(kinds=("gaussian",))
+    rec = recs["gaussian"]
+    sc = S.baseline_scores(rec)
+    np.testing.assert_allclose(sc["margin"].numpy(), rec.prediction["margin"])
+    np.testing.assert_allclose(sc["entropy"].numpy(), -entropy(rec.probs.double().mean(0).numpy(), axis=-1), atol=1e-9)
+    np.testing.assert_allclose(sc["flip_rate"].numpy(), -np.asarray(rec.prediction["flip_rate"]))
 
 
 def test_strata_rows_count_and_compare_within_each_severity():
@@ -311,47 +369,23 @@ def test_strata_rows_count_and_compare_within_each_severity():
         assert r["auroc"] == pytest.approx(stats.auroc(sue[m].numpy(), correct[m].numpy()))
 
 
-def test_fidelity_vs_stability_is_scipy_spearman_with_an_interval():
-    from scipy.stats import spearmanr
-
-    g = np.random.default_rng(6)
-    a = g.random(120)
-    b = a + 0.3 * g.standard_normal(120)
-    a[3] = np.nan
-    r = S.fidelity_vs_stability(torch.tensor(a), torch.tensor(b), torch.tensor(np.repeat(np.arange(30), 4)), n_boot=200)
-    ok = np.isfinite(a)
-    assert r["spearman"] == pytest.approx(spearmanr(a[ok], b[ok]).statistic) and r["n"] == 119
-    assert r["ci95"][0] < r["spearman"] < r["ci95"][1]
-
-
-def test_fidelity_record_uses_the_mask_share_as_chance_and_puts_keys_in_json(x):
-    from uqxai_lib import metrics, saliency
+def test_fidelity_by_class_is_the_rule_books_section_per_true_class(x):
+    from uqxai_lib import protocol
 
     d = make_synthetic_ecg(n_subjects=8, windows_per_subject=2, seed=1)
     m = _tiny_model()
-    maps = saliency.upsample(saliency.grad_cam(m, d.x, m.cam_layer_name), 500)
-    with torch.no_grad():
-        tgt = m(d.x).argmax(1)
-    rec = S.fidelity_record(m, d.x, maps, d.mask, d.y, tgt, d.group, steps=5, n_boot=100)
-    j = S.fidelity_json(rec)
-    assert set(j) == set(S.FIDELITY_KEYS)
-    assert j["chance"] == pytest.approx(float(d.mask.float().mean()))
-    assert j["mass_in_mask"] == pytest.approx(float(metrics.mass_in_mask(maps, d.mask).nanmean()), rel=1e-6)
-    assert set(j["per_class"]) == {"healthy", "CAD"} and len(rec["curves"]["deletion"]) == 6
-    json.dumps(j)
+    ref, _ = S.clean_reference(m, d.x, m.cam_layer_name)
+    by = S.fidelity_by_class(ref, d.mask, d.y, d.group, n_boot=100)
+    assert set(by) == {"healthy", "CAD"}
+    cad = protocol.fidelity_section(ref[d.y == 1], d.mask[d.y == 1], groups=d.group[d.y == 1], n_boot=100)
+    assert by["CAD"]["mass_in_mask"] == cad["mass_in_mask"] and by["CAD"]["chance"] == pytest.approx(
+        float(d.mask[d.y == 1].float().mean()))
+    json.dumps(by)
 
 
-def test_cascading_randomisation_changes_maps_and_reports_every_step(x):
+def test_cascade_order_goes_from_the_head_down(x):
     m = _tiny_model()
-    with torch.no_grad():
-        tgt = m(x[:8]).argmax(1)
-    rec = S.cascading_randomisation(m, x[:8], m.cam_layer_name, tgt, size=500, seed=0)
-    assert [s["randomised_from"] for s in rec["cascading"]] == S.cascade_order(m) == [
-        "fc", "lstm", "features.4", "features.2", "features.0"]
-    assert isinstance(rec["passes"], bool) and set(rec["maps"]) == {"trained", *S.cascade_order(m)}
-    same = S.cascading_randomisation(m, x[:8], m.cam_layer_name, tgt, size=500, seed=0)
-    assert same["cascading"] == rec["cascading"]
-    assert "cascading" in S.sanity_json(rec) and "maps" not in S.sanity_json(rec)
+    assert S.cascade_order(m) == ["fc", "lstm", "features.4", "features.2", "features.0"]
 
 
 def test_region_occlusion_matches_a_direct_computation():
@@ -466,11 +500,11 @@ def test_empty_rule_rows_count_windows_whose_regions_are_empty():
     maps[:, 0] = 0.0  # window 0: every draw's map is zero -> J = 1 under "agree", undefined under the rule
     r = S.PerturbationSUE("gaussian", 10.0, maps, torch.zeros(3), torch.zeros(3, dtype=torch.long),
                           torch.zeros(4, 3, dtype=torch.long), torch.zeros(3, dtype=torch.long), torch.zeros(3))
-    row = S.empty_rule_rows({"gaussian": r}, size=8)[0]
+    row = S.empty_rule_rows({"gaussian": r})[0]
     from uqxai_lib import metrics
 
-    rest = metrics.sue(maps[:, 1:], quantile=0.9).double().mean()
-    assert row["n_undefined"] == 1 and row["n"] == 3
+    rest = metrics.sue(maps[:, 1:].double(), quantile=0.9).mean()
+    assert row["n_undefined"] == 1 and row["n"] == 3 and row["n_empty"] == 1
     assert row["sue_agree"] == pytest.approx((1.0 + 2 * float(rest)) / 3, rel=1e-5)
     assert row["sue_rule"] == pytest.approx(float(rest), rel=1e-5)
 

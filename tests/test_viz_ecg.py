@@ -34,22 +34,26 @@ def model():
     return CNNBiLSTM(channels=(4, 8, 8), hidden=8).eval()
 
 
+def _row(n_mis=9, effect=0.1, verdict="higher"):
+    return {"sue_correct_mean": 0.7, "sue_correct_sd": 0.1, "n_correct": 26, "sue_mis_mean": 0.6 if n_mis else None,
+            "sue_mis_sd": 0.2 if n_mis else None, "n_mis": n_mis, "effect": effect if n_mis else float("nan"),
+            "ci95": [0.05, 0.15] if n_mis else [float("nan")] * 2, "verdict": verdict if n_mis else "undefined"}
+
+
 def test_sue_table_puts_the_papers_difference_beside_ours_labelled_as_theirs():
-    sue, correct = torch.linspace(0.1, 0.9, 40), torch.arange(40) % 3 > 0
-    sues = {k: sue for k in P.PERTURBATIONS}
-    cor = {k: correct for k in P.PERTURBATIONS}
-    rows = S.table_rows(sues, cor)
-    t = vz.sue_table(rows, S.comparisons(sues, cor, n_boot=100), paper=S.PAPER_TABLE1).data
+    rows = {k: _row() for k in P.PERTURBATIONS}
+    t = vz.sue_table(rows, paper=S.PAPER_TABLE1).data
     assert list(t["noise"]) == ["Gaussian noise", "Power-line interference", "Motion artefact", "Electrode motion"]
     assert list(t["theirs: difference"]) == ["+0.117", "+0.152", "+0.383", "+0.358"]  # Table 1 of the paper
-    assert "correct (n = 26)" in t.columns and t["verdict"].iloc[0] in ("higher", "no detectable difference")
+    assert "correct (n = 26)" in t.columns and list(t["verdict"]) == ["higher"] * 4
+    assert t["difference [95 % CI]"].iloc[0] == "+0.100 [0.050, 0.150]"
     assert "theirs: difference" not in vz.sue_table(rows).data.columns
 
 
 def test_empty_misclassified_group_gives_dashes_in_the_table():
-    sue = torch.linspace(0.1, 0.9, 10)
-    t = vz.sue_table(S.table_rows({"gaussian": sue}, {"gaussian": torch.ones(10, dtype=torch.bool)})).data
-    assert t.iloc[0]["misclassified (n = 0)"] == "–"
+    t = vz.sue_table({"gaussian": _row(n_mis=0)}).data
+    assert t.iloc[0]["misclassified (n = 0)"] == "–" and t.iloc[0]["verdict"] == "undefined"
+    assert t.iloc[0]["difference [95 % CI]"] == "–"
 
 
 def test_plot_perturbations_titles_report_the_achieved_snr(data):

@@ -114,8 +114,10 @@ def _ci(ci: Sequence[float], digits: int = 3) -> str:
 
 
 def _f64(v) -> np.ndarray:
-    """A tensor (any device) or array-like as a float64 NumPy array."""
-    return torch.as_tensor(v).detach().cpu().double().numpy()
+    """A tensor (any device) or array-like as a float64 NumPy array (lists stay float64)."""
+    if isinstance(v, Tensor):
+        return v.detach().cpu().double().numpy()
+    return np.asarray(v, dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------------- setup
