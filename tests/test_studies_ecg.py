@@ -524,3 +524,26 @@ def test_setup_adds_fresh_test_subjects_without_touching_training(tmp_path, monk
     assert not seen & set(b.test.group.tolist())
     c = S.setup({**p, "extra_test_subjects": 10, "max_test": 15}, seed=0, device="cpu")
     assert len(c.test) == 15 and c.test_key != b.test_key and set(S.SETUP_KEYS) == set(p)
+
+
+def test_primary_run_is_the_notebooks_primary(tmp_path, monkeypatch):
+    from uqxai_lib import perturb as P
+
+    monkeypatch.setenv("UQXAI_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("UQXAI_DATA_DIR", raising=False)
+    p = dict(n_subjects=30, windows_per_subject=2, cad_fraction=0.4, mild_fraction=0.5, extra_test_subjects=10,
+             max_test=1000, data_dir=None, max_windows_per_record=10, fantasia_records=None, incart_records=None,
+             incart_cad_records=None, channels=[4, 4, 4], hidden=4, epochs=1, patience=1, batch_size=16, lr=0.01,
+             table_snr_db=5.0, draws=3, sue_quantile=0.9, n_boot=100)
+    out = S.primary_run(p, seed=1)
+    json.dumps(out, allow_nan=False)
+    # the notebook's path: the study of every kind (the primary kind first, same seed), then its record
+    st = S.setup(p, seed=1)
+    assert P.PERTURBATIONS[0] == S.PRIMARY_KIND
+    study = S.sue_study(st.model, st.test.x, st.layer, P.PERTURBATIONS, 5.0, 3, seed=1, quantile=0.9, nstdb=st.nstdb)
+    ref, probs = S.clean_reference(st.model, st.test.x, st.layer)
+    rec = S.kind_record(S.PerturbationSUE(**study[S.PRIMARY_KIND]), ref, probs, st.test.y, groups=st.test.group,
+                        n_boot=100, seed=1)
+    from uqxai_lib import protocol
+
+    assert out["primary"] == protocol.json_safe(S.primary_json(rec)) and out["claim"] == S.CLAIM
