@@ -13,9 +13,9 @@
 # %% [markdown]
 # # ECG: are explanations stable under test-time noise? Spatial uncertainty estimation (SUE)
 #
-# **Data: an embedded synthetic ECG phantom** (seeded 2-s windows with a known ST–T region), not
-# the paper's Fantasia + INCART recordings. Every number on this page is computed from it when the
-# chapter runs; the paper's numbers are labelled *theirs*.
+# **Data: an embedded synthetic ECG phantom** (seeded 2-s windows with a known ST–T region) unless
+# a data directory with Fantasia + INCART is given; the paper used those real recordings. Every
+# number on this page is computed when the chapter runs; the paper's numbers are labelled *theirs*.
 
 # %% [markdown]
 # ## Overview
@@ -91,12 +91,16 @@ from uqxai_lib import cache, metrics, report, widgets
 from uqxai_lib import perturb as P
 from uqxai_lib.studies import ecg as S
 from uqxai_lib.viz import ecg as vz
+from uqxai_lib.viz import use_style
 from uqxai_lib.viz.common import split_table
+
+use_style()  # the house figure style (importing uqxai_lib.viz changes no global state)
 
 setup = S.setup({k: v for k, v in globals().items() if k in S.SETUP_KEYS}, seed=seed, device=device)
 model, layer, test_set, nstdb, FS = setup.model, setup.layer, setup.test, setup.nstdb, S.FS
 dev = next(model.parameters()).device
 classes = setup.data.classes
+Markdown(S.data_line(setup, dev))
 
 # %% [markdown]
 # ## Data and model

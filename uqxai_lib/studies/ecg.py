@@ -46,6 +46,8 @@ __all__ = [
     "baseline_scores",
     "beyond_baselines",
     "cascade_order",
+    "clean_reference",
+    "data_line",
     "correctness",
     "draw_inputs",
     "empty_rule_rows",
@@ -241,6 +243,17 @@ def setup(params: Mapping, *, seed: int, device: torch.device | str = "cpu", pro
     return ECGSetup(data, train_set, val_set, test_set, severity, fit.model.eval(), fit.model.cam_layer_name,
                     train_config, "synthetic" if root is None else str(root), load_nstdb(root, fs=FS),
                     bool(fit.from_cache), _test_key(test_set))
+
+
+def data_line(st: ECGSetup, device: torch.device | str | None = None) -> str:
+    """One sentence: which data this run used (the phantom or the data directory), the split's
+    sizes, the noise records and the device."""
+    what = ("the embedded synthetic ECG phantom" if st.source == "synthetic"
+            else f"Fantasia + INCART from `{st.source}`")
+    noise = f"NSTDB records {', '.join(sorted(st.nstdb))} and synthetic noise" if st.nstdb else "synthetic noise models"
+    dev = "" if device is None else f" on {device}"
+    return (f"This run: {what}, {len(st.train)} training, {len(st.val)} validation and {len(st.test)} test windows "
+            f"(split by subject), {noise}{dev}.")
 
 
 def clean_reference(model: torch.nn.Module, x: Tensor, layer: str, *, chunk: int = 512) -> tuple[Tensor, Tensor]:
