@@ -75,6 +75,7 @@ __all__ = [
     "sweep_seed",
     "table_rows",
     "variant_rows",
+    "verdict_ladder",
     "within_class",
 ]
 
@@ -690,6 +691,37 @@ def summary_markdown(record: Mapping) -> str:
     if record.get("sanity"):
         out.append(f"The cascading randomisation check: {record['sanity']['outcome']} ({record['sanity']['reason']}).")
     return " ".join(out)
+
+
+#: What the data are, for the verdict box (the phantom; the paper's real recordings).
+PHANTOM = "synthetic single-lead ECG windows with a known ST–T region"
+PAPER_DATA = "Fantasia + INCART (PhysioNet), 95,300 windows"
+
+
+def verdict_ladder(primary: Mapping, *, added: Mapping | None, fidelity: Mapping | None, sanity: Mapping | None,
+                   within: Mapping | None, robustness_path=None, source: str = "synthetic") -> dict:
+    """The results record's ``verdict``: the eight rungs of :mod:`uqxai_lib.verdicts` read from this
+    run's records (direction of the primary; SUE against the strongest prediction-only score; the
+    maps in the ST–T mask; the cascading check; SUE within the predicted class; across training seeds
+    and threads from the robustness record when it exists; our interval against the paper's
+    Gaussian-noise effect, theirs) and the data line."""
+    from .. import verdicts
+
+    exp = CLAIM["expected"]
+    rungs = [verdicts.direction(primary, exp),
+             verdicts.beyond_baselines(added) if added is not None else _undefined_rung("beyond_baselines", "not computed"),
+             verdicts.maps_right(fidelity) if fidelity else _undefined_rung("maps_right", "the data carry no ST–T mask"),
+             verdicts.sanity(sanity),
+             verdicts.within_class(within, exp) if within is not None else _undefined_rung("within_class", "not computed"),
+             *verdicts.robustness_rungs("ecg_sue", exp, path=robustness_path),
+             verdicts.paper_effect(primary, primary.get("paper_effect"), mde=primary.get("mde"))]
+    data = verdicts.data_line(PHANTOM, PAPER_DATA) if source == "synthetic" else \
+        f"Fantasia + INCART from {source}; the paper used {PAPER_DATA}"
+    return verdicts.ladder(CLAIM, data, rungs)
+
+
+def _undefined_rung(name: str, reason: str) -> dict:
+    return {"name": name, "outcome": "undefined", "evidence": "", "reason": reason}
 
 
 # ----------------------------------------------------------------------------------- SUE variants
