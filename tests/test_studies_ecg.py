@@ -63,18 +63,22 @@ def test_table_rows_read_the_assess_records_and_match_numpy():
         assert r["auroc"] == pytest.approx(auc) and r["effect"] == pytest.approx(a.mean() - b.mean())
         assert r["p"] == rec.primary["p"] and r["ci95"] == rec.primary["ci95"]
     assert rows["gaussian"]["verdict"] == recs["gaussian"].primary["verdict"] == "higher"
-    assert rows["powerline"]["verdict"] == S.holm_labels([rows["powerline"]["effect"]], [rows["powerline"]["p"]])[0]
+    from uqxai_lib import stats
+
+    assert rows["powerline"]["verdict"] == stats.holm_labels([rows["powerline"]["effect"]], [rows["powerline"]["p"]])[0]
     assert rows["powerline"]["p_holm"] == rows["powerline"]["p"]  # a family of one
 
 
-def test_holm_labels_follow_the_adjusted_p_not_the_raw_one():
+def test_secondary_verdicts_follow_holm_over_the_three_other_kinds():
     from uqxai_lib import stats
 
-    effects, p = [0.2, -0.1, 0.3], [0.02, 0.03, 0.5]
-    adj = stats.holm(p)  # 0.06, 0.06, 0.5: nothing survives
-    assert adj[0] > 0.05 and S.holm_labels(effects, p) == ["no detectable difference"] * 3
-    assert S.holm_labels([0.2, -0.1], [0.001, 0.004]) == ["higher", "lower"]
-    assert S.holm_labels([0.2], [float("nan")]) == ["undefined"]
+    recs, _ = _records(kinds=("gaussian", "powerline", "baseline", "electrode"), shift=0.05, n=30)
+    rows = S.table_rows(recs)
+    others = ["powerline", "baseline", "electrode"]
+    ph = stats.holm([rows[k]["p"] for k in others])
+    assert [rows[k]["p_holm"] for k in others] == ph and "p_holm" not in rows["gaussian"]
+    assert [rows[k]["verdict"] for k in others] == stats.holm_labels([rows[k]["effect"] for k in others],
+                                                                     [rows[k]["p"] for k in others])
 
 
 def test_table_rows_of_another_definition_use_the_same_bootstrap_rule():
@@ -438,13 +442,6 @@ def _pair_auroc_within(v, c, strata):
     return num / den
 
 
-def test_stratified_auroc_equals_a_pair_loop_within_each_class():
-    sue, correct, pred, _, _ = _class_tracking(seed=1, n_subj=40)
-    v, c, p = sue.numpy(), correct.numpy(), pred.numpy()
-    assert S.stratified_auroc(v, c, p) == pytest.approx(_pair_auroc_within(v, c, p), abs=1e-12)
-    assert np.isnan(S.stratified_auroc(v, np.ones_like(c), p))
-
-
 def test_within_class_exposes_a_score_that_only_tracks_the_predicted_class():
     from uqxai_lib import stats
 
@@ -452,47 +449,45 @@ def test_within_class_exposes_a_score_that_only_tracks_the_predicted_class():
     pooled = stats.auroc(sue.numpy(), correct.numpy())
     rec = S.within_class(sue, correct, pred, y, groups, n_boot=200, seed=0)
     assert pooled > 0.7  # pooled, the class-tracking score looks like an error detector
-    assert abs(rec["pooled"]["auroc"] - 0.5) < 0.06 and rec["pooled"]["n_classes"] == 2
+    v, c, p = sue.numpy(), correct.numpy(), pred.numpy()
+    assert rec["pooled"]["auroc"] == pytest.approx(_pair_auroc_within(v, c, p))  # pairs only inside a class
+    assert abs(rec["pooled"]["auroc"] - 0.5) < 0.06
     # the interval covers 0.5 at about its nominal rate: at most 3 of 10 simulated data sets call it
-    outcomes = [S.within_class(*_class_tracking(seed=k), n_boot=200, seed=k)["pooled"]["outcome"] for k in range(10)]
-    assert sum(o != "not reproduced" for o in outcomes) <= 3
+    verdicts = [S.within_class(*_class_tracking(seed=k), n_boot=200, seed=k)["pooled"]["verdict"] for k in range(10)]
+    assert sum(o != "no detectable difference" for o in verdicts) <= 3
     cells = {(r["true"], r["predicted"]): r["n"] for r in rec["cells"]}
     assert sum(cells.values()) == len(sue)
     # a score that really tells errors apart inside each class is "reproduced"
     good = sue + 0.3 * correct.double()
-    assert S.within_class(good, correct, pred, y, groups, n_boot=300)["pooled"]["outcome"] == "reproduced"
+    assert S.within_class(good, correct, pred, y, groups, n_boot=300)["pooled"]["verdict"] == "higher"
     # fewer than 5 errors in every class: undefined with the reason
     few = correct.clone()
     few[:] = True
     few[:3] = False
     und = S.within_class(sue, few, pred, torch.where(few, pred, 1 - pred), groups, n_boot=100)
-    assert und["pooled"]["outcome"] == "undefined" and "fewer than 5" in und["rows"][0]["reason"] + und["rows"][1]["reason"]
+    assert und["pooled"]["verdict"] == "undefined" and all(r["verdict"] == "undefined" for r in und["rows"])
 
 
 def test_beyond_baselines_compares_with_the_strongest_baseline_and_detects_a_useful_score():
-    from uqxai_lib import stats
-
     g = np.random.default_rng(3)
     n_subj, per = 120, 4
     groups = np.repeat(np.arange(n_subj), per)
     correct = g.random(n_subj * per) > 0.2
     strong = correct + 0.8 * g.standard_normal(len(correct))
-    skewed = np.exp(4 * strong)  # the same ranking on a scale a linear fit handles badly
     weak = correct + 3.0 * g.standard_normal(len(correct))
     useful = correct + 0.8 * g.standard_normal(len(correct))  # independent information
     t = lambda a: torch.tensor(a)  # noqa: E731
-    add = S.beyond_baselines(t(useful), {"skewed": t(skewed), "weak": t(weak)}, t(correct), t(groups), n_boot=200)
-    assert add["reference"] in ("skewed", "logistic combination")
-    assert add["auroc_reference"] == pytest.approx(max(add["candidates"].values()))
-    # the rank-transformed combination is not weaker than its best member by a fitting problem
-    assert add["auroc_combination"] > stats.auroc(skewed, correct) - 0.03
-    assert add["outcome"] == "adds" and add["delta_ci95"][0] > 0
-    copy = S.beyond_baselines(t(strong), {"skewed": t(skewed), "weak": t(weak)}, t(correct), t(groups), n_boot=200)
-    assert copy["outcome"] == "adds nothing"  # a monotone copy of the strongest baseline adds nothing
+    add = S.beyond_baselines(t(useful), {"strong": t(strong), "weak": t(weak)}, t(correct), t(groups), n_boot=200)
+    cands = {**add["auroc_single"], "combination": add["auroc_combination"]}
+    assert add["auroc_strongest"] == pytest.approx(max(cands.values()))  # never a weaker combination
+    assert add["verdict"] == "higher" and add["delta_ci95"][0] > 0
+    copy = S.beyond_baselines(t(strong + 1e-3 * weak), {"strong": t(strong), "weak": t(weak)}, t(correct), t(groups),
+                              n_boot=200)
+    assert copy["verdict"] != "higher"  # a near copy of the strongest baseline adds nothing
     few = np.ones(len(correct), bool)
     few[:4] = False
     und = S.beyond_baselines(t(useful), {"weak": t(weak)}, t(few), t(groups), n_boot=50)
-    assert und["outcome"] == "undefined" and "fewer than 5" in und["reason"]
+    assert und["verdict"] == "undefined" and und["reason"]
 
 
 def test_empty_rule_rows_count_windows_whose_regions_are_empty():
@@ -547,3 +542,28 @@ def test_primary_run_is_the_notebooks_primary(tmp_path, monkeypatch):
     from uqxai_lib import protocol
 
     assert out["primary"] == protocol.json_safe(S.primary_json(rec)) and out["claim"] == S.CLAIM
+
+
+def test_verdict_ladder_has_the_eight_rungs_and_reads_the_papers_effect(tmp_path):
+    from uqxai_lib import verdicts
+
+    primary = {"effect": 0.24, "ci95": [0.21, 0.27], "verdict": "higher", "n_correct": 900, "n_misclassified": 80,
+               "paper_effect": 0.117, "mde": 0.03, "reason": None}
+    within = {"auroc": 0.42, "ci95": [0.36, 0.47], "verdict": "lower", "n_pos": 900, "n_neg": 80, "reason": None}
+    added = {"verdict": "no detectable difference", "delta": 0.001, "delta_ci95": [-0.001, 0.003], "strongest": "combination",
+             "auroc_strongest": 0.96, "auroc_with_score": 0.961, "reason": None}
+    fid = {"mass_in_mask": 0.48, "mass_in_mask_ci95": [0.47, 0.49], "chance": 0.41}
+    san = {"outcome": "failed", "reason": "median rho 0.92 >= 0.5 after randomising fc",
+           "steps": [{"randomised": "fc", "median_rho": 0.92, "n_constant": 0, "n": 10}], "threshold": 0.5}
+    lad = S.verdict_ladder(primary, added=added, fidelity=fid, sanity=san, within=within,
+                           robustness_path=tmp_path / "robustness.json")
+    out = {r["name"]: r["outcome"] for r in lad["rungs"]}
+    assert list(out) == [n for n in verdicts.RUNG_ORDER if n != "across_metrics"]  # the eight of issue 22
+    assert out == {"direction": "reproduced", "beyond_baselines": "adds nothing", "maps_right": "above chance",
+                   "sanity": "failed", "within_class": "reversed", "across_seeds": "undefined",
+                   "across_threads": "undefined", "paper_effect": "excluded"}
+    assert lad["headline"] == "undefined" and "synthetic" in lad["data"] and "Fantasia" in lad["data"]
+    wide = S.verdict_ladder({**primary, "ci95": [0.0, 0.3]}, added=added, fidelity=None, sanity=None, within=within,
+                            robustness_path=tmp_path / "none.json")
+    w = {r["name"]: r["outcome"] for r in wide["rungs"]}
+    assert w["paper_effect"] == "underpowered" and w["maps_right"] == "undefined" and w["sanity"] == "inconclusive"

@@ -114,10 +114,10 @@ def test_variant_baseline_strata_and_layer_tables_and_figures_are_drawn():
     assert len(fig.axes[0].get_legend().get_texts()) == 4
     b = vz.baselines_table({"auroc": 0.7, "auroc_ci95": [0.6, 0.8]},
                            {"margin": {"auroc": 0.8, "auroc_ci95": [0.7, 0.9]}},
-                           {"reference": "margin", "auroc_reference": 0.8, "auroc_combination": 0.79,
-                            "auroc_with_sue": 0.82, "delta": 0.02, "delta_ci95": [-0.01, 0.05], "outcome": "adds nothing"}).data
+                           {"strongest": "margin", "auroc_strongest": 0.8, "auroc_combination": 0.79,
+                            "auroc_with_score": 0.82, "delta": 0.02, "delta_ci95": [-0.01, 0.05], "verdict": "no detectable difference"}).data
     assert b.iloc[0]["AUROC"] == "0.700" and "gain 0.020" in b.iloc[-1]["95 % interval"]
-    assert b.iloc[-1]["score"] == "strongest (softmax margin (clean)) + SUE (out of fold)"
+    assert b.iloc[-1]["score"] == "baselines + SUE (out of fold), against softmax margin of the draws"
     s = vz.strata_table([{"severity": "mild CAD", "n_correct": 3, "n_mis": 0, "auroc": float("nan"),
                           "auroc_ci95": [float("nan")] * 2}]).data
     assert s.iloc[0]["AUROC"] == "–"
@@ -129,13 +129,13 @@ def test_variant_baseline_strata_and_layer_tables_and_figures_are_drawn():
                     {"true": "healthy", "predicted": "CAD", "n": 2, "sue_mean": 0.4, "sue_sd": 0.1},
                     {"true": "CAD", "predicted": "healthy", "n": 1, "sue_mean": 0.7, "sue_sd": float("nan")},
                     {"true": "CAD", "predicted": "CAD", "n": 5, "sue_mean": 0.3, "sue_sd": 0.1}],
-          "rows": [{"predicted": "healthy", "auroc": 0.4, "auroc_ci95": [0.2, 0.6]},
-                   {"predicted": "CAD", "auroc": None, "auroc_ci95": None}],
-          "pooled": {"auroc": 0.45, "auroc_ci95": [0.3, 0.6]}}
+          "rows": [{"predicted": "healthy", "auroc": 0.4, "auroc_ci95": [0.2, 0.6], "verdict": "no detectable difference"},
+                   {"predicted": "CAD", "auroc": float("nan"), "auroc_ci95": [float("nan")] * 2, "verdict": "undefined"}],
+          "pooled": {"auroc": 0.45, "ci95": [0.3, 0.6], "verdict": "no detectable difference"}}
     w = vz.within_class_table(wc).data
     assert list(w["predicted"]) == ["CAD", "CAD", "healthy", "healthy", "pooled within class"]
     assert w.iloc[2]["AUROC within the predicted class"] == "0.400 [0.200, 0.600]" and w.iloc[0][
-        "AUROC within the predicted class"] == "–" and w.iloc[-1]["n"] == 17
+        "AUROC within the predicted class"] == "undefined" and w.iloc[-1]["n"] == 17
 
 
 def test_sanity_figure_has_a_colour_bar_and_viridis_and_curves_draw_the_random_baseline():

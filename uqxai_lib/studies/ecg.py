@@ -54,7 +54,6 @@ __all__ = [
     "fidelity_by_class",
     "first_draws",
     "headline_numbers",
-    "holm_labels",
     "kind_record",
     "layer_table",
     "majority_vote",
@@ -66,12 +65,10 @@ __all__ = [
     "region_occlusion",
     "setup",
     "strata_rows",
-    "stratified_auroc",
     "sue_study",
     "sue_sweep",
     "sue_variants",
     "sue_vs_snr_frame",
-    "summary_markdown",
     "sweep_seed",
     "table_rows",
     "variant_rows",
@@ -292,21 +289,8 @@ def primary_json(record: protocol.Assessment, kind: str = PRIMARY_KIND) -> dict:
     c = np.asarray(record.prediction["correct"], bool)
     out["name"] = f"SUE correct − misclassified, {PERTURBATION_LABELS.get(kind, kind)}"
     out["paper_effect"] = PAPER_EFFECT.get(kind)
-    out["mde"] = _mde(v, c)
+    out["mde"] = stats.mde(v, c)
     return out
-
-
-def _mde(v: np.ndarray, c: np.ndarray, power: float = 0.8, alpha: float = 1 - rules.LEVEL) -> float:
-    fn = getattr(stats, "mde", None)
-    if fn is not None:
-        return float(fn(v, c, power=power, alpha=alpha))
-    from scipy.stats import norm
-
-    ok = np.isfinite(v)
-    a, b = v[ok & c], v[ok & ~c]
-    if min(a.size, b.size) < 2:
-        return float("nan")
-    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size))
 
 
 # ----------------------------------------------------------------------------------- SUE study
@@ -563,14 +547,6 @@ def _sd(v: np.ndarray) -> float:
     return float(np.std(v, ddof=1)) if v.size > 1 else float("nan")
 
 
-def holm_labels(effects: Sequence[float], pvalues: Sequence[float], level: float = 1 - rules.LEVEL) -> list[str]:
-    """Secondary labels from Holm-adjusted p: the effect's direction when the adjusted p < ``level``,
-    else "no detectable difference"; "undefined" for a NaN p."""
-    adj = stats.holm(pvalues)
-    return ["undefined" if not np.isfinite(p) else ("no detectable difference" if p >= level else
-                                                    ("higher" if e > 0 else "lower")) for e, p in zip(effects, adj)]
-
-
 def table_rows(records: Mapping[str, protocol.Assessment], correct: Mapping[str, Tensor] | None = None, *,
                groups: Tensor | None = None, primary_kind: str = PRIMARY_KIND, n_boot: int = rules.N_BOOT,
                seed: int = 0) -> dict[str, dict]:
@@ -591,7 +567,7 @@ def table_rows(records: Mapping[str, protocol.Assessment], correct: Mapping[str,
                       "auroc": prim["auroc"], "auroc_ci95": list(prim["auroc_ci95"]), "p": prim["p"],
                       "verdict": prim["verdict"], "reason": prim["reason"]}
     others = [k for k in rows if k != primary_kind]
-    for k, lab, ph in zip(others, holm_labels([rows[k]["effect"] for k in others], [rows[k]["p"] for k in others]),
+    for k, lab, ph in zip(others, stats.holm_labels([rows[k]["effect"] for k in others], [rows[k]["p"] for k in others]),
                           stats.holm([rows[k]["p"] for k in others])):
         rows[k].update(verdict=lab if rows[k]["verdict"] != "undefined" else "undefined", p_holm=ph)
     return rows
@@ -673,26 +649,6 @@ def empty_rule_rows(results: Mapping[str, PerturbationSUE], *, quantile: float =
     return out
 
 
-def summary_markdown(record: Mapping) -> str:
-    """The Summary: one plain sentence per rung of the results ``record``'s evidence, generated from
-    its numbers (no number typed by hand)."""
-    from ..report import fmt_interval, fmt_number
-
-    p, wc, add = record["primary"], record.get("within_class"), record.get("added_value")
-    out = [f"Under Gaussian noise, SUE of correct minus misclassified windows is {fmt_number(p['effect'])} "
-           f"{fmt_interval(p['ci95'])} (**{p['verdict']}**)."]
-    if wc and wc["pooled"]["auroc"] is not None:
-        out.append(f"Within each predicted class the AUROC of SUE is {fmt_number(wc['pooled']['auroc'])} "
-                   f"{fmt_interval(wc['pooled']['auroc_ci95'])} ({wc['pooled']['outcome']}).")
-    if add and add.get("outcome") != "undefined":
-        out.append(f"Against the strongest prediction-only score ({add['reference']}, AUROC "
-                   f"{fmt_number(add['auroc_reference'])}) SUE {add['outcome']} (gain {fmt_number(add['delta'])} "
-                   f"{fmt_interval(add['delta_ci95'])}).")
-    if record.get("sanity"):
-        out.append(f"The cascading randomisation check: {record['sanity']['outcome']} ({record['sanity']['reason']}).")
-    return " ".join(out)
-
-
 #: What the data are, for the verdict box (the phantom; the paper's real recordings).
 PHANTOM = "synthetic single-lead ECG windows with a known ST–T region"
 PAPER_DATA = "Fantasia + INCART (PhysioNet), 95,300 windows"
@@ -709,19 +665,15 @@ def verdict_ladder(primary: Mapping, *, added: Mapping | None, fidelity: Mapping
 
     exp = CLAIM["expected"]
     rungs = [verdicts.direction(primary, exp),
-             verdicts.beyond_baselines(added) if added is not None else _undefined_rung("beyond_baselines", "not computed"),
-             verdicts.maps_right(fidelity) if fidelity else _undefined_rung("maps_right", "the data carry no ST–T mask"),
+             verdicts.beyond_baselines(added, score_name="SUE"),
+             verdicts.maps_right(fidelity or None),
              verdicts.sanity(sanity),
-             verdicts.within_class(within, exp) if within is not None else _undefined_rung("within_class", "not computed"),
+             verdicts.within_class(within, exp),
              *verdicts.robustness_rungs("ecg_sue", exp, path=robustness_path),
              verdicts.paper_effect(primary, primary.get("paper_effect"), mde=primary.get("mde"))]
     data = verdicts.data_line(PHANTOM, PAPER_DATA) if source == "synthetic" else \
         f"Fantasia + INCART from {source}; the paper used {PAPER_DATA}"
     return verdicts.ladder(CLAIM, data, rungs)
-
-
-def _undefined_rung(name: str, reason: str) -> dict:
-    return {"name": name, "outcome": "undefined", "evidence": "", "reason": reason}
 
 
 # ----------------------------------------------------------------------------------- SUE variants
@@ -807,82 +759,12 @@ def baseline_rows(scores: Mapping[str, Tensor], correct: Tensor, groups: Tensor 
     return {k: _auroc_row(s, correct, groups, n_boot, seed) for k, s in scores.items()}
 
 
-def out_of_fold_scores(features: np.ndarray, correct: np.ndarray, groups: np.ndarray | None, *, folds: int = 5,
-                       seed: int = 0) -> np.ndarray:
-    """Out-of-sample P(correct) of a logistic regression on ``features`` [N, F]: grouped,
-    class-stratified K-fold (``sklearn.model_selection.StratifiedGroupKFold``), each window scored by
-    the model fitted without its subject. Inside each training fold, missing values are imputed with
-    the median and every feature is rank-transformed to a normal score
-    (``sklearn.preprocessing.QuantileTransformer``), so a monotone score keeps its ranking whatever
-    its scale (an entropy piled up near 0 is not flattened by a linear fit); the logistic
-    regression is class-balanced (errors are rare)."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedGroupKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import QuantileTransformer
-
-    X, y = np.asarray(features, dtype=np.float64), np.asarray(correct).astype(int)
-    X = X[:, None] if X.ndim == 1 else X
-    g = np.arange(len(y)) if groups is None else np.asarray(groups)
-    k = int(min(folds, np.bincount(y, minlength=2).min()))
-    if k < 2:
-        return np.full(len(y), np.nan)
-    out = np.full(len(y), np.nan)
-    for tr, te in StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(X, y, g):
-        clf = make_pipeline(SimpleImputer(strategy="median"),
-                            QuantileTransformer(n_quantiles=min(1000, len(tr)), output_distribution="normal"),
-                            LogisticRegression(max_iter=1000, class_weight="balanced"))
-        out[te] = clf.fit(X[tr], y[tr]).predict_proba(X[te])[:, 1]
-    return out
-
-
-BEYOND_OUTCOMES = {"higher": "adds", "lower": "adds nothing", "no detectable difference": "adds nothing"}
-
-
 def beyond_baselines(sue: Tensor, scores: Mapping[str, Tensor], correct: Tensor, groups: Tensor | None = None, *,
-                     folds: int = 5, n_boot: int = 2000, seed: int = 0, min_group: int = MIN_GROUP) -> dict:
-    """Does SUE add to the **strongest** prediction-only score?
-
-    The candidates are each baseline alone (no fitting: oriented so that higher = more likely
-    correct) and their out-of-fold logistic combination (:func:`out_of_fold_scores`); the one with
-    the highest AUROC is the reference (choosing it on the same windows favours the baselines).
-    SUE is then fitted out of fold together with the reference's features, and ``delta`` = AUROC
-    (reference + SUE) − AUROC (reference) with a bootstrap interval over subjects; ``outcome`` "adds"
-    when the interval lies above 0, else "adds nothing"; "undefined" with ``reason`` when a group has
-    fewer than ``min_group`` windows. Returns ``{reference, auroc_reference, auroc_combination,
-    auroc_with_sue, delta, delta_ci95, outcome, reason, candidates: {name: auroc}}``.
-    """
-    from .. import stats
-
-    c = _f64(correct).astype(bool)
-    g = None if groups is None else _f64(groups)
-    names = list(scores)
-    base = np.stack([_f64(scores[k]) for k in names], 1)
-    s = _f64(sue)
-    out = {"reference": None, "auroc_reference": None, "auroc_combination": None, "auroc_with_sue": None,
-           "delta": None, "delta_ci95": None, "outcome": "undefined", "reason": None, "candidates": {}}
-    if min(int(c.sum()), int((~c).sum())) < min_group:
-        out["reason"] = f"fewer than {min_group} windows in a group ({int(c.sum())} correct, {int((~c).sum())} misclassified)"
-        return out
-    p_comb = out_of_fold_scores(base, c, g, folds=folds, seed=seed)
-    cand = {k: base[:, i] for i, k in enumerate(names)} | {"logistic combination": p_comb}
-    auc = {k: stats.auroc(v, c) for k, v in cand.items()}
-    ref = max(auc, key=lambda k: -np.inf if not np.isfinite(auc[k]) else auc[k])
-    feats = base if ref == "logistic combination" else base[:, [names.index(ref)]]
-    p_with = out_of_fold_scores(np.concatenate([feats, s[:, None]], 1), c, g, folds=folds, seed=seed)
-    r = cand[ref]
-    ok = np.isfinite(p_with) & np.isfinite(r)
-
-    def delta(a, b, cc):
-        return stats.auroc(a, cc) - stats.auroc(b, cc)
-
-    ci = stats.bootstrap_ci(delta, p_with[ok], r[ok], c[ok], groups=None if g is None else g[ok], n_boot=n_boot,
-                            seed=seed)
-    out.update(reference=ref, auroc_reference=auc[ref], auroc_combination=auc["logistic combination"],
-               auroc_with_sue=stats.auroc(p_with[ok], c[ok]), delta=delta(p_with[ok], r[ok], c[ok]),
-               delta_ci95=list(ci), outcome=BEYOND_OUTCOMES[stats.verdict(ci)], candidates=auc)
-    return out
+                     n_boot: int = 2000, seed: int = 0) -> dict:
+    """Does SUE add to the **strongest** prediction-only score, out of sample?
+    :func:`uqxai_lib.stats.added_value` on the oriented baselines (:func:`baseline_scores`)."""
+    return stats.added_value(_f64(sue), {k: _f64(v) for k, v in scores.items()}, _f64(correct).astype(bool),
+                             groups=None if groups is None else _f64(groups), n_boot=n_boot, seed=seed)
 
 
 # ----------------------------------------------------------------------------------- confounding
@@ -904,68 +786,24 @@ def strata_rows(sue: Tensor, correct: Tensor, severity: Tensor, groups: Tensor |
 
 
 # ----------------------------------------------------------------------------------- within the predicted class
-def stratified_auroc(values: np.ndarray, correct: np.ndarray, strata: np.ndarray) -> float:
-    """AUROC of ``values`` for correct vs misclassified items, comparing pairs only *within* a
-    stratum (the predicted class): the share of within-stratum (correct, misclassified) pairs in
-    which the correct item scores higher (ties count half); NaN when no stratum holds both kinds.
-    A score that only tracks the stratum scores 0.5 here however well it does pooled.
-
-    >>> v = np.array([0.9, 0.8, 0.7, 0.2, 0.3, 0.1]); c = np.array([1, 1, 0, 1, 0, 1], bool)
-    >>> float(stratified_auroc(v, c, np.array([0, 0, 0, 1, 1, 1])))  # (2 + 0.5 of 2) / (2 + 2)
-    0.75
-    """
-    from .. import stats
-
-    v, c, st = np.asarray(values, float), np.asarray(correct, bool), np.asarray(strata)
-    ok = np.isfinite(v)
-    num = den = 0.0
-    for k in np.unique(st[ok]):
-        m = ok & (st == k)
-        npair = float(c[m].sum()) * float((~c[m]).sum())
-        if npair:
-            num += npair * stats.auroc(v[m], c[m])
-            den += npair
-    return num / den if den else float("nan")
-
-
 def within_class(sue: Tensor, correct: Tensor, pred: Tensor, y: Tensor, groups: Tensor | None = None, *,
-                 classes: Sequence[str] = ("healthy", "CAD"), n_boot: int = 2000, seed: int = 0,
-                 min_group: int = MIN_GROUP) -> dict:
+                 classes: Sequence[str] = ("healthy", "CAD"), n_boot: int = 2000, seed: int = 0) -> dict:
     """Does SUE tell correct from misclassified windows *within* each predicted class?
 
-    ``cells``: mean ± SD of SUE per true × predicted class; ``rows``: per predicted class the AUROC
-    of SUE (correct vs misclassified, :func:`uqxai_lib.stats.group_difference`, interval over
-    subjects), ``None`` with a reason when a group has fewer than ``min_group`` windows; ``pooled``:
-    :func:`stratified_auroc` over the classes that have both groups, its bootstrap interval over
-    subjects and ``outcome`` "reproduced" (interval above 0.5), "reversed" (below), "not
-    reproduced", or "undefined" with ``reason`` when no class has ``min_group`` windows in each group.
+    ``cells``: mean ± SD of SUE per true × predicted class (:func:`prediction_rows`); ``rows``: per
+    predicted class the AUROC of SUE (correct vs misclassified) with its interval over subjects,
+    "undefined" with the reason below 5 windows in a group; ``pooled``:
+    :func:`uqxai_lib.stats.stratified_auroc` (pairs compared only inside a predicted class, so a
+    score that only tracks the class scores 0.5) with its interval and verdict.
     """
     s, c, p = _f64(sue), _f64(correct).astype(bool), _f64(pred).astype(int)
     g = None if groups is None else _f64(groups)
-    cells = prediction_rows(sue, pred, y, classes=classes)
-    rows, usable = [], np.zeros(len(s), bool)
+    rows = []
     for k in range(len(classes)):
-        m = (p == k) & np.isfinite(s)
-        nc, nm = int(c[m].sum()), int((~c[m]).sum())
-        row = {"predicted": classes[k], "n_correct": nc, "n_mis": nm, "auroc": None, "auroc_ci95": None, "reason": None}
-        if min(nc, nm) < min_group:
-            row["reason"] = f"fewer than {min_group} windows in a group ({nc} correct, {nm} misclassified)"
-        else:
-            r = _auroc_row(s[m], c[m], None if g is None else g[m], n_boot, seed)
-            row.update(auroc=r["auroc"], auroc_ci95=r["auroc_ci95"])
-            usable |= m
-        rows.append(row)
-    pooled = {"auroc": None, "auroc_ci95": None, "outcome": "undefined",
-              "reason": f"no predicted class has {min_group} correct and {min_group} misclassified windows",
-              "n_classes": int(sum(r["auroc"] is not None for r in rows))}
-    if usable.any():
-        est = stratified_auroc(s[usable], c[usable], p[usable])
-        ci = stats.bootstrap_ci(stratified_auroc, s[usable], c[usable], p[usable],
-                                groups=None if g is None else g[usable], n_boot=n_boot, seed=seed)
-        v = stats.verdict([ci[0] - 0.5, ci[1] - 0.5])
-        pooled.update(auroc=est, auroc_ci95=list(ci), reason=None,
-                      outcome={"higher": "reproduced", "lower": "reversed"}.get(v, "not reproduced"))
-    return {"cells": cells, "rows": rows, "pooled": pooled}
+        m = p == k
+        rows.append({"predicted": classes[k], **_auroc_row(s[m], c[m], None if g is None else g[m], n_boot, seed)})
+    pooled = stats.stratified_auroc(s, c, p, groups=g, n_boot=n_boot, seed=seed)
+    return {"cells": prediction_rows(sue, pred, y, classes=classes), "rows": rows, "pooled": pooled}
 
 
 def within_class_json(rec: Mapping | None) -> dict | None:

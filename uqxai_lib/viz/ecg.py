@@ -346,23 +346,24 @@ def plot_variants(rows: Sequence[Mapping], ax=None):
     return fig
 
 
-BASELINE_NAMES = {"flip_rate": "prediction flip rate (−)", "margin": "softmax margin (clean)",
+BASELINE_NAMES = {"flip_rate": "prediction flip rate (−)", "margin": "softmax margin of the draws",
                   "entropy": "predictive entropy of the draws (−)", "logistic combination": "logistic combination"}
 
 
 def baselines_table(sue_row: Mapping, baselines: Mapping[str, Mapping], added: Mapping | None = None):
     """AUROC (correct vs misclassified) of SUE beside the prediction-only baselines and, when given,
-    the out-of-fold combinations of ``studies.ecg.beyond_baselines``: the baselines' logistic
-    combination, and the strongest prediction-only score fitted together with SUE (its gain over
-    that score with the interval)."""
+    the out-of-fold combinations of ``stats.added_value`` (``studies.ecg.beyond_baselines``): the
+    baselines' logistic combination, and the baselines with SUE, with its gain over the strongest
+    prediction-only score (a single baseline or the combination) and the interval."""
     rows = [{"score": "SUE", "AUROC": _fmt(sue_row["auroc"]), "95 % interval": _fmt_ci(sue_row["auroc_ci95"])}]
     rows += [{"score": BASELINE_NAMES.get(k, k), "AUROC": _fmt(v["auroc"]), "95 % interval": _fmt_ci(v["auroc_ci95"])}
              for k, v in baselines.items()]
-    if added is not None and added.get("outcome") != "undefined":
-        ref = BASELINE_NAMES.get(added["reference"], added["reference"])
+    if added is not None and added.get("verdict") != "undefined":
+        ref = "the combination" if added["strongest"] == "combination" else BASELINE_NAMES.get(added["strongest"],
+                                                                                                 added["strongest"])
         rows.append({"score": "logistic combination of the baselines (out of fold)",
                      "AUROC": _fmt(added["auroc_combination"]), "95 % interval": ""})
-        rows.append({"score": f"strongest ({ref}) + SUE (out of fold)", "AUROC": _fmt(added["auroc_with_sue"]),
+        rows.append({"score": f"baselines + SUE (out of fold), against {ref}", "AUROC": _fmt(added["auroc_with_score"]),
                      "95 % interval": f"gain {_fmt(added['delta'])} {_fmt_ci(added['delta_ci95'])}"})
     return pd.DataFrame(rows).style.hide(axis="index")
 
@@ -377,14 +378,14 @@ def within_class_table(rec: Mapping):
         first = cell["true"] == cell["predicted"]
         out.append({"predicted": cell["predicted"], "true": cell["true"], "n": cell["n"],
                     "SUE": _pm(cell["sue_mean"], cell["sue_sd"]),
-                    "AUROC within the predicted class": (("–" if r["auroc"] is None else
+                    "AUROC within the predicted class": (("undefined" if r.get("verdict") == "undefined" else
                                                           f"{_fmt(r['auroc'])} {_fmt_ci(r['auroc_ci95'])}")
                                                          if first else "")})
     out.sort(key=lambda r: (r["predicted"], r["true"] != r["predicted"]))
     p = rec["pooled"]
     out.append({"predicted": "pooled within class", "true": "", "n": sum(c["n"] for c in rec["cells"]), "SUE": "",
-                "AUROC within the predicted class": "undefined" if p["auroc"] is None else
-                f"{_fmt(p['auroc'])} {_fmt_ci(p['auroc_ci95'])}"})
+                "AUROC within the predicted class": "undefined" if p.get("verdict") == "undefined" else
+                f"{_fmt(p['auroc'])} {_fmt_ci(p['ci95'])}"})
     return pd.DataFrame(out).style.hide(axis="index")
 
 
