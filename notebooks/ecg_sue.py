@@ -56,8 +56,8 @@ n_subjects = 600
 windows_per_subject = 4
 cad_fraction = 0.16
 mild_fraction = 0.35
-extra_test_subjects = 250  # fresh synthetic subjects added to the test set only (no retraining)
-max_test = 1500
+extra_test_subjects = 300  # fresh synthetic subjects added to the test set only (no retraining)
+max_test = 1700
 max_windows_per_record = 200
 # real data: the Fantasia records and INCART headers to use (None: all 40 / 75) and the INCART
 # records taken as CAD (None: those whose header names coronary artery disease)
