@@ -296,11 +296,11 @@ report.table(vz.sanity_table(rec.sanity), "sanity")
 layer_rows = occl = None
 sub = torch.linspace(0, len(test_set) - 1, min(n_curve, len(test_set))).round().long()  # windows of the costly checks
 if rec.fidelity:
-    layer_rows = cache.cached("ecg_sue/layers", dict(study_config, layers=list(layers), windows=sub.tolist(),
-                                                     n_boot=n_boot_table),
-                              lambda: S.layer_table(model, test_set.x[sub], test_set.y[sub], test_set.mask[sub], layers,
-                                                    snr_db=table_snr_db, draws=draws, seed=seed, quantile=sue_quantile,
-                                                    groups=test_set.group[sub], fs=FS, nstdb=nstdb, n_boot=n_boot_table))
+    layer_rows = cache.cached(
+        "ecg_sue/layers", dict(study_config, layers=list(layers), windows=sub.tolist(), n_boot=n_boot_table),
+        lambda: S.layer_table(model, test_set.x[sub], test_set.y[sub], test_set.mask[sub], layers, snr_db=table_snr_db,
+                              draws=draws, seed=seed, quantile=sue_quantile, groups=test_set.group[sub], fs=FS,
+                              nstdb=nstdb, n_boot=n_boot_table))
     display(report.table(vz.layer_choice_table(layer_rows), "layer_choice"))
     occl = S.region_occlusion(model, test_set.x, test_set.mask, test_set.y, classes=classes, seed=seed)
     display(report.table(vz.occlusion_table(occl), "occlusion"))

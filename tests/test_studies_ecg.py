@@ -550,7 +550,8 @@ def test_verdict_ladder_has_the_eight_rungs_and_reads_the_papers_effect(tmp_path
     primary = {"effect": 0.24, "ci95": [0.21, 0.27], "verdict": "higher", "n_correct": 900, "n_misclassified": 80,
                "paper_effect": 0.117, "mde": 0.03, "reason": None}
     within = {"auroc": 0.42, "ci95": [0.36, 0.47], "verdict": "lower", "n_pos": 900, "n_neg": 80, "reason": None}
-    added = {"verdict": "no detectable difference", "delta": 0.001, "delta_ci95": [-0.001, 0.003], "strongest": "combination",
+    added = {"verdict": "no detectable difference", "delta": 0.001, "delta_ci95": [-0.001, 0.003],
+             "strongest": "combination",
              "auroc_strongest": 0.96, "auroc_with_score": 0.961, "reason": None}
     fid = {"mass_in_mask": 0.48, "mass_in_mask_ci95": [0.47, 0.49], "chance": 0.41}
     san = {"outcome": "failed", "reason": "median rho 0.92 >= 0.5 after randomising fc",

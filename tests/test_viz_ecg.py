@@ -11,9 +11,9 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from uqxai_lib import perturb as P  # noqa: E402
-from uqxai_lib.studies import ecg as S  # noqa: E402
 from uqxai_lib.data.synthetic_ecg import make_synthetic_ecg  # noqa: E402
 from uqxai_lib.models.cnn_bilstm import CNNBiLSTM  # noqa: E402
+from uqxai_lib.studies import ecg as S  # noqa: E402
 from uqxai_lib.viz import ecg as vz  # noqa: E402
 
 
@@ -115,7 +115,8 @@ def test_variant_baseline_strata_and_layer_tables_and_figures_are_drawn():
     b = vz.baselines_table({"auroc": 0.7, "auroc_ci95": [0.6, 0.8]},
                            {"margin": {"auroc": 0.8, "auroc_ci95": [0.7, 0.9]}},
                            {"strongest": "margin", "auroc_strongest": 0.8, "auroc_combination": 0.79,
-                            "auroc_with_score": 0.82, "delta": 0.02, "delta_ci95": [-0.01, 0.05], "verdict": "no detectable difference"}).data
+                            "auroc_with_score": 0.82, "delta": 0.02, "delta_ci95": [-0.01, 0.05],
+                            "verdict": "no detectable difference"}).data
     assert b.iloc[0]["AUROC"] == "0.700" and "gain 0.020" in b.iloc[-1]["95 % interval"]
     assert b.iloc[-1]["score"] == "baselines + SUE (out of fold), against softmax margin of the draws"
     s = vz.strata_table([{"severity": "mild CAD", "n_correct": 3, "n_mis": 0, "auroc": float("nan"),
@@ -129,8 +130,10 @@ def test_variant_baseline_strata_and_layer_tables_and_figures_are_drawn():
                     {"true": "healthy", "predicted": "CAD", "n": 2, "sue_mean": 0.4, "sue_sd": 0.1},
                     {"true": "CAD", "predicted": "healthy", "n": 1, "sue_mean": 0.7, "sue_sd": float("nan")},
                     {"true": "CAD", "predicted": "CAD", "n": 5, "sue_mean": 0.3, "sue_sd": 0.1}],
-          "rows": [{"predicted": "healthy", "auroc": 0.4, "auroc_ci95": [0.2, 0.6], "verdict": "no detectable difference"},
-                   {"predicted": "CAD", "auroc": float("nan"), "auroc_ci95": [float("nan")] * 2, "verdict": "undefined"}],
+          "rows": [{"predicted": "healthy", "auroc": 0.4, "auroc_ci95": [0.2, 0.6],
+                    "verdict": "no detectable difference"},
+                   {"predicted": "CAD", "auroc": float("nan"), "auroc_ci95": [float("nan")] * 2,
+                    "verdict": "undefined"}],
           "pooled": {"auroc": 0.45, "ci95": [0.3, 0.6], "verdict": "no detectable difference"}}
     w = vz.within_class_table(wc).data
     assert list(w["predicted"]) == ["CAD", "CAD", "healthy", "healthy", "pooled within class"]

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .. import metrics, protocol, rules, samplers, saliency, stats
+from .. import metrics, protocol, rules, saliency, samplers, stats
 from ..cache import finite_or_none, round_sig
 from ..perturb import PERTURBATION_LABELS, PERTURBATIONS, _check_kind, _check_snr, achieved_snr_db, make_perturbation
 
@@ -561,19 +561,23 @@ def table_rows(records: Mapping[str, protocol.Assessment], correct: Mapping[str,
         c = np.asarray(rec.prediction["correct"], bool) if correct is None else _f64(correct[kind]).astype(bool)
         prim = rec.primary if correct is None else protocol.primary_section(
             v, c, groups=None if groups is None else _f64(groups), score="jaccard", n_boot=n_boot, seed=seed)
-        rows[kind] = {"sue_correct_mean": prim["mean_correct"], "sue_correct_sd": _sd(v[c]), "n_correct": prim["n_correct"],
-                      "sue_mis_mean": prim["mean_misclassified"], "sue_mis_sd": _sd(v[~c]), "n_mis": prim["n_misclassified"],
+        rows[kind] = {"sue_correct_mean": prim["mean_correct"], "sue_correct_sd": _sd(v[c]),
+                      "n_correct": prim["n_correct"],
+                      "sue_mis_mean": prim["mean_misclassified"], "sue_mis_sd": _sd(v[~c]),
+                      "n_mis": prim["n_misclassified"],
                       "n_undefined": prim["n_undefined"], "effect": prim["effect"], "ci95": list(prim["ci95"]),
                       "auroc": prim["auroc"], "auroc_ci95": list(prim["auroc_ci95"]), "p": prim["p"],
                       "verdict": prim["verdict"], "reason": prim["reason"]}
     others = [k for k in rows if k != primary_kind]
-    for k, lab, ph in zip(others, stats.holm_labels([rows[k]["effect"] for k in others], [rows[k]["p"] for k in others]),
+    for k, lab, ph in zip(others, stats.holm_labels([rows[k]["effect"] for k in others],
+                                                    [rows[k]["p"] for k in others]),
                           stats.holm([rows[k]["p"] for k in others])):
         rows[k].update(verdict=lab if rows[k]["verdict"] != "undefined" else "undefined", p_holm=ph)
     return rows
 
 
-def sue_vs_snr_frame(records: Sequence[Mapping], y: Tensor | None = None, *, definition: str = "majority") -> pd.DataFrame:
+def sue_vs_snr_frame(records: Sequence[Mapping], y: Tensor | None = None, *,
+                     definition: str = "majority") -> pd.DataFrame:
     """Long table of SUE against SNR: mean/SD SUE overall and per correctness group, and accuracy.
 
     ``records``: ``{kind, snr_db, sue [B], ...}`` as from ``perturb.sue_sweep``. With labels ``y``,
@@ -595,7 +599,8 @@ def sue_vs_snr_frame(records: Sequence[Mapping], y: Tensor | None = None, *, def
             c = _f64(r["correct"]).astype(bool)
             acc = float(c.mean())
         rows.append({
-            "kind": r["kind"], "snr_db": float(r["snr_db"]), "sue_mean": s.mean(), "sue_sd": s.std(ddof=1) if len(s) > 1 else 0.0,
+            "kind": r["kind"], "snr_db": float(r["snr_db"]), "sue_mean": s.mean(),
+            "sue_sd": s.std(ddof=1) if len(s) > 1 else 0.0,
             "sue_correct": s[c].mean() if c.any() else np.nan, "sue_mis": s[~c].mean() if (~c).any() else np.nan,
             "accuracy": acc, "n": len(s), "n_mis": int((~c).sum()),
         })
@@ -727,7 +732,8 @@ def sue_variants(maps: Tensor, clean_map: Tensor, own_maps: Tensor | None = None
 def _auroc_row(values, correct, groups, n_boot: int, seed: int) -> dict:
     """AUROC (correct vs misclassified) with its interval and the verdict of the rule book
     (:func:`uqxai_lib.protocol.primary_section`: "undefined" below 5 windows in a group)."""
-    pr = protocol.primary_section(_f64(values), _f64(correct).astype(bool), groups=None if groups is None else _f64(groups),
+    pr = protocol.primary_section(_f64(values), _f64(correct).astype(bool),
+                                  groups=None if groups is None else _f64(groups),
                                   n_boot=n_boot, seed=seed)
     return {"auroc": pr["auroc"], "auroc_ci95": list(pr["auroc_ci95"]), "n_correct": pr["n_correct"],
             "n_mis": pr["n_misclassified"], "verdict": pr["verdict"], "reason": pr["reason"]}
@@ -808,7 +814,8 @@ def within_class(sue: Tensor, correct: Tensor, pred: Tensor, y: Tensor, groups: 
 
 def within_class_json(rec: Mapping | None) -> dict | None:
     """The ``within_class`` record of the results JSON (the same dict; NaN -> None on writing)."""
-    return None if rec is None else {"cells": list(rec["cells"]), "rows": list(rec["rows"]), "pooled": dict(rec["pooled"])}
+    return None if rec is None else {"cells": list(rec["cells"]), "rows": list(rec["rows"]),
+                                     "pooled": dict(rec["pooled"])}
 
 
 # ----------------------------------------------------------------------------------- fidelity and sanity
@@ -862,7 +869,8 @@ def layer_table(model: torch.nn.Module, x: Tensor, y: Tensor, mask: Tensor, laye
     dev = next(model.parameters()).device
     probs = torch.softmax(model(x.to(dev)).detach().double(), -1).cpu()
     for layer in layers:
-        r = perturbation_sue(model, x.to(dev), layer, kind, snr_db, draws, seed=seed, quantile=quantile, fs=fs, nstdb=nstdb)
+        r = perturbation_sue(model, x.to(dev), layer, kind, snr_db, draws, seed=seed, quantile=quantile, fs=fs,
+                             nstdb=nstdb)
         ref = saliency.grad_cam(model, x.to(dev), layer).cpu()
         rec = kind_record(r, ref, probs, y, groups=groups, masks=mask, n_boot=n_boot, seed=seed, quantile=quantile)
         f, p = rec.fidelity, rec.primary
@@ -906,7 +914,8 @@ def region_occlusion(model: torch.nn.Module, x: Tensor, mask: Tensor, y: Tensor,
     return rows
 
 
-def prediction_rows(sue: Tensor, clean_pred: Tensor, y: Tensor, *, classes: Sequence[str] = ("healthy", "CAD")) -> list[dict]:
+def prediction_rows(sue: Tensor, clean_pred: Tensor, y: Tensor, *, classes: Sequence[str] = ("healthy",
+                                                                                             "CAD")) -> list[dict]:
     """Mean and SD of SUE in every (true class, predicted class) cell: does SUE follow the *explained*
     (predicted) class rather than correctness? ``[{true, predicted, n, sue_mean, sue_sd}]``."""
     s, p, t = _f64(sue), _f64(clean_pred).astype(int), _f64(y).astype(int)

@@ -14,11 +14,11 @@ import torch
 from torch import Tensor
 
 from ..perturb import PERTURBATION_LABELS
+from .common import _fig_ax, group_distributions, normalize01, resize_map, to_numpy, trend
 
 #: Short names of the noise types for panel titles.
 SHORT_LABELS = {"gaussian": "Gaussian", "powerline": "power line", "baseline": "baseline wander",
                 "electrode": "electrode motion"}
-from .common import _fig_ax, group_distributions, normalize01, resize_map, to_numpy, trend
 
 __all__ = [
     "PERTURBATION_LABELS",
@@ -395,7 +395,8 @@ def empty_rule_table(rows: Sequence[Mapping]):
     return pd.DataFrame([{"noise": PERTURBATION_LABELS.get(r["kind"], r["kind"]),
                           "SUE, empty pair = agreement (before)": _fmt(r["sue_agree"]),
                           "SUE, rule book": _fmt(r["sue_rule"]),
-                          "windows undefined": f"{r['n_undefined']} of {r['n']}"} for r in rows]).style.hide(axis="index")
+                          "windows undefined": f"{r['n_undefined']} of {r['n']}"}
+                         for r in rows]).style.hide(axis="index")
 
 
 def rho_title(fvs: Mapping) -> str:
@@ -413,7 +414,8 @@ def strata_table(rows: Sequence[Mapping]) -> pd.DataFrame:
 def layer_choice_table(rows: Sequence[Mapping]) -> pd.DataFrame:
     """Per Grad-CAM layer: map resolution, fidelity (mass in mask vs chance, pointing game) and
     stability (mean SUE, AUROC with interval) (``studies.ecg.layer_table``)."""
-    return pd.DataFrame([{"layer": r["layer"], "map samples": r["resolution"], "mass in ST–T mask": _fmt(r["mass_in_mask"]),
+    return pd.DataFrame([{"layer": r["layer"], "map samples": r["resolution"],
+                          "mass in ST–T mask": _fmt(r["mass_in_mask"]),
                           "chance": _fmt(r["chance"]), "pointing game": _fmt(r["pointing_game"]),
                           "mean SUE": _fmt(r["sue_mean"]), "AUROC of SUE": _fmt(r["sue_auroc"]),
                           "95 % interval": _fmt_ci(r["sue_auroc_ci95"]), "n misclassified": r["n_mis"]}
@@ -437,7 +439,8 @@ def fidelity_table(rec: Mapping, per_class: Mapping[str, Mapping] | None = None)
 def sanity_table(section: Mapping):
     """The assess sanity section: per cascading step the median Spearman ρ with the trained maps and
     the constant randomised maps, and the outcome with its reason in the last row."""
-    rows = [{"randomised from the head down to": s["randomised"], "median ρ with the trained maps": _fmt(s["median_rho"], 2),
+    rows = [{"randomised from the head down to": s["randomised"],
+             "median ρ with the trained maps": _fmt(s["median_rho"], 2),
              "constant maps": f"{s['n_constant']} of {s['n']}"} for s in section["steps"]]
     rows.append({"randomised from the head down to": f"outcome: {section['outcome']}",
                  "median ρ with the trained maps": f"threshold {section['threshold']}", "constant maps": ""})
@@ -523,4 +526,5 @@ def occlusion_table(rows: Sequence[Mapping]) -> pd.DataFrame:
     """Mean probability of the true class with the ST–T mask, its complement or random samples
     occluded (``studies.ecg.region_occlusion``), per class."""
     return pd.DataFrame([{"class": r["class"], "n": r["n"], **{k: _fmt(r[k]) for k in
-                          ("clean", "mask occluded", "outside occluded", "random occluded")}} for r in rows]).style.hide(axis="index")
+                          ("clean", "mask occluded", "outside occluded",
+                           "random occluded")}} for r in rows]).style.hide(axis="index")
