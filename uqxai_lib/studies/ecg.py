@@ -623,8 +623,10 @@ def headline_numbers(classification: Mapping[str, float], rows: Mapping[str, Map
     ``extra`` scalars. Floats are rounded to 6 significant digits, NaN (an empty group) becomes
     ``None``, ``None`` extras are dropped.
 
-    >>> r = {"n_correct": 3, "n_mis": 0, "sue_correct_mean": 0.5, "sue_correct_sd": 0.1, "sue_mis_mean": float("nan"),
-    ...      "sue_mis_sd": float("nan"), "mwu_p": float("nan"), "auroc": float("nan")}
+    >>> nan = float("nan")
+    >>> r = {"n_correct": 3, "n_mis": 0, "n_undefined": 0, "sue_correct_mean": 0.5, "sue_correct_sd": 0.1,
+    ...      "sue_mis_mean": nan, "sue_mis_sd": nan, "effect": nan, "ci95": [nan, nan], "auroc": nan,
+    ...      "auroc_ci95": [nan, nan], "p": nan, "verdict": "undefined"}
     >>> h = headline_numbers({"accuracy": 1/3, "sensitivity": 1.0, "specificity": 0.0}, {"clean": {"gaussian": r}})
     >>> h["accuracy"], h["perturbations"]["gaussian"]["sue_mis_mean"]
     (0.333333, None)
