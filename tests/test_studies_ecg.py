@@ -4,7 +4,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from scipy.stats import mannwhitneyu
 
 from uqxai_lib.data.synthetic_ecg import make_synthetic_ecg
 from uqxai_lib.perturb import snr_db
@@ -24,53 +23,98 @@ def _sue_and_correct(seed=0, n=40):
     return sue, correct
 
 
-def test_table_rows_match_numpy_and_scipy_mann_whitney():
-    sue, correct = _sue_and_correct()
-    row = S.table_rows({"gaussian": sue}, {"gaussian": correct})["gaussian"]
-    a, b = sue[correct].double().numpy(), sue[~correct].double().numpy()
-    assert row["n_correct"] == len(a) and row["n_mis"] == len(b)
-    assert row["sue_correct_mean"] == pytest.approx(a.mean(), rel=1e-6)
-    assert row["sue_mis_sd"] == pytest.approx(b.std(ddof=1), rel=1e-6)
-    assert row["mwu_p"] == pytest.approx(mannwhitneyu(a, b, alternative="two-sided").pvalue, rel=1e-6)
-    auc = np.mean([(x > y) + 0.5 * (x == y) for x in a for y in b])
-    assert row["auroc"] == pytest.approx(auc, rel=1e-9)
+def _records(kinds=("gaussian", "powerline"), seed=0, n=40, s=6, t=20, shift=0.5):
+    """Assess records of simulated stacks: correct windows' maps vary less across draws."""
+    from uqxai_lib import protocol
+
+    g = torch.Generator().manual_seed(seed)
+    y = (torch.arange(n) % 2).long()
+    correct = torch.rand(n, generator=g) < 0.7
+    target = torch.where(correct, y, 1 - y)
+    clean_probs = torch.nn.functional.one_hot(target, 2).double() * 0.8 + 0.1
+    base = torch.rand(n, t, generator=g)
+    out = {}
+    for k in kinds:
+        noise = torch.rand(s, n, t, generator=g) * torch.where(correct, 1 - shift, 1.0)[None, :, None]
+        maps = base[None] + noise
+        r = S.PerturbationSUE(k, 10.0, maps, metrics_sue(maps), target, target[None].repeat(s, 1), target,
+                              torch.zeros(n), clean_probs[None].repeat(s, 1, 1).float())
+        out[k] = protocol.evaluate(maps, base, r.draw_probs, clean_probs, y, target=target, source="test_time",
+                                   score="jaccard", n_boot=200)
+    return out, correct
 
 
-def test_empty_misclassified_group_gives_none_in_json_and_a_clear_sentence():
-    sue = torch.linspace(0.1, 0.9, 10)
-    rows = {"clean": S.table_rows({"gaussian": sue}, {"gaussian": torch.ones(10, dtype=torch.bool)})}
+def metrics_sue(maps):
+    from uqxai_lib import metrics
+
+    return metrics.sue(maps.double(), quantile=0.9, empty="skip").float()
+
+
+def test_table_rows_read_the_assess_records_and_match_numpy():
+    recs, correct = _records()
+    rows = S.table_rows(recs)
+    for k, rec in recs.items():
+        v = np.asarray(rec.stability["jaccard"])
+        a, b = v[correct.numpy()], v[~correct.numpy()]
+        r = rows[k]
+        assert r["n_correct"] == len(a) and r["n_mis"] == len(b)
+        assert r["sue_correct_mean"] == pytest.approx(a.mean()) and r["sue_mis_sd"] == pytest.approx(b.std(ddof=1))
+        auc = np.mean([(x > y) + 0.5 * (x == y) for x in a for y in b])
+        assert r["auroc"] == pytest.approx(auc) and r["effect"] == pytest.approx(a.mean() - b.mean())
+        assert r["p"] == rec.primary["p"] and r["ci95"] == rec.primary["ci95"]
+    assert rows["gaussian"]["verdict"] == recs["gaussian"].primary["verdict"] == "higher"
+    from uqxai_lib import stats
+
+    assert rows["powerline"]["verdict"] == stats.holm_labels([rows["powerline"]["effect"]], [rows["powerline"]["p"]])[0]
+    assert rows["powerline"]["p_holm"] == rows["powerline"]["p"]  # a family of one
+
+
+def test_secondary_verdicts_follow_holm_over_the_three_other_kinds():
+    from uqxai_lib import stats
+
+    recs, _ = _records(kinds=("gaussian", "powerline", "baseline", "electrode"), shift=0.05, n=30)
+    rows = S.table_rows(recs)
+    others = ["powerline", "baseline", "electrode"]
+    ph = stats.holm([rows[k]["p"] for k in others])
+    assert [rows[k]["p_holm"] for k in others] == ph and "p_holm" not in rows["gaussian"]
+    assert [rows[k]["verdict"] for k in others] == stats.holm_labels([rows[k]["effect"] for k in others],
+                                                                     [rows[k]["p"] for k in others])
+
+
+def test_table_rows_of_another_definition_use_the_same_bootstrap_rule():
+    from uqxai_lib import protocol
+
+    recs, correct = _records(kinds=("gaussian",))
+    flipped = {"gaussian": ~correct}
+    r = S.table_rows(recs, flipped, n_boot=200)["gaussian"]
+    want = protocol.primary_section(recs["gaussian"].stability["jaccard"], ~correct, score="jaccard", n_boot=200)
+    assert r["ci95"] == want["ci95"] and r["verdict"] == "lower"
+    few = torch.ones_like(correct)
+    few[:3] = False
+    r = S.table_rows(recs, {"gaussian": few}, n_boot=200)["gaussian"]
+    assert r["verdict"] == "undefined" and "fewer than 5" in r["reason"]
+
+
+def test_empty_misclassified_group_gives_none_in_json():
+    recs, correct = _records(kinds=("gaussian",))
+    rows = {"clean": S.table_rows(recs, {"gaussian": torch.ones_like(correct)}, n_boot=100)}
     h = S.headline_numbers({"accuracy": 1.0, "sensitivity": 1.0, "specificity": 1.0}, rows, snr_db=10.0, skip=None)
     text = json.dumps(h, allow_nan=False, sort_keys=True)  # NaN would make this raise
     assert h["perturbations"]["gaussian"]["sue_mis_mean"] is None and h["perturbations"]["gaussian"]["n_mis"] == 0
+    assert h["perturbations"]["gaussian"]["verdict"] == "undefined"
     assert "skip" not in h and h["snr_db"] == 10.0 and "NaN" not in text
-    assert "No perturbation type left a misclassified window" in S.describe_rows(rows["clean"], {})
 
 
 def test_headline_numbers_round_to_six_significant_digits_and_name_both_definitions():
-    sue, correct = _sue_and_correct()
-    rows = {d: S.table_rows({"powerline": sue}, {"powerline": correct}) for d in ("clean", "majority")}
+    recs, correct = _records(kinds=("powerline",))
+    rows = {"clean": S.table_rows(recs), "majority": S.table_rows(recs, {"powerline": correct}, n_boot=100)}
     h = S.headline_numbers({"accuracy": 2 / 3, "sensitivity": 0.123456789, "specificity": 1.0}, rows)
     assert h["accuracy"] == 0.666667 and h["sensitivity"] == 0.123457
     assert set(h) == {"accuracy", "sensitivity", "specificity", "perturbations", "perturbations_majority"}
     assert set(h["perturbations"]["powerline"]) == set(S.ROW_KEYS)
     for v in h["perturbations"]["powerline"].values():
-        assert v == float(f"{v:.6g}")
-
-
-def test_describe_rows_counts_higher_sue_in_correct_and_flags_small_groups():
-    rows = {
-        "gaussian": dict(sue_correct_mean=0.8, sue_correct_sd=0.1, n_correct=50, sue_mis_mean=0.5, sue_mis_sd=0.2,
-                         n_mis=10, mwu_p=0.001, auroc=0.8),
-        "powerline": dict(sue_correct_mean=0.7, sue_correct_sd=0.1, n_correct=57, sue_mis_mean=0.75, sue_mis_sd=0.0,
-                          n_mis=3, mwu_p=0.5, auroc=0.4),
-    }
-    # the count comes from the verdict of each interval, not from the means: powerline's mean is
-    # lower for correct windows but its interval contains 0
-    by_kind = {"gaussian": {"ci95": [0.1, 0.4]}, "powerline": {"ci95": [-0.2, 0.1]}}
-    text = S.describe_rows(rows, by_kind)
-    assert "**1 of 2**" in text and "no detectable difference" in text
-    assert "**0 of 2**" in S.describe_rows(rows, {"gaussian": {"ci95": [-0.1, 0.4]}, "powerline": {"ci95": [-0.2, 0.1]}})
-    assert "only 3 misclassified" in text and "only 10" not in text
+        if isinstance(v, float):
+            assert v == float(f"{v:.6g}")
 
 
 def test_sue_vs_snr_frame_accuracy_is_the_share_of_correct_draws():
@@ -218,11 +262,6 @@ def test_achieved_snr_and_first_draws_reproduce_the_sweeps_inputs(x):
         S.first_draws(x[:2], recs)
 
 
-def test_best_kind_is_the_highest_auroc_among_kinds_with_errors():
-    rows = {"a": {"auroc": 0.9, "n_mis": 0}, "b": {"auroc": 0.6, "n_mis": 3}, "c": {"auroc": 0.7, "n_mis": 1}}
-    assert S.best_kind(rows) == "c"
-
-
 # ----------------------------------------------------------------------------- primary, variants, baselines, strata
 def _simulated(n_subj=60, per=4, shift=0.25, seed=0):
     """Windows of subjects; misclassified windows have SUE lower by ``shift`` (known direction)."""
@@ -233,26 +272,29 @@ def _simulated(n_subj=60, per=4, shift=0.25, seed=0):
     return torch.tensor(sue), torch.tensor(correct), torch.tensor(groups)
 
 
-def test_comparisons_declare_gaussian_primary_and_holm_adjust_the_other_three():
-    from uqxai_lib import stats
+def test_kind_record_is_evaluate_on_the_stack_and_primary_json_adds_mde_and_the_papers_effect(x):
+    from uqxai_lib import protocol, stats
 
-    sue, correct, groups = _simulated()
-    kinds = ("gaussian", "powerline", "baseline", "electrode")
-    null = torch.full((len(sue),), 0.5, dtype=torch.float64)  # no difference at all
-    sues = {"gaussian": sue, "powerline": sue, "baseline": null, "electrode": sue * 0.5 + 0.25}
-    comp = S.comparisons(sues, {k: correct for k in kinds}, groups, n_boot=300, seed=0)
-    p = comp["primary"]
-    assert p["verdict"] == "higher" and p["ci95"][0] > 0 and p["name"].endswith("Gaussian noise")
-    assert stats.reproduction(p["verdict"], S.CLAIM["expected"]) == "reproduced"
-    ref = stats.group_difference(sue.numpy(), correct.numpy(), groups=groups.numpy(), n_boot=300, seed=0)
-    assert p["effect"] == pytest.approx(ref["effect"]) and p["ci95"] == pytest.approx(ref["ci95"])
-    assert [r["kind"] for r in comp["secondary"]] == ["powerline", "baseline", "electrode"]
-    assert [r["p_holm"] for r in comp["secondary"]] == stats.holm([r["p"] for r in comp["secondary"]])
-    assert comp["secondary"][1]["verdict"] == "no detectable difference"
-    text = S.verdict_sentence(p)
-    assert "reproduced" in text and "higher for correct" in text
-    with pytest.raises(ValueError, match="primary perturbation"):
-        S.comparisons({"powerline": sue}, {"powerline": correct})
+    m = _tiny_model()
+    xs = x[:16]
+    r = S.perturbation_sue(m, xs, m.cam_layer_name, "gaussian", 5.0, 4, seed=1)
+    ref, probs = S.clean_reference(m, xs, m.cam_layer_name)
+    y = torch.arange(16) % 2
+    rec = S.kind_record(r, ref, probs, y, n_boot=100)
+    want = protocol.evaluate(r.maps, ref, r.draw_probs, probs, y, target=r.clean_pred, source="test_time",
+                             score="jaccard", n_boot=100)
+    assert rec.primary == want.primary and rec.config["kind"] == "gaussian"
+    np.testing.assert_allclose(rec.stability["jaccard"], r.sue.double().numpy(), rtol=1e-6)  # one SUE
+    pj = S.primary_json(rec)
+    assert pj["paper_effect"] == 0.117 and pj["name"].endswith("Gaussian noise")
+    v, c = np.asarray(rec.stability["jaccard"]), np.asarray(rec.prediction["correct"])
+    if min(c.sum(), (~c).sum()) >= 2:
+        from scipy.stats import norm
+
+        se = np.sqrt(v[c].var(ddof=1) / c.sum() + v[~c].var(ddof=1) / (~c).sum())
+        assert pj["mde"] == pytest.approx((norm.ppf(0.975) + norm.ppf(0.8)) * se, rel=1e-6)
+    assert S.PAPER_EFFECT == {"gaussian": 0.117, "powerline": 0.152, "baseline": 0.383, "electrode": 0.358}
+    assert stats.reproduction("higher", S.CLAIM["expected"]) == "reproduced"
     assert set(S.CLAIM) == {"text", "expected", "theirs", "source"}
 
 
@@ -263,31 +305,34 @@ def test_claim_source_is_a_key_of_the_books_bibliography():
     assert f"{{{S.CLAIM['source']}," in bib
 
 
-def test_sue_variants_pairs_clean_target_equals_metrics_sue_and_counts_empty_windows():
-    from uqxai_lib import metrics, saliency
+def test_sue_variants_pairs_clean_target_equals_the_rule_books_sue_and_counts_empty_windows():
+    from uqxai_lib import metrics
 
     g = torch.Generator().manual_seed(0)
     maps = torch.rand(4, 6, 25, generator=g) - 0.3
     maps = maps.clamp(min=0)
-    maps[:, 2] = 0.0  # window 2: every draw empty
-    maps[1, 4] = 0.0  # window 4: one empty draw
-    clean = saliency.upsample(torch.rand(6, 25, generator=g), 100)
+    maps[:, 2] = 0.0  # window 2: every draw empty -> nothing defined
+    maps[1:, 4] = 0.0  # window 4: one non-empty draw -> no defined pair
+    maps[1, 5] = 0.0  # window 5: one empty draw -> its pairs are skipped, the others count
+    clean = torch.rand(6, 25, generator=g)
     own = maps.clone()
     own[0, 0] = torch.rand(25, generator=g)
-    v = S.sue_variants(maps, clean, own, size=100)
+    v = S.sue_variants(maps, clean, own)
     assert len(v) == 2 * 2 * 4
     assert {(r["reference"], r["target"]) for r in v} == {("pairs", "clean"), ("clean", "clean"), ("pairs", "own"),
                                                           ("clean", "own")}
     r = next(r for r in v if r["reference"] == "pairs" and r["target"] == "clean" and r["q"] == 0.1)
-    want = metrics.sue(saliency.upsample(maps, 100), quantile=0.9)
+    want = metrics.sue(maps.double(), quantile=0.9, empty="skip")
     keep = torch.tensor([True, True, False, True, False, True])
     assert torch.allclose(r["sue"][keep], want[keep].float()) and r["n_empty"] == 2
     assert torch.isnan(r["sue"][~keep]).all()
+    assert float(r["sue"][5]) == pytest.approx(float(metrics.sue(maps[[0, 2, 3], 5:6].double(), quantile=0.9)[0]))
     r3 = next(r for r in v if r["reference"] == "pairs" and r["target"] == "clean" and r["q"] == 0.3)
     ro = next(r for r in v if r["reference"] == "pairs" and r["target"] == "own" and r["q"] == 0.3)
     assert not torch.equal(ro["sue"][0], r3["sue"][0]) and torch.equal(ro["sue"][1], r3["sue"][1])
     rows = S.variant_rows(v, torch.tensor([True, False, True, True, False, True]), n_boot=100)
-    assert set(rows[0]) == {"reference", "q", "target", "auroc", "auroc_ci95", "n_empty"}
+    assert {"reference", "q", "target", "auroc", "auroc_ci95", "n_empty", "verdict"} <= set(rows[0])
+    assert rows[0]["verdict"] == "undefined"  # fewer than 5 windows per group
 
 
 def test_own_target_maps_recompute_only_flipped_draws_for_their_own_class(x):
@@ -305,42 +350,15 @@ def test_own_target_maps_recompute_only_flipped_draws_for_their_own_class(x):
     assert torch.equal(own[same], r.maps[same])
 
 
-def test_baseline_scores_match_numpy_margin_and_scipy_entropy():
+def test_baseline_scores_orient_the_records_prediction_scores():
     from scipy.stats import entropy
 
-    g = torch.Generator().manual_seed(1)
-    probs = torch.softmax(torch.randn(5, 3, 2, generator=g), -1)
-    clean = torch.softmax(torch.randn(3, 2, generator=g), -1)
-    dpred = probs.argmax(-1)
-    cp = clean.argmax(-1)
-    r = S.PerturbationSUE("gaussian", 0.0, torch.zeros(5, 3, 4), torch.ones(3), cp, dpred, cp,
-                          (dpred != cp).float().mean(0), probs)
-    sc = S.baseline_scores(r, clean)
-    np.testing.assert_allclose(sc["margin"].numpy(), np.abs(clean[:, 0] - clean[:, 1]).double().numpy(), atol=1e-7)
-    np.testing.assert_allclose(sc["entropy"].numpy(), -entropy(probs.double().mean(0).numpy(), axis=-1), atol=1e-12)
-    assert torch.equal(sc["flip_rate"], -r.flip_rate.double())
-    with pytest.raises(ValueError, match="draw_probs"):
-        S.baseline_scores(r._replace(draw_probs=None), clean)
-
-
-def test_out_of_fold_scores_never_see_the_subject_and_added_value_detects_a_useful_score():
-    g = np.random.default_rng(3)
-    n_subj, per = 80, 4
-    groups = np.repeat(np.arange(n_subj), per)
-    correct = g.random(n_subj * per) > 0.3
-    useful = correct + 0.6 * g.standard_normal(len(correct))
-    noise = g.standard_normal((len(correct), 2))
-    p = S.out_of_fold_scores(noise, correct, groups, seed=0)
-    assert np.isfinite(p).all()
-    from uqxai_lib import stats
-
-    assert abs(stats.auroc(p, correct) - 0.5) < 0.12  # pure noise stays near chance out of fold
-    add = S.added_value(torch.tensor(useful), {"a": torch.tensor(noise[:, 0]), "b": torch.tensor(noise[:, 1])},
-                        torch.tensor(correct), torch.tensor(groups), n_boot=200, seed=0)
-    assert add["verdict"] == "higher" and add["delta_ci95"][0] > 0 and add["auroc_with_sue"] > 0.75
-    none = S.added_value(torch.tensor(g.standard_normal(len(correct))), {"a": torch.tensor(useful)},
-                         torch.tensor(correct), torch.tensor(groups), n_boot=200, seed=0)
-    assert none["verdict"] != "higher"
+    recs, _ = _records(kinds=("gaussian",))
+    rec = recs["gaussian"]
+    sc = S.baseline_scores(rec)
+    np.testing.assert_allclose(sc["margin"].numpy(), rec.prediction["margin"])
+    np.testing.assert_allclose(sc["entropy"].numpy(), -entropy(rec.probs.double().mean(0).numpy(), axis=-1), atol=1e-9)
+    np.testing.assert_allclose(sc["flip_rate"].numpy(), -np.asarray(rec.prediction["flip_rate"]))
 
 
 def test_strata_rows_count_and_compare_within_each_severity():
@@ -355,47 +373,23 @@ def test_strata_rows_count_and_compare_within_each_severity():
         assert r["auroc"] == pytest.approx(stats.auroc(sue[m].numpy(), correct[m].numpy()))
 
 
-def test_fidelity_vs_stability_is_scipy_spearman_with_an_interval():
-    from scipy.stats import spearmanr
-
-    g = np.random.default_rng(6)
-    a = g.random(120)
-    b = a + 0.3 * g.standard_normal(120)
-    a[3] = np.nan
-    r = S.fidelity_vs_stability(torch.tensor(a), torch.tensor(b), torch.tensor(np.repeat(np.arange(30), 4)), n_boot=200)
-    ok = np.isfinite(a)
-    assert r["spearman"] == pytest.approx(spearmanr(a[ok], b[ok]).statistic) and r["n"] == 119
-    assert r["ci95"][0] < r["spearman"] < r["ci95"][1]
-
-
-def test_fidelity_record_uses_the_mask_share_as_chance_and_puts_keys_in_json(x):
-    from uqxai_lib import metrics, saliency
+def test_fidelity_by_class_is_the_rule_books_section_per_true_class(x):
+    from uqxai_lib import protocol
 
     d = make_synthetic_ecg(n_subjects=8, windows_per_subject=2, seed=1)
     m = _tiny_model()
-    maps = saliency.upsample(saliency.grad_cam(m, d.x, m.cam_layer_name), 500)
-    with torch.no_grad():
-        tgt = m(d.x).argmax(1)
-    rec = S.fidelity_record(m, d.x, maps, d.mask, d.y, tgt, d.group, steps=5, n_boot=100)
-    j = S.fidelity_json(rec)
-    assert set(j) == set(S.FIDELITY_KEYS)
-    assert j["chance"] == pytest.approx(float(d.mask.float().mean()))
-    assert j["mass_in_mask"] == pytest.approx(float(metrics.mass_in_mask(maps, d.mask).nanmean()), rel=1e-6)
-    assert set(j["per_class"]) == {"healthy", "CAD"} and len(rec["curves"]["deletion"]) == 6
-    json.dumps(j)
+    ref, _ = S.clean_reference(m, d.x, m.cam_layer_name)
+    by = S.fidelity_by_class(ref, d.mask, d.y, d.group, n_boot=100)
+    assert set(by) == {"healthy", "CAD"}
+    cad = protocol.fidelity_section(ref[d.y == 1], d.mask[d.y == 1], groups=d.group[d.y == 1], n_boot=100)
+    assert by["CAD"]["mass_in_mask"] == cad["mass_in_mask"] and by["CAD"]["chance"] == pytest.approx(
+        float(d.mask[d.y == 1].float().mean()))
+    json.dumps(by)
 
 
-def test_cascading_randomisation_changes_maps_and_reports_every_step(x):
+def test_cascade_order_goes_from_the_head_down(x):
     m = _tiny_model()
-    with torch.no_grad():
-        tgt = m(x[:8]).argmax(1)
-    rec = S.cascading_randomisation(m, x[:8], m.cam_layer_name, tgt, size=500, seed=0)
-    assert [s["randomised_from"] for s in rec["cascading"]] == S.cascade_order(m) == [
-        "fc", "lstm", "features.4", "features.2", "features.0"]
-    assert isinstance(rec["passes"], bool) and set(rec["maps"]) == {"trained", *S.cascade_order(m)}
-    same = S.cascading_randomisation(m, x[:8], m.cam_layer_name, tgt, size=500, seed=0)
-    assert same["cascading"] == rec["cascading"]
-    assert "cascading" in S.sanity_json(rec) and "maps" not in S.sanity_json(rec)
+    assert S.cascade_order(m) == ["fc", "lstm", "features.4", "features.2", "features.0"]
 
 
 def test_region_occlusion_matches_a_direct_computation():
@@ -410,7 +404,7 @@ def test_region_occlusion_matches_a_direct_computation():
         assert r["mask occluded"] == pytest.approx(float(want[d.y == c].mean()), rel=1e-9)
 
 
-def test_prediction_rows_and_strata_sentence_read_the_numbers():
+def test_prediction_rows_give_mean_and_sd_per_true_and_predicted_class():
     sue = torch.tensor([0.9, 0.8, 0.2, 0.3, 0.7, 0.1])
     pred = torch.tensor([0, 0, 1, 1, 0, 1])
     y = torch.tensor([0, 0, 0, 1, 1, 1])
@@ -418,32 +412,159 @@ def test_prediction_rows_and_strata_sentence_read_the_numbers():
     cell = {(r["true"], r["predicted"]): r for r in rows}
     assert cell[("healthy", "healthy")]["n"] == 2 and cell[("healthy", "healthy")]["sue_mean"] == pytest.approx(0.85)
     assert cell[("CAD", "healthy")]["n"] == 1 and np.isnan(cell[("CAD", "healthy")]["sue_sd"])
-    text = S.strata_sentence([
-        {"severity": "healthy", "n_correct": 9, "n_mis": 3, "auroc": 0.9, "auroc_ci95": [0.7, 1.0]},
-        {"severity": "mild CAD", "n_correct": 9, "n_mis": 3, "auroc": 0.1, "auroc_ci95": [0.0, 0.3]},
-        {"severity": "marked CAD", "n_correct": 9, "n_mis": 0, "auroc": float("nan"), "auroc_ci95": [np.nan] * 2}])
-    assert "correct windows have the higher SUE" in text and "misclassified windows have the **higher** SUE" in text
-    assert "no comparison" in text
 
 
-def test_fidelity_sentence_says_below_chance_from_the_interval():
-    r = {"mass_in_mask": 0.6, "mass_in_mask_ci95": [0.55, 0.65], "chance": 0.4, "pointing_game": 0.7,
-         "deletion_auc": 0.2, "deletion_auc_random": 0.3, "insertion_auc": 0.4, "insertion_auc_random": 0.3,
-         "per_class": {"CAD": {"mass_in_mask": 0.3, "mass_in_mask_ci95": [0.25, 0.35], "chance": 0.4,
-                               "pointing_game": 0.2},
-                       "healthy": {"mass_in_mask": 0.42, "mass_in_mask_ci95": [0.35, 0.5], "chance": 0.4,
-                                   "pointing_game": 0.5}}}
-    t = S.fidelity_sentence(r)
-    assert "all windows: 0.600 [0.550, 0.650] against 0.400 — above chance" in t
-    assert "class CAD: 0.300 [0.250, 0.350] against 0.400 — **below chance**" in t
-    assert "class healthy: 0.420 [0.350, 0.500] against 0.400 — **not detectably above chance**" in t
 
 
-def test_summary_markdown_takes_every_word_from_the_records():
-    comp = {"primary": {"name": "x", "effect": -0.1, "ci95": [-0.2, -0.05], "auroc": 0.3, "auroc_ci95": [0.2, 0.4],
-                        "p": 0.01, "verdict": "lower"},
-            "secondary": [{"kind": "powerline", "verdict": "no detectable difference", "p_holm": 0.5}]}
-    text = S.summary_markdown(comp, prediction=[{"true": "CAD", "predicted": "healthy", "sue_mean": 0.8, "n": 3},
-                                                {"true": "CAD", "predicted": "CAD", "sue_mean": 0.4, "n": 0}])
-    assert "**lower**" in text and "**reversed**" in text and "Power-line interference no detectable difference" in text
-    assert "true CAD, predicted healthy 0.800 (n = 3)" in text and "predicted CAD 0.400" not in text
+
+# ----------------------------------------------------------------------------- within class, beyond baselines
+def _class_tracking(seed=0, n_subj=150, per=4):
+    """SUE that tracks the *predicted* class only: within each predicted class it is pure noise,
+    and errors are commoner in the predicted class with the low SUE (a composition effect)."""
+    g = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(n_subj), per)
+    pred = np.repeat(g.random(n_subj) < 0.4, per).astype(int)  # predicted CAD for 40 % of subjects
+    p_err = np.where(pred == 1, 0.35, 0.03)
+    correct = g.random(len(pred)) > p_err
+    y = np.where(correct, pred, 1 - pred)
+    sue = np.where(pred == 1, 0.4, 0.8) + 0.05 * g.standard_normal(len(pred))
+    return (torch.tensor(sue), torch.tensor(correct), torch.tensor(pred), torch.tensor(y), torch.tensor(groups))
+
+
+def _pair_auroc_within(v, c, strata):
+    num = den = 0.0
+    for k in np.unique(strata):
+        a, b = v[(strata == k) & c], v[(strata == k) & ~c]
+        for x in a:
+            for z in b:
+                num += (x > z) + 0.5 * (x == z)
+                den += 1
+    return num / den
+
+
+def test_within_class_exposes_a_score_that_only_tracks_the_predicted_class():
+    from uqxai_lib import stats
+
+    sue, correct, pred, y, groups = _class_tracking(n_subj=600)
+    pooled = stats.auroc(sue.numpy(), correct.numpy())
+    rec = S.within_class(sue, correct, pred, y, groups, n_boot=200, seed=0)
+    assert pooled > 0.7  # pooled, the class-tracking score looks like an error detector
+    v, c, p = sue.numpy(), correct.numpy(), pred.numpy()
+    assert rec["pooled"]["auroc"] == pytest.approx(_pair_auroc_within(v, c, p))  # pairs only inside a class
+    assert abs(rec["pooled"]["auroc"] - 0.5) < 0.06
+    # the interval covers 0.5 at about its nominal rate: at most 3 of 10 simulated data sets call it
+    verdicts = [S.within_class(*_class_tracking(seed=k), n_boot=200, seed=k)["pooled"]["verdict"] for k in range(10)]
+    assert sum(o != "no detectable difference" for o in verdicts) <= 3
+    cells = {(r["true"], r["predicted"]): r["n"] for r in rec["cells"]}
+    assert sum(cells.values()) == len(sue)
+    # a score that really tells errors apart inside each class is "reproduced"
+    good = sue + 0.3 * correct.double()
+    assert S.within_class(good, correct, pred, y, groups, n_boot=300)["pooled"]["verdict"] == "higher"
+    # fewer than 5 errors in every class: undefined with the reason
+    few = correct.clone()
+    few[:] = True
+    few[:3] = False
+    und = S.within_class(sue, few, pred, torch.where(few, pred, 1 - pred), groups, n_boot=100)
+    assert und["pooled"]["verdict"] == "undefined" and all(r["verdict"] == "undefined" for r in und["rows"])
+
+
+def test_beyond_baselines_compares_with_the_strongest_baseline_and_detects_a_useful_score():
+    g = np.random.default_rng(3)
+    n_subj, per = 120, 4
+    groups = np.repeat(np.arange(n_subj), per)
+    correct = g.random(n_subj * per) > 0.2
+    strong = correct + 0.8 * g.standard_normal(len(correct))
+    weak = correct + 3.0 * g.standard_normal(len(correct))
+    useful = correct + 0.8 * g.standard_normal(len(correct))  # independent information
+    t = lambda a: torch.tensor(a)  # noqa: E731
+    add = S.beyond_baselines(t(useful), {"strong": t(strong), "weak": t(weak)}, t(correct), t(groups), n_boot=200)
+    cands = {**add["auroc_single"], "combination": add["auroc_combination"]}
+    assert add["auroc_strongest"] == pytest.approx(max(cands.values()))  # never a weaker combination
+    assert add["verdict"] == "higher" and add["delta_ci95"][0] > 0
+    copy = S.beyond_baselines(t(strong + 1e-3 * weak), {"strong": t(strong), "weak": t(weak)}, t(correct), t(groups),
+                              n_boot=200)
+    assert copy["verdict"] != "higher"  # a near copy of the strongest baseline adds nothing
+    few = np.ones(len(correct), bool)
+    few[:4] = False
+    und = S.beyond_baselines(t(useful), {"weak": t(weak)}, t(few), t(groups), n_boot=50)
+    assert und["verdict"] == "undefined" and und["reason"]
+
+
+def test_empty_rule_rows_count_windows_whose_regions_are_empty():
+    maps = torch.rand(4, 3, 8)
+    maps[:, 0] = 0.0  # window 0: every draw's map is zero -> J = 1 under "agree", undefined under the rule
+    r = S.PerturbationSUE("gaussian", 10.0, maps, torch.zeros(3), torch.zeros(3, dtype=torch.long),
+                          torch.zeros(4, 3, dtype=torch.long), torch.zeros(3, dtype=torch.long), torch.zeros(3))
+    row = S.empty_rule_rows({"gaussian": r})[0]
+    from uqxai_lib import metrics
+
+    rest = metrics.sue(maps[:, 1:].double(), quantile=0.9).mean()
+    assert row["n_undefined"] == 1 and row["n"] == 3 and row["n_empty"] == 1
+    assert row["sue_agree"] == pytest.approx((1.0 + 2 * float(rest)) / 3, rel=1e-5)
+    assert row["sue_rule"] == pytest.approx(float(rest), rel=1e-5)
+
+
+def test_setup_adds_fresh_test_subjects_without_touching_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("UQXAI_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("UQXAI_DATA_DIR", raising=False)
+    p = dict(n_subjects=20, windows_per_subject=2, cad_fraction=0.3, mild_fraction=0.5, extra_test_subjects=0,
+             max_test=1000, data_dir=None, max_windows_per_record=10, fantasia_records=None, incart_records=None,
+             incart_cad_records=None, channels=[4, 4, 4], hidden=4, epochs=1, patience=1, batch_size=16, lr=0.01)
+    a = S.setup(p, seed=0, device="cpu")
+    b = S.setup({**p, "extra_test_subjects": 10}, seed=0, device="cpu")
+    assert b.from_cache and a.train_config == b.train_config  # the same model, trained once
+    assert torch.equal(a.train.x, b.train.x) and len(b.test) == len(a.test) + 20
+    assert torch.equal(b.test.x[:len(a.test)], a.test.x) and len(b.severity) == len(b.test)
+    seen = set(b.train.group.tolist()) | set(b.val.group.tolist())
+    assert not seen & set(b.test.group.tolist())
+    c = S.setup({**p, "extra_test_subjects": 10, "max_test": 15}, seed=0, device="cpu")
+    assert len(c.test) == 15 and c.test_key != b.test_key and set(S.SETUP_KEYS) == set(p)
+
+
+def test_primary_run_is_the_notebooks_primary(tmp_path, monkeypatch):
+    from uqxai_lib import perturb as P
+
+    monkeypatch.setenv("UQXAI_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("UQXAI_DATA_DIR", raising=False)
+    p = dict(n_subjects=30, windows_per_subject=2, cad_fraction=0.4, mild_fraction=0.5, extra_test_subjects=10,
+             max_test=1000, data_dir=None, max_windows_per_record=10, fantasia_records=None, incart_records=None,
+             incart_cad_records=None, channels=[4, 4, 4], hidden=4, epochs=1, patience=1, batch_size=16, lr=0.01,
+             table_snr_db=5.0, draws=3, sue_quantile=0.9, n_boot=100)
+    out = S.primary_run(p, seed=1)
+    json.dumps(out, allow_nan=False)
+    # the notebook's path: the study of every kind (the primary kind first, same seed), then its record
+    st = S.setup(p, seed=1)
+    assert P.PERTURBATIONS[0] == S.PRIMARY_KIND
+    study = S.sue_study(st.model, st.test.x, st.layer, P.PERTURBATIONS, 5.0, 3, seed=1, quantile=0.9, nstdb=st.nstdb)
+    ref, probs = S.clean_reference(st.model, st.test.x, st.layer)
+    rec = S.kind_record(S.PerturbationSUE(**study[S.PRIMARY_KIND]), ref, probs, st.test.y, groups=st.test.group,
+                        n_boot=100, seed=1)
+    from uqxai_lib import protocol
+
+    assert out["primary"] == protocol.json_safe(S.primary_json(rec)) and out["claim"] == S.CLAIM
+
+
+def test_verdict_ladder_has_the_eight_rungs_and_reads_the_papers_effect(tmp_path):
+    from uqxai_lib import verdicts
+
+    primary = {"effect": 0.24, "ci95": [0.21, 0.27], "verdict": "higher", "n_correct": 900, "n_misclassified": 80,
+               "paper_effect": 0.117, "mde": 0.03, "reason": None}
+    within = {"auroc": 0.42, "ci95": [0.36, 0.47], "verdict": "lower", "n_pos": 900, "n_neg": 80, "reason": None}
+    added = {"verdict": "no detectable difference", "delta": 0.001, "delta_ci95": [-0.001, 0.003],
+             "strongest": "combination",
+             "auroc_strongest": 0.96, "auroc_with_score": 0.961, "reason": None}
+    fid = {"mass_in_mask": 0.48, "mass_in_mask_ci95": [0.47, 0.49], "chance": 0.41}
+    san = {"outcome": "failed", "reason": "median rho 0.92 >= 0.5 after randomising fc",
+           "steps": [{"randomised": "fc", "median_rho": 0.92, "n_constant": 0, "n": 10}], "threshold": 0.5}
+    lad = S.verdict_ladder(primary, added=added, fidelity=fid, sanity=san, within=within,
+                           robustness_path=tmp_path / "robustness.json")
+    out = {r["name"]: r["outcome"] for r in lad["rungs"]}
+    assert list(out) == [n for n in verdicts.RUNG_ORDER if n != "across_metrics"]  # the eight of issue 22
+    assert out == {"direction": "reproduced", "beyond_baselines": "adds nothing", "maps_right": "above chance",
+                   "sanity": "failed", "within_class": "reversed", "across_seeds": "undefined",
+                   "across_threads": "undefined", "paper_effect": "excluded"}
+    assert lad["headline"] == "undefined" and "synthetic" in lad["data"] and "Fantasia" in lad["data"]
+    wide = S.verdict_ladder({**primary, "ci95": [0.0, 0.3]}, added=added, fidelity=None, sanity=None, within=within,
+                            robustness_path=tmp_path / "none.json")
+    w = {r["name"]: r["outcome"] for r in wide["rungs"]}
+    assert w["paper_effect"] == "underpowered" and w["maps_right"] == "undefined" and w["sanity"] == "inconclusive"

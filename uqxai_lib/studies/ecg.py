@@ -17,6 +17,7 @@ The paper's numbers (Salvi et al. 2025, Table 1, theirs) are the constants below
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -24,35 +25,59 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .. import metrics, samplers, saliency
+from .. import metrics, protocol, rules, saliency, samplers, stats
 from ..cache import finite_or_none, round_sig
-from ..perturb import PERTURBATION_LABELS, PERTURBATIONS, _check_kind, _check_snr, achieved_snr_db, make_perturbation, snr_db
+from ..perturb import PERTURBATION_LABELS, PERTURBATIONS, _check_kind, _check_snr, achieved_snr_db, make_perturbation
 
 __all__ = [
+    "CLAIM",
+    "ECGSetup",
+    "FS",
     "MIN_GROUP",
     "PAPER_CLASSIFICATION",
+    "PAPER_EFFECT",
     "PAPER_TABLE1",
+    "PRIMARY_KIND",
     "ROW_KEYS",
+    "SETUP_KEYS",
     "PerturbationSUE",
     "achieved_snr",
-    "best_kind",
+    "baseline_rows",
+    "baseline_scores",
+    "beyond_baselines",
+    "cascade_order",
+    "clean_reference",
+    "data_line",
     "correctness",
-    "describe_rows",
     "draw_inputs",
+    "empty_rule_rows",
+    "fidelity_by_class",
     "first_draws",
     "headline_numbers",
+    "kind_record",
+    "layer_table",
     "majority_vote",
+    "own_target_maps",
     "perturbation_sue",
     "pick_examples",
+    "prediction_rows",
+    "primary_run",
+    "region_occlusion",
+    "setup",
+    "strata_rows",
     "sue_study",
     "sue_sweep",
+    "sue_variants",
     "sue_vs_snr_frame",
     "sweep_seed",
     "table_rows",
+    "variant_rows",
+    "verdict_ladder",
+    "within_class",
 ]
 
-#: Below this many misclassified windows a group's mean, SD, p and AUROC are flagged as unreliable.
-MIN_GROUP = 5
+#: Below this many windows in a group a comparison is undefined (the rule book's).
+MIN_GROUP = rules.MIN_GROUP_SIZE
 
 #: The paper's test-set results of the CNN-BiLSTM (percent), theirs, not ours.
 PAPER_CLASSIFICATION = {"accuracy": 99.6, "sensitivity": 99.8, "specificity": 98.2}
@@ -63,8 +88,24 @@ PAPER_TABLE1 = {
     "baseline": (0.846, 0.106, 0.463, 0.288),
     "electrode": (0.834, 0.107, 0.476, 0.294),
 }
-ROW_KEYS = ("sue_correct_mean", "sue_correct_sd", "n_correct", "sue_mis_mean", "sue_mis_sd", "n_mis",
-            "mwu_p", "auroc")
+#: The paper's effect per noise kind (theirs): mean SUE correct − misclassified of Table 1.
+PAPER_EFFECT = {k: round(v[0] - v[2], 3) for k, v in PAPER_TABLE1.items()}
+#: The chapter's one declared primary comparison: SUE of correct minus misclassified windows
+#: (clean-prediction definition) under this perturbation; the other kinds are secondary.
+PRIMARY_KIND = "gaussian"
+
+#: The paper's claim (Salvi et al. 2025, section 4.1 and Table 1; theirs).
+CLAIM = {
+    "text": "Correct predictions come with more repeatable Grad-CAM explanations under test-time "
+            "perturbation (higher SUE) than misclassifications.",
+    "expected": "higher",
+    "theirs": "SUE 0.982 ± 0.040 (correct) vs 0.865 ± 0.277 (misclassified), Gaussian noise, Table 1",
+    "source": "salvi2025explainability",
+}
+
+
+ROW_KEYS = ("sue_correct_mean", "sue_correct_sd", "n_correct", "sue_mis_mean", "sue_mis_sd", "n_mis", "n_undefined",
+            "effect", "ci95", "auroc", "auroc_ci95", "p", "verdict")
 
 
 def _ci(ci: Sequence[float], digits: int = 3) -> str:
@@ -73,8 +114,183 @@ def _ci(ci: Sequence[float], digits: int = 3) -> str:
 
 
 def _f64(v) -> np.ndarray:
-    """A tensor (any device) or array-like as a float64 NumPy array."""
-    return torch.as_tensor(v).detach().cpu().double().numpy()
+    """A tensor (any device) or array-like as a float64 NumPy array (lists stay float64)."""
+    if isinstance(v, Tensor):
+        return v.detach().cpu().double().numpy()
+    return np.asarray(v, dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------------- setup
+#: Sampling rate of the synthetic windows and of the resampled real records (Hz).
+FS = 250.0
+#: Seed offset of the extra test subjects (drawn from the same generator, never seen in training).
+EXTRA_TEST_SEED = 1_000_003
+
+
+class ECGSetup(NamedTuple):
+    """The chapter's data and trained model, as :func:`setup` builds them (one cache key).
+
+    ``data`` the whole data set the split was drawn from, ``train`` / ``val`` / ``test`` the
+    subject-wise split (``test`` = the studied windows: held-out subjects plus the extra test
+    subjects, at most ``max_test``), ``severity`` [len(test)] (0 healthy, 1 mild CAD, 2 marked CAD;
+    ``None`` on real data), ``model`` (eval mode), ``layer`` (its Grad-CAM layer name),
+    ``train_config`` (the training cache key), ``source`` ("synthetic" or the data directory),
+    ``nstdb`` (MIT-BIH Noise Stress Test records when the data directory holds them, else ``None``).
+    """
+
+    data: object
+    train: object
+    val: object
+    test: object
+    severity: Tensor | None
+    model: torch.nn.Module
+    layer: str
+    train_config: dict
+    source: str
+    nstdb: dict | None
+    from_cache: bool
+    test_key: dict
+
+
+#: The parameters :func:`setup` reads (the notebook's parameters cell, or ``params.chapter_parameters``).
+SETUP_KEYS = ("n_subjects", "windows_per_subject", "cad_fraction", "mild_fraction", "extra_test_subjects", "max_test",
+              "data_dir", "max_windows_per_record", "fantasia_records", "incart_records", "incart_cad_records",
+              "channels", "hidden", "epochs", "patience", "batch_size", "lr")
+
+
+def _test_key(test) -> dict:
+    import hashlib
+
+    h = hashlib.sha256(test.x.detach().cpu().float().contiguous().numpy().tobytes())
+    h.update(test.y.detach().cpu().numpy().tobytes())
+    return {"n": len(test), "sha256": h.hexdigest()[:16]}
+
+
+def _extra_test(params: Mapping, seed: int, first_group: int):
+    from ..data.synthetic_ecg import make_synthetic_ecg
+
+    n = int(params.get("extra_test_subjects") or 0)
+    if n < 2:
+        return None, None
+    d, info = make_synthetic_ecg(n, int(params["windows_per_subject"]), cad_fraction=params["cad_fraction"],
+                                 mild_fraction=params["mild_fraction"], seed=int(seed) + EXTRA_TEST_SEED,
+                                 return_info=True)
+    return dataclasses.replace(d, group=d.group + int(first_group)), info
+
+
+def _concat(a, b):
+    return dataclasses.replace(a, x=torch.cat([a.x, b.x]), y=torch.cat([a.y, b.y]), mask=torch.cat([a.mask, b.mask]),
+                               group=torch.cat([a.group, b.group]))
+
+
+def setup(params: Mapping, *, seed: int, device: torch.device | str = "cpu", progress: bool = False) -> ECGSetup:
+    """The chapter's data set, subject-wise split and trained CNN-BiLSTM from its parameters.
+
+    Synthetic data (``make_synthetic_ecg``) unless ``params["data_dir"]`` / ``$UQXAI_DATA_DIR``
+    holds Fantasia + INCART; train / validation / test split 60 / 20 / 20 % by subject with the
+    class ratio kept. On synthetic data the test set also gets ``extra_test_subjects`` fresh subjects
+    from the same generator (another seed; cheap: maps at inference, not training) so that the
+    primary interval is narrow enough; then an evenly spaced subset of at most ``max_test``
+    windows is studied. The model is trained through ``train.fit`` under one cache key
+    (``train_config``), so the notebook, the robustness and the cross-study chapters share it.
+    """
+    from .. import train
+    from ..data.fantasia_incart import load_fantasia_incart
+    from ..data.synthetic_ecg import make_synthetic_ecg, stratified_group_split
+    from ..models.cnn_bilstm import CNNBiLSTM
+    from ..perturb import load_nstdb
+    from ..utils import pick_device, resolve_data_dir, seed_everything
+
+    p = params
+    dev = pick_device(device) if isinstance(device, str) else device
+    seed_everything(int(seed))
+    root = resolve_data_dir(p.get("data_dir"))
+    severity = None
+    if root is None:
+        data, info = make_synthetic_ecg(p["n_subjects"], p["windows_per_subject"], cad_fraction=p["cad_fraction"],
+                                        mild_fraction=p["mild_fraction"], seed=seed, return_info=True)
+        data_config = dict(source="synthetic", n_subjects=p["n_subjects"], windows_per_subject=p["windows_per_subject"],
+                           cad_fraction=p["cad_fraction"], mild_fraction=p["mild_fraction"], seed=seed)
+        sev_all = info["severity"]
+    else:
+        data = load_fantasia_incart(root, max_windows_per_record=p["max_windows_per_record"],
+                                    healthy_records=p.get("fantasia_records"), incart_records=p.get("incart_records"),
+                                    cad_records=p.get("incart_cad_records"))
+        data_config = dict(source=str(root), max_windows_per_record=p["max_windows_per_record"],
+                           fantasia_records=p.get("fantasia_records"), incart_records=p.get("incart_records"),
+                           incart_cad_records=p.get("incart_cad_records"))
+        sev_all = None
+    tr, va, te = stratified_group_split(data.group, data.y, [0.6, 0.2, 0.2], seed=seed)
+    train_set, val_set, test_set = data.subset(tr), data.subset(va), data.subset(te)
+    if sev_all is not None:
+        severity = sev_all[te]
+        extra, extra_info = _extra_test(p, seed, int(data.group.max()) + 1)
+        if extra is not None:
+            test_set = _concat(test_set, extra)
+            severity = torch.cat([severity, extra_info["severity"]])
+    if len(test_set) > int(p["max_test"]):  # an evenly spaced subset of the test windows (keeps the class mix)
+        keep = torch.linspace(0, len(test_set) - 1, int(p["max_test"])).round().long()
+        test_set = test_set.subset(keep)
+        severity = None if severity is None else severity[keep]
+    model = CNNBiLSTM(channels=p["channels"], hidden=p["hidden"])
+    train_config = dict(data=data_config, model=model.config, epochs=p["epochs"], batch_size=p["batch_size"],
+                        lr=p["lr"], patience=p["patience"], seed=seed)
+    fit = train.fit(model, train_set, val_set, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                    patience=p["patience"], seed=seed, device=dev, name="ecg_cnn_bilstm", cache_config=train_config,
+                    progress=progress)
+    return ECGSetup(data, train_set, val_set, test_set, severity, fit.model.eval(), fit.model.cam_layer_name,
+                    train_config, "synthetic" if root is None else str(root), load_nstdb(root, fs=FS),
+                    bool(fit.from_cache), _test_key(test_set))
+
+
+def data_line(st: ECGSetup, device: torch.device | str | None = None) -> str:
+    """One sentence: which data this run used (the phantom or the data directory), the split's
+    sizes, the noise records and the device."""
+    what = ("the embedded synthetic ECG phantom" if st.source == "synthetic"
+            else f"Fantasia + INCART from `{st.source}`")
+    noise = f"NSTDB records {', '.join(sorted(st.nstdb))} and synthetic noise" if st.nstdb else "synthetic noise models"
+    dev = "" if device is None else f" on {device}"
+    return (f"This run: {what}, {len(st.train)} training, {len(st.val)} validation and {len(st.test)} test windows "
+            f"(split by subject), {noise}{dev}.")
+
+
+def clean_reference(model: torch.nn.Module, x: Tensor, layer: str, *, chunk: int = 512) -> tuple[Tensor, Tensor]:
+    """The clean windows' Grad-CAM maps [B, T] at the layer's resolution (the reference of every
+    stack, explained for the clean prediction) and their softmax [B, C]."""
+    from .. import train
+
+    dev = next(model.parameters()).device
+    maps = torch.cat([saliency.grad_cam(model, xb.to(dev), layer).cpu() for xb in x.split(chunk)])
+    return maps, train.predict_proba(model, x, device=dev)
+
+
+def primary_run(params: Mapping, *, seed: int, device: str | torch.device = "cpu") -> dict:
+    """The chapter's primary comparison exactly as the notebook computes it: :func:`setup`, the
+    Gaussian-noise study (:func:`perturbation_sue` with the notebook's seed, SNR, draws and top-q)
+    and its :func:`kind_record` (``primary``: SUE correct − misclassified, interval over subjects).
+    ``params`` = ``uqxai_lib.params.chapter_parameters("ecg_sue", profile)``. Returns
+    ``{"primary": ..., "claim": ...}`` (JSON-safe); reads and writes no results file."""
+    st = setup(params, seed=seed, device=device)
+    dev = next(st.model.parameters()).device
+    r = perturbation_sue(st.model, st.test.x.to(dev), st.layer, PRIMARY_KIND, params["table_snr_db"], params["draws"],
+                         seed=seed, quantile=params["sue_quantile"], nstdb=st.nstdb)
+    ref, probs = clean_reference(st.model, st.test.x, st.layer)
+    rec = kind_record(r, ref, probs, st.test.y, groups=st.test.group, n_boot=params["n_boot"], seed=seed,
+                      quantile=params["sue_quantile"])
+    return {"primary": protocol.json_safe(primary_json(rec, PRIMARY_KIND)), "claim": dict(CLAIM)}
+
+
+def primary_json(record: protocol.Assessment, kind: str = PRIMARY_KIND) -> dict:
+    """The results record's ``primary``: the assess primary section of ``kind`` with its ``name``,
+    the paper's effect (``paper_effect``, theirs, same units and sign) and the minimal detectable
+    effect at these group sizes (``mde``)."""
+    out = dict(record.primary)
+    v = np.asarray(record.stability["jaccard"], float)
+    c = np.asarray(record.prediction["correct"], bool)
+    out["name"] = f"SUE correct − misclassified, {PERTURBATION_LABELS.get(kind, kind)}"
+    out["paper_effect"] = PAPER_EFFECT.get(kind)
+    out["mde"] = stats.mde(v, c)
+    return out
 
 
 # ----------------------------------------------------------------------------------- SUE study
@@ -122,30 +338,29 @@ def perturbation_sue(
     draws: int,
     *,
     seed: int,
-    fs: float = 250.0,
-    size: int | None = None,
+    fs: float = FS,
     method: str = "grad_cam",
-    quantile: float = 0.9,
+    quantile: float = rules.TOP_Q,
     chunk: int = 128,
     nstdb: Mapping[str, Tensor] | None = None,
 ) -> PerturbationSUE:
     """SUE of Grad-CAM maps over ``draws`` test-time perturbations of each window in ``x``.
 
     Every window is explained for its *clean* prediction (the target is fixed before perturbing),
-    its ``draws`` noisy copies come from ``samplers.test_time`` with :func:`make_perturbation`, the
-    maps are upsampled to ``size`` samples (default: the window length) and their repeatability is
-    ``metrics.sue(maps, quantile=quantile)``. Windows are processed in chunks of ``chunk`` with one
-    generator seeded by ``seed``, so results do not depend on the device.
+    its ``draws`` noisy copies come from ``samplers.test_time`` with :func:`make_perturbation`, and
+    SUE is the rule book's top-q Jaccard over pairs of draws at the layer's resolution
+    (``metrics.sue(..., empty="skip")``, as :func:`uqxai_lib.protocol.stability` scores it: a pair
+    with an empty region is undefined and skipped). Windows are processed in chunks of ``chunk``
+    with one generator seeded by ``seed``, so results do not depend on the device.
     """
     perturb = make_perturbation(kind, snr_db, fs, nstdb=nstdb)
-    size = int(size or x.shape[-1])
     gen = torch.Generator().manual_seed(int(seed))
     maps, sue, clean, dpred, dprob = [], [], [], [], []
     for xb in x.split(chunk):
         st = samplers.test_time(model, xb, layer, perturb, draws, method=method, generator=gen)
-        up = saliency.upsample(st.maps, size)
-        sue.append(metrics.sue(up, quantile=quantile).float().cpu())
-        maps.append(st.maps.float().cpu())
+        m = st.maps.double().cpu()
+        sue.append(metrics.sue(m, quantile=quantile, empty="skip").float())
+        maps.append(m.float())
         clean.append(st.target.cpu())
         dpred.append(st.probs.argmax(-1).cpu())
         dprob.append(st.probs.float().cpu())
@@ -260,7 +475,7 @@ def draw_inputs(
     draws: int,
     *,
     seed: int,
-    fs: float = 250.0,
+    fs: float = FS,
     chunk: int = 128,
     nstdb: Mapping[str, Tensor] | None = None,
 ) -> Tensor:
@@ -308,31 +523,61 @@ def first_draws(x: Tensor, records: Sequence[Mapping], *, fs: float = 250.0,
             for r in records}
 
 
-def best_kind(rows: Mapping[str, Mapping[str, float]]) -> str:
-    """The perturbation whose SUE separates correct from misclassified windows best (highest AUROC
-    among kinds with a misclassified window; the first kind when none has one)."""
-    return max(rows, key=lambda k: rows[k]["auroc"] if rows[k]["n_mis"] else -1.0)
-
-
 # ----------------------------------------------------------------------------------- tables and records
-def table_rows(sue: Mapping[str, Tensor], correct: Mapping[str, Tensor]) -> dict[str, dict[str, float]]:
-    """Per perturbation: SUE of correct vs misclassified windows (``metrics.compare_groups``).
+def kind_record(result: PerturbationSUE, reference: Tensor, clean_probs: Tensor, y: Tensor, *,
+                groups: Tensor | None = None, masks: Tensor | None = None, model: torch.nn.Module | None = None,
+                x: Tensor | None = None, layer: str | None = None, sanity: bool = False, n_boot: int = rules.N_BOOT,
+                seed: int = 0, quantile: float = rules.TOP_Q) -> protocol.Assessment:
+    """The :class:`uqxai_lib.protocol.Assessment` of one noise kind's stack (``score="jaccard"``:
+    SUE), from :func:`uqxai_lib.protocol.evaluate` on the study's maps, the clean maps ``reference``
+    [B, T] at the layer's resolution, the draws' and the clean softmax. With ``masks`` (and
+    ``model``, ``x``) the fidelity sections, with ``sanity`` the cascading randomisation from the
+    head down (:func:`cascade_order`), deletion / insertion in 0.1-s segments (:data:`SEGMENT`)."""
+    if result.draw_probs is None:
+        raise ValueError("the study result carries no draw_probs; rerun perturbation_sue (the cached entry is old)")
+    return protocol.evaluate(result.maps, reference, result.draw_probs, clean_probs, y, target=result.clean_pred,
+                             source="test_time", score="jaccard", q=quantile, groups=groups, masks=masks,
+                             model=model, x=x, layer=layer, sanity=sanity,
+                             sanity_modules=cascade_order(model) if sanity else None, fidelity_patch=SEGMENT,
+                             n_boot=n_boot, seed=seed, config={"kind": result.kind, "snr_db": result.snr_db})
 
-    ``auroc`` is the AUROC of SUE for telling correct from misclassified windows (equivalently of
-    ``-SUE`` for flagging a misclassification); NaN statistics where a group is empty.
-    """
+
+def _sd(v: np.ndarray) -> float:
+    v = v[np.isfinite(v)]
+    return float(np.std(v, ddof=1)) if v.size > 1 else float("nan")
+
+
+def table_rows(records: Mapping[str, protocol.Assessment], correct: Mapping[str, Tensor] | None = None, *,
+               groups: Tensor | None = None, primary_kind: str = PRIMARY_KIND, n_boot: int = rules.N_BOOT,
+               seed: int = 0) -> dict[str, dict]:
+    """Table 1 per noise kind: SUE (mean, SD) of correct and misclassified windows, the difference
+    with its interval, AUROC and p from one bootstrap (the record's ``primary`` section, or
+    :func:`uqxai_lib.protocol.primary_section` for another ``correct`` definition, e.g. the majority
+    of draws), and the ``verdict``: the primary kind's from its interval, the others' from
+    Holm-adjusted p (:func:`holm_labels`). Windows with an undefined SUE are left out and counted."""
     rows = {}
-    for kind, s in sue.items():
-        g = metrics.compare_groups(s, torch.as_tensor(correct[kind]).bool(), higher_in="a").as_dict()
-        rows[kind] = {
-            "sue_correct_mean": float(g["mean_a"]), "sue_correct_sd": float(g["sd_a"]), "n_correct": int(g["n_a"]),
-            "sue_mis_mean": float(g["mean_b"]), "sue_mis_sd": float(g["sd_b"]), "n_mis": int(g["n_b"]),
-            "mwu_p": float(g["mwu_p"]), "auroc": float(g["auroc"]),
-        }
+    for kind, rec in records.items():
+        v = _f64(rec.stability["jaccard"])
+        c = np.asarray(rec.prediction["correct"], bool) if correct is None else _f64(correct[kind]).astype(bool)
+        prim = rec.primary if correct is None else protocol.primary_section(
+            v, c, groups=None if groups is None else _f64(groups), score="jaccard", n_boot=n_boot, seed=seed)
+        rows[kind] = {"sue_correct_mean": prim["mean_correct"], "sue_correct_sd": _sd(v[c]),
+                      "n_correct": prim["n_correct"],
+                      "sue_mis_mean": prim["mean_misclassified"], "sue_mis_sd": _sd(v[~c]),
+                      "n_mis": prim["n_misclassified"],
+                      "n_undefined": prim["n_undefined"], "effect": prim["effect"], "ci95": list(prim["ci95"]),
+                      "auroc": prim["auroc"], "auroc_ci95": list(prim["auroc_ci95"]), "p": prim["p"],
+                      "verdict": prim["verdict"], "reason": prim["reason"]}
+    others = [k for k in rows if k != primary_kind]
+    for k, lab, ph in zip(others, stats.holm_labels([rows[k]["effect"] for k in others],
+                                                    [rows[k]["p"] for k in others]),
+                          stats.holm([rows[k]["p"] for k in others])):
+        rows[k].update(verdict=lab if rows[k]["verdict"] != "undefined" else "undefined", p_holm=ph)
     return rows
 
 
-def sue_vs_snr_frame(records: Sequence[Mapping], y: Tensor | None = None, *, definition: str = "majority") -> pd.DataFrame:
+def sue_vs_snr_frame(records: Sequence[Mapping], y: Tensor | None = None, *,
+                     definition: str = "majority") -> pd.DataFrame:
     """Long table of SUE against SNR: mean/SD SUE overall and per correctness group, and accuracy.
 
     ``records``: ``{kind, snr_db, sue [B], ...}`` as from ``perturb.sue_sweep``. With labels ``y``,
@@ -354,7 +599,8 @@ def sue_vs_snr_frame(records: Sequence[Mapping], y: Tensor | None = None, *, def
             c = _f64(r["correct"]).astype(bool)
             acc = float(c.mean())
         rows.append({
-            "kind": r["kind"], "snr_db": float(r["snr_db"]), "sue_mean": s.mean(), "sue_sd": s.std(ddof=1) if len(s) > 1 else 0.0,
+            "kind": r["kind"], "snr_db": float(r["snr_db"]), "sue_mean": s.mean(),
+            "sue_sd": s.std(ddof=1) if len(s) > 1 else 0.0,
             "sue_correct": s[c].mean() if c.any() else np.nan, "sue_mis": s[~c].mean() if (~c).any() else np.nan,
             "accuracy": acc, "n": len(s), "n_mis": int((~c).sum()),
         })
@@ -369,36 +615,6 @@ def pick_examples(sue: Tensor, correct: Tensor) -> tuple[int | None, int | None]
     return hi, lo
 
 
-def describe_rows(rows: Mapping[str, Mapping[str, float]], by_kind: Mapping[str, Mapping], *,
-                  definition: str = "clean prediction", min_group: int = MIN_GROUP) -> str:
-    """Markdown: for how many perturbations the interval of SUE correct − misclassified lies above 0
-    (verdict "higher", ``stats.verdict`` of ``by_kind[k]["ci95"]`` from :func:`comparisons`), one line
-    each, with a warning where the misclassified group is empty or smaller than ``min_group``."""
-    from .. import stats
-
-    lines, higher, compared = [], 0, 0
-    for k, r in rows.items():
-        lab = PERTURBATION_LABELS.get(k, k)
-        if r["n_mis"] == 0:
-            lines.append(f"- {lab}: no misclassified window (n correct = {r['n_correct']}); nothing to compare.")
-            continue
-        compared += 1
-        v = stats.verdict(by_kind[k]["ci95"])
-        higher += v == "higher"
-        few = f" — only {r['n_mis']} misclassified, treat as anecdotal" if r["n_mis"] < min_group else ""
-        p = "–" if not np.isfinite(r["mwu_p"]) else f"{r['mwu_p']:.2g}"
-        auc = "–" if not np.isfinite(r["auroc"]) else f"{r['auroc']:.3f}"
-        lines.append(f"- {lab}: SUE {r['sue_correct_mean']:.3f} (correct, n = {r['n_correct']}) vs "
-                     f"{r['sue_mis_mean']:.3f} (misclassified, n = {r['n_mis']}), difference "
-                     f"{_ci(by_kind[k]['ci95'])}: {v}; AUROC {auc}, p = {p}{few}")
-    head = (f"The 95 % interval of SUE correct − misclassified lies above 0 (verdict \"higher\") for "
-            f"**{higher} of {compared}** perturbation types that have misclassified windows ({definition} definition):")
-    if compared == 0:
-        head = (f"No perturbation type left a misclassified window ({definition} definition), so the "
-                "comparison cannot be made on this run; use more test windows or a lower SNR.")
-    return head + "\n\n" + "\n".join(lines)
-
-
 def headline_numbers(classification: Mapping[str, float], rows: Mapping[str, Mapping[str, Mapping]],
                      **extra) -> dict:
     """JSON-ready headline numbers: accuracy, sensitivity, specificity, one row per perturbation
@@ -407,8 +623,10 @@ def headline_numbers(classification: Mapping[str, float], rows: Mapping[str, Map
     ``extra`` scalars. Floats are rounded to 6 significant digits, NaN (an empty group) becomes
     ``None``, ``None`` extras are dropped.
 
-    >>> r = {"n_correct": 3, "n_mis": 0, "sue_correct_mean": 0.5, "sue_correct_sd": 0.1, "sue_mis_mean": float("nan"),
-    ...      "sue_mis_sd": float("nan"), "mwu_p": float("nan"), "auroc": float("nan")}
+    >>> nan = float("nan")
+    >>> r = {"n_correct": 3, "n_mis": 0, "n_undefined": 0, "sue_correct_mean": 0.5, "sue_correct_sd": 0.1,
+    ...      "sue_mis_mean": nan, "sue_mis_sd": nan, "effect": nan, "ci95": [nan, nan], "auroc": nan,
+    ...      "auroc_ci95": [nan, nan], "p": nan, "verdict": "undefined"}
     >>> h = headline_numbers({"accuracy": 1/3, "sensitivity": 1.0, "specificity": 0.0}, {"clean": {"gaussian": r}})
     >>> h["accuracy"], h["perturbations"]["gaussian"]["sue_mis_mean"]
     (0.333333, None)
@@ -421,66 +639,48 @@ def headline_numbers(classification: Mapping[str, float], rows: Mapping[str, Map
     return finite_or_none(round_sig(out))
 
 
-# ----------------------------------------------------------------------------------- primary, claim, secondary
-#: The chapter's one declared primary comparison: SUE of correct minus misclassified windows
-#: (clean-prediction definition) under this perturbation; the other kinds are secondary.
-PRIMARY_KIND = "gaussian"
-
-#: The paper's claim (Salvi et al. 2025, section 4.1 and Table 1; theirs).
-CLAIM = {
-    "text": "Correct predictions come with more repeatable Grad-CAM explanations under test-time "
-            "perturbation (higher SUE) than misclassifications.",
-    "expected": "higher",
-    "theirs": "SUE 0.982 ± 0.040 (correct) vs 0.865 ± 0.277 (misclassified), Gaussian noise, Table 1",
-    "source": "salvi2025explainability",
-}
-
-
-def comparisons(sue: Mapping[str, Tensor], correct: Mapping[str, Tensor], groups: Tensor | None = None, *,
-                primary_kind: str = PRIMARY_KIND, n_boot: int = 2000, seed: int = 0) -> dict:
-    """SUE correct − misclassified for every perturbation (``stats.group_difference``, bootstrap over
-    ``groups`` = subjects when given): ``primary`` (``stats.primary`` of ``primary_kind``), ``secondary``
-    (the other kinds, ``{name, kind, effect, ci95, auroc, auroc_ci95, p, p_holm, verdict}`` with
-    Holm-adjusted p over the secondary family) and ``by_kind`` (the raw comparisons)."""
-    from .. import stats
-
-    if primary_kind not in sue:
-        raise ValueError(f"the primary perturbation {primary_kind!r} is not among the studied kinds {list(sue)}")
-    g = None if groups is None else _f64(groups)
-    by_kind = {k: stats.group_difference(_f64(s), _f64(correct[k]).astype(bool), groups=g, n_boot=n_boot, seed=seed)
-               for k, s in sue.items()}
-    prim = stats.primary(f"SUE correct − misclassified, {PERTURBATION_LABELS.get(primary_kind, primary_kind)}",
-                         by_kind[primary_kind])
-    others = [k for k in sue if k != primary_kind]
-    p_holm = stats.holm([by_kind[k]["p"] for k in others])
-    secondary = [{"name": f"SUE correct − misclassified, {PERTURBATION_LABELS.get(k, k)}", "kind": k,
-                  "effect": by_kind[k]["effect"], "ci95": list(by_kind[k]["ci95"]), "auroc": by_kind[k]["auroc"],
-                  "auroc_ci95": list(by_kind[k]["auroc_ci95"]), "p": by_kind[k]["p"], "p_holm": ph,
-                  "verdict": stats.verdict(by_kind[k]["ci95"])} for k, ph in zip(others, p_holm)]
-    return {"primary": prim, "secondary": secondary, "by_kind": by_kind}
+def empty_rule_rows(results: Mapping[str, PerturbationSUE], *, quantile: float = rules.TOP_Q) -> list[dict]:
+    """Per noise kind: mean SUE when a pair of empty top regions counted as agreement (J = 1, the
+    chapter's rule before the rule book) and under the rule book (such pairs skipped,
+    ``metrics.sue(..., empty="skip")``; a window with no defined pair is left out), with the number
+    of windows that hold an empty region and of those left out."""
+    out = []
+    for kind, r in results.items():
+        m = r.maps.double()
+        agree = _f64(metrics.sue(m, quantile=quantile, empty="agree"))
+        rule = _f64(metrics.sue(m, quantile=quantile, empty="skip"))
+        out.append({"kind": kind, "sue_agree": float(np.mean(agree)),
+                    "sue_rule": float(np.nanmean(rule)) if np.isfinite(rule).any() else float("nan"),
+                    "n_empty": int(_f64(metrics.empty_regions(m, quantile=quantile)).sum()),
+                    "n_undefined": int((~np.isfinite(rule)).sum()), "n": len(rule)})
+    return out
 
 
-def verdict_sentence(primary: Mapping, claim: Mapping = CLAIM, *, n_a: int | None = None, n_b: int | None = None) -> str:
-    """Markdown sentence of the primary result: effect, interval, AUROC, p, the verdict word
-    (``stats.verdict`` of the interval) and how it stands to the paper (``stats.reproduction``)."""
-    from .. import stats
-
-    rep = stats.reproduction(primary["verdict"], claim["expected"])
-    ns = "" if n_a is None else f" ({n_a} correct, {n_b} misclassified windows)"
-    word = {"higher": "higher for correct than for misclassified windows",
-            "lower": "lower for correct than for misclassified windows",
-            "no detectable difference": "not detectably different between correct and misclassified windows"}
-    return (f"**Primary ({primary['name']}):** SUE is {word[primary['verdict']]}{ns}: difference "
-            f"{primary['effect']:.3f}, 95% interval {_ci(primary['ci95'])}, AUROC {primary['auroc']:.3f} "
-            f"{_ci(primary['auroc_ci95'])}, Mann–Whitney p = {primary['p']:.2g}. The paper's claim "
-            f"(\"{claim['text']}\", theirs: {claim['theirs']}) is **{rep}** on this run.")
+#: What the data are, for the verdict box (the phantom; the paper's real recordings).
+PHANTOM = "synthetic single-lead ECG windows with a known ST–T region"
+PAPER_DATA = "Fantasia + INCART (PhysioNet), 95,300 windows"
 
 
-def secondary_lines(secondary: Sequence[Mapping]) -> str:
-    """Markdown list of the secondary comparisons with Holm-adjusted p and the verdict word."""
-    return "\n".join(f"- {r['name']}: difference {r['effect']:.3f} {_ci(r['ci95'])}, AUROC {r['auroc']:.3f} "
-                     f"{_ci(r['auroc_ci95'])}, p = {r['p']:.2g} (Holm {r['p_holm']:.2g}): {r['verdict']}"
-                     for r in secondary)
+def verdict_ladder(primary: Mapping, *, added: Mapping | None, fidelity: Mapping | None, sanity: Mapping | None,
+                   within: Mapping | None, robustness_path=None, source: str = "synthetic") -> dict:
+    """The results record's ``verdict``: the eight rungs of :mod:`uqxai_lib.verdicts` read from this
+    run's records (direction of the primary; SUE against the strongest prediction-only score; the
+    maps in the ST–T mask; the cascading check; SUE within the predicted class; across training seeds
+    and threads from the robustness record when it exists; our interval against the paper's
+    Gaussian-noise effect, theirs) and the data line."""
+    from .. import verdicts
+
+    exp = CLAIM["expected"]
+    rungs = [verdicts.direction(primary, exp),
+             verdicts.beyond_baselines(added, score_name="SUE"),
+             verdicts.maps_right(fidelity or None),
+             verdicts.sanity(sanity),
+             verdicts.within_class(within, exp),
+             *verdicts.robustness_rungs("ecg_sue", exp, path=robustness_path),
+             verdicts.paper_effect(primary, primary.get("paper_effect"), mde=primary.get("mde"))]
+    data = verdicts.data_line(PHANTOM, PAPER_DATA) if source == "synthetic" else \
+        f"Fantasia + INCART from {source}; the paper used {PAPER_DATA}"
+    return verdicts.ladder(CLAIM, data, rungs)
 
 
 # ----------------------------------------------------------------------------------- SUE variants
@@ -511,126 +711,68 @@ def own_target_maps(model: torch.nn.Module, x: Tensor, layer: torch.nn.Module | 
     return maps
 
 
-def sue_variants(maps: Tensor, clean_map: Tensor, own_maps: Tensor | None = None, *, size: int | None = None,
+def sue_variants(maps: Tensor, clean_map: Tensor, own_maps: Tensor | None = None, *,
                  shares: Sequence[float] = TOP_SHARES) -> list[dict]:
     """Per-window SUE under every variant: ``reference`` "pairs" (mean Jaccard over pairs of
-    perturbed maps, today's SUE) or "clean" (each perturbed map against the clean map); top
-    region ``q`` in ``shares``; ``target`` "clean" (fixed from the clean prediction) or "own" (each
-    draw's own prediction, when ``own_maps`` is given). Maps [S, B, T] are upsampled to ``size``;
-    windows with an empty region are NaN (``metrics.sue(..., empty="nan")``) and counted in
-    ``n_empty``. Returns ``[{reference, q, target, sue [B], n_empty}]``."""
-    size = int(size or clean_map.shape[-1])
-    ref = clean_map if clean_map.shape[-1] == size else saliency.upsample(clean_map[:, None], size)[:, 0]
+    noisy maps, the chapter's SUE) or "clean" (each noisy map against the clean map); top region
+    ``q`` in ``shares``; ``target`` "clean" (fixed from the clean prediction) or "own" (each draw's
+    own prediction, when ``own_maps`` is given). Maps [S, B, T] and ``clean_map`` [B, T] at the
+    layer's resolution, scored under the rule book (``metrics.sue(..., empty="skip")``); windows
+    with nothing defined are NaN and counted in ``n_empty``. Returns ``[{reference, q, target, sue [B], n_empty}]``."""
     stacks = {"clean": maps} if own_maps is None else {"clean": maps, "own": own_maps}
     out = []
     for target, st in stacks.items():
-        up = saliency.upsample(st, size)
         for reference in ("pairs", "clean"):
             for q in shares:
-                quant = 1.0 - float(q)
-                s = metrics.sue(up, quantile=quant, empty="nan", reference=ref if reference == "clean" else None)
+                s = metrics.sue(st.double(), quantile=1.0 - float(q), empty="skip",
+                                reference=clean_map.double() if reference == "clean" else None)
                 out.append({"reference": reference, "q": float(q), "target": target, "sue": s.float(),
                             "n_empty": int(s.isnan().sum())})
     return out
 
 
+def _auroc_row(values, correct, groups, n_boot: int, seed: int) -> dict:
+    """AUROC (correct vs misclassified) with its interval and the verdict of the rule book
+    (:func:`uqxai_lib.protocol.primary_section`: "undefined" below 5 windows in a group)."""
+    pr = protocol.primary_section(_f64(values), _f64(correct).astype(bool),
+                                  groups=None if groups is None else _f64(groups),
+                                  n_boot=n_boot, seed=seed)
+    return {"auroc": pr["auroc"], "auroc_ci95": list(pr["auroc_ci95"]), "n_correct": pr["n_correct"],
+            "n_mis": pr["n_misclassified"], "verdict": pr["verdict"], "reason": pr["reason"]}
+
+
 def variant_rows(variants: Sequence[Mapping], correct: Tensor, groups: Tensor | None = None, *,
                  n_boot: int = 2000, seed: int = 0) -> list[dict]:
     """AUROC of SUE (correct vs misclassified) with its interval for every variant of
-    :func:`sue_variants`: ``[{reference, q, target, auroc, auroc_ci95, n_empty}]``."""
-    from .. import stats
-
-    g = None if groups is None else _f64(groups)
-    rows = []
-    for v in variants:
-        d = stats.group_difference(_f64(v["sue"]), _f64(correct).astype(bool), groups=g, n_boot=n_boot, seed=seed)
-        rows.append({"reference": v["reference"], "q": v["q"], "target": v["target"], "auroc": d["auroc"],
-                     "auroc_ci95": list(d["auroc_ci95"]), "n_empty": int(v["n_empty"])})
-    return rows
+    :func:`sue_variants`: ``[{reference, q, target, auroc, auroc_ci95, n_empty, ...}]``."""
+    return [{"reference": v["reference"], "q": v["q"], "target": v["target"], "n_empty": int(v["n_empty"]),
+             **_auroc_row(v["sue"], correct, groups, n_boot, seed)} for v in variants]
 
 
 # ----------------------------------------------------------------------------------- prediction-only baselines
-def baseline_scores(result: PerturbationSUE, clean_probs: Tensor) -> dict[str, Tensor]:
-    """Prediction-only confidence scores of the same windows and draws, each oriented so that a
-    higher value means "more likely correct" (like SUE): ``flip_rate`` (minus the share of draws whose
-    prediction differs from the clean one), ``margin`` (top-1 minus top-2 softmax probability on the
-    clean window) and ``entropy`` (minus the predictive entropy of the mean softmax of the draws)."""
-    if result.draw_probs is None:
-        raise ValueError("the study result carries no draw_probs; rerun perturbation_sue (the cached entry is old)")
-    top2 = torch.as_tensor(clean_probs).double().topk(2, dim=-1).values
-    return {"flip_rate": -result.flip_rate.double(), "margin": top2[:, 0] - top2[:, 1],
-            "entropy": -metrics.predictive_entropy(result.draw_probs.double())}
+def baseline_scores(record: protocol.Assessment) -> dict[str, Tensor]:
+    """The prediction-only scores of an assess record's ``prediction`` section, each oriented so
+    that higher means "more likely correct" (like SUE): ``flip_rate`` (minus the share of draws
+    whose prediction differs from the clean one), ``margin`` (top-1 minus top-2 of the draws' mean
+    softmax) and ``entropy`` (minus the predictive entropy of that mean)."""
+    p = record.prediction
+    return {"flip_rate": -torch.tensor(p["flip_rate"], dtype=torch.float64),
+            "margin": torch.tensor(p["margin"], dtype=torch.float64),
+            "entropy": -torch.tensor(p["entropy"], dtype=torch.float64)}
 
 
 def baseline_rows(scores: Mapping[str, Tensor], correct: Tensor, groups: Tensor | None = None, *,
                   n_boot: int = 2000, seed: int = 0) -> dict[str, dict]:
-    """``{name: {auroc, auroc_ci95}}`` of each score for correct vs misclassified windows."""
-    from .. import stats
-
-    g = None if groups is None else _f64(groups)
-    out = {}
-    for k, s in scores.items():
-        d = stats.group_difference(_f64(s), _f64(correct).astype(bool), groups=g, n_boot=n_boot, seed=seed)
-        out[k] = {"auroc": d["auroc"], "auroc_ci95": list(d["auroc_ci95"])}
-    return out
+    """``{name: {auroc, auroc_ci95, ...}}`` of each score for correct vs misclassified windows."""
+    return {k: _auroc_row(s, correct, groups, n_boot, seed) for k, s in scores.items()}
 
 
-def out_of_fold_scores(features: np.ndarray, correct: np.ndarray, groups: np.ndarray | None, *, folds: int = 5,
-                       seed: int = 0) -> np.ndarray:
-    """Out-of-sample P(correct) of a logistic regression on standardised ``features`` [N, F]: grouped,
-    class-stratified K-fold (``sklearn.model_selection.StratifiedGroupKFold``), each window scored by
-    the model fitted without its subject. Non-finite feature values are imputed with the training
-    fold's median."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    X, y = np.asarray(features, dtype=np.float64), np.asarray(correct).astype(int)
-    g = np.arange(len(y)) if groups is None else np.asarray(groups)
-    k = int(min(folds, np.bincount(y, minlength=2).min()))
-    if k < 2:
-        return np.full(len(y), np.nan)
-    out = np.full(len(y), np.nan)
-    for tr, te in StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(X, y, g):
-        med = np.nanmedian(X[tr], axis=0)
-        xt, xe = np.where(np.isfinite(X[tr]), X[tr], med), np.where(np.isfinite(X[te]), X[te], med)
-        mu, sd = xt.mean(0), xt.std(0) + 1e-12
-        clf = LogisticRegression(max_iter=1000).fit((xt - mu) / sd, y[tr])
-        out[te] = clf.predict_proba((xe - mu) / sd)[:, 1]
-    return out
-
-
-def added_value(sue: Tensor, scores: Mapping[str, Tensor], correct: Tensor, groups: Tensor | None = None, *,
-                folds: int = 5, n_boot: int = 2000, seed: int = 0) -> dict:
-    """Does SUE add to the prediction-only baselines? Out-of-fold AUROC of a logistic combination of
-    the baselines with and without SUE (:func:`out_of_fold_scores`), the difference with a
-    bootstrap interval (over subjects), and the AUROC of the rank average of SUE with the best
-    single baseline. Returns ``{auroc_baselines, auroc_with_sue, delta, delta_ci95, rank_average:
-    {with, auroc, auroc_ci95}}``."""
-    from scipy.stats import rankdata
-
-    from .. import stats
-
-    c = _f64(correct).astype(bool)
-    g = None if groups is None else _f64(groups)
-    base = np.stack([_f64(scores[k]) for k in scores], 1)
-    s = _f64(sue)
-    p_base = out_of_fold_scores(base, c, g, folds=folds, seed=seed)
-    p_all = out_of_fold_scores(np.concatenate([base, s[:, None]], 1), c, g, folds=folds, seed=seed)
-
-    def delta(a, b, cc):
-        return stats.auroc(a, cc) - stats.auroc(b, cc)
-
-    ok = np.isfinite(p_base) & np.isfinite(p_all)
-    ci = stats.bootstrap_ci(delta, p_all[ok], p_base[ok], c[ok], groups=None if g is None else g[ok],
-                            n_boot=n_boot, seed=seed)
-    best = max(scores, key=lambda k: stats.auroc(_f64(scores[k]), c))
-    fin = np.isfinite(s)
-    ra = np.full(len(s), np.nan)
-    ra[fin] = (rankdata(s[fin]) + rankdata(_f64(scores[best])[fin])) / 2
-    d_ra = stats.group_difference(ra, c, groups=g, n_boot=n_boot, seed=seed)
-    return {"auroc_baselines": stats.auroc(p_base[ok], c[ok]), "auroc_with_sue": stats.auroc(p_all[ok], c[ok]),
-            "delta": delta(p_all[ok], p_base[ok], c[ok]), "delta_ci95": list(ci), "verdict": stats.verdict(ci),
-            "rank_average": {"with": best, "auroc": d_ra["auroc"], "auroc_ci95": list(d_ra["auroc_ci95"])}}
+def beyond_baselines(sue: Tensor, scores: Mapping[str, Tensor], correct: Tensor, groups: Tensor | None = None, *,
+                     n_boot: int = 2000, seed: int = 0) -> dict:
+    """Does SUE add to the **strongest** prediction-only score, out of sample?
+    :func:`uqxai_lib.stats.added_value` on the oriented baselines (:func:`baseline_scores`)."""
+    return stats.added_value(_f64(sue), {k: _f64(v) for k, v in scores.items()}, _f64(correct).astype(bool),
+                             groups=None if groups is None else _f64(groups), n_boot=n_boot, seed=seed)
 
 
 # ----------------------------------------------------------------------------------- confounding
@@ -640,137 +782,47 @@ SEVERITY_NAMES = {0: "healthy", 1: "mild CAD", 2: "marked CAD"}
 def strata_rows(sue: Tensor, correct: Tensor, severity: Tensor, groups: Tensor | None = None, *,
                 n_boot: int = 2000, seed: int = 0) -> list[dict]:
     """AUROC of SUE for correct vs misclassified windows *within* each generator severity stratum
-    (0 healthy, 1 mild CAD = the ambiguous subjects, 2 marked CAD) and within the CAD class as a whole:
-    ``[{severity, n_correct, n_mis, auroc, auroc_ci95}]`` (NaN AUROC where a stratum has no error
-    or no correct window)."""
-    from .. import stats
-
+    (0 healthy, 1 mild CAD = the ambiguous subjects, 2 marked CAD) and within the CAD class as a
+    whole: ``[{severity, n_correct, n_mis, auroc, auroc_ci95, verdict, reason}]`` ("undefined" with
+    its reason where a stratum has fewer than 5 windows in a group)."""
     s, c, sev = _f64(sue), _f64(correct).astype(bool), _f64(severity).astype(int)
     g = None if groups is None else _f64(groups)
-    rows = []
     cells = [(SEVERITY_NAMES.get(v, str(v)), sev == v) for v in sorted(set(sev.tolist()))]
     cells.append(("CAD (mild + marked)", sev > 0))
-    for name, m in cells:
-        d = stats.group_difference(s[m], c[m], groups=None if g is None else g[m], n_boot=n_boot, seed=seed)
-        rows.append({"severity": name, "n_correct": int(c[m].sum()), "n_mis": int((~c[m]).sum()), "auroc": d["auroc"],
-                     "auroc_ci95": list(d["auroc_ci95"])})
-    return rows
+    return [{"severity": name, **_auroc_row(s[m], c[m], None if g is None else g[m], n_boot, seed)}
+            for name, m in cells]
+
+
+# ----------------------------------------------------------------------------------- within the predicted class
+def within_class(sue: Tensor, correct: Tensor, pred: Tensor, y: Tensor, groups: Tensor | None = None, *,
+                 classes: Sequence[str] = ("healthy", "CAD"), n_boot: int = 2000, seed: int = 0) -> dict:
+    """Does SUE tell correct from misclassified windows *within* each predicted class?
+
+    ``cells``: mean ± SD of SUE per true × predicted class (:func:`prediction_rows`); ``rows``: per
+    predicted class the AUROC of SUE (correct vs misclassified) with its interval over subjects,
+    "undefined" with the reason below 5 windows in a group; ``pooled``:
+    :func:`uqxai_lib.stats.stratified_auroc` (pairs compared only inside a predicted class, so a
+    score that only tracks the class scores 0.5) with its interval and verdict.
+    """
+    s, c, p = _f64(sue), _f64(correct).astype(bool), _f64(pred).astype(int)
+    g = None if groups is None else _f64(groups)
+    rows = []
+    for k in range(len(classes)):
+        m = p == k
+        rows.append({"predicted": classes[k], **_auroc_row(s[m], c[m], None if g is None else g[m], n_boot, seed)})
+    pooled = stats.stratified_auroc(s, c, p, groups=g, n_boot=n_boot, seed=seed)
+    return {"cells": prediction_rows(sue, pred, y, classes=classes), "rows": rows, "pooled": pooled}
+
+
+def within_class_json(rec: Mapping | None) -> dict | None:
+    """The ``within_class`` record of the results JSON (the same dict; NaN -> None on writing)."""
+    return None if rec is None else {"cells": list(rec["cells"]), "rows": list(rec["rows"]),
+                                     "pooled": dict(rec["pooled"])}
 
 
 # ----------------------------------------------------------------------------------- fidelity and sanity
 #: Length of the segments that deletion / insertion remove or restore (samples; 25 = 0.1 s at 250 Hz).
 SEGMENT = 25
-#: A map passes the cascading-randomisation check when every randomised model's maps keep a mean
-#: Spearman correlation with the trained model's maps below this.
-SANITY_MAX_SPEARMAN = 0.5
-
-
-def _spearman_1d(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
-        return float("nan")
-    return float(spearmanr(a[ok], b[ok]).statistic)
-
-
-def fidelity_record(model: torch.nn.Module, x: Tensor, maps: Tensor, mask: Tensor, y: Tensor, target: Tensor,
-                    groups: Tensor | None = None, *, classes: Sequence[str] = ("healthy", "CAD"), segment: int = SEGMENT,
-                    steps: int | None = None, curve_index: Tensor | None = None, n_boot: int = 2000,
-                    seed: int = 0) -> dict:
-    """Are the clean Grad-CAM maps ``[B, L]`` (input resolution) on the evidence?
-
-    * ``mass_in_mask`` — mean share of map mass inside the ST–T ``mask`` (``metrics.mass_in_mask``)
-      with its bootstrap interval over subjects; ``chance`` — the mask's mean area share (what an
-      evenly spread map scores); ``pointing_game`` — share of maps whose maximum is in the mask;
-    * ``deletion_auc`` / ``insertion_auc`` — mean area of the probability of ``target`` as segments
-      of ``segment`` samples are set to 0 (the standardised window's mean) most salient first, or
-      restored into an all-zero window (``fidelity.deletion_curve`` / ``insertion_curve``), and the
-      same for a random segment order (``*_random``);
-    * ``per_class`` — mass in mask, its interval, chance and pointing game per true class.
-
-    ``steps`` evenly spaced points per curve (default one per segment); ``curve_index`` restricts the
-    (costly) curves to those windows (default all). Also returns the mean curves
-    (``curves``), their areas (``curve_aucs``, same keys) and per-window ``mass`` for figures; the
-    JSON record is :func:`fidelity_json`.
-    """
-    from .. import fidelity, stats
-
-    mass = _f64(metrics.mass_in_mask(maps, mask))
-    share = _f64(mask.float().mean(-1))
-    point = _f64(metrics.pointing_game(maps, mask, ties="first"))
-    g = None if groups is None else _f64(groups)
-    yy = _f64(y).astype(int)
-
-    def nanmean(v):
-        v = v[np.isfinite(v)]
-        return float(v.mean()) if v.size else float("nan")
-
-    def summary(m):
-        gg = None if g is None else g[m]
-        return {"mass_in_mask": nanmean(mass[m]),
-                "mass_in_mask_ci95": list(stats.bootstrap_ci(nanmean, mass[m], groups=gg, n_boot=n_boot, seed=seed)),
-                "chance": float(share[m].mean()), "pointing_game": nanmean(point[m]), "n": int(m.sum())}
-
-    gen = torch.Generator().manual_seed(int(seed))
-    cur = {}
-    dev = next(model.parameters()).device
-    ci = torch.arange(len(x)) if curve_index is None else torch.as_tensor(curve_index, dtype=torch.long)
-    xc, mc, tc = x[ci].to(dev), maps[ci], torch.as_tensor(target)[ci]
-    for name, fn in (("deletion", fidelity.deletion_curve), ("insertion", fidelity.insertion_curve)):
-        cur[name] = fn(model, xc, mc, tc, patch=segment, steps=steps)
-        cur[f"{name}_random"] = fn(model, xc, mc, tc, patch=segment, steps=steps, order="random", generator=gen)
-    aucs = {k: float(fidelity.curve_auc(v).mean()) for k, v in cur.items()}
-    rec = summary(np.ones(len(mass), dtype=bool))
-    rec.pop("n")
-    rec.update({"deletion_auc": aucs["deletion"], "deletion_auc_random": aucs["deletion_random"],
-                "insertion_auc": aucs["insertion"], "insertion_auc_random": aucs["insertion_random"]})
-    rec["per_class"] = {classes[c]: summary(yy == c) for c in sorted(set(yy.tolist()))}
-    return {**rec, "curves": {k: v.mean(0) for k, v in cur.items()}, "curve_aucs": aucs, "mass": mass}
-
-
-FIDELITY_KEYS = ("mass_in_mask", "mass_in_mask_ci95", "chance", "pointing_game", "deletion_auc", "deletion_auc_random",
-                 "insertion_auc", "insertion_auc_random", "per_class")
-
-
-def fidelity_json(rec: Mapping | None) -> dict | None:
-    """The ``fidelity`` record of the results JSON (no curves or per-window arrays)."""
-    return None if rec is None else {k: rec[k] for k in FIDELITY_KEYS}
-
-
-def sanity_json(rec: Mapping | None) -> dict | None:
-    """The ``sanity`` record of the results JSON: ``{cascading: [...], passes}`` (no maps)."""
-    return None if rec is None else {"cascading": list(rec["cascading"]), "passes": bool(rec["passes"])}
-
-
-def sanity_sentence(rec: Mapping) -> str:
-    """Markdown verdict of the cascading randomisation, from its numbers."""
-    rhos = ", ".join(f"{s['randomised_from']} {s['spearman_to_trained']:.2f}" for s in rec["cascading"])
-    worst = max(rec["cascading"], key=lambda s: -np.inf if not np.isfinite(s["spearman_to_trained"])
-                else s["spearman_to_trained"])
-    if rec["passes"]:
-        return (f"Mean Spearman correlation with the trained model's maps after randomising from each module down: "
-                f"{rhos}. Every one stays below {SANITY_MAX_SPEARMAN}: Grad-CAM at this layer **passes** the "
-                "cascading randomisation check — its maps depend on the learned parameters.")
-    return (f"Mean Spearman correlation with the trained model's maps after randomising from each module down: "
-            f"{rhos}. Randomising from `{worst['randomised_from']}` still leaves ρ = "
-            f"{worst['spearman_to_trained']:.2f} ≥ {SANITY_MAX_SPEARMAN}: Grad-CAM at this layer **fails** the "
-            "cascading randomisation check there — part of what its maps show is the input's structure "
-            "(the activations), not what the model learned.")
-
-
-def format_ci(ci: Sequence[float], digits: int = 3) -> str:
-    """``[lo, hi]`` with ``digits`` decimals, or "–" for an undefined interval."""
-    return _ci(ci, digits)
-
-
-def added_value_sentence(added: Mapping) -> str:
-    """Markdown: does SUE add to the prediction-only baselines (verdict from the interval of the gain)?"""
-    word = {"higher": "**adds** to", "lower": "makes the combination **worse** than",
-            "no detectable difference": "adds **nothing detectable** to"}[added["verdict"]]
-    return (f"Out of fold, SUE {word} the three prediction-only baselines: AUROC {added['auroc_baselines']:.3f} "
-            f"without SUE, {added['auroc_with_sue']:.3f} with it (gain {added['delta']:.3f}, 95 % interval "
-            f"{_ci(added['delta_ci95'])} over subjects).")
 
 
 def cascade_order(model: torch.nn.Module) -> list[str]:
@@ -780,134 +832,55 @@ def cascade_order(model: torch.nn.Module) -> list[str]:
     return ["fc", "lstm", *reversed(blocks)]
 
 
-def cascading_randomisation(model: torch.nn.Module, x: Tensor, layer: str, target: Tensor, *, size: int,
-                            seed: int = 0, order: Sequence[str] | None = None) -> dict:
-    """Adebayo et al.'s cascading model-parameter randomisation: re-initialise the model from the
-    head down (``fidelity.cascading_randomisation``, one more module per step, seeded once), explain
-    ``x`` for the trained model's ``target`` at ``layer`` and compare each window's map with the trained model's
-    (``metrics.spearman``). Returns ``{"cascading": [{randomised_from, spearman_to_trained,
-    n_constant}], "passes": bool, "maps": {name: maps [B, size]}}``; ``passes`` when every step keeps
-    the mean Spearman below :data:`SANITY_MAX_SPEARMAN`."""
-    from .. import fidelity
+def fidelity_by_class(reference: Tensor, masks: Tensor, y: Tensor, groups: Tensor | None = None, *,
+                      classes: Sequence[str] = ("healthy", "CAD"), n_boot: int = rules.N_BOOT, seed: int = 0) -> dict:
+    """The rule book's fidelity section (:func:`uqxai_lib.protocol.fidelity_section`, no curves)
+    per true class: ``{class: {mass_in_mask, mass_in_mask_ci95, chance, pointing_game, iou_top_q}}``."""
+    out, yy = {}, torch.as_tensor(y)
+    for c in sorted(set(yy.tolist())):
+        m = yy == c
+        f = protocol.fidelity_section(reference[m], masks[m], groups=None if groups is None else groups[m],
+                                      n_boot=n_boot, seed=seed)
+        out[classes[c]] = {k: f[k] for k in ("mass_in_mask", "mass_in_mask_ci95", "chance", "pointing_game",
+                                             "iou_top_q", "n_items")}
+    return out
 
-    order = list(order or cascade_order(model))
-    dev = next(model.parameters()).device
-    x = x.to(dev)
 
-    def cam(m):
-        return saliency.upsample(saliency.grad_cam(m, x, layer, target=target.to(dev)).cpu(), size)
+FIDELITY_KEYS = ("mass_in_mask", "mass_in_mask_ci95", "chance", "pointing_game", "iou_top_q", "deletion_auc",
+                 "deletion_auc_random", "insertion_auc", "insertion_auc_random", "n_items")
 
-    trained = cam(model)
-    steps, maps = [], {"trained": trained}
-    for name, mp in fidelity.cascading_randomisation(model, order, cam, seed=seed, seeding="once"):
-        rho = metrics.spearman(trained.double(), mp.double())
-        ok = torch.isfinite(rho)
-        steps.append({"randomised_from": name, "spearman_to_trained": float(rho[ok].mean()) if ok.any() else float("nan"),
-                      "n_constant": int((~ok).sum())})
-        maps[name] = mp
-    passes = all(np.isfinite(s["spearman_to_trained"]) and s["spearman_to_trained"] < SANITY_MAX_SPEARMAN for s in steps)
-    return {"cascading": steps, "passes": bool(passes), "maps": maps}
+
+def fidelity_json(record: protocol.Assessment) -> dict | None:
+    """The results record's ``fidelity``: the assess fidelity section without per-window arrays."""
+    f = record.fidelity
+    return None if not f else {k: f[k] for k in FIDELITY_KEYS if k in f}
+
+
+def stability_counts(record: protocol.Assessment) -> dict:
+    """The stability section's counts (empty regions, undefined scores) and its rule text."""
+    return {k: v for k, v in record.stability.items() if k not in ("rho", "jaccard")}
 
 
 def layer_table(model: torch.nn.Module, x: Tensor, y: Tensor, mask: Tensor, layers: Sequence[str], *, snr_db: float,
-                draws: int, seed: int, quantile: float = 0.9, groups: Tensor | None = None, fs: float = 250.0,
+                draws: int, seed: int, quantile: float = rules.TOP_Q, groups: Tensor | None = None, fs: float = FS,
                 nstdb: Mapping[str, Tensor] | None = None, kind: str = PRIMARY_KIND, n_boot: int = 2000) -> list[dict]:
-    """Which Grad-CAM layer lands on the evidence and how stable is it? Per layer: map resolution,
-    mass in the ST–T mask of the clean maps against chance, pointing game, and the SUE study of
-    ``kind`` on ``x`` (mean SUE, AUROC for correct vs misclassified with interval)."""
-    from .. import stats
-
+    """Which Grad-CAM layer lands on the evidence and how stable is it? Per layer: map resolution
+    and the :func:`kind_record` of ``kind`` on ``x`` (fidelity of the clean maps: mass in the ST–T
+    mask against chance, pointing game; mean SUE; AUROC of SUE for correct vs misclassified)."""
     rows = []
     dev = next(model.parameters()).device
+    probs = torch.softmax(model(x.to(dev)).detach().double(), -1).cpu()
     for layer in layers:
-        clean = saliency.grad_cam(model, x.to(dev), layer).cpu()
-        up = saliency.upsample(clean, x.shape[-1])
-        mass = _f64(metrics.mass_in_mask(up, mask))
-        r = perturbation_sue(model, x.to(dev), layer, kind, snr_db, draws, seed=seed, quantile=quantile, fs=fs, nstdb=nstdb)
-        c = _f64(r.clean_pred == y.to(r.clean_pred.device)).astype(bool)
-        d = stats.group_difference(_f64(r.sue), c, groups=None if groups is None else _f64(groups), n_boot=n_boot, seed=seed)
-        rows.append({"layer": layer, "resolution": int(clean.shape[-1]), "mass_in_mask": float(np.nanmean(mass)),
-                     "chance": float(mask.float().mean()), "pointing_game": float(np.nanmean(_f64(metrics.pointing_game(up, mask, ties="first")))),
-                     "sue_mean": float(np.nanmean(_f64(r.sue))), "sue_auroc": d["auroc"], "sue_auroc_ci95": list(d["auroc_ci95"]),
-                     "n_mis": int((~c).sum())})
+        r = perturbation_sue(model, x.to(dev), layer, kind, snr_db, draws, seed=seed, quantile=quantile, fs=fs,
+                             nstdb=nstdb)
+        ref = saliency.grad_cam(model, x.to(dev), layer).cpu()
+        rec = kind_record(r, ref, probs, y, groups=groups, masks=mask, n_boot=n_boot, seed=seed, quantile=quantile)
+        f, p = rec.fidelity, rec.primary
+        rows.append({"layer": layer, "resolution": int(ref.shape[-1]), "mass_in_mask": f["mass_in_mask"],
+                     "chance": f["chance"], "pointing_game": f["pointing_game"],
+                     "sue_mean": float(np.nanmean(rec.stability["jaccard"])), "sue_auroc": p["auroc"],
+                     "sue_auroc_ci95": list(p["auroc_ci95"]), "n_mis": p["n_misclassified"], "verdict": p["verdict"]})
     return rows
-
-
-def fidelity_vs_stability(mass: Tensor, sue: Tensor, groups: Tensor | None = None, *, n_boot: int = 2000,
-                          seed: int = 0) -> dict:
-    """Spearman correlation of per-window fidelity (mass in mask) with stability (SUE) and its
-    bootstrap interval (over subjects): ``{spearman, ci95, n}``."""
-    from .. import stats
-
-    a, b = _f64(mass), _f64(sue)
-    ok = np.isfinite(a) & np.isfinite(b)
-    g = None if groups is None else _f64(groups)[ok]
-    ci = stats.bootstrap_ci(_spearman_1d, a[ok], b[ok], groups=g, n_boot=n_boot, seed=seed)
-    return {"spearman": _spearman_1d(a[ok], b[ok]), "ci95": list(ci), "n": int(ok.sum())}
-
-
-
-def summary_markdown(comp: Mapping, *, clf: Mapping | None = None, fidelity: Mapping | None = None,
-                     sanity: Mapping | None = None, variants: Sequence[Mapping] | None = None,
-                     baselines: Mapping | None = None, added: Mapping | None = None,
-                     strata: Sequence[Mapping] | None = None, fvs: Mapping | None = None,
-                     prediction: Sequence[Mapping] | None = None, claim: Mapping = CLAIM) -> str:
-    """The chapter's Summary paragraph, every number and verdict from the run's records."""
-    from .. import stats
-
-    p = comp["primary"]
-    out = []
-    if clf is not None:
-        out.append(f"Clean test accuracy {100 * clf['accuracy']:.1f} % (sensitivity {100 * clf['sensitivity']:.1f} %, "
-                   f"specificity {100 * clf['specificity']:.1f} %).")
-    out.append(f"**Primary:** under Gaussian noise, SUE correct − misclassified = {p['effect']:.3f} "
-               f"{_ci(p['ci95'])} (AUROC {p['auroc']:.3f} {_ci(p['auroc_ci95'])}): **{p['verdict']}**; the paper's "
-               f"claim is **{stats.reproduction(p['verdict'], claim['expected'])}** with the pairs-of-draws SUE, "
-               "top 10 %, clean target.")
-    if comp.get("secondary"):
-        out.append("Secondary (Holm): " + "; ".join(
-            f"{PERTURBATION_LABELS.get(r['kind'], r['kind'])} {r['verdict']} (p_Holm {r['p_holm']:.2g})"
-            for r in comp["secondary"]) + ".")
-    if variants:
-        fin = [v for v in variants if np.isfinite(v["auroc"])]
-        if fin:
-            lo, hi = min(fin, key=lambda v: v["auroc"]), max(fin, key=lambda v: v["auroc"])
-            out.append(f"Across the {len(variants)} SUE variants the AUROC ranges from {lo['auroc']:.3f} "
-                       f"({lo['reference']}, top {100 * lo['q']:g} %, target {lo['target']}) to {hi['auroc']:.3f} "
-                       f"({hi['reference']}, top {100 * hi['q']:g} %, target {hi['target']}); "
-                       f"{max(v['n_empty'] for v in variants)} windows at most had an empty map.")
-    if baselines:
-        out.append("Prediction-only baselines: " + ", ".join(
-            f"{k} AUROC {v['auroc']:.3f} {_ci(v['auroc_ci95'])}" for k, v in baselines.items()) + ".")
-    if added:
-        out.append(added_value_sentence(added))
-    if prediction:
-        out.append("Mean SUE by predicted class: " + "; ".join(
-            f"true {r['true']}, predicted {r['predicted']} {r['sue_mean']:.3f} (n = {r['n']})"
-            for r in prediction if r["n"]) + ".")
-    if strata:
-        def _w(r):
-            if not np.isfinite(r["auroc"]):
-                return f"{r['severity']}: no comparison ({r['n_mis']} misclassified)"
-            v = stats.verdict([r["auroc_ci95"][0] - 0.5, r["auroc_ci95"][1] - 0.5])
-            return f"{r['severity']} AUROC {r['auroc']:.3f} {_ci(r['auroc_ci95'])} ({r['n_mis']} misclassified; {v})"
-        out.append("Within the generator's severity strata: " + "; ".join(_w(r) for r in strata) + ".")
-    if fidelity:
-        above = stats.verdict([fidelity["mass_in_mask_ci95"][0] - fidelity["chance"],
-                               fidelity["mass_in_mask_ci95"][1] - fidelity["chance"]])
-        pc = "; ".join(f"{k} {v['mass_in_mask']:.3f} {_ci(v['mass_in_mask_ci95'])} vs {v['chance']:.3f}"
-                       for k, v in fidelity["per_class"].items())
-        out.append(f"Fidelity: mass in the ST–T mask {fidelity['mass_in_mask']:.3f} {_ci(fidelity['mass_in_mask_ci95'])} "
-                   f"against chance {fidelity['chance']:.3f} ({above} than chance; per class: {pc}); pointing game "
-                   f"{fidelity['pointing_game']:.3f}; deletion area {fidelity['deletion_auc']:.3f} vs "
-                   f"{fidelity['deletion_auc_random']:.3f} random, insertion {fidelity['insertion_auc']:.3f} vs "
-                   f"{fidelity['insertion_auc_random']:.3f} random.")
-    if sanity:
-        out.append(f"Cascading randomisation: {'passes' if sanity['passes'] else 'fails'} "
-                   f"(max mean ρ {max(s['spearman_to_trained'] for s in sanity['cascading']):.2f}).")
-    if fvs:
-        out.append(f"Fidelity vs SUE per window: Spearman {fvs['spearman']:.3f} {_ci(fvs['ci95'])}.")
-    return " ".join(out)
 
 
 @torch.no_grad()
@@ -933,7 +906,7 @@ def region_occlusion(model: torch.nn.Module, x: Tensor, mask: Tensor, y: Tensor,
             out.append(pr.gather(1, y[lo:lo + 256, None].long())[:, 0])
         return torch.cat(out)
 
-    zero = lambda keep: torch.where(keep[:, None], x, torch.zeros_like(x))  # noqa: E731
+    zero = lambda keep: torch.where(keep[:, None], x, torch.zeros_like(x))
     p = {"clean": p_true(x), "mask occluded": p_true(zero(~m)), "outside occluded": p_true(zero(m)),
          "random occluded": p_true(zero(~rnd))}
     rows = []
@@ -943,7 +916,8 @@ def region_occlusion(model: torch.nn.Module, x: Tensor, mask: Tensor, y: Tensor,
     return rows
 
 
-def prediction_rows(sue: Tensor, clean_pred: Tensor, y: Tensor, *, classes: Sequence[str] = ("healthy", "CAD")) -> list[dict]:
+def prediction_rows(sue: Tensor, clean_pred: Tensor, y: Tensor, *, classes: Sequence[str] = ("healthy",
+                                                                                             "CAD")) -> list[dict]:
     """Mean and SD of SUE in every (true class, predicted class) cell: does SUE follow the *explained*
     (predicted) class rather than correctness? ``[{true, predicted, n, sue_mean, sue_sd}]``."""
     s, p, t = _f64(sue), _f64(clean_pred).astype(int), _f64(y).astype(int)
@@ -957,46 +931,3 @@ def prediction_rows(sue: Tensor, clean_pred: Tensor, y: Tensor, *, classes: Sequ
     return rows
 
 
-def strata_sentence(strata: Sequence[Mapping]) -> str:
-    """Markdown: per stratum, whether SUE's AUROC is above or below 0.5 (``stats.verdict`` of the
-    AUROC interval minus 0.5), or not comparable."""
-    from .. import stats
-
-    words = {"higher": "correct windows have the higher SUE", "lower": "misclassified windows have the **higher** SUE",
-             "no detectable difference": "no detectable difference"}
-    out = []
-    for r in strata:
-        if r["n_mis"] == 0 or r["n_correct"] == 0 or not np.isfinite(r["auroc"]):
-            out.append(f"- {r['severity']}: {r['n_mis']} misclassified, {r['n_correct']} correct — no comparison.")
-            continue
-        v = stats.verdict([r["auroc_ci95"][0] - 0.5, r["auroc_ci95"][1] - 0.5])
-        out.append(f"- {r['severity']}: AUROC {r['auroc']:.3f} {_ci(r['auroc_ci95'])} "
-                   f"({r['n_mis']} misclassified): {words[v]}.")
-    return "\n".join(out)
-
-
-def fidelity_sentence(rec: Mapping) -> str:
-    """Markdown: is the mass in the ST–T mask above chance, overall and per class (``stats.verdict`` of
-    the interval minus chance), and do the deletion / insertion areas beat the random order?"""
-    from .. import stats
-
-    def one(name, r):
-        v = stats.verdict([r["mass_in_mask_ci95"][0] - r["chance"], r["mass_in_mask_ci95"][1] - r["chance"]])
-        word = {"higher": "above chance", "lower": "**below chance**",
-                "no detectable difference": "**not detectably above chance**"}[v]
-        return (f"{name}: {r['mass_in_mask']:.3f} {_ci(r['mass_in_mask_ci95'])} against {r['chance']:.3f} — {word} "
-                f"(pointing game {r['pointing_game']:.3f})")
-
-    parts = [one("all windows", rec)] + [one(f"class {k}", v) for k, v in rec["per_class"].items()]
-    dele = "lower" if rec["deletion_auc"] < rec["deletion_auc_random"] else "not lower"
-    ins = "higher" if rec["insertion_auc"] > rec["insertion_auc_random"] else "not higher"
-    return ("Mass of the clean Grad-CAM maps in the ST–T mask — " + "; ".join(parts) + ". Deletion area "
-            f"{rec['deletion_auc']:.3f} ({dele} than {rec['deletion_auc_random']:.3f} for a random order), insertion "
-            f"area {rec['insertion_auc']:.3f} ({ins} than {rec['insertion_auc_random']:.3f}).")
-
-
-def occlusion_sentence(rows: Sequence[Mapping]) -> str:
-    """Markdown: per class, the probability of the true class clean and with each occlusion."""
-    return "\n".join(f"- {r['class']} (n = {r['n']}): P(true class) {r['clean']:.3f} clean, {r['mask occluded']:.3f} "
-                     f"with the ST–T mask zeroed, {r['outside occluded']:.3f} with everything else zeroed, "
-                     f"{r['random occluded']:.3f} with as many random samples zeroed." for r in rows)

@@ -16,6 +16,10 @@ from torch import Tensor
 from ..perturb import PERTURBATION_LABELS
 from .common import _fig_ax, group_distributions, normalize01, resize_map, to_numpy, trend
 
+#: Short names of the noise types for panel titles.
+SHORT_LABELS = {"gaussian": "Gaussian", "powerline": "power line", "baseline": "baseline wander",
+                "electrode": "electrode motion"}
+
 __all__ = [
     "PERTURBATION_LABELS",
     "sue_table",
@@ -38,48 +42,64 @@ __all__ = [
     "plot_cascading",
     "plot_fidelity_vs_stability",
     "occlusion_table",
-    "prediction_table",
+    "within_class_table",
+    "empty_rule_table",
+    "rho_title",
+    "plain",
+    "sanity_table",
 ]
 
 #: Salvi et al. (2025), Table 1 and the CNN-BiLSTM's test results are theirs: the numbers live in
 #: ``uqxai_lib.studies.ecg`` (``PAPER_TABLE1``, ``PAPER_CLASSIFICATION``) and are passed in as ``paper``.
 
 
-def sue_table(rows: Mapping[str, Mapping[str, float]], *, paper: Mapping[str, Sequence[float]] | None = None,
-              digits: int = 3) -> pd.DataFrame:
-    """Table 1 replica: one row per perturbation, ours (mean ± SD, n, p, AUROC) beside the paper's
-    (``paper[kind] = (mean correct, SD, mean misclassified, SD)``, theirs) when given."""
+def plain(df: pd.DataFrame, *, index: str | None = None):
+    """A table without an index column: the index becomes the first column (named ``index``) and
+    the rendered table hides the row labels (a ``pandas`` Styler)."""
+    out = df.reset_index() if index is None else df.rename_axis(index).reset_index()
+    return out.style.hide(axis="index")
 
-    def pm(m, s):
-        return "–" if not np.isfinite(m) else (f"{m:.{digits}f} ± {s:.{digits}f}" if np.isfinite(s) else f"{m:.{digits}f}")
 
+def _pm(m, s, digits: int = 3) -> str:
+    if m is None or not np.isfinite(m):
+        return "–"
+    return f"{m:.{digits}f} ± {s:.{digits}f}" if s is not None and np.isfinite(s) else f"{m:.{digits}f}"
+
+
+def sue_table(rows: Mapping[str, Mapping], *, paper: Mapping[str, Sequence[float]] | None = None, digits: int = 3):
+    """Table 1 replica, one row per noise type (``studies.ecg.table_rows``): our SUE of correct and
+    misclassified windows (mean ± SD), the difference with its 95 % interval, the verdict (the
+    primary's from its interval, the others' Holm-adjusted; "undefined" below 5 windows in a group)
+    and the paper's difference (``paper[kind] = (mean correct, SD, mean misclassified, SD)``,
+    theirs). Group sizes go in the header when they are the same for every noise type."""
     out = []
+    nc = {r["n_correct"] for r in rows.values()}
+    nm = {r["n_mis"] for r in rows.values()}
+    one = len(nc) == 1 and len(nm) == 1
     for kind, r in rows.items():
-        row = {
-            "perturbation": PERTURBATION_LABELS.get(kind, kind),
-            "SUE correct (ours)": pm(r["sue_correct_mean"], r["sue_correct_sd"]),
-            "n correct": r["n_correct"],
-            "SUE misclassified (ours)": pm(r["sue_mis_mean"], r["sue_mis_sd"]),
-            "n misclassified": r["n_mis"],
-            "Mann–Whitney p": "–" if not np.isfinite(r["mwu_p"]) else f"{r['mwu_p']:.2g}",
-            "AUROC (SUE)": "–" if not np.isfinite(r["auroc"]) else f"{r['auroc']:.{digits}f}",
-        }
+        c_lab = "correct" + (f" (n = {r['n_correct']})" if one else "")
+        m_lab = "misclassified" + (f" (n = {r['n_mis']})" if one else "")
+        row = {"noise": PERTURBATION_LABELS.get(kind, kind).replace(" (baseline wander)", ""),
+               c_lab: _pm(r["sue_correct_mean"], r["sue_correct_sd"], digits),
+               m_lab: _pm(r["sue_mis_mean"], r["sue_mis_sd"], digits) + ("" if one else f" (n = {r['n_mis']})"),
+               "difference [95 % CI]": "–" if r.get("effect") is None or not np.isfinite(r["effect"]) else
+               f"{r['effect']:+.{digits}f} {_fmt_ci(r['ci95'], digits)}",
+               "verdict": r.get("verdict", "–")}
         if paper and kind in paper:
-            a, b, c, d = paper[kind]
-            row["SUE correct (paper)"] = pm(a, b)
-            row["SUE misclassified (paper)"] = pm(c, d)
+            a, _, c, _ = paper[kind]
+            row["theirs: difference"] = f"{a - c:+.{digits}f}"
         out.append(row)
-    return pd.DataFrame(out).set_index("perturbation")
+    return pd.DataFrame(out).style.hide(axis="index")
 
 
 def classification_table(ours: Mapping[str, float], paper: Mapping[str, float]) -> pd.DataFrame:
     """Clean test accuracy / sensitivity / specificity (percent), ours beside the paper's (theirs, percent)."""
     keys = ("accuracy", "sensitivity", "specificity")
     return pd.DataFrame(
-        {"ours (synthetic or given data)": [round(100 * float(ours[k]), 1) for k in keys],
-         "paper (Fantasia + INCART)": [paper[k] for k in keys]},
-        index=[k for k in keys],
-    )
+        {"test set (%)": list(keys),
+         "ours (phantom)": [f"{100 * float(ours[k]):.1f}" for k in keys],
+         "theirs (Fantasia + INCART)": [f"{paper[k]:.1f}" for k in keys]},
+    ).style.hide(axis="index")
 
 
 def plot_sue_vs_snr(frame: pd.DataFrame, axes=None):
@@ -87,15 +107,15 @@ def plot_sue_vs_snr(frame: pd.DataFrame, axes=None):
     import matplotlib.pyplot as plt
 
     if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.0))
+        fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8))
     fig = axes[0].figure
     for kind, f in frame.groupby("kind", sort=False):
         lab = PERTURBATION_LABELS.get(kind, kind)
         trend(f["snr_db"], f["sue_mean"], f["sue_sd"], ax=axes[0], label=lab, xlabel="SNR (dB)", ylabel="SUE")
         trend(f["snr_db"], f["accuracy"], ax=axes[1], xlabel="SNR (dB)", ylabel="accuracy of perturbed draws")
     axes[0].legend(fontsize=7, frameon=False)
-    axes[0].set_title("SUE of Grad-CAM under test-time perturbation", fontsize=9)
-    axes[1].set_title("accuracy of perturbed predictions", fontsize=9)
+    axes[0].set_title("SUE of Grad-CAM", fontsize=9)
+    axes[1].set_title("accuracy of the noisy predictions", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -107,17 +127,19 @@ def plot_sue_by_correctness(sue: Mapping[str, Tensor], correct: Mapping[str, Ten
 
     kinds = list(sue)
     if axes is None:
-        fig, axes = plt.subplots(1, len(kinds), figsize=(2.6 * len(kinds), 3.0), sharey=True, squeeze=False)
+        fig, axes = plt.subplots(1, len(kinds), figsize=(7.0, 2.8), sharey=True, squeeze=False)
         axes = axes[0]
     fig = axes[0].figure
     for ax, k in zip(axes, kinds):
         c = to_numpy(correct[k]).astype(bool)
         s = to_numpy(sue[k]).astype(float)
-        data = {f"correct\n(n={c.sum()})": s[c]}
+        data = {"correct": s[c & np.isfinite(s)]}
         if (~c).any():
-            data[f"misclassified\n(n={(~c).sum()})"] = s[~c]
+            data["mis-\nclassified"] = s[~c & np.isfinite(s)]
         group_distributions(data, ax=ax, kind=kind, ylabel="SUE" if ax is axes[0] else None,
-                            title=PERTURBATION_LABELS.get(k, k))
+                            title=SHORT_LABELS.get(k, k))
+        ax.title.set_fontsize(8)
+        ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -182,7 +204,7 @@ def plot_class_examples(x: Tensor, y: Tensor, classes: Sequence[str], mask: Tens
     """The first window of every class side by side (ST–T mask shaded when given)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(classes), figsize=(5.0 * len(classes), 2.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(classes), figsize=(7.0, 2.3), sharey=True, squeeze=False)
     for ax, (c, name) in zip(axes[0], enumerate(classes)):
         hits = torch.nonzero(torch.as_tensor(y) == c).flatten()
         if not len(hits):
@@ -190,7 +212,9 @@ def plot_class_examples(x: Tensor, y: Tensor, classes: Sequence[str], mask: Tens
             ax.set_title(f"no {name} window", fontsize=9)
             continue
         i = int(hits[0])
-        plot_window_maps(x[i], ax=ax, fs=fs, mask=None if mask is None else mask[i], title=f"{name} (window {i})")
+        plot_window_maps(x[i], ax=ax, fs=fs, mask=None if mask is None else mask[i], title=name)
+        if ax is not axes[0][0]:
+            ax.set_ylabel("")
     fig.tight_layout()
     return fig
 
@@ -204,11 +228,18 @@ def plot_perturbations(clean: Tensor, noisy: Mapping[str, Tensor], achieved: Map
     kinds = list(noisy)
     ncol = 2 if len(kinds) > 1 else 1
     nrow = int(np.ceil(len(kinds) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 2.2 * nrow), sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(7.0, 1.9 * nrow + 0.3), sharex=True, sharey=True, squeeze=False)
     for ax, k in zip(axes.flat, kinds):
-        want = "" if target_snr_db is None else f" (target {float(target_snr_db):g} dB)"
         plot_window_maps(noisy[k], ax=ax, fs=fs, clean_signal=clean,
-                         title=f"{PERTURBATION_LABELS.get(k, k)}: SNR {float(achieved[k]):.2f} dB{want}")
+                         title=f"{SHORT_LABELS.get(k, k)}: {float(achieved[k]):.1f} dB")
+    for ax in axes.flat:
+        if ax not in axes[:, 0]:
+            ax.set_ylabel("")
+        if ax not in axes[-1]:
+            ax.set_xlabel("")
+    if target_snr_db is not None:
+        fig.suptitle(f"one test window (grey) and a noisy copy (black); asked SNR {float(target_snr_db):g} dB, "
+                     "measured in each title", fontsize=8)
     for ax in list(axes.flat)[len(kinds):]:
         ax.set_axis_off()
     fig.tight_layout()
@@ -226,7 +257,7 @@ def plot_example_pair(x: Tensor, clean_maps: Tensor, maps: Tensor, sue: Tensor, 
     import matplotlib.pyplot as plt
 
     hi, lo = examples
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.2))
+    fig, axes = plt.subplots(2, 1, figsize=(7.0, 4.6), sharex=True)
     for ax, i, what in zip(axes, (hi, lo), ("correct, highest SUE", "misclassified, lowest SUE")):
         if i is None:
             ax.set_axis_off()
@@ -234,8 +265,9 @@ def plot_example_pair(x: Tensor, clean_maps: Tensor, maps: Tensor, sue: Tensor, 
             continue
         plot_window_maps(x[i], clean_maps[i], maps[:, i], ax=ax, fs=fs, n_show=n_show,
                          mask=None if mask is None else mask[i],
-                         title=f"{what} {caption}\nlabel {classes[int(y[i])]}, clean prediction "
+                         title=f"{what} {caption}: label {classes[int(y[i])]}, predicted "
                                f"{classes[int(clean_pred[i])]}, SUE {float(sue[i]):.3f}")
+    axes[0].set_xlabel("")
     fig.tight_layout()
     return fig
 
@@ -291,8 +323,7 @@ def variants_table(rows: Sequence[Mapping]) -> pd.DataFrame:
     interval and the number of windows left out for an empty region, one row per variant."""
     return pd.DataFrame([{"reference": r["reference"], "top region": f"{100 * r['q']:g} %", "target": r["target"],
                           "AUROC": _fmt(r["auroc"]), "95 % interval": _fmt_ci(r["auroc_ci95"]),
-                          "windows left out (empty map)": r["n_empty"]} for r in rows]).set_index(
-        ["reference", "target", "top region"])
+                          "windows left out (empty map)": r["n_empty"]} for r in rows]).style.hide(axis="index")
 
 
 def plot_variants(rows: Sequence[Mapping], ax=None):
@@ -315,48 +346,105 @@ def plot_variants(rows: Sequence[Mapping], ax=None):
     return fig
 
 
-def baselines_table(sue_row: Mapping, baselines: Mapping[str, Mapping], added: Mapping | None = None) -> pd.DataFrame:
+BASELINE_NAMES = {"flip_rate": "prediction flip rate (−)", "margin": "softmax margin of the draws",
+                  "entropy": "predictive entropy of the draws (−)", "logistic combination": "logistic combination"}
+
+
+def baselines_table(sue_row: Mapping, baselines: Mapping[str, Mapping], added: Mapping | None = None):
     """AUROC (correct vs misclassified) of SUE beside the prediction-only baselines and, when given,
-    the out-of-sample logistic combinations (``studies.ecg.added_value``)."""
-    names = {"flip_rate": "prediction flip rate (−)", "margin": "softmax margin (clean)",
-             "entropy": "predictive entropy of the draws (−)"}
+    the out-of-fold combinations of ``stats.added_value`` (``studies.ecg.beyond_baselines``): the
+    baselines' logistic combination, and the baselines with SUE, with its gain over the strongest
+    prediction-only score (a single baseline or the combination) and the interval."""
     rows = [{"score": "SUE", "AUROC": _fmt(sue_row["auroc"]), "95 % interval": _fmt_ci(sue_row["auroc_ci95"])}]
-    rows += [{"score": names.get(k, k), "AUROC": _fmt(v["auroc"]), "95 % interval": _fmt_ci(v["auroc_ci95"])}
+    rows += [{"score": BASELINE_NAMES.get(k, k), "AUROC": _fmt(v["auroc"]), "95 % interval": _fmt_ci(v["auroc_ci95"])}
              for k, v in baselines.items()]
-    if added is not None:
-        rows.append({"score": "logistic: baselines (out of fold)", "AUROC": _fmt(added["auroc_baselines"]),
-                     "95 % interval": ""})
-        rows.append({"score": "logistic: baselines + SUE (out of fold)", "AUROC": _fmt(added["auroc_with_sue"]),
+    if added is not None and added.get("verdict") != "undefined":
+        ref = "the combination" if added["strongest"] == "combination" else BASELINE_NAMES.get(added["strongest"],
+                                                                                                 added["strongest"])
+        rows.append({"score": "logistic combination of the baselines (out of fold)",
+                     "AUROC": _fmt(added["auroc_combination"]), "95 % interval": ""})
+        rows.append({"score": f"baselines + SUE (out of fold), against {ref}", "AUROC": _fmt(added["auroc_with_score"]),
                      "95 % interval": f"gain {_fmt(added['delta'])} {_fmt_ci(added['delta_ci95'])}"})
-        ra = added["rank_average"]
-        rows.append({"score": f"rank average: SUE + {names.get(ra['with'], ra['with'])}", "AUROC": _fmt(ra["auroc"]),
-                     "95 % interval": _fmt_ci(ra["auroc_ci95"])})
-    return pd.DataFrame(rows).set_index("score")
+    return pd.DataFrame(rows).style.hide(axis="index")
+
+
+def within_class_table(rec: Mapping):
+    """SUE per true × predicted class and, per predicted class, the AUROC of SUE for correct vs
+    misclassified windows; the last row is the class-stratified AUROC (``studies.ecg.within_class``)."""
+    by = {r["predicted"]: r for r in rec["rows"]}
+    out = []
+    for cell in rec["cells"]:
+        r = by[cell["predicted"]]
+        first = cell["true"] == cell["predicted"]
+        out.append({"predicted": cell["predicted"], "true": cell["true"], "n": cell["n"],
+                    "SUE": _pm(cell["sue_mean"], cell["sue_sd"]),
+                    "AUROC within the predicted class": (("undefined" if r.get("verdict") == "undefined" else
+                                                          f"{_fmt(r['auroc'])} {_fmt_ci(r['auroc_ci95'])}")
+                                                         if first else "")})
+    out.sort(key=lambda r: (r["predicted"], r["true"] != r["predicted"]))
+    p = rec["pooled"]
+    out.append({"predicted": "pooled within class", "true": "", "n": sum(c["n"] for c in rec["cells"]), "SUE": "",
+                "AUROC within the predicted class": "undefined" if p.get("verdict") == "undefined" else
+                f"{_fmt(p['auroc'])} {_fmt_ci(p['ci95'])}"})
+    return pd.DataFrame(out).style.hide(axis="index")
+
+
+def empty_rule_table(rows: Sequence[Mapping]):
+    """Mean SUE per noise type when two empty regions counted as agreement (before) and under the
+    rule book (windows with no defined pair left out), with how many windows are undefined."""
+    return pd.DataFrame([{"noise": PERTURBATION_LABELS.get(r["kind"], r["kind"]),
+                          "SUE, empty pair = agreement (before)": _fmt(r["sue_agree"]),
+                          "SUE, rule book": _fmt(r["sue_rule"]),
+                          "windows undefined": f"{r['n_undefined']} of {r['n']}"}
+                         for r in rows]).style.hide(axis="index")
+
+
+def rho_title(fvs: Mapping) -> str:
+    """Title of the fidelity-vs-stability scatter: the Spearman correlation with its interval."""
+    return f"Spearman {_fmt(fvs['spearman'])} {_fmt_ci(fvs['ci95'])} (n = {fvs['n']})"
 
 
 def strata_table(rows: Sequence[Mapping]) -> pd.DataFrame:
     """AUROC of SUE within each severity stratum (``studies.ecg.strata_rows``)."""
     return pd.DataFrame([{"stratum": r["severity"], "n correct": r["n_correct"], "n misclassified": r["n_mis"],
                           "AUROC": _fmt(r["auroc"]), "95 % interval": _fmt_ci(r["auroc_ci95"])}
-                         for r in rows]).set_index("stratum")
+                         for r in rows]).style.hide(axis="index")
 
 
 def layer_choice_table(rows: Sequence[Mapping]) -> pd.DataFrame:
     """Per Grad-CAM layer: map resolution, fidelity (mass in mask vs chance, pointing game) and
     stability (mean SUE, AUROC with interval) (``studies.ecg.layer_table``)."""
-    return pd.DataFrame([{"layer": r["layer"], "map samples": r["resolution"], "mass in ST–T mask": _fmt(r["mass_in_mask"]),
+    return pd.DataFrame([{"layer": r["layer"], "map samples": r["resolution"],
+                          "mass in ST–T mask": _fmt(r["mass_in_mask"]),
                           "chance": _fmt(r["chance"]), "pointing game": _fmt(r["pointing_game"]),
                           "mean SUE": _fmt(r["sue_mean"]), "AUROC of SUE": _fmt(r["sue_auroc"]),
                           "95 % interval": _fmt_ci(r["sue_auroc_ci95"]), "n misclassified": r["n_mis"]}
-                         for r in rows]).set_index("layer")
+                         for r in rows]).style.hide(axis="index")
 
 
-def fidelity_table(rec: Mapping) -> pd.DataFrame:
-    """Fidelity record (``studies.ecg.fidelity_record``): overall and per class."""
-    parts = {"all windows": rec, **{f"class {k}": v for k, v in rec["per_class"].items()}}
-    return pd.DataFrame([{"": k, "mass in ST–T mask": _fmt(v["mass_in_mask"]), "95 % interval": _fmt_ci(v["mass_in_mask_ci95"]),
-                          "chance (mask share)": _fmt(v["chance"]), "pointing game": _fmt(v["pointing_game"])}
-                         for k, v in parts.items()]).set_index("")
+def fidelity_table(rec: Mapping, per_class: Mapping[str, Mapping] | None = None):
+    """The assess fidelity section (all windows) and ``studies.ecg.fidelity_by_class``: mass of the
+    clean maps in the ST–T mask with its interval against chance, pointing game, and the deletion /
+    insertion areas beside their random orders (all windows)."""
+    parts = {"all windows": rec, **{f"true {k}": v for k, v in (per_class or {}).items()}}
+    curves = (f"deletion {_fmt(rec.get('deletion_auc'))} (random {_fmt(rec.get('deletion_auc_random'))}), "
+              f"insertion {_fmt(rec.get('insertion_auc'))} (random {_fmt(rec.get('insertion_auc_random'))})")
+    return pd.DataFrame([{"windows": k, "mass in ST–T mask [95 % CI]": f"{_fmt(v['mass_in_mask'])} "
+                          f"{_fmt_ci(v['mass_in_mask_ci95'])}", "chance": _fmt(v["chance"]),
+                          "pointing game": _fmt(v["pointing_game"]),
+                          "deletion / insertion area": curves if k == "all windows" else ""}
+                         for k, v in parts.items()]).style.hide(axis="index")
+
+
+def sanity_table(section: Mapping):
+    """The assess sanity section: per cascading step the median Spearman ρ with the trained maps and
+    the constant randomised maps, and the outcome with its reason in the last row."""
+    rows = [{"randomised from the head down to": s["randomised"],
+             "median ρ with the trained maps": _fmt(s["median_rho"], 2),
+             "constant maps": f"{s['n_constant']} of {s['n']}"} for s in section["steps"]]
+    rows.append({"randomised from the head down to": f"outcome: {section['outcome']}",
+                 "median ρ with the trained maps": f"threshold {section['threshold']}", "constant maps": ""})
+    return pd.DataFrame(rows).style.hide(axis="index")
 
 
 def plot_deletion_insertion(curves: Mapping[str, Tensor], aucs: Mapping[str, float] | None = None, axes=None):
@@ -365,7 +453,7 @@ def plot_deletion_insertion(curves: Mapping[str, Tensor], aucs: Mapping[str, flo
     import matplotlib.pyplot as plt
 
     if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.0), sharey=True)
+        fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.6), sharey=True)
     fig = axes[0].figure
     for ax, what in zip(axes, ("deletion", "insertion")):
         for key, lab, st in ((what, "map order", "-"), (f"{what}_random", "random order", "--")):
@@ -384,25 +472,35 @@ def plot_deletion_insertion(curves: Mapping[str, Tensor], aucs: Mapping[str, flo
 def plot_cascading(maps: Mapping[str, Tensor], steps: Sequence[Mapping], *, n_windows: int = 24, fs: float = 250.0,
                    cmap: str = "viridis"):
     """Sanity check: Grad-CAM maps of the trained model and of each cascading randomisation, one
-    heat map per model (rows = windows, columns = time; each map min-max scaled), with a colour bar
-    and the mean Spearman correlation with the trained maps in the title."""
+    heat map per model (rows = windows, columns = time; each map min-max scaled), three panels per
+    row, a colour bar in its own axis, and the Spearman correlation with the trained maps in each
+    title (``median_rho`` of an assess sanity step, else ``spearman_to_trained``)."""
     import matplotlib.pyplot as plt
 
     names = list(maps)
-    rho = {s["randomised_from"]: s["spearman_to_trained"] for s in steps}
-    fig, axes = plt.subplots(1, len(names), figsize=(2.1 * len(names) + 0.8, 2.8), sharey=True, squeeze=False)
+    rho = {s["randomised_from"]: s.get("median_rho", s.get("spearman_to_trained")) for s in steps}
+    ncol = 3
+    nrow = int(np.ceil(len(names) / ncol))
+    fig = plt.figure(figsize=(7.0, 2.0 * nrow + 0.2))
+    grid = fig.add_gridspec(nrow, ncol + 1, width_ratios=[1] * ncol + [0.06], wspace=0.25, hspace=0.55)
     im = None
-    for ax, name in zip(axes[0], names):
+    for k, name in enumerate(names):
+        ax = fig.add_subplot(grid[k // ncol, k % ncol])
         m = to_numpy(maps[name])[:n_windows]
         m = np.stack([normalize01(r) for r in m])
         im = ax.imshow(m, aspect="auto", cmap=cmap, vmin=0, vmax=1, extent=(0, m.shape[1] / fs, len(m), 0),
                        interpolation="nearest")
-        ax.set_title("trained" if name == "trained" else f"randomised from\n{name}, ρ = {_fmt(rho.get(name), 2)}",
+        ax.set_title("trained" if name == "trained" else f"random from {name}: ρ = {_fmt(rho.get(name), 2)}",
                      fontsize=7)
-        ax.set_xlabel("time (s)")
-    axes[0][0].set_ylabel("window")
-    fig.subplots_adjust(bottom=0.2, top=0.8)
-    fig.colorbar(im, ax=list(axes[0]), shrink=0.85, label="Grad-CAM (scaled)")
+        ax.tick_params(labelsize=6)
+        if k // ncol == nrow - 1:
+            ax.set_xlabel("time (s)", fontsize=7)
+        if k % ncol == 0:
+            ax.set_ylabel("window", fontsize=7)
+    cax = fig.add_subplot(grid[:, ncol])
+    fig.colorbar(im, cax=cax).set_label("Grad-CAM (scaled)", fontsize=7)
+    cax.tick_params(labelsize=6)
+    fig.subplots_adjust(left=0.08, right=0.93, top=0.9, bottom=0.12)
     return fig
 
 
@@ -428,12 +526,5 @@ def occlusion_table(rows: Sequence[Mapping]) -> pd.DataFrame:
     """Mean probability of the true class with the ST–T mask, its complement or random samples
     occluded (``studies.ecg.region_occlusion``), per class."""
     return pd.DataFrame([{"class": r["class"], "n": r["n"], **{k: _fmt(r[k]) for k in
-                          ("clean", "mask occluded", "outside occluded", "random occluded")}} for r in rows]).set_index("class")
-
-
-def prediction_table(rows: Sequence[Mapping]) -> pd.DataFrame:
-    """Mean ± SD of SUE per true × predicted class (``studies.ecg.prediction_rows``)."""
-    return pd.DataFrame([{"true class": r["true"], "predicted": r["predicted"], "n": r["n"],
-                          "SUE": "–" if not np.isfinite(r["sue_mean"]) else
-                          (f"{r['sue_mean']:.3f} ± {r['sue_sd']:.3f}" if np.isfinite(r["sue_sd"]) else f"{r['sue_mean']:.3f}")}
-                         for r in rows]).set_index(["true class", "predicted"])
+                          ("clean", "mask occluded", "outside occluded",
+                           "random occluded")}} for r in rows]).style.hide(axis="index")
