@@ -25,6 +25,9 @@ from uqxai_lib import aggregate, metrics, saliency, samplers, stats, train
 from uqxai_lib.cache import round_sig
 
 __all__ = [
+    "SETUP_KEYS",
+    "Setup",
+    "setup",
     "PAPER_RHO",
     "AURC_KEYS",
     "CASCADE",
@@ -67,6 +70,95 @@ __all__ = [
     "sweep_table",
     "uncertainty_table",
 ]
+
+#: The parameters :func:`setup` reads (the chapter's data and model knobs; names of its parameters cell).
+SETUP_KEYS = ("image_size", "n_patients", "ambiguity", "split", "max_test", "data_dir", "sartaj_classes",
+              "sartaj_val_size", "sartaj_check_counts", "arch", "width", "small_input", "weights",
+              "train_dropout", "epochs", "patience", "batch_size", "lr", "explain_point")
+
+
+class Setup(NamedTuple):
+    """The chapter's data and trained model (:func:`setup`).
+
+    ``train`` / ``val`` / ``test``: :class:`uqxai_lib.data.LabeledArrays` (``test`` already cut to
+    ``max_test``); ``model`` in eval mode; ``classes``; ``layer``: the explained layer of the
+    chapter's ``explain_point``; ``fit``: the :class:`uqxai_lib.train.TrainResult`; ``attrs``: the
+    phantom generator's description of each test slice (``None`` on real data); ``data``: a words
+    description of the data; ``config``: the training cache key (data + model), the one key of the
+    chapter's setup, which every sample cache of the chapter extends.
+    """
+
+    train: Any
+    val: Any
+    test: Any
+    model: Any
+    classes: list
+    layer: str
+    fit: Any
+    attrs: dict | None
+    data: str
+    config: dict
+
+
+def setup(params: Mapping[str, Any], *, seed: int, device: Any = "cpu") -> Setup:
+    """Build the chapter's data (synthetic phantom, or SARTAJ when ``params["data_dir"]`` or
+    ``$UQXAI_DATA_DIR`` names it) and train (or load from the cache) its ResNet with dropout after
+    every residual block, exactly as ``notebooks/mri_mc_dropout.py`` does.
+
+    ``params`` holds at least :data:`SETUP_KEYS` (the chapter's parameters cell, or
+    :func:`uqxai_lib.params.chapter_parameters` of a profile). Used by the chapter, by
+    :func:`primary_run` (the robustness chapter) and by the cross-study chapter, so that all of
+    them share one cache key (``Setup.config``).
+    """
+    from uqxai_lib.data.sartaj import load_sartaj, stratified_holdout
+    from uqxai_lib.data.synthetic_mri import make_synthetic_mri, synthetic_mri_attributes
+    from uqxai_lib.models.resnet_mc import GRADCAM_LAYER, build_resnet_mc, explained_layer
+    from uqxai_lib.utils import pick_device, resolve_data_dir
+
+    missing = [k for k in SETUP_KEYS if k not in params and k != "data_dir"]
+    if missing:
+        raise ValueError(f"studies.mri.setup needs the chapter parameters {missing}; pass the parameters cell of "
+                         "notebooks/mri_mc_dropout.py (or uqxai_lib.params.chapter_parameters('mri_mc_dropout', "
+                         "profile))")
+    p = params
+    dev = pick_device(device) if isinstance(device, str) else device
+    root = resolve_data_dir(p.get("data_dir"))
+    if root is None:
+        data = make_synthetic_mri(p["n_patients"], size=p["image_size"], ambiguity=p["ambiguity"], seed=seed)
+        data_config = dict(source="synthetic", n_patients=p["n_patients"], size=p["image_size"],
+                           ambiguity=p["ambiguity"], split=list(p["split"]), seed=seed)
+        rest, test_idx = stratified_holdout(data.y, int(round(p["split"][2] * len(data))), seed=seed)
+        tr, va = stratified_holdout(data.y[rest], int(round(p["split"][1] * len(data))), seed=seed + 1)
+        train_set, val_set, test_set = data.subset(rest[tr]), data.subset(rest[va]), data.subset(test_idx)
+        rows = test_idx
+        described = f"embedded synthetic brain-MRI phantom ({p['n_patients']} patients, {p['image_size']} px)"
+    else:
+        parts = load_sartaj(root, size=p["image_size"], seed=seed, classes=p["sartaj_classes"],
+                            val_size=p["sartaj_val_size"], check_counts=p["sartaj_check_counts"])
+        train_set, val_set, test_set = parts["train"], parts["val"], parts["test"]
+        data_config = dict(source=str(root), size=p["image_size"], seed=seed, classes=p["sartaj_classes"],
+                           val_size=p["sartaj_val_size"])
+        rows = None
+        described = f"SARTAJ brain MRI from {root}"
+    if len(test_set) > p["max_test"]:  # an evenly spaced subset keeps the class mix
+        keep = torch.linspace(0, len(test_set) - 1, p["max_test"]).round().long()
+        test_set = test_set.subset(keep)
+        rows = None if rows is None else rows[keep]
+    attrs = None if rows is None else {k: v[rows] for k, v in synthetic_mri_attributes(
+        p["n_patients"], ambiguity=p["ambiguity"], seed=seed).items()}
+    classes = list(train_set.classes)
+    weights = p["weights"]
+    model_config = dict(arch=p["arch"], width=p["width"], small_input=p["small_input"], num_classes=len(classes),
+                        train_dropout=p["train_dropout"], weights=None if weights is None else str(weights))
+    model = build_resnet_mc(p["arch"], num_classes=len(classes), p=p["train_dropout"], width=p["width"],
+                            small_input=p["small_input"], weights=weights, seed=seed)
+    config = dict(data=data_config, model=model_config)
+    fit = train.fit(model, train_set, val_set, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                    patience=p["patience"], seed=seed, device=dev, name="mri_resnet_mc", cache_config=config)
+    model = fit.model.eval()
+    layer = explained_layer(model, GRADCAM_LAYER, p["explain_point"])
+    return Setup(train_set, val_set, test_set, model, classes, layer, fit, attrs, described, config)
+
 
 #: Salvi et al. (2025), section 4.2: mean rho +- SD, correct vs misclassified SARTAJ test images (theirs).
 PAPER_RHO = {"correct": (0.76, 0.08), "misclassified": (0.54, 0.12)}
@@ -179,17 +271,11 @@ def repeatability_table(rho: Tensor, correct: Tensor, *, paper: Mapping = PAPER_
     cmp = metrics.compare_groups(rho, correct, higher_in="a")
     d = cmp.as_dict()
     table = pd.DataFrame(
-        {
-            "ours: correct": [f"{d['mean_a']:.3f} ± {d['sd_a']:.3f}", int(d["n_a"])],
-            "ours: misclassified": [f"{d['mean_b']:.3f} ± {d['sd_b']:.3f}", int(d["n_b"])],
-            "Salvi et al. 2025 (theirs): correct": [f"{paper['correct'][0]:.2f} ± {paper['correct'][1]:.2f}", "n/a"],
-            "Salvi et al. 2025 (theirs): misclassified": [
-                f"{paper['misclassified'][0]:.2f} ± {paper['misclassified'][1]:.2f}", "n/a"],
-        },
-        index=["mean ρ ± SD", "n"],
-    ).T
-    table["Mann–Whitney p (ours)"] = [f"{d['mwu_p']:.2g}", "", "not reported", ""]
-    table["AUROC correct vs mis (ours)"] = [f"{d['auroc']:.3f}", "", "not reported", ""]
+        {"images (ours)": [int(d["n_a"]), int(d["n_b"])],
+         "mean ρ ± SD (ours)": [f"{d['mean_a']:.3f} ± {d['sd_a']:.3f}", f"{d['mean_b']:.3f} ± {d['sd_b']:.3f}"],
+         "mean ρ ± SD (theirs: Salvi et al. 2025, SARTAJ)": [f"{paper['correct'][0]:.2f} ± {paper['correct'][1]:.2f}",
+                                                            f"{paper['misclassified'][0]:.2f} ± {paper['misclassified'][1]:.2f}"]},
+        index=pd.Index(["correct", "misclassified"], name="test images"))
     return table, cmp
 
 
@@ -477,14 +563,29 @@ def primary_record(rho: Tensor, correct: Tensor, groups: Tensor | None = None, *
 
 def secondary_records(comparisons: Mapping[str, Mapping[str, Any]]) -> list[dict]:
     """``secondary`` rows ``{name, effect, ci95, p, p_holm, verdict}`` with Holm-adjusted p-values
-    (:func:`uqxai_lib.stats.holm` over all rows) and verdicts from each interval."""
+    (:func:`uqxai_lib.stats.holm` over all rows); each label follows its Holm-adjusted p (:func:`holm_label`)."""
     from uqxai_lib import stats
 
     names = list(comparisons)
     adj = stats.holm([float(comparisons[n]["p"]) for n in names])
     return [{"name": n, "effect": float(comparisons[n]["effect"]), "ci95": [float(v) for v in comparisons[n]["ci95"]],
-             "p": float(comparisons[n]["p"]), "p_holm": float(a), "verdict": stats.verdict(comparisons[n]["ci95"])}
+             "p": float(comparisons[n]["p"]), "p_holm": float(a),
+             "verdict": holm_label(float(comparisons[n]["effect"]), float(a))}
             for n, a in zip(names, adj)]
+
+
+def holm_label(effect: float, p_holm: float, alpha: float = 0.05) -> str:
+    """A secondary comparison's label from its Holm-adjusted p: "higher" / "lower" (the sign of the
+    effect) when ``p_holm < alpha``, else "no detectable difference"; "undefined" when either is NaN.
+
+    >>> holm_label(0.01, 0.158), holm_label(-0.05, 0.001), holm_label(float("nan"), 0.2)
+    ('no detectable difference', 'lower', 'undefined')
+    """
+    if not (math.isfinite(effect) and math.isfinite(p_holm)):
+        return "undefined"
+    if p_holm >= alpha:
+        return "no detectable difference"
+    return "higher" if effect > 0 else "lower"
 
 
 def verdict_sentence(record: Mapping[str, Any], claim: Mapping[str, Any] = CLAIM, *, what: str = "ρ") -> str:
@@ -496,7 +597,7 @@ def verdict_sentence(record: Mapping[str, Any], claim: Mapping[str, Any] = CLAIM
     alo, ahi = record["auroc_ci95"]
     rep = stats.reproduction(record["verdict"], claim["expected"])
     return (f"{what} of correct minus misclassified images: {record['effect']:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}); "
-            f"AUROC {record['auroc']:.3f} (95% CI {alo:.3f} to {ahi:.3f}); Mann–Whitney p = {record['p']:.2g}. "
+            f"AUROC {record['auroc']:.3f} (95% CI {alo:.3f} to {ahi:.3f}). "
             f"Verdict: **{record['verdict']}** for correct images, so the paper's claim ({claim['expected']}) is "
             f"**{rep}** here.")
 
@@ -783,3 +884,180 @@ def fidelity_vs_stability(mass: Tensor, rho: Tensor, *, seed: int = 0, n_boot: i
 
     ci = stats.bootstrap_ci(stat, a.numpy(), b.numpy(), n_boot=n_boot, seed=seed)
     return {"spearman": stat(a.numpy(), b.numpy()), "ci95": list(ci), "n": int(len(a))}
+
+
+# ---------------------------------------------------------------------------------------------
+# the chapter's page: small records, labels and sentences (no plotting)
+# ---------------------------------------------------------------------------------------------
+def first_of_each_class(y: Tensor) -> list[int]:
+    """Index of the first item of each class present in ``y`` (class order).
+
+    >>> first_of_each_class(torch.tensor([2, 0, 2, 1, 0]))
+    [1, 3, 0]
+    """
+    y = torch.as_tensor(y).reshape(-1)
+    return [int(torch.nonzero(y == k)[0]) for k in sorted(set(y.tolist()))]
+
+
+def split_table(s: Setup) -> "Any":
+    """Images per class in each part of the split (rows: train, validation, test; last column the total)."""
+    import pandas as pd
+
+    parts = [("train", s.train), ("validation", s.val), ("test", s.test)]
+    rows = {name: {**{c: int((d.y == k).sum()) for k, c in enumerate(s.classes)}, "total": len(d)} for name, d in parts}
+    return pd.DataFrame(rows).T.rename_axis("part")
+
+
+def training_record(fit: Any) -> dict:
+    """Epochs run, the kept (best) epoch, its validation loss and the last training loss of a :class:`~uqxai_lib.train.TrainResult`."""
+    return {"epochs_run": len(fit.history), "best_epoch": fit.best_epoch,
+            "best_val_loss": min(h["val_loss"] for h in fit.history), "last_train_loss": fit.history[-1]["train_loss"]}
+
+
+def strata_labels(test: Any, pred: Tensor, classes: Sequence[str], attrs: Mapping[str, Tensor] | None = None
+                  ) -> dict[str, list]:
+    """The splits of :func:`strata_table`: true and predicted class for every image; on the phantom also
+    the generator's borderline flag and contrast and the tumour's size tercile, for tumour slices only
+    (``None`` for a "no tumour" slice: it has no tumour to describe and is already its own row of the
+    class splits, so it is not repeated under every tumour split)."""
+    pred = torch.as_tensor(pred).reshape(-1)
+    out = {"true class": [classes[int(k)] for k in test.y], "predicted class": [classes[int(k)] for k in pred]}
+    tumour = None
+    if test.mask is not None:
+        area = test.mask.flatten(1).double().mean(1)
+        tumour = area > 0
+        out["tumour size"] = [None if t == "none" else t for t in tercile_labels(area, valid=tumour, missing="none")]
+    if attrs is not None:
+        t = tumour if tumour is not None else torch.ones(len(test.y), dtype=torch.bool)
+        out["borderline (generator)"] = [("borderline" if bool(a) else "typical") if bool(ok) else None
+                                         for a, ok in zip(attrs["ambiguous"], t)]
+        out["contrast"] = [("faint" if bool(f) else "clear") if bool(ok) else None for f, ok in zip(attrs["faint"], t)]
+    return out
+
+
+def deletion_record(di: Mapping[str, Any]) -> dict:
+    """``deletion_auc``, ``deletion_auc_random``, ``insertion_auc``, ``insertion_auc_random`` of :func:`deletion_insertion`."""
+    return {f"{k.replace('_random', '')}_auc{'_random' if '_random' in k else ''}": float(v) for k, v in di["auc"].items()}
+
+
+def fidelity_table(fidelity: Mapping[str, Any]) -> "Any":
+    """One row per group of tumour slices (all, then each tumour class) of :func:`fidelity_summary`:
+    images, mass in mask with its interval, chance, the excess over chance with its interval, pointing
+    game and IoU of the top 10 %; numbers as text with a fixed precision."""
+    import pandas as pd
+
+    from uqxai_lib.report import fmt_interval, fmt_number
+
+    rows = {}
+    for name, r in {"all tumour slices": fidelity, **fidelity["per_class"]}.items():
+        rows[name] = {"images": int(r["n"]),
+                      "mass in mask (95% CI)": f"{fmt_number(r['mass_in_mask'])} ({fmt_interval(r['mass_in_mask_ci95'])})",
+                      "chance": fmt_number(r["chance"]),
+                      "excess over chance (95% CI)": f"{fmt_number(r['excess_over_chance'])} ({fmt_interval(r['excess_ci95'])})",
+                      "pointing game": f"{r['pointing_game']:.2f}", "IoU top 10%": f"{r['iou_top10']:.3f}"}
+    return pd.DataFrame(rows).T.rename_axis("tumour slices")
+
+
+def sanity_sentence(sc: Mapping[str, Any], n: int) -> str:
+    """The cascading check's outcome in words, with the largest median ρ and the constant maps per step."""
+    steps = sc["steps"]
+    worst = max(s["spearman_to_trained"] for s in steps)
+    return (f"Grad-CAM **{'passes' if sc['passes'] else 'fails'}** the cascading check (largest median ρ "
+            f"{worst:.3f}, threshold {SANITY_THRESHOLD}); constant randomised maps: "
+            + ", ".join(f"{s['constant_maps']} of {n} after {s['randomised_from']}" for s in steps) + ".")
+
+
+def secondary_table(rows: Sequence[Mapping[str, Any]]) -> "Any":
+    """The secondary comparisons as a table: the comparison first, then the difference with its interval,
+    p, Holm-adjusted p and the label (read from the Holm-adjusted p)."""
+    import pandas as pd
+
+    from uqxai_lib.report import fmt_interval, fmt_number
+
+    return pd.DataFrame({r["name"]: {"correct − misclassified (95% CI)": f"{fmt_number(r['effect'])} ({fmt_interval(r['ci95'])})",
+                                     "p": f"{r['p']:.2g}", "Holm p": f"{r['p_holm']:.2g}", "label": r["verdict"]}
+                         for r in rows}).T.rename_axis("comparison")
+
+
+def sweep_record(p_table: "Any") -> dict:
+    """Per dropout rate of :func:`sweep_table`: the gap in ρ (correct − misclassified) and the AUROC."""
+    return {f"{float(p):g}": {"gap": float(r["gap"]), "auroc": float(r["auroc"])} for p, r in p_table.iterrows()}
+
+
+def sweep_sentence(sweep: Mapping[str, Mapping[str, float]]) -> str:
+    """The dropout-rate sweep in words: the range of the gap in ρ and where it is closest to and farthest from 0."""
+    gaps = {p: r["gap"] for p, r in sweep.items() if r["gap"] is not None and math.isfinite(r["gap"])}
+    if not gaps:
+        return "the dropout-rate sweep has no rate with both groups."
+    lo, hi = min(gaps, key=gaps.get), max(gaps, key=gaps.get)
+    sign = ("negative (errors more repeatable) at every rate" if gaps[hi] < 0 else
+            "positive (correct images more repeatable) at every rate" if gaps[lo] > 0 else "of both signs")
+    return (f"across dropout rates the gap in ρ (correct − misclassified) was {sign}, from {gaps[lo]:+.3f} "
+            f"at p = {lo} to {gaps[hi]:+.3f} at p = {hi}.")
+
+
+def within_class(rho: Tensor, correct: Tensor, pred: Tensor, classes: Sequence[str], *, groups: Tensor | None = None,
+                 seed: int = 0) -> dict:
+    """Where a pooled reversal comes from: which predicted class most errors are explained as, ρ of
+    its errors and of its correct predictions, ρ of the correct predictions of the other classes, and
+    the AUROC of ρ (correct vs misclassified) over pairs *within* the same predicted class (each class
+    weighted by its number of correct × misclassified pairs; 0.5 = class explains it all)."""
+    rho = torch.as_tensor(rho, dtype=torch.float64)
+    correct = torch.as_tensor(correct, dtype=torch.bool)
+    pred = torch.as_tensor(pred).reshape(-1)
+    ok = torch.isfinite(rho)
+    num = den = 0.0
+    for k in range(len(classes)):
+        sel = ok & (pred == k)
+        n1, n0 = int((sel & correct).sum()), int((sel & ~correct).sum())
+        if n1 and n0:
+            num += float(metrics.auroc(rho[sel], correct[sel])) * n1 * n0
+            den += n1 * n0
+    mis = ~correct
+    if not bool(mis.any()):
+        return {"n_mis": 0, "auroc_within_predicted_class": math.nan}
+    top = int(torch.mode(pred[mis]).values)
+    sel_err, sel_ok = mis & (pred == top), correct & (pred == top)
+    return {"n_mis": int(mis.sum()), "most_common_error_prediction": classes[top],
+            "n_errors_with_that_prediction": int(sel_err.sum()),
+            "rho_errors_that_prediction": float(rho[sel_err].nanmean()),
+            "rho_correct_that_prediction": float(rho[sel_ok].nanmean()),
+            "rho_correct_other_predictions": float(rho[correct & (pred != top)].nanmean()),
+            "auroc_within_predicted_class": num / den if den else math.nan}
+
+
+def within_class_sentence(w: Mapping[str, Any], primary: Mapping[str, Any]) -> str:
+    """:func:`within_class` in words, beside the pooled AUROC of the ``primary`` record."""
+    if not w.get("n_mis"):
+        return "No test image is misclassified, so there is nothing to split."
+    top = w["most_common_error_prediction"]
+    return (f"{w['n_errors_with_that_prediction']} of {w['n_mis']} errors are explained as **{top}**: mean ρ "
+            f"{w['rho_errors_that_prediction']:.3f} for these errors and {w['rho_correct_that_prediction']:.3f} for "
+            f"correct {top} predictions, against {w['rho_correct_other_predictions']:.3f} for the correct predictions of "
+            f"the other classes. Pooled over all images the AUROC of ρ is {primary['auroc']:.3f}; over pairs within the "
+            f"same predicted class it is **{w['auroc_within_predicted_class']:.3f}** (0.5: the predicted class explains "
+            "the whole difference; above 0.5: the paper's direction).")
+
+
+def summary(results: Mapping[str, Any]) -> str:
+    """The chapter's Summary (Markdown bullets) generated from its results record."""
+    prim, claim = results["primary"], results.get("claim", CLAIM)
+    lines = [f"- The model reached {100 * results['accuracy']:.1f} % test accuracy ({results['n_mis']} of "
+             f"{results['n_test']} test images misclassified; MC mean prediction {100 * results['mc_accuracy']:.1f} %).",
+             f"- Primary: {verdict_sentence(prim, claim)}"]
+    w = results.get("reversal") or {}
+    if w.get("n_mis"):
+        lines.append(f"- Within predicted classes the AUROC is {w['auroc_within_predicted_class']:.3f} (pooled "
+                     f"{prim['auroc']:.3f}): {w['n_errors_with_that_prediction']} of {w['n_mis']} errors are explained as "
+                     f"{w['most_common_error_prediction']}, whose maps are very repeatable.")
+    fid = results.get("fidelity")
+    if fid:
+        above = fid["mass_in_mask_ci95"][0] > fid["chance"]
+        lines.append(f"- The maps are {'above' if above else 'not above'} chance on the tumour (mass in mask "
+                     f"{fid['mass_in_mask']:.3f} vs chance {fid['chance']:.3f}).")
+    san = results.get("sanity")
+    if san:
+        lines.append(f"- Cascading randomisation: {'passed' if san['passes'] else 'failed'}.")
+    if results.get("sweep_dropout"):
+        lines.append(f"- Dropout rate: {sweep_sentence(results['sweep_dropout'])}")
+    return "\n".join(lines)
