@@ -143,7 +143,9 @@ def test_repeatability_and_sweep_tables_use_compare_groups():
     correct = torch.tensor([True, True, True, False, False])
     table, cmp = sm.repeatability_table(rho, correct)
     assert cmp == metrics.compare_groups(rho, correct, higher_in="a")
-    assert "Salvi et al. 2025 (theirs): correct" in table.index and "0.76 ± 0.08" in table.to_string()
+    assert list(table.index) == ["correct", "misclassified"] and table.loc["misclassified", "images (ours)"] == 2
+    assert table.loc["correct", "mean ρ ± SD (theirs: Salvi et al. 2025, SARTAJ)"] == "0.76 ± 0.08"
+    assert table.loc["correct", "mean ρ ± SD (ours)"] == f"{cmp.mean_a:.3f} ± {cmp.sd_a:.3f}"
     sweep = sm.sweep_table({0.1: rho, 0.5: 1 - rho, 0.6: rho}, {0.1: correct, 0.5: correct, 0.6: torch.ones(5, dtype=torch.bool)},
                            "dropout p")
     assert sweep.loc[0.1, "auroc"] == 1.0 and sweep.loc[0.5, "auroc"] == 0.0  # reversed ranking
@@ -225,6 +227,12 @@ def test_secondary_records_holm_adjust_all_rows():
     rows = sm.secondary_records(comps)
     assert [r["p_holm"] for r in rows] == pytest.approx([0.03, 0.06, 0.06])
     assert [r["verdict"] for r in rows] == ["higher", "no detectable difference", "no detectable difference"]
+    # the label follows the Holm-adjusted p, not the unadjusted interval: an interval above 0 at Holm p 0.158
+    two = sm.secondary_records({"x": {"effect": 0.02, "ci95": [0.003, 0.04], "p": 0.079},
+                                "y": {"effect": 0.03, "ci95": [0.001, 0.05], "p": 0.09}})
+    assert [r["p_holm"] for r in two] == pytest.approx([0.158, 0.158])
+    assert {r["verdict"] for r in two} == {"no detectable difference"}
+    assert sm.holm_label(-0.2, 0.01) == "lower" and sm.holm_label(0.2, float("nan")) == "undefined"
 
 
 def test_degenerate_passes_and_variant_record_count_undefined_passes_per_group():
@@ -258,6 +266,9 @@ def test_strata_table_is_compare_groups_within_each_level():
         want = metrics.compare_groups(rho[sel], correct[sel])
         assert t.loc[("true class", lev), "AUROC"] == pytest.approx(want.auroc)
         assert t.loc[("true class", lev), "n_mis"] == want.n_b
+    # an item labelled None is not in that split (e.g. a slice without a tumour under "tumour size")
+    t2 = sm.strata_table(rho, correct, {"size": [None if c == "c" else c for c in cls]})
+    assert [lev for _, lev in t2.index] == ["a", "b"]
     labels = sm.tercile_labels(torch.arange(9.0))
     assert labels == ["small"] * 3 + ["medium"] * 3 + ["large"] * 3
 
@@ -363,3 +374,51 @@ def test_layer_table_reports_resolution_fidelity_and_stability(tiny_model):
     assert t.loc["layer3.1.pre_dropout", "map size"] == "4×4" and t.loc["layer4.1.pre_dropout", "map size"] == "2×2"
     assert t.loc["layer4.1.pre_dropout", "chance"] == pytest.approx(25 / 256)
     assert t.loc["layer3.1.pre_dropout", "mean ρ"] == pytest.approx(float(runs["layer3.1.pre_dropout"].repeatability().nanmean()))
+
+
+def test_strata_labels_describe_tumour_slices_once_and_leave_no_tumour_slices_out():
+    from uqxai_lib.data import LabeledArrays
+
+    mask = torch.zeros(6, 8, 8, dtype=torch.bool)
+    for i, side in enumerate([1, 2, 3, 4, 0, 0]):
+        mask[i, :side, :side] = True
+    test = LabeledArrays(torch.zeros(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 3, 3]), ("g", "m", "p", "n"), mask=mask)
+    attrs = {"ambiguous": torch.tensor([1, 0, 0, 1, 0, 0]).bool(), "faint": torch.tensor([1, 0, 0, 0, 0, 0]).bool()}
+    lab = sm.strata_labels(test, torch.tensor([0, 1, 3, 3, 3, 3]), test.classes, attrs)
+    assert lab["true class"] == ["g", "m", "p", "g", "n", "n"] and lab["predicted class"][2] == "n"
+    assert lab["tumour size"] == ["small", "small", "medium", "large", None, None]
+    assert lab["borderline (generator)"] == ["borderline", "typical", "typical", "borderline", None, None]
+    assert lab["contrast"] == ["faint", "clear", "clear", "clear", None, None]
+    rho = torch.tensor([0.9, 0.8, 0.3, 0.2, 0.95, 0.97])
+    t = sm.strata_table(rho, torch.tensor([1, 1, 0, 0, 1, 1]).bool(), lab)
+    assert "no tumour" not in {lev for _, lev in t.index} and len(t.loc["contrast"]) == 2
+
+
+def test_within_class_pools_pairs_inside_each_predicted_class():
+    from itertools import product
+
+    g = torch.Generator().manual_seed(30)
+    pred = torch.randint(0, 3, (60,), generator=g)
+    correct = torch.rand(60, generator=g) > 0.4
+    rho = torch.rand(60, generator=g) + 0.5 * (pred == 2)  # class 2 very repeatable
+    rho[5] = float("nan")
+    w = sm.within_class(rho, correct, pred, ["a", "b", "c"])
+    num = den = 0.0  # oracle: count the within-class pairs one by one
+    for i, j in product(range(60), range(60)):
+        if i == 5 or j == 5 or pred[i] != pred[j] or not correct[i] or correct[j]:
+            continue
+        den += 1
+        num += 1.0 if rho[i] > rho[j] else 0.5 if rho[i] == rho[j] else 0.0
+    assert w["auroc_within_predicted_class"] == pytest.approx(num / den)
+    mis = ~correct
+    top = int(torch.mode(pred[mis]).values)
+    assert w["most_common_error_prediction"] == "abc"[top] and w["n_mis"] == int(mis.sum())
+    assert w["rho_errors_that_prediction"] == pytest.approx(float(rho[mis & (pred == top)].double().nanmean()))
+    text = sm.within_class_sentence(w, {"auroc": 0.3})
+    assert f"{w['auroc_within_predicted_class']:.3f}" in text and "0.300" in text
+
+
+def test_sweep_sentence_reads_the_range_and_sign_of_the_gap():
+    s = sm.sweep_sentence({"0.05": {"gap": -0.001, "auroc": 0.5}, "0.3": {"gap": -0.303, "auroc": 0.2}})
+    assert "negative" in s and "−0.303" not in s and "-0.303 at p = 0.3" in s and "-0.001 at p = 0.05" in s
+    assert "both signs" in sm.sweep_sentence({"0.1": {"gap": 0.1, "auroc": 0.6}, "0.5": {"gap": -0.1, "auroc": 0.4}})

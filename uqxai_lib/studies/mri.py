@@ -680,7 +680,7 @@ def strata_table(rho: Tensor, correct: Tensor, strata: Mapping[str, Sequence[Any
     rows = []
     for split, labels in strata.items():
         labels = list(labels)
-        for level in sorted(set(labels), key=str):
+        for level in sorted({lab for lab in labels if lab is not None}, key=str):  # None: not in this split
             sel = torch.tensor([lab == level for lab in labels])
             c = metrics.compare_groups(rho[sel], correct[sel], higher_in="a")
             rows.append({"split": split, "level": level, "n_correct": c.n_a, "n_mis": c.n_b,

@@ -80,8 +80,12 @@ def plot_confusion(confusion: Any, classes: Sequence[str], ax=None, *, title: st
     return fig
 
 
-def _colorbar(fig, handle, ax, label: str) -> None:
-    cb = fig.colorbar(handle, ax=ax, fraction=0.046, pad=0.03)
+def _colorbar(fig, handle, ax, label: str, *, cax=None) -> None:
+    """A slim, opaque colour bar for ``handle`` beside ``ax`` (or in ``cax``)."""
+    from matplotlib.cm import ScalarMappable
+
+    opaque = ScalarMappable(norm=handle.norm, cmap=handle.get_cmap())  # the map is drawn with alpha; its bar is not
+    cb = fig.colorbar(opaque, ax=ax, cax=cax, fraction=0.046, pad=0.03)
     cb.ax.tick_params(labelsize=6)
     cb.set_label(label, fontsize=6)
 
@@ -104,7 +108,8 @@ def plot_fig4(cases: Sequence[Mapping[str, Any]], *, n_mc: int = 4, width: float
     fig = plt.figure(figsize=(width, len(cases) * (2 * panel + 0.75)))
     subs = fig.subfigures(len(cases), 1, squeeze=False)[:, 0]
     for sub, case in zip(subs, cases):
-        axes = sub.subplots(2, 4)
+        grid = sub.subplots(2, 5, gridspec_kw={"width_ratios": [1, 1, 1, 1, 0.07], "wspace": 0.08})
+        axes = grid[:, :4]
         img = to_numpy(case["image"])
         mc = torch.as_tensor(case["mc"])
         rho = to_numpy(case["rho"])
@@ -126,8 +131,8 @@ def plot_fig4(cases: Sequence[Mapping[str, Any]], *, n_mc: int = 4, width: float
                 show_map(ax, img, mc[k], f"MC pass {k + 1}: ρ = {rho[k]:.2f}", mask=mask, normalize=True)
             else:
                 ax.set_axis_off()
-        _colorbar(sub, h, list(axes[:, :3].flat), "maps (min-max)")
-        _colorbar(sub, hs, axes[0, 3], "std (raw)")
+        _colorbar(sub, hs, None, "std (raw)", cax=grid[0, 4])
+        _colorbar(sub, h, None, "maps (min-max)", cax=grid[1, 4])
     return fig
 
 
@@ -165,9 +170,9 @@ def plot_rho_vs_uncertainty(rho: Tensor, scores: Mapping[str, Tensor], correct: 
         ax.scatter(v[ok & ~correct], r[ok & ~correct], s=18, alpha=0.9, label="misclassified",
                    color="tab:red", marker="x")
         ax.set_xlabel(name)
-        ax.set_ylabel("repeatability ρ")
         if spearman is not None and name in spearman:
             ax.set_title(f"Spearman r = {spearman[name]:.2f}", fontsize=9)
+    axes[0][0].set_ylabel("repeatability ρ")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -295,22 +300,25 @@ def plot_perturbation_curves(fractions: Tensor, curves: Mapping[str, Tensor], au
 def plot_sanity(images: Sequence[Any], maps: Sequence[Tensor], column_titles: Sequence[str], *,
                 masks: Sequence[Any] | None = None, row_titles: Sequence[str] | None = None):
     """Cascading randomisation: one row per image; columns = the trained model's map, then each randomised
-    model's map (``maps[k]`` is ``[B, h, w]`` for column ``k``); colour bar on the last column."""
+    model's map (``maps[k]`` is ``[B, h, w]`` for column ``k``); one colour bar for all panels."""
     import matplotlib.pyplot as plt
 
     nrow, ncol = len(images), len(maps)
     side = min(1.55, (COLUMN_IN - 0.5) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(COLUMN_IN, (side + 0.35) * nrow), squeeze=False)
+    fig = plt.figure(figsize=(COLUMN_IN, (side + 0.35) * nrow + 0.1))
+    grid = fig.add_gridspec(nrow, ncol + 1, width_ratios=[1] * ncol + [0.08], wspace=0.06, hspace=0.25)
+    h = None
     for r in range(nrow):
         img = to_numpy(images[r])
         for c in range(ncol):
-            h = show_map(axes[r][c], img, maps[c][r], column_titles[c] if r == 0 else "",
+            ax = fig.add_subplot(grid[r, c])
+            h = show_map(ax, img, maps[c][r], column_titles[c] if r == 0 else "",
                          mask=None if masks is None else masks[r], normalize=True)
-        if row_titles is not None:
-            axes[r][0].text(-0.08, 0.5, row_titles[r], transform=axes[r][0].transAxes, rotation=90,
-                            ha="right", va="center", fontsize=7)
-        _colorbar(fig, h, axes[r][-1], "min-max")
-    fig.tight_layout()
+            if c == 0 and row_titles is not None:
+                ax.text(-0.08, 0.5, row_titles[r], transform=ax.transAxes, rotation=90, ha="right", va="center",
+                        fontsize=7)
+    if h is not None:
+        _colorbar(fig, h, None, "map (min-max)", cax=fig.add_subplot(grid[:, ncol]))
     return fig
 
 
