@@ -80,12 +80,10 @@ dropout = 0.1
 t_grid = [2, 5, 10, 20, 50]
 p_grid = [0.05, 0.1, 0.2, 0.3, 0.5]
 n_sweep = 120
-widget_passes = [20, 10, 5, 2, 1]
+widget_passes = [20, 10, 5, 2]  # widget frames; it opens at the first, at least 2 passes each
 explain_point = "pre_dropout"  # Grad-CAM at the last block's output before ("pre_dropout") or after its dropout
 layer_stages = ["layer2", "layer3", "layer4"]  # stages compared in the layer table
 layer_passes = 10
-deletion_steps = 8
-n_sanity = 60
 
 # %%
 import pandas as pd
@@ -94,8 +92,7 @@ from IPython.display import Markdown, display
 
 from uqxai_lib import cache, metrics, report, train, widgets
 from uqxai_lib.data.synthetic_mri import denormalize
-from uqxai_lib.models.resnet_mc import (EXPLAIN_POINTS, GRADCAM_LAYER, dropout_layers, explained_layer,
-                                        weights_fingerprint)
+from uqxai_lib.models.resnet_mc import EXPLAIN_POINTS, GRADCAM_LAYER, dropout_layers, explained_layer
 from uqxai_lib.studies import mri as sm
 from uqxai_lib.utils import pick_device, seed_everything
 from uqxai_lib.viz import mri as vz
@@ -173,20 +170,17 @@ report.table(class_table, "per_class_accuracy")
 # layer's own dropout mask; the folded section "Where Grad-CAM is taken" shows both.
 
 # %%
-study_passes = max(passes, max(t_grid))
-study_config = dict(S.config, weights=weights_fingerprint(model), n_test=len(test), passes=study_passes, p=dropout,
-                    seed=seed, layer=layer)
-study = sm.MCStudy(**cache.cached("mri_mc_dropout/study", study_config, lambda: sm.mc_study(
-    model, test.x, layer, study_passes, p=dropout, seed=seed)._asdict()))
-rho = study.repeatability(passes)
-mc_probs = study.probs[:passes]
+st = sm.study(S, passes=max(passes, max(t_grid)), p=dropout, seed=seed)
+rec = sm.assessment(S, st, passes=passes, seed=seed)
+primary = sm.primary_record(rec)
+rho = torch.from_numpy(rec.score("rho"))
 gray = denormalize(test.x)
 no_tumour = classes.index("no_tumor") if "no_tumor" in classes else None
-primary, primary_cmp = sm.primary_record(rho, correct, test.group, seed=seed)
 table, cmp = sm.repeatability_table(rho, correct)
 display(report.table(table, "repeatability"))
 fig = vz.plot_rho_groups(rho, correct, title=f"T = {passes}, p = {dropout}, Grad-CAM at {layer}")
-display(Markdown(sm.verdict_sentence(primary)))
+display(Markdown(sm.verdict_sentence(primary) + f" {rec.stability['n_constant_samples']} of "
+                 f"{passes * len(test)} MC maps were constant (skipped and counted)."))
 
 # %% [markdown]
 # ### Fig. 4, replicated
@@ -202,12 +196,13 @@ def case_title(i):
             f"{'' if correct[i] else ' (misclassified)'}")
 
 
-def mask_of(i):
-    return None if test.mask is None else test.mask[i]
+def case(i):
+    mass = None if rec.fidelity is None else rec.fidelity["per_item_mass"][i]
+    return sm.fig4_case(st, i, gray[i], case_title(i), passes=passes,
+                        mask=None if test.mask is None else test.mask[i], mass=mass)
 
 
-cases = [sm.fig4_case(study, i, gray[i], case_title(i), passes=passes, mask=mask_of(i))
-         for i in sm.pick_cases(rho, correct, test.y, avoid_class=no_tumour)]
+cases = [case(i) for i in sm.pick_cases(rho, correct, test.y, avoid_class=no_tumour)]
 fig = vz.plot_fig4(cases, n_mc=4)
 
 # %% [markdown]
@@ -229,8 +224,7 @@ display(Markdown(sm.within_class_sentence(within, primary)))
 # %% tags=["hide-output"]
 strata_tab = sm.strata_table(rho, correct, sm.strata_labels(test, pred, classes, S.attrs))
 display(report.table(strata_tab.round(3), "strata"))
-fig = vz.plot_fig4([sm.fig4_case(study, i, gray[i], case_title(i), passes=passes, mask=mask_of(i))
-                    for i in sm.most_repeatable_errors(rho, correct, 2)], n_mc=4)
+fig = vz.plot_fig4([case(i) for i in sm.most_repeatable_errors(rho, correct, 2)], n_mc=4)
 
 # %% [markdown]
 # ## Are the maps right?
@@ -239,43 +233,29 @@ fig = vz.plot_fig4([sm.fig4_case(study, i, gray[i], case_title(i), passes=passes
 # tumour slices we measure the share of the deterministic map's mass inside the tumour mask
 # (`metrics.mass_in_mask`) against the mask's area share (what a uniform map scores: chance), the
 # pointing game {cite:p}`zhang2018excitation` (is the map's maximum inside the tumour) and the IoU of
-# the map's top 10% with the mask; intervals are bootstrap 95% intervals over images. Deletion /
-# insertion ({cite:t}`petsiuk2018rise`) replace pixels by a blurred copy (deletion: the explained
-# class's probability should fall fast, low area) or reveal them on it (insertion: high area), in
-# map order against a random order.
+# the map's top 10% with the mask; intervals are bootstrap 95% intervals over images (the
+# instrument's fidelity section). Deletion / insertion ({cite:t}`petsiuk2018rise`) set 4 × 4 px
+# patches to zero in the map's order (deletion: the explained class's probability should fall fast,
+# low area) or reveal them on a zero image (insertion: high area), against a random order.
 
 # %%
-fidelity = fid_scores = di = None
-if test.mask is not None:
-    fid_scores = sm.fidelity_scores(study.det_map, test.mask)
-    fidelity = sm.fidelity_summary(fid_scores, test.y, classes, seed=seed)
-    di = sm.deletion_insertion(model, test.x, study.det_map, study.target, steps=deletion_steps, seed=seed)
-    fidelity.update(sm.deletion_record(di))
-    display(report.table(sm.fidelity_table(fidelity), "fidelity"))
+if rec.fidelity is not None:
+    display(report.table(sm.fidelity_table(S, rec, seed=seed), "fidelity"))
+    display(Markdown(sm.deletion_sentence(rec.fidelity)))
 
 # %% [markdown]
 # **Sanity check: cascading randomisation** {cite:p}`adebayo2018sanity`. If the maps hardly change
 # when the trained weights are replaced by random ones, they show the input or the architecture,
-# not what the model learned. We re-initialise the weights from the head down (`fc`, then `layer4`,
-# `layer3`, … cumulatively) on 60 evenly spaced test images; the check passes when the median
-# Spearman $\rho$ of each randomised map with the trained one stays below 0.5. A randomised map that
-# goes constant has no ranking: it is counted, and when most maps of a step are constant the check
-# is *inconclusive*.
+# not what the model learned. The weights are re-initialised from the head down (`fc`, then
+# `layer4`, `layer3`, … cumulatively) and each randomised map is compared with the trained one at
+# the explained layer's resolution. The check fails when a step's median Spearman $\rho$ reaches
+# 0.5; a randomised map that goes constant has no ranking, so it is counted and left out of the
+# median, and when more than half of a step's maps are constant the check is *inconclusive*: there
+# is nothing left to compare (the book's rule, `uqxai_lib.rules.SANITY_AGGREGATION`).
 
 # %%
-sub = torch.linspace(0, len(test) - 1, min(n_sanity, len(test))).round().long()
-sc = sm.cascading_randomisation(model, test.x[sub], layer, study.target[sub], seed=seed)
-sanity = {"cascading": sc["steps"], "passes": sc["passes"]}
-display(Markdown(sm.sanity_sentence(sc, len(sub))))
-
-# %% tags=["hide-output"]
-display(report.table(pd.DataFrame(sc["steps"]).set_index("randomised_from").round(3).T, "sanity_cascading"))
-show = [int(j) for j in sm.pick_cases(rho[sub], correct[sub], test.y[sub], avoid_class=no_tumour)]
-fig = vz.plot_sanity([gray[sub[j]] for j in show], [m[show] for m in sc["maps"]],
-                     ["trained"] + [f"random\nfrom {s['randomised_from']}" for s in sc["steps"]],
-                     masks=[mask_of(int(sub[j])) for j in show])
-if di is not None:
-    fig = vz.plot_perturbation_curves(di["fractions"], di["curves"], di["auc"])
+display(Markdown(sm.sanity_sentence(rec.sanity)))
+display(report.table(sm.sanity_table(rec.sanity), "sanity_cascading"))
 
 # %% [markdown]
 # **Which layer can be right, and is a stable map a right map?** At 32 px the `layer4` maps are
@@ -287,16 +267,14 @@ if di is not None:
 
 # %% tags=["hide-output"]
 sweep_idx = sm.sweep_subset(correct, n_sweep)
-layer_names = [explained_layer(model, s, explain_point) for s in layer_stages]
-layer_tab, _ = sm.layer_table(model, test.x[sweep_idx], None if test.mask is None else test.mask[sweep_idx],
-                              correct[sweep_idx], layer_names, layer_passes, p=dropout, seed=seed + 2)
-display(report.table(layer_tab.round(3), "layer_choice"))
-fvs = None
-if fid_scores is not None:
-    fvs = sm.fidelity_vs_stability(fid_scores["mass"], rho, seed=seed)
-    fig = vz.plot_fidelity_vs_stability(fid_scores["mass"], rho, correct, chance=fidelity["chance"],
-                                        title=f"Spearman {fvs['spearman']:.2f} [{fvs['ci95'][0]:.2f}, "
-                                              f"{fvs['ci95'][1]:.2f}], {fvs['n']} tumour slices")
+layer_names = [explained_layer(model, stage, explain_point) for stage in layer_stages]
+display(report.table(sm.layer_table(S, sweep_idx, correct, layer_names, layer_passes, p=dropout, seed=seed + 2),
+                     "layer_choice"))
+fvs = rec.fidelity_vs_stability
+if fvs is not None:
+    fig = vz.plot_fidelity_vs_stability(rec.fidelity["per_item_mass"], rho, correct, chance=rec.fidelity["chance"],
+                                        title=f"Spearman {fvs['spearman']:.2f} ({fvs['ci95'][0]:.2f} to "
+                                              f"{fvs['ci95'][1]:.2f}), {fvs['n']} tumour slices")
 
 # %% [markdown]
 # ## Where Grad-CAM is taken: before or after the last block's dropout
@@ -307,11 +285,9 @@ if fid_scores is not None:
 # %% tags=["hide-output"]
 other = [v for v in EXPLAIN_POINTS if v != explain_point][0]
 other_layer = explained_layer(model, GRADCAM_LAYER, other)
-other_study = sm.MCStudy(**cache.cached("mri_mc_dropout/study", dict(study_config, layer=other_layer, passes=passes),
-                                        lambda: sm.mc_study(model, test.x, other_layer, passes, p=dropout,
-                                                            seed=seed)._asdict()))
-variants = {explain_point: sm.variant_record(study, correct, passes, test.group, seed=seed),
-            other: sm.variant_record(other_study, correct, passes, test.group, seed=seed)}
+other_rec = sm.assessment(S, sm.study(S, passes=passes, p=dropout, seed=seed, layer=other_layer), passes=passes,
+                          seed=seed, full=False)
+variants = {explain_point: sm.variant_record(rec), other: sm.variant_record(other_rec)}
 variants = {k: variants[k] for k in EXPLAIN_POINTS}
 display(report.table(sm.variants_table(variants), "explain_point_variants"))
 
@@ -329,15 +305,16 @@ display(report.table(sm.variants_table(variants), "explain_point_variants"))
 # every error last and a random order (expected AURC = the error rate).
 
 # %%
-entropy = metrics.predictive_entropy(mc_probs)
-mi = metrics.mutual_information(mc_probs)
-mc_conf = mc_probs.mean(0).max(1).values
-mc_accuracy = float((mc_probs.mean(0).argmax(1) == test.y).float().mean())
-comps = {f"ρ at {other} ({other_layer})": sm.compare(other_study.repeatability(passes), correct, test.group, seed=seed),
-         "−predictive entropy": sm.compare(-entropy, correct, test.group, seed=seed),
-         "−mutual information": sm.compare(-mi, correct, test.group, seed=seed)}
-if fid_scores is not None:
-    comps["mass in tumour mask (tumour slices)"] = sm.compare(fid_scores["mass"], correct, test.group, seed=seed)
+entropy = torch.tensor(rec.prediction["entropy"])
+mi = torch.tensor(rec.prediction["mutual_information"])
+mc_conf = rec.probs.mean(0).max(1).values
+mc_accuracy = float((rec.probs.mean(0).argmax(1) == test.y).float().mean())
+comps = {f"ρ at {other} ({other_layer})": other_rec.primary,
+         "−predictive entropy": sm.compare(-entropy, correct, test.group, score="−entropy", seed=seed),
+         "−mutual information": sm.compare(-mi, correct, test.group, score="−MI", seed=seed)}
+if rec.fidelity is not None:
+    comps["mass in tumour mask (tumour slices)"] = sm.compare(rec.fidelity["per_item_mass"], correct, test.group,
+                                                              score="mass in mask", seed=seed)
 secondary = sm.secondary_records(comps)
 display(report.table(sm.secondary_table(secondary), "secondary"))
 scores = {"ρ (explanation)": rho, "−entropy": -entropy, "−mutual information": -mi,
@@ -363,14 +340,11 @@ fig = vz.plot_abstention(curves, aurc=aurc_table["AURC"].to_dict())
 # settle (mean absolute change of $\rho_T$ against the longest run).
 
 # %% tags=["hide-output"]
-prefix = sm.prefix_repeatability(study.rho, t_grid)
+prefix = sm.prefix_repeatability(st, t_grid)
 t_table = sm.sweep_table({int(t): r for t, r in zip(t_grid, prefix)}, {int(t): correct for t in t_grid}, "passes T")
 settle = sm.settling(prefix, t_grid)
-sweep_passes = max(passes, max(widget_passes))
-sweep_config = dict(study_config, subset=sweep_idx.tolist(), passes=sweep_passes, p_grid=list(p_grid))
-p_runs = {p: sm.MCStudy(**r) for p, r in cache.cached("mri_mc_dropout/p_sweep", sweep_config, lambda: {
-    float(p): sm.mc_study(model, test.x[sweep_idx], layer, sweep_passes, p=p, seed=seed + 1)._asdict()
-    for p in p_grid}).items()}
+p_runs = {float(p): sm.study(S, passes=max(passes, max(widget_passes)), p=p, seed=seed + 1, subset=sweep_idx)
+          for p in p_grid}
 p_table = sm.sweep_table({p: r.repeatability(passes) for p, r in p_runs.items()},
                          {p: correct[sweep_idx] for p in p_runs}, "dropout p")
 fig = vz.plot_sweeps(p_table, t_table, settle)
@@ -420,17 +394,14 @@ display(widgets.frame_grid(frames, list(p_grid), list(widget_passes), descriptio
 # ## Summary
 
 # %%
-results = sm.headline(accuracy=accuracy, passes=passes, dropout=dropout, comparison=cmp,
-                      aurc=aurc_table["AURC"].to_dict(),
-                      extra=dict(mc_accuracy=mc_accuracy, n_test=len(test), explained_layer=layer,
-                                 explain_point=explain_point))
-extra = {"primary": primary, "claim": sm.CLAIM, "variants": variants, "secondary": secondary,
-         "per_class_accuracy": {c: float(class_table.loc[c, "accuracy"]) for c in classes},
-         "training": sm.training_record(fit), "sanity": sanity, "reversal": within,
-         "sweep_dropout": sm.sweep_record(p_table)}
-if fidelity is not None:
-    extra.update(fidelity=fidelity, fidelity_vs_stability=fvs)
-results.update(cache.round_sig(cache.finite_or_none(extra)))
+aurc = aurc_table["AURC"].to_dict()
+results = {"data": S.data, "accuracy": accuracy, "mc_accuracy": mc_accuracy, "n_test": len(test), "passes": passes,
+           "dropout": dropout, "explained_layer": layer, "explain_point": explain_point,
+           **{sm.AURC_KEYS[k]: v for k, v in aurc.items()}, "primary": primary, "claim": sm.CLAIM,
+           **sm.assessment_record(rec), "variants": variants, "secondary": secondary, "reversal": within,
+           "per_class_accuracy": {c: float(class_table.loc[c, "accuracy"]) for c in classes},
+           "training": sm.training_record(fit), "sweep_dropout": sm.sweep_record(p_table)}
+results = cache.round_sig(cache.finite_or_none(results))
 display(Markdown(sm.summary(results)))
 report.save_tables(results_path)
 cache.atomic_write_json(results_path, results)

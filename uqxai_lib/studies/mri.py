@@ -1,16 +1,17 @@
 """Analysis steps of the ``mri_mc_dropout`` chapter (MC-dropout Grad-CAM on brain MRI); no plotting.
 
-:func:`mc_study` runs :func:`uqxai_lib.samplers.mc_dropout` and the deterministic Grad-CAM and
-scores every pass with :func:`uqxai_lib.metrics.spearman`; :func:`prefix_repeatability` /
-:meth:`MCStudy.repeatability` give :func:`uqxai_lib.metrics.repeatability` for the first ``T``
-passes; :func:`settling` (how the estimate settles with ``T``), :func:`repeatability_table` and
-:func:`sweep_table` (both via :func:`uqxai_lib.metrics.compare_groups`), :func:`abstention` (via
-:func:`uqxai_lib.metrics.risk_coverage` / :func:`uqxai_lib.metrics.aurc`, combined scores from
-:func:`uqxai_lib.metrics.rank_average`), :func:`uncertainty_table`, :func:`mass_in_tumour` (via
-:func:`uqxai_lib.metrics.mass_in_mask`), :func:`mask_overlap_table`, :func:`sweep_subset`,
-:func:`pick_cases`, :func:`fig4_case` and :func:`mc_frame_items` (the data of each widget frame),
-and :func:`headline` (the results-JSON record). The figures of the chapter are in
-:mod:`uqxai_lib.viz.mri`.
+:func:`setup` builds the chapter's data and trained model (one cache key, shared with the
+robustness and cross-study chapters); :func:`study` samples and caches the MC-dropout Grad-CAM
+stack (:func:`mc_study`: :func:`uqxai_lib.samplers.mc_dropout` and the model's own map, N-D);
+:func:`assessment` turns it into the book's :class:`uqxai_lib.Assessment`
+(:func:`uqxai_lib.evaluate`: stability with the one constant-map rule, the primary comparison from
+one bootstrap, fidelity against the tumour mask, cascading sanity check, fidelity vs stability);
+:func:`primary_run` is the same primary comparison for the robustness sweep. What is particular
+to the chapter is built on the instrument's pieces: the pass-count and dropout-rate sweeps
+(:func:`prefix_repeatability`, :func:`sweep_table`, :func:`settling`), the explained-point variants,
+where a reversal comes from (:func:`within_class`, :func:`strata_table`), the layer table,
+abstention (:func:`abstention`), the Fig. 4 cases and widget frames, and the chapter's tables and
+sentences. The figures are in :mod:`uqxai_lib.viz.mri`.
 """
 from __future__ import annotations
 
@@ -21,54 +22,62 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from uqxai_lib import aggregate, metrics, saliency, samplers, stats, train
-from uqxai_lib.cache import round_sig
+from uqxai_lib import aggregate, metrics, protocol, saliency, samplers, stats, train
+from uqxai_lib.protocol import evaluate
 
 __all__ = [
     "SETUP_KEYS",
-    "Setup",
-    "setup",
     "PAPER_RHO",
     "AURC_KEYS",
-    "CASCADE",
     "CLAIM",
     "PRIMARY_NAME",
-    "SANITY_THRESHOLD",
-    "MCStudy",
+    "CASCADE",
+    "AURC_KEYS",
     "abstention",
-    "blurred",
+    "assessment",
+    "assessment_record",
     "bootstrap_groups",
-    "cascading_randomisation",
     "compare",
-    "degenerate_passes",
-    "deletion_insertion",
-    "fidelity_scores",
-    "fidelity_summary",
-    "fidelity_vs_stability",
+    "deletion_sentence",
+    "fidelity_table",
+    "fig4_case",
+    "first_of_each_class",
+    "holm_label",
     "layer_table",
+    "mc_frame_items",
+    "mc_study",
+    "MCStudy",
     "most_repeatable_errors",
     "per_class_accuracy",
+    "pick_cases",
+    "prefix_repeatability",
     "primary_record",
+    "primary_run",
+    "repeatability_table",
+    "sanity_sentence",
+    "sanity_table",
     "secondary_records",
+    "secondary_table",
+    "settling",
+    "Setup",
+    "setup",
+    "split_table",
+    "strata_labels",
     "strata_table",
+    "study",
+    "summary",
+    "sweep_record",
+    "sweep_sentence",
+    "sweep_subset",
+    "sweep_table",
     "tercile_labels",
-    "top_region_overlap",
+    "training_record",
+    "uncertainty_table",
     "variant_record",
     "variants_table",
     "verdict_sentence",
-    "fig4_case",
-    "headline",
-    "mask_overlap_table",
-    "mass_in_tumour",
-    "mc_frame_items",
-    "mc_study",
-    "pick_cases",
-    "prefix_repeatability",
-    "repeatability_table",
-    "settling",
-    "sweep_subset",
-    "sweep_table",
-    "uncertainty_table",
+    "within_class",
+    "within_class_sentence",
 ]
 
 #: The parameters :func:`setup` reads (the chapter's data and model knobs; names of its parameters cell).
@@ -167,10 +176,9 @@ PAPER_RHO = {"correct": (0.76, 0.08), "misclassified": (0.54, 0.12)}
 class MCStudy(NamedTuple):
     """MC-dropout explanations of a batch of images (all tensors on the CPU).
 
-    maps [S, B, h, w]: Grad-CAM of each pass at the layer's resolution; probs [S, B, C]: softmax of
-    each pass; target [B]: explained class (the deterministic prediction); det_map [B, h, w] and
-    det_probs [B, C]: dropout-off forward; rho [S, B]: Spearman rho of each pass's map with the
-    deterministic map, both upsampled to ``size``.
+    maps [S, B, *sp]: Grad-CAM of each pass at the explained layer's resolution; probs [S, B, C]:
+    softmax of each pass; target [B]: explained class (the deterministic prediction); det_map
+    [B, *sp] and det_probs [B, C]: the dropout-off forward (the reference of every stability score).
     """
 
     maps: Tensor
@@ -178,64 +186,196 @@ class MCStudy(NamedTuple):
     target: Tensor
     det_map: Tensor
     det_probs: Tensor
-    rho: Tensor
 
     def repeatability(self, passes: int | None = None) -> Tensor:
-        """Per-image repeatability [B] from the first ``passes`` passes (default: all).
+        """Per-image repeatability ρ [B] of the first ``passes`` passes (default: all): the ``rho`` of
+        :func:`uqxai_lib.protocol.stability` (the book's one constant-map rule), as a float64 tensor."""
+        t = self.maps.shape[0] if passes is None else int(passes)
+        return torch.tensor(protocol.stability(self.maps[:t], self.det_map)["rho"], dtype=torch.float64)
 
-        The NaN-skipping mean of ``rho`` over passes, i.e. :func:`uqxai_lib.metrics.repeatability`
-        of the (upsampled) MC maps against the deterministic map, without recomputing the ranks.
-        """
-        return prefix_repeatability(self.rho, [self.rho.shape[0] if passes is None else passes])[0]
+    def per_pass_rho(self, i: int, passes: int | None = None) -> Tensor:
+        """Spearman ρ of each of the first ``passes`` maps of image ``i`` with its deterministic map
+        (NaN for a constant map), as shown under the MC maps of Fig. 4."""
+        t = self.maps.shape[0] if passes is None else int(passes)
+        mc = self.maps[:t, i].double()
+        return metrics.spearman(mc, self.det_map[i].double().expand_as(mc), ndim_spatial=mc.ndim - 1)
 
 
 def mc_study(model, x: Tensor, layer: str, passes: int, *, p: float | None = None, seed: int = 0,
-             size: int | tuple[int, int] | None = None, batch: int = 64) -> MCStudy:
-    """Run ``passes`` MC-dropout passes with Grad-CAM and the deterministic map for images ``x``.
+             batch: int = 64) -> MCStudy:
+    """``passes`` MC-dropout Grad-CAM maps of images ``x`` and the deterministic map, as assess samples them.
 
-    Calls :func:`uqxai_lib.samplers.mc_dropout` (dropout modules on, BatchNorm in eval) and
-    :func:`uqxai_lib.saliency.grad_cam` on the model as the caller left it (eval mode: dropout off),
-    both explaining the deterministic prediction. ``rho[s, b]`` is the Spearman correlation
-    (:func:`uqxai_lib.metrics.spearman`) of pass ``s``'s map with the deterministic map after
-    bilinear upsampling to ``size`` (default: the input size, as the maps are shown), so the
-    repeatability of the paper is ``rho.nanmean(0)`` (= :func:`uqxai_lib.metrics.repeatability`).
-    Images are processed ``batch`` at a time; pass ``s`` of every batch uses the same seeded stream.
+    :func:`uqxai_lib.samplers.mc_dropout` (dropout modules on at rate ``p``, BatchNorm as the caller
+    left it, the deterministic prediction explained in every pass) and the model's own map with
+    dropout off (:func:`uqxai_lib.saliency.explain`), at the layer's resolution, any number of
+    spatial dimensions. Images go ``batch`` at a time; batch ``k`` draws from a generator seeded
+    ``seed + k * batch``.
     """
     if model.training:
         raise ValueError("put the model in eval mode first (model.eval()); mc_dropout switches dropout on itself")
-    size = tuple(x.shape[-2:]) if size is None else size
     dev = next(model.parameters()).device
     out = {k: [] for k in MCStudy._fields}
     for start in range(0, len(x), batch):
         xb = x[start : start + batch].to(dev)
-        gen = torch.Generator().manual_seed(int(seed) + start)
-        st = samplers.mc_dropout(model, xb, layer, passes, p=p, target=None, generator=gen)
-        det = saliency.grad_cam(model, xb, layer, target=st.target)
+        st = samplers.mc_dropout(model, xb, layer, passes, p=p, target=None,
+                                 generator=torch.Generator().manual_seed(int(seed) + start))
+        with samplers.dropout_enabled(model, enabled=False):
+            det = saliency.explain(model, xb, layer, st.target, "grad_cam")
         det_probs = train.predict_proba(model, xb, device=dev)
-        up_det = saliency.upsample(det, size)
-        rho = torch.stack([metrics.spearman(saliency.upsample(m, size), up_det) for m in st.maps])
-        for k, v in zip(MCStudy._fields, (st.maps, st.probs, st.target, det, det_probs, rho)):
+        for k, v in zip(MCStudy._fields, (st.maps, st.probs, st.target, det, det_probs)):
             out[k].append(v.detach().cpu())
-    cat_dim = {"maps": 1, "probs": 1, "rho": 1}
+    cat_dim = {"maps": 1, "probs": 1}
     return MCStudy(**{k: torch.cat(v, dim=cat_dim.get(k, 0)) for k, v in out.items()})
 
 
-def prefix_repeatability(per_pass: Tensor, passes: Sequence[int]) -> Tensor:
-    """Repeatability from the first ``T`` passes, for each ``T`` in ``passes``.
+def study(s: Setup, *, passes: int, p: float, seed: int, layer: str | None = None, subset: Tensor | None = None
+          ) -> MCStudy:
+    """The cached :func:`mc_study` of the test set of ``s`` (or its ``subset``), keyed by the setup's one
+    cache key (``s.config``) and the weights, passes, rate, seed and layer."""
+    from uqxai_lib import cache
+    from uqxai_lib.models.resnet_mc import weights_fingerprint
 
-    ``per_pass`` [S, B] holds the Spearman rho of every MC map with the deterministic map, so the
-    repeatability of the first ``T`` passes is the mean of the first ``T`` rows. Returns
-    [len(passes), B]. NaN entries (constant maps) are skipped in the mean.
+    layer = s.layer if layer is None else layer
+    x = s.test.x if subset is None else s.test.x[subset]
+    config = dict(s.config, weights=weights_fingerprint(s.model), n_test=len(s.test), passes=int(passes), p=float(p),
+                  seed=int(seed), layer=layer, subset=None if subset is None else [int(i) for i in subset])
+    return MCStudy(**cache.cached("mri_mc_dropout/stack", config, lambda: mc_study(
+        s.model, x, layer, passes, p=p, seed=seed)._asdict()))
 
-    >>> r = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.5, 1.0]])
-    >>> prefix_repeatability(r, [1, 3]).tolist()
-    [[1.0, 0.0], [0.5, 0.3333333432674408]]
+
+def bootstrap_groups(groups: Tensor | None) -> Tensor | None:
+    """The patient ids to bootstrap over, or ``None`` when no patient has two items (then the
+    stratified item bootstrap of :func:`uqxai_lib.protocol.primary_section` is the same unit and
+    keeps both group sizes fixed).
+
+    >>> bootstrap_groups(torch.tensor([3, 1, 2])) is None, bootstrap_groups(torch.tensor([1, 1, 2])).tolist()
+    (True, [1, 1, 2])
     """
-    s = per_pass.shape[0]
-    bad = [t for t in passes if not 1 <= int(t) <= s]
+    if groups is None:
+        return None
+    g = torch.as_tensor(groups).reshape(-1)
+    return g if len(torch.unique(g)) < len(g) else None
+
+
+def assessment(s: Setup, st: MCStudy, *, passes: int, seed: int, full: bool = True) -> "Any":
+    """The :class:`uqxai_lib.Assessment` of the chapter: :func:`uqxai_lib.evaluate` of the first
+    ``passes`` maps of ``st`` (source ``mc_dropout``, score ``rho``, patients as bootstrap groups
+    where a patient has several slices). ``full`` adds the tumour-mask fidelity sections (where the
+    data have masks) and the cascading sanity check over :data:`CASCADE`; the primary section is the
+    same either way."""
+    test = s.test
+    dev = next(s.model.parameters()).device
+    g = bootstrap_groups(test.group)
+    return evaluate(st.maps[:passes], st.det_map, st.probs[:passes], st.det_probs, test.y, target=st.target,
+                    source="mc_dropout", method="grad_cam", masks=test.mask if full else None,
+                    groups=None if g is None else g.numpy(), score="rho", seed=seed,
+                    model=s.model if full else None, x=test.x.to(dev) if full else None, layer=s.layer,
+                    sanity=full, sanity_modules=list(CASCADE))
+
+
+def primary_record(rec: Any) -> dict:
+    """The results record's ``primary``: the Assessment's primary section with the chapter's name."""
+    return {"name": PRIMARY_NAME, **rec.primary}
+
+
+def primary_run(params: Mapping[str, Any], *, seed: int, device: Any = "cpu") -> dict:
+    """The chapter's primary comparison, computed as the notebook computes it (:func:`setup`,
+    :func:`study` with the notebook's pass count, :func:`assessment`): ``{"primary", "claim"}``.
+    ``params`` as for :func:`setup` plus ``passes``, ``t_grid`` and ``dropout``; run by the robustness
+    chapter as Dask tasks."""
+    s = setup(params, seed=seed, device=device)
+    st = study(s, passes=max(int(params["passes"]), max(int(t) for t in params["t_grid"])), p=params["dropout"],
+               seed=seed)
+    return {"primary": primary_record(assessment(s, st, passes=int(params["passes"]), seed=seed, full=False)),
+            "claim": dict(CLAIM)}
+
+
+def prefix_repeatability(st: MCStudy, passes: Sequence[int]) -> Tensor:
+    """Repeatability of the first ``T`` passes for each ``T`` in ``passes``: [len(passes), B]."""
+    s = st.maps.shape[0]
+    bad = [t for t in passes if not 2 <= int(t) <= s]
     if bad:
-        raise ValueError(f"pass counts {bad} outside 1..{s} (only {s} passes were run)")
-    return torch.stack([per_pass[: int(t)].nanmean(0) for t in passes])
+        raise ValueError(f"pass counts {bad} outside 2..{s} (stability needs 2 passes; {s} were run)")
+    return torch.stack([st.repeatability(int(t)) for t in passes])
+
+
+def compare(values: Any, correct: Any, groups: Any = None, *, score: str, seed: int = 0) -> dict:
+    """Correct vs misclassified of any per-image score by :func:`uqxai_lib.protocol.primary_section`
+    (the primary's bootstrap: effect, interval, AUROC and the p-value of the same resamples)."""
+    g = bootstrap_groups(groups)
+    return protocol.primary_section(torch.as_tensor(values, dtype=torch.float64).numpy(),
+                                    torch.as_tensor(correct).numpy(), groups=None if g is None else g.numpy(),
+                                    score=score, seed=seed)
+
+
+def variant_record(rec: Any) -> dict:
+    """One explained-point variant: its Assessment's primary section and constant-map counts."""
+    st = rec.stability
+    return {**rec.primary, "n_constant_samples": st["n_constant_samples"], "n_undefined_rho": st["n_undefined_rho"]}
+
+
+def variants_table(records: Mapping[str, Mapping[str, Any]]) -> "Any":
+    """One row per variant: mean ρ of both groups, the difference and the AUROC with their intervals,
+    the bootstrap p, the verdict and the constant MC maps (skipped, counted)."""
+    import pandas as pd
+
+    from uqxai_lib.report import fmt_interval, fmt_number
+
+    rows = {}
+    for name, r in records.items():
+        rows[name] = {"verdict": r["verdict"], "ρ correct": fmt_number(r["mean_correct"]),
+                      "ρ misclassified": fmt_number(r["mean_misclassified"]),
+                      "difference (95% CI)": f"{fmt_number(r['effect'])} ({fmt_interval(r['ci95'])})",
+                      "AUROC (95% CI)": f"{fmt_number(r['auroc'])} ({fmt_interval(r['auroc_ci95'])})",
+                      "p": fmt_number(r["p"], 2), "constant MC maps": int(r["n_constant_samples"])}
+    return pd.DataFrame(rows).T.rename_axis("Grad-CAM taken")
+
+
+def fig4_case(st: MCStudy, i: int, image: Tensor, title: str, *, passes: int | None = None,
+              mask: Tensor | None = None, mass: float | None = None) -> dict:
+    """The mapping :func:`uqxai_lib.viz.mri.plot_fig4` needs for image ``i`` of ``st`` (first ``passes``
+    passes): ``image, det, mc, rho`` (per pass), ``mean`` / ``std`` (:func:`uqxai_lib.aggregate.consensus`
+    / ``variability``), ``rho_mean`` (the image's repeatability), ``mask``, ``title`` and, with ``mass``
+    (the deterministic map's share inside the tumour, from the Assessment's fidelity section),
+    ``overlap = {"det": mass}``."""
+    t = st.maps.shape[0] if passes is None else passes
+    mc = st.maps[:t, i]
+    rho = st.per_pass_rho(i, t)
+    overlap = {} if mass is None or not math.isfinite(float(mass)) else {"det": float(mass)}
+    return dict(image=image, det=st.det_map[i], mc=mc, rho=rho, mask=mask, overlap=overlap, title=title,
+                mean=aggregate.consensus(mc), std=aggregate.variability(mc), rho_mean=float(rho.nanmean()))
+
+
+def mc_frame_items(runs: Mapping[Any, MCStudy], cols: Sequence[int], pass_counts: Sequence[int],
+                   images: Sequence[Tensor], labels: Sequence[str], classes: Sequence[str], *,
+                   masks: Sequence[Tensor | None] | None = None) -> list[list[list[dict]]]:
+    """The data of each frame of a (dropout rate x pass count) widget (drawn by :func:`uqxai_lib.viz.mri.mc_frames`).
+
+    ``runs`` maps each setting (e.g. dropout rate) to an :class:`MCStudy`; ``cols`` are the columns
+    (images) of those studies to show, with their gray ``images``, row ``labels`` and optional
+    ``masks``. Frame ``[i][j]`` holds one item per image for setting ``i`` and the first
+    ``pass_counts[j]`` (>= 2) passes: ``image``, the MC ``mean`` and ``std`` maps, ``mask`` and a
+    ``title`` with the MC prediction and ρ.
+    """
+    if min(int(t) for t in pass_counts) < 2:
+        raise ValueError(f"pass counts {list(pass_counts)}: every frame needs at least 2 passes (a spread and a ρ "
+                         "need two maps); drop 1 from widget_passes")
+    frames = []
+    for run in runs.values():
+        row = []
+        for t in pass_counts:
+            rho = run.repeatability(t)
+            items = []
+            for k, j in enumerate(cols):
+                mp = run.probs[:t, j].mean(0)
+                items.append(dict(image=images[k], mean=aggregate.consensus(run.maps[:t, j]),
+                                  std=aggregate.variability(run.maps[:t, j]),
+                                  mask=None if masks is None else masks[k],
+                                  title=f"{labels[k]} | MC pred {classes[int(mp.argmax())]} "
+                                        f"({float(mp.max()):.2f}) | ρ = {float(rho[j]):.2f}"))
+            row.append(items)
+        frames.append(row)
+    return frames
 
 
 def settling(prefix: Tensor, passes: Sequence[int], *, tol: float = 0.02) -> "Any":
@@ -330,20 +470,6 @@ def sweep_table(rho_by_setting: Mapping[Any, Tensor], correct_by_setting: Mappin
     return pd.DataFrame(rows).set_index(name)
 
 
-def mass_in_tumour(maps: Tensor, mask: Tensor) -> Tensor:
-    """Share of each (ReLU-ed, non-negative) map's mass inside the tumour mask, maps upsampled to it.
-
-    ``maps`` [..., h, w] at the layer's resolution, ``mask`` bool [H, W] or [..., H, W]. The maps are
-    upsampled bilinearly to the mask (:func:`uqxai_lib.saliency.upsample`), then scored with
-    :func:`uqxai_lib.metrics.mass_in_mask`. Returns [...]; NaN for an all-zero map.
-    """
-    lead = maps.shape[:-2]
-    flat = maps.reshape(-1, *maps.shape[-2:]).clamp_min(0)
-    up = saliency.upsample(flat, tuple(mask.shape[-2:]))
-    m = mask.reshape(-1, *mask.shape[-2:]).to(torch.bool)
-    return metrics.mass_in_mask(up, m, ndim_spatial=2).reshape(lead)
-
-
 def sweep_subset(correct: Tensor, n: int) -> Tensor:
     """Sorted indices of at most ``n`` images for the sweeps, with the rare group not thinned.
 
@@ -393,46 +519,6 @@ def pick_cases(rho: Tensor, correct: Tensor, y: Tensor | None = None, *, avoid_c
     return good[:1] + bad[:1]
 
 
-def fig4_case(study: MCStudy, i: int, image: Tensor, title: str, *, passes: int | None = None,
-              mask: Tensor | None = None) -> dict:
-    """The mapping :func:`uqxai_lib.viz.mri.plot_fig4` needs for image ``i`` of ``study`` (first ``passes`` passes).
-
-    Keys ``image, det, mc, rho, mask, title`` and the MC ``mean`` / ``std`` maps with ``rho_mean``
-    (NaN-skipping mean of ``rho``). With a non-empty tumour ``mask`` it adds ``overlap``: the
-    share of the deterministic and of the MC-mean map's mass inside it (:func:`mass_in_tumour`).
-    """
-    t = study.rho.shape[0] if passes is None else passes
-    mc = study.maps[:t, i]
-    mean = aggregate.consensus(mc)
-    overlap = {}
-    if mask is not None and bool(mask.any()):
-        overlap = {"det": float(mass_in_tumour(study.det_map[i], mask)),
-                   "mean": float(mass_in_tumour(mean, mask))}
-    return dict(image=image, det=study.det_map[i], mc=mc, rho=study.rho[:t, i], mask=mask, overlap=overlap,
-                title=title, mean=mean, std=aggregate.variability(mc),
-                rho_mean=float(study.rho[:t, i].nanmean()))
-
-
-def mask_overlap_table(det_map: Tensor, mc_mean: Tensor, mask: Tensor, correct: Tensor) -> "Any":
-    """Mean share of map mass inside the tumour mask, tumour slices only, correct vs misclassified.
-
-    ``det_map`` and ``mc_mean`` [B, h, w] (layer resolution), ``mask`` bool [B, H, W]. Columns:
-    deterministic map, MC mean map and the mask's share of the image (the value a uniform map
-    would get). NaN for an empty group.
-    """
-    import pandas as pd
-
-    correct = torch.as_tensor(correct, dtype=torch.bool)
-    tumour = mask.flatten(1).any(1)
-    cols = {"deterministic map": mass_in_tumour(det_map, mask), "MC mean map": mass_in_tumour(mc_mean, mask),
-            "mask area share (uniform map)": mask.flatten(1).double().mean(1)}
-    rows = {}
-    for label, grp in (("correct (tumour slices)", tumour & correct), ("misclassified (tumour slices)", tumour & ~correct)):
-        rows[label] = {k: float(v[grp].double().nanmean()) if bool(grp.any()) else math.nan for k, v in cols.items()}
-        rows[label]["n"] = int(grp.sum())
-    return pd.DataFrame(rows).T
-
-
 def uncertainty_table(rho: Tensor, scores: Mapping[str, Tensor], correct: Tensor) -> "Any":
     """How well each confidence score (higher = more confident) separates correct from misclassified.
 
@@ -455,63 +541,10 @@ def uncertainty_table(rho: Tensor, scores: Mapping[str, Tensor], correct: Tensor
     return table
 
 
-def mc_frame_items(runs: Mapping[Any, MCStudy], cols: Sequence[int], pass_counts: Sequence[int],
-                   images: Sequence[Tensor], labels: Sequence[str], classes: Sequence[str], *,
-                   masks: Sequence[Tensor | None] | None = None) -> list[list[list[dict]]]:
-    """The data of each frame of a (dropout rate x pass count) widget (drawn by :func:`uqxai_lib.viz.mri.mc_frames`).
-
-    ``runs`` maps each setting (e.g. dropout rate) to an :class:`MCStudy`; ``cols`` are the
-    columns (images) of those studies to show, with their gray ``images``, row ``labels`` (e.g. the
-    true class) and optional ``masks``. Frame ``[i][j]`` is a list of one item per image for setting
-    ``i`` and the first ``pass_counts[j]`` passes: ``image``, the MC ``mean`` and ``std`` maps,
-    ``mask`` and a ``title`` with the MC prediction and rho.
-    """
-    frames = []
-    for run in runs.values():
-        row = []
-        for t in pass_counts:
-            items = []
-            for k, j in enumerate(cols):
-                mp = run.probs[:t, j].mean(0)
-                rho = float(run.rho[:t, j].nanmean())
-                items.append(dict(image=images[k], mean=aggregate.consensus(run.maps[:t, j]),
-                                  std=aggregate.variability(run.maps[:t, j]),
-                                  mask=None if masks is None else masks[k],
-                                  title=f"{labels[k]} | MC pred {classes[int(mp.argmax())]} "
-                                        f"({float(mp.max()):.2f}) | ρ = {rho:.2f}"))
-            row.append(items)
-        frames.append(row)
-    return frames
-
-
 #: Results-JSON keys of the AURC of each abstention score (rows of :func:`abstention`'s table).
 AURC_KEYS = {"ρ (explanation)": "aurc_rho", "−entropy": "aurc_entropy", "−mutual information": "aurc_mi",
              "rank average (ρ, −entropy)": "aurc_rank_average", "oracle (knows the errors)": "aurc_oracle",
              "random (expected)": "aurc_random"}
-
-
-def headline(*, accuracy: float, passes: int, dropout: float, comparison: Any, aurc: Mapping[str, float],
-             extra: Mapping[str, Any] | None = None) -> dict:
-    """The chapter's headline numbers for the results JSON, 6 significant digits, NaN -> None.
-
-    ``comparison`` is the :class:`uqxai_lib.metrics.GroupComparison` of rho (correct = group a),
-    ``aurc`` maps the rows of :func:`abstention`'s table to their AURC (renamed by :data:`AURC_KEYS`).
-
-    >>> from uqxai_lib.metrics import GroupComparison
-    >>> c = GroupComparison(0.8, 0.1, 90, 0.6, 0.2, 10, 1.234567e-4, 0.81234567)
-    >>> r = headline(accuracy=0.9, passes=20, dropout=0.5, comparison=c, aurc={"−entropy": 0.05})
-    >>> r["auroc"], r["mwu_p"], r["aurc_entropy"], r["n_mis"]
-    (0.812346, 0.000123457, 0.05, 10)
-    """
-    d = comparison.as_dict()
-    out = dict(accuracy=accuracy, passes=int(passes), dropout=float(dropout),
-               rho_correct_mean=d["mean_a"], rho_correct_sd=d["sd_a"], n_correct=int(d["n_a"]),
-               rho_mis_mean=d["mean_b"], rho_mis_sd=d["sd_b"], n_mis=int(d["n_b"]),
-               mwu_p=d["mwu_p"], auroc=d["auroc"])
-    out.update({AURC_KEYS.get(k, k): float(v) for k, v in aurc.items()})
-    out.update(extra or {})
-    out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
-    return round_sig(dict(sorted(out.items())))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,39 +559,6 @@ CLAIM = {
     "source": "salvi2025explainability",
 }
 PRIMARY_NAME = "repeatability ρ: correct − misclassified"
-
-
-def bootstrap_groups(groups: Tensor | None) -> Tensor | None:
-    """The patient ids to bootstrap over, or ``None`` when no patient has two items (then the
-    stratified item bootstrap of :func:`uqxai_lib.stats.group_difference` is the same unit, and keeps
-    both group sizes fixed).
-
-    >>> bootstrap_groups(torch.tensor([3, 1, 2])) is None, bootstrap_groups(torch.tensor([1, 1, 2])).tolist()
-    (True, [1, 1, 2])
-    """
-    if groups is None:
-        return None
-    g = torch.as_tensor(groups).reshape(-1)
-    return g if len(torch.unique(g)) < len(g) else None
-
-
-def compare(values: Tensor, correct: Tensor, groups: Tensor | None = None, *, n_boot: int = 2000,
-            seed: int = 0) -> dict:
-    """:func:`uqxai_lib.stats.group_difference` of ``values``, correct (group a) minus misclassified,
-    resampling patients where a patient has several items (:func:`bootstrap_groups`)."""
-    from uqxai_lib import stats
-
-    g = bootstrap_groups(groups)
-    return stats.group_difference(torch.as_tensor(values, dtype=torch.float64), torch.as_tensor(correct, dtype=torch.bool),
-                                  groups=None if g is None else g.numpy(), n_boot=n_boot, seed=seed)
-
-
-def primary_record(rho: Tensor, correct: Tensor, groups: Tensor | None = None, *, seed: int = 0) -> tuple[dict, dict]:
-    """The chapter's ``primary`` record (:func:`uqxai_lib.stats.primary`) and the full comparison."""
-    from uqxai_lib import stats
-
-    cmp = compare(rho, correct, groups, seed=seed)
-    return stats.primary(PRIMARY_NAME, cmp), cmp
 
 
 def secondary_records(comparisons: Mapping[str, Mapping[str, Any]]) -> list[dict]:
@@ -588,65 +588,9 @@ def holm_label(effect: float, p_holm: float, alpha: float = 0.05) -> str:
     return "higher" if effect > 0 else "lower"
 
 
-def verdict_sentence(record: Mapping[str, Any], claim: Mapping[str, Any] = CLAIM, *, what: str = "ρ") -> str:
-    """One Markdown sentence from a ``primary`` record: effect, interval, AUROC, p, verdict and whether
-    the claim's direction is reproduced (:func:`uqxai_lib.stats.reproduction`); no mean is compared."""
-    from uqxai_lib import stats
-
-    lo, hi = record["ci95"]
-    alo, ahi = record["auroc_ci95"]
-    rep = stats.reproduction(record["verdict"], claim["expected"])
-    return (f"{what} of correct minus misclassified images: {record['effect']:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}); "
-            f"AUROC {record['auroc']:.3f} (95% CI {alo:.3f} to {ahi:.3f}). "
-            f"Verdict: **{record['verdict']}** for correct images, so the paper's claim ({claim['expected']}) is "
-            f"**{rep}** here.")
-
-
 # ---------------------------------------------------------------------------------------------
 # explained point (pre / post dropout): variants, degenerate passes
 # ---------------------------------------------------------------------------------------------
-def degenerate_passes(per_pass: Tensor, correct: Tensor) -> dict:
-    """Passes whose map (or the deterministic map) is constant, so Spearman ρ is undefined (NaN), per group.
-
-    ``per_pass`` [S, B] from :attr:`MCStudy.rho`. Returns ``{"correct", "misclassified"}`` (counts of
-    undefined passes), ``"images_without_defined_pass"`` and ``"passes_per_image"``. A NaN-skipping
-    mean drops exactly these passes; reporting them shows how many were dropped where.
-
-    >>> degenerate_passes(torch.tensor([[0.5, float("nan")], [float("nan"), float("nan")]]), torch.tensor([True, False]))
-    {'correct': 1, 'misclassified': 2, 'images_without_defined_pass': 1, 'passes_per_image': 2}
-    """
-    bad = torch.isnan(per_pass)
-    correct = torch.as_tensor(correct, dtype=torch.bool)
-    return {"correct": int(bad[:, correct].sum()), "misclassified": int(bad[:, ~correct].sum()),
-            "images_without_defined_pass": int(bad.all(0).sum()), "passes_per_image": int(per_pass.shape[0])}
-
-
-def variant_record(study: MCStudy, correct: Tensor, passes: int, groups: Tensor | None = None, *, seed: int = 0) -> dict:
-    """Results-JSON record of one explained-point variant: ``rho_correct_mean, rho_mis_mean, auroc,
-    auroc_ci95, mwu_p, effect, ci95, verdict, degenerate_passes`` (first ``passes`` passes)."""
-    from uqxai_lib import stats
-
-    rho = study.repeatability(passes)
-    c = compare(rho, correct, groups, seed=seed)
-    return {"rho_correct_mean": c["mean_a"], "rho_mis_mean": c["mean_b"], "auroc": c["auroc"],
-            "auroc_ci95": c["auroc_ci95"], "mwu_p": c["p"], "effect": c["effect"], "ci95": c["ci95"],
-            "verdict": stats.verdict(c["ci95"]), "degenerate_passes": degenerate_passes(study.rho[:passes], correct)}
-
-
-def variants_table(records: Mapping[str, Mapping[str, Any]]) -> "Any":
-    """One row per variant: mean ρ of both groups, the difference with its interval, AUROC with its
-    interval, p, verdict and the undefined passes of each group."""
-    import pandas as pd
-
-    rows = {}
-    for name, r in records.items():
-        d = r["degenerate_passes"]
-        rows[name] = {"ρ correct": r["rho_correct_mean"], "ρ misclassified": r["rho_mis_mean"],
-                      "difference [95% CI]": f"{r['effect']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]",
-                      "AUROC [95% CI]": f"{r['auroc']:.3f} [{r['auroc_ci95'][0]:.3f}, {r['auroc_ci95'][1]:.3f}]",
-                      "Mann–Whitney p": f"{r['mwu_p']:.2g}", "verdict": r["verdict"],
-                      "undefined passes (correct / mis)": f"{d['correct']} / {d['misclassified']}"}
-    return pd.DataFrame(rows).T
 
 
 # ---------------------------------------------------------------------------------------------
@@ -719,171 +663,10 @@ def most_repeatable_errors(rho: Tensor, correct: Tensor, k: int = 3) -> list[int
 # ---------------------------------------------------------------------------------------------
 # fidelity against the tumour mask, deletion / insertion, sanity checks, layer choice
 # ---------------------------------------------------------------------------------------------
-def top_region_overlap(maps: Tensor, mask: Tensor, q: float = 0.9) -> tuple[Tensor, Tensor]:
-    """IoU and Dice of each map's top ``1 - q`` region (upsampled to the mask; :func:`uqxai_lib.metrics.binarize`
-    with rule ``("quantile", q)``) with the tumour mask. Returns ``(iou [B], dice [B])``."""
-    up = saliency.upsample(maps.clamp_min(0), tuple(mask.shape[-2:]))
-    region = metrics.binarize(up, ("quantile", float(q)), ndim_spatial=2)
-    return metrics.iou(region, mask, ndim_spatial=2), metrics.dice(region, mask, ndim_spatial=2)
-
-
-def fidelity_scores(maps: Tensor, mask: Tensor, *, q: float = 0.9) -> dict[str, Tensor]:
-    """Per-image fidelity of maps ``[B, h, w]`` against tumour masks ``[B, H, W]``: ``mass`` (share of the
-    map inside the mask, :func:`mass_in_tumour`), ``chance`` (the mask's area share: a uniform map's
-    score), ``pointing`` (:func:`uqxai_lib.metrics.pointing_game` on the upsampled map), ``iou`` / ``dice``
-    of the top region (:func:`top_region_overlap`). NaN on slices without a tumour."""
-    tumour = mask.flatten(1).any(1)
-    up = saliency.upsample(maps.clamp_min(0), tuple(mask.shape[-2:]))
-    iou, dice = top_region_overlap(maps, mask, q)
-    nan = torch.tensor(math.nan)
-    out = {"mass": mass_in_tumour(maps, mask).double(), "chance": mask.flatten(1).double().mean(1),
-           "pointing": metrics.pointing_game(up, mask, ndim_spatial=2).double(), "iou": iou.double(), "dice": dice.double()}
-    return {k: torch.where(tumour, v, nan.to(v.dtype)) for k, v in out.items()}
-
-
-def fidelity_summary(scores: Mapping[str, Tensor], y: Tensor, classes: Sequence[str], *, seed: int = 0) -> dict:
-    """Means over tumour slices of :func:`fidelity_scores` with a bootstrap 95% interval of the mean mass in
-    mask, and the same per tumour class (``per_class``); ``excess`` = mass − chance per image, its mean and
-    interval (above 0: the maps land on the tumour more than a uniform map would)."""
-    y = torch.as_tensor(y)
-    ok = torch.isfinite(scores["mass"])
-
-    def block(sel: Tensor) -> dict:
-        m, ci = stats.mean_ci(scores["mass"][sel], seed=seed)
-        ex, exci = stats.mean_ci((scores["mass"] - scores["chance"])[sel], seed=seed)
-        return {"n": int(sel.sum()), "mass_in_mask": m, "mass_in_mask_ci95": ci,
-                "chance": float(scores["chance"][sel].mean()) if bool(sel.any()) else math.nan,
-                "excess_over_chance": ex, "excess_ci95": exci,
-                "pointing_game": float(scores["pointing"][sel].nanmean()) if bool(sel.any()) else math.nan,
-                "iou_top10": float(scores["iou"][sel].nanmean()) if bool(sel.any()) else math.nan,
-                "dice_top10": float(scores["dice"][sel].nanmean()) if bool(sel.any()) else math.nan}
-
-    out = block(ok)
-    out["per_class"] = {name: block(ok & (y == k)) for k, name in enumerate(classes) if bool((ok & (y == k)).any())}
-    return out
-
-
-def blurred(x: Tensor, sigma: float | None = None) -> Tensor:
-    """Gaussian-blurred copy of images ``[B, C, H, W]`` (sigma default ``W / 8``, radius ceil(3 sigma),
-    :func:`uqxai_lib.fidelity.gaussian_blur`): the "evidence removed" baseline of the deletion /
-    insertion curves (keeps the brain's outline, removes small structures)."""
-    from uqxai_lib.fidelity import gaussian_blur
-
-    return gaussian_blur(x, float(x.shape[-1]) / 8 if sigma is None else float(sigma))
-
-
-def deletion_insertion(model, x: Tensor, maps: Tensor, target: Tensor, *, steps: int = 8, seed: int = 0) -> dict:
-    """Deletion / insertion curves (Petsiuk et al. 2018; :func:`uqxai_lib.fidelity.deletion_curve` /
-    :func:`~uqxai_lib.fidelity.insertion_curve`, one pixel at a time): the maps are upsampled bilinearly
-    to the image, the pixels are replaced by the :func:`blurred` image (deletion) or revealed on it
-    (insertion) in map order and in a random order (seeded; the same order for both), in ``steps`` steps.
-
-    Lower deletion area and higher insertion area than the random order = the map ranks the evidence.
-    Returns ``curves`` (mean curve of each of ``deletion``, ``deletion_random``, ``insertion``,
-    ``insertion_random``), ``auc`` (mean area of each) and ``per_image`` (areas [B]). The model is used
-    as the caller left it, which must be eval mode (dropout off)."""
-    from uqxai_lib import fidelity
-
-    if model.training:
-        raise ValueError("put the model in eval mode first (model.eval())")
-    dev = next(model.parameters()).device
-    x = x.to(dev)
-    size = tuple(x.shape[-2:])
-    fill = blurred(x)
-    up = saliency.upsample(maps.float(), size)
-    curves, per_image = {}, {}
-    for suffix, order in (("", "map"), ("_random", "random")):
-        for name, fn in (("deletion", fidelity.deletion_curve), ("insertion", fidelity.insertion_curve)):
-            c = fn(model, x, up, target, patch=1, steps=steps, fill=fill, order=order,
-                   generator=torch.Generator().manual_seed(int(seed)))
-            curves[name + suffix], per_image[name + suffix] = c.mean(0), fidelity.curve_auc(c)
-    return {"curves": curves, "auc": {k: float(v.mean()) for k, v in per_image.items()}, "per_image": per_image,
-            "fractions": torch.linspace(0, 1, steps + 1)}
 
 
 #: Cascading randomisation order (Adebayo et al. 2018): from the head down to the stem.
 CASCADE = ("fc", "layer4", "layer3", "layer2", "layer1", "conv1")
-#: A method passes the cascading check when every randomised model's maps keep a median Spearman ρ
-#: with the trained model's maps below this value.
-SANITY_THRESHOLD = 0.5
-
-
-def cascading_randomisation(model, x: Tensor, layer: str, target: Tensor, *, seed: int = 0,
-                            cascade: Sequence[str] = CASCADE) -> dict:
-    """Cascading model-parameter randomisation (Adebayo et al. 2018) for the deterministic Grad-CAM at ``layer``.
-
-    Step ``k`` re-initialises the convolution and linear weights (``reset_parameters``, seeded once) of
-    ``cascade[0..k]`` (head first) in a copy of ``model`` (:func:`uqxai_lib.fidelity.cascading_randomisation`);
-    BatchNorm parameters and statistics are kept.
-    Each step's maps (same ``target``) are compared with the trained model's by Spearman ρ after
-    upsampling to the input (:func:`uqxai_lib.metrics.spearman`). A constant randomised map (e.g. all
-    zero after the ReLU) keeps no rank order of the trained map, so its undefined ρ counts as 0 in the
-    median and is counted in ``constant_maps``. Returns ``steps``: a list of ``{randomised_from,
-    spearman_to_trained, constant_maps}`` (median over images), ``maps`` (trained first, then one
-    ``[B, h, w]`` per step), ``per_image`` ρ (NaN where undefined) and ``passes`` (every median below
-    :data:`SANITY_THRESHOLD`).
-    """
-    from uqxai_lib import fidelity
-
-    size = tuple(x.shape[-2:])
-    trained = saliency.grad_cam(model, x, layer, target)
-    ref = saliency.upsample(trained, size)
-    steps, maps, per_image = [], [trained], []
-    randomised = fidelity.cascading_randomisation(model, list(cascade), lambda m: saliency.grad_cam(m, x, layer, target),
-                                                  seed=seed, seeding="once", only=(torch.nn.Conv2d, torch.nn.Linear))
-    for name, cam in randomised:
-        rho = metrics.spearman(saliency.upsample(cam, size), ref, ndim_spatial=2)
-        maps.append(cam)
-        per_image.append(rho)
-        undefined = torch.isnan(rho)
-        steps.append({"randomised_from": name,
-                      "spearman_to_trained": float(torch.quantile(torch.where(undefined, 0.0, rho.double()), 0.5)),
-                      "constant_maps": int(undefined.sum())})
-    passes = all(s["spearman_to_trained"] < SANITY_THRESHOLD for s in steps)
-    return {"steps": steps, "maps": maps, "per_image": per_image, "passes": bool(passes)}
-
-
-def layer_table(model, x: Tensor, mask: Tensor | None, correct: Tensor, layers: Sequence[str], passes: int, *,
-                p: float | None = None, seed: int = 0) -> tuple["Any", dict]:
-    """For each explained layer: map resolution, fidelity of the deterministic map (mass in mask vs chance,
-    pointing game; tumour slices) and stability (mean ρ over ``passes`` MC passes; AUROC correct vs
-    misclassified). Returns ``(DataFrame, studies)`` with the :class:`MCStudy` of each layer."""
-    import pandas as pd
-
-    rows, runs = {}, {}
-    for layer in layers:
-        st = mc_study(model, x, layer, passes, p=p, seed=seed)
-        runs[layer] = st
-        rho = st.repeatability()
-        c = metrics.compare_groups(rho, correct, higher_in="a")
-        row = {"map size": "×".join(str(s) for s in st.det_map.shape[-2:]), "mean ρ": float(rho.nanmean()),
-               "AUROC ρ (correct vs mis)": c.auroc}
-        if mask is not None:
-            f = fidelity_scores(st.det_map, mask)
-            row.update({"mass in mask": float(f["mass"].nanmean()), "chance": float(f["chance"].nanmean()),
-                        "pointing game": float(f["pointing"].nanmean())})
-        rows[layer] = row
-    return pd.DataFrame(rows).T, runs
-
-
-def fidelity_vs_stability(mass: Tensor, rho: Tensor, *, seed: int = 0, n_boot: int = 2000) -> dict:
-    """Spearman correlation across images of fidelity (mass in mask) and stability (ρ), with a bootstrap
-    95% interval over images (:func:`uqxai_lib.stats.bootstrap_ci`); images where either is undefined are
-    left out. Returns ``spearman, ci95, n``."""
-    from uqxai_lib import stats
-
-    a = torch.as_tensor(mass, dtype=torch.float64)
-    b = torch.as_tensor(rho, dtype=torch.float64)
-    ok = torch.isfinite(a) & torch.isfinite(b)
-    a, b = a[ok], b[ok]
-    if len(a) < 3:
-        return {"spearman": math.nan, "ci95": [math.nan, math.nan], "n": int(len(a))}
-
-    def stat(u, v):
-        return float(metrics.spearman(torch.from_numpy(u), torch.from_numpy(v), ndim_spatial=1))
-
-    ci = stats.bootstrap_ci(stat, a.numpy(), b.numpy(), n_boot=n_boot, seed=seed)
-    return {"spearman": stat(a.numpy(), b.numpy()), "ci95": list(ci), "n": int(len(a))}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -933,38 +716,6 @@ def strata_labels(test: Any, pred: Tensor, classes: Sequence[str], attrs: Mappin
                                          for a, ok in zip(attrs["ambiguous"], t)]
         out["contrast"] = [("faint" if bool(f) else "clear") if bool(ok) else None for f, ok in zip(attrs["faint"], t)]
     return out
-
-
-def deletion_record(di: Mapping[str, Any]) -> dict:
-    """``deletion_auc``, ``deletion_auc_random``, ``insertion_auc``, ``insertion_auc_random`` of :func:`deletion_insertion`."""
-    return {f"{k.replace('_random', '')}_auc{'_random' if '_random' in k else ''}": float(v) for k, v in di["auc"].items()}
-
-
-def fidelity_table(fidelity: Mapping[str, Any]) -> "Any":
-    """One row per group of tumour slices (all, then each tumour class) of :func:`fidelity_summary`:
-    images, mass in mask with its interval, chance, the excess over chance with its interval, pointing
-    game and IoU of the top 10 %; numbers as text with a fixed precision."""
-    import pandas as pd
-
-    from uqxai_lib.report import fmt_interval, fmt_number
-
-    rows = {}
-    for name, r in {"all tumour slices": fidelity, **fidelity["per_class"]}.items():
-        rows[name] = {"images": int(r["n"]),
-                      "mass in mask (95% CI)": f"{fmt_number(r['mass_in_mask'])} ({fmt_interval(r['mass_in_mask_ci95'])})",
-                      "chance": fmt_number(r["chance"]),
-                      "excess over chance (95% CI)": f"{fmt_number(r['excess_over_chance'])} ({fmt_interval(r['excess_ci95'])})",
-                      "pointing game": f"{r['pointing_game']:.2f}", "IoU top 10%": f"{r['iou_top10']:.3f}"}
-    return pd.DataFrame(rows).T.rename_axis("tumour slices")
-
-
-def sanity_sentence(sc: Mapping[str, Any], n: int) -> str:
-    """The cascading check's outcome in words, with the largest median ρ and the constant maps per step."""
-    steps = sc["steps"]
-    worst = max(s["spearman_to_trained"] for s in steps)
-    return (f"Grad-CAM **{'passes' if sc['passes'] else 'fails'}** the cascading check (largest median ρ "
-            f"{worst:.3f}, threshold {SANITY_THRESHOLD}); constant randomised maps: "
-            + ", ".join(f"{s['constant_maps']} of {n} after {s['randomised_from']}" for s in steps) + ".")
 
 
 def secondary_table(rows: Sequence[Mapping[str, Any]]) -> "Any":
@@ -1039,25 +790,144 @@ def within_class_sentence(w: Mapping[str, Any], primary: Mapping[str, Any]) -> s
             "the whole difference; above 0.5: the paper's direction).")
 
 
+
+
+def verdict_sentence(record: Mapping[str, Any], claim: Mapping[str, Any] = CLAIM, *, what: str = "ρ") -> str:
+    """One Markdown sentence from a ``primary`` record: effect and AUROC with their intervals and the
+    p-value of the same bootstrap, the verdict, and whether the claim's direction is reproduced
+    (:func:`uqxai_lib.stats.reproduction`); "undefined" with its reason."""
+    from uqxai_lib.report import fmt_interval, fmt_number
+
+    if record["verdict"] == "undefined":
+        return f"{what} of correct minus misclassified images: **undefined** ({record.get('reason') or 'no reason given'})."
+    rep = stats.reproduction(record["verdict"], claim["expected"])
+    return (f"{what} of correct minus misclassified images: {fmt_number(record['effect'])} (95% CI "
+            f"{fmt_interval(record['ci95'])}, bootstrap p = {fmt_number(record['p'], 2)}); AUROC "
+            f"{fmt_number(record['auroc'])} (95% CI {fmt_interval(record['auroc_ci95'])}). Verdict: "
+            f"**{record['verdict']}** for correct images, so the paper's claim ({claim['expected']}) is **{rep}** here.")
+
+
+def fidelity_table(s: Setup, rec: Any, *, seed: int = 0) -> "Any":
+    """Tumour slices, all and per tumour class: images, mass of the deterministic map in the mask with
+    its interval, chance (the masks' area share), pointing game and IoU of the top region, each group
+    scored by :func:`uqxai_lib.protocol.fidelity_section` (the Assessment's own section for "all")."""
+    import pandas as pd
+
+    from uqxai_lib.report import fmt_interval, fmt_number
+
+    test = s.test
+    rows = {"all tumour slices": rec.fidelity}
+    for k, name in enumerate(s.classes):
+        sel = (test.y == k) & test.mask.flatten(1).any(1)
+        if bool(sel.any()):
+            rows[name] = protocol.fidelity_section(rec.reference[sel], test.mask[sel], seed=seed)
+    return pd.DataFrame({name: {"images": int(r["n_items"]),
+                                "mass in mask (95% CI)": f"{fmt_number(r['mass_in_mask'])} "
+                                                         f"({fmt_interval(r['mass_in_mask_ci95'])})",
+                                "chance": fmt_number(r["chance"]), "pointing game": f"{r['pointing_game']:.2f}",
+                                "IoU of the top 10%": fmt_number(r["iou_top_q"])}
+                         for name, r in rows.items()}).T.rename_axis("tumour slices")
+
+
+def deletion_sentence(fid: Mapping[str, Any]) -> str:
+    """Deletion and insertion areas of the map's order against the random order, in words."""
+    from uqxai_lib.report import fmt_number
+
+    if "deletion_auc" not in fid:
+        return ""
+    better = fid["deletion_auc"] < fid["deletion_auc_random"] and fid["insertion_auc"] > fid["insertion_auc_random"]
+    return (f"Deletion area {fmt_number(fid['deletion_auc'])} against {fmt_number(fid['deletion_auc_random'])} for a "
+            f"random order, insertion area {fmt_number(fid['insertion_auc'])} against "
+            f"{fmt_number(fid['insertion_auc_random'])}: the map's order {'ranks' if better else 'does not clearly rank'} "
+            "the evidence.")
+
+
+def sanity_table(sanity: Mapping[str, Any]) -> "Any":
+    """One row per cascading step: what is randomised, the median ρ over non-constant maps, constant maps."""
+    import pandas as pd
+
+    from uqxai_lib.report import fmt_number
+
+    return pd.DataFrame([{"randomised from": st["randomised"], "median ρ with the trained map": fmt_number(st["median_rho"]),
+                          "constant randomised maps": f"{st['n_constant']} of {st['n']}"} for st in sanity["steps"]]
+                        ).set_index("randomised from")
+
+
+def sanity_sentence(sanity: Mapping[str, Any]) -> str:
+    """The cascading check's outcome and reason (the Assessment's sanity section) in one sentence."""
+    return f"Cascading randomisation: **{sanity['outcome']}** ({sanity['reason']})."
+
+
+def layer_table(s: Setup, subset: Tensor, correct: Tensor, layers: Sequence[str], passes: int, *,
+                p: float | None = None, seed: int = 0) -> "Any":
+    """For each explained layer, on the test images ``subset``: map size, mean ρ over ``passes`` MC
+    passes and its AUROC for correct vs misclassified (:func:`compare`), and on tumour slices the
+    fidelity of the deterministic map (:func:`uqxai_lib.protocol.fidelity_section`: mass in mask,
+    chance, pointing game)."""
+    import pandas as pd
+
+    from uqxai_lib.report import fmt_number
+
+    rows = {}
+    mask = None if s.test.mask is None else s.test.mask[subset]
+    for layer in layers:
+        st = study(s, passes=passes, p=p, seed=seed, layer=layer, subset=subset)
+        rho = st.repeatability()
+        c = compare(rho, correct[subset], score="rho", seed=seed)
+        row = {"map size": "×".join(str(v) for v in st.det_map.shape[1:]), "mean ρ": fmt_number(float(rho.nanmean())),
+               "AUROC of ρ (95% CI)": f"{fmt_number(c['auroc'])} ({fmt_number(c['auroc_ci95'][0])} to "
+                                      f"{fmt_number(c['auroc_ci95'][1])})"}
+        if mask is not None and bool(mask.flatten(1).any()):
+            f = protocol.fidelity_section(st.det_map, mask, seed=seed)
+            row.update({"mass in mask": fmt_number(f["mass_in_mask"]), "chance": fmt_number(f["chance"]),
+                        "pointing game": f"{f['pointing_game']:.2f}"})
+        rows[layer] = row
+    return pd.DataFrame(rows).T.rename_axis("explained layer")
+
+
+def assessment_record(rec: Any) -> dict:
+    """The Assessment's sections for the results record, without its per-image lists: ``config``,
+    the ``stability`` counts and rule, ``fidelity`` (without ``per_item_mass``), ``sanity`` and
+    ``fidelity_vs_stability`` (the last three where computed)."""
+    d = rec.to_dict()
+    out = {"config": d["config"],
+           "stability": {k: v for k, v in d["stability"].items() if not isinstance(v, list)}}
+    if d.get("fidelity"):
+        out["fidelity"] = {k: v for k, v in d["fidelity"].items() if k != "per_item_mass"}
+    for k in ("sanity", "fidelity_vs_stability"):
+        if d.get(k):
+            out[k] = d[k]
+    return out
+
+
+#: Results-JSON keys of the AURC of each abstention score (rows of :func:`abstention`'s table).
+AURC_KEYS = {"ρ (explanation)": "aurc_rho", "−entropy": "aurc_entropy", "−mutual information": "aurc_mi",
+             "rank average (ρ, −entropy)": "aurc_rank_average", "oracle (knows the errors)": "aurc_oracle",
+             "random (expected)": "aurc_random"}
+
+
 def summary(results: Mapping[str, Any]) -> str:
     """The chapter's Summary (Markdown bullets) generated from its results record."""
+    from uqxai_lib.report import fmt_number
+
     prim, claim = results["primary"], results.get("claim", CLAIM)
-    lines = [f"- The model reached {100 * results['accuracy']:.1f} % test accuracy ({results['n_mis']} of "
+    lines = [f"- Data: {results['data']}.",
+             f"- The model reached {100 * results['accuracy']:.1f} % test accuracy ({prim['n_misclassified']} of "
              f"{results['n_test']} test images misclassified; MC mean prediction {100 * results['mc_accuracy']:.1f} %).",
              f"- Primary: {verdict_sentence(prim, claim)}"]
     w = results.get("reversal") or {}
     if w.get("n_mis"):
-        lines.append(f"- Within predicted classes the AUROC is {w['auroc_within_predicted_class']:.3f} (pooled "
-                     f"{prim['auroc']:.3f}): {w['n_errors_with_that_prediction']} of {w['n_mis']} errors are explained as "
-                     f"{w['most_common_error_prediction']}, whose maps are very repeatable.")
+        lines.append(f"- Within predicted classes the AUROC is {fmt_number(w['auroc_within_predicted_class'])} "
+                     f"(pooled {fmt_number(prim['auroc'])}): {w['n_errors_with_that_prediction']} of {w['n_mis']} errors "
+                     f"are explained as {w['most_common_error_prediction']}, whose maps are very repeatable.")
     fid = results.get("fidelity")
     if fid:
         above = fid["mass_in_mask_ci95"][0] > fid["chance"]
         lines.append(f"- The maps are {'above' if above else 'not above'} chance on the tumour (mass in mask "
-                     f"{fid['mass_in_mask']:.3f} vs chance {fid['chance']:.3f}).")
+                     f"{fmt_number(fid['mass_in_mask'])} vs chance {fmt_number(fid['chance'])}).")
     san = results.get("sanity")
     if san:
-        lines.append(f"- Cascading randomisation: {'passed' if san['passes'] else 'failed'}.")
+        lines.append(f"- {sanity_sentence(san)}")
     if results.get("sweep_dropout"):
         lines.append(f"- Dropout rate: {sweep_sentence(results['sweep_dropout'])}")
     return "\n".join(lines)
