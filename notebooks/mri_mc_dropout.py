@@ -33,11 +33,6 @@
 # misclassified ones (theirs), and suggests a cautious model could refuse to answer when $\rho$ is
 # low.
 #
-# You will learn how to (1) add dropout after every residual block and sample it at test time,
-# (2) measure per-image repeatability $\rho$ and test whether it separates errors from correct
-# answers, (3) compare it with predictive uncertainty and use it to abstain, (4) check whether the
-# maps are right at all and why errors can come out *more* repeatable.
-#
 # **Primary comparison (declared before any result).** Mean $\rho$ of correctly classified minus
 # misclassified test images, with a bootstrap 95% interval and the AUROC, from the library's
 # instrument; the verdict word ("higher", "lower", "no detectable difference", "undefined") is read
@@ -108,24 +103,17 @@ fig = vz.plot_gallery(denormalize(test.x[sm.first_of_each_class(test.y)]), class
 # %% [markdown]
 # ## Data and model
 #
-# Without a data directory the chapter uses the **synthetic phantom** (`uqxai_lib.data.synthetic_mri`,
-# above: one slice per class, tumour outline in red): seeded axial slices with skull, cortex, white
-# matter, ventricles, a bias field and Rician noise. Gliomas are irregular masses with a bright rim
-# and oedema, meningiomas round and on the brain's edge, pituitary tumours small and on the anterior
-# midline; 12% of the tumour cases are drawn as borderline (faint, or with a neighbouring class's
-# location or look), so even a good model makes honest mistakes. Each slice has a tumour mask (real
-# SARTAJ has none); the split is stratified by class and seeded, one slice per patient. With
-# `data_dir`, the same code reads SARTAJ {cite:p}`bhuvaji2020sartaj` with the paper's 2,437 / 433 /
-# 394 split.
-#
-# The paper adds "dropout layers (rate = 0.5) after each residual block" of a ResNet50
-# {cite:p}`he2016resnet`. `models.resnet_mc.build_resnet_mc` does this with torchvision's blocks;
-# the quick profiles use a narrow ResNet18-style network (8 dropout layers) with a small-image stem,
-# trained with dropout 0.1 (Adam, class-weighted cross-entropy, early stopping, weights cached) and
-# sampled at the same rate: MC dropout approximates the posterior of the network that was trained,
-# and a small network trained for a few CPU epochs does not learn with half its features dropped.
-# The dropout sweep below samples the same model at other rates. The data and model come from one
-# library call, `studies.mri.setup`, which the robustness and cross-study chapters call too.
+# The **synthetic phantom** (`uqxai_lib.data.synthetic_mri`; above, one slice per class, tumour
+# outline in red) draws seeded axial slices with skull, cortex, ventricles, bias field and noise;
+# gliomas are irregular with a bright rim, meningiomas round on the brain's edge, pituitary tumours
+# small on the anterior midline, and 12% of tumours are borderline (faint, or with a neighbouring
+# class's look), so even a good model makes honest mistakes. Each slice has a tumour mask (SARTAJ
+# {cite:p}`bhuvaji2020sartaj` has none; with `data_dir` the same code reads it with the paper's
+# split). The paper adds "dropout layers (rate = 0.5) after each residual block" of a ResNet50
+# {cite:p}`he2016resnet`; the quick profiles use a narrow ResNet18-style network (8 dropout layers)
+# trained and sampled at rate 0.1, because a small network trained for a few CPU epochs does not
+# learn with half its features dropped. Data and model come from one call, `studies.mri.setup`,
+# shared with the robustness and cross-study chapters.
 
 # %%
 fit = S.fit
@@ -255,15 +243,14 @@ if rec.fidelity is not None:
 
 # %%
 display(Markdown(sm.sanity_sentence(rec.sanity)))
+
+# %% tags=["hide-output"]
 display(report.table(sm.sanity_table(rec.sanity), "sanity_cascading"))
 
 # %% [markdown]
-# **Which layer can be right, and is a stable map a right map?** At 32 px the `layer4` maps are
-# 4 × 4 and cover most of the brain; finer stages have finer maps. The folded table gives, per
-# stage, the map size, the fidelity of its deterministic map and its stability (10 passes, AUROC
-# correct vs misclassified) on the sweep subset; the headline stays at `layer4`, the paper's choice.
-# The scatter puts fidelity against stability per tumour slice, with their Spearman correlation and
-# its bootstrap interval.
+# **Which layer can be right, and is a stable map a right map?** Folded: per stage, the map size,
+# fidelity and stability on the sweep subset (`layer4`, the paper's choice, stays the headline), and
+# fidelity against stability per tumour slice with their Spearman correlation.
 
 # %% tags=["hide-output"]
 sweep_idx = sm.sweep_subset(correct, n_sweep)
@@ -320,9 +307,9 @@ display(report.table(sm.secondary_table(secondary), "secondary"))
 scores = {"ρ (explanation)": rho, "−entropy": -entropy, "−mutual information": -mi,
           "rank average (ρ, −entropy)": metrics.rank_average(rho.nan_to_num(-2.0), -entropy)}
 curves, aurc_table = sm.abstention(correct, scores)
-display(report.table(aurc_table.round(4), "abstention_aurc"))
 
 # %% tags=["hide-output"]
+display(report.table(aurc_table.round(4), "abstention_aurc"))
 unc_table = sm.uncertainty_table(rho, {"−entropy": -entropy, "−mutual information": -mi,
                                        "MC mean max probability": mc_conf}, correct)
 display(report.table(unc_table.round(3), "prediction_uncertainty"))

@@ -743,8 +743,10 @@ def sweep_sentence(sweep: Mapping[str, Mapping[str, float]]) -> str:
     lo, hi = min(gaps, key=gaps.get), max(gaps, key=gaps.get)
     sign = ("negative (errors more repeatable) at every rate" if gaps[hi] < 0 else
             "positive (correct images more repeatable) at every rate" if gaps[lo] > 0 else "of both signs")
-    return (f"across dropout rates the gap in ρ (correct − misclassified) was {sign}, from {gaps[lo]:+.3f} "
-            f"at p = {lo} to {gaps[hi]:+.3f} at p = {hi}.")
+    from uqxai_lib.report import fmt_number
+
+    return (f"across dropout rates the gap in ρ (correct − misclassified) was {sign}, from {fmt_number(gaps[lo])} "
+            f"at p = {lo} to {fmt_number(gaps[hi])} at p = {hi}.")
 
 
 def within_class(rho: Tensor, correct: Tensor, pred: Tensor, classes: Sequence[str], *, groups: Tensor | None = None,

@@ -145,7 +145,7 @@ def plot_rho_groups(rho: Tensor, correct: Tensor, ax=None, *, title: str | None 
     ok = torch.isfinite(rho)
     groups = {name: rho[ok & sel] for name, sel in (("correct", correct), ("misclassified", ~correct))
               if bool((ok & sel).any())}
-    fig, ax = _fig_ax(ax, figsize=(4.0, 3.0))
+    fig, ax = _fig_ax(ax, figsize=(4.0, 2.6))
     if not groups:
         ax.text(0.5, 0.5, "no defined ρ", ha="center", va="center", transform=ax.transAxes)
         return fig
