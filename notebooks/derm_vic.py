@@ -127,8 +127,11 @@ from uqxai_lib.data.synthetic_derm import make_synthetic_derm
 from uqxai_lib.models.derm_classifier import FEATURE_LAYER, build_derm_classifier, derm_augment, prune_sites, cascade_groups, site_suffix
 from uqxai_lib.studies import derm as sd
 from uqxai_lib.viz import derm as vd
+from uqxai_lib.viz import use_style
 from uqxai_lib.viz.common import split_table
 from uqxai_lib.cache import finite_or_none
+
+use_style()  # the house figure style (importing uqxai_lib.viz changes no global state)
 
 dev = utils.pick_device(device)
 utils.seed_everything(seed)

@@ -91,6 +91,9 @@ from uqxai_lib.models.resnet_mc import EXPLAIN_POINTS, GRADCAM_LAYER, dropout_la
 from uqxai_lib.studies import mri as sm
 from uqxai_lib.utils import pick_device, seed_everything
 from uqxai_lib.viz import mri as vz
+from uqxai_lib.viz import use_style
+
+use_style()  # the house figure style (importing uqxai_lib.viz changes no global state)
 
 dev = pick_device(device)
 seed_everything(seed)
