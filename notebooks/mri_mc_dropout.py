@@ -81,7 +81,8 @@ layer_stages = ["layer2", "layer3", "layer4"]  # stages compared in the layer ta
 layer_passes = 10
 
 # %%
-import pandas as pd
+from pathlib import Path
+
 import torch
 from IPython.display import Markdown, display
 
@@ -164,6 +165,7 @@ report.table(class_table, "per_class_accuracy")
 st = sm.study(S, passes=max(passes, max(t_grid)), p=dropout, seed=seed)
 rec = sm.assessment(S, st, passes=passes, seed=seed)
 primary = sm.primary_record(rec)
+verdict, evidence = sm.ladder(S, rec, seed=seed, robustness_path=Path(results_path).parent / "robustness.json")
 rho = torch.from_numpy(rec.score("rho"))
 gray = denormalize(test.x)
 no_tumour = classes.index("no_tumor") if "no_tumor" in classes else None
@@ -209,7 +211,7 @@ fig = vz.plot_fig4(cases, n_mc=4)
 # strata are small; AUROC below 0.5 = the errors of that stratum are the more repeatable ones).
 
 # %%
-within = sm.within_class(rho, correct, pred, classes, groups=test.group, seed=seed)
+within = sm.within_class(rho, correct, pred, classes, evidence["within_class"])
 display(Markdown(sm.within_class_sentence(within, primary)))
 
 # %% tags=["hide-output"]
@@ -389,6 +391,7 @@ results = {"data": S.data, "accuracy": accuracy, "mc_accuracy": mc_accuracy, "n_
            "dropout": dropout, "explained_layer": layer, "explain_point": explain_point,
            **{sm.AURC_KEYS[k]: v for k, v in aurc.items()}, "primary": primary, "claim": sm.CLAIM,
            **sm.assessment_record(rec), "variants": variants, "secondary": secondary, "reversal": within,
+           "verdict": verdict, "added_value": evidence["added_value"],
            "per_class_accuracy": {c: float(class_table.loc[c, "accuracy"]) for c in classes},
            "training": sm.training_record(fit), "sweep_dropout": sm.sweep_record(p_table)}
 results = cache.round_sig(cache.finite_or_none(results))

@@ -116,7 +116,6 @@ def test_secondary_records_holm_adjust_all_rows():
                                 "y": {"effect": 0.03, "ci95": [0.001, 0.05], "p": 0.09}})
     assert [r["p_holm"] for r in two] == pytest.approx([0.158, 0.158])
     assert {r["verdict"] for r in two} == {"no detectable difference"}
-    assert sm.holm_label(-0.2, 0.01) == "lower" and sm.holm_label(0.2, float("nan")) == "undefined"
 
 
 def test_strata_table_is_compare_groups_within_each_level():
@@ -166,6 +165,19 @@ def test_strata_labels_describe_tumour_slices_once_and_leave_no_tumour_slices_ou
     assert "no tumour" not in {lev for _, lev in t.index} and len(t.loc["contrast"]) == 2
 
 
+def _record(rho, correct, pred, *, groups=None):
+    """A stand-in Assessment with the fields the chapter's ladder reads."""
+    from types import SimpleNamespace
+
+    rho = np.asarray(rho, float)
+    n = len(rho)
+    r = np.linspace(0.1, 0.9, n)
+    pr = {"pred": [int(v) for v in pred], "correct": [bool(c) for c in correct], "entropy": list(1 - r),
+          "margin": list(r), "mutual_information": list(0.1 * (1 - r)), "flip_rate": list(0.2 * (1 - r)),
+          "confidence": list(r)}
+    return SimpleNamespace(score=lambda name=None: rho, correct=np.asarray(correct, bool), prediction=pr)
+
+
 def test_within_class_pools_pairs_inside_each_predicted_class():
     from itertools import product
 
@@ -174,14 +186,17 @@ def test_within_class_pools_pairs_inside_each_predicted_class():
     correct = torch.rand(60, generator=g) > 0.4
     rho = torch.rand(60, generator=g) + 0.5 * (pred == 2)  # class 2 very repeatable
     rho[5] = float("nan")
-    w = sm.within_class(rho, correct, pred, ["a", "b", "c"])
+    rec = _record(rho, correct, pred)
+    strat = sm.class_stratified(rec)
+    w = sm.within_class(rho, correct, pred, ["a", "b", "c"], strat)
     num = den = 0.0  # oracle: count the within-class pairs one by one
     for i, j in product(range(60), range(60)):
         if i == 5 or j == 5 or pred[i] != pred[j] or not correct[i] or correct[j]:
             continue
         den += 1
         num += 1.0 if rho[i] > rho[j] else 0.5 if rho[i] == rho[j] else 0.0
-    assert w["auroc_within_predicted_class"] == pytest.approx(num / den)
+    assert w["auroc_within_predicted_class"] == pytest.approx(num / den) and w["ci95"] == strat["ci95"]
+    assert strat["ci95"][0] < num / den < strat["ci95"][1]
     mis = ~correct
     top = int(torch.mode(pred[mis]).values)
     assert w["most_common_error_prediction"] == "abc"[top] and w["n_mis"] == int(mis.sum())
@@ -301,7 +316,7 @@ def test_setup_refuses_missing_parameters_and_primary_run_is_the_notebooks_prima
                   small_input=True, weights=None, train_dropout=0.1, epochs=1, patience=1, batch_size=16, lr=0.002,
                   explain_point="pre_dropout", passes=3, t_grid=[2, 4], dropout=0.1)
     s = sm.setup(params, seed=0)
-    assert len(s.test) == 18 and s.layer.startswith("layer4") and s.attrs is not None and "phantom" in s.data
+    assert len(s.test) == 18 and s.layer.startswith("layer4") and s.attrs is not None and "synthetic brain MRI" in s.data
     assert not s.model.training and s.config["data"]["n_patients"] == 60
     run = sm.primary_run(params, seed=0)
     rec = sm.assessment(s, sm.study(s, passes=4, p=0.1, seed=0), passes=3, seed=0, full=False)
@@ -338,3 +353,49 @@ def test_sanity_table_and_sentence_show_the_instruments_outcome():
     assert list(t.index) == ["fc", "layer4"] and t.loc["layer4", "constant randomised maps"] == "10 of 10"
     assert t.loc["layer4", "median ρ with the trained map"] == "n/a"
     assert "**inconclusive**" in sm.sanity_sentence(san) and "10 of 10" in sm.sanity_sentence(san)
+
+
+def test_primary_record_carries_the_mde_and_the_papers_effect():
+    from uqxai_lib import protocol
+
+    g = np.random.default_rng(3)
+    correct = np.r_[np.ones(60, bool), np.zeros(20, bool)]
+    rho = np.r_[g.normal(0.8, 0.1, 60), g.normal(0.75, 0.1, 20)]
+    rec = _record(rho, correct, np.zeros(80))
+    rec.primary = protocol.primary_section(rho, correct, score="rho")
+    prim = sm.primary_record(rec)
+    se = math.sqrt(rho[correct].var(ddof=1) / 60 + rho[~correct].var(ddof=1) / 20)
+    assert prim["mde"] == pytest.approx((1.959964 + 0.841621) * se, rel=1e-4) and prim["paper_effect"] == 0.22
+    assert sm.PAPER_EFFECT == pytest.approx(sm.PAPER_RHO["correct"][0] - sm.PAPER_RHO["misclassified"][0])
+
+
+def test_ladder_has_the_eight_rungs_and_reads_a_composition_effect(tmp_path):
+    """Simulated: within each predicted class correct images are more repeatable, but most errors are
+    predicted as a class whose maps are very repeatable, so the pooled direction reverses while the
+    within-class rung reproduces the paper; a narrow interval far from +0.22 excludes the paper's effect."""
+    from uqxai_lib import protocol, verdicts
+    from uqxai_lib.data import LabeledArrays
+
+    g = np.random.default_rng(4)
+    pred = np.r_[np.zeros(150, int), np.ones(150, int)]
+    correct = np.r_[g.random(150) < 0.95, g.random(150) < 0.4]  # class 1 ("no tumour") holds most errors
+    rho = np.where(pred == 1, 0.9, 0.6) + np.where(correct, 0.04, 0.0) + g.normal(0, 0.02, 300)
+    rec = _record(rho, correct, pred)
+    rec.primary = protocol.primary_section(rho, correct, score="rho")
+    rec.fidelity = {"mass_in_mask": 0.05, "mass_in_mask_ci95": [0.045, 0.055], "chance": 0.035}
+    rec.sanity = {"outcome": "inconclusive", "reason": "92 of 180 randomised maps are constant", "threshold": 0.5,
+                  "steps": [{"randomised": "fc", "median_rho": 0.2, "n_constant": 92, "n": 180}]}
+    test = LabeledArrays(torch.zeros(300, 1, 2, 2), torch.zeros(300, dtype=torch.long), ("a", "b"),
+                         group=torch.arange(300))
+    s = sm.Setup(None, None, test, None, ["a", "b"], "layer4", None, {"y": None}, "synthetic brain MRI", {})
+    lad, ev = sm.ladder(s, rec, robustness_path=tmp_path / "robustness.json")
+    rungs = {r["name"]: r for r in lad["rungs"]}
+    assert tuple(rungs) == verdicts.RUNG_ORDER and lad["headline"] == rungs["across_seeds"]["outcome"] == "undefined"
+    assert rungs["direction"]["outcome"] == "reversed" and rungs["within_class"]["outcome"] == "reproduced"
+    assert rungs["paper_effect"]["outcome"] == "excluded" and rungs["sanity"]["outcome"] == "inconclusive"
+    assert rungs["maps_right"]["outcome"] == "above chance" and "robustness" in rungs["across_threads"]["reason"]
+    assert lad["data"].startswith("embedded synthetic phantom (synthetic brain MRI)") and "SARTAJ" in lad["data"]
+    assert ev["within_class"]["auroc"] > 0.5 > rec.primary["auroc"]
+    text = sm.summary({"verdict": lad, "primary": {"n_misclassified": 7}, "accuracy": 0.9, "n_test": 70,
+                       "mc_accuracy": 0.88})
+    assert text.count("\n- ") == len(lad["rungs"]) + 1 and "reversed" in text

@@ -19,6 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -42,7 +43,6 @@ __all__ = [
     "fidelity_table",
     "fig4_case",
     "first_of_each_class",
-    "holm_label",
     "layer_table",
     "mc_frame_items",
     "mc_study",
@@ -140,7 +140,7 @@ def setup(params: Mapping[str, Any], *, seed: int, device: Any = "cpu") -> Setup
         tr, va = stratified_holdout(data.y[rest], int(round(p["split"][1] * len(data))), seed=seed + 1)
         train_set, val_set, test_set = data.subset(rest[tr]), data.subset(rest[va]), data.subset(test_idx)
         rows = test_idx
-        described = f"embedded synthetic brain-MRI phantom ({p['n_patients']} patients, {p['image_size']} px)"
+        described = f"synthetic brain MRI, {p['n_patients']} patients at {p['image_size']} px"
     else:
         parts = load_sartaj(root, size=p["image_size"], seed=seed, classes=p["sartaj_classes"],
                             val_size=p["sartaj_val_size"], check_counts=p["sartaj_check_counts"])
@@ -171,6 +171,10 @@ def setup(params: Mapping[str, Any], *, seed: int, device: Any = "cpu") -> Setup
 
 #: Salvi et al. (2025), section 4.2: mean rho +- SD, correct vs misclassified SARTAJ test images (theirs).
 PAPER_RHO = {"correct": (0.76, 0.08), "misclassified": (0.54, 0.12)}
+#: The paper's effect in our units and sign (theirs): mean ρ correct − misclassified, 0.76 − 0.54.
+PAPER_EFFECT = 0.22
+#: What the paper's number comes from (the ladder's data line).
+PAPER_DATA = "SARTAJ brain-tumour MRI (394 test images, ResNet50 at 224 px)"
 
 
 class MCStudy(NamedTuple):
@@ -274,8 +278,11 @@ def assessment(s: Setup, st: MCStudy, *, passes: int, seed: int, full: bool = Tr
 
 
 def primary_record(rec: Any) -> dict:
-    """The results record's ``primary``: the Assessment's primary section with the chapter's name."""
-    return {"name": PRIMARY_NAME, **rec.primary}
+    """The results record's ``primary``: the Assessment's primary section with the chapter's name,
+    its minimal detectable effect at this size (``mde``, :func:`uqxai_lib.stats.mde` of ρ: 80 %
+    power, two-sided 5 %) and the paper's effect (``paper_effect``, theirs: :data:`PAPER_EFFECT`)."""
+    return {"name": PRIMARY_NAME, **rec.primary, "mde": stats.mde(rec.score("rho"), rec.correct),
+            "paper_effect": PAPER_EFFECT}
 
 
 def primary_run(params: Mapping[str, Any], *, seed: int, device: Any = "cpu") -> dict:
@@ -563,29 +570,17 @@ PRIMARY_NAME = "repeatability ρ: correct − misclassified"
 
 def secondary_records(comparisons: Mapping[str, Mapping[str, Any]]) -> list[dict]:
     """``secondary`` rows ``{name, effect, ci95, p, p_holm, verdict}`` with Holm-adjusted p-values
-    (:func:`uqxai_lib.stats.holm` over all rows); each label follows its Holm-adjusted p (:func:`holm_label`)."""
+    (:func:`uqxai_lib.stats.holm` over all rows); each label follows its Holm-adjusted p
+    (:func:`uqxai_lib.stats.holm_labels`)."""
     from uqxai_lib import stats
 
     names = list(comparisons)
-    adj = stats.holm([float(comparisons[n]["p"]) for n in names])
+    pvals = [float(comparisons[n]["p"]) for n in names]
+    adj = stats.holm(pvals)
+    labels = stats.holm_labels([float(comparisons[n]["effect"]) for n in names], pvals)
     return [{"name": n, "effect": float(comparisons[n]["effect"]), "ci95": [float(v) for v in comparisons[n]["ci95"]],
-             "p": float(comparisons[n]["p"]), "p_holm": float(a),
-             "verdict": holm_label(float(comparisons[n]["effect"]), float(a))}
-            for n, a in zip(names, adj)]
-
-
-def holm_label(effect: float, p_holm: float, alpha: float = 0.05) -> str:
-    """A secondary comparison's label from its Holm-adjusted p: "higher" / "lower" (the sign of the
-    effect) when ``p_holm < alpha``, else "no detectable difference"; "undefined" when either is NaN.
-
-    >>> holm_label(0.01, 0.158), holm_label(-0.05, 0.001), holm_label(float("nan"), 0.2)
-    ('no detectable difference', 'lower', 'undefined')
-    """
-    if not (math.isfinite(effect) and math.isfinite(p_holm)):
-        return "undefined"
-    if p_holm >= alpha:
-        return "no detectable difference"
-    return "higher" if effect > 0 else "lower"
+             "p": float(comparisons[n]["p"]), "p_holm": float(a), "verdict": label}
+            for n, a, label in zip(names, adj, labels)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -749,38 +744,31 @@ def sweep_sentence(sweep: Mapping[str, Mapping[str, float]]) -> str:
             f"at p = {lo} to {fmt_number(gaps[hi])} at p = {hi}.")
 
 
-def within_class(rho: Tensor, correct: Tensor, pred: Tensor, classes: Sequence[str], *, groups: Tensor | None = None,
-                 seed: int = 0) -> dict:
+def within_class(rho: Tensor, correct: Tensor, pred: Tensor, classes: Sequence[str], strat: Mapping[str, Any]) -> dict:
     """Where a pooled reversal comes from: which predicted class most errors are explained as, ρ of
     its errors and of its correct predictions, ρ of the correct predictions of the other classes, and
-    the AUROC of ρ (correct vs misclassified) over pairs *within* the same predicted class (each class
-    weighted by its number of correct × misclassified pairs; 0.5 = class explains it all)."""
+    the class-stratified AUROC (``strat``, :func:`class_stratified`: pairs only inside a predicted
+    class) with its interval."""
     rho = torch.as_tensor(rho, dtype=torch.float64)
     correct = torch.as_tensor(correct, dtype=torch.bool)
     pred = torch.as_tensor(pred).reshape(-1)
-    ok = torch.isfinite(rho)
-    num = den = 0.0
-    for k in range(len(classes)):
-        sel = ok & (pred == k)
-        n1, n0 = int((sel & correct).sum()), int((sel & ~correct).sum())
-        if n1 and n0:
-            num += float(metrics.auroc(rho[sel], correct[sel])) * n1 * n0
-            den += n1 * n0
     mis = ~correct
+    out = {"n_mis": int(mis.sum()), "auroc_within_predicted_class": strat["auroc"], "ci95": strat["ci95"],
+           "verdict": strat["verdict"], "reason": strat.get("reason")}
     if not bool(mis.any()):
-        return {"n_mis": 0, "auroc_within_predicted_class": math.nan}
+        return out
     top = int(torch.mode(pred[mis]).values)
     sel_err, sel_ok = mis & (pred == top), correct & (pred == top)
-    return {"n_mis": int(mis.sum()), "most_common_error_prediction": classes[top],
-            "n_errors_with_that_prediction": int(sel_err.sum()),
+    return {**out, "most_common_error_prediction": classes[top], "n_errors_with_that_prediction": int(sel_err.sum()),
             "rho_errors_that_prediction": float(rho[sel_err].nanmean()),
             "rho_correct_that_prediction": float(rho[sel_ok].nanmean()),
-            "rho_correct_other_predictions": float(rho[correct & (pred != top)].nanmean()),
-            "auroc_within_predicted_class": num / den if den else math.nan}
+            "rho_correct_other_predictions": float(rho[correct & (pred != top)].nanmean())}
 
 
 def within_class_sentence(w: Mapping[str, Any], primary: Mapping[str, Any]) -> str:
     """:func:`within_class` in words, beside the pooled AUROC of the ``primary`` record."""
+    from uqxai_lib.report import fmt_interval
+
     if not w.get("n_mis"):
         return "No test image is misclassified, so there is nothing to split."
     top = w["most_common_error_prediction"]
@@ -788,8 +776,9 @@ def within_class_sentence(w: Mapping[str, Any], primary: Mapping[str, Any]) -> s
             f"{w['rho_errors_that_prediction']:.3f} for these errors and {w['rho_correct_that_prediction']:.3f} for "
             f"correct {top} predictions, against {w['rho_correct_other_predictions']:.3f} for the correct predictions of "
             f"the other classes. Pooled over all images the AUROC of ρ is {primary['auroc']:.3f}; over pairs within the "
-            f"same predicted class it is **{w['auroc_within_predicted_class']:.3f}** (0.5: the predicted class explains "
-            "the whole difference; above 0.5: the paper's direction).")
+            f"same predicted class it is **{w['auroc_within_predicted_class']:.3f}** (95% CI "
+            f"{fmt_interval(w['ci95'])}; 0.5: the predicted class explains the whole difference; above 0.5: the "
+            "paper's direction).")
 
 
 
@@ -909,27 +898,59 @@ AURC_KEYS = {"ρ (explanation)": "aurc_rho", "−entropy": "aurc_entropy", "−m
 
 
 def summary(results: Mapping[str, Any]) -> str:
-    """The chapter's Summary (Markdown bullets) generated from its results record."""
-    from uqxai_lib.report import fmt_number
+    """The chapter's Summary (Markdown bullets): the data line, the model's accuracy, one sentence per
+    rung of the verdict ladder (:func:`uqxai_lib.verdicts.sentences`) and the dropout-rate sweep."""
+    from uqxai_lib import verdicts
 
-    prim, claim = results["primary"], results.get("claim", CLAIM)
-    lines = [f"- Data: {results['data']}.",
+    lad, prim = results["verdict"], results["primary"]
+    lines = [f"- Data: {lad['data']}.",
              f"- The model reached {100 * results['accuracy']:.1f} % test accuracy ({prim['n_misclassified']} of "
-             f"{results['n_test']} test images misclassified; MC mean prediction {100 * results['mc_accuracy']:.1f} %).",
-             f"- Primary: {verdict_sentence(prim, claim)}"]
-    w = results.get("reversal") or {}
-    if w.get("n_mis"):
-        lines.append(f"- Within predicted classes the AUROC is {fmt_number(w['auroc_within_predicted_class'])} "
-                     f"(pooled {fmt_number(prim['auroc'])}): {w['n_errors_with_that_prediction']} of {w['n_mis']} errors "
-                     f"are explained as {w['most_common_error_prediction']}, whose maps are very repeatable.")
-    fid = results.get("fidelity")
-    if fid:
-        above = fid["mass_in_mask_ci95"][0] > fid["chance"]
-        lines.append(f"- The maps are {'above' if above else 'not above'} chance on the tumour (mass in mask "
-                     f"{fmt_number(fid['mass_in_mask'])} vs chance {fmt_number(fid['chance'])}).")
-    san = results.get("sanity")
-    if san:
-        lines.append(f"- {sanity_sentence(san)}")
+             f"{results['n_test']} test images misclassified; MC mean prediction {100 * results['mc_accuracy']:.1f} %)."]
+    lines += [f"- {t}" for t in verdicts.sentences(lad)]
     if results.get("sweep_dropout"):
         lines.append(f"- Dropout rate: {sweep_sentence(results['sweep_dropout'])}")
     return "\n".join(lines)
+
+
+def baselines(rec: Any) -> dict[str, np.ndarray]:
+    """The prediction-only scores of the Assessment (higher = more confident): −entropy, margin and
+    −mutual information of the MC passes, −flip rate, and the confidence of the dropout-off forward."""
+    pr = rec.prediction
+    return {"−entropy": -np.asarray(pr["entropy"], float), "margin": np.asarray(pr["margin"], float),
+            "−mutual information": -np.asarray(pr["mutual_information"], float),
+            "−flip rate": -np.asarray(pr["flip_rate"], float), "confidence": np.asarray(pr["confidence"], float)}
+
+
+def class_stratified(rec: Any, groups: Any = None, *, seed: int = 0) -> dict:
+    """:func:`uqxai_lib.stats.stratified_auroc` of ρ for correct vs misclassified, pairs only within the
+    same predicted class (the ``within_class`` rung): a ρ that only follows the class gives 0.5."""
+    g = bootstrap_groups(groups)
+    return stats.stratified_auroc(rec.score("rho"), rec.correct, np.asarray(rec.prediction["pred"]),
+                                  groups=None if g is None else g.numpy(), seed=seed)
+
+
+def ladder(s: Setup, rec: Any, *, seed: int = 0, robustness_path: Any = None) -> tuple[dict, dict]:
+    """The chapter's verdict ladder (:mod:`uqxai_lib.verdicts`) and the records its rungs read.
+
+    Rungs: ``direction`` (the primary), ``beyond_baselines`` (:func:`uqxai_lib.stats.added_value` of ρ
+    against :func:`baselines`, out of sample), ``maps_right`` and ``sanity`` (the Assessment's
+    sections), ``within_class`` (:func:`class_stratified`), ``across_seeds`` / ``across_threads``
+    (the robustness chapter's record at ``robustness_path``; undefined when it has not run) and
+    ``paper_effect`` (our interval against :data:`PAPER_EFFECT`, theirs). Returns ``(ladder,
+    {"added_value", "within_class"})``.
+    """
+    from uqxai_lib import verdicts
+
+    exp = CLAIM["expected"]
+    g = bootstrap_groups(s.test.group)
+    added = stats.added_value(rec.score("rho"), baselines(rec), rec.correct, groups=None if g is None else g.numpy(),
+                              seed=seed)
+    strat = class_stratified(rec, s.test.group, seed=seed)
+    prim = primary_record(rec)
+    rungs = [verdicts.direction(prim, exp), verdicts.beyond_baselines(added, score_name="ρ"),
+             verdicts.maps_right(rec.fidelity), verdicts.sanity(rec.sanity), verdicts.within_class(strat, exp),
+             *verdicts.robustness_rungs("mri_mc_dropout", exp, path=robustness_path),
+             verdicts.paper_effect(prim, PAPER_EFFECT, mde=prim["mde"])]
+    data = (verdicts.data_line(s.data, PAPER_DATA) if s.attrs is not None
+            else f"{s.data}; the paper used {PAPER_DATA}")
+    return verdicts.ladder(CLAIM, data, rungs), {"added_value": added, "within_class": strat}
