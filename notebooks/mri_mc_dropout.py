@@ -275,7 +275,7 @@ if fvs is not None:
 # (folded: one row per point, undefined passes counted per group).
 
 # %% tags=["hide-output"]
-other = [v for v in EXPLAIN_POINTS if v != explain_point][0]
+other = next(v for v in EXPLAIN_POINTS if v != explain_point)
 other_layer = explained_layer(model, GRADCAM_LAYER, other)
 other_rec = sm.assessment(S, sm.study(S, passes=passes, p=dropout, seed=seed, layer=other_layer), passes=passes,
                           seed=seed, full=False)

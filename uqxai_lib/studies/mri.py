@@ -27,13 +27,14 @@ from uqxai_lib import aggregate, metrics, protocol, saliency, samplers, stats, t
 from uqxai_lib.protocol import evaluate
 
 __all__ = [
-    "SETUP_KEYS",
-    "PAPER_RHO",
     "AURC_KEYS",
-    "CLAIM",
-    "PRIMARY_NAME",
     "CASCADE",
-    "AURC_KEYS",
+    "CLAIM",
+    "PAPER_RHO",
+    "PRIMARY_NAME",
+    "SETUP_KEYS",
+    "MCStudy",
+    "Setup",
     "abstention",
     "assessment",
     "assessment_record",
@@ -46,7 +47,6 @@ __all__ = [
     "layer_table",
     "mc_frame_items",
     "mc_study",
-    "MCStudy",
     "most_repeatable_errors",
     "per_class_accuracy",
     "pick_cases",
@@ -59,7 +59,6 @@ __all__ = [
     "secondary_records",
     "secondary_table",
     "settling",
-    "Setup",
     "setup",
     "split_table",
     "strata_labels",
@@ -120,8 +119,15 @@ def setup(params: Mapping[str, Any], *, seed: int, device: Any = "cpu") -> Setup
     them share one cache key (``Setup.config``).
     """
     from uqxai_lib.data.sartaj import load_sartaj, stratified_holdout
-    from uqxai_lib.data.synthetic_mri import make_synthetic_mri, synthetic_mri_attributes
-    from uqxai_lib.models.resnet_mc import GRADCAM_LAYER, build_resnet_mc, explained_layer
+    from uqxai_lib.data.synthetic_mri import (
+        make_synthetic_mri,
+        synthetic_mri_attributes,
+    )
+    from uqxai_lib.models.resnet_mc import (
+        GRADCAM_LAYER,
+        build_resnet_mc,
+        explained_layer,
+    )
     from uqxai_lib.utils import pick_device, resolve_data_dir
 
     missing = [k for k in SETUP_KEYS if k not in params and k != "data_dir"]
@@ -261,7 +267,7 @@ def bootstrap_groups(groups: Tensor | None) -> Tensor | None:
     return g if len(torch.unique(g)) < len(g) else None
 
 
-def assessment(s: Setup, st: MCStudy, *, passes: int, seed: int, full: bool = True) -> "Any":
+def assessment(s: Setup, st: MCStudy, *, passes: int, seed: int, full: bool = True) -> Any:
     """The :class:`uqxai_lib.Assessment` of the chapter: :func:`uqxai_lib.evaluate` of the first
     ``passes`` maps of ``st`` (source ``mc_dropout``, score ``rho``, patients as bootstrap groups
     where a patient has several slices). ``full`` adds the tumour-mask fidelity sections (where the
@@ -321,7 +327,7 @@ def variant_record(rec: Any) -> dict:
     return {**rec.primary, "n_constant_samples": st["n_constant_samples"], "n_undefined_rho": st["n_undefined_rho"]}
 
 
-def variants_table(records: Mapping[str, Mapping[str, Any]]) -> "Any":
+def variants_table(records: Mapping[str, Mapping[str, Any]]) -> Any:
     """One row per variant: mean ρ of both groups, the difference and the AUROC with their intervals,
     the bootstrap p, the verdict and the constant MC maps (skipped, counted)."""
     import pandas as pd
@@ -385,7 +391,7 @@ def mc_frame_items(runs: Mapping[Any, MCStudy], cols: Sequence[int], pass_counts
     return frames
 
 
-def settling(prefix: Tensor, passes: Sequence[int], *, tol: float = 0.02) -> "Any":
+def settling(prefix: Tensor, passes: Sequence[int], *, tol: float = 0.02) -> Any:
     """How the per-image estimate settles with the pass count.
 
     ``prefix`` [len(passes), B] from :func:`prefix_repeatability`; the last row (most passes) is the
@@ -406,7 +412,7 @@ def settling(prefix: Tensor, passes: Sequence[int], *, tol: float = 0.02) -> "An
     return pd.DataFrame(rows).set_index("passes T")
 
 
-def repeatability_table(rho: Tensor, correct: Tensor, *, paper: Mapping = PAPER_RHO) -> "Any":
+def repeatability_table(rho: Tensor, correct: Tensor, *, paper: Mapping = PAPER_RHO) -> Any:
     """Repeatability of correct vs misclassified images, ours beside the paper's (labelled theirs).
 
     Uses :func:`uqxai_lib.metrics.compare_groups` (group a = correct, expected higher).
@@ -426,7 +432,7 @@ def repeatability_table(rho: Tensor, correct: Tensor, *, paper: Mapping = PAPER_
     return table, cmp
 
 
-def abstention(correct: Tensor, confidences: Mapping[str, Tensor]) -> tuple[dict, "Any"]:
+def abstention(correct: Tensor, confidences: Mapping[str, Tensor]) -> tuple[dict, Any]:
     """Accuracy-coverage curves and AURC when abstaining on each confidence score (higher = keep).
 
     Curves and AURC come from :func:`uqxai_lib.metrics.risk_coverage` and
@@ -461,7 +467,7 @@ def abstention(correct: Tensor, confidences: Mapping[str, Tensor]) -> tuple[dict
     return curves, table
 
 
-def sweep_table(rho_by_setting: Mapping[Any, Tensor], correct_by_setting: Mapping[Any, Tensor], name: str) -> "Any":
+def sweep_table(rho_by_setting: Mapping[Any, Tensor], correct_by_setting: Mapping[Any, Tensor], name: str) -> Any:
     """Mean rho of correct and misclassified images, their gap and AUROC for each sweep setting.
 
     One :func:`uqxai_lib.metrics.compare_groups` per setting (NaN where a group is empty).
@@ -526,7 +532,7 @@ def pick_cases(rho: Tensor, correct: Tensor, y: Tensor | None = None, *, avoid_c
     return good[:1] + bad[:1]
 
 
-def uncertainty_table(rho: Tensor, scores: Mapping[str, Tensor], correct: Tensor) -> "Any":
+def uncertainty_table(rho: Tensor, scores: Mapping[str, Tensor], correct: Tensor) -> Any:
     """How well each confidence score (higher = more confident) separates correct from misclassified.
 
     Rows: repeatability rho and each score. Columns: AUROC for correct vs misclassified
@@ -591,7 +597,7 @@ def secondary_records(comparisons: Mapping[str, Mapping[str, Any]]) -> list[dict
 # ---------------------------------------------------------------------------------------------
 # training and per-class accuracy; where the reversal comes from
 # ---------------------------------------------------------------------------------------------
-def per_class_accuracy(pred: Tensor, y: Tensor, classes: Sequence[str]) -> "Any":
+def per_class_accuracy(pred: Tensor, y: Tensor, classes: Sequence[str]) -> Any:
     """Per true class: images, correct, recall (= per-class accuracy) and the most frequent wrong prediction."""
     import pandas as pd
 
@@ -607,7 +613,7 @@ def per_class_accuracy(pred: Tensor, y: Tensor, classes: Sequence[str]) -> "Any"
     return pd.DataFrame(rows).T
 
 
-def strata_table(rho: Tensor, correct: Tensor, strata: Mapping[str, Sequence[Any]]) -> "Any":
+def strata_table(rho: Tensor, correct: Tensor, strata: Mapping[str, Sequence[Any]]) -> Any:
     """ρ of correct vs misclassified images within each level of each split (e.g. true class,
     predicted class, ambiguous flag, tumour size): counts, means and the AUROC (0.5 = no
     separation, < 0.5 = errors more repeatable; NaN where a group is empty). Descriptive: no
@@ -677,7 +683,7 @@ def first_of_each_class(y: Tensor) -> list[int]:
     return [int(torch.nonzero(y == k)[0]) for k in sorted(set(y.tolist()))]
 
 
-def split_table(s: Setup) -> "Any":
+def split_table(s: Setup) -> Any:
     """Images per class in each part of the split (rows: train, validation, test; last column the total)."""
     import pandas as pd
 
@@ -713,7 +719,7 @@ def strata_labels(test: Any, pred: Tensor, classes: Sequence[str], attrs: Mappin
     return out
 
 
-def secondary_table(rows: Sequence[Mapping[str, Any]]) -> "Any":
+def secondary_table(rows: Sequence[Mapping[str, Any]]) -> Any:
     """The secondary comparisons as a table: the comparison first, then the difference with its interval,
     p, Holm-adjusted p and the label (read from the Holm-adjusted p)."""
     import pandas as pd
@@ -725,7 +731,7 @@ def secondary_table(rows: Sequence[Mapping[str, Any]]) -> "Any":
                          for r in rows}).T.rename_axis("comparison")
 
 
-def sweep_record(p_table: "Any") -> dict:
+def sweep_record(p_table: Any) -> dict:
     """Per dropout rate of :func:`sweep_table`: the gap in ρ (correct − misclassified) and the AUROC."""
     return {f"{float(p):g}": {"gap": float(r["gap"]), "auroc": float(r["auroc"])} for p, r in p_table.iterrows()}
 
@@ -798,7 +804,7 @@ def verdict_sentence(record: Mapping[str, Any], claim: Mapping[str, Any] = CLAIM
             f"**{record['verdict']}** for correct images, so the paper's claim ({claim['expected']}) is **{rep}** here.")
 
 
-def fidelity_table(s: Setup, rec: Any, *, seed: int = 0) -> "Any":
+def fidelity_table(s: Setup, rec: Any, *, seed: int = 0) -> Any:
     """Tumour slices, all and per tumour class: images, mass of the deterministic map in the mask with
     its interval, chance (the masks' area share), pointing game and IoU of the top region, each group
     scored by :func:`uqxai_lib.protocol.fidelity_section` (the Assessment's own section for "all")."""
@@ -833,7 +839,7 @@ def deletion_sentence(fid: Mapping[str, Any]) -> str:
             "the evidence.")
 
 
-def sanity_table(sanity: Mapping[str, Any]) -> "Any":
+def sanity_table(sanity: Mapping[str, Any]) -> Any:
     """One row per cascading step: what is randomised, the median ρ over non-constant maps, constant maps."""
     import pandas as pd
 
@@ -850,7 +856,7 @@ def sanity_sentence(sanity: Mapping[str, Any]) -> str:
 
 
 def layer_table(s: Setup, subset: Tensor, correct: Tensor, layers: Sequence[str], passes: int, *,
-                p: float | None = None, seed: int = 0) -> "Any":
+                p: float | None = None, seed: int = 0) -> Any:
     """For each explained layer, on the test images ``subset``: map size, mean ρ over ``passes`` MC
     passes and its AUROC for correct vs misclassified (:func:`compare`), and on tumour slices the
     fidelity of the deterministic map (:func:`uqxai_lib.protocol.fidelity_section`: mass in mask,

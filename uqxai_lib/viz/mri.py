@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from uqxai_lib.viz.common import TEXT_WIDTH_IN, _fig_ax, show_map, to_numpy
+from uqxai_lib.viz.common import TEXT_WIDTH_IN, show_map, to_numpy
 
 #: width of the figures of this chapter in inches: the 688 px text column at 100 px per inch
 COLUMN_IN = min(TEXT_WIDTH_IN, 6.88)
@@ -64,7 +64,9 @@ def plot_confusion(confusion: Any, classes: Sequence[str], ax=None, *, title: st
 
     ``confusion`` as returned by :func:`uqxai_lib.metrics.classification_summary` (``["confusion"]``).
     """
-    fig, ax = _fig_ax(ax, figsize=(3.8, 3.4))
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3.8, 3.4)) if ax is None else (ax.figure, ax)
     c = to_numpy(confusion).astype(int)
     ax.imshow(c, cmap="Blues")
     for i in range(c.shape[0]):
@@ -145,7 +147,9 @@ def plot_rho_groups(rho: Tensor, correct: Tensor, ax=None, *, title: str | None 
     ok = torch.isfinite(rho)
     groups = {name: rho[ok & sel] for name, sel in (("correct", correct), ("misclassified", ~correct))
               if bool((ok & sel).any())}
-    fig, ax = _fig_ax(ax, figsize=(4.0, 2.6))
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.0, 2.6)) if ax is None else (ax.figure, ax)
     if not groups:
         ax.text(0.5, 0.5, "no defined ρ", ha="center", va="center", transform=ax.transAxes)
         return fig
@@ -180,7 +184,9 @@ def plot_rho_vs_uncertainty(rho: Tensor, scores: Mapping[str, Tensor], correct: 
 
 def plot_abstention(curves: Mapping[str, tuple[Tensor, Tensor]], ax=None, *, aurc: Mapping[str, float] | None = None):
     """Accuracy of the kept images against coverage, one line per abstention score."""
-    fig, ax = _fig_ax(ax, figsize=(4.6, 3.4))
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 3.4)) if ax is None else (ax.figure, ax)
     for name, (cov, acc) in curves.items():
         label = name if aurc is None else f"{name} (AURC {aurc[name]:.3f})"
         ax.plot(to_numpy(cov), to_numpy(acc), label=label, lw=1.4)
@@ -192,7 +198,7 @@ def plot_abstention(curves: Mapping[str, tuple[Tensor, Tensor]], ax=None, *, aur
     return fig
 
 
-def plot_sweeps(p_table: "Any", t_table: "Any", settle: "Any"):
+def plot_sweeps(p_table: Any, t_table: Any, settle: Any):
     """Three panels: gap and AUROC against dropout rate, against pass count, and settling."""
     import matplotlib.pyplot as plt
 
@@ -325,7 +331,9 @@ def plot_sanity(images: Sequence[Any], maps: Sequence[Tensor], column_titles: Se
 def plot_fidelity_vs_stability(mass: Tensor, rho: Tensor, correct: Tensor, ax=None, *, chance: float | None = None,
                                title: str | None = None):
     """Per image: fidelity (share of the map in the tumour) against stability (ρ), coloured correct / misclassified."""
-    fig, ax = _fig_ax(ax, figsize=(4.2, 3.3))
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.2, 3.3)) if ax is None else (ax.figure, ax)
     m, r, c = to_numpy(mass), to_numpy(rho), to_numpy(correct).astype(bool)
     ok = np.isfinite(m) & np.isfinite(r)
     ax.scatter(m[ok & c], r[ok & c], s=10, alpha=0.6, color="tab:blue", label="correct")
