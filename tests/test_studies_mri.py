@@ -399,3 +399,26 @@ def test_ladder_has_the_eight_rungs_and_reads_a_composition_effect(tmp_path):
     text = sm.summary({"verdict": lad, "primary": {"n_misclassified": 7}, "accuracy": 0.9, "n_test": 70,
                        "mc_accuracy": 0.88})
     assert text.count("\n- ") == len(lad["rungs"]) + 1 and "reversed" in text
+
+
+def test_layer_table_reads_each_layers_stack_with_the_instruments_pieces(tiny_model, tmp_path, monkeypatch):
+    from uqxai_lib import protocol
+    from uqxai_lib.data import LabeledArrays
+
+    monkeypatch.setenv("UQXAI_CACHE_DIR", str(tmp_path))
+    g = torch.Generator().manual_seed(31)
+    mask = torch.zeros(8, 16, 16, dtype=torch.bool)
+    mask[:6, 4:10, 4:10] = True
+    test = LabeledArrays(torch.randn(8, 3, 16, 16, generator=g), torch.randint(0, 4, (8,), generator=g),
+                         ("a", "b", "c", "d"), mask=mask)
+    s = sm.Setup(None, None, test, tiny_model, list("abcd"), "layer4", None, None, "phantom", {"data": "t"})
+    correct = torch.tensor([True, False] * 4)
+    sub = torch.arange(8)
+    t = sm.layer_table(s, sub, correct, ["layer3", "layer4"], 3, p=0.3, seed=0)
+    assert list(t.index) == ["layer3", "layer4"] and t.loc["layer3", "map size"] == "4×4"
+    st = sm.study(s, passes=3, p=0.3, seed=0, layer="layer4", subset=sub)
+    assert t.loc["layer4", "mean ρ"] == f"{float(st.repeatability().nanmean()):.3g}"
+    f = protocol.fidelity_section(st.det_map, mask)
+    assert t.loc["layer4", "chance"] == f"{f['chance']:.3g}"
+    again = sm.study(s, passes=3, p=0.3, seed=0, layer="layer4", subset=sub)  # from the cache
+    assert torch.equal(again.maps, st.maps)
