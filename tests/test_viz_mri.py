@@ -64,13 +64,13 @@ def test_figures_fit_the_text_column():
                 rho_mean=0.5, mask=None, title="t")
     fig = vz.plot_fig4([case, case])
     w, h = fig.get_size_inches()
-    assert w * 100 <= 688 and 0.9 < h / w < 1.4
+    assert w * 100 <= 654 and 0.9 < h / w < 1.5
     panels = [ax for ax in fig.axes if ax.get_images() and ax.get_label() != "<colorbar>" and ax.get_position().width > 0.1]
     assert len(panels) >= 16
     fig2 = vz.plot_sweeps(sm.sweep_table({0.1: torch.rand(9, generator=g)}, {0.1: torch.rand(9, generator=g) > 0.3}, "p"),
                           sm.sweep_table({2: torch.rand(9, generator=g)}, {2: torch.rand(9, generator=g) > 0.3}, "T"),
                           sm.settling(torch.rand(1, 9, generator=g), [2]))
-    assert fig2.get_size_inches()[0] * 100 <= 688
+    assert fig2.get_size_inches()[0] * 100 <= 654
     import matplotlib.pyplot as plt
 
     plt.close("all")

@@ -17,8 +17,9 @@ from torch import Tensor
 
 from uqxai_lib.viz.common import TEXT_WIDTH_IN, show_map, to_numpy
 
-#: width of the figures of this chapter in inches: the 688 px text column at 100 px per inch
-COLUMN_IN = min(TEXT_WIDTH_IN, 6.88)
+#: width of the figures of this chapter in inches at 100 px per inch: the text column is 688 px wide
+#: (654 px at 1280 px windows with the side bars open), so 650 px figures are never scaled down
+COLUMN_IN = min(TEXT_WIDTH_IN, 6.5)
 
 __all__ = [
     "mc_frames",
