@@ -212,6 +212,7 @@ RUNG_TITLES = {
     "across_seeds": "Across training seeds",
     "across_threads": "Across torch thread counts",
     "paper_effect": "Against the paper's effect",
+    "across_metrics": "Across the table's scores",
 }
 
 

@@ -118,6 +118,23 @@ def _resample_indices(rng: np.random.Generator, n: int, groups: np.ndarray | Non
     return rng.integers(0, n, n)
 
 
+def _resampling_inputs(name: str, arrays: Sequence[Any], groups: Any, strata: Any
+                       ) -> tuple[list[np.ndarray], int, np.ndarray | None, np.ndarray | None]:
+    """Arrays, item count, groups and strata of a bootstrap call, checked (one place for both)."""
+    arrs = [np.asarray(a) for a in arrays]
+    if not arrs:
+        raise ValueError(f"{name}: give at least one array")
+    n = len(arrs[0])
+    if any(len(a) != n for a in arrs):
+        raise ValueError(f"{name}: arrays differ in length {[len(a) for a in arrs]}")
+    g = None if groups is None else np.asarray(groups).reshape(-1)
+    st = None if strata is None else np.asarray(strata).reshape(-1)
+    for label, v in (("groups", g), ("strata", st)):
+        if v is not None and v.size != n:
+            raise ValueError(f"{name}: {label} has {v.size} entries for {n} items")
+    return arrs, n, g, st
+
+
 def bootstrap_ci(statistic: Callable[..., float], *arrays: Any, groups: Any = None, strata: Any = None,
                  n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic(*arrays)``.
@@ -138,19 +155,9 @@ def bootstrap_ci(statistic: Callable[..., float], *arrays: Any, groups: Any = No
     True
     """
     _check_level(level, n_boot)
-    arrs = [np.asarray(a) for a in arrays]
-    if not arrs:
-        raise ValueError("bootstrap_ci: give at least one array")
-    n = len(arrs[0])
-    if any(len(a) != n for a in arrs):
-        raise ValueError(f"bootstrap_ci: arrays differ in length {[len(a) for a in arrs]}")
+    arrs, n, g, st = _resampling_inputs("bootstrap_ci", arrays, groups, strata)
     if n == 0:
         return (math.nan, math.nan)
-    g = None if groups is None else np.asarray(groups).reshape(-1)
-    st = None if strata is None else np.asarray(strata).reshape(-1)
-    for name, v in (("groups", g), ("strata", st)):
-        if v is not None and v.size != n:
-            raise ValueError(f"bootstrap_ci: {name} has {v.size} entries for {n} items")
     rng = np.random.default_rng(seed)
     vals = np.empty(int(n_boot))
     for b in range(int(n_boot)):
@@ -189,17 +196,7 @@ def bootstrap_test(statistic: Callable[..., Any], *arrays: Any, groups: Any = No
     (True, True)
     """
     _check_level(level, n_boot)
-    arrs = [np.asarray(a) for a in arrays]
-    if not arrs:
-        raise ValueError("bootstrap_test: give at least one array")
-    n = len(arrs[0])
-    if any(len(a) != n for a in arrs):
-        raise ValueError(f"bootstrap_test: arrays differ in length {[len(a) for a in arrs]}")
-    g = None if groups is None else np.asarray(groups).reshape(-1)
-    st = None if strata is None else np.asarray(strata).reshape(-1)
-    for name, v in (("groups", g), ("strata", st)):
-        if v is not None and v.size != n:
-            raise ValueError(f"bootstrap_test: {name} has {v.size} entries for {n} items")
+    arrs, n, g, st = _resampling_inputs("bootstrap_test", arrays, groups, strata)
     first = np.asarray(statistic(*arrs), dtype=np.float64) if n else np.asarray(math.nan)
     scalar = first.ndim == 0
     est = np.atleast_1d(first)

@@ -39,7 +39,7 @@ from . import stats
 from .report import RUNG_TITLES, fmt_interval, fmt_number
 
 __all__ = ["OUTCOMES", "RUNG_ORDER", "RUNG_TITLES", "VerdictError", "direction", "beyond_baselines", "maps_right",
-           "sanity", "within_class", "across_seeds", "across_threads", "paper_effect", "robustness_rungs",
+           "sanity", "within_class", "across_seeds", "across_threads", "paper_effect", "across_metrics", "robustness_rungs",
            "ladder", "data_line", "sentences"]
 
 _REPRO = ("reproduced", "not reproduced", "reversed", "undefined")
@@ -53,6 +53,7 @@ OUTCOMES: dict[str, tuple[str, ...]] = {
     "across_seeds": _REPRO,
     "across_threads": ("same", "flips", "undefined"),
     "paper_effect": ("excluded", "compatible", "underpowered", "undefined"),
+    "across_metrics": ("reproduced", "not reproduced", "reversed", "depends on the metric", "undefined"),
 }
 #: The rungs in the order a box shows them.
 RUNG_ORDER = tuple(OUTCOMES)
@@ -256,6 +257,33 @@ def paper_effect(primary: Mapping[str, Any] | None, theirs: float | None, *, mde
     return _rung("paper_effect", outcome, ev)
 
 
+def across_metrics(comparisons: Mapping[str, Mapping[str, Any]], expected: str) -> dict:
+    """Rung ``across_metrics``: the same claim judged by every score a chapter's own table shows
+    (e.g. mass in mask, IoU and Dice of Grad-CAM++ − Grad-CAM), so one metric cannot stand for the
+    table. Each comparison is a primary-like record (``effect``, ``ci95``); the outcome is the
+    common :func:`uqxai_lib.stats.reproduction` word when all agree, else "depends on the metric".
+
+    >>> r = across_metrics({"mass": {"effect": -0.02, "ci95": [-0.03, -0.01]},
+    ...                     "IoU": {"effect": 0.05, "ci95": [0.01, 0.09]}}, "higher")
+    >>> r["outcome"], r["evidence"]
+    ('depends on the metric', 'mass −0.02 (95 % interval −0.03 to −0.01) (reversed); IoU +0.05 (95 % interval 0.01 to 0.09) (reproduced)')
+    """
+    exp = _expected(expected)
+    words, parts = [], []
+    for name, c in comparisons.items():
+        ci = _ci(c.get("ci95"))
+        if ci is None:
+            parts.append(f"{name} undefined")
+            continue
+        w = stats.reproduction(stats.verdict(ci), exp)
+        words.append(w)
+        parts.append(f"{name} {_with_ci(c.get('effect'), ci)} ({w})")
+    if not words:
+        return _undefined("across_metrics", "no metric has a finite interval", "; ".join(parts) or None)
+    outcome = words[0] if len(set(words)) == 1 and len(words) == len(comparisons) else "depends on the metric"
+    return _rung("across_metrics", outcome, "; ".join(parts))
+
+
 def robustness_rungs(study: str, expected: str, *, path: str | pathlib.Path | None = None,
                      record: Mapping[str, Any] | None = None) -> list[dict]:
     """The ``across_seeds`` and ``across_threads`` rungs of ``study`` from the robustness chapter's
@@ -331,6 +359,7 @@ _SENTENCE = {
     "across_seeds": "Across training seeds the claim is {o}: {e}.",
     "across_threads": "The single-run verdict is the {o} at 1 and 2 threads: {e}.",
     "paper_effect": "Against the paper's effect our interval is {o}: {e}.",
+    "across_metrics": "Judged by every score of the table the claim is {o}: {e}.",
 }
 
 

@@ -1,104 +1,13 @@
-r"""Metrics on stacks of saliency maps and on predictions: pure, batched torch functions.
-
-Modelled on the torchmetrics functional API: every function takes tensors and returns tensors (or a
-small record of Python numbers for the table builders), never touches global state, and is
-doctested. Floating inputs keep their dtype (float32 in -> float32 out, float64 -> float64);
-bool / integer inputs give float32. Internally, ranks and sums are accumulated in float64 where the
-device supports it, then cast back.
-
-Shape conventions
------------------
-* A *map* is a tensor ``[..., *spatial]``. Functions that reduce over the spatial dimensions take a
-  keyword ``ndim_spatial`` (the number of **trailing** dimensions that are spatial, as in
-  :func:`uqxai_lib.saliency.normalize`). Its default is stated per function: ``ndim - 1`` for a batch
-  ``[B, *spatial]`` and ``ndim - 2`` for a stack ``[S, B, *spatial]``; a 1-D input is one map.
-* A *stack* is ``[S, B, *spatial]``: ``S`` explanations (MC passes, test-time draws, pruned models)
-  of each of ``B`` inputs.
-* Binary regions are bool tensors of the same shapes.
-
-Salient region
---------------
-Where a rule picks "the most salient region" of a map :math:`M` it is (see :func:`binarize`)
-
-.. math:: R_q(M) = \{\, i : M_i \ge Q_q(M) \ \text{and}\ M_i > 0 \,\}
-
-with :math:`Q_q` the ``q``-quantile of the map's values (linear interpolation, ``numpy.quantile``'s
-default); ties at the quantile are included, zeros (post-ReLU "no evidence") never are.
-"""
+"""Metrics on maps and stacks of maps: ranks, Spearman, thresholds, regions, overlap, mass in mask, SUE."""
 from __future__ import annotations
 
 import math
-from typing import Literal, NamedTuple, Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor
 
-__all__ = [
-    "GroupComparison",
-    "aurc",
-    "auroc",
-    "binarize",
-    "classification_summary",
-    "compare_groups",
-    "dice",
-    "entropy",
-    "iou",
-    "mass_in_mask",
-    "mutual_information",
-    "otsu_threshold",
-    "pointing_game",
-    "predictive_entropy",
-    "quantile_threshold",
-    "rank_average",
-    "rankdata",
-    "repeatability",
-    "risk_coverage",
-    "spearman",
-    "sue",
-    "empty_regions",
-]
-
-
-# --------------------------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------------------------
-def _out_dtype(*ts: Tensor) -> torch.dtype:
-    fl = [t.dtype for t in ts if t.is_floating_point()]
-    if not fl:
-        return torch.float32
-    dt = fl[0]
-    for d in fl[1:]:
-        dt = torch.promote_types(dt, d)
-    return dt
-
-
-def _work_dtype(t: Tensor) -> torch.dtype:
-    return torch.float32 if t.device.type == "mps" else torch.float64
-
-
-def _as_tensor(x, name: str) -> Tensor:
-    if isinstance(x, Tensor):
-        return x
-    try:
-        return torch.as_tensor(x)
-    except (TypeError, ValueError, RuntimeError) as e:  # pragma: no cover - message only
-        raise TypeError(f"{name} must be a tensor (or array-like), got {type(x).__name__}") from e
-
-
-def _nsp(t: Tensor, ndim_spatial: int | None, lead: int, name: str) -> int:
-    """Resolve ``ndim_spatial``: given, else ``t.ndim - lead`` (at least 1)."""
-    nd = max(t.ndim - lead, 1) if ndim_spatial is None else int(ndim_spatial)
-    if nd < 1 or nd > t.ndim:
-        raise ValueError(
-            f"{name}: ndim_spatial={ndim_spatial} does not fit a tensor of shape {tuple(t.shape)}; "
-            f"pass 1 <= ndim_spatial <= {t.ndim}"
-        )
-    return nd
-
-
-def _flat(t: Tensor, nd: int) -> Tensor:
-    """``[..., *spatial]`` -> ``[..., n]`` (last ``nd`` dims flattened)."""
-    return t.reshape(tuple(t.shape[: t.ndim - nd]) + (-1,))
+from .base import as_tensor, flatten_spatial, out_dtype, resolve_ndim_spatial, work_dtype
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,7 +23,7 @@ def rankdata(x: Tensor, dim: int = -1) -> Tensor:
     >>> rankdata(torch.tensor([0., 2., 0., 1.]))
     tensor([1.5000, 4.0000, 1.5000, 3.0000], dtype=torch.float64)
     """
-    x = _as_tensor(x, "x")
+    x = as_tensor(x, "x")
     xm = x.movedim(dim, -1)
     n = xm.shape[-1]
     if n == 0:
@@ -127,7 +36,7 @@ def rankdata(x: Tensor, dim: int = -1) -> Tensor:
     last[..., :-1] = new[..., 1:]
     start = torch.where(new, pos, torch.zeros_like(pos)).cummax(dim=-1).values
     end = torch.where(last, pos, torch.full_like(pos, n)).flip(-1).cummin(dim=-1).values.flip(-1)
-    r_sorted = (start + end).to(_work_dtype(x)) / 2 + 1
+    r_sorted = (start + end).to(work_dtype(x)) / 2 + 1
     r = torch.empty_like(r_sorted).scatter_(-1, idx, r_sorted)
     return r.movedim(-1, dim)
 
@@ -169,14 +78,14 @@ def spearman(a: Tensor, b: Tensor, *, ndim_spatial: int | None = None) -> Tensor
     >>> round(float(spearman(torch.tensor([1., 2., 3.]), torch.tensor([3., 1., 2.]))), 4)
     -0.5
     """
-    a, b = _as_tensor(a, "a"), _as_tensor(b, "b")
-    out = _out_dtype(a, b)
+    a, b = as_tensor(a, "a"), as_tensor(b, "b")
+    out = out_dtype(a, b)
     try:
         a, b = torch.broadcast_tensors(a, b)
     except RuntimeError as e:
         raise ValueError(f"spearman: shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast") from e
-    nd = _nsp(a, ndim_spatial, 1, "spearman")
-    fa, fb = _flat(a, nd), _flat(b, nd)
+    nd = resolve_ndim_spatial(a, ndim_spatial, 1, "spearman")
+    fa, fb = flatten_spatial(a, nd), flatten_spatial(b, nd)
     rho = _pearson_last(rankdata(fa), rankdata(fb))
     has_nan = torch.zeros(rho.shape, dtype=torch.bool, device=rho.device)
     if fa.is_floating_point():
@@ -211,13 +120,13 @@ def repeatability(maps: Tensor, reference: Tensor, *, ndim_spatial: int | None =
     >>> repeatability(maps, ref)
     tensor([0.])
     """
-    maps, reference = _as_tensor(maps, "maps"), _as_tensor(reference, "reference")
+    maps, reference = as_tensor(maps, "maps"), as_tensor(reference, "reference")
     if maps.ndim != reference.ndim + 1 or maps.shape[1:] != reference.shape:
         raise ValueError(
             f"repeatability: maps must be [S, *reference.shape]; got maps {tuple(maps.shape)} and "
             f"reference {tuple(reference.shape)}"
         )
-    nd = _nsp(reference, ndim_spatial, 1, "repeatability")
+    nd = resolve_ndim_spatial(reference, ndim_spatial, 1, "repeatability")
     rho = spearman(maps, reference.unsqueeze(0), ndim_spatial=nd)
     return torch.nanmean(rho, dim=0)
 
@@ -234,12 +143,12 @@ def quantile_threshold(maps: Tensor, q: float, *, ndim_spatial: int | None = Non
     >>> quantile_threshold(torch.tensor([[0., 1., 2., 3., 4.]]), 0.9)
     tensor([3.6000])
     """
-    maps = _as_tensor(maps, "maps")
+    maps = as_tensor(maps, "maps")
     if not 0.0 <= float(q) <= 1.0:
         raise ValueError(f"quantile must be in [0, 1], got {q}")
-    nd = _nsp(maps, ndim_spatial, 1, "quantile_threshold")
-    f = _flat(maps, nd)
-    s = f.sort(dim=-1).values.to(_work_dtype(f))
+    nd = resolve_ndim_spatial(maps, ndim_spatial, 1, "quantile_threshold")
+    f = flatten_spatial(maps, nd)
+    s = f.sort(dim=-1).values.to(work_dtype(f))
     n = s.shape[-1]
     p = float(q) * (n - 1)
     lo, hi = int(math.floor(p)), int(math.ceil(p))
@@ -247,7 +156,7 @@ def quantile_threshold(maps: Tensor, q: float, *, ndim_spatial: int | None = Non
     a, b = s[..., lo], s[..., hi]
     d = b - a
     thr = b - d * (1 - t) if t >= 0.5 else a + d * t  # numpy's _lerp
-    return thr.to(_out_dtype(maps))
+    return thr.to(out_dtype(maps))
 
 
 def otsu_threshold(maps: Tensor, *, bins: int = 256, ndim_spatial: int | None = None) -> Tensor:
@@ -261,9 +170,9 @@ def otsu_threshold(maps: Tensor, *, bins: int = 256, ndim_spatial: int | None = 
     >>> otsu_threshold(torch.tensor([[0., 0., 0., 1., 1.]]), bins=2)
     tensor([0.2500])
     """
-    maps = _as_tensor(maps, "maps")
-    nd = _nsp(maps, ndim_spatial, 1, "otsu_threshold")
-    f = _flat(maps, nd).to(_work_dtype(maps))
+    maps = as_tensor(maps, "maps")
+    nd = resolve_ndim_spatial(maps, ndim_spatial, 1, "otsu_threshold")
+    f = flatten_spatial(maps, nd).to(work_dtype(maps))
     lo = f.amin(-1, keepdim=True)
     hi = f.amax(-1, keepdim=True)
     width = (hi - lo) / bins
@@ -279,7 +188,7 @@ def otsu_threshold(maps: Tensor, *, bins: int = 256, ndim_spatial: int | None = 
     k = var.argmax(-1, keepdim=True)
     thr = centers.gather(-1, k).squeeze(-1)
     thr = torch.where(width.squeeze(-1) > 0, thr, lo.squeeze(-1))
-    return thr.to(_out_dtype(maps))
+    return thr.to(out_dtype(maps))
 
 
 Rule = str | tuple
@@ -314,8 +223,8 @@ def binarize(maps: Tensor, rule: Rule = "otsu", *, ndim_spatial: int | None = No
     >>> binarize(torch.tensor([[0., 0., 0., 5., 6.]]))
     tensor([[False, False, False,  True,  True]])
     """
-    maps = _as_tensor(maps, "maps")
-    nd = _nsp(maps, ndim_spatial, 1, "binarize")
+    maps = as_tensor(maps, "maps")
+    nd = resolve_ndim_spatial(maps, ndim_spatial, 1, "binarize")
     expand = (Ellipsis,) + (None,) * nd
     if isinstance(rule, list):
         rule = tuple(rule)
@@ -328,7 +237,7 @@ def binarize(maps: Tensor, rule: Rule = "otsu", *, ndim_spatial: int | None = No
         t = float(rule[1])
         if not 0.0 < t <= 1.0:
             raise ValueError(f"fraction_of_max must be in (0, 1], got {t}")
-        mx = _flat(maps, nd).amax(-1)
+        mx = flatten_spatial(maps, nd).amax(-1)
         return (maps >= (t * mx)[expand]) & (maps > 0)
     raise ValueError(
         f"unknown binarisation rule {rule!r}; use 'otsu', ('quantile', q) or ('fraction_of_max', t)"
@@ -336,16 +245,16 @@ def binarize(maps: Tensor, rule: Rule = "otsu", *, ndim_spatial: int | None = No
 
 
 def _pair_sets(pred: Tensor, true: Tensor, ndim_spatial: int | None, name: str) -> tuple[Tensor, Tensor, Tensor]:
-    pred, true = _as_tensor(pred, "pred"), _as_tensor(true, "true")
+    pred, true = as_tensor(pred, "pred"), as_tensor(true, "true")
     if pred.dtype != torch.bool or true.dtype != torch.bool:
         raise TypeError(f"{name}: pred and true must be bool masks (use metrics.binarize first); "
                         f"got {pred.dtype} and {true.dtype}")
-    nd = _nsp(pred if pred.ndim <= true.ndim else true, ndim_spatial, 1, name)
+    nd = resolve_ndim_spatial(pred if pred.ndim <= true.ndim else true, ndim_spatial, 1, name)
     try:
         pred, true = torch.broadcast_tensors(pred, true)
     except RuntimeError as e:
         raise ValueError(f"{name}: shapes {tuple(pred.shape)} and {tuple(true.shape)} do not broadcast") from e
-    p, t = _flat(pred, nd), _flat(true, nd)
+    p, t = flatten_spatial(pred, nd), flatten_spatial(true, nd)
     inter = (p & t).sum(-1).to(torch.float64)
     return inter, p.sum(-1).to(torch.float64), t.sum(-1).to(torch.float64)
 
@@ -392,23 +301,23 @@ def mass_in_mask(maps: Tensor, mask: Tensor, *, ndim_spatial: int | None = None)
     >>> mass_in_mask(torch.tensor([[1., 3., 0., 0.]]), torch.tensor([[False, True, True, False]]))
     tensor([0.7500])
     """
-    maps, mask = _as_tensor(maps, "maps"), _as_tensor(mask, "mask")
+    maps, mask = as_tensor(maps, "maps"), as_tensor(mask, "mask")
     if mask.dtype != torch.bool:
         raise TypeError(f"mass_in_mask: mask must be bool, got {mask.dtype}")
     if bool((maps < 0).any()):
         raise ValueError("mass_in_mask: maps must be non-negative (apply .clamp(min=0) or use post-ReLU maps)")
-    nd = _nsp(mask, ndim_spatial, 1, "mass_in_mask")
+    nd = resolve_ndim_spatial(mask, ndim_spatial, 1, "mass_in_mask")
     try:
         m, k = torch.broadcast_tensors(maps, mask)
     except RuntimeError as e:
         raise ValueError(f"mass_in_mask: shapes {tuple(maps.shape)} and {tuple(mask.shape)} do not broadcast") from e
-    wd = _work_dtype(maps)
-    fm = _flat(m, nd).to(wd)
-    inside = (fm * _flat(k, nd)).sum(-1)
+    wd = work_dtype(maps)
+    fm = flatten_spatial(m, nd).to(wd)
+    inside = (fm * flatten_spatial(k, nd)).sum(-1)
     total = fm.sum(-1)
     res = torch.where(total > 0, inside / torch.where(total > 0, total, torch.ones_like(total)),
                       torch.full_like(total, math.nan))
-    return res.to(_out_dtype(maps))
+    return res.to(out_dtype(maps))
 
 
 def pointing_game(maps: Tensor, mask: Tensor, *, ndim_spatial: int | None = None, ties: str = "any",
@@ -428,17 +337,17 @@ def pointing_game(maps: Tensor, mask: Tensor, *, ndim_spatial: int | None = None
     >>> pointing_game(torch.tensor([[2., 0., 2.]]), torch.tensor([[False, False, True]]), ties="first")
     tensor([0.])
     """
-    maps, mask = _as_tensor(maps, "maps"), _as_tensor(mask, "mask")
+    maps, mask = as_tensor(maps, "maps"), as_tensor(mask, "mask")
     if mask.dtype != torch.bool:
         raise TypeError(f"pointing_game: mask must be bool, got {mask.dtype}")
     if ties not in ("any", "first"):
         raise ValueError(f"pointing_game: ties must be 'any' or 'first', got {ties!r}")
-    nd = _nsp(mask, ndim_spatial, 1, "pointing_game")
+    nd = resolve_ndim_spatial(mask, ndim_spatial, 1, "pointing_game")
     try:
         m, k = torch.broadcast_tensors(maps, mask)
     except RuntimeError as e:
         raise ValueError(f"pointing_game: shapes {tuple(maps.shape)} and {tuple(mask.shape)} do not broadcast") from e
-    fm, fk = _flat(m, nd), _flat(k, nd)
+    fm, fk = flatten_spatial(m, nd), flatten_spatial(k, nd)
     top = fm.max(-1, keepdim=True).values
     if ties == "any":
         hit = ((fm == top) & fk).any(-1).float()
@@ -500,12 +409,12 @@ def sue(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | None = None,
     >>> sue(m, quantile=0.5)   # regions {1,2}, {1,2}, {0,1}: J = 1, 1/3, 1/3
     tensor([0.5556])
     """
-    maps = _as_tensor(maps, "maps")
+    maps = as_tensor(maps, "maps")
     if maps.ndim < 2:
         raise ValueError(f"sue: maps must be [S, B, *spatial], got shape {tuple(maps.shape)}")
     if maps.shape[0] < 2:
         raise ValueError(f"sue needs at least S=2 maps per input to compare, got S={maps.shape[0]}")
-    nd = _nsp(maps, ndim_spatial, 2, "sue")
+    nd = resolve_ndim_spatial(maps, ndim_spatial, 2, "sue")
     if maps.ndim - nd != 2:
         if maps.ndim - nd == 1:
             raise ValueError(f"sue: maps of shape {tuple(maps.shape)} have no batch dim; use maps[:, None]")
@@ -516,13 +425,13 @@ def sue(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | None = None,
         raise ValueError(f"sue: empty must be 'agree' (all-empty pairs count as J = 1), 'nan' (inputs with an empty "
                          f"region excluded) or 'skip' (pairs with an empty region excluded), got {empty!r}")
     if reference is not None:
-        return _sue_to_reference(maps, _as_tensor(reference, "reference"), quantile, nd, empty)
-    regions = _flat(binarize(maps, ("quantile", quantile), ndim_spatial=nd), nd)  # [S, B, n]
+        return _sue_to_reference(maps, as_tensor(reference, "reference"), quantile, nd, empty)
+    regions = flatten_spatial(binarize(maps, ("quantile", quantile), ndim_spatial=nd), nd)  # [S, B, n]
     n = regions.shape[-1]
     # counts are exact in float32 below 2**24 positions; the ratios are formed in float64
-    cd = torch.float32 if n < 2**24 else _work_dtype(maps)
+    cd = torch.float32 if n < 2**24 else work_dtype(maps)
     r = regions.transpose(0, 1).to(cd)  # [B, S, n]
-    wd = _work_dtype(maps)
+    wd = work_dtype(maps)
     inter = (r @ r.transpose(1, 2)).to(wd)  # [B, S, S]
     size = regions.sum(-1).transpose(0, 1).to(wd)  # [B, S]
     union = size[:, :, None] + size[:, None, :] - inter
@@ -532,11 +441,11 @@ def sue(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | None = None,
     if empty == "skip":
         defined = (size[:, :, None] > 0) & (size[:, None, :] > 0)
         pairs = torch.where(defined, jac, torch.full_like(jac, math.nan))[:, iu[0], iu[1]]
-        return torch.nanmean(pairs, -1).to(_out_dtype(maps))
+        return torch.nanmean(pairs, -1).to(out_dtype(maps))
     out = jac[:, iu[0], iu[1]].mean(-1)
     if empty == "nan":
         out = torch.where((size == 0).any(1), torch.full_like(out, math.nan), out)
-    return out.to(_out_dtype(maps))
+    return out.to(out_dtype(maps))
 
 
 def _sue_to_reference(maps: Tensor, reference: Tensor, quantile: float, nd: int, empty: str) -> Tensor:
@@ -545,20 +454,20 @@ def _sue_to_reference(maps: Tensor, reference: Tensor, quantile: float, nd: int,
         raise ValueError(f"sue: reference must be [B, *spatial] = {tuple(maps.shape[1:])}, got {tuple(reference.shape)}")
     if reference.is_floating_point() and bool(reference.isnan().any()):
         raise ValueError("sue: reference contains NaN")
-    wd = _work_dtype(maps)
-    r = _flat(binarize(maps, ("quantile", quantile), ndim_spatial=nd), nd)  # [S, B, n]
-    ref = _flat(binarize(reference, ("quantile", quantile), ndim_spatial=nd), nd)  # [B, n]
+    wd = work_dtype(maps)
+    r = flatten_spatial(binarize(maps, ("quantile", quantile), ndim_spatial=nd), nd)  # [S, B, n]
+    ref = flatten_spatial(binarize(reference, ("quantile", quantile), ndim_spatial=nd), nd)  # [B, n]
     inter = (r & ref[None]).sum(-1).to(wd)
     union = (r | ref[None]).sum(-1).to(wd)
     jac = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))  # [S, B]
     if empty == "skip":
         defined = (r.sum(-1) > 0) & (ref.sum(-1) > 0)[None]
-        return torch.nanmean(torch.where(defined, jac, torch.full_like(jac, math.nan)), 0).to(_out_dtype(maps))
+        return torch.nanmean(torch.where(defined, jac, torch.full_like(jac, math.nan)), 0).to(out_dtype(maps))
     out = jac.mean(0)
     if empty == "nan":
         bad = (r.sum(-1) == 0).any(0) | (ref.sum(-1) == 0)
         out = torch.where(bad, torch.full_like(out, math.nan), out)
-    return out.to(_out_dtype(maps))
+    return out.to(out_dtype(maps))
 
 
 def empty_regions(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | None = None) -> Tensor:
@@ -569,284 +478,8 @@ def empty_regions(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | No
     >>> empty_regions(torch.tensor([[[0., 1.], [0., 0.]], [[1., 0.], [2., 1.]]]))
     tensor([False,  True])
     """
-    maps = _as_tensor(maps, "maps")
+    maps = as_tensor(maps, "maps")
     nd = maps.ndim - 2 if ndim_spatial is None else int(ndim_spatial)
     if maps.ndim - nd != 2:
         raise ValueError(f"empty_regions: maps must be [S, B, *spatial], got shape {tuple(maps.shape)}")
-    return (_flat(binarize(maps, ("quantile", quantile), ndim_spatial=nd), nd).sum(-1) == 0).any(0)
-
-
-# --------------------------------------------------------------------------------------------
-# AUROC and group comparison
-# --------------------------------------------------------------------------------------------
-def _check_labels(labels: Tensor) -> Tensor:
-    if labels.dtype == torch.bool:
-        return labels
-    if not bool(((labels == 0) | (labels == 1)).all()):
-        raise ValueError("labels must be bool or 0/1 (1 = positive)")
-    return labels == 1
-
-
-def auroc(scores: Tensor, labels: Tensor) -> Tensor:
-    r"""Area under the ROC curve of ``scores`` for ``labels`` (1/True = positive), ties count 1/2.
-
-    Computed from the Mann–Whitney relation with average ranks :math:`r_i` of all scores:
-
-    .. math:: \mathrm{AUROC} = \frac{U}{n_1 n_0}, \qquad U = \sum_{i: y_i=1} r_i - \frac{n_1(n_1+1)}{2}
-              = \#\{(i,j): y_i=1, y_j=0, s_i > s_j\} + \tfrac12 \#\{\ldots s_i = s_j\}.
-
-    ``scores`` ``[..., N]`` (batched over leading dims), ``labels`` ``[..., N]`` or ``[N]``.
-    Returns ``[...]`` (0-dim for one set) in the scores' dtype; NaN where one class is absent.
-
-    >>> auroc(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([0, 0, 1, 1]))
-    tensor(0.7500)
-    """
-    scores, labels = _as_tensor(scores, "scores"), _as_tensor(labels, "labels")
-    pos = _check_labels(labels)
-    try:
-        scores, pos = torch.broadcast_tensors(scores, pos)
-    except RuntimeError as e:
-        raise ValueError(f"auroc: scores {tuple(scores.shape)} and labels {tuple(labels.shape)} do not broadcast") from e
-    if scores.ndim == 0 or scores.shape[-1] == 0:
-        raise ValueError("auroc: need at least one score")
-    r = rankdata(scores)
-    wd = r.dtype
-    n1 = pos.sum(-1).to(wd)
-    n0 = (~pos).sum(-1).to(wd)
-    u = (r * pos.to(wd)).sum(-1) - n1 * (n1 + 1) / 2
-    den = n1 * n0
-    res = torch.where(den > 0, u / torch.where(den > 0, den, torch.ones_like(den)), torch.full_like(den, math.nan))
-    return res.to(_out_dtype(scores))
-
-
-class GroupComparison(NamedTuple):
-    """Summary of ``values`` in group a vs group b (Python numbers; NaN where undefined)."""
-
-    mean_a: float
-    sd_a: float
-    n_a: int
-    mean_b: float
-    sd_b: float
-    n_b: int
-    mwu_p: float
-    auroc: float
-
-    def as_dict(self) -> dict:
-        """The fields as a plain dict (for tables / results JSON)."""
-        return dict(self._asdict())
-
-
-def _mean_sd(v: Tensor) -> tuple[float, float, int]:
-    n = int(v.numel())
-    mean = float(v.mean()) if n else math.nan
-    sd = float(v.std(correction=1)) if n > 1 else math.nan
-    return mean, sd, n
-
-
-def compare_groups(values: Tensor, in_group_a: Tensor, *, higher_in: Literal["a", "b"] = "a") -> GroupComparison:
-    """Compare a per-sample value (SUE, repeatability, ...) between group a and group b.
-
-    Parameters
-    ----------
-    values : Tensor ``[N]``; NaN entries are dropped (``n_a``, ``n_b`` count the kept ones).
-    in_group_a : bool Tensor ``[N]``; the rest is group b.
-    higher_in : "a" or "b"
-        Orientation of ``auroc``: with "a" it is :math:`P(v_a > v_b) + P(v_a = v_b)/2` (the AUROC
-        of ``values`` for telling a from b, > 0.5 when a is higher); with "b" the same for b.
-
-    Returns
-    -------
-    GroupComparison(mean_a, sd_a, n_a, mean_b, sd_b, n_b, mwu_p, auroc) with sample SDs
-    (``ddof=1``, NaN for n < 2) and ``mwu_p`` the two-sided ``scipy.stats.mannwhitneyu`` p-value
-    (``method="auto"``; NaN when a group is empty, as is ``auroc``).
-
-    >>> g = compare_groups(torch.tensor([0.9, 0.8, 0.95, 0.3, 0.5]), torch.tensor([1, 1, 1, 0, 0]).bool())
-    >>> g.n_a, g.n_b, g.auroc, round(g.mwu_p, 3)
-    (3, 2, 1.0, 0.2)
-    """
-    values, grp = _as_tensor(values, "values"), _as_tensor(in_group_a, "in_group_a")
-    if higher_in not in ("a", "b"):
-        raise ValueError(f"higher_in must be 'a' or 'b', got {higher_in!r}")
-    values = values.detach().reshape(-1).cpu().to(torch.float64)
-    grp = _check_labels(grp.detach().reshape(-1).cpu())
-    if values.shape != grp.shape:
-        raise ValueError(f"compare_groups: values has {values.numel()} entries but in_group_a has {grp.numel()}")
-    keep = ~values.isnan()
-    values, grp = values[keep], grp[keep]
-    a, b = values[grp], values[~grp]
-    ma, sa, na = _mean_sd(a)
-    mb, sb, nb = _mean_sd(b)
-    if na and nb:
-        from scipy.stats import mannwhitneyu
-
-        p = float(mannwhitneyu(a.numpy(), b.numpy(), alternative="two-sided").pvalue)
-        lab = grp if higher_in == "a" else ~grp
-        auc = float(auroc(values, lab))
-    else:
-        p = auc = math.nan
-    return GroupComparison(ma, sa, na, mb, sb, nb, p, auc)
-
-
-# --------------------------------------------------------------------------------------------
-# classification and predictive uncertainty
-# --------------------------------------------------------------------------------------------
-def classification_summary(probs: Tensor, y: Tensor, positive: int = 1) -> dict:
-    """Accuracy, balanced accuracy, sensitivity, specificity and confusion matrix of argmax predictions.
-
-    Parameters
-    ----------
-    probs : Tensor ``[N, C]`` (probabilities or logits; only the argmax is used).
-    y : Tensor ``[N]`` of class indices in ``[0, C)``.
-    positive : int
-        Class whose sensitivity (recall) and specificity (recall of "not positive") are reported:
-        the usual binary pair; one-vs-rest for ``C > 2``.
-
-    Returns
-    -------
-    dict with Python numbers: ``accuracy``, ``balanced_accuracy`` (mean recall over the classes present
-    in ``y``), ``sensitivity``, ``specificity`` (NaN when undefined), ``n``, and ``confusion``
-    ``[C][C]`` ints, rows = true class, columns = predicted.
-
-    >>> s = classification_summary(torch.tensor([[.9, .1], [.2, .8], [.6, .4], [.3, .7]]), torch.tensor([0, 1, 1, 1]))
-    >>> s["accuracy"], s["sensitivity"], s["specificity"], s["confusion"]
-    (0.75, 0.6666666666666666, 1.0, [[1, 0], [1, 2]])
-    """
-    probs, y = _as_tensor(probs, "probs"), _as_tensor(y, "y")
-    if probs.ndim != 2:
-        raise ValueError(f"classification_summary: probs must be [N, C], got {tuple(probs.shape)}")
-    n, c = probs.shape
-    y = y.detach().reshape(-1).long().cpu()
-    if y.numel() != n:
-        raise ValueError(f"classification_summary: probs has {n} rows but y has {y.numel()}")
-    if n and (int(y.min()) < 0 or int(y.max()) >= c):
-        raise ValueError(f"classification_summary: labels must be in [0, {c}), got range [{int(y.min())}, {int(y.max())}]")
-    if not 0 <= positive < c:
-        raise ValueError(f"classification_summary: positive={positive} is not a class index in [0, {c})")
-    pred = probs.detach().argmax(-1).cpu()
-    conf = torch.zeros(c, c, dtype=torch.long).index_put_((y, pred), torch.ones(n, dtype=torch.long), accumulate=True)
-    support = conf.sum(1)
-    recalls = [float(conf[k, k]) / float(support[k]) for k in range(c) if support[k] > 0]
-    tp = float(conf[positive, positive])
-    p_n = float(support[positive])
-    neg_total = float(n) - p_n
-    tn = float(n) - p_n - float(conf[:, positive].sum()) + tp
-    return {
-        "accuracy": float(conf.diag().sum()) / n if n else math.nan,
-        "balanced_accuracy": sum(recalls) / len(recalls) if recalls else math.nan,
-        "sensitivity": tp / p_n if p_n else math.nan,
-        "specificity": tn / neg_total if neg_total else math.nan,
-        "n": int(n),
-        "confusion": conf.tolist(),
-    }
-
-
-def entropy(probs: Tensor, dim: int = -1) -> Tensor:
-    r"""Shannon entropy :math:`-\sum_c p_c \log p_c` (nats) along ``dim``, with :math:`0 \log 0 = 0`.
-
-    >>> entropy(torch.tensor([[0.5, 0.5], [1.0, 0.0]]))
-    tensor([0.6931, 0.0000])
-    """
-    probs = _as_tensor(probs, "probs")
-    p = probs if probs.is_floating_point() else probs.float()
-    return torch.special.entr(p).sum(dim)
-
-
-def _check_stack(probs: Tensor, name: str) -> Tensor:
-    probs = _as_tensor(probs, "probs")
-    if probs.ndim != 3:
-        raise ValueError(f"{name}: probs must be [S, B, C] (S samples), got shape {tuple(probs.shape)}")
-    return probs if probs.is_floating_point() else probs.float()
-
-
-def predictive_entropy(probs: Tensor) -> Tensor:
-    r"""Entropy of the mean predictive distribution: :math:`H\big(\tfrac1S \sum_s p^{(s)}\big)`.
-
-    ``probs`` ``[S, B, C]`` (softmax outputs of S stochastic passes) -> ``[B]`` in nats.
-
-    >>> predictive_entropy(torch.tensor([[[1., 0.]], [[0., 1.]]]))
-    tensor([0.6931])
-    """
-    probs = _check_stack(probs, "predictive_entropy")
-    return entropy(probs.mean(0))
-
-
-def mutual_information(probs: Tensor) -> Tensor:
-    r"""Mutual information (BALD): :math:`H(\bar p) - \tfrac1S \sum_s H(p^{(s)})`, clamped at 0.
-
-    The epistemic part of the predictive entropy; 0 when all passes agree. ``[S, B, C]`` -> ``[B]``.
-
-    >>> mutual_information(torch.tensor([[[1., 0.], [.5, .5]], [[0., 1.], [.5, .5]]]))
-    tensor([0.6931, 0.0000])
-    """
-    probs = _check_stack(probs, "mutual_information")
-    return (entropy(probs.mean(0)) - entropy(probs).mean(0)).clamp(min=0)
-
-
-def risk_coverage(correct: Tensor, confidence: Tensor) -> tuple[Tensor, Tensor]:
-    """Risk–coverage curve of selective prediction: accept the most confident samples first.
-
-    For each distinct confidence level :math:`t` (descending) the accepted set is
-    :math:`\\{i : c_i \\ge t\\}`; coverage is its share of all samples and risk its error rate. Tied
-    confidences enter together, so the curve does not depend on the order of ties.
-
-    Returns ``(coverage[K], risk[K])``, float64, K = number of distinct confidences.
-
-    >>> cov, risk = risk_coverage(torch.tensor([1, 0, 1, 1]), torch.tensor([.9, .8, .8, .3]))
-    >>> cov.tolist(), [round(r, 4) for r in risk.tolist()]
-    ([0.25, 0.75, 1.0], [0.0, 0.3333, 0.25])
-    """
-    correct, confidence = _as_tensor(correct, "correct"), _as_tensor(confidence, "confidence")
-    correct = correct.detach().reshape(-1).cpu()
-    confidence = confidence.detach().reshape(-1).cpu().to(torch.float64)
-    if correct.numel() != confidence.numel() or correct.numel() == 0:
-        raise ValueError(f"risk_coverage: correct ({correct.numel()}) and confidence ({confidence.numel()}) "
-                         "must be non-empty and of equal length")
-    if bool(confidence.isnan().any()):
-        raise ValueError("risk_coverage: confidence contains NaN")
-    ok = _check_labels(correct).to(torch.float64)
-    order = confidence.argsort(descending=True, stable=True)
-    c, e = confidence[order], 1 - ok[order]
-    n = c.numel()
-    last = torch.ones(n, dtype=torch.bool)
-    last[:-1] = c[1:] != c[:-1]
-    k = torch.arange(1, n + 1, dtype=torch.float64)
-    errs = e.cumsum(0)
-    return (k / n)[last], (errs / k)[last]
-
-
-def aurc(correct: Tensor, confidence: Tensor) -> float:
-    r"""Area under the risk–coverage curve: :math:`\sum_k r_k (c_k - c_{k-1})`, :math:`c_0 = 0`.
-
-    Without ties this is the mean over :math:`k = 1..N` of the risk among the :math:`k` most
-    confident samples (Geifman et al. 2019); lower is better.
-
-    >>> round(aurc(torch.tensor([1, 0, 1, 1]), torch.tensor([.9, .8, .8, .3])), 4)
-    0.2292
-    """
-    cov, risk = risk_coverage(correct, confidence)
-    widths = torch.diff(cov, prepend=cov.new_zeros(1))
-    return float((risk * widths).sum())
-
-
-def rank_average(*scores: Tensor) -> Tensor:
-    """Average of the normalised ranks (in [0, 1]) of several scores of the same items (float32 ``[N]``).
-
-    Each score is ranked with :func:`rankdata` (ties get their average rank) and mapped to
-    ``(rank - 1) / (N - 1)``, so the combination is invariant to monotone rescaling of each score
-    (e.g. a combined confidence from an explanation score and −entropy). One item gives 0.5.
-
-    >>> rank_average(torch.tensor([0.1, 0.9, 0.5]), torch.tensor([3.0, 1.0, 2.0])).tolist()
-    [0.5, 0.5, 0.5]
-    """
-    if not scores:
-        raise ValueError("rank_average needs at least one score")
-    vs = [_as_tensor(s, "scores").detach().reshape(-1).cpu().to(torch.float64) for s in scores]
-    n = len(vs[0])
-    if any(len(v) != n for v in vs):
-        raise ValueError(f"rank_average: all scores must have the same length, got {[len(v) for v in vs]}")
-    if any(bool(v.isnan().any()) for v in vs):
-        raise ValueError("rank_average: scores contain NaN; replace undefined scores first (e.g. nan_to_num)")
-    if n < 2:
-        return torch.full((n,), 0.5)
-    ranks = torch.stack([(rankdata(v) - 1) / (n - 1) for v in vs])
-    return ranks.mean(0).to(torch.float32)
+    return (flatten_spatial(binarize(maps, ("quantile", quantile), ndim_spatial=nd), nd).sum(-1) == 0).any(0)
