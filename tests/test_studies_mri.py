@@ -94,7 +94,8 @@ def test_repeatability_and_sweep_tables_use_compare_groups():
     assert list(table.index) == ["correct", "misclassified"] and table.loc["misclassified", "images (ours)"] == 2
     assert table.loc["correct", "mean ρ ± SD (theirs: Salvi et al. 2025, SARTAJ)"] == "0.76 ± 0.08"
     assert table.loc["correct", "mean ρ ± SD (ours)"] == f"{cmp.mean_a:.3f} ± {cmp.sd_a:.3f}"
-    sweep = sm.sweep_table({0.1: rho, 0.5: 1 - rho, 0.6: rho}, {0.1: correct, 0.5: correct, 0.6: torch.ones(5, dtype=torch.bool)},
+    sweep = sm.sweep_table({0.1: rho, 0.5: 1 - rho, 0.6: rho},
+                           {0.1: correct, 0.5: correct, 0.6: torch.ones(5, dtype=torch.bool)},
                            "dropout p")
     assert sweep.loc[0.1, "auroc"] == 1.0 and sweep.loc[0.5, "auroc"] == 0.0  # reversed ranking
     assert abs(sweep.loc[0.1, "gap"] - (0.85 - 0.45)) < 1e-6
@@ -106,7 +107,8 @@ def test_repeatability_and_sweep_tables_use_compare_groups():
 
 
 def test_secondary_records_holm_adjust_all_rows():
-    comps = {"a": {"effect": 0.1, "ci95": [0.05, 0.2], "p": 0.01}, "b": {"effect": -0.1, "ci95": [-0.2, 0.01], "p": 0.04},
+    comps = {"a": {"effect": 0.1, "ci95": [0.05, 0.2], "p": 0.01},
+             "b": {"effect": -0.1, "ci95": [-0.2, 0.01], "p": 0.04},
              "c": {"effect": 0.0, "ci95": [-0.1, 0.1], "p": 0.03}}
     rows = sm.secondary_records(comps)
     assert [r["p_holm"] for r in rows] == pytest.approx([0.03, 0.06, 0.06])
@@ -213,7 +215,8 @@ def test_sweep_sentence_reads_the_range_and_sign_of_the_gap():
 
 # ---------------------------------------------------------------- the chapter on the instrument
 def _stack(g, s=6, b=5, c=4, side=4):
-    return sm.MCStudy(maps=torch.rand(s, b, side, side, generator=g), probs=torch.softmax(torch.rand(s, b, c, generator=g), -1),
+    return sm.MCStudy(maps=torch.rand(s, b, side, side, generator=g),
+                      probs=torch.softmax(torch.rand(s, b, c, generator=g), -1),
                       target=torch.zeros(b, dtype=torch.long), det_map=torch.rand(b, side, side, generator=g),
                       det_probs=torch.full((b, c), 1.0 / c))
 
@@ -228,8 +231,8 @@ def test_mc_study_is_the_samplers_stack_and_its_repeatability_is_scipy_spearman_
     assert {d.p for d in tiny_model.modules() if isinstance(d, torch.nn.Dropout)} == {0.5}  # restored
     assert torch.equal(st.target, st.det_probs.argmax(1))  # the deterministic prediction is explained
     first = samplers.mc_dropout(tiny_model, x[:2], "layer4", 3, p=0.3, generator=torch.Generator().manual_seed(0))
-    assert torch.allclose(first.maps, st.maps[:, :2]) and torch.allclose(saliency.grad_cam(tiny_model, x, "layer4", st.target),
-                                                                         st.det_map, atol=1e-6)
+    assert torch.allclose(first.maps, st.maps[:, :2])
+    assert torch.allclose(saliency.grad_cam(tiny_model, x, "layer4", st.target), st.det_map, atol=1e-6)
     rho = st.repeatability()
     for b in range(5):  # mean over passes of scipy's Spearman at the layer's resolution; constant maps skipped
         r = st.det_map[b].flatten().numpy()
@@ -254,7 +257,8 @@ def test_fig4_case_and_widget_frames_use_the_first_passes():
     g = torch.Generator().manual_seed(7)
     st = _stack(g, s=4, b=2)
     case = sm.fig4_case(st, 1, torch.rand(16, 16), "t", passes=3, mass=0.25)
-    assert torch.allclose(case["mean"], st.maps[:3, 1].mean(0)) and torch.allclose(case["std"], st.maps[:3, 1].std(0, correction=0))
+    assert torch.allclose(case["mean"], st.maps[:3, 1].mean(0))
+    assert torch.allclose(case["std"], st.maps[:3, 1].std(0, correction=0))
     assert case["rho_mean"] == pytest.approx(float(st.repeatability(3)[1])) and case["overlap"] == {"det": 0.25}
     assert sm.fig4_case(st, 0, torch.rand(16, 16), "t", mass=float("nan"))["overlap"] == {}
     items = sm.mc_frame_items({0.1: st}, [0, 1], [2, 4], [torch.zeros(16, 16)] * 2, ["a", "b"], "wxyz")
@@ -316,7 +320,8 @@ def test_setup_refuses_missing_parameters_and_primary_run_is_the_notebooks_prima
                   small_input=True, weights=None, train_dropout=0.1, epochs=1, patience=1, batch_size=16, lr=0.002,
                   explain_point="pre_dropout", passes=3, t_grid=[2, 4], dropout=0.1)
     s = sm.setup(params, seed=0)
-    assert len(s.test) == 18 and s.layer.startswith("layer4") and s.attrs is not None and "synthetic brain MRI" in s.data
+    assert len(s.test) == 18 and s.layer.startswith("layer4") and s.attrs is not None
+    assert "synthetic brain MRI" in s.data
     assert not s.model.training and s.config["data"]["n_patients"] == 60
     run = sm.primary_run(params, seed=0)
     rec = sm.assessment(s, sm.study(s, passes=4, p=0.1, seed=0), passes=3, seed=0, full=False)
@@ -342,7 +347,8 @@ def test_fidelity_table_rows_are_the_instruments_fidelity_section_per_class():
     assert list(t.index) == ["all tumour slices", "g", "m"] and t.loc["all tumour slices", "images"] == 8
     want = protocol.fidelity_section(st.det_map[:4], mask[:4])
     assert t.loc["g", "chance"] == f"{want['chance']:.3g}" and t.loc["g", "images"] == 4
-    assert t.loc["m", "mass in mask (95% CI)"].startswith(f"{protocol.fidelity_section(st.det_map[4:8], mask[4:8])['mass_in_mask']:.3g}")
+    m = protocol.fidelity_section(st.det_map[4:8], mask[4:8])["mass_in_mask"]
+    assert t.loc["m", "mass in mask (95% CI)"].startswith(f"{m:.3g}")
 
 
 def test_sanity_table_and_sentence_show_the_instruments_outcome():

@@ -426,8 +426,9 @@ def repeatability_table(rho: Tensor, correct: Tensor, *, paper: Mapping = PAPER_
     table = pd.DataFrame(
         {"images (ours)": [int(d["n_a"]), int(d["n_b"])],
          "mean ρ ± SD (ours)": [f"{d['mean_a']:.3f} ± {d['sd_a']:.3f}", f"{d['mean_b']:.3f} ± {d['sd_b']:.3f}"],
-         "mean ρ ± SD (theirs: Salvi et al. 2025, SARTAJ)": [f"{paper['correct'][0]:.2f} ± {paper['correct'][1]:.2f}",
-                                                            f"{paper['misclassified'][0]:.2f} ± {paper['misclassified'][1]:.2f}"]},
+         "mean ρ ± SD (theirs: Salvi et al. 2025, SARTAJ)": [
+             f"{paper['correct'][0]:.2f} ± {paper['correct'][1]:.2f}",
+             f"{paper['misclassified'][0]:.2f} ± {paper['misclassified'][1]:.2f}"]},
         index=pd.Index(["correct", "misclassified"], name="test images"))
     return table, cmp
 
@@ -652,7 +653,8 @@ def tercile_labels(values: Tensor, names: Sequence[str] = ("small", "medium", "l
 def most_repeatable_errors(rho: Tensor, correct: Tensor, k: int = 3) -> list[int]:
     """Indices of the ``k`` misclassified images with the highest ρ (NaN last).
 
-    >>> most_repeatable_errors(torch.tensor([0.9, 0.8, float("nan"), 0.95, 0.1]), torch.tensor([1, 0, 0, 1, 0]).bool(), 2)
+    >>> rho, correct = torch.tensor([0.9, 0.8, float("nan"), 0.95, 0.1]), torch.tensor([1, 0, 0, 1, 0]).bool()
+    >>> most_repeatable_errors(rho, correct, 2)
     [1, 4]
     """
     r = torch.nan_to_num(torch.as_tensor(rho, dtype=torch.float64), nan=-math.inf)
@@ -693,7 +695,8 @@ def split_table(s: Setup) -> Any:
 
 
 def training_record(fit: Any) -> dict:
-    """Epochs run, the kept (best) epoch, its validation loss and the last training loss of a :class:`~uqxai_lib.train.TrainResult`."""
+    """Epochs run, the kept (best) epoch, its validation loss and the last training loss of a
+    :class:`~uqxai_lib.train.TrainResult`."""
     return {"epochs_run": len(fit.history), "best_epoch": fit.best_epoch,
             "best_val_loss": min(h["val_loss"] for h in fit.history), "last_train_loss": fit.history[-1]["train_loss"]}
 
@@ -726,7 +729,8 @@ def secondary_table(rows: Sequence[Mapping[str, Any]]) -> Any:
 
     from uqxai_lib.report import fmt_interval, fmt_number
 
-    return pd.DataFrame({r["name"]: {"correct − misclassified (95% CI)": f"{fmt_number(r['effect'])} ({fmt_interval(r['ci95'])})",
+    return pd.DataFrame({r["name"]: {"correct − misclassified (95% CI)":
+                                     f"{fmt_number(r['effect'])} ({fmt_interval(r['ci95'])})",
                                      "p": f"{r['p']:.2g}", "Holm p": f"{r['p_holm']:.2g}", "label": r["verdict"]}
                          for r in rows}).T.rename_axis("comparison")
 
@@ -780,8 +784,9 @@ def within_class_sentence(w: Mapping[str, Any], primary: Mapping[str, Any]) -> s
     top = w["most_common_error_prediction"]
     return (f"{w['n_errors_with_that_prediction']} of {w['n_mis']} errors are explained as **{top}**: mean ρ "
             f"{w['rho_errors_that_prediction']:.3f} for these errors and {w['rho_correct_that_prediction']:.3f} for "
-            f"correct {top} predictions, against {w['rho_correct_other_predictions']:.3f} for the correct predictions of "
-            f"the other classes. Pooled over all images the AUROC of ρ is {primary['auroc']:.3f}; over pairs within the "
+            f"correct {top} predictions, against {w['rho_correct_other_predictions']:.3f} for the correct "
+            f"predictions of the other classes. Pooled over all images the AUROC of ρ is {primary['auroc']:.3f}; "
+            "over pairs within the "
             f"same predicted class it is **{w['auroc_within_predicted_class']:.3f}** (95% CI "
             f"{fmt_interval(w['ci95'])}; 0.5: the predicted class explains the whole difference; above 0.5: the "
             "paper's direction).")
@@ -796,12 +801,14 @@ def verdict_sentence(record: Mapping[str, Any], claim: Mapping[str, Any] = CLAIM
     from uqxai_lib.report import fmt_interval, fmt_number
 
     if record["verdict"] == "undefined":
-        return f"{what} of correct minus misclassified images: **undefined** ({record.get('reason') or 'no reason given'})."
+        why = record.get("reason") or "no reason given"
+        return f"{what} of correct minus misclassified images: **undefined** ({why})."
     rep = stats.reproduction(record["verdict"], claim["expected"])
     return (f"{what} of correct minus misclassified images: {fmt_number(record['effect'])} (95% CI "
             f"{fmt_interval(record['ci95'])}, bootstrap p = {fmt_number(record['p'], 2)}); AUROC "
             f"{fmt_number(record['auroc'])} (95% CI {fmt_interval(record['auroc_ci95'])}). Verdict: "
-            f"**{record['verdict']}** for correct images, so the paper's claim ({claim['expected']}) is **{rep}** here.")
+            f"**{record['verdict']}** for correct images, so the paper's claim ({claim['expected']}) is **{rep}** "
+            "here.")
 
 
 def fidelity_table(s: Setup, rec: Any, *, seed: int = 0) -> Any:
@@ -835,7 +842,8 @@ def deletion_sentence(fid: Mapping[str, Any]) -> str:
     better = fid["deletion_auc"] < fid["deletion_auc_random"] and fid["insertion_auc"] > fid["insertion_auc_random"]
     return (f"Deletion area {fmt_number(fid['deletion_auc'])} against {fmt_number(fid['deletion_auc_random'])} for a "
             f"random order, insertion area {fmt_number(fid['insertion_auc'])} against "
-            f"{fmt_number(fid['insertion_auc_random'])}: the map's order {'ranks' if better else 'does not clearly rank'} "
+            f"{fmt_number(fid['insertion_auc_random'])}: the map's order "
+            f"{'ranks' if better else 'does not clearly rank'} "
             "the evidence.")
 
 
@@ -845,7 +853,8 @@ def sanity_table(sanity: Mapping[str, Any]) -> Any:
 
     from uqxai_lib.report import fmt_number
 
-    return pd.DataFrame([{"randomised from": st["randomised"], "median ρ with the trained map": fmt_number(st["median_rho"]),
+    return pd.DataFrame([{"randomised from": st["randomised"],
+                          "median ρ with the trained map": fmt_number(st["median_rho"]),
                           "constant randomised maps": f"{st['n_constant']} of {st['n']}"} for st in sanity["steps"]]
                         ).set_index("randomised from")
 
@@ -911,7 +920,8 @@ def summary(results: Mapping[str, Any]) -> str:
     lad, prim = results["verdict"], results["primary"]
     lines = [f"- Data: {lad['data']}.",
              f"- The model reached {100 * results['accuracy']:.1f} % test accuracy ({prim['n_misclassified']} of "
-             f"{results['n_test']} test images misclassified; MC mean prediction {100 * results['mc_accuracy']:.1f} %)."]
+             f"{results['n_test']} test images misclassified; MC mean prediction "
+             f"{100 * results['mc_accuracy']:.1f} %)."]
     lines += [f"- {t}" for t in verdicts.sentences(lad)]
     if results.get("sweep_dropout"):
         lines.append(f"- Dropout rate: {sweep_sentence(results['sweep_dropout'])}")

@@ -29,7 +29,6 @@ __all__ = [
     "plot_fig4",
     "plot_gallery",
     "plot_mc_frame",
-    "plot_perturbation_curves",
     "plot_rho_groups",
     "plot_rho_vs_uncertainty",
     "plot_sanity",
@@ -281,25 +280,6 @@ def plot_training(history: Sequence[Mapping[str, float]], *, best_epoch: int | N
     if confusion is not None:
         plot_confusion(confusion, classes or [str(i) for i in range(len(confusion))], ax=axes[2],
                        title="test set, dropout off")
-    fig.tight_layout()
-    return fig
-
-
-def plot_perturbation_curves(fractions: Tensor, curves: Mapping[str, Tensor], auc: Mapping[str, float]):
-    """Deletion (left) and insertion (right) curves in map order against the random-order baseline (dashed)."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(COLUMN_IN, 2.7), sharey=True)
-    f = to_numpy(fractions)
-    for ax, kind in zip(axes, ("deletion", "insertion")):
-        ax.plot(f, to_numpy(curves[kind]), "o-", label=f"Grad-CAM order (area {auc[kind]:.3f})")
-        ax.plot(f, to_numpy(curves[kind + "_random"]), "s--", color="gray",
-                label=f"random order (area {auc[kind + '_random']:.3f})")
-        ax.set_xlabel(f"share of pixels {'removed (blurred)' if kind == 'deletion' else 'revealed on the blurred image'}")
-        ax.set_title(kind, fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    axes[0].set_ylabel("probability of the explained class")
     fig.tight_layout()
     return fig
 
