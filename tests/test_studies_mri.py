@@ -396,7 +396,10 @@ def test_ladder_has_the_eight_rungs_and_reads_a_composition_effect(tmp_path):
     s = sm.Setup(None, None, test, None, ["a", "b"], "layer4", None, {"y": None}, "synthetic brain MRI", {})
     lad, ev = sm.ladder(s, rec, robustness_path=tmp_path / "robustness.json")
     rungs = {r["name"]: r for r in lad["rungs"]}
-    assert tuple(rungs) == verdicts.RUNG_ORDER and lad["headline"] == rungs["across_seeds"]["outcome"] == "undefined"
+    eight = ("direction", "beyond_baselines", "maps_right", "sanity", "within_class", "across_seeds", "across_threads",
+             "paper_effect")
+    assert tuple(rungs) == eight and all(r["outcome"] in verdicts.OUTCOMES[n] for n, r in rungs.items())
+    assert lad["headline"] == rungs["across_seeds"]["outcome"] == "undefined"
     assert rungs["direction"]["outcome"] == "reversed" and rungs["within_class"]["outcome"] == "reproduced"
     assert rungs["paper_effect"]["outcome"] == "excluded" and rungs["sanity"]["outcome"] == "inconclusive"
     assert rungs["maps_right"]["outcome"] == "above chance" and "robustness" in rungs["across_threads"]["reason"]
