@@ -12,16 +12,12 @@
 
 # %% [markdown]
 # # Brain MRI: how repeatable is Grad-CAM under Monte Carlo dropout?
-#
-# ```{note}
-# **The numbers on this page come from an embedded synthetic brain-MRI phantom**, not from the
-# paper's SARTAJ images (set `data_dir` to run on SARTAJ). The paper's own numbers are labelled
-# *theirs*.
-# ```
 
 # %% [markdown]
 # ## Overview
 #
+# **The numbers on this page come from an embedded synthetic brain-MRI phantom** (the box above
+# says so), not from the paper's SARTAJ images; the paper's own numbers are labelled *theirs*.
 # A ResNet classifies axial brain-MRI slices into glioma, meningioma, pituitary tumour and no
 # tumour; Grad-CAM {cite:p}`selvaraju2017gradcam` shows where it looked.
 # {cite:t}`salvi2025explainability` (section 4.2) ask: **would the model look at the same place if
