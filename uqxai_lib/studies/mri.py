@@ -913,16 +913,15 @@ AURC_KEYS = {"ρ (explanation)": "aurc_rho", "−entropy": "aurc_entropy", "−m
 
 
 def summary(results: Mapping[str, Any]) -> str:
-    """The chapter's Summary (Markdown bullets): the data line, the model's accuracy, one sentence per
-    rung of the verdict ladder (:func:`uqxai_lib.verdicts.sentences`) and the dropout-rate sweep."""
+    """The chapter's Summary (Markdown bullets) generated from the rungs of its verdict ladder: one
+    short line per rung with its outcome (an undefined rung with its reason; the numbers are in the
+    verdict box and the tables, stated once), then the dropout-rate sweep in words."""
     from uqxai_lib import verdicts
 
-    lad, prim = results["verdict"], results["primary"]
-    lines = [f"- Data: {lad['data']}.",
-             f"- The model reached {100 * results['accuracy']:.1f} % test accuracy ({prim['n_misclassified']} of "
-             f"{results['n_test']} test images misclassified; MC mean prediction "
-             f"{100 * results['mc_accuracy']:.1f} %)."]
-    lines += [f"- {t}" for t in verdicts.sentences(lad)]
+    lines = []
+    for r in results["verdict"]["rungs"]:
+        why = f" ({r.get('reason')})" if r["outcome"] == "undefined" else ""
+        lines.append(f"- {verdicts.RUNG_TITLES[r['name']]}: **{r['outcome']}**{why}.")
     if results.get("sweep_dropout"):
         lines.append(f"- Dropout rate: {sweep_sentence(results['sweep_dropout'])}")
     return "\n".join(lines)

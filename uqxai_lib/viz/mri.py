@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from uqxai_lib.report import fmt_number
 from uqxai_lib.viz.common import TEXT_WIDTH_IN, show_map, to_numpy
 
 #: width of the figures of this chapter in inches at 100 px per inch: the text column is 688 px wide
@@ -107,7 +108,7 @@ def plot_fig4(cases: Sequence[Mapping[str, Any]], *, n_mc: int = 4, width: float
 
     n_mc = min(int(n_mc), 4)
     panel = width / 4.6
-    fig = plt.figure(figsize=(width, len(cases) * (2 * panel + 0.75)))
+    fig = plt.figure(figsize=(width, len(cases) * (2 * panel + 1.0)))
     subs = fig.subfigures(len(cases), 1, squeeze=False)[:, 0]
     for sub, case in zip(subs, cases):
         grid = sub.subplots(2, 5, gridspec_kw={"width_ratios": [1, 1, 1, 1, 0.07], "wspace": 0.08})
@@ -121,16 +122,17 @@ def plot_fig4(cases: Sequence[Mapping[str, Any]], *, n_mc: int = 4, width: float
         axes[0, 0].imshow(img, cmap="gray", vmin=0, vmax=1)
         if mask is not None and to_numpy(mask).any():
             axes[0, 0].contour(to_numpy(mask).astype(float), levels=[0.5], colors="red", linewidths=0.8)
-        axes[0, 0].set_title("input", fontsize=7.5)
+        axes[0, 0].set_title("input\n", fontsize=7.5)
         axes[0, 0].set_axis_off()
-        show_map(axes[0, 1], img, case["det"], "deterministic" + (f", in mask {ov['det']:.2f}" if "det" in ov else ""),
+        show_map(axes[0, 1], img, case["det"], "deterministic" + (f"\nin mask {ov['det']:.2f}" if "det" in ov else ""),
                  mask=mask, normalize=True)
-        h = show_map(axes[0, 2], img, case["mean"], f"MC mean, ρ̄ = {case['rho_mean']:.2f}", mask=mask, normalize=True)
-        hs = show_map(axes[0, 3], img, case["std"], "MC std", mask=mask, cmap="magma")
+        h = show_map(axes[0, 2], img, case["mean"], f"MC mean\nρ̄ = {fmt_number(case['rho_mean'], 2)}", mask=mask,
+                     normalize=True)
+        hs = show_map(axes[0, 3], img, case["std"], "MC std\n", mask=mask, cmap="magma")
         for k in range(4):
             ax = axes[1, k]
             if k < min(n_mc, mc.shape[0]):
-                show_map(ax, img, mc[k], f"MC pass {k + 1}: ρ = {rho[k]:.2f}", mask=mask, normalize=True)
+                show_map(ax, img, mc[k], f"MC pass {k + 1}\nρ = {fmt_number(rho[k], 2)}", mask=mask, normalize=True)
             else:
                 ax.set_axis_off()
         _colorbar(sub, hs, None, "std (raw)", cax=grid[0, 4])
