@@ -15,7 +15,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from uqxai_lib.viz.common import _fig_ax, normalize01, resize_map, show_map, to_numpy
+from uqxai_lib.report import fmt_number
+from uqxai_lib.viz.common import TEXT_WIDTH_IN, show_map, to_numpy
+
+#: width of the figures of this chapter in inches at 100 px per inch: the text column is 688 px wide
+#: (654 px at 1280 px windows with the side bars open), so 650 px figures are never scaled down
+COLUMN_IN = min(TEXT_WIDTH_IN, 6.5)
 
 __all__ = [
     "mc_frames",
@@ -25,13 +30,11 @@ __all__ = [
     "plot_fig4",
     "plot_gallery",
     "plot_mc_frame",
-    "plot_perturbation_curves",
     "plot_rho_groups",
     "plot_rho_vs_uncertainty",
     "plot_sanity",
     "plot_sweeps",
     "plot_training",
-    "plot_variants",
 ]
 
 
@@ -43,7 +46,8 @@ def plot_gallery(images: Sequence[Any], titles: Sequence[str], *, masks: Sequenc
     n = len(images)
     ncols = ncols or n
     nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 2.0 * nrows), squeeze=False)
+    side = min(1.9, COLUMN_IN / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(side * ncols, (side + 0.2) * nrows), squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if k >= n:
@@ -61,15 +65,17 @@ def plot_confusion(confusion: Any, classes: Sequence[str], ax=None, *, title: st
 
     ``confusion`` as returned by :func:`uqxai_lib.metrics.classification_summary` (``["confusion"]``).
     """
-    fig, ax = _fig_ax(ax, figsize=(3.8, 3.4))
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3.8, 3.4)) if ax is None else (ax.figure, ax)
     c = to_numpy(confusion).astype(int)
     ax.imshow(c, cmap="Blues")
     for i in range(c.shape[0]):
         for j in range(c.shape[1]):
             ax.text(j, i, str(c[i, j]), ha="center", va="center",
                     color="white" if c[i, j] > c.max() / 2 else "black", fontsize=9)
-    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right", fontsize=7)
+    ax.set_yticks(range(len(classes)), classes, fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if title:
@@ -77,47 +83,60 @@ def plot_confusion(confusion: Any, classes: Sequence[str], ax=None, *, title: st
     return fig
 
 
-def _colorbar(fig, handle, ax, label: str) -> None:
-    cb = fig.colorbar(handle, ax=ax, fraction=0.046, pad=0.03)
+def _colorbar(fig, handle, ax, label: str, *, cax=None) -> None:
+    """A slim, opaque colour bar for ``handle`` beside ``ax`` (or in ``cax``)."""
+    from matplotlib.cm import ScalarMappable
+
+    opaque = ScalarMappable(norm=handle.norm, cmap=handle.get_cmap())  # the map is drawn with alpha; its bar is not
+    cb = fig.colorbar(opaque, ax=ax, cax=cax, fraction=0.046, pad=0.03)
     cb.ax.tick_params(labelsize=6)
     cb.set_label(label, fontsize=6)
 
 
-def plot_fig4(cases: Sequence[Mapping[str, Any]], *, n_mc: int = 4):
-    """Replica of Salvi et al. (2025) Fig. 4: one row per case.
+def plot_fig4(cases: Sequence[Mapping[str, Any]], *, n_mc: int = 4, width: float = COLUMN_IN):
+    """Replica of Salvi et al. (2025) Fig. 4 for a text column: two rows of four panels per case.
 
     Each case is a mapping as :func:`uqxai_lib.studies.mri.fig4_case` returns it: ``image`` (gray
     [H, W] in [0, 1]), ``det`` (deterministic map), ``mc`` ([S, h, w] MC maps), ``rho`` ([S] per-pass
-    rho), ``mean`` / ``std`` (MC mean and standard deviation maps), ``rho_mean``, ``title`` (row label)
-    and optionally ``mask`` (bool [H, W]) and ``overlap`` (name -> share of map mass inside the mask).
-    Columns: input (with the tumour outline), deterministic map, ``n_mc`` MC maps with their rho,
-    MC mean and MC standard deviation; colour bars give the scale (maps min-max scaled, std own scale).
+    rho), ``mean`` / ``std`` (MC mean and standard deviation maps), ``rho_mean``, ``title`` (the
+    case's heading) and optionally ``mask`` (bool [H, W]) and ``overlap`` (name -> share of map mass
+    inside the mask). First row: input (tumour outline), deterministic map, MC mean, MC standard
+    deviation (own colour bar); second row: the first ``n_mc`` (at most 4) MC maps with their rho.
+    Maps are min-max scaled (one colour bar per case).
     """
     import matplotlib.pyplot as plt
 
-    ncol = 4 + n_mc
-    fig, axes = plt.subplots(len(cases), ncol, figsize=(1.65 * ncol, 1.85 * len(cases) + 0.2), squeeze=False)
-    for row, case in zip(axes, cases):
+    n_mc = min(int(n_mc), 4)
+    panel = width / 4.6
+    fig = plt.figure(figsize=(width, len(cases) * (2 * panel + 1.0)))
+    subs = fig.subfigures(len(cases), 1, squeeze=False)[:, 0]
+    for sub, case in zip(subs, cases):
+        grid = sub.subplots(2, 5, gridspec_kw={"width_ratios": [1, 1, 1, 1, 0.07], "wspace": 0.08})
+        axes = grid[:, :4]
         img = to_numpy(case["image"])
         mc = torch.as_tensor(case["mc"])
         rho = to_numpy(case["rho"])
         mask = case.get("mask")
-        row[0].imshow(img, cmap="gray", vmin=0, vmax=1)
-        if mask is not None and to_numpy(mask).any():
-            row[0].contour(to_numpy(mask).astype(float), levels=[0.5], colors="red", linewidths=0.8)
-        row[0].set_title(case["title"], fontsize=7.5)
-        row[0].set_axis_off()
         ov = case.get("overlap") or {}
-        det_title = "deterministic" + (f"\nin mask {ov['det']:.2f}" if "det" in ov else "")
-        show_map(row[1], img, case["det"], det_title, mask=mask, normalize=True)
-        for k in range(min(n_mc, mc.shape[0])):
-            show_map(row[2 + k], img, mc[k], f"MC pass {k + 1}\nρ = {rho[k]:.2f}", mask=mask, normalize=True)
-        mean_title = f"MC mean (ρ̄ = {case['rho_mean']:.2f})" + (f"\nin mask {ov['mean']:.2f}" if "mean" in ov else "")
-        h = show_map(row[2 + n_mc], img, case["mean"], mean_title, mask=mask, normalize=True)
-        _colorbar(fig, h, row[2 + n_mc], "map (min-max)")
-        h = show_map(row[3 + n_mc], img, case["std"], "MC std", mask=mask, cmap="magma")
-        _colorbar(fig, h, row[3 + n_mc], "std (raw)")
-    fig.tight_layout()
+        sub.suptitle(case["title"], fontsize=8.5, x=0.02, ha="left")
+        axes[0, 0].imshow(img, cmap="gray", vmin=0, vmax=1)
+        if mask is not None and to_numpy(mask).any():
+            axes[0, 0].contour(to_numpy(mask).astype(float), levels=[0.5], colors="red", linewidths=0.8)
+        axes[0, 0].set_title("input\n", fontsize=7.5)
+        axes[0, 0].set_axis_off()
+        show_map(axes[0, 1], img, case["det"], "deterministic" + (f"\nin mask {ov['det']:.2f}" if "det" in ov else ""),
+                 mask=mask, normalize=True)
+        h = show_map(axes[0, 2], img, case["mean"], f"MC mean\nρ̄ = {fmt_number(case['rho_mean'], 2)}", mask=mask,
+                     normalize=True)
+        hs = show_map(axes[0, 3], img, case["std"], "MC std\n", mask=mask, cmap="magma")
+        for k in range(4):
+            ax = axes[1, k]
+            if k < min(n_mc, mc.shape[0]):
+                show_map(ax, img, mc[k], f"MC pass {k + 1}\nρ = {fmt_number(rho[k], 2)}", mask=mask, normalize=True)
+            else:
+                ax.set_axis_off()
+        _colorbar(sub, hs, None, "std (raw)", cax=grid[0, 4])
+        _colorbar(sub, h, None, "maps (min-max)", cax=grid[1, 4])
     return fig
 
 
@@ -130,7 +149,9 @@ def plot_rho_groups(rho: Tensor, correct: Tensor, ax=None, *, title: str | None 
     ok = torch.isfinite(rho)
     groups = {name: rho[ok & sel] for name, sel in (("correct", correct), ("misclassified", ~correct))
               if bool((ok & sel).any())}
-    fig, ax = _fig_ax(ax, figsize=(4.0, 3.0))
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.0, 2.6)) if ax is None else (ax.figure, ax)
     if not groups:
         ax.text(0.5, 0.5, "no defined ρ", ha="center", va="center", transform=ax.transAxes)
         return fig
@@ -147,7 +168,7 @@ def plot_rho_vs_uncertainty(rho: Tensor, scores: Mapping[str, Tensor], correct: 
 
     correct = to_numpy(correct).astype(bool)
     r = to_numpy(rho)
-    fig, axes = plt.subplots(1, len(scores), figsize=(3.4 * len(scores), 3.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(scores), figsize=(COLUMN_IN, 2.6), squeeze=False, sharey=True)
     for ax, (name, s) in zip(axes[0], scores.items()):
         v = to_numpy(s)
         ok = np.isfinite(r) & np.isfinite(v)
@@ -155,9 +176,9 @@ def plot_rho_vs_uncertainty(rho: Tensor, scores: Mapping[str, Tensor], correct: 
         ax.scatter(v[ok & ~correct], r[ok & ~correct], s=18, alpha=0.9, label="misclassified",
                    color="tab:red", marker="x")
         ax.set_xlabel(name)
-        ax.set_ylabel("repeatability ρ")
         if spearman is not None and name in spearman:
             ax.set_title(f"Spearman r = {spearman[name]:.2f}", fontsize=9)
+    axes[0][0].set_ylabel("repeatability ρ")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -165,7 +186,9 @@ def plot_rho_vs_uncertainty(rho: Tensor, scores: Mapping[str, Tensor], correct: 
 
 def plot_abstention(curves: Mapping[str, tuple[Tensor, Tensor]], ax=None, *, aurc: Mapping[str, float] | None = None):
     """Accuracy of the kept images against coverage, one line per abstention score."""
-    fig, ax = _fig_ax(ax, figsize=(4.6, 3.4))
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 3.4)) if ax is None else (ax.figure, ax)
     for name, (cov, acc) in curves.items():
         label = name if aurc is None else f"{name} (AURC {aurc[name]:.3f})"
         ax.plot(to_numpy(cov), to_numpy(acc), label=label, lw=1.4)
@@ -177,11 +200,11 @@ def plot_abstention(curves: Mapping[str, tuple[Tensor, Tensor]], ax=None, *, aur
     return fig
 
 
-def plot_sweeps(p_table: "Any", t_table: "Any", settle: "Any"):
+def plot_sweeps(p_table: Any, t_table: Any, settle: Any):
     """Three panels: gap and AUROC against dropout rate, against pass count, and settling."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.0))
+    fig, axes = plt.subplots(1, 3, figsize=(COLUMN_IN, 2.6))
     for ax, tab, xlabel in ((axes[0], p_table, "dropout rate p"), (axes[1], t_table, "passes T")):
         x = np.asarray(tab.index, dtype=float)
         ax.plot(x, tab["rho_correct"], "o-", label="mean ρ correct")
@@ -235,54 +258,30 @@ def mc_frames(frame_items: Sequence[Sequence[Sequence[Mapping[str, Any]]]], *, d
     return [[figure_to_png(plot_mc_frame(items), dpi=dpi) for items in row] for row in frame_items]
 
 
-def plot_training(history: Sequence[Mapping[str, float]], *, best_epoch: int | None = None):
-    """Training and validation loss (left) and validation accuracy (right) per epoch; the kept epoch marked."""
+def plot_training(history: Sequence[Mapping[str, float]], *, best_epoch: int | None = None,
+                  confusion: Any = None, classes: Sequence[str] | None = None):
+    """Training and validation loss and validation accuracy per epoch (the kept epoch dotted) and, with
+    ``confusion`` (rows true, columns predicted) and ``classes``, the test confusion matrix beside them."""
     import matplotlib.pyplot as plt
 
     ep = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 2, figsize=(7.6, 2.8))
-    axes[0].plot(ep, [h["train_loss"] for h in history], "o-", label="training loss")
-    axes[0].plot(ep, [h["val_loss"] for h in history], "s-", label="validation loss")
-    axes[0].set_ylabel("cross-entropy (class-weighted)")
-    axes[1].plot(ep, [h["val_accuracy"] for h in history], "^-", color="tab:green")
+    n = 3 if confusion is not None else 2
+    fig, axes = plt.subplots(1, n, figsize=(COLUMN_IN, 2.5), gridspec_kw={"width_ratios": [1, 1, 1.1][:n]})
+    axes[0].plot(ep, [h["train_loss"] for h in history], "o-", ms=3, label="training")
+    axes[0].plot(ep, [h["val_loss"] for h in history], "s-", ms=3, label="validation")
+    axes[0].set_ylabel("loss (class-weighted)")
+    axes[1].plot(ep, [h["val_accuracy"] for h in history], "^-", ms=3, color="tab:green")
     axes[1].set_ylabel("validation accuracy")
     axes[1].set_ylim(0, 1)
-    for ax in axes:
+    for ax in axes[:2]:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         if best_epoch is not None:
             ax.axvline(best_epoch, color="gray", ls=":", lw=1)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def plot_variants(rho_by_variant: Mapping[str, Tensor], correct: Tensor, *, titles: Mapping[str, str] | None = None):
-    """ρ of correct and misclassified images, one panel per variant (same y axis)."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(rho_by_variant), figsize=(3.6 * len(rho_by_variant), 3.0), squeeze=False, sharey=True)
-    for ax, (name, rho) in zip(axes[0], rho_by_variant.items()):
-        plot_rho_groups(rho, correct, ax=ax, title=(titles or {}).get(name, name))
-    fig.tight_layout()
-    return fig
-
-
-def plot_perturbation_curves(fractions: Tensor, curves: Mapping[str, Tensor], auc: Mapping[str, float]):
-    """Deletion (left) and insertion (right) curves in map order against the random-order baseline (dashed)."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(7.6, 2.9), sharey=True)
-    f = to_numpy(fractions)
-    for ax, kind in zip(axes, ("deletion", "insertion")):
-        ax.plot(f, to_numpy(curves[kind]), "o-", label=f"Grad-CAM order (area {auc[kind]:.3f})")
-        ax.plot(f, to_numpy(curves[kind + "_random"]), "s--", color="gray",
-                label=f"random order (area {auc[kind + '_random']:.3f})")
-        ax.set_xlabel(f"share of pixels {'removed (blurred)' if kind == 'deletion' else 'revealed on the blurred image'}")
-        ax.set_title(kind, fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    axes[0].set_ylabel("probability of the explained class")
+    if confusion is not None:
+        plot_confusion(confusion, classes or [str(i) for i in range(len(confusion))], ax=axes[2],
+                       title="test set, dropout off")
     fig.tight_layout()
     return fig
 
@@ -290,28 +289,34 @@ def plot_perturbation_curves(fractions: Tensor, curves: Mapping[str, Tensor], au
 def plot_sanity(images: Sequence[Any], maps: Sequence[Tensor], column_titles: Sequence[str], *,
                 masks: Sequence[Any] | None = None, row_titles: Sequence[str] | None = None):
     """Cascading randomisation: one row per image; columns = the trained model's map, then each randomised
-    model's map (``maps[k]`` is ``[B, h, w]`` for column ``k``); colour bar on the last column."""
+    model's map (``maps[k]`` is ``[B, h, w]`` for column ``k``); one colour bar for all panels."""
     import matplotlib.pyplot as plt
 
     nrow, ncol = len(images), len(maps)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(1.55 * ncol + 0.4, 1.75 * nrow), squeeze=False)
+    side = min(1.55, (COLUMN_IN - 0.5) / ncol)
+    fig = plt.figure(figsize=(COLUMN_IN, (side + 0.35) * nrow + 0.1))
+    grid = fig.add_gridspec(nrow, ncol + 1, width_ratios=[1] * ncol + [0.08], wspace=0.06, hspace=0.25)
+    h = None
     for r in range(nrow):
         img = to_numpy(images[r])
         for c in range(ncol):
-            h = show_map(axes[r][c], img, maps[c][r], column_titles[c] if r == 0 else "",
+            ax = fig.add_subplot(grid[r, c])
+            h = show_map(ax, img, maps[c][r], column_titles[c] if r == 0 else "",
                          mask=None if masks is None else masks[r], normalize=True)
-        if row_titles is not None:
-            axes[r][0].text(-0.08, 0.5, row_titles[r], transform=axes[r][0].transAxes, rotation=90,
-                            ha="right", va="center", fontsize=7)
-        _colorbar(fig, h, axes[r][-1], "min-max")
-    fig.tight_layout()
+            if c == 0 and row_titles is not None:
+                ax.text(-0.08, 0.5, row_titles[r], transform=ax.transAxes, rotation=90, ha="right", va="center",
+                        fontsize=7)
+    if h is not None:
+        _colorbar(fig, h, None, "map (min-max)", cax=fig.add_subplot(grid[:, ncol]))
     return fig
 
 
 def plot_fidelity_vs_stability(mass: Tensor, rho: Tensor, correct: Tensor, ax=None, *, chance: float | None = None,
                                title: str | None = None):
     """Per image: fidelity (share of the map in the tumour) against stability (ρ), coloured correct / misclassified."""
-    fig, ax = _fig_ax(ax, figsize=(4.2, 3.3))
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.2, 3.3)) if ax is None else (ax.figure, ax)
     m, r, c = to_numpy(mass), to_numpy(rho), to_numpy(correct).astype(bool)
     ok = np.isfinite(m) & np.isfinite(r)
     ax.scatter(m[ok & c], r[ok & c], s=10, alpha=0.6, color="tab:blue", label="correct")
