@@ -84,40 +84,74 @@ def plot_sweep(table, *, epsilon: float, poster_ratio: float = 0.6, suggested: f
     return fig
 
 
-def plot_vic_examples(
-    x: Tensor, masks: Tensor, optimal: Tensor, variability: Tensor, vic: Tensor, *,
-    row_labels: Sequence[str] | None = None, size: float = 1.9,
-):
-    """Poster Fig. 4: one row per image — input, ground-truth mask, Grad-CAM++ of the optimal
-    model, variability across kept models (one colour scale for all rows), VIC. Maps at layer
-    resolution are upsampled."""
+def _map_grid(n_rows: int, n_cols: int, *, panel: float, cbar_cols: Sequence[tuple[int, int]]):
+    """A grid of square map panels (``n_rows`` x ``n_cols``, ``panel`` inches each) with one thin row of
+    horizontal colour-bar axes below; ``cbar_cols[i] = (first, last)`` columns spanned by bar ``i``.
+    Returns ``(fig, axes [n_rows, n_cols], bar axes)``: the figure's shape is the panels' true shape."""
     import matplotlib.pyplot as plt
 
+    title_h, bar_h, gap, below = 0.3, 0.1, 0.1, 0.42  # inches: panel title, bar, gap above it, labels below
+    width = n_cols * panel + 0.3
+    height = n_rows * (panel + title_h) + gap + bar_h + below
+    fig = plt.figure(figsize=(width, height))
+    gs = fig.add_gridspec(n_rows + 1, n_cols, height_ratios=[panel + title_h] * n_rows + [gap + bar_h],
+                          left=0.3 / width, right=0.99, top=1 - 0.02 / height, bottom=below / height,
+                          wspace=0.06, hspace=0.0)
+    axes = np.array([[fig.add_subplot(gs[i, j]) for j in range(n_cols)] for i in range(n_rows)])
+    bars = []
+    for lo, hi in cbar_cols:
+        sub = gs[n_rows, lo : hi + 1].subgridspec(2, 1, height_ratios=[gap, bar_h], hspace=0)
+        cax = fig.add_subplot(sub[1])
+        pos = cax.get_position()  # inset, so that neighbouring bars' end labels do not touch
+        cax.set_position([pos.x0 + 0.06 * pos.width, pos.y0, 0.88 * pos.width, pos.height])
+        bars.append(cax)
+    return fig, axes, bars
+
+
+def _bar(fig, im, cax, label: str) -> None:
+    from matplotlib.cm import ScalarMappable
+
+    from matplotlib.ticker import MaxNLocator
+
+    cb = fig.colorbar(ScalarMappable(norm=im.norm, cmap=im.get_cmap()), cax=cax, orientation="horizontal")
+    cb.locator = MaxNLocator(nbins=2 if cax.get_position().width < 0.3 else 5)
+    cb.update_ticks()
+    cb.set_label(label, fontsize=7.5, labelpad=1)
+    cb.ax.tick_params(labelsize=7, length=2, pad=1)
+
+
+def plot_vic_examples(
+    x: Tensor, masks: Tensor, optimal: Tensor, variability: Tensor, vic: Tensor, *,
+    row_labels: Sequence[str] | None = None, panel: float = 1.25,
+):
+    """Poster Fig. 4: one row per image — input, lesion mask, Grad-CAM++ of the optimal model, VIC,
+    SD across the kept models (one colour scale for all rows, fitted to the data). Square panels
+    (true aspect); the colour bars sit below their columns. Maps at layer resolution are upsampled."""
     from uqxai_lib.saliency import normalize
 
     n = len(x)
     hw = tuple(x.shape[-2:])
-    fig, axes = plt.subplots(n, 5, figsize=(5 * size, n * size), squeeze=False)
+    fig, axes, (bar_map, bar_sd) = _map_grid(n, 5, panel=panel, cbar_cols=[(2, 3), (4, 4)])
     var_max = max(float(variability.max()), 1e-12)  # one colour scale for every row's variability
-    cols = ["input", "ground truth", "Grad-CAM++ (optimal)", f"variability (SD, 0–{var_max:.2f})", "VIC (mean)"]
+    cols = ["image", "lesion mask", "optimal model", "VIC (mean)", "SD across models"]
+    im_map = im_var = None
     for i in range(n):
         img = display_image(x[i])
         ax = axes[i]
         ax[0].imshow(img)
-        ax[0].set_axis_off()
         ax[1].imshow(masks[i].cpu().numpy(), cmap="gray")
-        ax[1].set_axis_off()
         im_map = show_map(ax[2], img, normalize(optimal[i : i + 1], 2)[0], size=hw, vmin=0, vmax=1.0)
-        im_var = show_map(ax[3], None, variability[i], size=hw, cmap="magma", vmin=0, vmax=var_max)
-        show_map(ax[4], img, vic[i], size=hw, vmin=0, vmax=1.0)
+        show_map(ax[3], img, vic[i], size=hw, vmin=0, vmax=1.0)
+        im_var = show_map(ax[4], None, variability[i], size=hw, cmap="magma", vmin=0, vmax=var_max)
+        for a in ax:
+            a.set_axis_off()
         if row_labels is not None:
-            ax[0].text(-0.05, 0.5, row_labels[i], transform=ax[0].transAxes, rotation=90,
-                       ha="right", va="center", fontsize=8)
+            ax[0].text(-0.04, 0.5, row_labels[i], transform=ax[0].transAxes, rotation=90,
+                       ha="right", va="center", fontsize=7.5)
     for j, c in enumerate(cols):
-        axes[0, j].set_title(c, fontsize=9)
-    fig.tight_layout()
-    fig.colorbar(im_map, ax=list(axes[:, 2]) + list(axes[:, 4]), shrink=0.5, label="normalised map")
-    fig.colorbar(im_var, ax=list(axes[:, 3]), shrink=0.5, label="SD over kept models")
+        axes[0, j].set_title(c, fontsize=8)
+    _bar(fig, im_map, bar_map, "normalised map (optimal, VIC)")
+    _bar(fig, im_var, bar_sd, "SD")
     return fig
 
 
@@ -139,50 +173,63 @@ def plot_model_fidelity(per_model: Mapping[str, Tensor], optimal: Mapping[str, f
     return fig
 
 
-def vic_frame(x: Tensor, vic: Tensor | None, variability: Tensor | None, *, n_kept: int, n_candidates: int,
-              ratio: float, epsilon: float | None = None):
-    """One widget frame: image with VIC overlay, variability, and the number of kept models."""
-    import matplotlib.pyplot as plt
+def vic_frame(x: Tensor, optimal: Tensor, vic: Tensor | None, variability: Tensor | None, *, n_kept: int,
+              n_candidates: int, ratio: float, epsilon: float | None = None, sd_max: float = 0.1,
+              panel: float = 1.45):
+    """One widget frame: the optimal model's map, the VIC and the SD across kept models (colour
+    range ``0..sd_max``, fitted by the caller to every frame). With fewer than two kept models the
+    VIC and SD panels say "no model kept" / "1 model kept: no cloud". Every frame has the same size."""
+    from uqxai_lib.saliency import normalize
 
-    fig, axes = plt.subplots(1, 2, figsize=(4.6, 2.5))
+    fig, axes, (bar_map, bar_sd) = _map_grid(1, 3, panel=panel, cbar_cols=[(0, 1), (2, 2)])
+    axes = axes[0]
     img = display_image(x)
     hw = tuple(x.shape[-2:])
-    if vic is None or n_kept == 0:
-        for ax in axes:
+    im_map = show_map(axes[0], img, normalize(optimal[None], 2)[0], "optimal model", size=hw, vmin=0, vmax=1.0,
+                      fontsize=8)
+    if vic is None or n_kept < 2:
+        for ax in axes[1:]:
             ax.imshow(img)
             ax.set_axis_off()
-        axes[1].text(0.5, 0.5, "no model kept", ha="center", va="center", transform=axes[1].transAxes,
-                     color="w", fontsize=10, bbox=dict(facecolor="k", alpha=0.6))
+        text = "no model kept" if n_kept == 0 else "1 model kept:\nno cloud"
+        for ax in axes[1:]:
+            ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="w", fontsize=8,
+                    bbox=dict(facecolor="k", alpha=0.7))
+        axes[1].set_title("VIC", fontsize=8)
+        axes[2].set_title("SD across models", fontsize=8)
+        im_sd = show_map(axes[2], img, torch.zeros(hw), size=hw, cmap="magma", vmin=0, vmax=sd_max, alpha=0.0)
     else:
-        im = show_map(axes[0], img, vic, "VIC", size=hw, vmin=0, vmax=1.0, fontsize=9)
-        fig.colorbar(im, ax=axes[0], shrink=0.8)
-        im = show_map(axes[1], None, variability, "variability (SD)", size=hw, cmap="magma", vmin=0, vmax=0.5,
-                      fontsize=9)
-        fig.colorbar(im, ax=axes[1], shrink=0.8)
+        show_map(axes[1], img, vic, "VIC", size=hw, vmin=0, vmax=1.0, fontsize=8)
+        im_sd = show_map(axes[2], None, variability, "SD across models", size=hw, cmap="magma", vmin=0,
+                         vmax=sd_max, fontsize=8)
+    _bar(fig, im_map, bar_map, "normalised map")
+    _bar(fig, im_sd, bar_sd, "SD")
     eps = "" if epsilon is None else f", ε = {epsilon:g}"
-    fig.suptitle(f"r = {ratio:g}{eps}: {n_kept} of {n_candidates} models kept", fontsize=9)
-    fig.tight_layout()
+    axes[0].text(0.0, -0.02, f"r = {ratio:g}{eps}: {n_kept} of {n_candidates} kept", transform=axes[0].transAxes,
+                 ha="left", va="top", fontsize=7.5)
     return fig
 
 
-
-
-def vic_frames(grid: Sequence[Sequence[tuple]], x: Tensor, ratios: Sequence[float], epsilons: Sequence[float], *,
-               dpi: int = 72) -> list[list[bytes]]:
-    """Widget frames (PNG bytes) of one image ``x [1, 3, H, W]`` from :func:`uqxai_lib.studies.derm.vic_grid`:
-    ``frames[i][j]`` shows the VIC and the variability at ``ratios[i]`` and ``epsilons[j]``. For
-    :func:`uqxai_lib.widgets.frame_grid` / ``frame_slider``."""
+def vic_frames(grid: Sequence[Sequence[tuple]], x: Tensor, optimal: Tensor, ratios: Sequence[float],
+               epsilons: Sequence[float], *, dpi: int = 100) -> list[list[bytes]]:
+    """Widget frames (PNG bytes) of one image ``x [1, 3, H, W]`` and its optimal map ``optimal [1, h, w]``
+    from :func:`uqxai_lib.studies.derm.vic_grid`: ``frames[i][j]`` shows the optimal map, the VIC and
+    the SD at ``ratios[i]`` and ``epsilons[j]``. The SD colour range is fitted to the largest SD of
+    the grid (one scale for every frame). For :func:`uqxai_lib.widgets.frame_grid` / ``frame_slider``."""
     from uqxai_lib.widgets import figure_to_png
 
     if x.ndim != 4 or len(x) != 1:
         raise ValueError(f"x must be one image [1, 3, H, W], got shape {tuple(x.shape)}")
     if len(grid) != len(ratios) or any(len(row) != len(epsilons) for row in grid):
         raise ValueError(f"grid must be {len(ratios)} x {len(epsilons)} (ratios x epsilons)")
+    sds = [float(s.max()) for row in grid for (_, s, n, _) in row if s is not None and n >= 2]
+    sd_max = max(sds) if sds and max(sds) > 0 else 0.1
     frames = []
     for r, row in zip(ratios, grid):
         out = []
         for eps, (v, s, n, k) in zip(epsilons, row):
-            fig = vic_frame(x[0], v, s, n_kept=n, n_candidates=k, ratio=float(r), epsilon=float(eps))
+            fig = vic_frame(x[0], optimal[0], v, s, n_kept=n, n_candidates=k, ratio=float(r), epsilon=float(eps),
+                            sd_max=sd_max)
             out.append(figure_to_png(fig, dpi))
         frames.append(out)
     return frames
