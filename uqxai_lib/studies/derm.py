@@ -17,43 +17,49 @@ concave, the *mean* Dice over images is at most ``2 m / (1 + m)`` for a mean IoU
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 __all__ = [
     "POSTER",
+    "CLAIM",
     "DEFAULT_RULE",
+    "MIN_MODELS",
+    "DermSetup",
+    "setup",
+    "VicRun",
+    "vic_run",
+    "primary_run",
     "normalized_stack",
-    "vic_and_variability",
+    "vic_maps",
     "binarize_maps",
     "fidelity_scores",
     "per_model_fidelity",
     "dice_from_iou",
     "dice_upper_bound",
-    "fidelity_comparisons",
-    "CLAIM",
+    "compare_to_optimal",
+    "primary_record",
     "fidelity_table",
     "relative_losses",
     "kept_at",
     "prune_ratio_sweep",
     "suggest_ratio",
+    "widget_ratios",
     "vic_at_tolerance",
     "vic_grid",
     "fidelity_by_ratio",
-    "vic_maps",
     "temperature_scaled_losses",
     "binary_auroc",
     "filter_candidates",
-    "variant_row",
     "run_variants",
+    "finetuned_row",
     "map_roughness",
     "blur_to_match",
     "train_seed_ensemble",
     "ensemble_maps",
-    "model_losses",
     "mass_in_mask_scores",
     "fidelity_summary",
     "pointing_hits",
@@ -76,6 +82,135 @@ CLAIM = {
 #: Default binarisation rule for fidelity (see :func:`binarize_maps`).
 DEFAULT_RULE = ("fraction_of_max", 0.5)
 
+#: Fewer kept models than this make no cloud: the comparison is "undefined" (rules.MIN_MODELS).
+MIN_MODELS = 2
+
+
+# ----------------------------------------------------------------------------- setup and primary (issue 21)
+class DermSetup(NamedTuple):
+    """The chapter's data and trained model (:func:`setup`), shared by the notebook, the robustness
+    and the cross-study chapters. ``class_weight`` [2] on ``device`` (balanced, from the training
+    labels) is the loss weight of training and of every (1 + epsilon) filter."""
+
+    train_set: Any
+    val_set: Any
+    test_set: Any
+    model: nn.Module
+    source: str
+    cache_config: dict
+    class_weight: Tensor
+    best_epoch: int
+    n_epochs: int
+    from_cache: bool
+    device: torch.device
+
+
+def setup(params: Mapping[str, Any], *, seed: int, device: torch.device | str = "cpu",
+          progress: bool = False) -> DermSetup:
+    """Data (synthetic dermoscopy, or HAM10000 from ``params["data_dir"]``), the lesion-grouped
+    60 / 20 / 20 split and the classifier trained by :func:`uqxai_lib.train.fit` under ONE cache
+    key (``cache_config``). ``params`` are the chapter's parameters (the notebook's defaults
+    overlaid with a profile, :func:`uqxai_lib.params.chapter_parameters`). Data sets are on ``device``."""
+    from uqxai_lib import train, utils
+    from uqxai_lib.data import group_split
+    from uqxai_lib.data.ham10000 import load_ham10000
+    from uqxai_lib.data.synthetic_derm import make_synthetic_derm
+    from uqxai_lib.models.derm_classifier import build_derm_classifier, derm_augment
+
+    p = params
+    dev = torch.device(device)
+    root = utils.resolve_data_dir(p.get("data_dir"))
+    if root is None:
+        data = make_synthetic_derm(n_lesions=p["n_lesions"], size=p["image_size"], separation=p["separation"],
+                                   seed=seed)
+        source = "synthetic dermoscopy"
+    else:
+        data = load_ham10000(root, size=p["image_size"], limit=p.get("ham_limit"), seed=seed,
+                             image_ids=p.get("ham_image_ids"), skip_missing=p.get("ham_skip_missing", False))
+        source = "HAM10000" + (f" ({data.skipped} images without their files skipped)" if data.skipped else "")
+    parts = group_split(data.group, [0.6, 0.2, 0.2], seed=seed)
+    train_set, val_set, test_set = (data.subset(q).to(dev) for q in parts)
+    arch = p["arch"]
+    cfg = {"chapter": "derm_vic", "source": source, "arch": arch, "small_width": p["small_width"],
+           "image_size": p["image_size"], "n_lesions": p["n_lesions"], "separation": p["separation"],
+           "ham_limit": p.get("ham_limit"), "seed": seed, "epochs": p["epochs"], "lr": p["lr"],
+           "weight_decay": p["weight_decay"], "batch_size": p["batch_size"], "patience": p["patience"],
+           "weights_path": p.get("weights_path")}
+    torch.manual_seed(seed)
+    model = build_derm_classifier(arch, weights_path=p.get("weights_path"), small_width=p["small_width"])
+    fit = train.fit(model, train_set, val_set, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                    weight_decay=p["weight_decay"], class_weight="balanced", patience=p["patience"], seed=seed,
+                    device=dev, cache_config=cfg, name=f"derm_vic_{arch}", augment=derm_augment, progress=progress)
+    cw = train.class_weights(train_set.y.cpu(), len(train_set.classes)).to(dev)
+    return DermSetup(train_set, val_set, test_set, fit.model.eval(), source, cfg, cw, fit.best_epoch,
+                     len(fit.history), fit.from_cache, dev)
+
+
+class VicRun(NamedTuple):
+    """The chapter's Rashomon set, VIC and primary comparison (:func:`vic_run`)."""
+
+    sweep: Any  # DataFrame of prune_ratio_sweep
+    sets: dict  # ratio -> RashomonSet
+    suggested: float | None
+    ratio: float
+    rset: Any
+    target: Tensor  # [B] the optimal model's predicted class (every model explains it)
+    maps: Tensor | None  # [S, B, h, w] the kept models' Grad-CAM++ maps (cpu)
+    opt_maps: Tensor  # [B, h, w]
+    vic: Tensor | None
+    variability: Tensor | None
+    f_opt: dict
+    f_vic: dict | None
+    row: dict  # compare_to_optimal
+    primary: dict  # primary_record
+
+
+def vic_run(st: DermSetup, params: Mapping[str, Any], *, seed: int) -> VicRun:
+    """The chapter's pipeline up to its primary comparison: the prune-ratio sweep
+    (:func:`prune_ratio_sweep` over ``sweep_ratios``, the poster's ratio and ``prune_ratio``), the
+    chapter's ratio (``prune_ratio``, else :func:`suggest_ratio`, else the smallest swept ratio),
+    Grad-CAM++ of the kept models and of the optimal model for the optimal model's class, the VIC
+    (:func:`vic_maps`) and :func:`compare_to_optimal` -> :func:`primary_record`."""
+    from uqxai_lib import samplers, saliency
+    from uqxai_lib.models.derm_classifier import FEATURE_LAYER
+
+    p = params
+    model, val, test = st.model, st.val_set, st.test_set
+    head = model.classifier
+    rule = tuple(p["fidelity_rule"]) if isinstance(p["fidelity_rule"], (list, tuple)) else p["fidelity_rule"]
+    ratios = sorted({float(r) for r in [*p["sweep_ratios"], p["poster_ratio"], p["prune_ratio"]] if r is not None})
+    sweep, sets = prune_ratio_sweep(model, FEATURE_LAYER, val.x, val.y, ratios, k=p["k"], epsilon=p["epsilon"],
+                                    seed=seed, head=head, class_weight=st.class_weight)
+    suggested = suggest_ratio(sweep, p["epsilon"])
+    ratio = float(p["prune_ratio"]) if p["prune_ratio"] is not None else (suggested if suggested is not None
+                                                                          else min(ratios))
+    rset = sets[ratio]
+    n_kept = int(rset.kept.sum())
+    with torch.no_grad():
+        target = model(test.x).argmax(1)
+    maps = vic = var = None
+    if n_kept >= 1:
+        maps = samplers.rashomon_maps(model, FEATURE_LAYER, test.x, rset, method="grad_cam_pp", head=head,
+                                      target=target).maps.detach().cpu()
+    opt_maps = saliency.grad_cam_pp(model, test.x, FEATURE_LAYER, target=target).detach().cpu()
+    if n_kept >= MIN_MODELS:
+        vic, var = vic_maps(maps)
+    masks = test.mask.cpu()
+    f_opt = fidelity_scores(opt_maps, masks, rule)
+    row, f_vic = compare_to_optimal(vic, opt_maps, f_opt, masks, test.group.cpu(), n_kept=n_kept, rule=rule,
+                                    seed=seed, site="post_activation", ratio=ratio, target="optimal",
+                                    aggregation="normalised", filter="loss", n_candidates=int(p["k"]))
+    primary = primary_record(row, n_test=len(test), n_lesions=len(test.group.unique()))
+    return VicRun(sweep, sets, suggested, ratio, rset, target.cpu(), maps, opt_maps, vic, var, f_opt, f_vic, row,
+                  primary)
+
+
+def primary_run(params: Mapping[str, Any], *, seed: int, device: torch.device | str = "cpu") -> dict:
+    """The chapter's primary comparison exactly as the notebook computes it (:func:`setup` then
+    :func:`vic_run`): ``{"primary": ..., "claim": CLAIM}``, for the robustness chapter's tasks."""
+    st = setup(params, seed=seed, device=device)
+    return {"primary": vic_run(st, params, seed=seed).primary, "claim": CLAIM}
+
 
 def normalized_stack(maps: Tensor) -> Tensor:
     """Min-max normalise every map of a stack ``[S, B, *spatial]`` (or ``[B, *spatial]``) over its spatial dims.
@@ -87,11 +222,14 @@ def normalized_stack(maps: Tensor) -> Tensor:
     return normalize(maps, ndim_spatial=2)
 
 
-def vic_and_variability(maps: Tensor) -> tuple[Tensor, Tensor]:
-    """VIC (consensus = mean) and variability (population SD) of normalised maps ``[S, B, h, w]``.
+def vic_maps(maps: Tensor, aggregation: str = "normalised") -> tuple[Tensor, Tensor]:
+    """The VIC (consensus = mean over models) and variability (population SD over models) of a stack
+    ``[S, B, h, w]`` — the one VIC of the chapter. ``"normalised"``: each map min-max normalised first
+    (every nearly-optimal model gets the same vote, the poster's figures); ``"raw"``: the raw maps
+    (larger maps weigh more).
 
     >>> m = torch.stack([torch.tensor([[[0., 1.], [0., 0.]]]), torch.tensor([[[0., 0.], [0., 1.]]])])
-    >>> vic, var = vic_and_variability(m)
+    >>> vic, var = vic_maps(m)
     >>> vic.tolist(), var.tolist()
     ([[[0.0, 0.5], [0.0, 0.5]]], [[[0.0, 0.5], [0.0, 0.5]]])
     """
@@ -99,8 +237,11 @@ def vic_and_variability(maps: Tensor) -> tuple[Tensor, Tensor]:
 
     if maps.ndim != 4:
         raise ValueError(f"maps must be [S, B, h, w], got shape {tuple(maps.shape)}")
-    m = normalized_stack(maps)
-    return aggregate.consensus(m), aggregate.variability(m)
+    if aggregation == "normalised":
+        maps = normalized_stack(maps)
+    elif aggregation != "raw":
+        raise ValueError(f"aggregation must be 'normalised' or 'raw', got {aggregation!r}")
+    return aggregate.consensus(maps), aggregate.variability(maps)
 
 
 def binarize_maps(maps: Tensor, size: int | tuple[int, int], rule: Any = DEFAULT_RULE) -> Tensor:
@@ -162,53 +303,87 @@ def dice_upper_bound(mean_iou: float) -> float:
     return float(dice_from_iou(float(mean_iou)))
 
 
-def fidelity_table(optimal: Mapping[str, Tensor], vic: Mapping[str, Tensor], comparisons: Mapping[str, Mapping],
-                   *, theirs: Mapping[str, float] = POSTER):
-    """Poster Fig. 3 as a table: mean +- SD and n of IoU / Dice for the optimal model and VIC, the
-    paired difference VIC - optimal with its 95 % interval and Wilcoxon p (``comparisons[metric]``,
-    a :func:`uqxai_lib.stats.paired_difference` record), and the poster's values labelled as theirs.
+def _paired_effect(a: Tensor, b: Tensor, groups, *, n_boot: int, seed: int) -> tuple[float, list[float], float | None, int]:
+    """Mean of the paired differences ``a - b`` per image, its 95 % bootstrap interval over ``groups``
+    (lesions) and the p-value *of the same bootstrap* (``stats.bootstrap_test``; None where the
+    library has no such test yet), and the number of finite pairs."""
+    from uqxai_lib import stats
 
-    Returns a pandas DataFrame indexed by metric.
+    d = (torch.as_tensor(a).double() - torch.as_tensor(b).double()).cpu().numpy()
+    ok = np.isfinite(d)
+    g = None if groups is None else np.asarray(torch.as_tensor(groups).cpu())[ok]
+    if not ok.any():
+        return math.nan, [math.nan, math.nan], None, 0
+    if hasattr(stats, "bootstrap_test"):
+        est, ci, p = stats.bootstrap_test(np.mean, d[ok], groups=g, n_boot=n_boot, seed=seed)
+        return float(est), [float(v) for v in ci], float(p), int(ok.sum())
+    ci = stats.bootstrap_ci(np.mean, d[ok], groups=g, n_boot=n_boot, seed=seed)
+    return float(d[ok].mean()), [float(v) for v in ci], None, int(ok.sum())
+
+
+def compare_to_optimal(vic: Tensor | None, reference: Tensor, f_opt: Mapping[str, Tensor], masks: Tensor, groups, *,
+                       n_kept: int, rule: Any = DEFAULT_RULE, n_boot: int = 2000, seed: int = 0,
+                       min_models: int = MIN_MODELS, **labels) -> tuple[dict, dict | None]:
+    """The chapter's one comparison of a VIC with the optimal model's map ``reference [B, h, w]``
+    (``f_opt`` its :func:`fidelity_scores`): IoU / Dice of both (means over images), the paired IoU
+    difference VIC − optimal per image with its 95 % interval over ``groups`` (lesions) and p from
+    the same bootstrap, the median Spearman of VIC and optimal map, ``n_kept`` and a ``verdict``
+    ("higher" / "lower" / "no detectable difference" from the interval).
+
+    With fewer than ``min_models`` kept models (:data:`MIN_MODELS`; a single model is no cloud) the
+    row has no numbers of the VIC and its verdict is ``"undefined"`` with a ``reason``.
+    Returns ``(row, per-image scores of the VIC or None)``.
     """
+    from uqxai_lib import metrics, stats
+
+    row = {**labels, "n_kept": int(n_kept), "iou_optimal": float(f_opt["iou"].mean()),
+           "dice_optimal": float(f_opt["dice"].mean()), "iou_vic": math.nan, "dice_vic": math.nan,
+           "delta_iou": math.nan, "delta_iou_ci95": [math.nan, math.nan], "delta_iou_p": None,
+           "spearman_vic_optimal_median": math.nan, "verdict": "undefined", "reason": None}
+    if vic is None or n_kept < min_models:
+        row["reason"] = (f"{int(n_kept)} model{'s' if n_kept != 1 else ''} kept; a cloud needs at least "
+                         f"{min_models} (rules.MIN_MODELS)")
+        return row, None
+    f = fidelity_scores(vic, masks, rule)
+    est, ci, p, _ = _paired_effect(f["iou"], f_opt["iou"], groups, n_boot=n_boot, seed=seed)
+    rho = metrics.spearman(vic.float(), reference.float())
+    row.update(iou_vic=float(f["iou"].mean()), dice_vic=float(f["dice"].mean()), delta_iou=est,
+               delta_iou_ci95=ci, delta_iou_p=p, spearman_vic_optimal_median=float(rho.nanmedian()),
+               verdict=stats.verdict(ci))
+    return row, f
+
+
+def primary_record(row: Mapping[str, Any], *, n_test: int, n_lesions: int) -> dict:
+    """The results JSON's ``primary`` from the chapter's :func:`compare_to_optimal` row: ``name,
+    effect, ci95, p`` (same bootstrap as the interval), ``verdict``, ``reason``, ``n_kept``, ``n``
+    (images), ``n_groups`` (lesions), ``mde`` (the smallest true difference this interval detects
+    with 80 % power at the 5 % level: ``(z_0.975 + z_0.8) / z_0.975`` x the half-width) and
+    ``paper_effect`` (the poster's ΔIoU, theirs)."""
+    from scipy.stats import norm
+
+    lo, hi = row["delta_iou_ci95"]
+    half = (hi - lo) / 2 if math.isfinite(lo) and math.isfinite(hi) else math.nan
+    mde = half * (norm.ppf(0.975) + norm.ppf(0.8)) / norm.ppf(0.975)
+    return {"name": "IoU, VIC − optimal (paired per image; bootstrap over lesions)",
+            "effect": row["delta_iou"], "ci95": list(row["delta_iou_ci95"]), "p": row["delta_iou_p"],
+            "auroc": math.nan, "auroc_ci95": [math.nan, math.nan],
+            "verdict": row["verdict"], "reason": row["reason"], "n_kept": row["n_kept"], "n": int(n_test),
+            "n_groups": int(n_lesions), "mde": mde,
+            "paper_effect": round(POSTER["iou_vic"] - POSTER["iou_optimal"], 6)}
+
+
+def fidelity_table(row: Mapping[str, Any], *, theirs: Mapping[str, float] = POSTER):
+    """Poster Fig. 3 as a table: mean IoU and Dice of the optimal model's map and of the VIC (ours,
+    from a :func:`compare_to_optimal` row) beside the poster's (theirs), and the largest mean Dice
+    the mean IoU allows (:func:`dice_upper_bound`). Returns a DataFrame, one row per map."""
     import pandas as pd
 
     rows = []
-    for metric in ("iou", "dice"):
-        a, b = optimal[metric].double(), vic[metric].double()
-        c = comparisons[metric]
-        rows.append(
-            {
-                "metric": "IoU" if metric == "iou" else "Dice",
-                "optimal (ours)": f"{a.mean():.3f} ± {a.std(unbiased=True):.3f}",
-                "VIC (ours)": f"{b.mean():.3f} ± {b.std(unbiased=True):.3f}",
-                "n": int(len(a)),
-                "VIC − optimal [95% CI] (ours)": f"{c['effect']:+.4f} [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]",
-                "Wilcoxon p (ours)": f"{c['p']:.3g}",
-                "optimal (poster, theirs)": theirs[f"{metric}_optimal"],
-                "VIC (poster, theirs)": theirs[f"{metric}_vic"],
-            }
-        )
-    return pd.DataFrame(rows).set_index("metric")
-
-
-def fidelity_comparisons(f_opt: Mapping[str, Tensor], f_vic: Mapping[str, Tensor], groups: Tensor | None, *,
-                         n_boot: int = 2000, seed: int = 0) -> tuple[dict, dict, list[dict]]:
-    """The chapter's declared comparisons of the VIC with the optimal model's map, per test image.
-
-    Primary: paired IoU, VIC - optimal (:func:`uqxai_lib.stats.paired_difference`, bootstrap over
-    ``groups`` = lesions, Wilcoxon p). Secondary: the same for Dice, Holm-adjusted over the
-    secondary family. Returns ``(primary_comparison, {"iou": ..., "dice": ...}, secondary_rows)``
-    with rows ``{name, effect, ci95, p, p_holm, verdict}``.
-    """
-    from uqxai_lib import stats
-
-    g = None if groups is None else np.asarray(torch.as_tensor(groups).cpu())
-    comps = {m: stats.paired_difference(f_vic[m], f_opt[m], groups=g, n_boot=n_boot, seed=seed) for m in ("iou", "dice")}
-    secondary = [("Dice, VIC − optimal (paired)", comps["dice"])]
-    p_holm = stats.holm([c["p"] for _, c in secondary])
-    rows = [{"name": n, "effect": c["effect"], "ci95": list(c["ci95"]), "p": c["p"], "p_holm": ph,
-             "verdict": stats.verdict(c["ci95"])} for (n, c), ph in zip(secondary, p_holm)]
-    return comps["iou"], comps, rows
+    for who, key in (("optimal model", "optimal"), ("VIC", "vic")):
+        rows.append({"map": who, "IoU (ours)": round(row[f"iou_{key}"], 3), "Dice (ours)": round(row[f"dice_{key}"], 3),
+                     "IoU (poster, theirs)": theirs[f"iou_{key}"], "Dice (poster, theirs)": theirs[f"dice_{key}"],
+                     "largest Dice its IoU allows (theirs)": round(dice_upper_bound(theirs[f"iou_{key}"]), 3)})
+    return pd.DataFrame(rows)
 
 
 def relative_losses(rset) -> Tensor:
@@ -267,6 +442,21 @@ def suggest_ratio(table, epsilon: float) -> float | None:
     return None if ok.empty else float(ok["ratio"].max())
 
 
+def widget_ratios(table, n: int, *, min_models: int = MIN_MODELS, include: float | None = None) -> list[float]:
+    """Up to ``n`` swept ratios that keep at least ``min_models`` models (so every widget position
+    shows a cloud), spread evenly over the qualifying ratios of ``table`` (:func:`prune_ratio_sweep`),
+    always with ``include`` (e.g. the chapter's ratio) when it qualifies. Empty when none qualifies."""
+    ok = sorted(float(r) for r, k in zip(table["ratio"], table["n_kept"]) if int(k) >= min_models)
+    if len(ok) <= n:
+        return ok
+    idx = sorted({int(round(i)) for i in np.linspace(0, len(ok) - 1, n)})
+    pick = [ok[i] for i in idx]
+    if include is not None and float(include) in ok and float(include) not in pick:
+        nearest = min(range(len(pick)), key=lambda i: abs(pick[i] - float(include)))
+        pick[nearest] = float(include)
+    return sorted(set(pick))
+
+
 def vic_at_tolerance(model, layer, x: Tensor, rset, epsilon: float, *, head=None, target=None,
                      method: str = "grad_cam_pp") -> tuple[Tensor | None, Tensor | None, int]:
     """VIC and variability of images ``x`` from the candidates of ``rset`` kept at tolerance ``epsilon``.
@@ -283,7 +473,7 @@ def vic_at_tolerance(model, layer, x: Tensor, rset, epsilon: float, *, head=None
         return None, None, 0
     sub = rset._replace(kept=keep, epsilon=float(epsilon))
     st = samplers.rashomon_maps(model, layer, x, sub, method=method, head=head, target=target)
-    vic, var = vic_and_variability(st.maps.detach().cpu())
+    vic, var = vic_maps(st.maps.detach().cpu())
     return vic, var, n_kept
 
 
@@ -331,29 +521,17 @@ def fidelity_by_ratio(model, layer, x: Tensor, masks: Tensor, sets: Mapping[floa
         rset = sets[r]
         maps = samplers.rashomon_maps(model, layer, x, rset, include="all", head=head, target=target).maps.cpu()
         kept = torch.as_tensor(rset.kept).cpu().bool()
-        f_all = fidelity_scores(vic_and_variability(maps)[0], masks, rule)
+        f_all = fidelity_scores(vic_maps(maps)[0], masks, rule)
         row = {"ratio": float(r), "n_kept": int(kept.sum()), "iou_vic": math.nan, "dice_vic": math.nan,
                "iou_all": float(f_all["iou"].mean()), "dice_all": float(f_all["dice"].mean())}
         if kept.any():
-            f = fidelity_scores(vic_and_variability(maps[kept])[0], masks, rule)
+            f = fidelity_scores(vic_maps(maps[kept])[0], masks, rule)
             row.update(iou_vic=float(f["iou"].mean()), dice_vic=float(f["dice"].mean()))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- variants (issue 13)
-def vic_maps(maps: Tensor, aggregation: str = "normalised") -> tuple[Tensor, Tensor]:
-    """VIC and variability of a stack ``[S, B, h, w]``: ``"normalised"`` (each map min-max
-    normalised first, :func:`vic_and_variability`) or ``"raw"`` (mean and SD of the raw maps)."""
-    from uqxai_lib import aggregate
-
-    if aggregation == "normalised":
-        return vic_and_variability(maps)
-    if aggregation == "raw":
-        return aggregate.consensus(maps), aggregate.variability(maps)
-    raise ValueError(f"aggregation must be 'normalised' or 'raw', got {aggregation!r}")
-
-
 def _weighted_mean_ce(logits: Tensor, y: Tensor, weight: Tensor | None) -> Tensor:
     """Class-weighted mean cross-entropy over the last-but-one dim of ``logits [..., N, O]`` (float64)."""
     lp = torch.log_softmax(logits.double(), dim=-1)
@@ -415,31 +593,13 @@ def filter_candidates(rset, base_logits: Tensor, cand_logits: Tensor, y: Tensor,
     raise ValueError(f"rule must be 'loss', 'temperature' or 'loss_auroc', got {rule!r}")
 
 
-def variant_row(vic: Tensor, opt_maps: Tensor, f_opt: Mapping[str, Tensor], masks: Tensor, groups, *, n_kept: int,
-                rule: Any = DEFAULT_RULE, n_boot: int = 1000, seed: int = 0, **labels) -> tuple[dict, dict]:
-    """One row of the variants table: IoU / Dice of the optimal map and of ``vic`` (means over
-    images), the paired IoU difference VIC - optimal with its 95 % interval over ``groups``, the
-    median Spearman of VIC and optimal map, and ``n_kept``. Returns ``(row, per_image_scores)``."""
-    from uqxai_lib import metrics, stats
-
-    f = fidelity_scores(vic, masks, rule)
-    g = None if groups is None else np.asarray(torch.as_tensor(groups).cpu())
-    d = stats.paired_difference(f["iou"], f_opt["iou"], groups=g, n_boot=n_boot, seed=seed)
-    rho = metrics.spearman(vic.float(), opt_maps.float())
-    row = {**labels, "n_kept": int(n_kept), "iou_optimal": float(f_opt["iou"].mean()), "iou_vic": float(f["iou"].mean()),
-           "delta_iou": d["effect"], "delta_iou_ci95": list(d["ci95"]), "delta_iou_p": d["p"],
-           "verdict": stats.verdict(d["ci95"]), "dice_optimal": float(f_opt["dice"].mean()),
-           "dice_vic": float(f["dice"].mean()), "spearman_vic_optimal_median": float(rho.nanmedian())}
-    return row, f
-
-
 def run_variants(model, x_val: Tensor, y_val: Tensor, x: Tensor, masks: Tensor, groups, opt_maps: Tensor,
                  f_opt: Mapping[str, Tensor], specs: Sequence[Mapping[str, Any]], *, sites: Mapping[str, str],
                  explain_layer: str, head, k: int, k_general: int, epsilon: float, random_range: Sequence[float],
                  seed: int, class_weight=None, rule: Any = DEFAULT_RULE, optimal_target: Tensor | None = None,
                  auroc_tolerance: float = 0.01, n_boot: int = 1000,
                  given_sets: Mapping[tuple, Any] | None = None) -> list[dict]:
-    """The variants table: one :func:`variant_row` per spec ``{site, ratio, target, aggregation, filter}``.
+    """The variants table: one :func:`compare_to_optimal` row per spec ``{site, ratio, target, aggregation, filter}``.
 
     ``site`` is a key of ``sites`` (module names, :func:`uqxai_lib.models.derm_classifier.prune_sites`);
     ``ratio`` a number or ``"random"`` (each candidate draws its ratio from ``U(*random_range)``);
@@ -489,15 +649,10 @@ def run_variants(model, x_val: Tensor, y_val: Tensor, x: Tensor, masks: Tensor, 
                                  auroc_tolerance=auroc_tolerance)
         labels = {"site": site, "layer": layer, "ratio": ratio, "target": spec["target"],
                   "aggregation": spec["aggregation"], "filter": spec["filter"], "n_candidates": int(len(keep))}
-        if not keep.any():
-            rows.append({**labels, "n_kept": 0, "iou_optimal": float(f_opt["iou"].mean()), "iou_vic": math.nan,
-                         "delta_iou": math.nan, "delta_iou_ci95": [math.nan, math.nan], "delta_iou_p": math.nan,
-                         "verdict": "no detectable difference", "dice_optimal": float(f_opt["dice"].mean()),
-                         "dice_vic": math.nan, "spearman_vic_optimal_median": math.nan})
-            continue
-        vic, _ = vic_maps(cache_maps[mkey][keep], spec["aggregation"])
-        row, _ = variant_row(vic, opt_maps, f_opt, masks, groups, n_kept=int(keep.sum()), rule=rule, n_boot=n_boot,
-                             seed=seed, **labels)
+        n_keep = int(keep.sum())
+        vic = vic_maps(cache_maps[mkey][keep], spec["aggregation"])[0] if n_keep >= MIN_MODELS else None
+        row, _ = compare_to_optimal(vic, opt_maps, f_opt, masks, groups, n_kept=n_keep, rule=rule, n_boot=n_boot,
+                                    seed=seed, **labels)
         rows.append(row)
     return rows
 
@@ -533,7 +688,8 @@ def blur_to_match(maps: Tensor, reference: Tensor, sigmas: Sequence[float] = tup
 
 def train_seed_ensemble(build, train_set, val_set, *, seeds: Sequence[int], cache_config: Mapping[str, Any],
                         fit_kwargs: Mapping[str, Any]) -> list:
-    """Independently trained models (a true Rashomon set): for each training seed ``s``,
+    """Independently trained models (other seeds; a Rashomon set only as far as they fall within
+    ``1 + epsilon`` of the optimal model's held-out loss): for each training seed ``s``,
     ``torch.manual_seed(s)``, ``build()`` and :func:`uqxai_lib.train.fit` with ``seed=s`` on the same
     data, cached under ``{**cache_config, "train_seed": s}``. Returns the models in eval mode."""
     from uqxai_lib import train
@@ -554,13 +710,26 @@ def ensemble_maps(models: Sequence, x: Tensor, layer, *, target: Tensor, method:
     return torch.stack([saliency.explain(m, x, layer, target=target, method=method) for m in models])
 
 
-def model_losses(models: Sequence, x: Tensor, y: Tensor, *, class_weight: Tensor | None = None) -> list[float]:
-    """Class-weighted mean cross-entropy of each model on ``(x, y)`` (as the Rashomon filter computes it)."""
-    out = []
-    with torch.no_grad():
-        for m in models:
-            out.append(float(_weighted_mean_ce(m(x).float(), y.to(x.device), class_weight)))
-    return out
+def finetuned_row(fset, x: Tensor, layer, opt_maps: Tensor, f_opt: Mapping[str, Tensor], masks: Tensor, groups, *,
+                  target: Tensor, rule: Any = DEFAULT_RULE, n_boot: int = 2000, seed: int = 0,
+                  method: str = "grad_cam_pp") -> tuple[dict, Tensor | None, Tensor | None]:
+    """The VIC of a fine-tuned Rashomon set (:func:`uqxai_lib.finetune.finetuned_set`) against the
+    optimal map, as a variants row (:func:`compare_to_optimal`, labelled ``rashomon_finetuned``) with
+    the members' relative held-out losses. Returns ``(row, vic, variability)`` (maps None when fewer
+    than :data:`MIN_MODELS` members are kept)."""
+    from uqxai_lib import finetune
+
+    n_keep = int(fset.kept.sum())
+    vic = var = None
+    if n_keep >= MIN_MODELS:
+        st = finetune.finetuned(fset, x, layer, target=target, method=method)
+        vic, var = vic_maps(st.maps.detach().cpu())
+    labels = {"site": "rashomon_finetuned", "layer": "all weights", "ratio": "-", "target": "optimal",
+              "aggregation": "normalised", "filter": "loss", "n_candidates": int(len(fset.kept))}
+    row, _ = compare_to_optimal(vic, opt_maps, f_opt, masks, groups, n_kept=n_keep, rule=rule, n_boot=n_boot,
+                                seed=seed, **labels)
+    row["relative_losses"] = [float(v) for v in fset.relative_loss]
+    return row, vic, var
 
 
 # ----------------------------------------------------------------------------- fidelity and sanity (issue 14)
