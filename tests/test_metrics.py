@@ -202,7 +202,7 @@ def test_sue_empty_nan_excludes_inputs_with_an_all_zero_map_and_leaves_others_bi
     want0 = np.mean([_jac(regions[0][s], ref_regions[0]) for s in range(4)])
     assert float(to_ref[0]) == pytest.approx(want0, abs=1e-12)
     with pytest.raises(ValueError, match="empty must be"):
-        metrics.sue(maps, empty="skip")
+        metrics.sue(maps, empty="ignore")
 
 
 def test_sue_needs_two_samples_and_rejects_nan():

@@ -452,7 +452,7 @@ def pointing_game(maps: Tensor, mask: Tensor, *, ndim_spatial: int | None = None
 # SUE
 # --------------------------------------------------------------------------------------------
 def sue(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | None = None, reference: Tensor | None = None,
-        empty: Literal["agree", "nan"] = "agree") -> Tensor:
+        empty: Literal["agree", "nan", "skip"] = "agree") -> Tensor:
     r"""Spatial Uncertainty Estimation: agreement of the most salient region across a stack of maps.
 
     SUE (Seoni et al. 2024, as used by Salvi et al. 2025, §4.1) measures the spatial consistency of
@@ -475,6 +475,9 @@ def sue(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | None = None,
     * ``empty="nan"``: an input any of whose regions (or the reference's) is empty gets NaN instead
       of a score — an all-zero map has no salient region to agree on, so it is excluded, never
       counted as perfect agreement. :func:`empty_regions` counts such inputs.
+    * ``empty="skip"`` (the protocol's rule, :data:`uqxai_lib.rules.EMPTY_REGION_RULE`): only the
+      pairs that involve an empty region are undefined and skipped; the score is the mean over the
+      defined pairs, NaN when none is defined.
 
     Parameters
     ----------
@@ -485,7 +488,7 @@ def sue(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | None = None,
         Default ``maps.ndim - 2``.
     reference : Tensor ``[B, *spatial]``, optional
         Compare every map with this map instead of every pair of maps.
-    empty : ``"agree"`` (default) or ``"nan"``
+    empty : ``"agree"`` (default), ``"nan"`` or ``"skip"``
         How inputs with an empty region are scored (see above).
 
     Returns
@@ -509,8 +512,9 @@ def sue(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | None = None,
         raise ValueError(f"sue: with ndim_spatial={nd}, maps {tuple(maps.shape)} is not [S, B, *spatial]")
     if maps.is_floating_point() and bool(maps.isnan().any()):
         raise ValueError("sue: maps contain NaN")
-    if empty not in ("agree", "nan"):
-        raise ValueError(f"sue: empty must be 'agree' (all-empty pairs count as J = 1) or 'nan' (excluded), got {empty!r}")
+    if empty not in ("agree", "nan", "skip"):
+        raise ValueError(f"sue: empty must be 'agree' (all-empty pairs count as J = 1), 'nan' (inputs with an empty "
+                         f"region excluded) or 'skip' (pairs with an empty region excluded), got {empty!r}")
     if reference is not None:
         return _sue_to_reference(maps, _as_tensor(reference, "reference"), quantile, nd, empty)
     regions = _flat(binarize(maps, ("quantile", quantile), ndim_spatial=nd), nd)  # [S, B, n]
@@ -525,6 +529,10 @@ def sue(maps: Tensor, *, quantile: float = 0.9, ndim_spatial: int | None = None,
     jac = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))
     s = maps.shape[0]
     iu = torch.triu_indices(s, s, offset=1, device=maps.device)
+    if empty == "skip":
+        defined = (size[:, :, None] > 0) & (size[:, None, :] > 0)
+        pairs = torch.where(defined, jac, torch.full_like(jac, math.nan))[:, iu[0], iu[1]]
+        return torch.nanmean(pairs, -1).to(_out_dtype(maps))
     out = jac[:, iu[0], iu[1]].mean(-1)
     if empty == "nan":
         out = torch.where((size == 0).any(1), torch.full_like(out, math.nan), out)
@@ -543,6 +551,9 @@ def _sue_to_reference(maps: Tensor, reference: Tensor, quantile: float, nd: int,
     inter = (r & ref[None]).sum(-1).to(wd)
     union = (r | ref[None]).sum(-1).to(wd)
     jac = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))  # [S, B]
+    if empty == "skip":
+        defined = (r.sum(-1) > 0) & (ref.sum(-1) > 0)[None]
+        return torch.nanmean(torch.where(defined, jac, torch.full_like(jac, math.nan)), 0).to(_out_dtype(maps))
     out = jac.mean(0)
     if empty == "nan":
         bad = (r.sum(-1) == 0).any(0) | (ref.sum(-1) == 0)

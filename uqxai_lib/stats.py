@@ -31,6 +31,7 @@ __all__ = [
     "VERDICTS",
     "auroc",
     "bootstrap_ci",
+    "bootstrap_test",
     "group_difference",
     "holm",
     "mean_ci",
@@ -152,6 +153,71 @@ def bootstrap_ci(statistic: Callable[..., float], *arrays: Any, groups: Any = No
     a = (1 - level) / 2
     lo, hi = np.quantile(vals, [a, 1 - a])
     return (float(lo), float(hi))
+
+
+def bootstrap_test(statistic: Callable[..., Any], *arrays: Any, groups: Any = None, strata: Any = None,
+                   null: Any = 0.0, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+    r"""Estimate, percentile interval and two-sided p-value of ``statistic`` from ONE set of resamples.
+
+    ``statistic`` returns a float or a 1-D array of floats (several statistics on the same
+    resamples, e.g. a mean difference and an AUROC); ``null`` is the value each is tested against.
+    Resampling as in :func:`bootstrap_ci` (whole ``groups``, else within ``strata``, else items).
+    With ``m`` finite resampled values ``b_(1) <= ... <= b_(m)`` of one statistic and
+    ``k = ceil((1 - level) / 2 * m)``, the interval is ``[b_(k), b_(m - k + 1)]`` and
+
+    .. math:: p = \min\Big(1, \tfrac{2}{m} \min\big(\#\{b \le \theta_0\}, \#\{b \ge \theta_0\}\big)\Big),
+
+    so ``p < 1 - level`` exactly when the interval excludes ``null`` (one procedure, two views of
+    it). A statistic with fewer than ``n_boot / 2`` finite resamples gets a NaN interval and p.
+
+    Returns ``{"estimate", "ci95", "p", "n_boot"}`` (lists when ``statistic`` returns an array).
+
+    >>> r = bootstrap_test(np.mean, np.arange(1.0, 41.0), seed=1)
+    >>> r["ci95"][0] > 0, r["p"] < 0.05
+    (True, True)
+    >>> r = bootstrap_test(np.mean, np.linspace(-1, 1, 41), seed=1)
+    >>> r["ci95"][0] < 0 < r["ci95"][1], r["p"] >= 0.05
+    (True, True)
+    """
+    _check_level(level, n_boot)
+    arrs = [np.asarray(a) for a in arrays]
+    if not arrs:
+        raise ValueError("bootstrap_test: give at least one array")
+    n = len(arrs[0])
+    if any(len(a) != n for a in arrs):
+        raise ValueError(f"bootstrap_test: arrays differ in length {[len(a) for a in arrs]}")
+    g = None if groups is None else np.asarray(groups).reshape(-1)
+    st = None if strata is None else np.asarray(strata).reshape(-1)
+    for name, v in (("groups", g), ("strata", st)):
+        if v is not None and v.size != n:
+            raise ValueError(f"bootstrap_test: {name} has {v.size} entries for {n} items")
+    first = np.asarray(statistic(*arrs), dtype=np.float64) if n else np.asarray(math.nan)
+    scalar = first.ndim == 0
+    est = np.atleast_1d(first)
+    k_stats = est.size
+    nulls = np.broadcast_to(np.asarray(null, dtype=np.float64), (k_stats,))
+    rng = np.random.default_rng(seed)
+    vals = np.full((int(n_boot), k_stats), math.nan)
+    if n:
+        for b in range(int(n_boot)):
+            idx = _resample_indices(rng, n, g, st)
+            vals[b] = np.atleast_1d(np.asarray(statistic(*(a[idx] for a in arrs)), dtype=np.float64))
+    a = (1 - level) / 2
+    cis, ps = [], []
+    for j in range(k_stats):
+        v = np.sort(vals[np.isfinite(vals[:, j]), j])
+        m = v.size
+        if m < n_boot / 2 or not math.isfinite(est[j]):
+            cis.append([math.nan, math.nan])
+            ps.append(math.nan)
+            continue
+        k = max(1, math.ceil(a * m - 1e-9))
+        cis.append([float(v[k - 1]), float(v[m - k])])
+        c = min(int(np.sum(v <= nulls[j])), int(np.sum(v >= nulls[j])))
+        ps.append(min(1.0, 2.0 * c / m))
+    if scalar:
+        return {"estimate": float(est[0]), "ci95": cis[0], "p": ps[0], "n_boot": int(n_boot)}
+    return {"estimate": [float(e) for e in est], "ci95": cis, "p": ps, "n_boot": int(n_boot)}
 
 
 def mean_ci(values: Any, *, groups: Any = None, n_boot: int = 2000, level: float = 0.95,
