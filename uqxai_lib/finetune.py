@@ -36,11 +36,12 @@ from typing import Callable, NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
-from uqxai_lib import saliency, train
+from uqxai_lib import samplers, train
 from uqxai_lib.data import LabeledArrays
 from uqxai_lib.samplers import SampleStack
 
-__all__ = ["FinetunedSet", "finetuned_set", "held_out_losses", "member_seeds", "finetuned", "state_fingerprint"]
+__all__ = ["FinetunedSet", "finetuned_set", "loss_filter", "held_out_losses", "member_seeds", "finetuned",
+           "state_fingerprint"]
 
 
 class FinetunedSet(NamedTuple):
@@ -114,6 +115,24 @@ def held_out_losses(models: Sequence[nn.Module], data: LabeledArrays, *, class_w
     return torch.tensor(out, dtype=torch.float64)
 
 
+def loss_filter(models: Sequence[nn.Module], reference: nn.Module, val_set: LabeledArrays, *, epsilon: float,
+                class_weight: Tensor | None = None, seeds: Sequence[int] | None = None, batch_size: int = 256,
+                device: torch.device | str | None = None) -> FinetunedSet:
+    r"""The (1 + epsilon) held-out loss filter of any list of models against a ``reference`` model
+    (the optimal one): :math:`L_m / L^\ast \le 1 + \varepsilon` with :func:`held_out_losses` on
+    ``val_set`` (one-sided, as :func:`uqxai_lib.samplers.rashomon`). Used by :func:`finetuned_set`
+    and for any other candidate models (e.g. independently trained ones). All models in eval mode."""
+    if not epsilon >= 0:
+        raise ValueError(f"epsilon must be >= 0 (keep L_m <= (1 + epsilon) L*), got {epsilon!r}")
+    if len(val_set) == 0:
+        raise ValueError("val_set is empty: the (1 + epsilon) filter needs held-out data")
+    base = float(held_out_losses([reference], val_set, class_weight=class_weight, batch_size=batch_size,
+                                 device=device)[0])
+    losses = held_out_losses(models, val_set, class_weight=class_weight, batch_size=batch_size, device=device)
+    kept = (losses / base) <= 1.0 + float(epsilon)
+    return FinetunedSet(list(models), losses, base, kept, float(epsilon), list(seeds or []))
+
+
 def finetuned_set(
     model: nn.Module,
     train_set: LabeledArrays,
@@ -140,7 +159,7 @@ def finetuned_set(
     ``member_seeds(seed, k)[i]``, without early stopping (its last epoch is kept, so the
     held-out set is used only by the filter). ``model`` itself is not changed. The held-out loss
     (:func:`held_out_losses`) uses the class weights of ``train_set`` (as the training loss does);
-    kept: ``L_m / L* <= 1 + epsilon``.
+    kept: ``L_m / L* <= 1 + epsilon`` (:func:`loss_filter`).
 
     With ``cache_config`` every candidate is cached by :func:`uqxai_lib.train.fit` under
     ``models/<name>``, keyed also by the starting weights (:func:`state_fingerprint`) and the
@@ -171,18 +190,16 @@ def finetuned_set(
                         weight_decay=weight_decay, class_weight=class_weight, patience=None, seed=int(s),
                         device=dev, cache_config=cfg, name=name, augment=augment, progress=progress)
         members.append(fit.model.eval())
-    base = float(held_out_losses([model], val_set, class_weight=weight, batch_size=batch_size, device=dev)[0])
-    losses = held_out_losses(members, val_set, class_weight=weight, batch_size=batch_size, device=dev)
-    kept = (losses / base) <= 1.0 + float(epsilon)
-    return FinetunedSet(members, losses, base, kept, float(epsilon), seeds)
+    return loss_filter(members, model, val_set, epsilon=epsilon, class_weight=weight, seeds=seeds,
+                       batch_size=batch_size, device=dev)
 
 
-def finetuned(fset: FinetunedSet, x: Tensor, layer: nn.Module | str, *, target: Tensor,
+def finetuned(fset: FinetunedSet, x: Tensor, layer: str, *, target: Tensor,
               method: str = "grad_cam_pp", include: str = "kept") -> SampleStack:
     """The sampler: maps of the fine-tuned members on ``x`` as a :class:`uqxai_lib.samplers.SampleStack`.
 
     ``maps [S, B, *spatial]`` (S = kept members, or all with ``include="all"``) by
-    :func:`uqxai_lib.saliency.explain` at ``layer`` (a name resolved in each member) for the fixed
+    :func:`uqxai_lib.samplers.ensemble` at ``layer`` (a name resolved in each member) for the fixed
     ``target`` classes (e.g. the optimal model's predictions), ``probs [S, B, C]`` each member's
     softmax. Raises ``ValueError`` when no member is included (an empty set has no maps).
     """
@@ -192,10 +209,4 @@ def finetuned(fset: FinetunedSet, x: Tensor, layer: nn.Module | str, *, target: 
     if not models:
         raise ValueError(f"no fine-tuned model is within 1 + epsilon = {1 + fset.epsilon:g} of the optimum's "
                          "held-out loss; raise epsilon, lower the fine-tuning lr or use fewer epochs")
-    target = torch.as_tensor(target, device=x.device).long()
-    maps, probs = [], []
-    for m in models:
-        maps.append(saliency.explain(m, x, layer, target=target, method=method))
-        with torch.no_grad():
-            probs.append(torch.softmax(m(x).float(), dim=-1))
-    return SampleStack(torch.stack(maps), torch.stack(probs), target)
+    return samplers.ensemble(models, x, layer, method=method, target=torch.as_tensor(target, device=x.device).long())

@@ -23,11 +23,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from uqxai_lib import rules
+
 __all__ = [
     "POSTER",
     "CLAIM",
     "DEFAULT_RULE",
-    "MIN_MODELS",
     "DermSetup",
     "setup",
     "VicRun",
@@ -56,15 +57,11 @@ __all__ = [
     "filter_candidates",
     "run_variants",
     "finetuned_row",
+    "VARIANT_KEYS",
+    "variant_record",
     "map_roughness",
     "blur_to_match",
     "train_seed_ensemble",
-    "ensemble_maps",
-    "mass_in_mask_scores",
-    "fidelity_summary",
-    "pointing_hits",
-    "cascading_sanity",
-    "fidelity_vs_stability",
 ]
 
 #: The VIC poster's reported numbers (their HAM10000 run), shown beside ours, labelled as theirs.
@@ -82,8 +79,6 @@ CLAIM = {
 #: Default binarisation rule for fidelity (see :func:`binarize_maps`).
 DEFAULT_RULE = ("fraction_of_max", 0.5)
 
-#: Fewer kept models than this make no cloud: the comparison is "undefined" (rules.MIN_MODELS).
-MIN_MODELS = 2
 
 
 # ----------------------------------------------------------------------------- setup and primary (issue 21)
@@ -150,13 +145,12 @@ class VicRun(NamedTuple):
     """The chapter's Rashomon set, VIC and primary comparison (:func:`vic_run`)."""
 
     sweep: Any  # DataFrame of prune_ratio_sweep
-    sets: dict  # ratio -> RashomonSet
+    sets: dict  # ratio -> RashomonSet of the sweep
     suggested: float | None
     ratio: float
-    rset: Any
+    record: Any  # the uqxai_lib.assess Assessment of the chapter's Rashomon set (source "rashomon")
     target: Tensor  # [B] the optimal model's predicted class (every model explains it)
-    maps: Tensor | None  # [S, B, h, w] the kept models' Grad-CAM++ maps (cpu)
-    opt_maps: Tensor  # [B, h, w]
+    opt_maps: Tensor  # [B, h, w] the optimal model's Grad-CAM++ (the record's reference)
     vic: Tensor | None
     variability: Tensor | None
     f_opt: dict
@@ -165,14 +159,16 @@ class VicRun(NamedTuple):
     primary: dict  # primary_record
 
 
-def vic_run(st: DermSetup, params: Mapping[str, Any], *, seed: int) -> VicRun:
+def vic_run(st: DermSetup, params: Mapping[str, Any], *, seed: int, sanity: bool = False) -> VicRun:
     """The chapter's pipeline up to its primary comparison: the prune-ratio sweep
-    (:func:`prune_ratio_sweep` over ``sweep_ratios``, the poster's ratio and ``prune_ratio``), the
-    chapter's ratio (``prune_ratio``, else :func:`suggest_ratio`, else the smallest swept ratio),
-    Grad-CAM++ of the kept models and of the optimal model for the optimal model's class, the VIC
-    (:func:`vic_maps`) and :func:`compare_to_optimal` -> :func:`primary_record`."""
-    from uqxai_lib import samplers, saliency
-    from uqxai_lib.models.derm_classifier import FEATURE_LAYER
+    (:func:`prune_ratio_sweep` over ``sweep_ratios`` and the poster's ratio), the chapter's ratio
+    (``prune_ratio``, else :func:`suggest_ratio`, else the smallest swept ratio), then
+    :func:`uqxai_lib.assess` with ``source="rashomon"`` (``k`` candidates at that ratio, kept within
+    ``1 + epsilon``; Grad-CAM++ of the kept models and of the optimal model for the optimal model's
+    class; fidelity against the lesion masks, and the cascading sanity check when ``sanity``), the
+    VIC of the kept maps (:func:`vic_maps`) and :func:`compare_to_optimal` -> :func:`primary_record`."""
+    from uqxai_lib import assess
+    from uqxai_lib.models.derm_classifier import FEATURE_LAYER, cascade_groups
 
     p = params
     model, val, test = st.model, st.val_set, st.test_set
@@ -184,25 +180,28 @@ def vic_run(st: DermSetup, params: Mapping[str, Any], *, seed: int) -> VicRun:
     suggested = suggest_ratio(sweep, p["epsilon"])
     ratio = float(p["prune_ratio"]) if p["prune_ratio"] is not None else (suggested if suggested is not None
                                                                           else min(ratios))
-    rset = sets[ratio]
-    n_kept = int(rset.kept.sum())
-    with torch.no_grad():
-        target = model(test.x).argmax(1)
-    maps = vic = var = None
-    if n_kept >= 1:
-        maps = samplers.rashomon_maps(model, FEATURE_LAYER, test.x, rset, method="grad_cam_pp", head=head,
-                                      target=target).maps.detach().cpu()
-    opt_maps = saliency.grad_cam_pp(model, test.x, FEATURE_LAYER, target=target).detach().cpu()
-    if n_kept >= MIN_MODELS:
-        vic, var = vic_maps(maps)
+    rec = assess(model, test.x, test.y, layer=FEATURE_LAYER, source="rashomon", method="grad_cam_pp",
+                 masks=test.mask, groups=test.group.cpu(), n=int(p["k"]), seed=seed, x_val=val.x, y_val=val.y,
+                 prune_ratio=ratio, epsilon=float(p["epsilon"]), head=head, k=int(p["k"]),
+                 class_weight=st.class_weight, sanity=sanity, sanity_modules=cascade_groups(model) if sanity else None)
+    n_kept = int(rec.config["n_kept"])
+    target = torch.as_tensor(rec.prediction["target"]).long().cpu()
+    if rec.reference is not None:
+        opt_maps = rec.reference.detach().cpu()
+    else:  # fewer than two kept models: assess has no stack; the optimal map is still needed
+        from uqxai_lib import saliency
+
+        opt_maps = saliency.grad_cam_pp(model, test.x, FEATURE_LAYER, target=target.to(test.x.device)).detach().cpu()
+    vic = var = None
+    if rec.maps is not None and n_kept >= rules.MIN_MODELS:
+        vic, var = vic_maps(rec.maps.detach().cpu())
     masks = test.mask.cpu()
     f_opt = fidelity_scores(opt_maps, masks, rule)
     row, f_vic = compare_to_optimal(vic, opt_maps, f_opt, masks, test.group.cpu(), n_kept=n_kept, rule=rule,
                                     seed=seed, site="post_activation", ratio=ratio, target="optimal",
                                     aggregation="normalised", filter="loss", n_candidates=int(p["k"]))
     primary = primary_record(row, n_test=len(test), n_lesions=len(test.group.unique()))
-    return VicRun(sweep, sets, suggested, ratio, rset, target.cpu(), maps, opt_maps, vic, var, f_opt, f_vic, row,
-                  primary)
+    return VicRun(sweep, sets, suggested, ratio, rec, target, opt_maps, vic, var, f_opt, f_vic, row, primary)
 
 
 def primary_run(params: Mapping[str, Any], *, seed: int, device: torch.device | str = "cpu") -> dict:
@@ -305,8 +304,8 @@ def dice_upper_bound(mean_iou: float) -> float:
 
 def _paired_effect(a: Tensor, b: Tensor, groups, *, n_boot: int, seed: int) -> tuple[float, list[float], float | None, int]:
     """Mean of the paired differences ``a - b`` per image, its 95 % bootstrap interval over ``groups``
-    (lesions) and the p-value *of the same bootstrap* (``stats.bootstrap_test``; None where the
-    library has no such test yet), and the number of finite pairs."""
+    (lesions) and the p-value of the same resamples (:func:`uqxai_lib.stats.bootstrap_test`), and
+    the number of finite pairs."""
     from uqxai_lib import stats
 
     d = (torch.as_tensor(a).double() - torch.as_tensor(b).double()).cpu().numpy()
@@ -314,23 +313,20 @@ def _paired_effect(a: Tensor, b: Tensor, groups, *, n_boot: int, seed: int) -> t
     g = None if groups is None else np.asarray(torch.as_tensor(groups).cpu())[ok]
     if not ok.any():
         return math.nan, [math.nan, math.nan], None, 0
-    if hasattr(stats, "bootstrap_test"):
-        est, ci, p = stats.bootstrap_test(np.mean, d[ok], groups=g, n_boot=n_boot, seed=seed)
-        return float(est), [float(v) for v in ci], float(p), int(ok.sum())
-    ci = stats.bootstrap_ci(np.mean, d[ok], groups=g, n_boot=n_boot, seed=seed)
-    return float(d[ok].mean()), [float(v) for v in ci], None, int(ok.sum())
+    r = stats.bootstrap_test(np.mean, d[ok], groups=g, n_boot=n_boot, seed=seed)
+    return float(r["estimate"]), [float(v) for v in r["ci95"]], float(r["p"]), int(ok.sum())
 
 
 def compare_to_optimal(vic: Tensor | None, reference: Tensor, f_opt: Mapping[str, Tensor], masks: Tensor, groups, *,
-                       n_kept: int, rule: Any = DEFAULT_RULE, n_boot: int = 2000, seed: int = 0,
-                       min_models: int = MIN_MODELS, **labels) -> tuple[dict, dict | None]:
+                       n_kept: int, rule: Any = DEFAULT_RULE, n_boot: int = rules.N_BOOT, seed: int = 0,
+                       min_models: int = rules.MIN_MODELS, **labels) -> tuple[dict, dict | None]:
     """The chapter's one comparison of a VIC with the optimal model's map ``reference [B, h, w]``
     (``f_opt`` its :func:`fidelity_scores`): IoU / Dice of both (means over images), the paired IoU
     difference VIC − optimal per image with its 95 % interval over ``groups`` (lesions) and p from
     the same bootstrap, the median Spearman of VIC and optimal map, ``n_kept`` and a ``verdict``
     ("higher" / "lower" / "no detectable difference" from the interval).
 
-    With fewer than ``min_models`` kept models (:data:`MIN_MODELS`; a single model is no cloud) the
+    With fewer than ``min_models`` kept models (:data:`uqxai_lib.rules.MIN_MODELS`; a single model is no cloud) the
     row has no numbers of the VIC and its verdict is ``"undefined"`` with a ``reason``.
     Returns ``(row, per-image scores of the VIC or None)``.
     """
@@ -442,7 +438,7 @@ def suggest_ratio(table, epsilon: float) -> float | None:
     return None if ok.empty else float(ok["ratio"].max())
 
 
-def widget_ratios(table, n: int, *, min_models: int = MIN_MODELS, include: float | None = None) -> list[float]:
+def widget_ratios(table, n: int, *, min_models: int = rules.MIN_MODELS, include: float | None = None) -> list[float]:
     """Up to ``n`` swept ratios that keep at least ``min_models`` models (so every widget position
     shows a cloud), spread evenly over the qualifying ratios of ``table`` (:func:`prune_ratio_sweep`),
     always with ``include`` (e.g. the chapter's ratio) when it qualifies. Empty when none qualifies."""
@@ -597,7 +593,7 @@ def run_variants(model, x_val: Tensor, y_val: Tensor, x: Tensor, masks: Tensor, 
                  f_opt: Mapping[str, Tensor], specs: Sequence[Mapping[str, Any]], *, sites: Mapping[str, str],
                  explain_layer: str, head, k: int, k_general: int, epsilon: float, random_range: Sequence[float],
                  seed: int, class_weight=None, rule: Any = DEFAULT_RULE, optimal_target: Tensor | None = None,
-                 auroc_tolerance: float = 0.01, n_boot: int = 1000,
+                 auroc_tolerance: float = 0.01, n_boot: int = rules.N_BOOT,
                  given_sets: Mapping[tuple, Any] | None = None) -> list[dict]:
     """The variants table: one :func:`compare_to_optimal` row per spec ``{site, ratio, target, aggregation, filter}``.
 
@@ -650,7 +646,7 @@ def run_variants(model, x_val: Tensor, y_val: Tensor, x: Tensor, masks: Tensor, 
         labels = {"site": site, "layer": layer, "ratio": ratio, "target": spec["target"],
                   "aggregation": spec["aggregation"], "filter": spec["filter"], "n_candidates": int(len(keep))}
         n_keep = int(keep.sum())
-        vic = vic_maps(cache_maps[mkey][keep], spec["aggregation"])[0] if n_keep >= MIN_MODELS else None
+        vic = vic_maps(cache_maps[mkey][keep], spec["aggregation"])[0] if n_keep >= rules.MIN_MODELS else None
         row, _ = compare_to_optimal(vic, opt_maps, f_opt, masks, groups, n_kept=n_keep, rule=rule, n_boot=n_boot,
                                     seed=seed, **labels)
         rows.append(row)
@@ -703,147 +699,39 @@ def train_seed_ensemble(build, train_set, val_set, *, seeds: Sequence[int], cach
     return models
 
 
-def ensemble_maps(models: Sequence, x: Tensor, layer, *, target: Tensor, method: str = "grad_cam_pp") -> Tensor:
-    """Maps ``[S, B, h, w]`` of several models on the same images for the same ``target`` classes."""
-    from uqxai_lib import saliency
-
-    return torch.stack([saliency.explain(m, x, layer, target=target, method=method) for m in models])
-
-
-def finetuned_row(fset, x: Tensor, layer, opt_maps: Tensor, f_opt: Mapping[str, Tensor], masks: Tensor, groups, *,
-                  target: Tensor, rule: Any = DEFAULT_RULE, n_boot: int = 2000, seed: int = 0,
-                  method: str = "grad_cam_pp") -> tuple[dict, Tensor | None, Tensor | None]:
-    """The VIC of a fine-tuned Rashomon set (:func:`uqxai_lib.finetune.finetuned_set`) against the
-    optimal map, as a variants row (:func:`compare_to_optimal`, labelled ``rashomon_finetuned``) with
-    the members' relative held-out losses. Returns ``(row, vic, variability)`` (maps None when fewer
-    than :data:`MIN_MODELS` members are kept)."""
+def finetuned_row(fset, x: Tensor, layer: str, opt_maps: Tensor, f_opt: Mapping[str, Tensor], masks: Tensor, groups, *,
+                  target: Tensor, rule: Any = DEFAULT_RULE, n_boot: int = rules.N_BOOT, seed: int = 0,
+                  method: str = "grad_cam_pp", include: str = "kept", **labels) -> tuple[dict, Tensor | None, Tensor | None]:
+    """The VIC of a set of whole models (a :class:`uqxai_lib.finetune.FinetunedSet`: fine-tuned
+    models from :func:`uqxai_lib.finetune.finetuned_set`, or other models through
+    :func:`uqxai_lib.finetune.loss_filter`) against the optimal map, as a variants row
+    (:func:`compare_to_optimal`, labelled ``rashomon_finetuned`` unless ``labels`` say otherwise)
+    with the members' relative held-out losses and how many are within ``1 + epsilon``
+    (``n_within_tolerance``). ``include="all"`` builds the VIC of every member (a control), else of
+    the kept ones. Returns ``(row, vic, variability)`` (maps None below :data:`uqxai_lib.rules.MIN_MODELS`)."""
     from uqxai_lib import finetune
 
-    n_keep = int(fset.kept.sum())
+    n_used = int(fset.kept.sum()) if include == "kept" else len(fset.models)
     vic = var = None
-    if n_keep >= MIN_MODELS:
-        st = finetune.finetuned(fset, x, layer, target=target, method=method)
+    if n_used >= rules.MIN_MODELS:
+        st = finetune.finetuned(fset, x, layer, target=target, method=method, include=include)
         vic, var = vic_maps(st.maps.detach().cpu())
-    labels = {"site": "rashomon_finetuned", "layer": "all weights", "ratio": "-", "target": "optimal",
-              "aggregation": "normalised", "filter": "loss", "n_candidates": int(len(fset.kept))}
-    row, _ = compare_to_optimal(vic, opt_maps, f_opt, masks, groups, n_kept=n_keep, rule=rule, n_boot=n_boot,
-                                seed=seed, **labels)
+    lab = {"site": "rashomon_finetuned", "layer": "all weights", "ratio": "-", "target": "optimal",
+           "aggregation": "normalised", "filter": "loss" if include == "kept" else "none",
+           "n_candidates": int(len(fset.kept)), **labels}
+    row, _ = compare_to_optimal(vic, opt_maps, f_opt, masks, groups, n_kept=n_used, rule=rule, n_boot=n_boot,
+                                seed=seed, **lab)
     row["relative_losses"] = [float(v) for v in fset.relative_loss]
+    row["n_within_tolerance"] = int(fset.kept.sum())
     return row, vic, var
 
 
-# ----------------------------------------------------------------------------- fidelity and sanity (issue 14)
-def mass_in_mask_scores(maps: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
-    """Per image: share of the map's mass inside the lesion mask (maps upsampled bilinearly to the
-    mask size, :func:`uqxai_lib.metrics.mass_in_mask`) and the chance level, the mask's area share."""
-    from uqxai_lib import metrics
-    from uqxai_lib.saliency import upsample
-
-    up = upsample(maps.float(), tuple(masks.shape[-2:])).clamp(min=0)
-    mk = masks.to(up.device).bool()
-    return metrics.mass_in_mask(up, mk).double(), mk.flatten(1).double().mean(1)
+#: the keys of a variants row kept in the results JSON (:func:`variant_record`)
+VARIANT_KEYS = ("site", "ratio", "target", "aggregation", "filter", "n_kept", "n_candidates", "iou_optimal",
+                "iou_vic", "delta_iou", "delta_iou_ci95", "delta_iou_p", "verdict", "reason", "dice_optimal",
+                "dice_vic", "spearman_vic_optimal_median", "n_within_tolerance", "relative_losses")
 
 
-def pointing_hits(maps: Tensor, masks: Tensor) -> Tensor:
-    """Per image: 1.0 when the map's maximum, after bilinear upsampling (float64) to the mask size,
-    lies inside the lesion mask (ties: any maximal pixel, :func:`uqxai_lib.metrics.pointing_game`),
-    else 0.0; a map that points nowhere (all zero) counts as a miss. Float64 ``[B]``."""
-    import torch.nn.functional as F
-
-    from uqxai_lib import metrics
-
-    if maps.ndim != 3 or masks.ndim != 3 or maps.shape[0] != masks.shape[0]:
-        raise ValueError(f"maps [B, h, w] and masks [B, H, W] must share B, got {tuple(maps.shape)}, {tuple(masks.shape)}")
-    up = F.interpolate(maps[:, None].double(), size=tuple(masks.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]
-    return metrics.pointing_game(up, masks.to(up.device).bool(), ndim_spatial=2, nowhere=0.0).double()
-
-
-def fidelity_summary(model, x: Tensor, maps: Tensor, masks: Tensor, y: Tensor, target: Tensor, groups, *,
-                     classes: Sequence[str], patch: int, steps: int, fill: str = "blur", n_boot: int = 2000,
-                     seed: int = 0) -> tuple[dict, dict]:
-    """Fidelity of ``maps [B, h, w]`` to the lesion masks, for the results JSON's ``"fidelity"``:
-
-    mass in the mask (mean, 95 % interval over lesions) against chance (mean mask area share), the
-    pointing game (share of maps whose maximum is in the mask, :func:`pointing_hits`), deletion and
-    insertion areas in map order and in a random order (:mod:`uqxai_lib.fidelity` on the maps
-    upsampled bilinearly to the image, patches of ``patch`` px, ``steps`` steps, ``fill``), and the
-    same mass / chance / pointing game per true class. Returns ``(record, curves)`` with the mean
-    curves for the figure.
-    """
-    from uqxai_lib import fidelity, stats
-    from uqxai_lib.saliency import upsample
-
-    mass, chance = mass_in_mask_scores(maps, masks)
-    hit = pointing_hits(maps, masks)
-    m, ci = stats.mean_ci(mass, groups=groups, n_boot=n_boot, seed=seed)
-    curves = {}
-    up = upsample(maps.float(), tuple(x.shape[-2:])).to(x.device)
-    for name, fn in (("deletion", fidelity.deletion_curve), ("insertion", fidelity.insertion_curve)):
-        for order in ("map", "random"):
-            gen = torch.Generator().manual_seed(int(seed) + 17)
-            c = fn(model, x, up, target.to(x.device), patch=patch, steps=steps, fill=fill, order=order,
-                   generator=gen).cpu()
-            curves[f"{name}_{order}"] = c
-    auc = {k: float(fidelity.curve_auc(c).mean()) for k, c in curves.items()}
-    yy = torch.as_tensor(y).cpu()
-    per_class = {}
-    for ci_, cname in enumerate(classes):
-        sel = yy == ci_
-        if not sel.any():
-            continue
-        g = None if groups is None else torch.as_tensor(groups).cpu()[sel]
-        mc, cic = stats.mean_ci(mass[sel], groups=g, n_boot=n_boot, seed=seed)
-        per_class[cname] = {"mass_in_mask": mc, "mass_in_mask_ci95": cic, "chance": float(chance[sel].mean()),
-                            "pointing_game": float(hit[sel].mean()), "n": int(sel.sum())}
-    record = {"mass_in_mask": m, "mass_in_mask_ci95": ci, "chance": float(chance.mean()),
-              "pointing_game": float(hit.mean()), "deletion_auc": auc["deletion_map"],
-              "deletion_auc_random": auc["deletion_random"], "insertion_auc": auc["insertion_map"],
-              "insertion_auc_random": auc["insertion_random"], "fill": fill, "patch": int(patch),
-              "per_class": per_class}
-    return record, {k: c.mean(0) for k, c in curves.items()}
-
-
-def cascading_sanity(model, x: Tensor, reference: Tensor, target: Tensor, layer, modules: Sequence, *,
-                     threshold: float = 0.5, seed: int = 0, method: str = "grad_cam_pp", n_examples: int = 3):
-    """Cascading randomisation (:func:`uqxai_lib.fidelity.cascading_randomisation`) of ``model`` from
-    the head down, Grad-CAM(++) at ``layer`` for ``target``, and the Spearman correlation of each
-    randomised model's map with the trained ``reference`` per image.
-
-    Returns ``(record, example_maps)``: ``record = {"cascading": [{randomised_from, spearman_to_trained
-    (median over images), spearman_q25, spearman_q75, n_constant}], "passes", "threshold"}`` where
-    ``passes`` means every step's median Spearman is below ``threshold``; ``example_maps`` are the
-    first ``n_examples`` images' maps of each step (``[steps, n, h, w]``).
-    """
-    from uqxai_lib import fidelity, metrics, saliency
-
-    steps = fidelity.cascading_randomisation(
-        model, modules, lambda m: saliency.explain(m, x, layer, target=target, method=method).cpu(), seed=seed)
-    rows, examples = [], []
-    ref = reference.float().cpu()
-    for name, maps in steps:
-        rho = metrics.spearman(maps.float(), ref)
-        q = torch.nanquantile(rho.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
-        rows.append({"randomised_from": name if isinstance(name, str) else "+".join(name),
-                     "spearman_to_trained": float(q[1]), "spearman_q25": float(q[0]), "spearman_q75": float(q[2]),
-                     "n_constant": int((~torch.isfinite(rho)).sum())})
-        examples.append(maps[:n_examples])
-    passes = all(r["spearman_to_trained"] < threshold for r in rows)
-    return {"cascading": rows, "passes": bool(passes), "threshold": float(threshold)}, torch.stack(examples)
-
-
-def fidelity_vs_stability(fidelity_scores_: Tensor, variability: Tensor, groups, *, n_boot: int = 2000,
-                          seed: int = 0) -> dict:
-    """Spearman correlation over images of a fidelity score (e.g. the VIC's mass in the mask) with
-    the image's mean VIC variability (``variability [B, h, w]``; higher = less stable), with a 95 %
-    bootstrap interval over ``groups`` (lesions). Returns ``{spearman, ci95, n}``."""
-    from scipy.stats import spearmanr
-
-    from uqxai_lib import stats
-
-    f = np.asarray(torch.as_tensor(fidelity_scores_).double().cpu())
-    s = np.asarray(variability.double().flatten(1).mean(1).cpu())
-    ok = np.isfinite(f) & np.isfinite(s)
-    g = None if groups is None else np.asarray(torch.as_tensor(groups).cpu())[ok]
-    rho = lambda a, b: float(spearmanr(a, b).statistic) if np.ptp(a) > 0 and np.ptp(b) > 0 else math.nan
-    ci = stats.bootstrap_ci(rho, f[ok], s[ok], groups=g, n_boot=n_boot, seed=seed)
-    return {"spearman": rho(f[ok], s[ok]), "ci95": list(ci), "n": int(ok.sum())}
+def variant_record(row: Mapping[str, Any]) -> dict:
+    """A variants row as stored in ``derm_vic.json["variants"]`` (the :data:`VARIANT_KEYS` it has)."""
+    return {k: row[k] for k in VARIANT_KEYS if k in row}
