@@ -94,6 +94,7 @@ widget_epsilons = [0.02, 0.05, 0.1]
 
 # %%
 import matplotlib.pyplot as plt
+import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
@@ -109,6 +110,7 @@ dev = utils.pick_device(device)
 utils.seed_everything(seed)
 params = {name: globals()[name] for name in chapter_parameters("derm_vic", profile)}  # this run's parameters
 rule = tuple(fidelity_rule)
+pd.set_option("display.max_colwidth", None)  # table cells are shown whole
 
 # %% [markdown]
 # ## Data and model
@@ -406,7 +408,8 @@ display(Markdown(
     + f"and the two maps are nearly the same (median Spearman {report.fmt_number(run.row['spearman_vic_optimal_median'])}).\n"
     f"- **Variants:** {len(agree)} of {len(counted)} defined variants reproduce the direction, {len(rev)} reverse it; "
     f"the fine-tuned Rashomon set: {ft_row['verdict']}. State these choices with any VIC result.\n"
-    f"- **Maps:** mass in mask above chance: {fid['mass_in_mask_ci95'][0] > fid['chance']}; sanity check "
+    f"- **Maps:** the optimal map's mass in the lesion mask is "
+    f"{'above' if fid['mass_in_mask_ci95'][0] > fid['chance'] else 'not above'} chance; the cascading sanity check "
     f"{san['outcome']}."))
 
 # %% [markdown]

@@ -41,6 +41,7 @@ __all__ = [
     "per_model_fidelity",
     "dice_from_iou",
     "dice_upper_bound",
+    "paired_effect",
     "compare_to_optimal",
     "primary_record",
     "fidelity_table",
@@ -302,7 +303,7 @@ def dice_upper_bound(mean_iou: float) -> float:
     return float(dice_from_iou(float(mean_iou)))
 
 
-def _paired_effect(a: Tensor, b: Tensor, groups, *, n_boot: int, seed: int) -> tuple[float, list[float], float | None, int]:
+def paired_effect(a: Tensor, b: Tensor, groups, *, n_boot: int, seed: int) -> tuple[float, list[float], float | None, int]:
     """Mean of the paired differences ``a - b`` per image, its 95 % bootstrap interval over ``groups``
     (lesions) and the p-value of the same resamples (:func:`uqxai_lib.stats.bootstrap_test`), and
     the number of finite pairs."""
@@ -341,7 +342,7 @@ def compare_to_optimal(vic: Tensor | None, reference: Tensor, f_opt: Mapping[str
                          f"{min_models} (rules.MIN_MODELS)")
         return row, None
     f = fidelity_scores(vic, masks, rule)
-    est, ci, p, _ = _paired_effect(f["iou"], f_opt["iou"], groups, n_boot=n_boot, seed=seed)
+    est, ci, p, _ = paired_effect(f["iou"], f_opt["iou"], groups, n_boot=n_boot, seed=seed)
     rho = metrics.spearman(vic.float(), reference.float())
     row.update(iou_vic=float(f["iou"].mean()), dice_vic=float(f["dice"].mean()), delta_iou=est,
                delta_iou_ci95=ci, delta_iou_p=p, spearman_vic_optimal_median=float(rho.nanmedian()),
@@ -379,7 +380,7 @@ def fidelity_table(row: Mapping[str, Any], *, theirs: Mapping[str, float] = POST
         rows.append({"map": who, "IoU (ours)": round(row[f"iou_{key}"], 3), "Dice (ours)": round(row[f"dice_{key}"], 3),
                      "IoU (poster, theirs)": theirs[f"iou_{key}"], "Dice (poster, theirs)": theirs[f"dice_{key}"],
                      "largest Dice its IoU allows (theirs)": round(dice_upper_bound(theirs[f"iou_{key}"]), 3)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).set_index("map")
 
 
 def relative_losses(rset) -> Tensor:

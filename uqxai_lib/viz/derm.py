@@ -284,7 +284,7 @@ def variants_table(rows: Sequence[Mapping[str, Any]], *, epsilon: float):
                     "ΔIoU [95% CI]": "–" if undefined else
                     f"{fmt_number(r['delta_iou'])} {fmt_interval(r['delta_iou_ci95'])}",
                     "verdict": r["verdict"] + (" (< 2 models kept)" if undefined else "")})
-    return pd.DataFrame(out)
+    return pd.DataFrame(out).set_index("variant")
 
 
 def sweep_table(table):
@@ -297,7 +297,7 @@ def sweep_table(table):
         "models kept": [f"{int(a)} / {int(b)}" for a, b in zip(table["n_kept"], table["n_candidates"])],
         "loss / optimum, median": [f"{v:.3f}" for v in table["rel_loss_median"]],
         "5–95 %": [f"{a:.3f}–{b:.3f}" for a, b in zip(table["rel_loss_q05"], table["rel_loss_q95"])],
-    })
+    }).set_index("prune ratio")
 
 
 def maps_right_table(fidelity: Mapping[str, Any], sanity: Mapping[str, Any] | None,
@@ -325,7 +325,7 @@ def maps_right_table(fidelity: Mapping[str, Any], sanity: Mapping[str, Any] | No
     if fvs:
         rows.append(("Spearman(mass in mask, stability) [95% CI]",
                      f"{fmt_number(fvs['spearman'])} {fmt_interval(fvs['ci95'])}, n = {fvs['n']}"))
-    return pd.DataFrame(rows, columns=["quantity", "value"])
+    return pd.DataFrame(rows, columns=["quantity", "value"]).set_index("quantity")
 
 
 def plot_variants(rows: Sequence[Mapping[str, Any]], *, poster_delta: float | None = None, ax=None):
