@@ -160,14 +160,17 @@ class VicRun(NamedTuple):
     primary: dict  # primary_record
 
 
-def vic_run(st: DermSetup, params: Mapping[str, Any], *, seed: int, sanity: bool = False) -> VicRun:
+def vic_run(st: DermSetup, params: Mapping[str, Any], *, seed: int, sanity: bool = False,
+            checks: bool = True) -> VicRun:
     """The chapter's pipeline up to its primary comparison: the prune-ratio sweep
     (:func:`prune_ratio_sweep` over ``sweep_ratios`` and the poster's ratio), the chapter's ratio
     (``prune_ratio``, else :func:`suggest_ratio`, else the smallest swept ratio), then
     :func:`uqxai_lib.assess` with ``source="rashomon"`` (``k`` candidates at that ratio, kept within
     ``1 + epsilon``; Grad-CAM++ of the kept models and of the optimal model for the optimal model's
-    class; fidelity against the lesion masks, and the cascading sanity check when ``sanity``), the
-    VIC of the kept maps (:func:`vic_maps`) and :func:`compare_to_optimal` -> :func:`primary_record`."""
+    class; with ``checks`` the record's fidelity sections against the lesion masks, with ``sanity``
+    the cascading sanity check), the VIC of the kept maps (:func:`vic_maps`) and
+    :func:`compare_to_optimal` -> :func:`primary_record`. The primary does not depend on ``checks``
+    or ``sanity`` (the same maps, the same set), so :func:`primary_run` skips them."""
     from uqxai_lib import assess
     from uqxai_lib.models.derm_classifier import FEATURE_LAYER, cascade_groups
 
@@ -182,8 +185,8 @@ def vic_run(st: DermSetup, params: Mapping[str, Any], *, seed: int, sanity: bool
     ratio = float(p["prune_ratio"]) if p["prune_ratio"] is not None else (suggested if suggested is not None
                                                                           else min(ratios))
     rec = assess(model, test.x, test.y, layer=FEATURE_LAYER, source="rashomon", method="grad_cam_pp",
-                 masks=test.mask, groups=test.group.cpu(), n=int(p["k"]), seed=seed, x_val=val.x, y_val=val.y,
-                 prune_ratio=ratio, epsilon=float(p["epsilon"]), head=head, k=int(p["k"]),
+                 masks=test.mask if checks else None, groups=test.group.cpu(), n=int(p["k"]), seed=seed,
+                 x_val=val.x, y_val=val.y, prune_ratio=ratio, epsilon=float(p["epsilon"]), head=head, k=int(p["k"]),
                  class_weight=st.class_weight, sanity=sanity, sanity_modules=cascade_groups(model) if sanity else None)
     n_kept = int(rec.config["n_kept"])
     target = torch.as_tensor(rec.prediction["target"]).long().cpu()
@@ -209,7 +212,7 @@ def primary_run(params: Mapping[str, Any], *, seed: int, device: torch.device | 
     """The chapter's primary comparison exactly as the notebook computes it (:func:`setup` then
     :func:`vic_run`): ``{"primary": ..., "claim": CLAIM}``, for the robustness chapter's tasks."""
     st = setup(params, seed=seed, device=device)
-    return {"primary": vic_run(st, params, seed=seed).primary, "claim": CLAIM}
+    return {"primary": vic_run(st, params, seed=seed, checks=False).primary, "claim": CLAIM}
 
 
 def normalized_stack(maps: Tensor) -> Tensor:
