@@ -99,6 +99,9 @@ from uqxai_lib.params import chapter_parameters
 from uqxai_lib.studies import cross, modalities
 from uqxai_lib.utils import pick_device, seed_everything
 from uqxai_lib.viz import cross as vc
+from uqxai_lib.viz import use_style
+
+use_style()  # the house figure style (importing uqxai_lib.viz changes no global state)
 
 dev = pick_device(device)
 seed_everything(seed)

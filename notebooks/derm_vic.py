@@ -104,7 +104,10 @@ from uqxai_lib.models.derm_classifier import site_suffix
 from uqxai_lib.params import chapter_parameters
 from uqxai_lib.studies import derm as sd
 from uqxai_lib.viz import derm as vd
+from uqxai_lib.viz import use_style
 from uqxai_lib.viz.common import split_table
+
+use_style()  # the house figure style (importing uqxai_lib.viz changes no global state)
 
 dev = utils.pick_device(device)
 utils.seed_everything(seed)

@@ -112,7 +112,10 @@ from uqxai_lib.models.cnn_bilstm import CNNBiLSTM
 from uqxai_lib.studies import ecg as S
 from uqxai_lib.utils import pick_device, resolve_data_dir, seed_everything
 from uqxai_lib.viz import ecg as vz
+from uqxai_lib.viz import use_style
 from uqxai_lib.viz.common import split_table
+
+use_style()  # the house figure style (importing uqxai_lib.viz changes no global state)
 
 dev = pick_device(device)
 seed_everything(seed)

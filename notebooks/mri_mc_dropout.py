@@ -118,6 +118,9 @@ from uqxai_lib.models.resnet_mc import (EXPLAIN_POINTS, GRADCAM_LAYER, build_res
 from uqxai_lib.utils import pick_device, resolve_data_dir, seed_everything
 from uqxai_lib.studies import mri as sm
 from uqxai_lib.viz import mri as vz
+from uqxai_lib.viz import use_style
+
+use_style()  # the house figure style (importing uqxai_lib.viz changes no global state)
 
 dev = pick_device(device)
 seed_everything(seed)

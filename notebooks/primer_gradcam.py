@@ -78,7 +78,10 @@ from uqxai_lib.data.synthetic_shapes import make_synthetic_shapes
 from uqxai_lib.models.derm_classifier import build_derm_classifier, derm_augment
 from uqxai_lib.studies import primer as sp
 from uqxai_lib.viz import gallery
+from uqxai_lib.viz import use_style
 from uqxai_lib.viz import primer as vp
+
+use_style()  # the house figure style (importing uqxai_lib.viz changes no global state)
 
 dev = utils.pick_device(device)
 utils.seed_everything(seed)

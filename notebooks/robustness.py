@@ -76,6 +76,9 @@ from IPython.display import Markdown, display
 from uqxai_lib import cache, report, sweep, utils
 from uqxai_lib.studies import robustness as R
 from uqxai_lib.viz import robustness as vr
+from uqxai_lib.viz import use_style
+
+use_style()  # the house figure style (importing uqxai_lib.viz changes no global state)
 
 dev = str(utils.pick_device(device))
 run_profile = study_profile or profile

@@ -24,7 +24,8 @@ def _pyproject():
 def _pyproject_requirements() -> dict[str, str]:
     p = _pyproject()["project"]
     reqs = list(p["dependencies"]) + [r for extra in p.get("optional-dependencies", {}).values() for r in extra]
-    return {_name(r): r.replace(" ", "") for r in reqs}
+    own = _name(p["name"])
+    return {_name(r): r.replace(" ", "") for r in reqs if _name(r) != own}  # "uqxai[book]": the extras themselves
 
 
 def _conda_requirements() -> dict[str, str]:
@@ -52,12 +53,18 @@ def test_pyproject_and_environment_yml_use_the_same_version_bounds():
     assert not differing, f"version bounds differ (pyproject, environment.yml): {differing}"
 
 
-def test_required_packages_are_declared():
-    runtime = {_name(r) for r in _pyproject()["project"]["dependencies"]}
-    dev = {_name(r) for r in _pyproject()["project"]["optional-dependencies"]["dev"]}
-    assert {"torch", "torchvision", "numpy", "scipy", "matplotlib", "ipywidgets", "papermill", "jupytext",
-            "jupyter-book", "ipykernel", "tqdm", "pyyaml", "wfdb"} <= runtime
-    assert {"pytest", "grad-cam", "captum"} <= dev
+def test_required_packages_are_declared_in_the_core_or_their_extra():
+    p = _pyproject()["project"]
+    core = {_name(r) for r in p["dependencies"]}
+    extras = {k: {_name(r) for r in v} for k, v in p["optional-dependencies"].items()}
+    assert {"torch", "torchvision", "numpy", "scipy", "scikit-learn", "captum", "matplotlib", "pyyaml"} <= core
+    book_stack = {"ipywidgets", "papermill", "jupytext", "jupyter-book", "ipykernel", "dask", "distributed", "wfdb",
+                  "selenium"}
+    assert not core & book_stack, f"the book stack belongs in extras, not the core: {sorted(core & book_stack)}"
+    assert {"ipywidgets", "papermill", "jupytext", "jupyter-book", "ipykernel"} <= extras["book"]
+    assert {"dask", "distributed"} <= extras["sweep"] and {"wfdb"} <= extras["data"]
+    assert {"pytest", "grad-cam", "selenium", "ruff"} <= extras["dev"]
+    assert "uqxai[book,sweep,data]" in [r.replace(" ", "") for r in p["optional-dependencies"]["dev"]]
 
 
 def test_jupyter_book_is_1x_and_torch_is_not_pinned_tightly():

@@ -276,7 +276,7 @@ def primary_section(values: Any, correct: Any, *, groups: Any = None, score: str
            "mean_misclassified": float(v[~a].mean()) if nb else math.nan,
            "effect": math.nan, "ci95": [math.nan, math.nan], "auroc": math.nan,
            "auroc_ci95": [math.nan, math.nan], "p": math.nan, "verdict": "undefined", "reason": None,
-           "interval": rules.INTERVAL_METHOD}
+           "n_boot": int(n_boot)}
     if min(na, nb) < rules.MIN_GROUP_SIZE:
         out["reason"] = (f"{na} correct and {nb} misclassified items with a defined {score}: a group has fewer "
                          f"than {rules.MIN_GROUP_SIZE}")

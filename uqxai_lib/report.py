@@ -43,7 +43,8 @@ from . import stats
 __all__ = ["NOT_COMPUTED", "fmt_number", "fmt_interval", "interval_verdict", "reproduction_of",
            "seed_reproduction", "verdict_box", "verdict_table", "bench_table", "bench_spread_table",
            "latest_full", "table", "tables", "clear_tables", "table_record", "ordered_tables", "write_table_csvs",
-           "write_tables_zip", "table_csv", "tables_path", "save_tables", "load_tables"]
+           "write_tables_zip", "table_csv", "tables_path", "save_tables", "load_tables", "assessment_rows",
+           "assessment_table"]
 
 #: what a box or a table row says when a record has no ``primary`` (yet)
 NOT_COMPUTED = "not yet computed"
@@ -545,3 +546,71 @@ def write_tables_zip(record_tables: Any, path: str | Path) -> Path:
             zf.writestr(info, table_csv(t).encode("utf-8"))
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
+
+
+# --------------------------------------------------------------------------- assessment records
+def _mean_finite(v: Any) -> float:
+    xs = [float(x) for x in (v or []) if x is not None and math.isfinite(float(x))]
+    return sum(xs) / len(xs) if xs else math.nan
+
+
+def _sec(rec: Any, name: str) -> Mapping[str, Any] | None:
+    return getattr(rec, name) if hasattr(rec, name) else (rec or {}).get(name)
+
+
+def _fmt_p(p: Any, n_boot: Any = None) -> str:
+    """A bootstrap p-value; 0 means below the resolution of the resamples (2 / n_boot).
+
+    >>> _fmt_p(0.0, 2000), _fmt_p(0.0312), _fmt_p(None)
+    ('< 0.001', '0.031', 'n/a')
+    """
+    if p is None or not math.isfinite(float(p)):
+        return "n/a"
+    if float(p) == 0.0:
+        return f"< {fmt_number(2.0 / float(n_boot or 2000), 2)}"
+    return fmt_number(p, 2)
+
+
+def assessment_rows(rec: Any) -> list[tuple[str, str]]:
+    """(quantity, value) rows that read one :class:`uqxai_lib.protocol.Assessment` (or its
+    ``to_dict()``): stability, the primary comparison, fidelity and sanity, formatted once here.
+
+    >>> rows = dict(assessment_rows({"config": {"score": "rho", "n_samples": 5}, "stability": {"rho": [0.5, 1.0],
+    ...     "jaccard": [0.2, None], "n_constant_samples": 1, "n_empty_regions": 0}, "primary": {"effect": 0.1,
+    ...     "ci95": [0.0, 0.2], "auroc": 0.6, "auroc_ci95": [0.5, 0.7], "p": 0.05, "verdict": "no detectable difference",
+    ...     "n_correct": 20, "n_misclassified": 6, "reason": None}}))
+    >>> rows["mean ρ with the reference"], rows["verdict"]
+    ('0.75', 'no detectable difference')
+    """
+    cfg, st, pr = _sec(rec, "config") or {}, _sec(rec, "stability") or {}, _sec(rec, "primary") or {}
+    score = {"rho": "ρ", "jaccard": "Jaccard"}.get(cfg.get("score"), str(cfg.get("score")))
+    rows = [("samples per item", str(cfg.get("n_samples", "n/a"))),
+            ("mean ρ with the reference", fmt_number(_mean_finite(st.get("rho")))),
+            ("mean top-q Jaccard (SUE)", fmt_number(_mean_finite(st.get("jaccard")))),
+            ("constant sample maps (skipped)", str(st.get("n_constant_samples", "n/a"))),
+            ("empty top-q regions (skipped)", str(st.get("n_empty_regions", "n/a"))),
+            ("items: correct / misclassified", f"{pr.get('n_correct', 'n/a')} / {pr.get('n_misclassified', 'n/a')}"),
+            (f"{score}: correct − misclassified", f"{fmt_number(pr.get('effect'))} ({fmt_interval(pr.get('ci95'))})"),
+            (f"AUROC of {score} for correctness", f"{fmt_number(pr.get('auroc'))} ({fmt_interval(pr.get('auroc_ci95'))})"),
+            ("p (same bootstrap)", _fmt_p(pr.get("p"), pr.get("n_boot"))),
+            ("verdict", str(pr.get("verdict", "n/a")) + (f": {pr['reason']}" if pr.get("reason") else ""))]
+    fi = _sec(rec, "fidelity")
+    if fi:
+        rows += [("mass in mask vs chance", f"{fmt_number(fi.get('mass_in_mask'))} "
+                  f"({fmt_interval(fi.get('mass_in_mask_ci95'))}) vs {fmt_number(fi.get('chance'))}"),
+                 ("pointing game", fmt_number(fi.get("pointing_game")))]
+        if fi.get("deletion_auc") is not None:
+            rows.append(("deletion AUC: map vs random order (lower is better)",
+                         f"{fmt_number(fi.get('deletion_auc'))} vs {fmt_number(fi.get('deletion_auc_random'))}"))
+    sa = _sec(rec, "sanity")
+    if sa:
+        rows.append(("cascading randomisation", f"{sa.get('outcome')}: {sa.get('reason')}"))
+    return rows
+
+
+def assessment_table(records: Mapping[str, Any]) -> Any:
+    """A pandas DataFrame with one column per assessment (e.g. per source), quantities as rows."""
+    import pandas as pd
+
+    cols = {name: dict(assessment_rows(rec)) for name, rec in records.items()}
+    return pd.DataFrame(cols)

@@ -96,3 +96,31 @@ RULES = {
     "INTERVAL_METHOD": INTERVAL_METHOD,
     "UNDEFINED_RULE": UNDEFINED_RULE,
 }
+
+_VALUE_TEXT = {
+    "TOP_Q": "top-q region of a map: positions at or above its q-quantile and above 0",
+    "MIN_GROUP_SIZE": "fewest defined items per compared group (else 'undefined')",
+    "MIN_MODELS": "fewest kept models of a Rashomon set or ensemble (else 'undefined')",
+    "MIN_SAMPLES": "fewest samples per item",
+    "N_BOOT": "bootstrap resamples of every interval and p-value",
+    "LEVEL": "interval level",
+    "SANITY_MAX_SPEARMAN": "cascading randomisation fails at a median rho of at least this",
+    "SANITY_MAX_CONSTANT_SHARE": "more constant randomised maps than this share: inconclusive",
+    "DELETION_STEPS": "points of a deletion / insertion curve",
+}
+
+
+def markdown() -> str:
+    """The rule book as the Markdown section the methods page carries between its
+    ``<!-- rules:start -->`` and ``<!-- rules:end -->`` markers (a test keeps the two equal;
+    regenerate with ``python -m uqxai_lib.rules``)."""
+    lines = ["| rule | value | meaning |", "| --- | --- | --- |"]
+    lines += [f"| `{k}` | {RULES[k]} | {_VALUE_TEXT[k]} |" for k in _VALUE_TEXT]
+    lines.append("")
+    for k in ("CONSTANT_MAP_RULE", "EMPTY_REGION_RULE", "SANITY_AGGREGATION", "INTERVAL_METHOD", "UNDEFINED_RULE"):
+        lines += [f"- **{k.replace('_', ' ').capitalize()}** (`{k}`). {RULES[k]}", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover - prints the methods page's rule book
+    print(markdown(), end="")

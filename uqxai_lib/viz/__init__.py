@@ -1,9 +1,9 @@
 """Plotting for the book: ``viz.common`` holds shared primitives; each chapter may add its
 own module (``viz.ecg``, ``viz.mri``, ``viz.derm``).  Functions take ``ax=`` and return the figure.
 
-Importing the package applies the house style (:func:`viz.common.use_style`: high-density figures
-sized to the text column, perceptually uniform colour maps, opaque backgrounds), so every chapter
-module inherits it."""
+Importing the package changes no global matplotlib state: a chapter applies the house style
+(:func:`viz.common.use_style`: high-density figures sized to the text column, perceptually uniform
+colour maps, opaque backgrounds) by calling ``viz.use_style()`` in its setup cell."""
 
 from .common import (  # noqa: F401
     DIFF_CMAP,
@@ -22,4 +22,3 @@ from .common import (  # noqa: F401
     trend,
 )
 
-use_style()
