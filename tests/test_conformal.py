@@ -105,3 +105,82 @@ def test_bad_levels_are_named(kw, msg):
 def test_nan_scores_are_refused_with_advice():
     with pytest.raises(ValueError, match="NaN"):
         conformal.ltt_threshold([0.1, float("nan")], [1, 0])
+
+
+# ------------------------------------------------------------------ honest abstention (issue 22)
+def _certify_bruteforce(r, alpha, delta):
+    """First m at which r*m expected errors pass the binomial test (the tail at a real count, by the
+    regularised incomplete beta of scipy.stats.beta's cdf; an exact binomial sum at integer counts)."""
+    from scipy.stats import beta
+
+    m = 1
+    while beta.cdf(1 - alpha, m - r * m, r * m + 1) > delta:
+        m += 1
+    return m
+
+
+@pytest.mark.parametrize("r", [0.0, 0.02, 0.05, 0.08])
+def test_certifiable_size_matches_the_first_passing_binomial_test(r):
+    alpha, delta = 0.1, 0.1
+    pts = {"risk": np.array([r]), "coverage": np.array([1.0])}
+    got = conformal.certifiable_size(pts, alpha=alpha, delta=delta)["n_needed"]
+    assert got == _certify_bruteforce(r, alpha, delta)
+    if r == 0.0:  # error-free: the first size with (1 - alpha)^m <= delta
+        assert got == math.ceil(math.log(delta) / math.log(1 - alpha))
+    # a cheaper point at half coverage needs twice the items
+    half = conformal.certifiable_size({"risk": np.array([r]), "coverage": np.array([0.5])}, alpha=alpha, delta=delta)
+    assert half["n_needed"] == 2 * got
+
+
+def test_rows_carry_base_and_oracle_coverage_on_a_population_with_known_risk():
+    rng = np.random.default_rng(11)
+    s, c = _draw(rng, 4000)          # base risk 1/6; the best coverage within alpha = 0.1 is sqrt(0.6)
+    r = conformal.repeated_splits(s, c, alpha=0.1, delta=0.1, n_splits=20, seed=0)
+    assert r["base_risk"] == pytest.approx(1 / 6, abs=0.02)
+    assert r["oracle_coverage"] == pytest.approx(math.sqrt(0.6), abs=0.04)
+    assert 0.5 < r["coverage_at_guarantee"] < r["oracle_coverage"]
+    assert r["trivial"] is None
+    assert r["n_needed"] is not None and r["n_needed"] <= r["n_calibration"]
+
+
+def test_trivial_flags_name_base_risk_below_alpha_and_abstaining_on_all():
+    rng = np.random.default_rng(12)
+    s, c = _draw(rng, 600)
+    easy = conformal.repeated_splits(s, c, alpha=0.25, delta=0.1, n_splits=20)
+    assert easy["base_risk"] <= 0.25 and easy["trivial"] == conformal.TRIVIAL_BASE
+    s2, c2 = _draw(rng, 40)          # 20 calibration items: nothing can be certified at alpha 0.05
+    tiny = conformal.repeated_splits(s2, c2, alpha=0.05, delta=0.1, n_splits=20)
+    assert tiny["n_abstain_all"] == 20 and tiny["trivial"] == conformal.TRIVIAL_ABSTAIN
+    summ = conformal.summary([{**tiny, "score": "entropy"}])
+    assert summ["certifiable"] is False and summ["best_rule"] == "entropy"
+    assert summ["n_needed"] > summ["n_calibration"]
+
+
+def test_n_needed_calibration_items_certify_a_guarantee_about_half_the_time():
+    alpha, delta = 0.1, 0.1
+    rng = np.random.default_rng(13)
+    s, c = _draw(rng, 20000)
+    need = conformal.certifiable_size(conformal.oracle_operating_points(s, c, alpha=alpha), alpha=alpha, delta=delta)
+    n = need["n_needed"]
+    hits_at, hits_quarter = 0, 0
+    for _ in range(200):
+        ss, cc = _draw(rng, n)
+        hits_at += conformal.ltt_threshold(ss, cc, alpha=alpha, delta=delta).n_answered > 0
+        ss, cc = _draw(rng, max(1, n // 4))
+        hits_quarter += conformal.ltt_threshold(ss, cc, alpha=alpha, delta=delta).n_answered > 0
+    assert hits_at / 200 >= 0.35
+    assert hits_quarter < hits_at
+
+
+def test_summary_picks_the_best_non_trivial_rule_and_choose_alpha_lies_below_the_base_error():
+    rng = np.random.default_rng(14)
+    s, c = _draw(rng, 1000)
+    alpha = conformal.choose_alpha(c)
+    assert alpha == pytest.approx((~c).mean() / 2)
+    good = {**conformal.repeated_splits(s, c, alpha=alpha, n_splits=20), "score": "good"}
+    noise = {**conformal.repeated_splits(rng.random(1000), c, alpha=alpha, n_splits=20), "score": "noise"}
+    summ = conformal.summary([noise, good])
+    assert summ["certifiable"] and summ["best_rule"] == "good"
+    assert summ["coverage"] == pytest.approx(good["coverage_at_guarantee"])
+    with pytest.raises(ValueError, match="no error"):
+        conformal.choose_alpha(np.ones(10, bool))

@@ -270,3 +270,56 @@ def test_load_tables_without_a_file_is_empty_and_a_broken_file_names_itself(tmp_
     (tmp_path / "x.tables.json").write_text("{not json")
     with pytest.raises(ValueError, match="x.tables.json is not valid JSON"):
         report.load_tables(tmp_path / "x.json")
+
+
+# ------------------------------------------------------------------ the verdict ladder box (issue 22)
+def _ladder_record():
+    from uqxai_lib import verdicts
+
+    prim = {"effect": 0.186, "ci95": [0.055, 0.315], "verdict": "higher", "n_correct": 30, "n_misclassified": 8}
+    rungs = [verdicts.direction(prim, "higher"),
+             verdicts.sanity({"outcome": "failed", "reason": "ρ 0.85 > 0.5", "threshold": 0.5,
+                              "steps": [{"randomised": "fc", "median_rho": 0.85, "n_constant": 0, "n": 40}]}),
+             verdicts.within_class({"verdict": "undefined", "reason": "2 misclassified in classes holding both",
+                                    "ci95": [None, None]}, "higher"),
+             verdicts.across_seeds(stats.seed_summary([0.2, -0.1, 0.05, 0.1, -0.05]), "higher"),
+             verdicts.paper_effect(prim, 0.117)]
+    claim = {"text": "SUE is higher for correct predictions.", "expected": "higher", "theirs": "0.93 vs 0.81",
+             "source": "seoni2024sue"}
+    lad = verdicts.ladder(claim, verdicts.data_line("SyntheticECG", "FANTASIA + INCART"), rungs)
+    return {"primary": prim, "claim": claim, "verdict": lad}
+
+
+def test_ladder_box_shows_claim_data_headline_and_one_line_per_rung():
+    rec = _ladder_record()
+    box = report.verdict_box(rec, cite=False)
+    lines = box.splitlines()
+    assert lines[0] == ":::{admonition} Verdict across training seeds: not reproduced"
+    assert "uqxai-verdict-not-reproduced" in lines[1]
+    assert "**Data**: embedded synthetic phantom (SyntheticECG); the paper used FANTASIA + INCART" in box
+    assert "**The paper's claim** (seoni2024sue): SUE is higher for correct predictions." in box
+    rung_lines = [ln for ln in lines if ln.startswith("- **")]
+    assert len(rung_lines) == len(rec["verdict"]["rungs"]) == 5
+    assert rung_lines[0].startswith("- **This run**: reproduced — +0.186 (95 % interval 0.055 to 0.315)")
+    assert "- **Sanity check (cascading randomisation)**: failed" in box and "0.85" in box
+    # an undefined rung says why
+    within = next(ln for ln in rung_lines if "Within each predicted class" in ln)
+    assert "undefined" in within and "2 misclassified in classes holding both" in within
+    # the paper's effect rung: interval 0.055-0.315 holds 0.117 and is wider than it
+    assert "- **Against the paper's effect**: underpowered" in box
+    assert lines[-1] == ":::"
+
+
+def test_records_without_a_ladder_keep_the_single_rung_box():
+    rec = _ladder_record()
+    old = {k: v for k, v in rec.items() if k != "verdict"}
+    box = report.verdict_box(old, cite=False)
+    assert box.splitlines()[0] == ":::{admonition} Verdict: reproduced"
+    assert "**Ours** (this build)" in box
+
+
+def test_verdict_table_headline_is_the_across_seed_outcome_with_the_single_run_beside_it():
+    rec = _ladder_record()
+    table = report.verdict_table({"ecg_sue": rec, "mri": None}, cite=False).splitlines()
+    assert "synthetic phantom" in table[0]
+    assert "**not reproduced across seeds (this run: reproduced)**" in table[2]

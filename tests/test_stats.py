@@ -172,3 +172,150 @@ def test_mean_ci_covers_the_true_mean_drops_nan_and_resamples_groups():
     assert stats.mean_ci(v, groups=g, n_boot=200)[1] == list(
         stats.bootstrap_ci(np.mean, np.array([1.0, 3.0, 5.0]), groups=np.array([0, 1, 2]), n_boot=200))
     assert stats.mean_ci([np.nan, np.nan]) == (pytest.approx(np.nan, nan_ok=True), [pytest.approx(np.nan, nan_ok=True)] * 2)
+
+
+# ------------------------------------------------------------------ verdict-ladder statistics (issue 22)
+def test_holm_labels_follow_adjusted_not_raw_p():
+    # three secondaries all at raw p < 0.05; Holm keeps only the smallest
+    eff, p = [0.3, 0.2, -0.1], [0.004, 0.03, 0.045]
+    adj = stats.holm(p)
+    labels = stats.holm_labels(eff, p)
+    assert labels == ["higher" if a < 0.05 else "no detectable difference" for a in adj]
+    assert labels == ["higher", "no detectable difference", "no detectable difference"]
+    assert stats.holm_labels([-0.2, float("nan")], [0.001, 0.2]) == ["lower", "undefined"]
+
+
+def test_mde_gives_80_percent_power_in_simulation():
+    from scipy.stats import ttest_ind
+
+    rng = np.random.default_rng(3)
+    na, nb, sd = 40, 12, 0.2
+    v0 = np.r_[rng.normal(0, sd, na), rng.normal(0, sd, nb)]
+    a = np.r_[np.ones(na, bool), np.zeros(nb, bool)]
+    d = stats.mde(v0, a)
+    # closed form with the true SD is the oracle within sampling noise of the SD estimate
+    want = (norm.ppf(0.975) + norm.ppf(0.8)) * sd * math.sqrt(1 / na + 1 / nb)
+    assert d == pytest.approx(want, rel=0.3)
+    hits, reps = 0, 600
+    for _ in range(reps):
+        x, y = rng.normal(want, sd, na), rng.normal(0, sd, nb)
+        hits += ttest_ind(x, y, equal_var=False).pvalue < 0.05
+    assert 0.72 <= hits / reps <= 0.86  # normal approximation; Welch at n=12 is a little below 0.8
+    assert math.isnan(stats.mde([1.0, 2.0, 3.0], [1, 0, 0]))
+
+
+def test_stratified_auroc_is_half_when_score_only_tracks_predicted_class():
+    rng = np.random.default_rng(4)
+    n = 2000
+    pred = rng.random(n) < 0.5
+    # errors are much more common in class 1, and the score is high in class 0: pooled AUROC >> 0.5
+    correct = np.where(pred, rng.random(n) < 0.6, rng.random(n) < 0.85)
+    score = np.where(pred, 0.0, 1.0) + rng.normal(0, 0.1, n)
+    # within a class the score is noise independent of correctness
+    assert stats.auroc(score, correct) > 0.6
+    r = stats.stratified_auroc(score, correct, pred, n_boot=300)
+    assert r["ci95"][0] < 0.5 < r["ci95"][1]
+    assert abs(r["auroc"] - 0.5) < 0.04  # SE about 0.015 with ~550 errors
+    assert r["verdict"] == "no detectable difference"
+
+
+def test_stratified_auroc_matches_pair_count_within_strata_and_detects_a_real_effect():
+    rng = np.random.default_rng(5)
+    n = 300
+    st = rng.integers(0, 3, n)
+    correct = rng.random(n) < 0.7
+    score = correct * 0.8 + st * 2.0 + rng.normal(0, 1, n)
+    num = den = 0
+    for k in range(3):
+        m = st == k
+        for p in score[m & correct]:
+            for q in score[m & ~correct]:
+                num += (p > q) + 0.5 * (p == q)
+                den += 1
+    r = stats.stratified_auroc(score, correct, st, n_boot=300)
+    assert r["auroc"] == pytest.approx(num / den, abs=1e-12)
+    assert r["n_pairs"] == den
+    assert r["verdict"] == "higher" and r["ci95"][0] > 0.5
+
+
+def test_stratified_auroc_undefined_with_too_few_errors_in_shared_strata():
+    correct = np.r_[np.ones(20, bool), np.zeros(3, bool), np.zeros(10, bool)]
+    st = np.r_[np.zeros(23), np.ones(10)]  # stratum 1 has only errors: no pairs there
+    r = stats.stratified_auroc(np.arange(33.0), correct, st, n_boot=200)
+    assert r["verdict"] == "undefined" and "3 negative" in r["reason"]
+
+
+def test_out_of_fold_probability_groups_never_share_folds_and_matches_sklearn():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    rng = np.random.default_rng(6)
+    g = np.repeat(np.arange(30), 6)
+    x = rng.normal(size=(180, 2))
+    y = x[:, 0] + rng.normal(0, 1, 180) > 0
+    p = stats.out_of_fold_probability(x, y, groups=g, folds=5, seed=1)
+    # oracle: the same folds by hand, standardised on each training fold
+    want = np.empty(180)
+    for tr, te in StratifiedGroupKFold(5, shuffle=True, random_state=1).split(x, y, g):
+        mu, sd = x[tr].mean(0), x[tr].std(0)
+        clf = LogisticRegression(max_iter=1000).fit((x[tr] - mu) / sd, y[tr])
+        want[te] = clf.predict_proba((x[te] - mu) / sd)[:, 1]
+    assert np.allclose(p, want, atol=1e-6)
+    assert np.isnan(stats.out_of_fold_probability(x[:5], [1, 1, 1, 1, 0])).all()
+
+
+def test_added_value_about_zero_for_a_noisy_copy_of_a_baseline():
+    rng = np.random.default_rng(7)
+    n = 400
+    correct = rng.random(n) < 0.75
+    entropy = -1.5 * correct + rng.normal(0, 1, n)      # strong baseline
+    margin = 0.3 * correct + rng.normal(0, 1, n)        # weak baseline
+    score = entropy + rng.normal(0, 1.0, n)             # the "explanation score": a noisy copy of entropy
+    r = stats.added_value(score, {"entropy": entropy, "margin": margin}, correct, n_boot=400)
+    assert r["strongest"] in ("entropy", "combination")
+    assert r["auroc_strongest"] == pytest.approx(max(r["auroc_single"]["entropy"], r["auroc_combination"]))
+    assert r["delta_ci95"][0] < 0 < r["delta_ci95"][1]
+    assert abs(r["delta"]) < 0.03
+    assert r["verdict"] == "no detectable difference"
+
+
+def test_added_value_detects_an_independent_signal_and_uses_the_strongest_baseline():
+    rng = np.random.default_rng(8)
+    n = 400
+    correct = rng.random(n) < 0.7
+    entropy = -1.0 * correct + rng.normal(0, 1, n)
+    junk = rng.normal(0, 1, (n, 6))                     # noise baselines weaken a combination a little
+    score = 1.5 * correct + rng.normal(0, 1, n)         # independent information
+    base = {"entropy": entropy, **{f"junk{i}": junk[:, i] for i in range(6)}}
+    r = stats.added_value(score, base, correct, n_boot=400)
+    pool = {**r["auroc_single"], "combination": r["auroc_combination"]}
+    assert r["strongest"] == max(pool, key=pool.get)
+    assert r["verdict"] == "higher" and r["delta_ci95"][0] > 0.05
+
+
+def test_added_value_undefined_with_few_errors():
+    c = np.r_[np.ones(50, bool), np.zeros(4, bool)]
+    r = stats.added_value(np.arange(54.0), {"e": np.arange(54.0)}, c)
+    assert r["verdict"] == "undefined" and "4 misclassified" in r["reason"]
+
+
+def test_auroc_difference_interval_covers_zero_for_identical_scores_and_not_for_a_better_one():
+    rng = np.random.default_rng(9)
+    y = rng.random(300) < 0.6
+    a = y + rng.normal(0, 1.5, 300)
+    same = stats.auroc_difference(a, a, y, n_boot=200)
+    assert same["delta"] == 0 and same["delta_ci95"] == [0.0, 0.0]
+    better = stats.auroc_difference(a, y + rng.normal(0, 0.3, 300), y, n_boot=300)
+    assert better["verdict"] == "higher"
+
+
+def test_stratified_auroc_and_auroc_difference_p_agrees_with_their_interval():
+    rng = np.random.default_rng(10)
+    for shift in (0.0, 0.15, 0.4):
+        y = rng.random(200) < 0.6
+        st = rng.integers(0, 2, 200)
+        s = shift * y + rng.normal(0, 1, 200)
+        r = stats.stratified_auroc(s, y, st, n_boot=300, seed=1)
+        assert (r["p"] < 0.05) == (r["ci95"][0] > 0.5 or r["ci95"][1] < 0.5)
+        d = stats.auroc_difference(rng.normal(size=200), s, y, n_boot=300, seed=1)
+        assert (d["p"] < 0.05) == (d["delta_ci95"][0] > 0 or d["delta_ci95"][1] < 0)

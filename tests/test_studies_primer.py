@@ -118,3 +118,23 @@ def test_claim_names_a_key_of_the_bibliography():
 
     bib = (Path(__file__).resolve().parents[1] / "book" / "references.bib").read_text()
     assert f"{{{sp.CLAIM['source']}," in bib and sp.CLAIM["expected"] in ("higher", "lower")
+
+
+def test_primer_verdict_judges_the_claim_by_every_score_of_the_table():
+    import torch
+
+    from uqxai_lib.studies import primer as sp
+
+    g = torch.Generator().manual_seed(0)
+    n = 60
+    base = {"mass_in_mask": torch.rand(n, generator=g), "iou": torch.rand(n, generator=g),
+            "dice": torch.rand(n, generator=g)}
+    mixed = {"Grad-CAM": base, "Grad-CAM++": {"mass_in_mask": base["mass_in_mask"] - 0.1,
+                                              "iou": base["iou"] + 0.1, "dice": base["dice"] + 0.1}}
+    lad = sp.primer_verdict(mixed, chance=0.1, n_boot=300)
+    rungs = {r["name"]: r["outcome"] for r in lad["rungs"]}
+    assert lad["headline"] == rungs["across_metrics"] == "depends on the metric"
+    assert rungs["direction"] == "reversed"          # the declared primary alone would say "reversed"
+    better = {"Grad-CAM": base, "Grad-CAM++": {k: v + 0.1 for k, v in base.items()}}
+    assert sp.primer_verdict(better, chance=0.1, n_boot=300)["headline"] == "reproduced"
+    assert "synthetic" in lad["data"]

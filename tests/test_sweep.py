@@ -330,3 +330,98 @@ def test_other_errors_are_not_retried(tmp_path, monkeypatch):
     monkeypatch.setattr(papermill, "execute_notebook", broken)
     ex = run.execute_notebook(src, tmp_path / "o.ipynb", {}, cwd=tmp_path, timeout=10)
     assert ex.status == "error" and ex.attempts == 1 and len(calls) == 1 and "respond" in ex.error
+
+
+# ------------------------------------------------------------------ function tasks (library functions on Dask)
+FAKE_FN = textwrap.dedent('''\
+    import json, math, os
+
+    def primary_run(params, *, seed, device="cpu"):
+        import torch
+        with open(params["log"], "a") as fh:
+            fh.write(json.dumps({"seed": seed, "omp": os.environ.get("OMP_NUM_THREADS"),
+                                 "torch": torch.get_num_threads(), "device": device,
+                                 "malloc": os.environ.get("MALLOC_TRIM_THRESHOLD_")}) + "\\n")
+        if seed == 13:
+            raise ValueError("unlucky seed")
+        return {"primary": {"effect": seed * params["scale"], "ci95": [math.nan, 1.0]}, "claim": {"text": "t"}}
+
+    def not_a_dict(params, *, seed, device="cpu"):
+        return [1, 2]
+    ''')
+
+
+@pytest.fixture
+def fake_fn(tmp_path, monkeypatch):
+    mod = tmp_path / "mods"
+    mod.mkdir()
+    (mod / "fake_study.py").write_text(FAKE_FN)
+    monkeypatch.syspath_prepend(str(mod))
+    log = tmp_path / "fn.log"
+    env = {"PYTHONPATH": str(mod), "MALLOC_TRIM_THRESHOLD_": None}
+    return tmp_path, {"log": str(log), "scale": 2}, env, log
+
+
+def test_function_key_covers_function_parameters_seed_threads_device_and_package():
+    k = sweep.function_key("m:f", {"a": 1}, 0, 1, "cpu", digest="d")
+    others = [sweep.function_key("m:g", {"a": 1}, 0, 1, "cpu", digest="d"),
+              sweep.function_key("m:f", {"a": 2}, 0, 1, "cpu", digest="d"),
+              sweep.function_key("m:f", {"a": 1}, 1, 1, "cpu", digest="d"),
+              sweep.function_key("m:f", {"a": 1}, 0, 2, "cpu", digest="d"),
+              sweep.function_key("m:f", {"a": 1}, 0, 1, "cuda", digest="d"),
+              sweep.function_key("m:f", {"a": 1}, 0, 1, "cpu", digest="e")]
+    assert len({k, *others}) == 7 and k == sweep.function_key("m:f", {"a": 1}, 0, 1, "cpu", digest="d")
+
+
+def test_missing_function_is_one_clear_error_before_anything_runs(fake_fn):
+    with pytest.raises(sweep.UsageError, match="has no 'nope'"):
+        sweep.make_function_tasks("s", "fake_study:nope", {}, [0])
+    with pytest.raises(sweep.UsageError, match="cannot import"):
+        sweep.make_function_tasks("s", "no_such_module_xyz:primary_run", {}, [0])
+
+
+def test_function_task_runs_in_its_own_process_with_its_threads_and_writes_json_safe_results(fake_fn):
+    tmp, params, env, log = fake_fn
+    t1, = sweep.make_function_tasks("fake", "fake_study:primary_run", params, [3], threads=1, env=env)
+    t2, = sweep.make_function_tasks("fake", "fake_study:primary_run", params, [3], threads=2, env=env)
+    assert t1.key != t2.key
+    out = tmp / "out"
+    rows = [sweep.execute_function_task(t, out) for t in (t1, t2)]
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    runs = _runs(log)
+    assert [(r["omp"], r["torch"]) for r in runs] == [("1", 1), ("2", 2)]
+    assert all(r["malloc"] is None for r in runs)
+    res = json.loads(Path(rows[0]["results"]).read_text())
+    assert res == {"primary": {"effect": 6, "ci95": [None, 1.0]}, "claim": {"text": "t"}}
+    assert rows[0]["function"] == "fake_study:primary_run" and Path(rows[0]["results"]).parent == t1.dir(out)
+    assert sweep.is_finished(t1, out)["key"] == t1.key
+    # no half-written directories are left behind
+    assert not [p for p in (out / "fake").iterdir() if p.name.startswith(".")]
+
+
+def test_function_task_failure_names_the_error_and_its_place(fake_fn):
+    tmp, params, env, log = fake_fn
+    bad, = sweep.make_function_tasks("fake", "fake_study:primary_run", params, [13], env=env)
+    row = sweep.execute_function_task(bad, tmp / "out")
+    assert row["status"] == "error" and row["error"] == "ValueError: unlucky seed"
+    assert "fake_study.py" in row["failed_cell"] and "primary_run" in row["failed_cell"]
+    assert sweep.is_finished(bad, tmp / "out") is None
+    nd, = sweep.make_function_tasks("fake", "fake_study:not_a_dict", params, [0], env=env)
+    assert "returned list, not a dict" in sweep.execute_function_task(nd, tmp / "out")["error"]
+
+
+def test_function_tasks_on_dask_resume_and_mix_with_notebook_tasks(fake_fn, fake):
+    tmp, params, env, log = fake_fn
+    _, args, nb_log = fake
+    fn_tasks = sweep.make_function_tasks("fake", "fake_study:primary_run", params, [0, 1, 13], env=env)
+    nb_tasks = sweep.make_tasks(["fake"], [0], profile="tiny", notebooks_dir=tmp / "nb", profiles_dir=tmp / "prof")
+    out = tmp / "out"
+    rows = sweep.sweep([*fn_tasks, *nb_tasks], out=out, workers=2, echo=lambda s: None)
+    assert [r["status"] for r in rows] == ["ok", "ok", "error", "ok"]
+    assert rows[-1]["function"] is None and rows[0]["function"] == "fake_study:primary_run"
+    index = sweep.read_index(out)
+    assert set(index) == {t.key for t in [*fn_tasks, *nb_tasks]}
+    n = len(_runs(log))
+    again = sweep.sweep(fn_tasks, out=out, workers=1, echo=lambda s: None)
+    assert [r["status"] for r in again] == ["ok", "ok", "error"]
+    assert len(_runs(log)) == n + 1  # only the failed seed ran again

@@ -36,8 +36,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["SelectiveThreshold", "binomial_lower_tail", "ltt_threshold", "repeated_splits",
-           "selective_risk"]
+__all__ = ["SelectiveThreshold", "binomial_lower_tail", "certifiable_size", "choose_alpha", "ltt_threshold",
+           "oracle_operating_points", "repeated_splits", "selective_risk", "summary"]
+
+#: The two ways a held guarantee can be vacuous (the ``trivial`` flag of a row).
+TRIVIAL_BASE = "base risk <= alpha"
+TRIVIAL_ABSTAIN = "abstains on all"
 
 
 class SelectiveThreshold(NamedTuple):
@@ -145,7 +149,13 @@ def repeated_splits(scores: Any, correct: Any, *, alpha: float = 0.1, delta: flo
     ≤ α; a split that answers nothing counts as within α, its risk being vacuous),
     ``fraction_ci95`` (Clopper–Pearson interval of that share — splits overlap, so read it as a
     rough guide), ``mean_coverage``, ``mean_risk`` (over splits that answered something),
-    ``n_abstain_all`` and the per-split arrays ``risks``, ``coverages``, ``thresholds``.
+    ``n_abstain_all`` and the per-split arrays ``risks``, ``coverages``, ``thresholds``; and, so that
+    a vacuous guarantee reads as one: ``base_risk`` (error rate answering everything),
+    ``coverage_at_guarantee`` (= ``mean_coverage``), ``oracle_coverage`` (the largest share of all
+    items a threshold on this score answers with empirical risk ≤ α, labels known:
+    :func:`oracle_operating_points`), ``trivial`` (``"base risk <= alpha"``: answering everything
+    already meets α; ``"abstains on all"``: no split answers anything; else None), ``n_needed``
+    and ``n_needed_coverage`` (:func:`certifiable_size`) and ``n_calibration``.
 
     The guarantee is about the population risk; a finite test split adds its own sampling noise,
     so the realised fraction can fall somewhat below ``1 − δ`` even when the guarantee holds.
@@ -178,8 +188,145 @@ def repeated_splits(scores: Any, correct: Any, *, alpha: float = 0.1, delta: flo
     lo = 0.0 if k == 0 else float(beta.ppf(0.025, k, m - k + 1))
     hi = 1.0 if k == m else float(beta.ppf(0.975, k + 1, m - k))
     answered = ~np.isnan(risks_a)
+    base_risk = float((~c).mean())
+    oracle = oracle_operating_points(s, c, alpha=alpha)
+    n_need = certifiable_size(oracle, alpha=alpha, delta=delta)
+    n_abstain = int((~answered).sum())
+    trivial = TRIVIAL_BASE if base_risk <= alpha else TRIVIAL_ABSTAIN if n_abstain == m else None
     return {"n_splits": m, "fraction_risk_le_alpha": k / m, "fraction_ci95": [lo, hi],
             "mean_coverage": float(np.mean(covs)),
             "mean_risk": float(risks_a[answered].mean()) if answered.any() else math.nan,
-            "n_abstain_all": int((~answered).sum()), "alpha": alpha, "delta": delta,
+            "n_abstain_all": n_abstain, "alpha": alpha, "delta": delta,
+            "base_risk": base_risk, "coverage_at_guarantee": float(np.mean(covs)),
+            "oracle_coverage": oracle["coverage_at_alpha"], "trivial": trivial,
+            "n_needed": n_need["n_needed"], "n_needed_coverage": n_need["coverage"], "n_calibration": n_cal,
             "risks": risks_a.tolist(), "coverages": covs, "thresholds": ths}
+
+
+def oracle_operating_points(scores: Any, correct: Any, *, alpha: float) -> dict:
+    """What a threshold on this score can do when the labels are known (all items, no split): the
+    answered sets "the j highest scores" at each position where the score drops, with their
+    empirical risk and coverage, and ``coverage_at_alpha``, the largest coverage whose empirical
+    risk is ≤ ``alpha`` (0 when none): the oracle coverage at the guarantee's risk.
+
+    >>> o = oracle_operating_points([0.9, 0.8, 0.7, 0.1], [1, 1, 0, 1], alpha=0.3)
+    >>> o["coverage_at_alpha"], o["n_answered"].tolist()
+    (1.0, [1, 2, 3, 4])
+    """
+    s, c = _check(scores, correct)
+    n = s.size
+    order = np.argsort(-s, kind="stable")
+    ss, err = s[order], (~c[order]).astype(np.int64)
+    j = np.arange(1, n + 1)
+    drop = np.ones(n, dtype=bool)
+    drop[:-1] = ss[1:] != ss[:-1]
+    j = j[drop]
+    k = np.cumsum(err)[j - 1]
+    risk = k / j
+    ok = risk <= alpha
+    return {"n_answered": j, "n_errors": k, "risk": risk, "coverage": j / n,
+            "coverage_at_alpha": float((j[ok] / n).max()) if ok.any() else 0.0}
+
+
+def _smooth_tail(m: np.ndarray, r: np.ndarray, alpha: float) -> np.ndarray:
+    """:math:`P(\\mathrm{Bin}(m, \\alpha) \\le rm)` with the error count ``r m`` taken as a real number
+    (the regularised incomplete beta :math:`I_{1-\\alpha}(m - rm, rm + 1)`, equal to the binomial
+    tail at integer counts): smooth and decreasing in m for r < alpha, so it has one crossing."""
+    from scipy.special import betainc
+
+    k = r * m
+    return betainc(m - k, k + 1, 1 - alpha)
+
+
+def _certify_n(risk: np.ndarray, alpha: float, delta: float, n_max: int = 10**8) -> np.ndarray:
+    """Smallest answered-set size m at which a set of true risk ``risk`` (< alpha), with its errors
+    at their expected count ``risk * m``, passes the binomial test of :func:`ltt_threshold`
+    (``P(Bin(m, alpha) <= risk m) <= delta``, :func:`_smooth_tail`). NaN where risk >= alpha."""
+    risk = np.asarray(risk, dtype=np.float64)
+    out = np.full(risk.shape, np.nan)
+    ok = risk < alpha
+    if not ok.any():
+        return out
+    r = risk[ok]
+    lo = np.zeros(r.size)
+    hi = np.ones(r.size)
+    while True:
+        bad = (_smooth_tail(hi, r, alpha) > delta) & (hi < n_max)
+        if not bad.any():
+            break
+        lo[bad] = hi[bad]
+        hi[bad] = np.minimum(hi[bad] * 2, n_max)
+    good = _smooth_tail(hi, r, alpha) <= delta
+    while np.any(hi - lo > 1):
+        mid = np.floor((lo + hi) / 2)
+        pm = _smooth_tail(mid, r, alpha) <= delta
+        hi = np.where(pm, mid, hi)
+        lo = np.where(pm, lo, mid)
+    out[ok] = np.where(good, hi, np.nan)
+    return out
+
+
+def certifiable_size(points: dict, *, alpha: float, delta: float) -> dict:
+    """The smallest calibration size at which a guarantee for this score would be certifiable.
+
+    For each oracle operating point (:func:`oracle_operating_points`) with empirical risk r < α
+    and coverage c, the binomial test needs m answered calibration items (:func:`_certify_n`: the
+    size at which r m expected errors pass it), so a calibration set of ``ceil(m / c)`` items. Returns ``{"n_needed", "coverage", "risk"}`` of
+    the cheapest point (``n_needed`` None when no point has risk below α).
+
+    >>> o = oracle_operating_points(np.linspace(1, 0, 100), np.ones(100, bool), alpha=0.1)
+    >>> certifiable_size(o, alpha=0.1, delta=0.1)["n_needed"]  # error-free: (0.9)^22 <= 0.1
+    22
+    """
+    m = _certify_n(points["risk"], alpha, delta)
+    need = np.ceil(m / points["coverage"])
+    if not np.isfinite(need).any():
+        return {"n_needed": None, "coverage": None, "risk": None}
+    i = int(np.nanargmin(need))
+    return {"n_needed": int(need[i]), "coverage": float(points["coverage"][i]), "risk": float(points["risk"][i])}
+
+
+def choose_alpha(correct: Any, *, fraction: float = 0.5) -> float:
+    """A risk level below the model's base error rate: ``fraction`` x (share of errors), so that
+    answering everything does not meet it and a held guarantee means the score did some work.
+
+    >>> choose_alpha([1, 1, 1, 0] * 25)
+    0.125
+    """
+    c = np.asarray(correct).reshape(-1).astype(bool)
+    if not 0 < fraction < 1:
+        raise ValueError(f"choose_alpha: fraction must lie in (0, 1), got {fraction}")
+    base = float((~c).mean()) if c.size else math.nan
+    if not base > 0:
+        raise ValueError("choose_alpha: the model makes no error on these items, so no risk level lies below "
+                         "its base error rate; abstention has nothing to do here")
+    return fraction * base
+
+
+def summary(rows: list[dict]) -> dict:
+    """One modality's abstention in one record: can a *useful* guarantee be certified at this size?
+
+    ``rows``: that modality's :func:`repeated_splits` results (each with ``score``, e.g. the rows of
+    ``studies.cross.conformal_rows``). A row counts only when it is not ``trivial`` (its base risk
+    is above α and it does not abstain on every split) and answers something in at least half of
+    the splits. ``certifiable``: such a row exists; ``best_rule``: the counted row with the highest
+    ``coverage_at_guarantee`` (without one: the row that needs the fewest calibration items);
+    ``coverage``: its coverage at the guarantee; ``n_needed``: its :func:`certifiable_size`
+    (calibration items), to read beside ``n_calibration``.
+    """
+    rows = [r for r in rows if isinstance(r, dict)]
+    if not rows:
+        return {"certifiable": False, "best_rule": None, "coverage": 0.0, "n_needed": None, "n_calibration": None,
+                "alpha": None, "reason": "no abstention rule computed"}
+    counted = [r for r in rows if not r.get("trivial") and r["n_abstain_all"] <= r["n_splits"] / 2]
+    if counted:
+        best = max(counted, key=lambda r: r["coverage_at_guarantee"])
+        reason = None
+    else:
+        finite = [r for r in rows if r.get("n_needed") is not None and not r.get("trivial") == TRIVIAL_BASE]
+        best = min(finite, key=lambda r: r["n_needed"]) if finite else rows[0]
+        reason = ("every rule is trivial (" + ", ".join(sorted({str(r.get("trivial")) for r in rows})) + ")"
+                  if all(r.get("trivial") for r in rows) else "no rule answers anything in most splits at this size")
+    return {"certifiable": bool(counted), "best_rule": best.get("score"), "coverage": float(best["coverage_at_guarantee"]),
+            "n_needed": best.get("n_needed"), "n_calibration": best.get("n_calibration"), "alpha": best.get("alpha"),
+            "reason": reason}

@@ -40,8 +40,8 @@ from typing import Any, Mapping, Sequence
 
 from . import stats
 
-__all__ = ["NOT_COMPUTED", "fmt_number", "fmt_interval", "interval_verdict", "reproduction_of",
-           "seed_reproduction", "verdict_box", "verdict_table", "bench_table", "bench_spread_table",
+__all__ = ["NOT_COMPUTED", "RUNG_TITLES", "fmt_number", "fmt_interval", "interval_verdict", "reproduction_of",
+           "seed_reproduction", "verdict_box", "ladder_box", "verdict_table", "bench_table", "bench_spread_table",
            "latest_full", "table", "tables", "clear_tables", "table_record", "ordered_tables", "write_table_csvs",
            "write_tables_zip", "table_csv", "tables_path", "save_tables", "load_tables", "assessment_rows",
            "assessment_table"]
@@ -155,9 +155,13 @@ def verdict_box(record: Mapping[str, Any] | None, *, robustness: Mapping[str, An
 
     ``cite=True`` writes the claim's source as a ``{cite:p}`` role (needs sphinxcontrib-bibtex and
     the key in the bibliography); ``False`` writes the key in brackets.  A record without ``primary``
-    (or ``None``) gives a box that says the result is not yet computed.
+    (or ``None``) gives a box that says the result is not yet computed.  A record with a ``verdict``
+    ladder (:func:`uqxai_lib.verdicts.ladder`) gets the ladder box (:func:`ladder_box`); the box
+    above stays for records without one.
     """
     record = record or {}
+    if isinstance(record.get("verdict"), Mapping) and record["verdict"].get("rungs") is not None:
+        return ladder_box(record, cite=cite, title=title)
     claim = record.get("claim") if isinstance(record.get("claim"), Mapping) else {}
     prim = record.get("primary")
     word = reproduction_of(record)
@@ -198,6 +202,76 @@ def verdict_box(record: Mapping[str, Any] | None, *, robustness: Mapping[str, An
     return "\n".join(lines) + "\n"
 
 
+#: How the ladder box names each rung (the keys of :data:`uqxai_lib.verdicts.RUNG_ORDER`).
+RUNG_TITLES = {
+    "direction": "This run",
+    "beyond_baselines": "Beyond the prediction-only baselines",
+    "maps_right": "Maps in the right place",
+    "sanity": "Sanity check (cascading randomisation)",
+    "within_class": "Within each predicted class",
+    "across_seeds": "Across training seeds",
+    "across_threads": "Across torch thread counts",
+    "paper_effect": "Against the paper's effect",
+    "across_metrics": "Across the table's scores",
+}
+
+
+def _rung_line(rung: Mapping[str, Any]) -> str:
+    name = str(rung.get("name", "?"))
+    outcome = str(rung.get("outcome", "undefined"))
+    detail = rung.get("evidence") or ""
+    if outcome in ("undefined", "inconclusive") and rung.get("reason") and rung["reason"] not in detail:
+        detail = f"{rung['reason']}" + (f"; {detail}" if detail else "")
+    return f"- **{RUNG_TITLES.get(name, name)}**: {outcome}" + (f" — {detail}" if detail else "")
+
+
+def ladder_box(record: Mapping[str, Any], *, cite: bool = True, title: str | None = None) -> str:
+    """MyST admonition of a study's verdict ladder (``record["verdict"]``): the paper's claim, its
+    number (theirs), the data line (the synthetic phantom), the headline (the across-seed outcome),
+    and one line per rung with its outcome and evidence ("undefined" with its reason).
+
+    >>> rec = {"claim": {"text": "SUE is higher when correct.", "theirs": "0.93 vs 0.81", "source": "k"},
+    ...        "verdict": {"claim": "SUE is higher when correct.", "data": "embedded synthetic phantom (ECG)",
+    ...                    "headline": "not reproduced",
+    ...                    "rungs": [{"name": "direction", "outcome": "reproduced", "evidence": "+0.19"},
+    ...                              {"name": "across_seeds", "outcome": "undefined", "evidence": "",
+    ...                               "reason": "1 seed"}]}}
+    >>> print(ladder_box(rec, cite=False))  # doctest: +NORMALIZE_WHITESPACE
+    :::{admonition} Verdict across training seeds: not reproduced
+    :class: uqxai-verdict uqxai-verdict-not-reproduced
+    <BLANKLINE>
+    **The paper's claim** (k): SUE is higher when correct.
+    <BLANKLINE>
+    **Theirs** (the paper's number, on the paper's data): 0.93 vs 0.81
+    <BLANKLINE>
+    **Data**: embedded synthetic phantom (ECG)
+    <BLANKLINE>
+    - **This run**: reproduced — +0.19
+    - **Across training seeds**: undefined — 1 seed
+    <BLANKLINE>
+    :::
+    <BLANKLINE>
+    """
+    lad = record["verdict"]
+    claim = record.get("claim") if isinstance(record.get("claim"), Mapping) else {}
+    head = str(lad.get("headline") or "undefined")
+    top = f"Verdict across training seeds: {head}"
+    if title:
+        top = f"{title} — {head} across training seeds"
+    cls = "missing" if head == "undefined" else head.replace(" ", "-")
+    lines = [f":::{{admonition}} {top}", f":class: uqxai-verdict uqxai-verdict-{cls}", ""]
+    text = lad.get("claim") or claim.get("text")
+    if text:
+        lines += [f"**The paper's claim**{_cite(claim, cite)}: {text}", ""]
+    if claim.get("theirs"):
+        lines += [f"**Theirs** (the paper's number, on the paper's data): {claim['theirs']}", ""]
+    lines += [f"**Data**: {lad.get('data') or 'not stated'}", ""]
+    rungs = [r for r in lad.get("rungs") or [] if isinstance(r, Mapping)]
+    lines += [_rung_line(r) for r in rungs] or ["- no rung computed"]
+    lines += ["", ":::"]
+    return "\n".join(lines) + "\n"
+
+
 def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -218,8 +292,10 @@ def verdict_table(records: Mapping[str, Mapping[str, Any] | None], *,
     robustness = robustness or {}
     titles = titles or {}
     with_seeds = any(isinstance(robustness.get(n), Mapping) for n in records)
-    head = ["Chapter", "The paper's claim", "Theirs", "Ours (95% interval)", "Across seeds (95% interval)",
-            "Verdict"]
+    with_ladder = any(isinstance((r or {}).get("verdict"), Mapping) for r in records.values())
+    head = ["Chapter", "The paper's claim", "Theirs (paper's data)",
+            "Ours on the synthetic phantom (95% interval)" if with_ladder else "Ours (95% interval)",
+            "Across seeds (95% interval)", "Verdict"]
     if not with_seeds:
         del head[4]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -229,7 +305,14 @@ def verdict_table(records: Mapping[str, Mapping[str, Any] | None], *,
         prim = rec.get("primary")
         rob = robustness.get(name)
         claim_text = (claim.get("text") or "–") + (_cite(claim, cite) if claim.get("text") else "")
-        if isinstance(prim, Mapping):
+        lad = rec.get("verdict") if isinstance(rec.get("verdict"), Mapping) else None
+        if isinstance(prim, Mapping) and lad is not None:
+            ours = f"{fmt_number(prim.get('effect'))} ({fmt_interval(prim.get('ci95'))})"
+            one = next((r.get("outcome") for r in lad.get("rungs") or [] if r.get("name") == "direction"), None)
+            word = f"{lad.get('headline', 'undefined')} across seeds" + (f" (this run: {one})" if one else "")
+            seeds = (f"{fmt_number(rob.get('mean'))} ({fmt_interval(rob.get('ci95'))}), n = {_n_seeds(rob)}"
+                     if isinstance(rob, Mapping) else "–")
+        elif isinstance(prim, Mapping):
             ours = f"{fmt_number(prim.get('effect'))} ({fmt_interval(prim.get('ci95'))})"
             word = reproduction_of(rec) or "no claim to compare with"
             seeds = (f"{fmt_number(rob.get('mean'))} ({fmt_interval(rob.get('ci95'))}), n = {_n_seeds(rob)}"

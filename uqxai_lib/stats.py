@@ -27,18 +27,27 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from .rules import MIN_GROUP_SIZE
+
 __all__ = [
     "VERDICTS",
+    "added_value",
     "auroc",
+    "auroc_difference",
     "bootstrap_ci",
     "bootstrap_test",
     "group_difference",
     "holm",
+    "holm_labels",
+    "mde",
+    "mde_from_se",
     "mean_ci",
+    "out_of_fold_probability",
     "paired_difference",
     "primary",
     "reproduction",
     "seed_summary",
+    "stratified_auroc",
     "verdict",
 ]
 
@@ -407,3 +416,267 @@ def seed_summary(effects: Sequence[float], level: float = 0.95) -> dict:
         ci = [math.nan, math.nan]
     k = int(np.sum(np.sign(e) == np.sign(m))) if m != 0 else 0
     return {"mean": m, "ci95": ci, "n": n, "sign_agreement": f"{k}/{n}", "verdict": verdict(ci)}
+
+
+
+# ----------------------------------------------------------------------------------- verdict ladder
+def holm_labels(effects: Sequence[float], pvalues: Sequence[float], *, level: float = 0.05) -> list[str]:
+    """Labels of secondary comparisons read from their Holm-adjusted p-values (:func:`holm`).
+
+    "higher" / "lower" (the sign of the effect) when the adjusted p is below ``level``, else
+    "no detectable difference"; a NaN effect or p is "undefined". The label never comes from the
+    raw p, so a secondary at raw p 0.04 and adjusted p 0.16 is "no detectable difference".
+
+    >>> holm_labels([0.2, -0.1, 0.05], [0.001, 0.03, 0.04])
+    ['higher', 'no detectable difference', 'no detectable difference']
+    """
+    e = np.asarray(list(effects), dtype=np.float64)
+    p = np.asarray(list(pvalues), dtype=np.float64)
+    if e.shape != p.shape:
+        raise ValueError(f"holm_labels: {e.size} effects but {p.size} p-values")
+    adj = holm(p.tolist())
+    out = []
+    for ei, pi in zip(e, adj):
+        if not (math.isfinite(ei) and math.isfinite(pi)):
+            out.append("undefined")
+        elif pi < level and ei != 0:
+            out.append("higher" if ei > 0 else "lower")
+        else:
+            out.append("no detectable difference")
+    return out
+
+
+def mde_from_se(se: float, *, power: float = 0.8, alpha: float = 0.05) -> float:
+    """Minimal detectable effect for an estimate with standard error ``se``: the true effect that a
+    two-sided level-``alpha`` test detects with probability ``power`` (normal approximation),
+    :math:`(z_{1-\\alpha/2} + z_{\\text{power}})\\,\\mathrm{se}`.
+
+    >>> round(mde_from_se(1.0), 3)
+    2.802
+    """
+    from scipy.stats import norm
+
+    if not (0 < power < 1 and 0 < alpha < 1):
+        raise ValueError(f"mde: power and alpha must lie in (0, 1), got {power}, {alpha}")
+    se = float(se)
+    if not math.isfinite(se) or se < 0:
+        return math.nan
+    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * se)
+
+
+def mde(values: Any, in_a: Any, *, power: float = 0.8, alpha: float = 0.05) -> float:
+    """Minimal detectable mean difference between group a and group b of ``values`` at their sizes
+    and spreads (80 % power, two-sided 5 % by default): :func:`mde_from_se` of
+    :math:`\\sqrt{s_a^2/n_a + s_b^2/n_b}`. NaN values are dropped; NaN when a group has < 2 items.
+
+    >>> v = np.r_[np.zeros(50), np.ones(50)] + np.tile([-1.0, 1.0], 50); a = np.r_[np.ones(50), np.zeros(50)]
+    >>> round(mde(v, a), 3)  # sd 1.010 in each group of 50: 2.802 * 1.010 * sqrt(2 / 50)
+    0.566
+    """
+    v, a = _vec(values, "values"), _bool(in_a, "in_a")
+    if v.shape != a.shape:
+        raise ValueError(f"mde: {v.size} values but {a.size} group flags")
+    keep = np.isfinite(v)
+    va, vb = v[keep & a], v[keep & ~a]
+    if va.size < 2 or vb.size < 2:
+        return math.nan
+    se = math.sqrt(va.var(ddof=1) / va.size + vb.var(ddof=1) / vb.size)
+    return mde_from_se(se, power=power, alpha=alpha)
+
+
+def _pairs_within(s: np.ndarray, pos: np.ndarray, strata: np.ndarray) -> tuple[float, float]:
+    """(concordant pairs + ties/2, number of pairs), pairs only inside a stratum."""
+    from scipy.stats import rankdata
+
+    num = den = 0.0
+    for st in np.unique(strata):
+        m = strata == st
+        p = pos[m]
+        n1, n0 = int(p.sum()), int((~p).sum())
+        if n1 == 0 or n0 == 0:
+            continue
+        r = rankdata(s[m])
+        num += float(r[p].sum()) - n1 * (n1 + 1) / 2
+        den += n1 * n0
+    return num, den
+
+
+def stratified_auroc(scores: Any, positive: Any, strata: Any, *, groups: Any = None, n_boot: int = 2000,
+                     level: float = 0.95, seed: int = 0, min_group: int = MIN_GROUP_SIZE) -> dict:
+    """Class-stratified AUROC: P(score of a positive > score of a negative) over the pairs that lie
+    in the *same* stratum (e.g. the same predicted class), ties 1/2, pooled over strata (each
+    weighted by its number of pairs). A score that only tracks the stratum gives 0.5, so the
+    stratum cannot stand in for the positive label.
+
+    The interval is a percentile bootstrap, over ``groups`` when given, else within each
+    (stratum x positive) cell. NaN scores are dropped. ``verdict`` reads the interval of
+    ``auroc - 0.5`` (:func:`verdict`); "undefined" (with ``reason``) when fewer than ``min_group``
+    positives or negatives lie in strata that hold both.
+
+    Returns ``auroc, ci95, p, n_pairs, n_pos, n_neg, strata [{stratum, n_pos, n_neg, auroc}],
+    verdict, reason``.
+
+    >>> r = stratified_auroc([1, 2, 3, 4, 5, 6, 7, 8], [0, 1, 0, 1, 0, 1, 0, 1], [0, 0, 0, 0, 1, 1, 1, 1], min_group=1, n_boot=200)
+    >>> r["auroc"], r["n_pairs"]
+    (0.75, 8)
+    """
+    s, pos = _vec(scores, "scores"), _bool(positive, "positive")
+    st = np.asarray(strata.detach().cpu() if hasattr(strata, "detach") else strata).reshape(-1)
+    if not (s.size == pos.size == st.size):
+        raise ValueError(f"stratified_auroc: {s.size} scores, {pos.size} labels, {st.size} strata")
+    g = None if groups is None else np.asarray(groups.cpu() if hasattr(groups, "cpu") else groups).reshape(-1)
+    if g is not None and g.size != s.size:
+        raise ValueError(f"stratified_auroc: groups has {g.size} entries for {s.size} items")
+    keep = np.isfinite(s)
+    s, pos, st = s[keep], pos[keep], st[keep]
+    g = None if g is None else g[keep]
+    rows, n_pos, n_neg = [], 0, 0
+    for k in np.unique(st):
+        m = st == k
+        n1, n0 = int(pos[m].sum()), int((~pos[m]).sum())
+        rows.append({"stratum": k.item() if hasattr(k, "item") else k, "n_pos": n1, "n_neg": n0,
+                     "auroc": auroc(s[m], pos[m])})
+        if n1 and n0:
+            n_pos, n_neg = n_pos + n1, n_neg + n0
+    num, den = _pairs_within(s, pos, st)
+    out = {"n_pairs": int(den), "n_pos": n_pos, "n_neg": n_neg, "strata": rows}
+    if n_pos < min_group or n_neg < min_group:
+        return {**out, "auroc": float(num / den) if den else math.nan, "ci95": [math.nan, math.nan],
+                "p": math.nan, "verdict": "undefined",
+                "reason": f"{n_pos} positive and {n_neg} negative item(s) in strata holding both "
+                          f"(fewer than {min_group} in a group)"}
+
+    def stat(ss, pp, tt):
+        a, b = _pairs_within(ss, pp, tt)
+        return a / b if b else math.nan
+
+    cells = None if g is not None else np.unique(np.stack([st.astype(str), pos.astype(str)], 1), axis=0,
+                                                  return_inverse=True)[1].reshape(-1)
+    bt = bootstrap_test(stat, s, pos, st, groups=g, strata=cells, null=0.5, n_boot=n_boot, level=level, seed=seed)
+    ci = bt["ci95"]
+    return {**out, "auroc": float(num / den), "ci95": list(ci), "p": bt["p"],
+            "verdict": verdict([ci[0] - 0.5, ci[1] - 0.5]), "reason": None}
+
+
+def out_of_fold_probability(X: Any, y: Any, *, groups: Any = None, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Out-of-sample P(y) of a logistic regression on ``X`` [N, F] (a 1-D ``X`` is one feature).
+
+    ``sklearn.model_selection.cross_val_predict`` of ``Pipeline(SimpleImputer(median),
+    StandardScaler(), LogisticRegression(max_iter=1000))``: each item is scored by the model fitted
+    without its fold; NaN features are imputed with the training fold's median. Folds are
+    ``StratifiedGroupKFold`` over ``groups`` (no subject in two folds) when given, else
+    ``StratifiedKFold``; both shuffled with ``seed``. The number of folds is
+    ``min(folds, size of the smaller class, number of groups)``; below 2 every item gets NaN.
+
+    >>> rng = np.random.default_rng(0); x = rng.normal(size=200); y = x + rng.normal(size=200) > 0
+    >>> p = out_of_fold_probability(x, y)
+    >>> p.shape, bool(auroc(p, y) > 0.75)
+    ((200,), True)
+    """
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    Xa = np.asarray(X.detach().cpu() if hasattr(X, "detach") else X, dtype=np.float64)
+    if Xa.ndim == 1:
+        Xa = Xa[:, None]
+    yy = _bool(y, "y").astype(int)
+    if Xa.ndim != 2 or Xa.shape[0] != yy.size:
+        raise ValueError(f"out_of_fold_probability: X must be [N, F] with N = len(y); got {Xa.shape} and {yy.size}")
+    g = None if groups is None else np.asarray(groups.cpu() if hasattr(groups, "cpu") else groups).reshape(-1)
+    if g is not None and g.size != yy.size:
+        raise ValueError(f"out_of_fold_probability: groups has {g.size} entries for {yy.size} items")
+    k = int(min(folds, np.bincount(yy, minlength=2).min(), np.unique(g).size if g is not None else yy.size))
+    if k < 2:
+        return np.full(yy.size, math.nan)
+    # a column without any finite value carries no information (and SimpleImputer would drop it)
+    Xa = Xa[:, np.isfinite(Xa).any(0)] if Xa.shape[1] else Xa
+    if Xa.shape[1] == 0:
+        return np.full(yy.size, math.nan)
+    model = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(max_iter=1000))
+    if g is not None:
+        cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    else:
+        cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return cross_val_predict(model, Xa, yy, groups=g, cv=cv, method="predict_proba")[:, 1]
+
+
+def auroc_difference(a: Any, b: Any, positive: Any, *, groups: Any = None, n_boot: int = 2000,
+                     level: float = 0.95, seed: int = 0) -> dict:
+    """Paired comparison of two scores of the same items: ``auroc_a``, ``auroc_b`` for the
+    ``positive`` items, ``delta = auroc_b - auroc_a`` with its bootstrap interval (items resampled
+    together; whole ``groups`` when given, else within each class), ``p`` from the same resamples
+    (:func:`bootstrap_test`), ``verdict`` from the interval and ``n_nan`` (items left out because either score is NaN)."""
+    x, z, pos = _vec(a, "a"), _vec(b, "b"), _bool(positive, "positive")
+    if not (x.size == z.size == pos.size):
+        raise ValueError(f"auroc_difference: a, b and positive need one value per item, got {x.size}, {z.size}, {pos.size}")
+    keep = np.isfinite(x) & np.isfinite(z)
+    g = None if groups is None else np.asarray(groups).reshape(-1)[keep]
+    x, z, pos = x[keep], z[keep], pos[keep]
+    if pos.all() or not pos.any():
+        return {"auroc_a": math.nan, "auroc_b": math.nan, "delta": math.nan, "delta_ci95": [math.nan, math.nan],
+                "p": math.nan, "verdict": "undefined", "n_nan": int((~keep).sum())}
+    auc_a, auc_b = auroc(x, pos), auroc(z, pos)
+    bt = bootstrap_test(lambda xx, zz, pp: auroc(zz, pp) - auroc(xx, pp), x, z, pos, groups=g,
+                        strata=None if g is not None else pos, n_boot=n_boot, level=level, seed=seed)
+    ci = bt["ci95"]
+    return {"auroc_a": auc_a, "auroc_b": auc_b, "delta": auc_b - auc_a, "delta_ci95": list(ci), "p": bt["p"],
+            "verdict": verdict(ci) if all(map(math.isfinite, ci)) else "undefined", "n_nan": int((~keep).sum())}
+
+
+def added_value(score: Any, baselines: Mapping[str, Any], correct: Any, *, groups: Any = None, folds: int = 5,
+                n_boot: int = 2000, level: float = 0.95, seed: int = 0, min_group: int = MIN_GROUP_SIZE) -> dict:
+    """Does ``score`` add to the *strongest* prediction-only baseline, out of sample?
+
+    Every candidate is an out-of-fold probability of "correct" (:func:`out_of_fold_probability`,
+    same folds and seed): each baseline alone, the combination of all baselines, and the baselines
+    plus ``score``. The strongest baseline is the candidate among the single baselines and their
+    combination with the highest out-of-fold AUROC (a combination weaker than its best member is a
+    fitting problem, not evidence). ``delta`` = AUROC(baselines + score) − AUROC(strongest), with a
+    paired bootstrap interval (:func:`auroc_difference`; predictions held fixed, items or ``groups``
+    resampled: the variation over test items, not over refits).
+
+    Returns ``auroc_score, auroc_single {name: auroc}, auroc_combination, strongest, auroc_strongest,
+    auroc_with_score, delta, delta_ci95, verdict, reason, n_correct, n_misclassified, n_nan, folds,
+    grouped``; "undefined" (with ``reason``) when a class has fewer than ``min_group`` items.
+    """
+    c = _bool(correct, "correct")
+    s = _vec(score, "score")
+    if not baselines:
+        raise ValueError("added_value: give at least one baseline score")
+    base = {k: _vec(v, k) for k, v in baselines.items()}
+    for k, v in {"score": s, **base}.items():
+        if v.size != c.size:
+            raise ValueError(f"added_value: {k} has {v.size} values for {c.size} items")
+    g = None if groups is None else np.asarray(groups.cpu() if hasattr(groups, "cpu") else groups).reshape(-1)
+    n1, n0 = int(c.sum()), int((~c).sum())
+    out = {"n_correct": n1, "n_misclassified": n0, "n_nan": int((~np.isfinite(s)).sum()),
+           "folds": int(folds), "grouped": g is not None}
+    nan = {"auroc_score": math.nan, "auroc_single": {k: math.nan for k in base}, "auroc_combination": math.nan,
+           "strongest": None, "auroc_strongest": math.nan, "auroc_with_score": math.nan, "delta": math.nan,
+           "delta_ci95": [math.nan, math.nan], "p": math.nan, "verdict": "undefined"}
+    if n1 < min_group or n0 < min_group:
+        return {**out, **nan, "reason": f"{n1} correct and {n0} misclassified item(s) (fewer than {min_group} in a group)"}
+
+    def oof(X):
+        return out_of_fold_probability(X, c, groups=g, folds=folds, seed=seed)
+
+    B = np.stack(list(base.values()), 1)
+    cand = {k: oof(v) for k, v in base.items()}
+    single = {k: auroc(p, c) if np.isfinite(p).all() else math.nan for k, p in cand.items()}
+    p_comb = oof(B) if len(base) > 1 else cand[next(iter(base))]
+    p_with = oof(np.concatenate([B, s[:, None]], 1))
+    if not (np.isfinite(p_comb).all() and np.isfinite(p_with).all()):
+        return {**out, **nan, "reason": "too few items or groups per class for 2 folds"}
+    auc_comb = auroc(p_comb, c)
+    pool = {**single, "combination": auc_comb} if len(base) > 1 else dict(single)
+    strongest = max(pool, key=lambda k: -math.inf if not math.isfinite(pool[k]) else pool[k])
+    p_strong = p_comb if strongest == "combination" else cand[strongest]
+    d = auroc_difference(p_strong, p_with, c, groups=g, n_boot=n_boot, level=level, seed=seed)
+    p_score = oof(s)
+    return {**out, "auroc_score": auroc(p_score, c) if np.isfinite(p_score).all() else math.nan,
+            "auroc_single": single, "auroc_combination": auc_comb, "strongest": strongest,
+            "auroc_strongest": d["auroc_a"], "auroc_with_score": d["auroc_b"], "delta": d["delta"],
+            "delta_ci95": d["delta_ci95"], "p": d["p"], "verdict": d["verdict"], "reason": None}

@@ -37,6 +37,15 @@ this package importable, the data directory at the same path, and should be star
 * Kernel starts that lose a port race (``ZMQError: Address already in use``) are retried.
 * One failed task does not stop the others; the exit status is 1 and each failure is named with its
   failing cell. Bad input: one line, exit 2. Progress (done / total, ETA) goes to stderr.
+
+Function tasks (:class:`FunctionTask`, :func:`make_function_tasks`): the same machinery for a library
+function ``fn(params, *, seed, device) -> dict`` (e.g. a chapter's ``primary_run``, which the
+robustness chapter runs over seeds). Each runs in a fresh Python process started by the worker, with
+``OMP_NUM_THREADS = MKL_NUM_THREADS = T`` set before torch is imported, ``torch.set_num_threads(T)``,
+``PYTHONHASHSEED=0`` and without ``MALLOC_TRIM_THRESHOLD_``; keyed by a hash of (function, parameters,
+seed, device, package version and digest, threads); cached and resumable like notebook tasks
+(``OUT/<name>/<key>/{result.json, task.json}``, written atomically); the returned dict is stored
+JSON-safe (NaN -> null) as ``result.json``.
 """
 from __future__ import annotations
 
@@ -63,6 +72,7 @@ from uqxai_lib import run as runner
 __all__ = [
     "DEFAULT_OUT", "Task", "TaskResult", "parse_seeds", "parse_sets", "package_digest", "task_key",
     "make_tasks", "execute_task", "is_finished", "read_index", "sweep", "main",
+    "FunctionTask", "function_key", "make_function_tasks", "execute_function_task", "resolve_function",
 ]
 
 #: Default output directory.
@@ -204,6 +214,7 @@ class TaskResult:
     failed_cell: str | None = None
     attempts: int = 1
     finished_utc: str = ""
+    function: str | None = None  # "module:qualname" of a function task (None for a notebook)
 
     def row(self) -> dict:
         return dict(self.__dict__)
@@ -212,6 +223,8 @@ class TaskResult:
         what = f"{self.notebook} seed {self.seed} (key {self.key}, {self.threads} thread(s))"
         if self.status == "ok":
             return f"ok      {what} ({self.wall_time_s:.0f} s on {self.worker})"
+        if self.function:
+            return f"FAILED  {what}: {self.function} at {self.failed_cell or 'start'}: {self.error}"
         return f"FAILED  {what}: {self.failed_cell or 'before execution'}: {self.error} (notebook: {self.executed})"
 
 
@@ -270,6 +283,175 @@ def make_tasks(names: Sequence[str], seeds: Sequence[int], *, profile: str = "sm
 
 
 # ----------------------------------------------------------------------------------------------
+# function tasks
+# ----------------------------------------------------------------------------------------------
+def resolve_function(spec: str) -> Callable[..., Any]:
+    """``"package.module:name"`` -> the function (clear error naming what is missing).
+
+    >>> resolve_function("uqxai_lib.sweep:parse_seeds")("0-1")
+    [0, 1]
+    """
+    import importlib
+
+    mod, sep, name = str(spec).partition(":")
+    if not sep or not mod or not name:
+        raise UsageError(f"function {spec!r} must be written 'package.module:function'")
+    try:
+        module = importlib.import_module(mod)
+    except ImportError as exc:
+        raise UsageError(f"function {spec!r}: cannot import {mod} ({exc})") from None
+    fn = module
+    for part in name.split("."):
+        fn = getattr(fn, part, None)
+        if fn is None:
+            raise UsageError(f"function {spec!r}: {mod} has no {name!r}")
+    if not callable(fn):
+        raise UsageError(f"function {spec!r} is not callable")
+    return fn
+
+
+def function_key(function: str, parameters: dict, seed: int, threads: int, device: str = "cpu",
+                 digest: str | None = None) -> str:
+    """Key of a function task: hash of the function's name, parameters, seed, device, package version
+    and source digest, and torch threads.
+
+    >>> a = function_key("m:f", {"n": 1}, 0, 1, digest="d")
+    >>> a == function_key("m:f", {"n": 1}, 0, 1, digest="d"), a == function_key("m:f", {"n": 1}, 0, 2, digest="d")
+    (True, False)
+    """
+    from uqxai_lib.cache import canonical_json
+
+    payload = canonical_json({"function": str(function), "parameters": parameters, "seed": int(seed),
+                              "threads": int(threads), "device": str(device), "uqxai_lib": __version__,
+                              "digest": digest if digest is not None else package_digest()})
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class FunctionTask:
+    """One call ``function(parameters, seed=seed, device=device)`` with ``threads`` torch threads.
+    ``name`` groups tasks in the output and index (e.g. the study); ``notebook`` is the same name,
+    so index rows of both kinds of task read alike."""
+
+    name: str
+    function: str  # "package.module:function"
+    seed: int
+    parameters: dict
+    threads: int
+    key: str
+    device: str = "cpu"
+    timeout: int = 3600
+    env: dict = field(default_factory=dict)
+
+    @property
+    def notebook(self) -> str:
+        return self.name
+
+    def dir(self, out: pathlib.Path) -> pathlib.Path:
+        return pathlib.Path(out) / self.name / self.key
+
+
+def make_function_tasks(name: str, function: str, parameters: dict, seeds: Sequence[int], *, threads: int = 1,
+                        device: str = "cpu", timeout: int = 3600, env: dict | None = None,
+                        check: bool = True) -> list[FunctionTask]:
+    """Tasks calling ``function`` (``"package.module:function"``) at each seed; ``check`` imports it
+    here first, so a missing function is one clear error before anything runs."""
+    if check:
+        resolve_function(function)
+    if int(threads) < 1:
+        raise UsageError(f"threads must be at least 1, got {threads}")
+    params = json.loads(json.dumps(dict(parameters), default=str))  # the JSON form the key hashes
+    digest = package_digest()
+    base_env = {**{k: str(int(threads)) for k in THREAD_ENV}, **dict.fromkeys(KERNEL_ENV_UNSET),
+                "PYTHONHASHSEED": "0", **(env or {})}
+    return [FunctionTask(str(name), str(function), int(seed), params, int(threads),
+                         function_key(function, params, int(seed), int(threads), device, digest), str(device),
+                         int(timeout), dict(base_env)) for seed in seeds]
+
+
+_CHILD = "import sys; from uqxai_lib import sweep; sys.exit(sweep.run_function_file(sys.argv[1]))"
+
+
+def run_function_file(path: str) -> int:
+    """Child-process side of a function task: read ``task_in.json``, set torch threads, call the
+    function, write ``result.json`` (JSON-safe) or ``error.json`` next to it; exit status 0 / 1."""
+    import traceback
+
+    from uqxai_lib.cache import atomic_write_json, finite_or_none
+
+    work = pathlib.Path(path).parent
+    spec = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+    try:
+        import torch
+
+        torch.set_num_threads(int(spec["threads"]))
+        fn = resolve_function(spec["function"])
+        out = fn(dict(spec["parameters"]), seed=int(spec["seed"]), device=spec["device"])
+        if not isinstance(out, dict):
+            raise TypeError(f"{spec['function']} returned {type(out).__name__}, not a dict")
+        atomic_write_json(work / "result.json", finite_or_none(out))
+        return 0
+    except Exception as exc:  # reported to the parent as the task's error
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f"{tb[-1].filename}:{tb[-1].lineno} in {tb[-1].name}" if tb else None
+        atomic_write_json(work / "error.json", {"error": f"{type(exc).__name__}: {runner._first_line(exc)}",
+                                                "where": where, "traceback": traceback.format_exc()})
+        return 1
+
+
+def execute_function_task(task: FunctionTask, out: str | os.PathLike) -> dict:
+    """Run a :class:`FunctionTask` in a fresh Python process (see the module docstring) inside
+    ``OUT/<name>/.<key>.<uuid>/`` and move the directory into place when it ends. Returns the row."""
+    import subprocess
+
+    from uqxai_lib.cache import atomic_write_json
+
+    out = pathlib.Path(out)
+    final = task.dir(out)
+    work = final.parent / f".{task.key}.{uuid.uuid4().hex[:8]}"
+    work.mkdir(parents=True)
+    spec = {"function": task.function, "parameters": task.parameters, "seed": task.seed, "threads": task.threads,
+            "device": task.device}
+    atomic_write_json(work / "task_in.json", spec)
+    env = {k: v for k, v in os.environ.items() if k not in KERNEL_ENV_UNSET}
+    for k, v in task.env.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
+    root = str(runner.REPO_ROOT)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    t0 = time.perf_counter()
+    error = where = None
+    try:
+        proc = subprocess.run([sys.executable, "-c", _CHILD, str(work / "task_in.json")], cwd=str(work), env=env,
+                              capture_output=True, text=True, timeout=task.timeout)
+        (work / "stderr.txt").write_text(proc.stderr[-20000:], encoding="utf-8")
+        if proc.returncode != 0:
+            try:
+                info = json.loads((work / "error.json").read_text(encoding="utf-8"))
+                error, where = info["error"], info["where"]
+            except (OSError, json.JSONDecodeError, KeyError):
+                error = f"the task process exited with status {proc.returncode}: {proc.stderr.strip()[-300:]}"
+    except subprocess.TimeoutExpired:
+        error = f"the task ran past its timeout of {task.timeout} s"
+    wall = time.perf_counter() - t0
+    ok = error is None and (work / "result.json").is_file()
+    if error is None and not ok:
+        error = "the task process wrote no result.json"
+    res = TaskResult(task.key, task.name, task.seed, task.parameters, task.threads, "ok" if ok else "error",
+                     round(wall, 3), _worker_name(), str(final / "result.json") if ok else None, None,
+                     error, where, 1, _now(), task.function)
+    atomic_write_json(work / "task.json", {**res.row(), "env": task.env})
+    if final.exists():
+        trash = final.parent / f".{task.key}.old.{uuid.uuid4().hex[:8]}"
+        os.replace(final, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    os.replace(work, final)
+    return res.row()
+
+
+# ----------------------------------------------------------------------------------------------
 # one task (runs on a worker)
 # ----------------------------------------------------------------------------------------------
 def _worker_name() -> str:
@@ -320,14 +502,15 @@ def execute_task(task: Task, out: str | os.PathLike, progress: bool = False) -> 
     return res.row()
 
 
-def is_finished(task: Task, out: pathlib.Path) -> dict | None:
+def is_finished(task: Task | FunctionTask, out: pathlib.Path) -> dict | None:
     """The stored row if ``task`` already finished ``ok`` under ``out``, else None."""
     d = task.dir(out)
     try:
         row = json.loads((d / "task.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    if row.get("status") == "ok" and (d / "results.json").is_file():
+    name = "result.json" if isinstance(task, FunctionTask) else "results.json"
+    if row.get("status") == "ok" and (d / name).is_file():
         row.pop("env", None)
         return row
     return None
@@ -378,7 +561,7 @@ def default_workers(threads: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, int(threads)))
 
 
-def sweep(tasks: Sequence[Task], *, out: str | os.PathLike = DEFAULT_OUT, workers: int | None = None,
+def sweep(tasks: Sequence[Task | FunctionTask], *, out: str | os.PathLike = DEFAULT_OUT, workers: int | None = None,
           scheduler: str | None = None, echo: Callable[[str], None] | None = None) -> list[dict]:
     """Run the unfinished ``tasks`` on Dask and return one index row per task (in ``tasks`` order).
 
@@ -417,8 +600,9 @@ def sweep(tasks: Sequence[Task], *, out: str | os.PathLike = DEFAULT_OUT, worker
         echo(f"sweep: running on {where}, {'/'.join(map(str, sorted(threads)))} torch thread(s) per task")
         t0 = time.perf_counter()
         try:
-            futures = {client.submit(execute_task, t, str(out), key=f"uqxai-{t.notebook}-{t.key}", pure=False,
-                                     retries=0): t for t in todo}
+            futures = {client.submit(execute_function_task if isinstance(t, FunctionTask) else execute_task, t,
+                                     str(out), key=f"uqxai-{t.notebook}-{t.key}", pure=False, retries=0): t
+                       for t in todo}
             n_done = n_failed = 0
             for fut in as_completed(futures):
                 t = futures[fut]
@@ -427,7 +611,8 @@ def sweep(tasks: Sequence[Task], *, out: str | os.PathLike = DEFAULT_OUT, worker
                 except Exception as exc:  # the worker died or could not run the task at all
                     row = TaskResult(t.key, t.notebook, t.seed, t.parameters, t.threads, "error", 0.0,
                                      "unknown", None, None, f"{type(exc).__name__}: {runner._first_line(exc)}",
-                                     "before execution (task lost by its worker)", 0, _now()).row()
+                                     "before execution (task lost by its worker)", 0, _now(),
+                                     getattr(t, "function", None)).row()
                 rows[t.key] = row
                 _write_index(out, [row])
                 n_done += 1

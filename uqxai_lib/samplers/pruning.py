@@ -1,31 +1,4 @@
-r"""Uncertainty samplers: stacks of explanations ``[S, B, *spatial]`` of the same inputs.
-
-Three sources of variation, one return type (:class:`SampleStack`):
-
-:func:`mc_dropout`
-    ``S`` stochastic forward passes with only the dropout modules switched on (Monte Carlo
-    dropout); several passes share one forward by repeating the input along the batch.
-:func:`test_time`
-    ``S`` perturbed copies of the input (test-time augmentation / noise), e.g. the ECG noise
-    models of :mod:`uqxai_lib.perturb`.
-:func:`ensemble`
-    the same inputs explained by each model of a list (an ensemble of independently trained
-    models), for the class the first (reference) model predicts.
-:func:`rashomon` / :func:`rashomon_maps`
-    a Rashomon set of channel-pruned copies of one trained model: random channel masks on the
-    explained layer, kept when their held-out loss is within :math:`(1+\varepsilon)` of the
-    unpruned model's; closed forms when the layer is followed by global average pooling and one
-    ``nn.Linear`` (``head``).
-
-Every map is computed by :mod:`uqxai_lib.saliency` (ReLU-ed, raw scale, at the layer's
-resolution, float32, on ``x``'s device) for a target class that is fixed once per input — it is
-never re-chosen per pass, draw or model. Metrics (:mod:`uqxai_lib.metrics`,
-:mod:`uqxai_lib.aggregate`) consume the stacks.
-
-No sampler leaves a hook behind or changes a module's mode after it returns; :func:`mc_dropout`
-switches *only* dropout modules to training mode during the call and restores them (also when
-the call raises).
-"""
+"""Rashomon sets of channel-pruned copies of one model, and their maps (closed forms and general path)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -35,53 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import saliency
-
-__all__ = [
-    "SampleStack",
-    "RashomonSet",
-    "mc_dropout",
-    "test_time",
-    "rashomon",
-    "rashomon_maps",
-    "rashomon_logits",
-    "ensemble",
-    "dropout_modules",
-    "dropout_enabled",
-    "default_chunk",
-    "MAX_ROWS",
-    "MAX_INPUT_ELEMENTS",
-]
-
-#: Default memory budget of one batched forward: at most this many rows (``chunk * B``) ...
-MAX_ROWS = 64
-#: ... and at most this many input elements (64 RGB images of 224 x 224).
-MAX_INPUT_ELEMENTS = 64 * 3 * 224 * 224
-#: On CPU a forward gains nothing from batching beyond the cores' reach and loses cache locality:
-#: measured on ResNet-50 at 224² with B=8, 1 / 2 / 4 passes per forward cost 0.87 / 1.01 / 1.25x the
-#: time of T plain forwards (``python -m uqxai_lib.bench``). So CPU forwards take at most this many
-#: input elements (8 RGB images of 224 x 224); small inputs (1-D ECG windows, 64² images) still batch.
-CPU_MAX_INPUT_ELEMENTS = 8 * 3 * 224 * 224
-
-_DROPOUT_TYPES = (nn.modules.dropout._DropoutNd,)  # Dropout, Dropout1d/2d/3d, AlphaDropout, FeatureAlphaDropout
-
-
-class SampleStack(NamedTuple):
-    """A stack of explanations of the same ``B`` inputs.
-
-    Attributes
-    ----------
-    maps : Tensor ``[S, B, *spatial]``
-        float32, ReLU-ed, raw scale, at the layer's resolution, on ``x``'s device.
-    probs : Tensor ``[S, B, C]``
-        softmax of each sample's logits.
-    target : LongTensor ``[B]``
-        the explained class of each input (the same for every sample).
-    """
-
-    maps: Tensor
-    probs: Tensor
-    target: Tensor
+from .. import saliency
+from .base import (
+    SampleStack,
+    check_count,
+    check_input,
+    check_method,
+)
 
 
 class RashomonSet(NamedTuple):
@@ -115,260 +48,6 @@ class RashomonSet(NamedTuple):
     def relative_loss(self) -> Tensor:
         """``losses / base_loss`` (float64 ``[K]``); kept models have ``relative_loss <= 1 + epsilon``."""
         return self.losses.double() / float(self.base_loss)
-
-
-# ----------------------------------------------------------------------------- helpers
-def dropout_modules(model: nn.Module) -> list[nn.Module]:
-    """All dropout modules of ``model`` (``nn.Dropout``, ``Dropout1d/2d/3d``, ``AlphaDropout``, ...).
-
-    >>> len(dropout_modules(nn.Sequential(nn.Linear(2, 2), nn.Dropout(), nn.AlphaDropout())))
-    2
-    """
-    return [m for m in model.modules() if isinstance(m, _DROPOUT_TYPES)]
-
-
-@contextmanager
-def dropout_enabled(model: nn.Module, p: float | None = None, *, enabled: bool = True) -> Iterator[list[nn.Module]]:
-    """Switch only the dropout modules of ``model`` to training mode (``enabled=False``: to eval).
-
-    ``p`` (optional) overrides every dropout's rate inside the block. Modes and rates are restored
-    on exit, also when the block raises. Every other module keeps its mode.
-
-    >>> m = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)).eval()
-    >>> with dropout_enabled(m, p=0.1):
-    ...     (m[0].training, m[1].training, m[1].p)
-    (False, True, 0.1)
-    >>> (m[1].training, m[1].p)
-    (False, 0.5)
-    """
-    drops = dropout_modules(model)
-    if p is not None and not 0.0 <= float(p) < 1.0:
-        raise ValueError(f"dropout rate p must be in [0, 1), got {p}")
-    saved = [(d, d.training, d.p) for d in drops]
-    try:
-        for d in drops:
-            d.training = bool(enabled)  # dropout modules have no children; do not recurse
-            if p is not None:
-                d.p = float(p)
-        yield drops
-    finally:
-        for d, training, rate in saved:
-            d.training = training
-            d.p = rate
-
-
-def default_chunk(n: int, x: Tensor) -> int:
-    """Passes per forward: as many as fit ``MAX_ROWS`` rows and ``MAX_INPUT_ELEMENTS`` input elements
-    (``CPU_MAX_INPUT_ELEMENTS`` when ``x`` is on the CPU).
-
-    >>> default_chunk(20, torch.zeros(8, 3, 224, 224)), default_chunk(20, torch.zeros(4, 3, 64, 64))
-    (1, 16)
-    >>> default_chunk(20, torch.zeros(100, 1, 500))
-    1
-    """
-    b = max(1, x.shape[0])
-    per_sample = max(1, x[0].numel()) if x.shape[0] else 1
-    budget = CPU_MAX_INPUT_ELEMENTS if x.device.type == "cpu" else MAX_INPUT_ELEMENTS
-    return max(1, min(int(n), MAX_ROWS // b, budget // (b * per_sample)))
-
-
-def _check_count(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-        isinstance(value, Tensor) and value.ndim == 0 and not value.is_floating_point()
-    ):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    value = int(value)
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
-
-
-def _check_chunk(chunk: int | None, n: int, x: Tensor) -> int:
-    if chunk is None:
-        return default_chunk(n, x)
-    return min(_check_count(chunk, "chunk"), n)
-
-
-def _check_method(method: str) -> None:
-    if method not in saliency.METHODS:
-        raise ValueError(f"unknown method {method!r}; use one of {sorted(saliency.METHODS)}")
-
-
-def _check_input(x: Tensor) -> None:
-    if not isinstance(x, Tensor) or x.ndim < 2 or x.shape[0] < 1:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"x must be a batch [B, ...] with B >= 1, got {shape}")
-    if not torch.isfinite(x).all():
-        raise ValueError("x contains NaN or Inf; clean or impute the input before explaining it")
-
-
-def _target_from(model: nn.Module, x: Tensor, target) -> Tensor:
-    """Validated ``LongTensor[B]``: the given target, or the argmax of ``model(x)`` without grad."""
-    with torch.no_grad():
-        logits = model(x)
-    if logits.ndim != 2:
-        raise ValueError(f"the model must return logits [B, C], got shape {tuple(logits.shape)}")
-    return saliency.resolve_target(logits, target)
-
-
-def _seed_from(generator: torch.Generator) -> int:
-    return int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
-
-
-@contextmanager
-def _rng_from(generator: torch.Generator | None, device: torch.device) -> Iterator[None]:
-    """Inside the block torch's global RNG (CPU and ``device``) is seeded from ``generator``; the
-    caller's RNG state is restored afterwards. ``None``: use the global RNG as it is."""
-    if generator is None:
-        yield
-        return
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(_seed_from(generator))
-        yield
-
-
-def _stack_chunks(model, xs: Tensor, layer, target: Tensor, n: int, b: int, method: str):
-    """Maps ``[n, B, *sp]`` and probs ``[n, B, C]`` of the ``n * B`` rows ``xs`` (sample-major)."""
-    cap = saliency.activations_and_gradients(model, xs, layer, target.repeat(n))
-    maps = saliency.cam_from(cap.activations, cap.gradients, method)
-    probs = cap.logits.float().softmax(dim=-1)
-    return maps.reshape((n, b) + tuple(maps.shape[1:])), probs.reshape(n, b, -1)
-
-
-# ----------------------------------------------------------------------------- MC dropout
-def mc_dropout(
-    model: nn.Module,
-    x: Tensor,
-    layer: nn.Module | str,
-    passes: int,
-    *,
-    p: float | None = None,
-    method: str = "grad_cam",
-    target: int | Tensor | None = None,
-    generator: torch.Generator | None = None,
-    chunk: int | None = None,
-) -> SampleStack:
-    """Maps of ``passes`` Monte Carlo dropout passes: ``SampleStack(maps [S, B, *sp], probs [S, B, C], target [B])``.
-
-    Parameters
-    ----------
-    model, x, layer :
-        as in :func:`uqxai_lib.saliency.explain`.
-    passes : int
-        number of stochastic passes ``S`` (>= 1).
-    p : float, optional
-        dropout rate of *every* dropout module during the call (restored afterwards).
-    method : {"grad_cam", "grad_cam_pp"}
-    target : None, int or LongTensor[B]
-        ``None``: the model's *deterministic* prediction on ``x`` (dropout off, every other module
-        in the mode the caller left it), computed once; the same class is explained in every pass.
-    generator : torch.Generator, optional
-        makes the passes reproducible: torch's global RNG is forked and seeded with
-        ``torch.randint(2**62, (1,), generator=generator)`` for the call, so the caller's global
-        RNG state is unchanged. ``None`` draws from the global RNG.
-    chunk : int, optional
-        passes per forward (the input is repeated ``chunk`` times along the batch); default
-        :func:`default_chunk` (at most ``MAX_ROWS`` rows per forward). With ``chunk=1`` the
-        passes are exactly a loop of ``saliency.explain`` calls with dropout on under the same seed.
-
-    Only the dropout modules switch to training mode during the call; BatchNorm and everything
-    else keep the caller's mode (BatchNorm should be in eval mode, else its statistics would
-    mix the repeated passes and its running buffers would change). Modes and rates are restored on
-    exit, also on exceptions.
-
-    >>> m = nn.Sequential(nn.Conv1d(1, 4, 3), nn.Dropout(0.5), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
-    ...                   nn.Linear(4, 3)).eval()
-    >>> st = mc_dropout(m, torch.randn(2, 1, 16), "1", 5, generator=torch.Generator().manual_seed(0))
-    >>> tuple(st.maps.shape), tuple(st.probs.shape), tuple(st.target.shape), m[1].training
-    ((5, 2, 14), (5, 2, 3), (2,), False)
-    """
-    passes = _check_count(passes, "passes")
-    _check_method(method)
-    _check_input(x)
-    layer = saliency.resolve_layer(model, layer)
-    if not dropout_modules(model):
-        raise ValueError(
-            f"{type(model).__name__} has no dropout modules, so MC dropout passes would all be identical; "
-            "add nn.Dropout layers (e.g. uqxai_lib.models.resnet_mc.build_resnet_mc) or use test_time"
-        )
-    chunk = _check_chunk(chunk, passes, x)
-    b = x.shape[0]
-    with dropout_enabled(model, enabled=False):
-        tgt = _target_from(model, x, target)
-    maps, probs = [], []
-    with dropout_enabled(model, p), _rng_from(generator, x.device):
-        done = 0
-        while done < passes:
-            n = min(chunk, passes - done)
-            xs = x.repeat((n,) + (1,) * (x.ndim - 1)) if n > 1 else x
-            m, pr = _stack_chunks(model, xs, layer, tgt, n, b, method)
-            maps.append(m)
-            probs.append(pr)
-            done += n
-    return SampleStack(torch.cat(maps), torch.cat(probs), tgt)
-
-
-# ----------------------------------------------------------------------------- test-time perturbation
-def test_time(
-    model: nn.Module,
-    x: Tensor,
-    layer: nn.Module | str,
-    perturb: Callable[[Tensor, torch.Generator], Tensor],
-    draws: int,
-    *,
-    method: str = "grad_cam",
-    target: int | Tensor | None = None,
-    generator: torch.Generator | None = None,
-    chunk: int | None = None,
-) -> SampleStack:
-    """Maps of ``draws`` perturbed copies ``perturb(x, generator)`` of ``x``.
-
-    The target is fixed from the model's prediction on the *clean* ``x`` (the model in the modes
-    the caller left it) unless given. Draw ``s`` is the ``s``-th call of ``perturb(x, generator)``,
-    so results do not depend on ``chunk`` (draws per forward, default :func:`default_chunk`).
-    ``generator=None`` uses a generator seeded from torch's global RNG.
-
-    >>> m = nn.Sequential(nn.Conv1d(1, 4, 3), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
-    >>> jitter = lambda x, g: x + 0.1 * torch.randn(x.shape, generator=g)
-    >>> st = test_time(m, torch.randn(3, 1, 10), "0", jitter, 4, generator=torch.Generator().manual_seed(0))
-    >>> tuple(st.maps.shape), tuple(st.probs.shape)
-    ((4, 3, 8), (4, 3, 2))
-    """
-    draws = _check_count(draws, "draws")
-    _check_method(method)
-    _check_input(x)
-    if not callable(perturb):
-        raise TypeError("perturb must be a callable perturb(x, generator) -> x' of the same shape")
-    layer = saliency.resolve_layer(model, layer)
-    chunk = _check_chunk(chunk, draws, x)
-    if generator is None:
-        generator = torch.Generator().manual_seed(int(torch.randint(2**62, (1,))))
-    elif not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    tgt = _target_from(model, x, target)
-    b = x.shape[0]
-    maps, probs = [], []
-    done = 0
-    while done < draws:
-        n = min(chunk, draws - done)
-        parts = []
-        for _ in range(n):
-            xp = perturb(x, generator)
-            if not isinstance(xp, Tensor) or xp.shape != x.shape:
-                got = tuple(xp.shape) if isinstance(xp, Tensor) else type(xp).__name__
-                raise ValueError(f"perturb(x, generator) must return a tensor of x's shape {tuple(x.shape)}, got {got}")
-            parts.append(xp.to(device=x.device, dtype=x.dtype))
-        m, pr = _stack_chunks(model, torch.cat(parts) if n > 1 else parts[0], layer, tgt, n, b, method)
-        maps.append(m)
-        probs.append(pr)
-        done += n
-    return SampleStack(torch.cat(maps), torch.cat(probs), tgt)
-
-
-test_time.__test__ = False  # a sampler, not a pytest test (pytest collects names starting with "test")
 
 
 # ----------------------------------------------------------------------------- Rashomon set
@@ -500,18 +179,18 @@ def _check_ratio(prune_ratio) -> float | tuple[float, float]:
 
 
 def _check_rashomon_args(k, prune_ratio, epsilon, x_val, y_val, batch_size):
-    k = _check_count(k, "k")
+    k = check_count(k, "k")
     prune_ratio, epsilon = _check_ratio(prune_ratio), float(epsilon)
     if not epsilon >= 0.0:  # also catches NaN
         raise ValueError(f"epsilon must be >= 0 (kept: loss <= (1 + epsilon) * base loss), got {epsilon}")
-    _check_input(x_val)
+    check_input(x_val)
     y_val = torch.as_tensor(y_val)
     if y_val.ndim != 1 or len(y_val) != len(x_val) or y_val.is_floating_point():
         raise ValueError(
             f"y_val must hold one integer label per row of x_val ({len(x_val)}), got shape {tuple(y_val.shape)} "
             f"dtype {y_val.dtype}"
         )
-    return k, prune_ratio, epsilon, y_val.long().to(x_val.device), _check_count(batch_size, "batch_size")
+    return k, prune_ratio, epsilon, y_val.long().to(x_val.device), check_count(batch_size, "batch_size")
 
 
 def rashomon(
@@ -700,11 +379,11 @@ def rashomon_logits(
     evaluated with a forward hook on ``layer`` (any pruning site), or from the layer's cached output
     through ``suffix`` (as in :func:`rashomon`). float32, no gradients.
     """
-    _check_input(x)
+    check_input(x)
     _check_head(head)
     if not isinstance(rset, RashomonSet):
         raise TypeError(f"rset must be a RashomonSet from samplers.rashomon, got {type(rset).__name__}")
-    batch_size = _check_count(batch_size, "batch_size")
+    batch_size = check_count(batch_size, "batch_size")
     layer = saliency.resolve_layer(model, layer)
     masks = rset.masks.to(x.device)
     if suffix is not None:
@@ -781,8 +460,8 @@ def rashomon_maps(
     General path (no ``head``): ``saliency.activations_and_gradients(..., transform=mask)`` and
     ``saliency.cam_from`` for each model.
     """
-    _check_method(method)
-    _check_input(x)
+    check_method(method)
+    check_input(x)
     _check_head(head)
     own = isinstance(target, str)
     if own and target != "own":
@@ -897,40 +576,3 @@ def _closed_form_maps(head: nn.Linear, acts: Tensor, logits: Tensor, masks: Tens
         masked_logits = (gap[None] * mf[:, None, :]) @ weight.t() + bias  # [S, B, O]
         probs = masked_logits.float().softmax(-1)
     return SampleStack(maps.contiguous(), probs, tgt)
-
-
-# ----------------------------------------------------------------------------- ensemble
-def ensemble(
-    models: Sequence[nn.Module],
-    x: Tensor,
-    layer: str,
-    *,
-    method: str = "grad_cam",
-    target: int | Tensor | None = None,
-) -> SampleStack:
-    """Maps of the same inputs under each model of ``models``: ``SampleStack(maps [S, B, *sp], probs, target)``.
-
-    ``layer`` is a dotted module name resolved in every model (the members share an architecture).
-    The target is fixed from the *first* model's prediction on ``x`` unless given, so every member
-    explains the same class. Each model runs in the mode its caller left it (use ``.eval()``).
-
-    >>> ms = [nn.Sequential(nn.Conv1d(1, 3, 3), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
-    ...                     nn.Linear(3, 2)).eval() for _ in range(2)]
-    >>> st = ensemble(ms, torch.randn(4, 1, 12), "1")
-    >>> tuple(st.maps.shape), tuple(st.probs.shape)
-    ((2, 4, 10), (2, 4, 2))
-    """
-    models = list(models)
-    if not models or not all(isinstance(m, nn.Module) for m in models):
-        raise ValueError("ensemble: models must be a non-empty list of torch modules")
-    if not isinstance(layer, str):
-        raise TypeError("ensemble: layer must be a dotted module name (resolved in every member)")
-    _check_method(method)
-    _check_input(x)
-    tgt = _target_from(models[0], x, target)
-    maps, probs = [], []
-    for m in models:
-        cap = saliency.activations_and_gradients(m, x, layer, tgt)
-        maps.append(saliency.cam_from(cap.activations, cap.gradients, method))
-        probs.append(cap.logits.float().softmax(-1))
-    return SampleStack(torch.stack(maps), torch.stack(probs), tgt)
