@@ -93,12 +93,14 @@ n_widget_ratios = 4
 widget_epsilons = [0.02, 0.05, 0.1]
 
 # %%
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from uqxai_lib import cache, finetune, metrics, report, rules, stats, train, utils, widgets
+from uqxai_lib import cache, finetune, metrics, report, rules, stats, train, utils, verdicts, widgets
 from uqxai_lib.models.derm_classifier import FEATURE_LAYER, build_derm_classifier, derm_augment, prune_sites
 from uqxai_lib.models.derm_classifier import site_suffix
 from uqxai_lib.params import chapter_parameters
@@ -175,7 +177,8 @@ display(Markdown(
     + f". The VIC below uses r = {run.ratio:g} ("
     + ("our sweep's choice" if prune_ratio is None and run.suggested is not None else "set by hand" if prune_ratio
        is not None else "no ratio keeps half of the candidates: the smallest swept ratio")
-    + f"): **{run.row['n_kept']} of {k}** kept in the chapter's Rashomon set."))
+    + f"): in a new draw of {k} candidates at that ratio (the chapter's Rashomon set) **{run.row['n_kept']}** are "
+    "kept."))
 
 # %% tags=["hide-output"]
 display(report.table(vd.sweep_table(sweep), "rashomon_sweep"))
@@ -222,14 +225,16 @@ else:
 # %%
 display(report.table(sd.fidelity_table(run.row), "fidelity_vic_vs_optimal"))
 prim = run.primary
+p_text = (f"p < {1 / rules.N_BOOT:g}" if prim["p"] == 0 else f"p = {report.fmt_number(prim['p'], 2)}") \
+    if prim["p"] is not None else "no p"
 display(Markdown(
-    f"**Primary.** IoU(VIC) − IoU(optimal) = {report.fmt_number(prim['effect'])} "
-    f"{report.fmt_interval(prim['ci95'])} over {prim['n']} images of {prim['n_groups']} lesions "
-    f"(bootstrap p = {report.fmt_number(prim['p'], 2)}; {run.row['n_kept']} kept models; median Spearman of the two "
-    f"maps {report.fmt_number(run.row['spearman_vic_optimal_median'])}): **{prim['verdict']}**"
+    f"**Primary.** IoU(VIC) − IoU(optimal) = {report.fmt_number(prim['effect'])} (95 % interval "
+    f"{report.fmt_interval(prim['ci95'])}, bootstrap {p_text}) over {prim['n']} images of {prim['n_groups']} "
+    f"lesions, {run.row['n_kept']} kept models, median Spearman of the two maps "
+    f"{report.fmt_number(run.row['spearman_vic_optimal_median'])}: **{prim['verdict']}**"
     + (f" ({prim['reason']})" if prim["reason"] else "")
     + f". The smallest difference this interval detects (80 % power) is {report.fmt_number(prim['mde'])}; the "
-    f"poster's +{prim['paper_effect']:.3f} is theirs, on HAM10000."))
+    f"poster's +{prim['paper_effect']:.3f} (theirs, on HAM10000) is the yardstick of the verdict below."))
 
 # %% [markdown]
 # ## Prune ratio and tolerance, interactively
@@ -337,13 +342,9 @@ agree = [v for v in counted if stats.reproduction(v["verdict"], sd.CLAIM["expect
 rev = [v for v in counted if stats.reproduction(v["verdict"], sd.CLAIM["expected"]) == "reversed"]
 undefined = [v for v in variants if v["verdict"] == "undefined"]
 display(Markdown(
-    f"Of {len(variants)} variants, {len(agree)} show the poster's direction (VIC higher) and {len(rev)} the reverse"
-    + (f"; {len(undefined)} are undefined (fewer than {rules.MIN_MODELS} kept models: "
-       + "; ".join(vd.variant_label(v) for v in undefined) + ")" if undefined else "")
-    + f". The fine-tuned set keeps {ft_row['n_kept']} of {ft_row['n_candidates']} models"
-    + (f" with a median Spearman to the optimal map of {report.fmt_number(ft_row['spearman_vic_optimal_median'])}"
-       if ft_row["verdict"] != "undefined" else "")
-    + f". Of the {n_seed_models} independently trained models, {ens_row['n_within_tolerance']} "
+    (f"Undefined (fewer than {rules.MIN_MODELS} kept models, so no cloud): "
+     + "; ".join(vd.variant_label(v) for v in undefined) + ". " if undefined else "")
+    + f"Of the {n_seed_models} independently trained models, {ens_row['n_within_tolerance']} "
     f"{'is' if ens_row['n_within_tolerance'] == 1 else 'are'} within 1 + ε of the optimal model's validation loss"
     + (", so they are not a Rashomon set of this model" if ens_row["n_within_tolerance"] < rules.MIN_MODELS else "")
     + "; their VIC is a control, not a test of the claim."))
@@ -385,6 +386,7 @@ display(Markdown(
 # ## Summary
 
 # %%
+ladder = sd.verdict_ladder(run, robustness_path=Path(results_path).parent / "robustness.json", seed=seed)
 results = cache.finite_or_none(cache.round_sig({
     "balanced_accuracy": perf["balanced_accuracy"], "auroc": auc, "prune_ratio": float(run.ratio),
     "suggested_ratio": run.suggested, "epsilon": float(epsilon), "n_candidates": int(k),
@@ -392,28 +394,22 @@ results = cache.finite_or_none(cache.round_sig({
     "iou_optimal": run.row["iou_optimal"], "dice_optimal": run.row["dice_optimal"], "iou_vic": run.row["iou_vic"],
     "dice_vic": run.row["dice_vic"], "n_test": len(test_set),
     "spearman_vic_optimal_median": run.row["spearman_vic_optimal_median"],
-    "primary": prim, "claim": sd.CLAIM,
+    "primary": prim, "claim": sd.CLAIM, "verdict": ladder,
     "variants": [sd.variant_record(v) for v in variants],
     "controls": {"blurred_optimal": {**sd.variant_record(blur_row), "sigma": blur_sigma},
-                 "seed_ensemble": {**sd.variant_record(ens_row), "n_within_tolerance": ens_row["n_within_tolerance"]}},
+                 "seed_ensemble": sd.variant_record(ens_row)},
     "assess": rec.to_dict(),
     "sweep": sweep[["ratio", "rel_loss_median", "n_kept"]].to_dict("records"),
 }))
 report.save_tables(results_path)
 cache.atomic_write_json(results_path, results)
-display(Markdown(
-    f"- **Classifier:** balanced accuracy {report.fmt_number(perf['balanced_accuracy'])}, AUROC "
-    f"{report.fmt_number(auc)} on {len(test_set)} held-out images ({st.source}).\n"
-    f"- **Primary:** the VIC's mean IoU is **{prim['verdict']}** than the optimal model's"
-    f" (table above); the poster's direction is "
-    + (f"**{stats.reproduction(prim['verdict'], sd.CLAIM['expected'])}** on our data, " if prim["verdict"] !=
-       "undefined" else "**undefined** here, ")
-    + f"and the two maps are nearly the same (median Spearman {report.fmt_number(run.row['spearman_vic_optimal_median'])}).\n"
-    f"- **Variants:** {len(agree)} of {len(counted)} defined variants reproduce the direction, {len(rev)} reverse it; "
-    f"the fine-tuned Rashomon set: {ft_row['verdict']}. State these choices with any VIC result.\n"
-    f"- **Maps:** the optimal map's mass in the lesion mask is "
-    f"{'above' if fid['mass_in_mask_ci95'][0] > fid['chance'] else 'not above'} chance; the cascading sanity check "
-    f"{san['outcome']}."))
+display(Markdown("\n".join(f"- {t}" for t in verdicts.sentences(ladder)) + (
+    f"\n- At the poster's ratio {poster_ratio:g}, {kept_at_poster} of {k} pruned models are kept"
+    + (" — the poster's setting gives no cloud here" if kept_at_poster < rules.MIN_MODELS else "")
+    + f".\n- Variants: {len(agree)} of {len(counted)} defined variants show the poster's direction, {len(rev)} the "
+    f"reverse; the fine-tuned Rashomon set (members differ: median Spearman to the optimal map "
+    f"{report.fmt_number(ft_row['spearman_vic_optimal_median'])}) is **{ft_row['verdict']}**. State these choices "
+    "with any VIC result.")))
 
 # %% [markdown]
 # ## What's next

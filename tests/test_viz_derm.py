@@ -57,7 +57,7 @@ def test_sweep_figure_and_tables_are_formatted_without_index_numbers():
     san = {"steps": [{"randomised": "classifier", "median_rho": 0.91, "n_constant": 0, "n": 10}], "outcome": "failed",
            "threshold": 0.5}
     m = vd.maps_right_table(fid, san, {"spearman": -0.3, "ci95": [-0.5, -0.1], "n": 10})
-    assert m.loc["mass in lesion mask [95% CI]", "value"] == "0.4 0.35 to 0.45"
+    assert m.loc["mass in lesion mask (95 % interval)", "value"] == "0.4 (0.35 to 0.45)"
     assert m.loc["sanity outcome", "value"].startswith("failed")
 
 
@@ -124,12 +124,12 @@ def test_variants_table_and_forest_plot_put_key_columns_first_and_show_undefined
            "delta_iou": float("nan"), "delta_iou_ci95": [float("nan")] * 2, "verdict": "undefined",
            "reason": "1 model kept"}
     t = vd.variants_table([row, und], epsilon=0.05)
-    assert list(t.columns) == ["models", "Spearman (VIC, optimal)", "ΔIoU [95% CI]", "verdict"]
-    first = "pruned before the last BatchNorm, random ratio, own class, temperature-scaled filter"
-    assert list(t.index) == [first, "pruned after the last activation, r = 0.6"]
-    assert t.loc[first, "models"] == "5 / 10" and t.loc[first, "ΔIoU [95% CI]"] == "0.02 0.01 to 0.03"
-    u = t.loc["pruned after the last activation, r = 0.6"]
-    assert u["ΔIoU [95% CI]"] == "–" and u["verdict"].startswith("undefined")
+    assert list(t.columns) == ["models", "ρ (VIC, optimal)", "ΔIoU (95 % interval)", "verdict"]
+    first = "before last BatchNorm, random ratio, own class, temperature filter"
+    assert list(t.index) == [first, "after last ReLU, r = 0.6"]
+    assert t.loc[first, "models"] == "5 / 10" and t.loc[first, "ΔIoU (95 % interval)"] == "0.02 (0.01 to 0.03)"
+    u = t.loc["after last ReLU, r = 0.6"]
+    assert u["ΔIoU (95 % interval)"] == "–" and u["verdict"].startswith("undefined")
     assert "nan" not in t.to_string().lower()
     fig = vd.plot_variants([row, und], poster_delta=0.023)
     assert len(fig.axes[0].get_yticklabels()) == 2

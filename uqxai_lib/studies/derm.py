@@ -45,6 +45,9 @@ __all__ = [
     "compare_to_optimal",
     "primary_record",
     "fidelity_table",
+    "within_class_comparison",
+    "verdict_ladder",
+    "PHANTOM",
     "relative_losses",
     "kept_at",
     "prune_ratio_sweep",
@@ -76,6 +79,9 @@ CLAIM = {
     "theirs": "IoU 0.385 -> 0.408, DSC 0.878 -> 0.923 (HAM10000, prune ratio 0.6)",
     "source": "vic_poster",
 }
+
+#: The data line of the verdict ladder (what the numbers come from, and what the poster used).
+PHANTOM = ("synthetic dermoscopy, uqxai_lib.data.synthetic_derm", "HAM10000")
 
 #: Default binarisation rule for fidelity (see :func:`binarize_maps`).
 DEFAULT_RULE = ("fraction_of_max", 0.5)
@@ -158,6 +164,7 @@ class VicRun(NamedTuple):
     f_vic: dict | None
     row: dict  # compare_to_optimal
     primary: dict  # primary_record
+    groups: Tensor  # [B] lesion of each test image
 
 
 def vic_run(st: DermSetup, params: Mapping[str, Any], *, seed: int, sanity: bool = False,
@@ -205,7 +212,8 @@ def vic_run(st: DermSetup, params: Mapping[str, Any], *, seed: int, sanity: bool
                                     seed=seed, site="post_activation", ratio=ratio, target="optimal",
                                     aggregation="normalised", filter="loss", n_candidates=int(p["k"]))
     primary = primary_record(row, n_test=len(test), n_lesions=len(test.group.unique()))
-    return VicRun(sweep, sets, suggested, ratio, rec, target, opt_maps, vic, var, f_opt, f_vic, row, primary)
+    return VicRun(sweep, sets, suggested, ratio, rec, target, opt_maps, vic, var, f_opt, f_vic, row, primary,
+                  test.group.cpu())
 
 
 def primary_run(params: Mapping[str, Any], *, seed: int, device: torch.device | str = "cpu") -> dict:
@@ -357,19 +365,88 @@ def primary_record(row: Mapping[str, Any], *, n_test: int, n_lesions: int) -> di
     """The results JSON's ``primary`` from the chapter's :func:`compare_to_optimal` row: ``name,
     effect, ci95, p`` (same bootstrap as the interval), ``verdict``, ``reason``, ``n_kept``, ``n``
     (images), ``n_groups`` (lesions), ``mde`` (the smallest true difference this interval detects
-    with 80 % power at the 5 % level: ``(z_0.975 + z_0.8) / z_0.975`` x the half-width) and
+    with 80 % power at the 5 % level, :func:`uqxai_lib.stats.mde_from_se` of half-width / 1.96) and
     ``paper_effect`` (the poster's ΔIoU, theirs)."""
     from scipy.stats import norm
 
+    from uqxai_lib import stats
+
     lo, hi = row["delta_iou_ci95"]
     half = (hi - lo) / 2 if math.isfinite(lo) and math.isfinite(hi) else math.nan
-    mde = half * (norm.ppf(0.975) + norm.ppf(0.8)) / norm.ppf(0.975)
+    mde = stats.mde_from_se(half / norm.ppf(0.975)) if math.isfinite(half) else math.nan
     return {"name": "IoU, VIC − optimal (paired per image; bootstrap over lesions)",
             "effect": row["delta_iou"], "ci95": list(row["delta_iou_ci95"]), "p": row["delta_iou_p"],
             "auroc": math.nan, "auroc_ci95": [math.nan, math.nan],
             "verdict": row["verdict"], "reason": row["reason"], "n_kept": row["n_kept"], "n": int(n_test),
             "n_groups": int(n_lesions), "mde": mde,
             "paper_effect": round(POSTER["iou_vic"] - POSTER["iou_optimal"], 6)}
+
+
+def within_class_comparison(f_vic: Mapping[str, Tensor] | None, f_opt: Mapping[str, Tensor], pred: Tensor, groups, *,
+                            n_boot: int = rules.N_BOOT, seed: int = 0) -> dict:
+    """The primary comparison inside each predicted class, pooled so that class cannot stand in for
+    the effect: per class the mean paired IoU difference VIC − optimal, pooled as the unweighted mean
+    over classes, its interval and p from one lesion bootstrap (:func:`uqxai_lib.stats.bootstrap_test`).
+    A class with fewer than :data:`uqxai_lib.rules.MIN_GROUP_SIZE` images, or no VIC, makes it
+    ``"undefined"`` with a ``reason``. Returns ``{effect, ci95, p, verdict, reason, per_class}``."""
+    from uqxai_lib import stats
+
+    pred = torch.as_tensor(pred).long().cpu().numpy()
+    classes = sorted(set(pred.tolist()))
+    out = {"effect": math.nan, "ci95": [math.nan, math.nan], "p": None, "verdict": "undefined", "reason": None,
+           "per_class": {}}
+    if f_vic is None:
+        out["reason"] = "no VIC (fewer than 2 kept models)"
+        return out
+    d = (f_vic["iou"].double() - f_opt["iou"].double()).cpu().numpy()
+    counts = {c: int((pred == c).sum()) for c in classes}
+    out["per_class"] = {int(c): {"n": counts[c], "effect": float(d[pred == c].mean())} for c in classes}
+    small = [c for c in classes if counts[c] < rules.MIN_GROUP_SIZE]
+    if len(classes) < 2 or small:
+        out["reason"] = (f"predicted class(es) {small} hold fewer than {rules.MIN_GROUP_SIZE} images" if small
+                         else "every image is predicted as one class")
+        return out
+
+    def pooled(dd, pp):
+        means = [dd[pp == c].mean() for c in classes if (pp == c).any()]
+        return float(np.mean(means)) if len(means) == len(classes) else math.nan
+
+    g = None if groups is None else np.asarray(torch.as_tensor(groups).cpu())
+    r = stats.bootstrap_test(pooled, d, pred, groups=g, n_boot=n_boot, seed=seed)
+    out.update(effect=pooled(d, pred), ci95=[float(v) for v in r["ci95"]], p=float(r["p"]),
+               verdict=stats.verdict(r["ci95"]))
+    return out
+
+
+def verdict_ladder(run: VicRun, *, robustness_path=None, seed: int = 0, classes: Sequence[str] = ("benign",
+                                                                                                 "malignant")) -> dict:
+    """The chapter's verdict ladder (:func:`uqxai_lib.verdicts.ladder`) from its :class:`VicRun`:
+    ``direction`` and ``paper_effect`` (the poster's ΔIoU, theirs) of the primary; ``beyond_baselines``
+    (does the stability of the maps across the kept models, ρ, add to entropy / margin / flip rate as
+    an error detector, out of sample, :func:`uqxai_lib.stats.added_value`); ``maps_right`` and
+    ``sanity`` from the assess record; ``within_class`` (:func:`within_class_comparison`, read by the
+    direction rule); ``across_seeds`` / ``across_threads`` from the robustness record."""
+    from uqxai_lib import stats, verdicts
+
+    rec, prim = run.record, run.primary
+    pred = rec.prediction
+    if rec.maps is not None:
+        added = stats.added_value(rec.stability["rho"], {k: pred[k] for k in ("entropy", "margin", "flip_rate")},
+                                  pred["correct"], groups=np.asarray(run.groups), seed=seed)
+        beyond = verdicts.beyond_baselines(added, score_name="the stability of the maps across the kept models (ρ)")
+    else:
+        beyond = verdicts.beyond_baselines({"verdict": "undefined", "reason": prim["reason"]})
+    wc = within_class_comparison(run.f_vic, run.f_opt, torch.as_tensor(pred["pred"]), run.groups, seed=seed)
+    within = verdicts.direction(wc, "higher")
+    names = {int(c): n for c, n in enumerate(classes)}
+    per = "; ".join(f"predicted {names.get(c, c)} {r['effect']:+.4f} (n = {r['n']})" for c, r in wc["per_class"].items())
+    within = {**within, "name": "within_class",
+              "evidence": (within["evidence"] + " pooled over predicted classes" + (f"; {per}" if per else ""))}
+    rungs = [verdicts.direction(prim, "higher"), beyond, verdicts.maps_right(rec.fidelity),
+             verdicts.sanity(rec.sanity), within,
+             *verdicts.robustness_rungs("derm_vic", "higher", path=robustness_path),
+             verdicts.paper_effect(prim, prim["paper_effect"], mde=prim["mde"])]
+    return verdicts.ladder(CLAIM, verdicts.data_line(*PHANTOM), rungs)
 
 
 def fidelity_table(row: Mapping[str, Any], *, theirs: Mapping[str, float] = POSTER):

@@ -230,11 +230,11 @@ def performance_table(summary: Mapping[str, Any], auroc: float, *, digits: int =
     return pd.DataFrame({"value": values}, index=index).round(digits)
 
 
-_SITE_WORDS = {"post_activation": "pruned after the last activation", "pre_bn": "pruned before the last BatchNorm",
-               "earlier_block": "pruned at the previous stage", "rashomon_finetuned": "fine-tuned models",
-               "control_blurred": "control: optimal map blurred", "control_seed_ensemble":
-               "control: independently trained models"}
-_FILTER_WORDS = {"loss": "", "temperature": "temperature-scaled filter", "loss_auroc": "loss + AUROC filter",
+_SITE_WORDS = {"post_activation": "after last ReLU", "pre_bn": "before last BatchNorm",
+               "earlier_block": "previous stage", "rashomon_finetuned": "fine-tuned models",
+               "control_blurred": "control: blurred optimal map", "control_seed_ensemble":
+               "control: other training seeds"}
+_FILTER_WORDS = {"loss": "", "temperature": "temperature filter", "loss_auroc": "loss + AUROC filter",
                  "none": "no filter"}
 
 
@@ -243,7 +243,7 @@ def variant_label(row: Mapping[str, Any]) -> str:
     the chapter's choices (its ratio, the optimal model's class, normalised maps, the loss filter).
 
     >>> variant_label({"site": "pre_bn", "ratio": 0.1, "target": "own", "aggregation": "normalised", "filter": "loss"})
-    'pruned before the last BatchNorm, r = 0.1, own class'
+    'before last BatchNorm, r = 0.1, own class'
     """
     site = str(row["site"])
     parts = [_SITE_WORDS.get(site, site)]
@@ -280,9 +280,9 @@ def variants_table(rows: Sequence[Mapping[str, Any]], *, epsilon: float):
         if "n_within_tolerance" in r and r.get("filter") == "none":
             kept = f"{r['n_kept']} ({r['n_within_tolerance']} within 1 + ε)"
         out.append({"variant": variant_label(r), "models": kept,
-                    "Spearman (VIC, optimal)": "–" if undefined else fmt_number(r["spearman_vic_optimal_median"]),
-                    "ΔIoU [95% CI]": "–" if undefined else
-                    f"{fmt_number(r['delta_iou'])} {fmt_interval(r['delta_iou_ci95'])}",
+                    "ρ (VIC, optimal)": "–" if undefined else fmt_number(r["spearman_vic_optimal_median"]),
+                    "ΔIoU (95 % interval)": "–" if undefined else
+                    f"{fmt_number(r['delta_iou'])} ({fmt_interval(r['delta_iou_ci95'])})",
                     "verdict": r["verdict"] + (" (< 2 models kept)" if undefined else "")})
     return pd.DataFrame(out).set_index("variant")
 
@@ -308,8 +308,8 @@ def maps_right_table(fidelity: Mapping[str, Any], sanity: Mapping[str, Any] | No
 
     from uqxai_lib.report import fmt_interval, fmt_number
 
-    rows = [("mass in lesion mask [95% CI]", f"{fmt_number(fidelity['mass_in_mask'])} "
-             f"{fmt_interval(fidelity['mass_in_mask_ci95'])}"),
+    rows = [("mass in lesion mask (95 % interval)", f"{fmt_number(fidelity['mass_in_mask'])} "
+             f"({fmt_interval(fidelity['mass_in_mask_ci95'])})"),
             ("chance (mask area share)", fmt_number(fidelity["chance"])),
             ("pointing game (max in mask)", fmt_number(fidelity["pointing_game"]))]
     if "deletion_auc" in fidelity:
@@ -323,8 +323,8 @@ def maps_right_table(fidelity: Mapping[str, Any], sanity: Mapping[str, Any] | No
     if sanity:
         rows.append(("sanity outcome", f"{sanity['outcome']} (threshold {fmt_number(sanity['threshold'], 2)})"))
     if fvs:
-        rows.append(("Spearman(mass in mask, stability) [95% CI]",
-                     f"{fmt_number(fvs['spearman'])} {fmt_interval(fvs['ci95'])}, n = {fvs['n']}"))
+        rows.append(("Spearman(mass in mask, stability) (95 % interval)",
+                     f"{fmt_number(fvs['spearman'])} ({fmt_interval(fvs['ci95'])}), n = {fvs['n']}"))
     return pd.DataFrame(rows, columns=["quantity", "value"]).set_index("quantity")
 
 
