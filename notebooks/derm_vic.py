@@ -408,7 +408,7 @@ display(Markdown("\n".join(f"- {t}" for t in verdicts.sentences(ladder)) + (
     + (" — the poster's setting gives no cloud here" if kept_at_poster < rules.MIN_MODELS else "")
     + f".\n- Variants: {len(agree)} of {len(counted)} defined variants show the poster's direction, {len(rev)} the "
     f"reverse; the fine-tuned Rashomon set (members differ: median Spearman to the optimal map "
-    f"{report.fmt_number(ft_row['spearman_vic_optimal_median'])}) is **{ft_row['verdict']}**. State these choices "
+    f"{report.fmt_number(ft_row['spearman_vic_optimal_median'])}) gives **{ft_row['verdict']}**. State these choices "
     "with any VIC result.")))
 
 # %% [markdown]

@@ -427,6 +427,7 @@ def verdict_ladder(run: VicRun, *, robustness_path=None, seed: int = 0, classes:
     ``sanity`` from the assess record; ``within_class`` (:func:`within_class_comparison`, read by the
     direction rule); ``across_seeds`` / ``across_threads`` from the robustness record."""
     from uqxai_lib import stats, verdicts
+    from uqxai_lib.report import fmt_number
 
     rec, prim = run.record, run.primary
     pred = rec.prediction
@@ -439,7 +440,8 @@ def verdict_ladder(run: VicRun, *, robustness_path=None, seed: int = 0, classes:
     wc = within_class_comparison(run.f_vic, run.f_opt, torch.as_tensor(pred["pred"]), run.groups, seed=seed)
     within = verdicts.direction(wc, "higher")
     names = {int(c): n for c, n in enumerate(classes)}
-    per = "; ".join(f"predicted {names.get(c, c)} {r['effect']:+.4f} (n = {r['n']})" for c, r in wc["per_class"].items())
+    per = "; ".join(f"predicted {names.get(c, c)} {fmt_number(r['effect'])} (n = {r['n']})"
+                    for c, r in wc["per_class"].items())
     within = {**within, "name": "within_class",
               "evidence": (within["evidence"] + " pooled over predicted classes" + (f"; {per}" if per else ""))}
     rungs = [verdicts.direction(prim, "higher"), beyond, verdicts.maps_right(rec.fidelity),
