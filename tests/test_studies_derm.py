@@ -429,7 +429,7 @@ def _tiny_params(**over):
     return p
 
 
-def test_setup_and_primary_run_are_the_notebooks_pipeline_and_deterministic():
+def test_setup_and_primary_run_are_the_notebooks_pipeline_and_deterministic(tmp_path):
     from uqxai_lib import saliency
     from uqxai_lib.models.derm_classifier import FEATURE_LAYER
 
@@ -450,6 +450,16 @@ def test_setup_and_primary_run_are_the_notebooks_pipeline_and_deterministic():
         assert torch.allclose(run.vic, sd.vic_maps(run.record.maps.cpu())[0])
     # the poster's ratio and the chapter's ratio are in the sweep
     assert {0.6, run.ratio} <= set(run.sweep["ratio"])
+    # the verdict ladder: every rung, the headline from the (missing) robustness record
+    from uqxai_lib import stats, verdicts
+
+    lad = sd.verdict_ladder(run, robustness_path=tmp_path / "robustness.json")
+    assert [r["name"] for r in lad["rungs"]] == list(verdicts.RUNG_ORDER)
+    assert lad["headline"] == "undefined" and "synthetic" in lad["data"]
+    rung = {r["name"]: r for r in lad["rungs"]}
+    if run.primary["verdict"] != "undefined":
+        assert rung["direction"]["outcome"] == stats.reproduction(run.primary["verdict"], "higher")
+    assert rung["sanity"]["outcome"] == "inconclusive"  # not run in this pipeline (sanity=False)
 
 
 def test_finetuned_row_is_the_vic_of_the_kept_members_and_undefined_with_fewer_than_two():
@@ -482,3 +492,22 @@ def test_finetuned_row_is_the_vic_of_the_kept_members_and_undefined_with_fewer_t
     assert row_all["n_kept"] == 3 and row_all["n_within_tolerance"] == 1 and row_all["filter"] == "none"
     rec = sd.variant_record(row_all)
     assert set(rec) <= set(sd.VARIANT_KEYS) and rec["site"] == "control_seed_ensemble"
+
+
+def test_within_class_pools_class_means_with_equal_weight_and_is_undefined_for_small_classes():
+    g = np.random.default_rng(1)
+    n0, n1 = 40, 10
+    pred = torch.tensor([0] * n0 + [1] * n1)
+    opt = torch.as_tensor(g.uniform(0.4, 0.6, n0 + n1))
+    d = torch.as_tensor(np.r_[np.full(n0, 0.05), np.full(n1, -0.05)] + g.normal(0, 0.005, n0 + n1))
+    f_opt, f_vic = {"iou": opt}, {"iou": opt + d}
+    groups = torch.arange(n0 + n1) // 2
+    wc = sd.within_class_comparison(f_vic, f_opt, pred, groups, n_boot=1000)
+    means = [float(d[:n0].mean()), float(d[n0:].mean())]
+    assert wc["effect"] == pytest.approx(np.mean(means), abs=1e-9)  # not the pooled-by-count mean (+0.03)
+    assert wc["per_class"][0]["effect"] == pytest.approx(means[0]) and wc["per_class"][1]["n"] == n1
+    assert wc["ci95"][0] < 0 < wc["ci95"][1] and wc["verdict"] == "no detectable difference"
+    assert (wc["p"] < 0.05) == (wc["ci95"][0] > 0 or wc["ci95"][1] < 0)
+    small = sd.within_class_comparison(f_vic, f_opt, torch.tensor([0] * (n0 + n1 - 3) + [1] * 3), groups)
+    assert small["verdict"] == "undefined" and "fewer than 5" in small["reason"]
+    assert sd.within_class_comparison(None, f_opt, pred, groups)["verdict"] == "undefined"

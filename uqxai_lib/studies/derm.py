@@ -424,7 +424,8 @@ def verdict_ladder(run: VicRun, *, robustness_path=None, seed: int = 0, classes:
     ``direction`` and ``paper_effect`` (the poster's ΔIoU, theirs) of the primary; ``beyond_baselines``
     (does the stability of the maps across the kept models, ρ, add to entropy / margin / flip rate as
     an error detector, out of sample, :func:`uqxai_lib.stats.added_value`); ``maps_right`` and
-    ``sanity`` from the assess record; ``within_class`` (:func:`within_class_comparison`, read by the
+    ``sanity`` from the assess record; ``across_metrics`` (IoU and Dice, both in the chapter's table);
+    ``within_class`` (:func:`within_class_comparison`, read by the
     direction rule); ``across_seeds`` / ``across_threads`` from the robustness record."""
     from uqxai_lib import stats, verdicts
     from uqxai_lib.report import fmt_number
@@ -444,7 +445,12 @@ def verdict_ladder(run: VicRun, *, robustness_path=None, seed: int = 0, classes:
                     for c, r in wc["per_class"].items())
     within = {**within, "name": "within_class",
               "evidence": (within["evidence"] + " pooled over predicted classes" + (f"; {per}" if per else ""))}
+    metrics_ = {"IoU": prim}
+    if run.f_vic is not None:  # the table shows Dice too: the verdict covers it (one bootstrap each)
+        est, ci, _, _ = paired_effect(run.f_vic["dice"], run.f_opt["dice"], run.groups, n_boot=rules.N_BOOT, seed=seed)
+        metrics_["Dice"] = {"effect": est, "ci95": ci}
     rungs = [verdicts.direction(prim, "higher"), beyond, verdicts.maps_right(rec.fidelity),
+             verdicts.across_metrics(metrics_, "higher"),
              verdicts.sanity(rec.sanity), within,
              *verdicts.robustness_rungs("derm_vic", "higher", path=robustness_path),
              verdicts.paper_effect(prim, prim["paper_effect"], mde=prim["mde"])]
