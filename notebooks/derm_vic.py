@@ -138,7 +138,7 @@ pd.set_option("display.max_colwidth", None)  # table cells are shown whole
 # cached (`uqxai_lib.studies.derm.setup`, shared with the robustness and cross-study chapters).
 
 # %%
-st = sd.setup(params, seed=seed, device=dev, progress=True)
+st = sd.setup(params, seed=seed, device=dev)
 train_set, val_set, test_set = st.train_set, st.val_set, st.test_set
 probs = train.predict_proba(st.model, test_set.x).cpu()
 perf = metrics.classification_summary(probs, test_set.y.cpu())

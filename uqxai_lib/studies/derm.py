@@ -449,7 +449,14 @@ def verdict_ladder(run: VicRun, *, robustness_path=None, seed: int = 0, classes:
     if run.f_vic is not None:  # the table shows Dice too: the verdict covers it (one bootstrap each)
         est, ci, _, _ = paired_effect(run.f_vic["dice"], run.f_opt["dice"], run.groups, n_boot=rules.N_BOOT, seed=seed)
         metrics_["Dice"] = {"effect": est, "ci95": ci}
-    rungs = [verdicts.direction(prim, "higher"), beyond, verdicts.maps_right(rec.fidelity),
+    direction = verdicts.direction(prim, "higher")
+    at = run.sweep.set_index("ratio")
+    if float(POSTER["prune_ratio"]) in at.index:  # the box says what the poster's own setting gives here
+        n_p = int(at.loc[float(POSTER["prune_ratio"]), "n_kept"])
+        direction["evidence"] += (f"; VIC at r = {run.ratio:g} from {prim['n_kept']} kept models; at the poster's "
+                                  f"r = {POSTER['prune_ratio']:g}, {n_p} of {int(at['n_candidates'].iloc[0])} kept"
+                                  + (" (no cloud)" if n_p < rules.MIN_MODELS else ""))
+    rungs = [direction, beyond, verdicts.maps_right(rec.fidelity),
              verdicts.across_metrics(metrics_, "higher"),
              verdicts.sanity(rec.sanity), within,
              *verdicts.robustness_rungs("derm_vic", "higher", path=robustness_path),
