@@ -101,8 +101,13 @@ import torch
 from IPython.display import Markdown, display
 
 from uqxai_lib import cache, finetune, metrics, report, rules, stats, train, utils, verdicts, widgets
-from uqxai_lib.models.derm_classifier import FEATURE_LAYER, build_derm_classifier, derm_augment, prune_sites
-from uqxai_lib.models.derm_classifier import site_suffix
+from uqxai_lib.models.derm_classifier import (
+    FEATURE_LAYER,
+    build_derm_classifier,
+    derm_augment,
+    prune_sites,
+    site_suffix,
+)
 from uqxai_lib.params import chapter_parameters
 from uqxai_lib.studies import derm as sd
 from uqxai_lib.viz import derm as vd

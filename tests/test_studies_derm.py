@@ -4,7 +4,6 @@ import pandas as pd
 import pytest
 import scipy.stats
 import torch
-
 from _support import derm_maps_and_masks as _maps_and_masks
 
 from uqxai_lib.studies import derm as sd
@@ -22,7 +21,8 @@ def test_dice_and_iou_of_the_same_binary_maps_obey_identity_and_jensen_bound():
 def test_fidelity_matches_a_float64_hand_computation():
     maps, masks = _maps_and_masks(1)
     f = sd.fidelity_scores(maps[0], masks, ("fraction_of_max", 0.5))
-    up = torch.nn.functional.interpolate(maps[0][:, None].double(), size=(32, 32), mode="bilinear", align_corners=False)[:, 0]
+    up = torch.nn.functional.interpolate(maps[0][:, None].double(), size=(32, 32), mode="bilinear",
+                                         align_corners=False)[:, 0]
     lo, hi = up.amin((1, 2), keepdim=True), up.amax((1, 2), keepdim=True)
     pred = ((up - lo) / (hi - lo)) >= 0.5
     inter = (pred & masks).sum((1, 2)).double()
@@ -321,7 +321,7 @@ def test_filter_candidates_undo_a_change_of_scale_and_use_auroc():
 
 
 def test_run_variants_default_row_equals_the_chapters_pipeline_and_other_sites_run(derm_model):
-    from uqxai_lib import samplers, saliency
+    from uqxai_lib import saliency, samplers
     from uqxai_lib.models.derm_classifier import prune_sites
 
     model, x, masks, _, _ = derm_model
@@ -392,7 +392,6 @@ def test_map_roughness_equals_a_loop_and_blur_to_match_recovers_a_known_sigma():
 def test_seed_ensemble_trains_distinct_cached_models_and_its_maps_and_losses_equal_loops():
     import torch.nn.functional as F
 
-    from uqxai_lib import saliency
     from uqxai_lib.data import LabeledArrays
     from uqxai_lib.models.derm_classifier import build_derm_classifier
 

@@ -314,7 +314,8 @@ def dice_upper_bound(mean_iou: float) -> float:
     return float(dice_from_iou(float(mean_iou)))
 
 
-def paired_effect(a: Tensor, b: Tensor, groups, *, n_boot: int, seed: int) -> tuple[float, list[float], float | None, int]:
+def paired_effect(a: Tensor, b: Tensor, groups, *, n_boot: int,
+                  seed: int) -> tuple[float, list[float], float | None, int]:
     """Mean of the paired differences ``a - b`` per image, its 95 % bootstrap interval over ``groups``
     (lesions) and the p-value of the same resamples (:func:`uqxai_lib.stats.bootstrap_test`), and
     the number of finite pairs."""
@@ -719,7 +720,8 @@ def run_variants(model, x_val: Tensor, y_val: Tensor, x: Tensor, masks: Tensor, 
         key = (site, ratio)
         if key not in cache_sets:
             pr = tuple(float(v) for v in random_range) if ratio == "random" else float(ratio)
-            salt = 7919 * (list(sites).index(site) + 1) + (1000 if ratio == "random" else int(round(1000 * float(ratio))))
+            salt = 7919 * (list(sites).index(site) + 1) + (1000 if ratio == "random"
+                                                           else int(round(1000 * float(ratio))))
             gen = torch.Generator().manual_seed(int(seed) * 100003 + salt)
             rset = samplers.rashomon(model, layer, x_val, y_val, k=k if closed else k_general, prune_ratio=pr,
                                      epsilon=epsilon, generator=gen, head=head if closed else None,
@@ -797,7 +799,8 @@ def train_seed_ensemble(build, train_set, val_set, *, seeds: Sequence[int], cach
 
 def finetuned_row(fset, x: Tensor, layer: str, opt_maps: Tensor, f_opt: Mapping[str, Tensor], masks: Tensor, groups, *,
                   target: Tensor, rule: Any = DEFAULT_RULE, n_boot: int = rules.N_BOOT, seed: int = 0,
-                  method: str = "grad_cam_pp", include: str = "kept", **labels) -> tuple[dict, Tensor | None, Tensor | None]:
+                  method: str = "grad_cam_pp", include: str = "kept",
+                  **labels) -> tuple[dict, Tensor | None, Tensor | None]:
     """The VIC of a set of whole models (a :class:`uqxai_lib.finetune.FinetunedSet`: fine-tuned
     models from :func:`uqxai_lib.finetune.finetuned_set`, or other models through
     :func:`uqxai_lib.finetune.loss_filter`) against the optimal map, as a variants row

@@ -88,7 +88,6 @@ def _map_grid(n_rows: int, n_cols: int, *, panel: float, cbar_cols: Sequence[tup
 
 def _bar(fig, im, cax, label: str) -> None:
     from matplotlib.cm import ScalarMappable
-
     from matplotlib.ticker import MaxNLocator
 
     cb = fig.colorbar(ScalarMappable(norm=im.norm, cmap=im.get_cmap()), cax=cax, orientation="horizontal")
@@ -319,7 +318,8 @@ def maps_right_table(fidelity: Mapping[str, Any], sanity: Mapping[str, Any] | No
                   f"{fmt_number(fidelity['insertion_auc'])} / {fmt_number(fidelity['insertion_auc_random'])}")]
     for step in (sanity or {}).get("steps", []):
         rows.append((f"sanity: median ρ after randomising {step['randomised']}",
-                     fmt_number(step["median_rho"]) + (f" ({step['n_constant']} constant)" if step["n_constant"] else "")))
+                     fmt_number(step["median_rho"])
+                     + (f" ({step['n_constant']} constant)" if step["n_constant"] else "")))
     if sanity:
         rows.append(("sanity outcome", f"{sanity['outcome']} (threshold {fmt_number(sanity['threshold'], 2)})"))
     if fvs:
