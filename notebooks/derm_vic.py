@@ -100,7 +100,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from uqxai_lib import cache, finetune, metrics, report, rules, stats, train, utils, verdicts, widgets
+from uqxai_lib import cache, finetune, metrics, report, rules, stats, train, utils, widgets
 from uqxai_lib.models.derm_classifier import (
     FEATURE_LAYER,
     build_derm_classifier,
@@ -207,13 +207,15 @@ else:
     plt.show()
 
 # %% [markdown]
-# **Why the VIC stays close to the optimal map.** In the closed form the Grad-CAM++ channel weights
+# ````{dropdown} Why the VIC stays close to the optimal map
+# In the closed form the Grad-CAM++ channel weights
 # $w_k$ are the same for every masked model, so model $m$'s map is $\mathrm{ReLU}(\sum_k m_k w_k A_k)$.
 # Every channel is masked with the same probability, so the *average pre-ReLU map* is exactly
 # $(1 - r)$ times the optimal model's: averaging randomly masked copies of one network gives back
 # that network's explanation. The VIC can differ from it only through the ReLU, the per-map
 # normalisation and the loss filter. The median Spearman correlation of the two maps over the test
-# images measures how far it moves (table below).
+# images measures how far it moves (below).
+# ````
 #
 # ## Primary comparison: does the VIC overlap the lesion better?
 #
@@ -221,11 +223,13 @@ else:
 # the map bilinearly to the image size, min-max normalise it, and mark the pixels at or above half
 # of its maximum; the same rule for the optimal model and the VIC, on every test image.
 #
-# **What the poster's pair of numbers can mean.** For one binarised map and one mask,
+# ````{dropdown} What the poster's pair of numbers can mean
+# For one binarised map and one mask,
 # $\mathrm{Dice} = 2\,\mathrm{IoU} / (1 + \mathrm{IoU})$ exactly; this function is concave, so the
 # *mean* Dice over images is at most $2\bar{m}/(1+\bar{m})$ for a mean IoU $\bar{m}$. The poster's
 # Dice values (0.878, 0.923) exceed what its IoU values allow (last column), so they cannot come
 # from the same binarised maps; ours do, and obey the bound.
+# ````
 
 # %%
 display(report.table(sd.fidelity_table(run.row), "fidelity_vic_vs_optimal"))
@@ -268,8 +272,11 @@ else:
 #
 # The closed form shows that with channels masked *after* the last activation the VIC is close to the
 # optimal map by construction — that tests linearity, not the poster. So we build the variants under
-# which the VIC *can* differ (`uqxai_lib.studies.derm.run_variants`), each against the same optimal map:
+# which the VIC *can* differ (`uqxai_lib.studies.derm.run_variants`), each against the same optimal map,
+# and a Rashomon set of **fine-tuned models** whose members differ in every weight. A set with fewer
+# than two kept models is *undefined*.
 #
+# ````{dropdown} What each variant changes
 # - **where we prune**: after the last activation (the chapter's set); the last convolution *before*
 #   its BatchNorm (a pruned channel becomes a constant, not 0); the previous stage's output (the
 #   explained map itself changes, non-linearly). The last two have no closed form (`k_general`
@@ -285,7 +292,8 @@ else:
 #
 # Controls: the optimal map **blurred** to the VIC's roughness (does smoothing alone move the IoU?),
 # and the VIC of `n_seed_models` **independently trained** models (other seeds; their losses say
-# whether they are nearly optimal at all). A set with fewer than two kept models is *undefined*.
+# whether they are nearly optimal at all).
+# ````
 
 # %%
 sites = prune_sites(st.model)
@@ -318,8 +326,6 @@ fset = finetune.finetuned_set(st.model, train_set, val_set, k=n_finetuned, epoch
 ft_row, _, _ = sd.finetuned_row(fset, test_set.x, FEATURE_LAYER, run.opt_maps, f_opt, test_set.mask.cpu(),
                                 test_set.group.cpu(), target=run.target.to(dev), rule=rule, seed=seed)
 variants.append(ft_row)
-
-# %%
 blurred, blur_sigma = sd.blur_to_match(run.opt_maps, run.vic if run.vic is not None else run.opt_maps)
 blur_row, _ = sd.compare_to_optimal(blurred, run.opt_maps, f_opt, test_set.mask.cpu(), test_set.group.cpu(), n_kept=1,
                                     min_models=1, rule=rule, seed=seed, site="control_blurred", ratio="-",
@@ -339,9 +345,13 @@ ens_row, _, _ = sd.finetuned_row(ens, test_set.x, FEATURE_LAYER, run.opt_maps, f
 controls = [blur_row, ens_row]
 
 # %%
-display(report.table(vd.variants_table(variants + controls, epsilon=epsilon), "variants"))
 fig = vd.plot_variants(variants + controls, poster_delta=prim["paper_effect"])
 plt.show()
+
+# %% tags=["hide-output"]
+display(report.table(vd.variants_table(variants + controls, epsilon=epsilon), "variants"))
+
+# %%
 counted = [v for v in variants if v["verdict"] != "undefined"]
 agree = [v for v in counted if stats.reproduction(v["verdict"], sd.CLAIM["expected"]) == "reproduced"]
 rev = [v for v in counted if stats.reproduction(v["verdict"], sd.CLAIM["expected"]) == "reversed"]
@@ -408,7 +418,8 @@ results = cache.finite_or_none(cache.round_sig({
 }))
 report.save_tables(results_path)
 cache.atomic_write_json(results_path, results)
-display(Markdown("\n".join(f"- {t}" for t in verdicts.sentences(ladder)) + (
+display(Markdown("- " + "; ".join(f"{report.RUNG_TITLES[r['name']].lower()}: **{r['outcome']}**"
+                                   for r in ladder["rungs"]) + " (the evidence of each is in the box at the top)" + (
     f"\n- At the poster's ratio {poster_ratio:g}, {kept_at_poster} of {k} pruned models are kept"
     + (" — the poster's setting gives no cloud here" if kept_at_poster < rules.MIN_MODELS else "")
     + f".\n- Variants: {len(agree)} of {len(counted)} defined variants show the poster's direction, {len(rev)} the "

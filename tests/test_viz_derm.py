@@ -126,7 +126,7 @@ def test_variants_table_and_forest_plot_put_key_columns_first_and_show_undefined
     assert list(t.columns) == ["models", "ρ (VIC, optimal)", "ΔIoU (95 % interval)", "verdict"]
     first = "before last BatchNorm, random ratio, own class, temperature filter"
     assert list(t.index) == [first, "after last ReLU, r = 0.6"]
-    assert t.loc[first, "models"] == "5 / 10" and t.loc[first, "ΔIoU (95 % interval)"] == "0.02 (0.01 to 0.03)"
+    assert t.loc[first, "models"] == "5 / 10" and t.loc[first, "ΔIoU (95 % interval)"] == "+0.0200 (+0.0100 to +0.0300)"
     u = t.loc["after last ReLU, r = 0.6"]
     assert u["ΔIoU (95 % interval)"] == "–" and u["verdict"].startswith("undefined")
     assert "nan" not in t.to_string().lower()

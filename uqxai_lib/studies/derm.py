@@ -436,7 +436,7 @@ def verdict_ladder(run: VicRun, *, robustness_path=None, seed: int = 0, classes:
     if rec.maps is not None:
         added = stats.added_value(rec.stability["rho"], {k: pred[k] for k in ("entropy", "margin", "flip_rate")},
                                   pred["correct"], groups=np.asarray(run.groups), seed=seed)
-        beyond = verdicts.beyond_baselines(added, score_name="the stability of the maps across the kept models (ρ)")
+        beyond = verdicts.beyond_baselines(added, score_name="the maps' stability across the kept models (ρ)")
     else:
         beyond = verdicts.beyond_baselines({"verdict": "undefined", "reason": prim["reason"]})
     wc = within_class_comparison(run.f_vic, run.f_opt, torch.as_tensor(pred["pred"]), run.groups, seed=seed)
