@@ -318,7 +318,8 @@ variants = [run.row] + sd.run_variants(
     st.model, val_set.x, val_set.y, test_set.x, test_set.mask.cpu(), test_set.group.cpu(), run.opt_maps, f_opt,
     variant_specs, sites=sites, explain_layer=FEATURE_LAYER, head=st.model.classifier, k=k, k_general=k_general,
     epsilon=epsilon, random_range=random_ratio_range, seed=seed, class_weight=st.class_weight, rule=rule,
-    optimal_target=run.target.to(dev), auroc_tolerance=auroc_tolerance)
+    optimal_target=run.target.to(dev), auroc_tolerance=auroc_tolerance,
+    given_sets={("post_activation", run.ratio): run.rset})  # at the chapter's ratio: the chapter's set
 fset = finetune.finetuned_set(st.model, train_set, val_set, k=n_finetuned, epochs=finetune_epochs, epsilon=epsilon,
                               seed=seed, cache_config=st.cache_config, lr=finetune_lr, batch_size=batch_size,
                               weight_decay=weight_decay, augment=derm_augment, device=dev, name="derm_vic_finetuned",

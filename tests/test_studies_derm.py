@@ -444,7 +444,7 @@ def test_setup_and_primary_run_are_the_notebooks_pipeline_and_deterministic(tmp_
     # the record's reference is the optimal model's Grad-CAM++ for its own predicted class
     ref = saliency.grad_cam_pp(st.model, st.test_set.x, FEATURE_LAYER, target=run.target)
     assert torch.allclose(run.opt_maps, ref, atol=1e-6)
-    assert run.row["n_kept"] == run.record.config["n_kept"]
+    assert run.row["n_kept"] == run.record.config["n_kept"] == int(run.rset.kept.sum())
     if run.row["n_kept"] >= 2:
         assert torch.allclose(run.vic, sd.vic_maps(run.record.maps.cpu())[0])
     # the poster's ratio and the chapter's ratio are in the sweep

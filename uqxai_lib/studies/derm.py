@@ -156,6 +156,7 @@ class VicRun(NamedTuple):
     suggested: float | None
     ratio: float
     record: Any  # the uqxai_lib.assess Assessment of the chapter's Rashomon set (source "rashomon")
+    rset: Any  # that Rashomon set (the same seeded draw as assess's), for the variants at the chapter's ratio
     target: Tensor  # [B] the optimal model's predicted class (every model explains it)
     opt_maps: Tensor  # [B, h, w] the optimal model's Grad-CAM++ (the record's reference)
     vic: Tensor | None
@@ -178,7 +179,7 @@ def vic_run(st: DermSetup, params: Mapping[str, Any], *, seed: int, sanity: bool
     the cascading sanity check), the VIC of the kept maps (:func:`vic_maps`) and
     :func:`compare_to_optimal` -> :func:`primary_record`. The primary does not depend on ``checks``
     or ``sanity`` (the same maps, the same set), so :func:`primary_run` skips them."""
-    from uqxai_lib import assess
+    from uqxai_lib import assess, samplers
     from uqxai_lib.models.derm_classifier import FEATURE_LAYER, cascade_groups
 
     p = params
@@ -196,6 +197,13 @@ def vic_run(st: DermSetup, params: Mapping[str, Any], *, seed: int, sanity: bool
                  x_val=val.x, y_val=val.y, prune_ratio=ratio, epsilon=float(p["epsilon"]), head=head, k=int(p["k"]),
                  class_weight=st.class_weight, sanity=sanity, sanity_modules=cascade_groups(model) if sanity else None)
     n_kept = int(rec.config["n_kept"])
+    # the same draw as assess's (seeded generator, same arguments): the variants at this ratio change one choice
+    rset = samplers.rashomon(model, FEATURE_LAYER, val.x, val.y, k=int(p["k"]), prune_ratio=ratio,
+                             epsilon=float(p["epsilon"]), generator=torch.Generator().manual_seed(int(seed)), head=head,
+                             class_weight=st.class_weight)
+    if int(rset.kept.sum()) != n_kept:
+        raise RuntimeError(f"the Rashomon set redrawn for the variants keeps {int(rset.kept.sum())} models, assess's "
+                           f"{n_kept}: assess's seeding of the rashomon source changed; update vic_run")
     target = torch.as_tensor(rec.prediction["target"]).long().cpu()
     if rec.reference is not None:
         opt_maps = rec.reference.detach().cpu()
@@ -212,7 +220,7 @@ def vic_run(st: DermSetup, params: Mapping[str, Any], *, seed: int, sanity: bool
                                     seed=seed, site="post_activation", ratio=ratio, target="optimal",
                                     aggregation="normalised", filter="loss", n_candidates=int(p["k"]))
     primary = primary_record(row, n_test=len(test), n_lesions=len(test.group.unique()))
-    return VicRun(sweep, sets, suggested, ratio, rec, target, opt_maps, vic, var, f_opt, f_vic, row, primary,
+    return VicRun(sweep, sets, suggested, ratio, rec, rset, target, opt_maps, vic, var, f_opt, f_vic, row, primary,
                   test.group.cpu())
 
 
