@@ -1,7 +1,10 @@
 """Dermoscopy chapter (``derm_vic``): the analysis steps of the Rashomon set and the Variable Importance Cloud (VIC).
 
 Plain functions on tensors and small tables; the figures are in :mod:`uqxai_lib.viz.derm`.
-The VIC of an image is built from the Grad-CAM++ maps of the *kept* pruned models ``maps [S, B,
+Entry points: :func:`setup` (data + trained model, one cache key; also used by the robustness and
+cross-study chapters), :func:`vic_run` (the Rashomon set through :func:`uqxai_lib.assess`, the VIC
+and the primary comparison), :func:`primary_run` (the primary alone, for the robustness sweep) and
+:func:`verdict_ladder`. The VIC of an image is built from the Grad-CAM++ maps of the *kept* pruned models ``maps [S, B,
 h, w]`` (layer resolution):
 
 1. each map is min-max normalised to [0, 1] (every nearly-optimal model gets the same vote);
