@@ -340,7 +340,7 @@ def plot_variants(rows: Sequence[Mapping[str, Any]], *, poster_delta: float | No
     zero line and the poster's difference (theirs) as a dashed line. An "undefined" row (fewer than
     two kept models) is labelled as such, without a point."""
     n = len(rows)
-    fig, ax = _fig_ax(ax, figsize=(6.6, 0.24 * n + 0.9))  # labels inside: fits a 6.9 in column
+    fig, ax = _fig_ax(ax, figsize=(6.5, 0.24 * n + 1.0))  # labels inside: fits a 6.9 in column
     labels = []
     for i, r in enumerate(rows):
         if r["verdict"] == "undefined":
@@ -353,12 +353,14 @@ def plot_variants(rows: Sequence[Mapping[str, Any]], *, poster_delta: float | No
         labels.append(f"{variant_label(r)} ({r['n_kept']})")
     ax.axvline(0, color="k", lw=0.8)
     if poster_delta is not None:
-        ax.axvline(poster_delta, color="C3", ls="--", lw=1, label=f"poster (theirs): {poster_delta:+.3f}")
-        ax.legend(fontsize=7, frameon=False, loc="lower right")
+        ax.axvline(poster_delta, color="C3", ls="--", lw=1)
+        ax.text(poster_delta, -0.9, f"poster (theirs) {poster_delta:+.3f}", color="C3", fontsize=7, ha="right",
+                va="bottom")
     ax.set_yticks(range(n))
     ax.set_yticklabels(labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("mean IoU difference, VIC − optimal (95 % interval over lesions); (models)")
+    ax.set_xlabel("ΔIoU, VIC − optimal (95 % interval over lesions)")
+    ax.set_ylabel("variant (models in the cloud)", fontsize=8)
     fig.tight_layout()
     return fig
 
