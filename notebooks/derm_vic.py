@@ -360,6 +360,10 @@ undefined = [v for v in variants if v["verdict"] == "undefined"]
 display(Markdown(
     (f"Undefined (fewer than {rules.MIN_MODELS} kept models, so no cloud): "
      + "; ".join(vd.variant_label(v) for v in undefined) + ". " if undefined else "")
+    + f"The fine-tuned members' validation losses are {min(ft_row['relative_losses']):.2f}–"
+    f"{max(ft_row['relative_losses']):.2f} times the starting model's"
+    + (" — every one is *better*, so the early-stopped model is not the optimum of its own neighbourhood. "
+       if max(ft_row["relative_losses"]) < 1 else ". ")
     + f"Of the {n_seed_models} independently trained models, {ens_row['n_within_tolerance']} "
     f"{'is' if ens_row['n_within_tolerance'] == 1 else 'are'} within 1 + ε of the optimal model's validation loss"
     + (", so they are not a Rashomon set of this model" if ens_row["n_within_tolerance"] < rules.MIN_MODELS else "")
