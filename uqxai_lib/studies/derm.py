@@ -1,7 +1,10 @@
 """Dermoscopy chapter (``derm_vic``): the analysis steps of the Rashomon set and the Variable Importance Cloud (VIC).
 
 Plain functions on tensors and small tables; the figures are in :mod:`uqxai_lib.viz.derm`.
-The VIC of an image is built from the Grad-CAM++ maps of the *kept* pruned models ``maps [S, B,
+Entry points: :func:`setup` (data + trained model, one cache key; also used by the robustness and
+cross-study chapters), :func:`vic_run` (the Rashomon set through :func:`uqxai_lib.assess`, the VIC
+and the primary comparison), :func:`primary_run` (the primary alone, for the robustness sweep) and
+:func:`verdict_ladder`. The VIC of an image is built from the Grad-CAM++ maps of the *kept* pruned models ``maps [S, B,
 h, w]`` (layer resolution):
 
 1. each map is min-max normalised to [0, 1] (every nearly-optimal model gets the same vote);
@@ -17,48 +20,55 @@ concave, the *mean* Dice over images is at most ``2 m / (1 + m)`` for a mean IoU
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from uqxai_lib import rules
 
 __all__ = [
     "POSTER",
+    "CLAIM",
     "DEFAULT_RULE",
+    "DermSetup",
+    "setup",
+    "VicRun",
+    "vic_run",
+    "primary_run",
     "normalized_stack",
-    "vic_and_variability",
+    "vic_maps",
     "binarize_maps",
     "fidelity_scores",
     "per_model_fidelity",
     "dice_from_iou",
     "dice_upper_bound",
-    "fidelity_comparisons",
-    "CLAIM",
+    "paired_effect",
+    "compare_to_optimal",
+    "primary_record",
     "fidelity_table",
+    "within_class_comparison",
+    "verdict_ladder",
+    "PHANTOM",
     "relative_losses",
     "kept_at",
     "prune_ratio_sweep",
     "suggest_ratio",
+    "widget_ratios",
     "vic_at_tolerance",
     "vic_grid",
     "fidelity_by_ratio",
-    "vic_maps",
     "temperature_scaled_losses",
     "binary_auroc",
     "filter_candidates",
-    "variant_row",
     "run_variants",
+    "finetuned_row",
+    "VARIANT_KEYS",
+    "variant_record",
     "map_roughness",
     "blur_to_match",
     "train_seed_ensemble",
-    "ensemble_maps",
-    "model_losses",
-    "mass_in_mask_scores",
-    "fidelity_summary",
-    "pointing_hits",
-    "cascading_sanity",
-    "fidelity_vs_stability",
 ]
 
 #: The VIC poster's reported numbers (their HAM10000 run), shown beside ours, labelled as theirs.
@@ -73,8 +83,155 @@ CLAIM = {
     "source": "vic_poster",
 }
 
+#: The data line of the verdict ladder (what the numbers come from, and what the poster used).
+PHANTOM = ("synthetic dermoscopy, uqxai_lib.data.synthetic_derm", "HAM10000")
+
 #: Default binarisation rule for fidelity (see :func:`binarize_maps`).
 DEFAULT_RULE = ("fraction_of_max", 0.5)
+
+
+
+# ----------------------------------------------------------------------------- setup and primary (issue 21)
+class DermSetup(NamedTuple):
+    """The chapter's data and trained model (:func:`setup`), shared by the notebook, the robustness
+    and the cross-study chapters. ``class_weight`` [2] on ``device`` (balanced, from the training
+    labels) is the loss weight of training and of every (1 + epsilon) filter."""
+
+    train_set: Any
+    val_set: Any
+    test_set: Any
+    model: nn.Module
+    source: str
+    cache_config: dict
+    class_weight: Tensor
+    best_epoch: int
+    n_epochs: int
+    from_cache: bool
+    device: torch.device
+
+
+def setup(params: Mapping[str, Any], *, seed: int, device: torch.device | str = "cpu",
+          progress: bool = False) -> DermSetup:
+    """Data (synthetic dermoscopy, or HAM10000 from ``params["data_dir"]``), the lesion-grouped
+    60 / 20 / 20 split and the classifier trained by :func:`uqxai_lib.train.fit` under ONE cache
+    key (``cache_config``). ``params`` are the chapter's parameters (the notebook's defaults
+    overlaid with a profile, :func:`uqxai_lib.params.chapter_parameters`). Data sets are on ``device``."""
+    from uqxai_lib import train, utils
+    from uqxai_lib.data import group_split
+    from uqxai_lib.data.ham10000 import load_ham10000
+    from uqxai_lib.data.synthetic_derm import make_synthetic_derm
+    from uqxai_lib.models.derm_classifier import build_derm_classifier, derm_augment
+
+    p = params
+    dev = torch.device(device)
+    root = utils.resolve_data_dir(p.get("data_dir"))
+    if root is None:
+        data = make_synthetic_derm(n_lesions=p["n_lesions"], size=p["image_size"], separation=p["separation"],
+                                   seed=seed)
+        source = "synthetic dermoscopy"
+    else:
+        data = load_ham10000(root, size=p["image_size"], limit=p.get("ham_limit"), seed=seed,
+                             image_ids=p.get("ham_image_ids"), skip_missing=p.get("ham_skip_missing", False))
+        source = "HAM10000" + (f" ({data.skipped} images without their files skipped)" if data.skipped else "")
+    parts = group_split(data.group, [0.6, 0.2, 0.2], seed=seed)
+    train_set, val_set, test_set = (data.subset(q).to(dev) for q in parts)
+    arch = p["arch"]
+    cfg = {"chapter": "derm_vic", "source": source, "arch": arch, "small_width": p["small_width"],
+           "image_size": p["image_size"], "n_lesions": p["n_lesions"], "separation": p["separation"],
+           "ham_limit": p.get("ham_limit"), "seed": seed, "epochs": p["epochs"], "lr": p["lr"],
+           "weight_decay": p["weight_decay"], "batch_size": p["batch_size"], "patience": p["patience"],
+           "weights_path": p.get("weights_path")}
+    torch.manual_seed(seed)
+    model = build_derm_classifier(arch, weights_path=p.get("weights_path"), small_width=p["small_width"])
+    fit = train.fit(model, train_set, val_set, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                    weight_decay=p["weight_decay"], class_weight="balanced", patience=p["patience"], seed=seed,
+                    device=dev, cache_config=cfg, name=f"derm_vic_{arch}", augment=derm_augment, progress=progress)
+    cw = train.class_weights(train_set.y.cpu(), len(train_set.classes)).to(dev)
+    return DermSetup(train_set, val_set, test_set, fit.model.eval(), source, cfg, cw, fit.best_epoch,
+                     len(fit.history), fit.from_cache, dev)
+
+
+class VicRun(NamedTuple):
+    """The chapter's Rashomon set, VIC and primary comparison (:func:`vic_run`)."""
+
+    sweep: Any  # DataFrame of prune_ratio_sweep
+    sets: dict  # ratio -> RashomonSet of the sweep
+    suggested: float | None
+    ratio: float
+    record: Any  # the uqxai_lib.assess Assessment of the chapter's Rashomon set (source "rashomon")
+    rset: Any  # that Rashomon set (the same seeded draw as assess's), for the variants at the chapter's ratio
+    target: Tensor  # [B] the optimal model's predicted class (every model explains it)
+    opt_maps: Tensor  # [B, h, w] the optimal model's Grad-CAM++ (the record's reference)
+    vic: Tensor | None
+    variability: Tensor | None
+    f_opt: dict
+    f_vic: dict | None
+    row: dict  # compare_to_optimal
+    primary: dict  # primary_record
+    groups: Tensor  # [B] lesion of each test image
+
+
+def vic_run(st: DermSetup, params: Mapping[str, Any], *, seed: int, sanity: bool = False,
+            checks: bool = True) -> VicRun:
+    """The chapter's pipeline up to its primary comparison: the prune-ratio sweep
+    (:func:`prune_ratio_sweep` over ``sweep_ratios`` and the poster's ratio), the chapter's ratio
+    (``prune_ratio``, else :func:`suggest_ratio`, else the smallest swept ratio), then
+    :func:`uqxai_lib.assess` with ``source="rashomon"`` (``k`` candidates at that ratio, kept within
+    ``1 + epsilon``; Grad-CAM++ of the kept models and of the optimal model for the optimal model's
+    class; with ``checks`` the record's fidelity sections against the lesion masks, with ``sanity``
+    the cascading sanity check), the VIC of the kept maps (:func:`vic_maps`) and
+    :func:`compare_to_optimal` -> :func:`primary_record`. The primary does not depend on ``checks``
+    or ``sanity`` (the same maps, the same set), so :func:`primary_run` skips them."""
+    from uqxai_lib import assess, samplers
+    from uqxai_lib.models.derm_classifier import FEATURE_LAYER, cascade_groups
+
+    p = params
+    model, val, test = st.model, st.val_set, st.test_set
+    head = model.classifier
+    rule = tuple(p["fidelity_rule"]) if isinstance(p["fidelity_rule"], (list, tuple)) else p["fidelity_rule"]
+    ratios = sorted({float(r) for r in [*p["sweep_ratios"], p["poster_ratio"], p["prune_ratio"]] if r is not None})
+    sweep, sets = prune_ratio_sweep(model, FEATURE_LAYER, val.x, val.y, ratios, k=p["k"], epsilon=p["epsilon"],
+                                    seed=seed, head=head, class_weight=st.class_weight)
+    suggested = suggest_ratio(sweep, p["epsilon"])
+    ratio = float(p["prune_ratio"]) if p["prune_ratio"] is not None else (suggested if suggested is not None
+                                                                          else min(ratios))
+    rec = assess(model, test.x, test.y, layer=FEATURE_LAYER, source="rashomon", method="grad_cam_pp",
+                 masks=test.mask if checks else None, groups=test.group.cpu(), n=int(p["k"]), seed=seed,
+                 x_val=val.x, y_val=val.y, prune_ratio=ratio, epsilon=float(p["epsilon"]), head=head, k=int(p["k"]),
+                 class_weight=st.class_weight, sanity=sanity, sanity_modules=cascade_groups(model) if sanity else None)
+    n_kept = int(rec.config["n_kept"])
+    # the same draw as assess's (seeded generator, same arguments): the variants at this ratio change one choice
+    rset = samplers.rashomon(model, FEATURE_LAYER, val.x, val.y, k=int(p["k"]), prune_ratio=ratio,
+                             epsilon=float(p["epsilon"]), generator=torch.Generator().manual_seed(int(seed)), head=head,
+                             class_weight=st.class_weight)
+    if int(rset.kept.sum()) != n_kept:
+        raise RuntimeError(f"the Rashomon set redrawn for the variants keeps {int(rset.kept.sum())} models, assess's "
+                           f"{n_kept}: assess's seeding of the rashomon source changed; update vic_run")
+    target = torch.as_tensor(rec.prediction["target"]).long().cpu()
+    if rec.reference is not None:
+        opt_maps = rec.reference.detach().cpu()
+    else:  # fewer than two kept models: assess has no stack; the optimal map is still needed
+        from uqxai_lib import saliency
+
+        opt_maps = saliency.grad_cam_pp(model, test.x, FEATURE_LAYER, target=target.to(test.x.device)).detach().cpu()
+    vic = var = None
+    if rec.maps is not None and n_kept >= rules.MIN_MODELS:
+        vic, var = vic_maps(rec.maps.detach().cpu())
+    masks = test.mask.cpu()
+    f_opt = fidelity_scores(opt_maps, masks, rule)
+    row, f_vic = compare_to_optimal(vic, opt_maps, f_opt, masks, test.group.cpu(), n_kept=n_kept, rule=rule,
+                                    seed=seed, site="post_activation", ratio=ratio, target="optimal",
+                                    aggregation="normalised", filter="loss", n_candidates=int(p["k"]))
+    primary = primary_record(row, n_test=len(test), n_lesions=len(test.group.unique()))
+    return VicRun(sweep, sets, suggested, ratio, rec, rset, target, opt_maps, vic, var, f_opt, f_vic, row, primary,
+                  test.group.cpu())
+
+
+def primary_run(params: Mapping[str, Any], *, seed: int, device: torch.device | str = "cpu") -> dict:
+    """The chapter's primary comparison exactly as the notebook computes it (:func:`setup` then
+    :func:`vic_run`): ``{"primary": ..., "claim": CLAIM}``, for the robustness chapter's tasks."""
+    st = setup(params, seed=seed, device=device)
+    return {"primary": vic_run(st, params, seed=seed, checks=False).primary, "claim": CLAIM}
 
 
 def normalized_stack(maps: Tensor) -> Tensor:
@@ -87,11 +244,14 @@ def normalized_stack(maps: Tensor) -> Tensor:
     return normalize(maps, ndim_spatial=2)
 
 
-def vic_and_variability(maps: Tensor) -> tuple[Tensor, Tensor]:
-    """VIC (consensus = mean) and variability (population SD) of normalised maps ``[S, B, h, w]``.
+def vic_maps(maps: Tensor, aggregation: str = "normalised") -> tuple[Tensor, Tensor]:
+    """The VIC (consensus = mean over models) and variability (population SD over models) of a stack
+    ``[S, B, h, w]`` — the one VIC of the chapter. ``"normalised"``: each map min-max normalised first
+    (every nearly-optimal model gets the same vote, the poster's figures); ``"raw"``: the raw maps
+    (larger maps weigh more).
 
     >>> m = torch.stack([torch.tensor([[[0., 1.], [0., 0.]]]), torch.tensor([[[0., 0.], [0., 1.]]])])
-    >>> vic, var = vic_and_variability(m)
+    >>> vic, var = vic_maps(m)
     >>> vic.tolist(), var.tolist()
     ([[[0.0, 0.5], [0.0, 0.5]]], [[[0.0, 0.5], [0.0, 0.5]]])
     """
@@ -99,8 +259,11 @@ def vic_and_variability(maps: Tensor) -> tuple[Tensor, Tensor]:
 
     if maps.ndim != 4:
         raise ValueError(f"maps must be [S, B, h, w], got shape {tuple(maps.shape)}")
-    m = normalized_stack(maps)
-    return aggregate.consensus(m), aggregate.variability(m)
+    if aggregation == "normalised":
+        maps = normalized_stack(maps)
+    elif aggregation != "raw":
+        raise ValueError(f"aggregation must be 'normalised' or 'raw', got {aggregation!r}")
+    return aggregate.consensus(maps), aggregate.variability(maps)
 
 
 def binarize_maps(maps: Tensor, size: int | tuple[int, int], rule: Any = DEFAULT_RULE) -> Tensor:
@@ -162,53 +325,169 @@ def dice_upper_bound(mean_iou: float) -> float:
     return float(dice_from_iou(float(mean_iou)))
 
 
-def fidelity_table(optimal: Mapping[str, Tensor], vic: Mapping[str, Tensor], comparisons: Mapping[str, Mapping],
-                   *, theirs: Mapping[str, float] = POSTER):
-    """Poster Fig. 3 as a table: mean +- SD and n of IoU / Dice for the optimal model and VIC, the
-    paired difference VIC - optimal with its 95 % interval and Wilcoxon p (``comparisons[metric]``,
-    a :func:`uqxai_lib.stats.paired_difference` record), and the poster's values labelled as theirs.
+def paired_effect(a: Tensor, b: Tensor, groups, *, n_boot: int,
+                  seed: int) -> tuple[float, list[float], float | None, int]:
+    """Mean of the paired differences ``a - b`` per image, its 95 % bootstrap interval over ``groups``
+    (lesions) and the p-value of the same resamples (:func:`uqxai_lib.stats.bootstrap_test`), and
+    the number of finite pairs."""
+    from uqxai_lib import stats
 
-    Returns a pandas DataFrame indexed by metric.
+    d = (torch.as_tensor(a).double() - torch.as_tensor(b).double()).cpu().numpy()
+    ok = np.isfinite(d)
+    g = None if groups is None else np.asarray(torch.as_tensor(groups).cpu())[ok]
+    if not ok.any():
+        return math.nan, [math.nan, math.nan], None, 0
+    r = stats.bootstrap_test(np.mean, d[ok], groups=g, n_boot=n_boot, seed=seed)
+    return float(r["estimate"]), [float(v) for v in r["ci95"]], float(r["p"]), int(ok.sum())
+
+
+def compare_to_optimal(vic: Tensor | None, reference: Tensor, f_opt: Mapping[str, Tensor], masks: Tensor, groups, *,
+                       n_kept: int, rule: Any = DEFAULT_RULE, n_boot: int = rules.N_BOOT, seed: int = 0,
+                       min_models: int = rules.MIN_MODELS, **labels) -> tuple[dict, dict | None]:
+    """The chapter's one comparison of a VIC with the optimal model's map ``reference [B, h, w]``
+    (``f_opt`` its :func:`fidelity_scores`): IoU / Dice of both (means over images), the paired IoU
+    difference VIC − optimal per image with its 95 % interval over ``groups`` (lesions) and p from
+    the same bootstrap, the median Spearman of VIC and optimal map, ``n_kept`` and a ``verdict``
+    ("higher" / "lower" / "no detectable difference" from the interval).
+
+    With fewer than ``min_models`` kept models (:data:`uqxai_lib.rules.MIN_MODELS`; a single model is no cloud) the
+    row has no numbers of the VIC and its verdict is ``"undefined"`` with a ``reason``.
+    Returns ``(row, per-image scores of the VIC or None)``.
     """
+    from uqxai_lib import metrics, stats
+
+    row = {**labels, "n_kept": int(n_kept), "iou_optimal": float(f_opt["iou"].mean()),
+           "dice_optimal": float(f_opt["dice"].mean()), "iou_vic": math.nan, "dice_vic": math.nan,
+           "delta_iou": math.nan, "delta_iou_ci95": [math.nan, math.nan], "delta_iou_p": None,
+           "spearman_vic_optimal_median": math.nan, "verdict": "undefined", "reason": None}
+    if vic is None or n_kept < min_models:
+        row["reason"] = (f"{int(n_kept)} model{'s' if n_kept != 1 else ''} kept; a cloud needs at least "
+                         f"{min_models} (rules.MIN_MODELS)")
+        return row, None
+    f = fidelity_scores(vic, masks, rule)
+    est, ci, p, _ = paired_effect(f["iou"], f_opt["iou"], groups, n_boot=n_boot, seed=seed)
+    rho = metrics.spearman(vic.float(), reference.float())
+    row.update(iou_vic=float(f["iou"].mean()), dice_vic=float(f["dice"].mean()), delta_iou=est,
+               delta_iou_ci95=ci, delta_iou_p=p, spearman_vic_optimal_median=float(rho.nanmedian()),
+               verdict=stats.verdict(ci))
+    return row, f
+
+
+def primary_record(row: Mapping[str, Any], *, n_test: int, n_lesions: int) -> dict:
+    """The results JSON's ``primary`` from the chapter's :func:`compare_to_optimal` row: ``name,
+    effect, ci95, p`` (same bootstrap as the interval), ``verdict``, ``reason``, ``n_kept``, ``n``
+    (images), ``n_groups`` (lesions), ``mde`` (the smallest true difference this interval detects
+    with 80 % power at the 5 % level, :func:`uqxai_lib.stats.mde_from_se` of half-width / 1.96) and
+    ``paper_effect`` (the poster's ΔIoU, theirs)."""
+    from scipy.stats import norm
+
+    from uqxai_lib import stats
+
+    lo, hi = row["delta_iou_ci95"]
+    half = (hi - lo) / 2 if math.isfinite(lo) and math.isfinite(hi) else math.nan
+    mde = stats.mde_from_se(half / norm.ppf(0.975)) if math.isfinite(half) else math.nan
+    return {"name": "IoU, VIC − optimal (paired per image; bootstrap over lesions)",
+            "effect": row["delta_iou"], "ci95": list(row["delta_iou_ci95"]), "p": row["delta_iou_p"],
+            "auroc": math.nan, "auroc_ci95": [math.nan, math.nan],
+            "verdict": row["verdict"], "reason": row["reason"], "n_kept": row["n_kept"], "n": int(n_test),
+            "n_groups": int(n_lesions), "mde": mde,
+            "paper_effect": round(POSTER["iou_vic"] - POSTER["iou_optimal"], 6)}
+
+
+def within_class_comparison(f_vic: Mapping[str, Tensor] | None, f_opt: Mapping[str, Tensor], pred: Tensor, groups, *,
+                            n_boot: int = rules.N_BOOT, seed: int = 0) -> dict:
+    """The primary comparison inside each predicted class, pooled so that class cannot stand in for
+    the effect: per class the mean paired IoU difference VIC − optimal, pooled as the unweighted mean
+    over classes, its interval and p from one lesion bootstrap (:func:`uqxai_lib.stats.bootstrap_test`).
+    A class with fewer than :data:`uqxai_lib.rules.MIN_GROUP_SIZE` images, or no VIC, makes it
+    ``"undefined"`` with a ``reason``. Returns ``{effect, ci95, p, verdict, reason, per_class}``."""
+    from uqxai_lib import stats
+
+    pred = torch.as_tensor(pred).long().cpu().numpy()
+    classes = sorted(set(pred.tolist()))
+    out = {"effect": math.nan, "ci95": [math.nan, math.nan], "p": None, "verdict": "undefined", "reason": None,
+           "per_class": {}}
+    if f_vic is None:
+        out["reason"] = "no VIC (fewer than 2 kept models)"
+        return out
+    d = (f_vic["iou"].double() - f_opt["iou"].double()).cpu().numpy()
+    counts = {c: int((pred == c).sum()) for c in classes}
+    out["per_class"] = {int(c): {"n": counts[c], "effect": float(d[pred == c].mean())} for c in classes}
+    small = [c for c in classes if counts[c] < rules.MIN_GROUP_SIZE]
+    if len(classes) < 2 or small:
+        out["reason"] = (f"predicted class(es) {small} hold fewer than {rules.MIN_GROUP_SIZE} images" if small
+                         else "every image is predicted as one class")
+        return out
+
+    def pooled(dd, pp):
+        means = [dd[pp == c].mean() for c in classes if (pp == c).any()]
+        return float(np.mean(means)) if len(means) == len(classes) else math.nan
+
+    g = None if groups is None else np.asarray(torch.as_tensor(groups).cpu())
+    r = stats.bootstrap_test(pooled, d, pred, groups=g, n_boot=n_boot, seed=seed)
+    out.update(effect=pooled(d, pred), ci95=[float(v) for v in r["ci95"]], p=float(r["p"]),
+               verdict=stats.verdict(r["ci95"]))
+    return out
+
+
+def verdict_ladder(run: VicRun, *, robustness_path=None, seed: int = 0, classes: Sequence[str] = ("benign",
+                                                                                                 "malignant")) -> dict:
+    """The chapter's verdict ladder (:func:`uqxai_lib.verdicts.ladder`) from its :class:`VicRun`:
+    ``direction`` and ``paper_effect`` (the poster's ΔIoU, theirs) of the primary; ``beyond_baselines``
+    (does the stability of the maps across the kept models, ρ, add to entropy / margin / flip rate as
+    an error detector, out of sample, :func:`uqxai_lib.stats.added_value`); ``maps_right`` and
+    ``sanity`` from the assess record; ``across_metrics`` (IoU and Dice, both in the chapter's table);
+    ``within_class`` (:func:`within_class_comparison`, read by the
+    direction rule); ``across_seeds`` / ``across_threads`` from the robustness record."""
+    from uqxai_lib import stats, verdicts
+    from uqxai_lib.report import fmt_number
+
+    rec, prim = run.record, run.primary
+    pred = rec.prediction
+    if rec.maps is not None:
+        added = stats.added_value(rec.stability["rho"], {k: pred[k] for k in ("entropy", "margin", "flip_rate")},
+                                  pred["correct"], groups=np.asarray(run.groups), seed=seed)
+        beyond = verdicts.beyond_baselines(added, score_name="the maps' stability across the kept models (ρ)")
+    else:
+        beyond = verdicts.beyond_baselines({"verdict": "undefined", "reason": prim["reason"]})
+    wc = within_class_comparison(run.f_vic, run.f_opt, torch.as_tensor(pred["pred"]), run.groups, seed=seed)
+    within = verdicts.direction(wc, "higher")
+    names = {int(c): n for c, n in enumerate(classes)}
+    per = "; ".join(f"predicted {names.get(c, c)} {fmt_number(r['effect'])} (n = {r['n']})"
+                    for c, r in wc["per_class"].items())
+    within = {**within, "name": "within_class",
+              "evidence": (within["evidence"] + " pooled over predicted classes" + (f"; {per}" if per else ""))}
+    metrics_ = {"IoU": prim}
+    if run.f_vic is not None:  # the table shows Dice too: the verdict covers it (one bootstrap each)
+        est, ci, _, _ = paired_effect(run.f_vic["dice"], run.f_opt["dice"], run.groups, n_boot=rules.N_BOOT, seed=seed)
+        metrics_["Dice"] = {"effect": est, "ci95": ci}
+    direction = verdicts.direction(prim, "higher")
+    at = run.sweep.set_index("ratio")
+    if float(POSTER["prune_ratio"]) in at.index:  # the box says what the poster's own setting gives here
+        n_p = int(at.loc[float(POSTER["prune_ratio"]), "n_kept"])
+        direction["evidence"] += (f"; VIC at r = {run.ratio:g} from {prim['n_kept']} kept models; at the poster's "
+                                  f"r = {POSTER['prune_ratio']:g}, {n_p} of {int(at['n_candidates'].iloc[0])} kept"
+                                  + (" (no cloud)" if n_p < rules.MIN_MODELS else ""))
+    rungs = [direction, beyond, verdicts.maps_right(rec.fidelity),
+             verdicts.across_metrics(metrics_, "higher"),
+             verdicts.sanity(rec.sanity), within,
+             *verdicts.robustness_rungs("derm_vic", "higher", path=robustness_path),
+             verdicts.paper_effect(prim, prim["paper_effect"], mde=prim["mde"])]
+    return verdicts.ladder(CLAIM, verdicts.data_line(*PHANTOM), rungs)
+
+
+def fidelity_table(row: Mapping[str, Any], *, theirs: Mapping[str, float] = POSTER):
+    """Poster Fig. 3 as a table: mean IoU and Dice of the optimal model's map and of the VIC (ours,
+    from a :func:`compare_to_optimal` row) beside the poster's (theirs), and the largest mean Dice
+    the mean IoU allows (:func:`dice_upper_bound`). Returns a DataFrame, one row per map."""
     import pandas as pd
 
     rows = []
-    for metric in ("iou", "dice"):
-        a, b = optimal[metric].double(), vic[metric].double()
-        c = comparisons[metric]
-        rows.append(
-            {
-                "metric": "IoU" if metric == "iou" else "Dice",
-                "optimal (ours)": f"{a.mean():.3f} ± {a.std(unbiased=True):.3f}",
-                "VIC (ours)": f"{b.mean():.3f} ± {b.std(unbiased=True):.3f}",
-                "n": int(len(a)),
-                "VIC − optimal [95% CI] (ours)": f"{c['effect']:+.4f} [{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]",
-                "Wilcoxon p (ours)": f"{c['p']:.3g}",
-                "optimal (poster, theirs)": theirs[f"{metric}_optimal"],
-                "VIC (poster, theirs)": theirs[f"{metric}_vic"],
-            }
-        )
-    return pd.DataFrame(rows).set_index("metric")
-
-
-def fidelity_comparisons(f_opt: Mapping[str, Tensor], f_vic: Mapping[str, Tensor], groups: Tensor | None, *,
-                         n_boot: int = 2000, seed: int = 0) -> tuple[dict, dict, list[dict]]:
-    """The chapter's declared comparisons of the VIC with the optimal model's map, per test image.
-
-    Primary: paired IoU, VIC - optimal (:func:`uqxai_lib.stats.paired_difference`, bootstrap over
-    ``groups`` = lesions, Wilcoxon p). Secondary: the same for Dice, Holm-adjusted over the
-    secondary family. Returns ``(primary_comparison, {"iou": ..., "dice": ...}, secondary_rows)``
-    with rows ``{name, effect, ci95, p, p_holm, verdict}``.
-    """
-    from uqxai_lib import stats
-
-    g = None if groups is None else np.asarray(torch.as_tensor(groups).cpu())
-    comps = {m: stats.paired_difference(f_vic[m], f_opt[m], groups=g, n_boot=n_boot, seed=seed) for m in ("iou", "dice")}
-    secondary = [("Dice, VIC − optimal (paired)", comps["dice"])]
-    p_holm = stats.holm([c["p"] for _, c in secondary])
-    rows = [{"name": n, "effect": c["effect"], "ci95": list(c["ci95"]), "p": c["p"], "p_holm": ph,
-             "verdict": stats.verdict(c["ci95"])} for (n, c), ph in zip(secondary, p_holm)]
-    return comps["iou"], comps, rows
+    for who, key in (("optimal model", "optimal"), ("VIC", "vic")):
+        rows.append({"map": who, "IoU (ours)": round(row[f"iou_{key}"], 3), "Dice (ours)": round(row[f"dice_{key}"], 3),
+                     "IoU (poster, theirs)": theirs[f"iou_{key}"], "Dice (poster, theirs)": theirs[f"dice_{key}"],
+                     "largest Dice its IoU allows (theirs)": round(dice_upper_bound(theirs[f"iou_{key}"]), 3)})
+    return pd.DataFrame(rows).set_index("map")
 
 
 def relative_losses(rset) -> Tensor:
@@ -267,6 +546,21 @@ def suggest_ratio(table, epsilon: float) -> float | None:
     return None if ok.empty else float(ok["ratio"].max())
 
 
+def widget_ratios(table, n: int, *, min_models: int = rules.MIN_MODELS, include: float | None = None) -> list[float]:
+    """Up to ``n`` swept ratios that keep at least ``min_models`` models (so every widget position
+    shows a cloud), spread evenly over the qualifying ratios of ``table`` (:func:`prune_ratio_sweep`),
+    always with ``include`` (e.g. the chapter's ratio) when it qualifies. Empty when none qualifies."""
+    ok = sorted(float(r) for r, k in zip(table["ratio"], table["n_kept"]) if int(k) >= min_models)
+    if len(ok) <= n:
+        return ok
+    idx = sorted({int(round(i)) for i in np.linspace(0, len(ok) - 1, n)})
+    pick = [ok[i] for i in idx]
+    if include is not None and float(include) in ok and float(include) not in pick:
+        nearest = min(range(len(pick)), key=lambda i: abs(pick[i] - float(include)))
+        pick[nearest] = float(include)
+    return sorted(set(pick))
+
+
 def vic_at_tolerance(model, layer, x: Tensor, rset, epsilon: float, *, head=None, target=None,
                      method: str = "grad_cam_pp") -> tuple[Tensor | None, Tensor | None, int]:
     """VIC and variability of images ``x`` from the candidates of ``rset`` kept at tolerance ``epsilon``.
@@ -283,7 +577,7 @@ def vic_at_tolerance(model, layer, x: Tensor, rset, epsilon: float, *, head=None
         return None, None, 0
     sub = rset._replace(kept=keep, epsilon=float(epsilon))
     st = samplers.rashomon_maps(model, layer, x, sub, method=method, head=head, target=target)
-    vic, var = vic_and_variability(st.maps.detach().cpu())
+    vic, var = vic_maps(st.maps.detach().cpu())
     return vic, var, n_kept
 
 
@@ -331,29 +625,17 @@ def fidelity_by_ratio(model, layer, x: Tensor, masks: Tensor, sets: Mapping[floa
         rset = sets[r]
         maps = samplers.rashomon_maps(model, layer, x, rset, include="all", head=head, target=target).maps.cpu()
         kept = torch.as_tensor(rset.kept).cpu().bool()
-        f_all = fidelity_scores(vic_and_variability(maps)[0], masks, rule)
+        f_all = fidelity_scores(vic_maps(maps)[0], masks, rule)
         row = {"ratio": float(r), "n_kept": int(kept.sum()), "iou_vic": math.nan, "dice_vic": math.nan,
                "iou_all": float(f_all["iou"].mean()), "dice_all": float(f_all["dice"].mean())}
         if kept.any():
-            f = fidelity_scores(vic_and_variability(maps[kept])[0], masks, rule)
+            f = fidelity_scores(vic_maps(maps[kept])[0], masks, rule)
             row.update(iou_vic=float(f["iou"].mean()), dice_vic=float(f["dice"].mean()))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- variants (issue 13)
-def vic_maps(maps: Tensor, aggregation: str = "normalised") -> tuple[Tensor, Tensor]:
-    """VIC and variability of a stack ``[S, B, h, w]``: ``"normalised"`` (each map min-max
-    normalised first, :func:`vic_and_variability`) or ``"raw"`` (mean and SD of the raw maps)."""
-    from uqxai_lib import aggregate
-
-    if aggregation == "normalised":
-        return vic_and_variability(maps)
-    if aggregation == "raw":
-        return aggregate.consensus(maps), aggregate.variability(maps)
-    raise ValueError(f"aggregation must be 'normalised' or 'raw', got {aggregation!r}")
-
-
 def _weighted_mean_ce(logits: Tensor, y: Tensor, weight: Tensor | None) -> Tensor:
     """Class-weighted mean cross-entropy over the last-but-one dim of ``logits [..., N, O]`` (float64)."""
     lp = torch.log_softmax(logits.double(), dim=-1)
@@ -415,31 +697,13 @@ def filter_candidates(rset, base_logits: Tensor, cand_logits: Tensor, y: Tensor,
     raise ValueError(f"rule must be 'loss', 'temperature' or 'loss_auroc', got {rule!r}")
 
 
-def variant_row(vic: Tensor, opt_maps: Tensor, f_opt: Mapping[str, Tensor], masks: Tensor, groups, *, n_kept: int,
-                rule: Any = DEFAULT_RULE, n_boot: int = 1000, seed: int = 0, **labels) -> tuple[dict, dict]:
-    """One row of the variants table: IoU / Dice of the optimal map and of ``vic`` (means over
-    images), the paired IoU difference VIC - optimal with its 95 % interval over ``groups``, the
-    median Spearman of VIC and optimal map, and ``n_kept``. Returns ``(row, per_image_scores)``."""
-    from uqxai_lib import metrics, stats
-
-    f = fidelity_scores(vic, masks, rule)
-    g = None if groups is None else np.asarray(torch.as_tensor(groups).cpu())
-    d = stats.paired_difference(f["iou"], f_opt["iou"], groups=g, n_boot=n_boot, seed=seed)
-    rho = metrics.spearman(vic.float(), opt_maps.float())
-    row = {**labels, "n_kept": int(n_kept), "iou_optimal": float(f_opt["iou"].mean()), "iou_vic": float(f["iou"].mean()),
-           "delta_iou": d["effect"], "delta_iou_ci95": list(d["ci95"]), "delta_iou_p": d["p"],
-           "verdict": stats.verdict(d["ci95"]), "dice_optimal": float(f_opt["dice"].mean()),
-           "dice_vic": float(f["dice"].mean()), "spearman_vic_optimal_median": float(rho.nanmedian())}
-    return row, f
-
-
 def run_variants(model, x_val: Tensor, y_val: Tensor, x: Tensor, masks: Tensor, groups, opt_maps: Tensor,
                  f_opt: Mapping[str, Tensor], specs: Sequence[Mapping[str, Any]], *, sites: Mapping[str, str],
                  explain_layer: str, head, k: int, k_general: int, epsilon: float, random_range: Sequence[float],
                  seed: int, class_weight=None, rule: Any = DEFAULT_RULE, optimal_target: Tensor | None = None,
-                 auroc_tolerance: float = 0.01, n_boot: int = 1000,
+                 auroc_tolerance: float = 0.01, n_boot: int = rules.N_BOOT,
                  given_sets: Mapping[tuple, Any] | None = None) -> list[dict]:
-    """The variants table: one :func:`variant_row` per spec ``{site, ratio, target, aggregation, filter}``.
+    """The variants table: one :func:`compare_to_optimal` row per spec ``{site, ratio, target, aggregation, filter}``.
 
     ``site`` is a key of ``sites`` (module names, :func:`uqxai_lib.models.derm_classifier.prune_sites`);
     ``ratio`` a number or ``"random"`` (each candidate draws its ratio from ``U(*random_range)``);
@@ -467,7 +731,8 @@ def run_variants(model, x_val: Tensor, y_val: Tensor, x: Tensor, masks: Tensor, 
         key = (site, ratio)
         if key not in cache_sets:
             pr = tuple(float(v) for v in random_range) if ratio == "random" else float(ratio)
-            salt = 7919 * (list(sites).index(site) + 1) + (1000 if ratio == "random" else int(round(1000 * float(ratio))))
+            salt = 7919 * (list(sites).index(site) + 1) + (1000 if ratio == "random"
+                                                           else int(round(1000 * float(ratio))))
             gen = torch.Generator().manual_seed(int(seed) * 100003 + salt)
             rset = samplers.rashomon(model, layer, x_val, y_val, k=k if closed else k_general, prune_ratio=pr,
                                      epsilon=epsilon, generator=gen, head=head if closed else None,
@@ -489,15 +754,10 @@ def run_variants(model, x_val: Tensor, y_val: Tensor, x: Tensor, masks: Tensor, 
                                  auroc_tolerance=auroc_tolerance)
         labels = {"site": site, "layer": layer, "ratio": ratio, "target": spec["target"],
                   "aggregation": spec["aggregation"], "filter": spec["filter"], "n_candidates": int(len(keep))}
-        if not keep.any():
-            rows.append({**labels, "n_kept": 0, "iou_optimal": float(f_opt["iou"].mean()), "iou_vic": math.nan,
-                         "delta_iou": math.nan, "delta_iou_ci95": [math.nan, math.nan], "delta_iou_p": math.nan,
-                         "verdict": "no detectable difference", "dice_optimal": float(f_opt["dice"].mean()),
-                         "dice_vic": math.nan, "spearman_vic_optimal_median": math.nan})
-            continue
-        vic, _ = vic_maps(cache_maps[mkey][keep], spec["aggregation"])
-        row, _ = variant_row(vic, opt_maps, f_opt, masks, groups, n_kept=int(keep.sum()), rule=rule, n_boot=n_boot,
-                             seed=seed, **labels)
+        n_keep = int(keep.sum())
+        vic = vic_maps(cache_maps[mkey][keep], spec["aggregation"])[0] if n_keep >= rules.MIN_MODELS else None
+        row, _ = compare_to_optimal(vic, opt_maps, f_opt, masks, groups, n_kept=n_keep, rule=rule, n_boot=n_boot,
+                                    seed=seed, **labels)
         rows.append(row)
     return rows
 
@@ -533,7 +793,8 @@ def blur_to_match(maps: Tensor, reference: Tensor, sigmas: Sequence[float] = tup
 
 def train_seed_ensemble(build, train_set, val_set, *, seeds: Sequence[int], cache_config: Mapping[str, Any],
                         fit_kwargs: Mapping[str, Any]) -> list:
-    """Independently trained models (a true Rashomon set): for each training seed ``s``,
+    """Independently trained models (other seeds; a Rashomon set only as far as they fall within
+    ``1 + epsilon`` of the optimal model's held-out loss): for each training seed ``s``,
     ``torch.manual_seed(s)``, ``build()`` and :func:`uqxai_lib.train.fit` with ``seed=s`` on the same
     data, cached under ``{**cache_config, "train_seed": s}``. Returns the models in eval mode."""
     from uqxai_lib import train
@@ -547,134 +808,40 @@ def train_seed_ensemble(build, train_set, val_set, *, seeds: Sequence[int], cach
     return models
 
 
-def ensemble_maps(models: Sequence, x: Tensor, layer, *, target: Tensor, method: str = "grad_cam_pp") -> Tensor:
-    """Maps ``[S, B, h, w]`` of several models on the same images for the same ``target`` classes."""
-    from uqxai_lib import saliency
+def finetuned_row(fset, x: Tensor, layer: str, opt_maps: Tensor, f_opt: Mapping[str, Tensor], masks: Tensor, groups, *,
+                  target: Tensor, rule: Any = DEFAULT_RULE, n_boot: int = rules.N_BOOT, seed: int = 0,
+                  method: str = "grad_cam_pp", include: str = "kept",
+                  **labels) -> tuple[dict, Tensor | None, Tensor | None]:
+    """The VIC of a set of whole models (a :class:`uqxai_lib.finetune.FinetunedSet`: fine-tuned
+    models from :func:`uqxai_lib.finetune.finetuned_set`, or other models through
+    :func:`uqxai_lib.finetune.loss_filter`) against the optimal map, as a variants row
+    (:func:`compare_to_optimal`, labelled ``rashomon_finetuned`` unless ``labels`` say otherwise)
+    with the members' relative held-out losses and how many are within ``1 + epsilon``
+    (``n_within_tolerance``). ``include="all"`` builds the VIC of every member (a control), else of
+    the kept ones. Returns ``(row, vic, variability)`` (maps None below :data:`uqxai_lib.rules.MIN_MODELS`)."""
+    from uqxai_lib import finetune
 
-    return torch.stack([saliency.explain(m, x, layer, target=target, method=method) for m in models])
-
-
-def model_losses(models: Sequence, x: Tensor, y: Tensor, *, class_weight: Tensor | None = None) -> list[float]:
-    """Class-weighted mean cross-entropy of each model on ``(x, y)`` (as the Rashomon filter computes it)."""
-    out = []
-    with torch.no_grad():
-        for m in models:
-            out.append(float(_weighted_mean_ce(m(x).float(), y.to(x.device), class_weight)))
-    return out
-
-
-# ----------------------------------------------------------------------------- fidelity and sanity (issue 14)
-def mass_in_mask_scores(maps: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
-    """Per image: share of the map's mass inside the lesion mask (maps upsampled bilinearly to the
-    mask size, :func:`uqxai_lib.metrics.mass_in_mask`) and the chance level, the mask's area share."""
-    from uqxai_lib import metrics
-    from uqxai_lib.saliency import upsample
-
-    up = upsample(maps.float(), tuple(masks.shape[-2:])).clamp(min=0)
-    mk = masks.to(up.device).bool()
-    return metrics.mass_in_mask(up, mk).double(), mk.flatten(1).double().mean(1)
-
-
-def pointing_hits(maps: Tensor, masks: Tensor) -> Tensor:
-    """Per image: 1.0 when the map's maximum, after bilinear upsampling (float64) to the mask size,
-    lies inside the lesion mask (ties: any maximal pixel, :func:`uqxai_lib.metrics.pointing_game`),
-    else 0.0; a map that points nowhere (all zero) counts as a miss. Float64 ``[B]``."""
-    import torch.nn.functional as F
-
-    from uqxai_lib import metrics
-
-    if maps.ndim != 3 or masks.ndim != 3 or maps.shape[0] != masks.shape[0]:
-        raise ValueError(f"maps [B, h, w] and masks [B, H, W] must share B, got {tuple(maps.shape)}, {tuple(masks.shape)}")
-    up = F.interpolate(maps[:, None].double(), size=tuple(masks.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]
-    return metrics.pointing_game(up, masks.to(up.device).bool(), ndim_spatial=2, nowhere=0.0).double()
+    n_used = int(fset.kept.sum()) if include == "kept" else len(fset.models)
+    vic = var = None
+    if n_used >= rules.MIN_MODELS:
+        st = finetune.finetuned(fset, x, layer, target=target, method=method, include=include)
+        vic, var = vic_maps(st.maps.detach().cpu())
+    lab = {"site": "rashomon_finetuned", "layer": "all weights", "ratio": "-", "target": "optimal",
+           "aggregation": "normalised", "filter": "loss" if include == "kept" else "none",
+           "n_candidates": int(len(fset.kept)), **labels}
+    row, _ = compare_to_optimal(vic, opt_maps, f_opt, masks, groups, n_kept=n_used, rule=rule, n_boot=n_boot,
+                                seed=seed, **lab)
+    row["relative_losses"] = [float(v) for v in fset.relative_loss]
+    row["n_within_tolerance"] = int(fset.kept.sum())
+    return row, vic, var
 
 
-def fidelity_summary(model, x: Tensor, maps: Tensor, masks: Tensor, y: Tensor, target: Tensor, groups, *,
-                     classes: Sequence[str], patch: int, steps: int, fill: str = "blur", n_boot: int = 2000,
-                     seed: int = 0) -> tuple[dict, dict]:
-    """Fidelity of ``maps [B, h, w]`` to the lesion masks, for the results JSON's ``"fidelity"``:
-
-    mass in the mask (mean, 95 % interval over lesions) against chance (mean mask area share), the
-    pointing game (share of maps whose maximum is in the mask, :func:`pointing_hits`), deletion and
-    insertion areas in map order and in a random order (:mod:`uqxai_lib.fidelity` on the maps
-    upsampled bilinearly to the image, patches of ``patch`` px, ``steps`` steps, ``fill``), and the
-    same mass / chance / pointing game per true class. Returns ``(record, curves)`` with the mean
-    curves for the figure.
-    """
-    from uqxai_lib import fidelity, stats
-    from uqxai_lib.saliency import upsample
-
-    mass, chance = mass_in_mask_scores(maps, masks)
-    hit = pointing_hits(maps, masks)
-    m, ci = stats.mean_ci(mass, groups=groups, n_boot=n_boot, seed=seed)
-    curves = {}
-    up = upsample(maps.float(), tuple(x.shape[-2:])).to(x.device)
-    for name, fn in (("deletion", fidelity.deletion_curve), ("insertion", fidelity.insertion_curve)):
-        for order in ("map", "random"):
-            gen = torch.Generator().manual_seed(int(seed) + 17)
-            c = fn(model, x, up, target.to(x.device), patch=patch, steps=steps, fill=fill, order=order,
-                   generator=gen).cpu()
-            curves[f"{name}_{order}"] = c
-    auc = {k: float(fidelity.curve_auc(c).mean()) for k, c in curves.items()}
-    yy = torch.as_tensor(y).cpu()
-    per_class = {}
-    for ci_, cname in enumerate(classes):
-        sel = yy == ci_
-        if not sel.any():
-            continue
-        g = None if groups is None else torch.as_tensor(groups).cpu()[sel]
-        mc, cic = stats.mean_ci(mass[sel], groups=g, n_boot=n_boot, seed=seed)
-        per_class[cname] = {"mass_in_mask": mc, "mass_in_mask_ci95": cic, "chance": float(chance[sel].mean()),
-                            "pointing_game": float(hit[sel].mean()), "n": int(sel.sum())}
-    record = {"mass_in_mask": m, "mass_in_mask_ci95": ci, "chance": float(chance.mean()),
-              "pointing_game": float(hit.mean()), "deletion_auc": auc["deletion_map"],
-              "deletion_auc_random": auc["deletion_random"], "insertion_auc": auc["insertion_map"],
-              "insertion_auc_random": auc["insertion_random"], "fill": fill, "patch": int(patch),
-              "per_class": per_class}
-    return record, {k: c.mean(0) for k, c in curves.items()}
+#: the keys of a variants row kept in the results JSON (:func:`variant_record`)
+VARIANT_KEYS = ("site", "ratio", "target", "aggregation", "filter", "n_kept", "n_candidates", "iou_optimal",
+                "iou_vic", "delta_iou", "delta_iou_ci95", "delta_iou_p", "verdict", "reason", "dice_optimal",
+                "dice_vic", "spearman_vic_optimal_median", "n_within_tolerance", "relative_losses")
 
 
-def cascading_sanity(model, x: Tensor, reference: Tensor, target: Tensor, layer, modules: Sequence, *,
-                     threshold: float = 0.5, seed: int = 0, method: str = "grad_cam_pp", n_examples: int = 3):
-    """Cascading randomisation (:func:`uqxai_lib.fidelity.cascading_randomisation`) of ``model`` from
-    the head down, Grad-CAM(++) at ``layer`` for ``target``, and the Spearman correlation of each
-    randomised model's map with the trained ``reference`` per image.
-
-    Returns ``(record, example_maps)``: ``record = {"cascading": [{randomised_from, spearman_to_trained
-    (median over images), spearman_q25, spearman_q75, n_constant}], "passes", "threshold"}`` where
-    ``passes`` means every step's median Spearman is below ``threshold``; ``example_maps`` are the
-    first ``n_examples`` images' maps of each step (``[steps, n, h, w]``).
-    """
-    from uqxai_lib import fidelity, metrics, saliency
-
-    steps = fidelity.cascading_randomisation(
-        model, modules, lambda m: saliency.explain(m, x, layer, target=target, method=method).cpu(), seed=seed)
-    rows, examples = [], []
-    ref = reference.float().cpu()
-    for name, maps in steps:
-        rho = metrics.spearman(maps.float(), ref)
-        q = torch.nanquantile(rho.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
-        rows.append({"randomised_from": name if isinstance(name, str) else "+".join(name),
-                     "spearman_to_trained": float(q[1]), "spearman_q25": float(q[0]), "spearman_q75": float(q[2]),
-                     "n_constant": int((~torch.isfinite(rho)).sum())})
-        examples.append(maps[:n_examples])
-    passes = all(r["spearman_to_trained"] < threshold for r in rows)
-    return {"cascading": rows, "passes": bool(passes), "threshold": float(threshold)}, torch.stack(examples)
-
-
-def fidelity_vs_stability(fidelity_scores_: Tensor, variability: Tensor, groups, *, n_boot: int = 2000,
-                          seed: int = 0) -> dict:
-    """Spearman correlation over images of a fidelity score (e.g. the VIC's mass in the mask) with
-    the image's mean VIC variability (``variability [B, h, w]``; higher = less stable), with a 95 %
-    bootstrap interval over ``groups`` (lesions). Returns ``{spearman, ci95, n}``."""
-    from scipy.stats import spearmanr
-
-    from uqxai_lib import stats
-
-    f = np.asarray(torch.as_tensor(fidelity_scores_).double().cpu())
-    s = np.asarray(variability.double().flatten(1).mean(1).cpu())
-    ok = np.isfinite(f) & np.isfinite(s)
-    g = None if groups is None else np.asarray(torch.as_tensor(groups).cpu())[ok]
-    rho = lambda a, b: float(spearmanr(a, b).statistic) if np.ptp(a) > 0 and np.ptp(b) > 0 else math.nan
-    ci = stats.bootstrap_ci(rho, f[ok], s[ok], groups=g, n_boot=n_boot, seed=seed)
-    return {"spearman": rho(f[ok], s[ok]), "ci95": list(ci), "n": int(ok.sum())}
+def variant_record(row: Mapping[str, Any]) -> dict:
+    """A variants row as stored in ``derm_vic.json["variants"]`` (the :data:`VARIANT_KEYS` it has)."""
+    return {k: row[k] for k in VARIANT_KEYS if k in row}

@@ -15,22 +15,17 @@ from torch import Tensor
 from .common import _fig_ax, show_map
 
 __all__ = [
-    "plot_relative_losses",
     "plot_sweep",
     "plot_vic_examples",
-    "plot_model_fidelity",
     "vic_frame",
     "vic_frames",
     "plot_samples",
     "performance_table",
-    "plot_fidelity_by_ratio",
-    "plot_variants",
-    "variants_table",
     "variant_label",
-    "plot_deletion_insertion",
-    "per_class_fidelity_table",
-    "plot_sanity",
-    "plot_fidelity_vs_stability",
+    "variants_table",
+    "sweep_table",
+    "maps_right_table",
+    "plot_variants",
     "display_image",
 ]
 
@@ -41,23 +36,6 @@ def display_image(x: Tensor) -> np.ndarray:
     from uqxai_lib.data.synthetic_derm import denormalize
 
     return denormalize(x[None].detach().cpu().float())[0].permute(1, 2, 0).numpy()
-
-
-def plot_relative_losses(rel: Tensor, *, epsilon: float, ratio: float, ax=None):
-    """Histogram of the candidates' relative validation losses at one prune ratio, with ``1 + epsilon``."""
-    fig, ax = _fig_ax(ax, figsize=(4.6, 2.6))
-    v = torch.as_tensor(rel).detach().cpu().double().numpy()
-    keep = v <= 1 + epsilon
-    bins = np.linspace(min(v.min(), 1.0) - 1e-9, max(v.max(), 1 + epsilon) + 1e-9, 31)
-    ax.hist(v[keep], bins=bins, color="C0", label=f"kept ({int(keep.sum())})")
-    ax.hist(v[~keep], bins=bins, color="0.7", label=f"dropped ({int((~keep).sum())})")
-    ax.axvline(1.0, color="k", lw=0.8)
-    ax.axvline(1 + epsilon, color="k", ls="--", lw=0.8, label=f"1 + ε = {1 + epsilon:g}")
-    ax.set_xlabel(f"validation loss / optimum (r = {ratio:g})")
-    ax.set_ylabel("candidates")
-    ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
 
 
 def plot_sweep(table, *, epsilon: float, poster_ratio: float = 0.6, suggested: float | None = None, ax=None):
@@ -84,118 +62,148 @@ def plot_sweep(table, *, epsilon: float, poster_ratio: float = 0.6, suggested: f
     return fig
 
 
-def plot_vic_examples(
-    x: Tensor, masks: Tensor, optimal: Tensor, variability: Tensor, vic: Tensor, *,
-    row_labels: Sequence[str] | None = None, size: float = 1.9,
-):
-    """Poster Fig. 4: one row per image — input, ground-truth mask, Grad-CAM++ of the optimal
-    model, variability across kept models (one colour scale for all rows), VIC. Maps at layer
-    resolution are upsampled."""
+def _map_grid(n_rows: int, n_cols: int, *, panel: float, cbar_cols: Sequence[tuple[int, int]]):
+    """A grid of square map panels (``n_rows`` x ``n_cols``, ``panel`` inches each) with one thin row of
+    horizontal colour-bar axes below; ``cbar_cols[i] = (first, last)`` columns spanned by bar ``i``.
+    Returns ``(fig, axes [n_rows, n_cols], bar axes)``: the figure's shape is the panels' true shape."""
     import matplotlib.pyplot as plt
 
+    title_h, bar_h, gap, below = 0.3, 0.1, 0.1, 0.42  # inches: panel title, bar, gap above it, labels below
+    width = n_cols * panel + 0.3
+    height = n_rows * (panel + title_h) + gap + bar_h + below
+    fig = plt.figure(figsize=(width, height))
+    gs = fig.add_gridspec(n_rows + 1, n_cols, height_ratios=[panel + title_h] * n_rows + [gap + bar_h],
+                          left=0.3 / width, right=0.99, top=1 - 0.02 / height, bottom=below / height,
+                          wspace=0.06, hspace=0.0)
+    axes = np.array([[fig.add_subplot(gs[i, j]) for j in range(n_cols)] for i in range(n_rows)])
+    bars = []
+    for lo, hi in cbar_cols:
+        sub = gs[n_rows, lo : hi + 1].subgridspec(2, 1, height_ratios=[gap, bar_h], hspace=0)
+        cax = fig.add_subplot(sub[1])
+        pos = cax.get_position()  # inset, so that neighbouring bars' end labels do not touch
+        cax.set_position([pos.x0 + 0.06 * pos.width, pos.y0, 0.88 * pos.width, pos.height])
+        bars.append(cax)
+    return fig, axes, bars
+
+
+def _bar(fig, im, cax, label: str) -> None:
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.ticker import MaxNLocator
+
+    cb = fig.colorbar(ScalarMappable(norm=im.norm, cmap=im.get_cmap()), cax=cax, orientation="horizontal")
+    cb.locator = MaxNLocator(nbins=2 if cax.get_position().width < 0.3 else 5)
+    cb.update_ticks()
+    cb.set_label(label, fontsize=7.5, labelpad=1)
+    cb.ax.tick_params(labelsize=7, length=2, pad=1)
+
+
+def plot_vic_examples(
+    x: Tensor, masks: Tensor, optimal: Tensor, variability: Tensor, vic: Tensor, *,
+    row_labels: Sequence[str] | None = None, panel: float = 1.25,
+):
+    """Poster Fig. 4: one row per image — input, lesion mask, Grad-CAM++ of the optimal model, VIC,
+    SD across the kept models (one colour scale for all rows, fitted to the data). Square panels
+    (true aspect); the colour bars sit below their columns. Maps at layer resolution are upsampled."""
     from uqxai_lib.saliency import normalize
 
     n = len(x)
     hw = tuple(x.shape[-2:])
-    fig, axes = plt.subplots(n, 5, figsize=(5 * size, n * size), squeeze=False)
+    fig, axes, (bar_map, bar_sd) = _map_grid(n, 5, panel=panel, cbar_cols=[(2, 3), (4, 4)])
     var_max = max(float(variability.max()), 1e-12)  # one colour scale for every row's variability
-    cols = ["input", "ground truth", "Grad-CAM++ (optimal)", f"variability (SD, 0–{var_max:.2f})", "VIC (mean)"]
+    cols = ["image", "lesion mask", "optimal model", "VIC (mean)", "SD across models"]
+    im_map = im_var = None
     for i in range(n):
         img = display_image(x[i])
         ax = axes[i]
         ax[0].imshow(img)
-        ax[0].set_axis_off()
         ax[1].imshow(masks[i].cpu().numpy(), cmap="gray")
-        ax[1].set_axis_off()
         im_map = show_map(ax[2], img, normalize(optimal[i : i + 1], 2)[0], size=hw, vmin=0, vmax=1.0)
-        im_var = show_map(ax[3], None, variability[i], size=hw, cmap="magma", vmin=0, vmax=var_max)
-        show_map(ax[4], img, vic[i], size=hw, vmin=0, vmax=1.0)
+        show_map(ax[3], img, vic[i], size=hw, vmin=0, vmax=1.0)
+        im_var = show_map(ax[4], None, variability[i], size=hw, cmap="magma", vmin=0, vmax=var_max)
+        for a in ax:
+            a.set_axis_off()
         if row_labels is not None:
-            ax[0].text(-0.05, 0.5, row_labels[i], transform=ax[0].transAxes, rotation=90,
-                       ha="right", va="center", fontsize=8)
+            ax[0].text(-0.04, 0.5, row_labels[i], transform=ax[0].transAxes, rotation=90,
+                       ha="right", va="center", fontsize=7.5)
     for j, c in enumerate(cols):
-        axes[0, j].set_title(c, fontsize=9)
-    fig.tight_layout()
-    fig.colorbar(im_map, ax=list(axes[:, 2]) + list(axes[:, 4]), shrink=0.5, label="normalised map")
-    fig.colorbar(im_var, ax=list(axes[:, 3]), shrink=0.5, label="SD over kept models")
+        axes[0, j].set_title(c, fontsize=8)
+    _bar(fig, im_map, bar_map, "normalised map (optimal, VIC)")
+    _bar(fig, im_var, bar_sd, "SD")
     return fig
 
 
-def plot_model_fidelity(per_model: Mapping[str, Tensor], optimal: Mapping[str, float], vic: Mapping[str, float]):
-    """Poster Fig. 3 (left): distribution over kept models of their mean IoU / Dice, with the
-    optimal model and the VIC marked."""
-    import matplotlib.pyplot as plt
+def vic_frame(x: Tensor, optimal: Tensor, vic: Tensor | None, variability: Tensor | None, *, n_kept: int,
+              n_candidates: int, ratio: float, epsilon: float | None = None, sd_max: float = 0.1,
+              panel: float = 1.45):
+    """One widget frame: the optimal model's map, the VIC and the SD across kept models (colour
+    range ``0..sd_max``, fitted by the caller to every frame). With fewer than two kept models the
+    VIC and SD panels say "no model kept" / "1 model kept: no cloud". Every frame has the same size."""
+    from uqxai_lib.saliency import normalize
 
-    fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8))
-    for ax, metric, name in zip(axes, ("iou", "dice"), ("IoU", "Dice")):
-        v = per_model[metric].detach().cpu().numpy()
-        ax.hist(v, bins=min(30, max(5, len(v) // 4)), color="0.7", label=f"{len(v)} kept models")
-        ax.axvline(float(optimal[metric]), color="C3", lw=1.5, label="optimal model")
-        ax.axvline(float(vic[metric]), color="C0", lw=1.5, ls="--", label="VIC")
-        ax.set_xlabel(f"mean {name} vs lesion mask")
-        ax.set_ylabel("models")
-    axes[0].legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
-
-
-def vic_frame(x: Tensor, vic: Tensor | None, variability: Tensor | None, *, n_kept: int, n_candidates: int,
-              ratio: float, epsilon: float | None = None):
-    """One widget frame: image with VIC overlay, variability, and the number of kept models."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(4.6, 2.5))
+    fig, axes, (bar_map, bar_sd) = _map_grid(1, 3, panel=panel, cbar_cols=[(0, 1), (2, 2)])
+    axes = axes[0]
     img = display_image(x)
     hw = tuple(x.shape[-2:])
-    if vic is None or n_kept == 0:
-        for ax in axes:
+    im_map = show_map(axes[0], img, normalize(optimal[None], 2)[0], "optimal model", size=hw, vmin=0, vmax=1.0,
+                      fontsize=8)
+    if vic is None or n_kept < 2:
+        for ax in axes[1:]:
             ax.imshow(img)
             ax.set_axis_off()
-        axes[1].text(0.5, 0.5, "no model kept", ha="center", va="center", transform=axes[1].transAxes,
-                     color="w", fontsize=10, bbox=dict(facecolor="k", alpha=0.6))
+        text = "no model kept" if n_kept == 0 else "1 model kept:\nno cloud"
+        for ax in axes[1:]:
+            ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="w", fontsize=8,
+                    bbox=dict(facecolor="k", alpha=0.7))
+        axes[1].set_title("VIC", fontsize=8)
+        axes[2].set_title("SD across models", fontsize=8)
+        im_sd = show_map(axes[2], img, torch.zeros(hw), size=hw, cmap="magma", vmin=0, vmax=sd_max, alpha=0.0)
     else:
-        im = show_map(axes[0], img, vic, "VIC", size=hw, vmin=0, vmax=1.0, fontsize=9)
-        fig.colorbar(im, ax=axes[0], shrink=0.8)
-        im = show_map(axes[1], None, variability, "variability (SD)", size=hw, cmap="magma", vmin=0, vmax=0.5,
-                      fontsize=9)
-        fig.colorbar(im, ax=axes[1], shrink=0.8)
+        show_map(axes[1], img, vic, "VIC", size=hw, vmin=0, vmax=1.0, fontsize=8)
+        im_sd = show_map(axes[2], None, variability, "SD across models", size=hw, cmap="magma", vmin=0,
+                         vmax=sd_max, fontsize=8)
+    _bar(fig, im_map, bar_map, "normalised map")
+    _bar(fig, im_sd, bar_sd, "SD")
     eps = "" if epsilon is None else f", ε = {epsilon:g}"
-    fig.suptitle(f"r = {ratio:g}{eps}: {n_kept} of {n_candidates} models kept", fontsize=9)
-    fig.tight_layout()
+    axes[0].text(0.0, -0.02, f"r = {ratio:g}{eps}: {n_kept} of {n_candidates} kept", transform=axes[0].transAxes,
+                 ha="left", va="top", fontsize=7.5)
     return fig
 
 
-
-
-def vic_frames(grid: Sequence[Sequence[tuple]], x: Tensor, ratios: Sequence[float], epsilons: Sequence[float], *,
-               dpi: int = 72) -> list[list[bytes]]:
-    """Widget frames (PNG bytes) of one image ``x [1, 3, H, W]`` from :func:`uqxai_lib.studies.derm.vic_grid`:
-    ``frames[i][j]`` shows the VIC and the variability at ``ratios[i]`` and ``epsilons[j]``. For
-    :func:`uqxai_lib.widgets.frame_grid` / ``frame_slider``."""
+def vic_frames(grid: Sequence[Sequence[tuple]], x: Tensor, optimal: Tensor, ratios: Sequence[float],
+               epsilons: Sequence[float], *, dpi: int = 100) -> list[list[bytes]]:
+    """Widget frames (PNG bytes) of one image ``x [1, 3, H, W]`` and its optimal map ``optimal [1, h, w]``
+    from :func:`uqxai_lib.studies.derm.vic_grid`: ``frames[i][j]`` shows the optimal map, the VIC and
+    the SD at ``ratios[i]`` and ``epsilons[j]``. The SD colour range is fitted to the largest SD of
+    the grid (one scale for every frame). For :func:`uqxai_lib.widgets.frame_grid` / ``frame_slider``."""
     from uqxai_lib.widgets import figure_to_png
 
     if x.ndim != 4 or len(x) != 1:
         raise ValueError(f"x must be one image [1, 3, H, W], got shape {tuple(x.shape)}")
     if len(grid) != len(ratios) or any(len(row) != len(epsilons) for row in grid):
         raise ValueError(f"grid must be {len(ratios)} x {len(epsilons)} (ratios x epsilons)")
+    sds = [float(s.max()) for row in grid for (_, s, n, _) in row if s is not None and n >= 2]
+    sd_max = max(sds) if sds and max(sds) > 0 else 0.1
     frames = []
     for r, row in zip(ratios, grid):
         out = []
         for eps, (v, s, n, k) in zip(epsilons, row):
-            fig = vic_frame(x[0], v, s, n_kept=n, n_candidates=k, ratio=float(r), epsilon=float(eps))
+            fig = vic_frame(x[0], optimal[0], v, s, n_kept=n, n_candidates=k, ratio=float(r), epsilon=float(eps),
+                            sd_max=sd_max)
             out.append(figure_to_png(fig, dpi))
         frames.append(out)
     return frames
 
 
-def plot_samples(data, per_class: int = 4, *, size: float = 1.5):
-    """A few images of each class (first ``per_class`` of each) above their lesion masks."""
+def plot_samples(data, per_class: int = 4, *, size: float | None = None):
+    """A few images of each class (first ``per_class`` of each) above their lesion masks; square
+    panels ``size`` inches wide (default: the row fits a 6.8 in column)."""
     import matplotlib.pyplot as plt
 
     if data.mask is None:
         raise ValueError("the data set has no lesion masks")
     show = torch.cat([torch.nonzero(data.y == c).flatten()[:per_class] for c in range(len(data.classes))])
-    fig, axes = plt.subplots(2, len(show), figsize=(size * len(show), 2 * size + 0.1), squeeze=False)
+    size = min(1.5, 6.8 / len(show)) if size is None else size
+    fig, axes = plt.subplots(2, len(show), figsize=(size * len(show), 2 * size + 0.25), squeeze=False)
     for j, i in enumerate(show.tolist()):
         axes[0, j].imshow(display_image(data.x[i]))
         axes[0, j].set_title(data.classes[int(data.y[i])], fontsize=8)
@@ -206,25 +214,6 @@ def plot_samples(data, per_class: int = 4, *, size: float = 1.5):
     return fig
 
 
-
-
-def plot_fidelity_by_ratio(table, *, optimal_iou: float, poster_ratio: float = 0.6, chosen: float | None = None,
-                           ax=None):
-    """Mean IoU of the VIC (kept models, and all candidates) against the prune ratio, with the
-    optimal model's mean IoU as a horizontal line."""
-    fig, ax = _fig_ax(ax, figsize=(5.6, 3.0))
-    r = table["ratio"].to_numpy()
-    ax.plot(r, table["iou_all"], "s--", color="0.5", ms=3, label="VIC of all candidates")
-    ax.plot(r, table["iou_vic"], "o-", color="C0", ms=4, label="VIC of kept models")
-    ax.axhline(float(optimal_iou), color="C3", lw=1.2, label="optimal model")
-    ax.axvline(poster_ratio, color="C3", ls=":", lw=1.2, label=f"poster's r = {poster_ratio:g}")
-    if chosen is not None:
-        ax.axvline(chosen, color="C2", ls="-.", lw=1.2, label=f"ours: r = {chosen:g}")
-    ax.set_xlabel("prune ratio r")
-    ax.set_ylabel("mean IoU vs lesion mask")
-    ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
 
 
 def performance_table(summary: Mapping[str, Any], auroc: float, *, digits: int = 3):
@@ -242,134 +231,137 @@ def performance_table(summary: Mapping[str, Any], auroc: float, *, digits: int =
     return pd.DataFrame({"value": values}, index=index).round(digits)
 
 
+_SITE_WORDS = {"post_activation": "after last ReLU", "pre_bn": "before last BatchNorm",
+               "earlier_block": "previous stage", "rashomon_finetuned": "fine-tuned models",
+               "control_blurred": "control: blurred optimal map", "control_seed_ensemble":
+               "control: other training seeds"}
+_FILTER_WORDS = {"loss": "", "temperature": "temperature filter", "loss_auroc": "loss + AUROC filter",
+                 "none": "no filter"}
+
+
 def variant_label(row: Mapping[str, Any]) -> str:
-    """Short label of a variant row: ``site · r · target · aggregation · filter``."""
-    r = row["ratio"] if isinstance(row["ratio"], str) else f"r={float(row['ratio']):g}"
-    return f"{row['site']} · {r} · {row['target']} · {row['aggregation']} · {row['filter']}"
+    """A variant in plain words: where (or how) the models were made, then only what differs from
+    the chapter's choices (its ratio, the optimal model's class, normalised maps, the loss filter).
+
+    >>> variant_label({"site": "pre_bn", "ratio": 0.1, "target": "own", "aggregation": "normalised", "filter": "loss"})
+    'before last BatchNorm, r = 0.1, own class'
+    """
+    site = str(row["site"])
+    parts = [_SITE_WORDS.get(site, site)]
+    if site.startswith("control_blurred"):
+        return f"{parts[0]} (σ = {str(row['filter']).split('=')[-1]})"
+    r = row.get("ratio")
+    if r == "random":
+        parts.append("random ratio")
+    elif isinstance(r, (int, float)):
+        parts.append(f"r = {float(r):g}")
+    if row.get("target") == "own":
+        parts.append("own class")
+    if row.get("aggregation") == "raw":
+        parts.append("raw mean")
+    f = _FILTER_WORDS.get(str(row.get("filter")), str(row.get("filter")))
+    if f and not site.startswith("control"):
+        parts.append(f)
+    return ", ".join(parts)
 
 
-def variants_table(rows: Sequence[Mapping[str, Any]], *, digits: int = 3):
-    """The variants as a display table (one row each; the numbers come from ``studies.derm.run_variants``)."""
+def _delta(r: Mapping[str, Any]) -> str:
+    """ΔIoU and its interval at one fixed precision (4 decimals), real minus signs."""
+    lo, hi = r["delta_iou_ci95"]
+    return (f"{r['delta_iou']:+.4f} ({lo:+.4f} to {hi:+.4f})").replace("-", "−")
+
+
+def variants_table(rows: Sequence[Mapping[str, Any]], *, epsilon: float):
+    """The variants as a display table, key columns first: variant (plain words), models kept /
+    candidates, median Spearman(VIC, optimal), ΔIoU with its 95 % interval, verdict ("undefined"
+    rows show their reason instead of numbers). The numbers come from
+    :func:`uqxai_lib.studies.derm.compare_to_optimal`; the full rows are in the results JSON."""
     import pandas as pd
+
+    from uqxai_lib.report import fmt_number
 
     out = []
     for r in rows:
-        lo, hi = r["delta_iou_ci95"]
-        out.append({"site": r["site"], "ratio": r["ratio"], "target": r["target"], "aggregation": r["aggregation"],
-                    "filter": r["filter"], "kept": f"{r['n_kept']}/{r['n_candidates']}",
-                    "IoU optimal": round(r["iou_optimal"], digits), "IoU VIC": round(r["iou_vic"], digits),
-                    "ΔIoU [95% CI]": f"{r['delta_iou']:+.4f} [{lo:+.4f}, {hi:+.4f}]",
-                    "Dice optimal": round(r["dice_optimal"], digits), "Dice VIC": round(r["dice_vic"], digits),
-                    "Spearman(VIC, opt.) median": round(r["spearman_vic_optimal_median"], digits),
-                    "verdict": r["verdict"]})
-    return pd.DataFrame(out)
+        undefined = r["verdict"] == "undefined"
+        kept = f"{r['n_kept']} / {r['n_candidates']}"
+        if "n_within_tolerance" in r and r.get("filter") == "none":
+            kept = f"{r['n_kept']} ({r['n_within_tolerance']} within 1 + ε)"
+        out.append({"variant": variant_label(r), "models": kept,
+                    "ρ (VIC, optimal)": "–" if undefined else fmt_number(r["spearman_vic_optimal_median"]),
+                    "ΔIoU (95 % interval)": "–" if undefined else _delta(r),
+                    "verdict": r["verdict"] + (" (< 2 models kept)" if undefined else "")})
+    return pd.DataFrame(out).set_index("variant")
 
 
-def plot_variants(rows: Sequence[Mapping[str, Any]], *, controls: Mapping[str, float] | None = None,
-                  poster_delta: float | None = None, ax=None):
-    """Forest plot: paired IoU difference VIC − optimal with its 95 % interval for every variant (and
-    optional control rows ``{label: delta}`` without interval), the zero line and the poster's
-    difference (theirs) as a dashed line."""
-    n = len(rows) + (len(controls) if controls else 0)
-    fig, ax = _fig_ax(ax, figsize=(7.4, 0.34 * n + 1.2))
+def sweep_table(table):
+    """The prune-ratio sweep for display: ratio, models kept of the candidates, median and 5-95 %
+    range of the relative validation loss (3 decimals)."""
+    import pandas as pd
+
+    return pd.DataFrame({
+        "prune ratio": [f"{r:g}" for r in table["ratio"]],
+        "models kept": [f"{int(a)} / {int(b)}" for a, b in zip(table["n_kept"], table["n_candidates"])],
+        "loss / optimum, median": [f"{v:.3f}" for v in table["rel_loss_median"]],
+        "5–95 %": [f"{a:.3f}–{b:.3f}" for a, b in zip(table["rel_loss_q05"], table["rel_loss_q95"])],
+    }).set_index("prune ratio")
+
+
+def maps_right_table(fidelity: Mapping[str, Any], sanity: Mapping[str, Any] | None,
+                     fvs: Mapping[str, Any] | None):
+    """The assess record's fidelity, sanity and fidelity-vs-stability sections as one two-column
+    table (quantity, value) with formatted numbers."""
+    import pandas as pd
+
+    from uqxai_lib.report import fmt_interval, fmt_number
+
+    rows = [("mass in lesion mask (95 % interval)", f"{fmt_number(fidelity['mass_in_mask'])} "
+             f"({fmt_interval(fidelity['mass_in_mask_ci95'])})"),
+            ("chance (mask area share)", fmt_number(fidelity["chance"])),
+            ("pointing game (max in mask)", fmt_number(fidelity["pointing_game"]))]
+    if "deletion_auc" in fidelity:
+        rows += [("deletion area: map order / random (lower is better)",
+                  f"{fmt_number(fidelity['deletion_auc'])} / {fmt_number(fidelity['deletion_auc_random'])}"),
+                 ("insertion area: map order / random (higher is better)",
+                  f"{fmt_number(fidelity['insertion_auc'])} / {fmt_number(fidelity['insertion_auc_random'])}")]
+    for step in (sanity or {}).get("steps", []):
+        rows.append((f"sanity: median ρ after randomising {step['randomised']}",
+                     fmt_number(step["median_rho"])
+                     + (f" ({step['n_constant']} constant)" if step["n_constant"] else "")))
+    if sanity:
+        rows.append(("sanity outcome", f"{sanity['outcome']} (threshold {fmt_number(sanity['threshold'], 2)})"))
+    if fvs:
+        rows.append(("Spearman(mass in mask, stability) (95 % interval)",
+                     f"{fmt_number(fvs['spearman'])} ({fmt_interval(fvs['ci95'])}), n = {fvs['n']}"))
+    return pd.DataFrame(rows, columns=["quantity", "value"]).set_index("quantity")
+
+
+def plot_variants(rows: Sequence[Mapping[str, Any]], *, poster_delta: float | None = None, ax=None):
+    """Forest plot: paired IoU difference VIC − optimal with its 95 % interval for every row, the
+    zero line and the poster's difference (theirs) as a dashed line. An "undefined" row (fewer than
+    two kept models) is labelled as such, without a point."""
+    n = len(rows)
+    fig, ax = _fig_ax(ax, figsize=(6.5, 0.24 * n + 1.0))  # labels inside: fits a 6.9 in column
     labels = []
     for i, r in enumerate(rows):
-        lo, hi = r["delta_iou_ci95"]
-        colour = {"higher": "C2", "lower": "C3"}.get(r["verdict"], "0.4")
-        ax.errorbar([r["delta_iou"]], [i], xerr=[[r["delta_iou"] - lo], [hi - r["delta_iou"]]], fmt="o", ms=4,
-                    color=colour, capsize=2)
-        labels.append(f"{variant_label(r)}  (n={r['n_kept']})")
-    for j, (name, d) in enumerate((controls or {}).items()):
-        ax.plot([d], [len(rows) + j], "D", color="k", ms=4)
-        labels.append(name)
+        if r["verdict"] == "undefined":
+            ax.text(0, i, "undefined", fontsize=7, va="center", ha="center", color="0.4")
+        else:
+            lo, hi = r["delta_iou_ci95"]
+            colour = {"higher": "C2", "lower": "C3"}.get(r["verdict"], "0.4")
+            ax.errorbar([r["delta_iou"]], [i], xerr=[[r["delta_iou"] - lo], [hi - r["delta_iou"]]], fmt="o", ms=3.5,
+                        color=colour, capsize=2)
+        labels.append(f"{variant_label(r)} ({r['n_kept']})")
     ax.axvline(0, color="k", lw=0.8)
     if poster_delta is not None:
-        ax.axvline(poster_delta, color="C3", ls="--", lw=1, label=f"poster (theirs): {poster_delta:+.3f}")
-        ax.legend(fontsize=7, frameon=False, loc="lower right")
+        ax.axvline(poster_delta, color="C3", ls="--", lw=1)
+        ax.text(poster_delta, -0.9, f"poster (theirs) {poster_delta:+.3f}", color="C3", fontsize=7, ha="right",
+                va="bottom")
     ax.set_yticks(range(n))
     ax.set_yticklabels(labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("mean IoU difference, VIC − optimal (95 % interval over lesions)")
+    ax.set_xlabel("ΔIoU, VIC − optimal (95 % interval over lesions)")
+    ax.set_ylabel("variant (models in the cloud)", fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def plot_deletion_insertion(curves: Mapping[str, Tensor], aucs: Mapping[str, float], *, fill: str):
-    """Mean deletion and insertion curves in map order and in random order (probability of the
-    explained class against the share of patches changed), with their areas in the legend."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.8), sharey=True)
-    for ax, name in zip(axes, ("deletion", "insertion")):
-        for order, style in (("map", "-"), ("random", "--")):
-            c = torch.as_tensor(curves[f"{name}_{order}"]).double().numpy()
-            f = np.linspace(0, 1, len(c))
-            key = f"{name}_auc" + ("" if order == "map" else "_random")
-            ax.plot(f, c, style, color="C0" if order == "map" else "0.45",
-                    label=f"{'map' if order == 'map' else 'random'} order (area {aucs[key]:.3f})")
-        ax.set_xlabel(f"share of patches {'deleted' if name == 'deletion' else 'inserted'} ({fill} fill)")
-        ax.set_title(name, fontsize=9)
-        ax.legend(fontsize=7, frameon=False)
-    axes[0].set_ylabel("probability of the explained class")
-    fig.tight_layout()
-    return fig
-
-
-def plot_sanity(x: Tensor, trained: Tensor, randomised: Tensor, rows: Sequence[Mapping[str, Any]], *, size: float = 1.6):
-    """Cascading randomisation: for a few images, the trained model's map and each randomised
-    model's map (columns, from the head down), with the step's median Spearman to the trained maps."""
-    import matplotlib.pyplot as plt
-
-    from uqxai_lib.saliency import normalize
-
-    n = trained.shape[0]
-    cols = 2 + len(rows)
-    fig, axes = plt.subplots(n, cols, figsize=(cols * size, n * size + 0.4), squeeze=False)
-    hw = tuple(x.shape[-2:])
-    im = None
-    for i in range(n):
-        img = display_image(x[i])
-        axes[i, 0].imshow(img)
-        axes[i, 0].set_axis_off()
-        im = show_map(axes[i, 1], img, normalize(trained[i : i + 1], 2)[0], size=hw, vmin=0, vmax=1.0)
-        for j, r in enumerate(rows):
-            im = show_map(axes[i, 2 + j], img, normalize(randomised[j, i : i + 1].float(), 2)[0], size=hw, vmin=0,
-                          vmax=1.0)
-    axes[0, 0].set_title("input", fontsize=8)
-    axes[0, 1].set_title("trained", fontsize=8)
-    for j, r in enumerate(rows):
-        axes[0, 2 + j].set_title(f"random from\n{r['randomised_from']}\nρ = {r['spearman_to_trained']:.2f}", fontsize=7)
-    fig.colorbar(im, ax=axes, shrink=0.6, label="normalised map")
-    return fig
-
-
-def plot_fidelity_vs_stability(fidelity: Tensor, variability: Tensor, correct: Tensor, *, chance: float,
-                               spearman: float, ci95: Sequence[float], ax=None):
-    """One point per test image: mean VIC variability (instability) against the VIC's mass in the
-    lesion mask, coloured by correct / misclassified, with the chance level of the mass."""
-    fig, ax = _fig_ax(ax, figsize=(4.8, 3.4))
-    f = torch.as_tensor(fidelity).double().numpy()
-    v = torch.as_tensor(variability).double().flatten(1).mean(1).numpy()
-    c = torch.as_tensor(correct).bool().numpy()
-    ax.scatter(v[c], f[c], s=10, color="C0", alpha=0.6, label="correct")
-    ax.scatter(v[~c], f[~c], s=14, color="C3", marker="x", alpha=0.8, label="misclassified")
-    ax.axhline(chance, color="k", ls=":", lw=0.8, label=f"chance ({chance:.2f})")
-    ax.set_xlabel("mean VIC variability (SD over kept models)")
-    ax.set_ylabel("VIC mass in lesion mask")
-    ax.set_title(f"Spearman {spearman:+.2f} [{ci95[0]:+.2f}, {ci95[1]:+.2f}]", fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
-
-
-def per_class_fidelity_table(fid: Mapping[str, Any], *, digits: int = 3):
-    """The per-class part of a ``studies.derm.fidelity_summary`` record as a display table."""
-    import pandas as pd
-
-    rows = []
-    for name, r in fid["per_class"].items():
-        lo, hi = r["mass_in_mask_ci95"]
-        rows.append({"class": name, "n": r["n"], "mass in mask [95% CI]": f"{r['mass_in_mask']:.{digits}f} "
-                     f"[{lo:.{digits}f}, {hi:.{digits}f}]", "chance": round(r["chance"], digits),
-                     "pointing game": round(r["pointing_game"], digits)})
-    return pd.DataFrame(rows).set_index("class")
