@@ -51,6 +51,7 @@ notebooks: install
 	$(PYTHON) -m uqxai_lib.run $(RUN_ARGS)
 
 test: install
+	$(VENV)/bin/ruff check .
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 # Seeds x parameter sets of notebooks as Dask tasks (uqxai_lib.sweep): _build/sweeps/<nb>/<key>/, index.json.

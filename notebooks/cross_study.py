@@ -104,9 +104,9 @@ import yaml
 from IPython.display import Markdown, display
 
 from uqxai_lib import cache, report, stats, widgets
-from uqxai_lib.perturb import SNR_DEFINITION
 from uqxai_lib.models.resnet_mc import weights_fingerprint
 from uqxai_lib.params import chapter_parameters
+from uqxai_lib.perturb import SNR_DEFINITION
 from uqxai_lib.studies import cross, modalities
 from uqxai_lib.utils import pick_device, seed_everything
 from uqxai_lib.viz import cross as vc
@@ -194,7 +194,8 @@ for name, m in setups.items():
             y_val=m.val.y.to(dev), head=m.head, rashomon_k=rashomon_k, prune_ratio=prune_ratios[name], epsilon=epsilon,
             members=members, seed=seed)._asdict())
 report.table(pd.DataFrame({f"{n} / {s}": {"samples per item": int(st["maps"].shape[0]),
-                                           **{k: v for k, v in st["info"].items() if k in ("n_kept", "n_members", "passes")}}
+                                           **{k: v for k, v in st["info"].items() if k in ("n_kept", "n_members",
+                                                                                           "passes")}}
                            for (n, s), st in stacks.items()}).T.fillna(""), "samples")
 
 # %% [markdown]
@@ -242,7 +243,8 @@ for (name, source), sc in scores.items():
     rows = cross.matrix_rows(name, source, sc, correct[name], groups=groups[name], n_boot=n_boot, seed=seed)
     matrix += [r for r in rows if r["kind"] == "explanation"]
     baselines_rows += [r for r in rows if r["kind"] == "baseline"]
-fig = vc.plot_matrix(matrix, modalities=list(setups), sources=list(cross.SOURCES), scores=list(cross.EXPLANATION_SCORES),
+fig = vc.plot_matrix(matrix, modalities=list(setups), sources=list(cross.SOURCES),
+                     scores=list(cross.EXPLANATION_SCORES),
                      title="explanation repeatability: AUROC for correct vs misclassified [95% CI]")
 
 # %%
@@ -564,7 +566,8 @@ widgets.frame_grid(frames, labels, alpha_grid, descriptions=("modality", "α"))
 # (or Jaccard) of the same source on our data. The rows (column `source`, a key of the book's
 # bibliography): explanation consistency of models of identical architecture on MIMIC-CXR retrained
 # with other seeds or training-set orders {cite:p}`watson2022agree`; repeatability and reproducibility
-# of six gradient-based saliency methods on upper-extremity radiographs {cite:p}`venkatesh2024gradient`; self-consistency of ECG attributions
+# of six gradient-based saliency methods on upper-extremity radiographs {cite:p}`venkatesh2024gradient`;
+# self-consistency of ECG attributions
 # across random initialisations {cite:p}`arends2026signal`; and, as context only (crafted input
 # perturbations, not seeds or sampling), saliency under subtle perturbations of chest X-rays and
 # brain MRI {cite:p}`zhang2024revisiting`.
@@ -644,7 +647,8 @@ display(Markdown("\n".join(lines)))
 # chapter the hook point under MC dropout (before or after the block's dropout), the dermoscopy
 # chapter the pruning site and the Rashomon filter, the ECG chapter SUE's reference and region
 # size. The matrix uses each chapter's default, and the design section above reruns three of these
-# choices on the same items; the Rashomon set here prunes the explained layer itself, the design under which a pruned model's map is a subset sum of the optimal model's.
+# choices on the same items; the Rashomon set here prunes the explained layer itself, the design under which a pruned
+# model's map is a subset sum of the optimal model's.
 # The guarantee of the abstention rule holds for any score; which score buys the most coverage at
 # a given risk is an empirical question answered per modality in the table above.
 #

@@ -53,7 +53,6 @@ dropout = 0.25
 # %% tags=["hide-input"]
 from collections import OrderedDict
 
-import torch
 from IPython.display import Markdown, display
 from torch import nn
 

@@ -77,8 +77,7 @@ from uqxai_lib import cache, report, saliency, train, utils, verdicts, widgets
 from uqxai_lib.data.synthetic_shapes import make_synthetic_shapes
 from uqxai_lib.models.derm_classifier import build_derm_classifier, derm_augment
 from uqxai_lib.studies import primer as sp
-from uqxai_lib.viz import gallery
-from uqxai_lib.viz import use_style
+from uqxai_lib.viz import gallery, use_style
 from uqxai_lib.viz import primer as vp
 
 use_style()  # the house figure style (importing uqxai_lib.viz changes no global state)
@@ -182,7 +181,8 @@ show(vp.plot_examples(test_set.x[ex], test_set.mask[ex], {"Grad-CAM": cam[ex], "
 
 # %%
 pick = sp.sample_items(correct, 12, seed=seed)
-show(gallery([vp.display_image(x) for x in test_set.x[pick]], cam_pp[pick], masks=test_set.mask[pick], wrong=(~correct[pick]).tolist(),
+show(gallery([vp.display_image(x) for x in test_set.x[pick]], cam_pp[pick], masks=test_set.mask[pick],
+             wrong=(~correct[pick]).tolist(),
              titles=[f"{shapes[t]} → {shapes[p]}" for t, p in zip(test_set.y[pick].tolist(), pred[pick].tolist())],
              label="Grad-CAM++ (min–max scaled)"))
 

@@ -9,7 +9,7 @@ import matplotlib
 import pytest
 
 matplotlib.use("Agg")
-sys.path.insert(0, str(Path(__file__).parent))  # tests/_support.py
+sys.path.insert(0, str(Path(__file__).parent))  # tests/support.py
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -39,8 +39,8 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
-from _pages import log_problems, page_checker
-from _support import book_extension
+from pages import log_problems, page_checker
+from support import book_extension
 
 pytestmark = pytest.mark.slow
 
@@ -463,7 +463,7 @@ def test_page_reads_at_a_glance(docname, server, driver):
     for path in {str(ROOT), str(Path.home()) + "/"} - {"/"}:
         if path in html:
             problems.append(f"build-machine path {path!r} in the page")
-    if docname in CHAPTERS:  # timing and "results ->" lines printed into the outputs (tests/_pages.py)
+    if docname in CHAPTERS:  # timing and "results ->" lines printed into the outputs (tests/pages.py)
         problems += log_problems(html)
 
     # nothing wider than the column outside its own scroll box
@@ -519,7 +519,7 @@ def test_search_from_file_url_shows_snippets_without_console_errors(book_html, d
     log = driver.get_log("browser")
     problems = _console_errors(log)
     problems += [f"{e['level']}: {e['message']}" for e in log if "content block not found" in e["message"].lower()]
-    assert not problems, f"search.html from file://:\n" + "\n".join(problems)
+    assert not problems, "search.html from file://:\n" + "\n".join(problems)
 
 
 # --------------------------------------------------------------------------- layout at 1280 x 900

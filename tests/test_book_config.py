@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _support import book_extension
+from support import book_extension
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -351,7 +351,8 @@ def _tables(n: int) -> dict:
 
     report.clear_tables()
     for i in range(n):
-        report.table(pd.DataFrame({"kind": ["Gaussian", "EMG, baseline"], "SUE": [0.5 + i, float("nan")]}), f"table_{i}")
+        report.table(pd.DataFrame({"kind": ["Gaussian", "EMG, baseline"], "SUE": [0.5 + i, float("nan")]}),
+                     f"table_{i}")
     out = report.tables()
     report.clear_tables()
     return out

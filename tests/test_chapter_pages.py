@@ -3,7 +3,7 @@ paths printed by the notebooks (timing stays on the terminal that runs papermill
 each notebook's wall time), and linked citations with a References section.
 
 The notebooks are checked statically here (cheap); ``test_notebooks.py`` applies the same page
-checks (``_pages``) to the tiny book it builds."""
+checks (``pages``) to the tiny book it builds."""
 from __future__ import annotations
 
 import ast
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jupytext
 import pytest
-from _pages import citation_problems, log_problems, output_lines, page_checker
+from pages import citation_problems, log_problems, output_lines, page_checker
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))

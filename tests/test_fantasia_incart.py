@@ -39,7 +39,8 @@ def root(tmp_path_factory):
     }
     for r in INCART:
         n = 257 * 9
-        sig = np.stack([_ecg(n, 257, rng) * (-1.0 if k == 1 else 1.0 + 0.1 * k) for k in range(12)], 1)  # lead II inverted
+        sig = np.stack([_ecg(n, 257, rng) * (-1.0 if k == 1 else 1.0 + 0.1 * k) for k in range(12)],
+                       1)  # lead II inverted
         wfdb.wrsamp(r, fs=257, units=["mV"] * 12, sig_name=INCART_LEADS, p_signal=sig, fmt=["16"] * 12,
                     comments=comments[r], write_dir=str(root / "incart"))
     return root
@@ -171,7 +172,8 @@ def _write_release(root, rng):
         for pid, recs in patients.items():
             age, sex = 40 + 3 * pid, "MF"[pid % 2]
             for r in recs:
-                comments = [f"<age>: {age} <sex>: {sex} <diagnoses> {dx}", f"patient {pid}", FINDINGS[k % len(FINDINGS)]]
+                comments = [f"<age>: {age} <sex>: {sex} <diagnoses> {dx}", f"patient {pid}",
+                            FINDINGS[k % len(FINDINGS)]]
                 k += 1
                 n = 257 * INCART_S
                 sig = np.stack([_ecg(n, 257, rng) * (1.0 + 0.1 * j) for j in range(12)], 1)
@@ -265,7 +267,8 @@ def test_patient_key_falls_back_to_the_demographic_line_then_the_whole_text():
     from uqxai_lib.data.fantasia_incart import patient_key
 
     assert patient_key(["<age>: 65 <sex>: F <diagnoses> CAD", "Patient 12", "PVCs"]) == "patient 12"
-    assert patient_key(["<age>: 65 <sex>: F <diagnoses> CAD", "PVCs"]) == patient_key(["<age>: 65  <sex>: F <diagnoses> CAD", "APCs"])
+    assert patient_key(["<age>: 65 <sex>: F <diagnoses> CAD",
+                        "PVCs"]) == patient_key(["<age>: 65  <sex>: F <diagnoses> CAD", "APCs"])
     assert patient_key(["only text"]) == "only text"
 
 

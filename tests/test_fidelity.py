@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import scipy.ndimage
 import torch
+from support import randomise_bn
 from torch import nn
 
-from _support import randomise_bn
-
-from uqxai_lib import fidelity as F, saliency
+from uqxai_lib import fidelity as F
+from uqxai_lib import saliency
 
 
 def _model(c_in=1, n=16, nd=1):
@@ -101,7 +101,8 @@ def test_every_fill_matches_the_loop_in_1d_and_2d_with_uneven_steps(insert, fill
         else:
             want_fill = torch.full_like(x, fill)
         got = fn(model, x, maps, tgt, patch=patch, fill=f, steps=5)  # 8 or 16 patches in 5 steps: rounding
-        np.testing.assert_allclose(got.numpy(), _loop_curve(model, x, maps, tgt, patch, insert, want_fill, 5), atol=1e-12)
+        np.testing.assert_allclose(got.numpy(), _loop_curve(model, x, maps, tgt, patch, insert, want_fill, 5),
+                                   atol=1e-12)
 
 
 @pytest.mark.parametrize("insert", [False, True])

@@ -3,9 +3,8 @@ import hashlib
 import pytest
 import yaml
 
-from uqxai_lib.data import DataError
+from uqxai_lib.data import DataError, pin
 from uqxai_lib.data import manifest as mf
-from uqxai_lib.data import pin
 
 
 def _write_manifest(d, name="toy", **extra):

@@ -66,8 +66,10 @@ def test_spearman_broadcasts_a_stack_against_a_reference():
 
 
 def test_spearman_is_nan_exactly_where_scipy_is():
-    a = torch.stack([torch.zeros(30), torch.full((30,), 2.0), _tied_maps((30,), 7).float(), _tied_maps((30,), 8).float()])
-    b = torch.stack([_tied_maps((30,), 9).float(), _tied_maps((30,), 10).float(), torch.ones(30), _tied_maps((30,), 11).float()])
+    a = torch.stack([torch.zeros(30), torch.full((30,), 2.0), _tied_maps((30,), 7).float(),
+                     _tied_maps((30,), 8).float()])
+    b = torch.stack([_tied_maps((30,), 9).float(), _tied_maps((30,), 10).float(), torch.ones(30),
+                     _tied_maps((30,), 11).float()])
     rho = metrics.spearman(a, b)
     ref = np.array([_scipy_rho(a[i], b[i]) for i in range(4)])
     np.testing.assert_array_equal(np.isnan(rho.numpy()), np.isnan(ref))
@@ -220,7 +222,8 @@ def test_sue_needs_two_samples_and_rejects_nan():
 def test_quantile_threshold_matches_numpy():
     m = _tied_maps((4, 37), 25)
     for q in (0.0, 0.33, 0.5, 0.9, 0.95, 1.0):
-        np.testing.assert_allclose(metrics.quantile_threshold(m, q).numpy(), np.quantile(m.numpy(), q, axis=-1), rtol=0, atol=0)
+        np.testing.assert_allclose(metrics.quantile_threshold(m, q).numpy(), np.quantile(m.numpy(), q, axis=-1), rtol=0,
+                                   atol=0)
 
 
 def _otsu_variances(x: np.ndarray, bins=256):

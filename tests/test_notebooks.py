@@ -18,8 +18,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from pages import citation_problems, log_problems
 
-from _pages import citation_problems, log_problems
 from uqxai_lib import run
 
 pytestmark = pytest.mark.slow

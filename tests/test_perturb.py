@@ -10,10 +10,10 @@ from uqxai_lib import perturb as PI
 from uqxai_lib.data.synthetic_ecg import make_synthetic_ecg
 from uqxai_lib.perturb import (
     PERTURBATIONS,
+    achieved_snr_db,
     load_nstdb,
     make_perturbation,
     noise,
-    achieved_snr_db,
     restandardize,
     scale_to_snr,
     scaled_noise,
@@ -30,7 +30,8 @@ def x():
 
 def _np_restandardize(clean, noisy):
     c, v = np.asarray(clean, np.float64), np.asarray(noisy, np.float64)
-    return (v - v.mean(-1, keepdims=True)) / v.std(-1, keepdims=True) * c.std(-1, keepdims=True) + c.mean(-1, keepdims=True)
+    return (v - v.mean(-1, keepdims=True)) / v.std(-1, keepdims=True) * c.std(-1,
+                                                                              keepdims=True) + c.mean(-1, keepdims=True)
 
 
 @pytest.mark.parametrize("kind", PERTURBATIONS)

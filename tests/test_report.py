@@ -1,8 +1,12 @@
 """Tests of uqxai_lib.report: verdict boxes and the verdict table are derived from the record's interval."""
+import csv as _csv
+import json as _json
 import math
 import re
+import zipfile as _zipfile
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from uqxai_lib import report, stats
@@ -131,11 +135,6 @@ def test_robustness_json_entry_of_issue_15_is_read_as_is():
 
 
 # --------------------------------------------------------------------------- tables for download
-import csv as _csv
-import json as _json
-import zipfile as _zipfile
-
-import pandas as pd
 
 
 @pytest.fixture
@@ -147,10 +146,12 @@ def fresh_tables():
 
 def _shown_tables():
     """Tables shaped like the chapters': a named index, formatted strings, NaN, ints, a MultiIndex."""
-    history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.9, 0.5, 0.25], "val_accuracy": [0.5, float("nan"), 0.875]})
+    history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.9, 0.5, 0.25], "val_accuracy": [0.5, float("nan"),
+                                                                                                 0.875]})
     split = pd.DataFrame({"images": [10, 4], "malignant %": [20.0, 25.0]}, index=["train", "test"])
     sue = pd.DataFrame({"SUE correct (ours)": ["0.512 ± 0.101", "–"], "n correct": [12, 0],
-                        "note": ['a "quoted", comma', "ü, – and ρ"]}).set_index(pd.Index(["Gaussian", "EMG"], name="perturbation"))
+                        "note": ['a "quoted", comma', "ü, – and ρ"]}).set_index(pd.Index(["Gaussian", "EMG"],
+                                                                                         name="perturbation"))
     multi = pd.DataFrame({("IoU", "VIC"): [0.25, 0.5], ("IoU", "opt."): [0.125, 0.75]},
                          index=pd.MultiIndex.from_tuples([("conv", 0.6), ("fc", 0.2)], names=["site", "ratio"]))
     return {"history": history.set_index("epoch"), "split": split, "sue_table1": sue, "variants": multi}
@@ -236,7 +237,8 @@ def test_csv_files_round_trip_through_pandas_and_the_csv_module(fresh_tables, tm
             want = [r[j] for r in rows]
             got = back.iloc[:, j].tolist()
             if all(isinstance(v, (int, float)) or v is None for v in want):
-                assert np.allclose(np.array(got, dtype=float), np.array([np.nan if v is None else v for v in want], dtype=float),
+                assert np.allclose(np.array(got, dtype=float), np.array([np.nan if v is None else v for v in want],
+                                                                        dtype=float),
                                    equal_nan=True, rtol=0, atol=0), (name, col)
             else:
                 assert got == want, (name, col)

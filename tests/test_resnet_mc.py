@@ -119,7 +119,7 @@ def test_weights_fingerprint_changes_with_any_weight_and_ignores_modes():
 
 
 def test_pre_dropout_point_sees_the_mask_in_the_gradient_post_dropout_does_not():
-    from uqxai_lib import samplers, saliency
+    from uqxai_lib import saliency, samplers
     from uqxai_lib.models.resnet_mc import explained_layer
 
     m = build_resnet_mc("resnet18", num_classes=4, width=8, small_input=True, seed=1, p=0.5).eval()

@@ -171,7 +171,8 @@ def test_forest_plot_draws_seeds_thread_point_and_mean(tmp_path):
     matplotlib.use("Agg")
     from uqxai_lib.viz import robustness as vr
 
-    rows = [_row(tmp_path, "s", i, e) for i, e in enumerate([0.1, 0.2, 0.3])] + [_row(tmp_path, "s", 0, 0.15, threads=2)]
+    rows = [_row(tmp_path, "s", i, e) for i, e in enumerate([0.1, 0.2, 0.3])] + [_row(tmp_path, "s", 0, 0.15,
+                                                                                      threads=2)]
     rec = R.summarize_all(rows, ["s"])["s"]
     fig = vr.forest_plot(rec, title="ECG")
     ax = fig.axes[0]

@@ -11,9 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from support import randomise_bn
 from torch import nn
-
-from _support import randomise_bn
 
 from uqxai_lib import saliency
 

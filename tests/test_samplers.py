@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from support import randomise_bn
 from torch import nn
-
-from _support import randomise_bn
 
 from uqxai_lib import saliency, samplers
 
@@ -305,7 +304,8 @@ def val_data():
 def test_rashomon_closed_form_equals_general_path_and_hand_computation(gapnet, val_data, class_weight):
     x, y = val_data
     kw = dict(k=12, prune_ratio=0.25, epsilon=0.05, class_weight=class_weight, batch_size=16)
-    closed = samplers.rashomon(gapnet, "features", x, y, generator=torch.Generator().manual_seed(0), head=gapnet.fc, **kw)
+    closed = samplers.rashomon(gapnet, "features", x, y, generator=torch.Generator().manual_seed(0), head=gapnet.fc,
+                               **kw)
     general = samplers.rashomon(gapnet, "features", x, y, generator=torch.Generator().manual_seed(0), **kw)
     assert torch.equal(closed.masks, general.masks)
     assert closed.masks.shape == (12, 16) and (~closed.masks).sum(1).tolist() == [4] * 12

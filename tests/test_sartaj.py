@@ -120,7 +120,8 @@ def test_missing_data_dir_and_wrong_layout_raise(tmp_path):
 
 def test_every_corrupt_file_is_named(tmp_path):
     _write_tree(tmp_path)
-    bad = [tmp_path / "Testing" / "pituitary_tumor" / "pi_000.jpg", tmp_path / "Testing" / "glioma_tumor" / "gl_001.jpg"]
+    bad = [tmp_path / "Testing" / "pituitary_tumor" / "pi_000.jpg",
+           tmp_path / "Testing" / "glioma_tumor" / "gl_001.jpg"]
     for b in bad:
         b.write_bytes(b"not a jpeg")
     with pytest.raises(DataError) as err:
@@ -136,7 +137,8 @@ def test_limit_keeps_a_stratified_subsample(tmp_path):
     assert d["train"].y.unique().numel() == 4
 
 
-# ------------------------------------------------------------------ issue 12: complete reports, hidden files, partial copies
+# ------------------------------------------------------------------ issue 12: complete reports, hidden files, partial
+# copies
 def _toy_manifest(tmp_path, counts=COUNTS):
     import yaml
 
@@ -145,7 +147,8 @@ def _toy_manifest(tmp_path, counts=COUNTS):
     d = tmp_path / "manifests"
     d.mkdir()
     globs = [{"pattern": f"{s}/{f}/*.jpg", "min_count": n} for s, per in counts.items() for f, n in zip(FOLDERS, per)]
-    (d / "sartaj.yaml").write_text(yaml.safe_dump({"name": "sartaj", "source": "https://www.kaggle.com/x", "globs": globs}))
+    (d / "sartaj.yaml").write_text(yaml.safe_dump({"name": "sartaj", "source": "https://www.kaggle.com/x",
+                                                   "globs": globs}))
     return lm("sartaj", directory=d)
 
 
@@ -199,8 +202,10 @@ def test_partial_copy_with_default_validation_share(tmp_path):
     parts = load_sartaj(tmp_path, size=8, check_counts=False)
     n_train = sum(COUNTS["Training"])
     assert len(parts["val"]) == round(n_train * 433 / 2870) == 3
-    assert torch.equal(load_sartaj(tmp_path, size=8, check_counts=False, val_size=None)["val"].group, parts["val"].group)
-    with pytest.raises(DataError, match=r"val_size=433 gives 433 validation images, but Training has 20.*sartaj_val_size"):
+    assert torch.equal(load_sartaj(tmp_path, size=8, check_counts=False, val_size=None)["val"].group,
+                       parts["val"].group)
+    with pytest.raises(DataError,
+                       match=r"val_size=433 gives 433 validation images, but Training has 20.*sartaj_val_size"):
         load_sartaj(tmp_path, size=8, val_size=433, check_counts=False)
     from uqxai_lib.data.sartaj import VAL_SHARE
 

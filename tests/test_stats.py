@@ -119,7 +119,8 @@ def test_holm_keeps_nan_and_rejects_out_of_range():
 
 
 @pytest.mark.parametrize("ci,want", [([0.1, 0.2], "higher"), ([-0.2, -1e-9], "lower"),
-                                     ([-0.1, 0.1], "no detectable difference"), ([0.0, 0.1], "no detectable difference"),
+                                     ([-0.1, 0.1], "no detectable difference"), ([0.0, 0.1],
+                                                                                 "no detectable difference"),
                                      ([math.nan, math.nan], "no detectable difference")])
 def test_verdict_reads_the_interval(ci, want):
     assert stats.verdict(ci) == want
@@ -171,7 +172,8 @@ def test_mean_ci_covers_the_true_mean_drops_nan_and_resamples_groups():
     g = np.array([0, 0, 1, 1, 2])
     assert stats.mean_ci(v, groups=g, n_boot=200)[1] == list(
         stats.bootstrap_ci(np.mean, np.array([1.0, 3.0, 5.0]), groups=np.array([0, 1, 2]), n_boot=200))
-    assert stats.mean_ci([np.nan, np.nan]) == (pytest.approx(np.nan, nan_ok=True), [pytest.approx(np.nan, nan_ok=True)] * 2)
+    assert stats.mean_ci([np.nan, np.nan]) == (pytest.approx(np.nan, nan_ok=True), [pytest.approx(np.nan,
+                                                                                                  nan_ok=True)] * 2)
 
 
 # ------------------------------------------------------------------ verdict-ladder statistics (issue 22)

@@ -43,7 +43,8 @@ def test_item_scores_match_loops():
         assert out["entropy"][i] == pytest.approx(-(p * np.log(p)).sum(), abs=1e-9)
         ent_each = np.mean([-(q * np.log(q)).sum() for q in probs[:, i].double().numpy()])
         assert out["mutual_information"][i] == pytest.approx(max(0.0, -(p * np.log(p)).sum() - ent_each), abs=1e-9)
-        assert out["flip_rate"][i] == pytest.approx(np.mean([int(probs[k, i].argmax()) != int(pred[i]) for k in range(s)]))
+        assert out["flip_rate"][i] == pytest.approx(np.mean([int(probs[k,
+                                                                       i].argmax()) != int(pred[i]) for k in range(s)]))
     assert out["n_empty"] == 1
     assert out["n_degenerate"] == 2  # the empty map of item 2 is constant too
 
@@ -76,7 +77,8 @@ def test_matrix_rows_auroc_and_aurc_follow_stats_and_metrics():
     by = {r["score"]: r for r in rows}
     assert by["jaccard"]["auroc"] == pytest.approx(stats.auroc(scores["jaccard"], ok))
     assert by["entropy"]["auroc"] == pytest.approx(stats.auroc(-scores["entropy"], ok))
-    assert by["entropy"]["aurc"] == pytest.approx(metrics.aurc(torch.as_tensor(ok), torch.as_tensor(-scores["entropy"])))
+    assert by["entropy"]["aurc"] == pytest.approx(metrics.aurc(torch.as_tensor(ok),
+                                                               torch.as_tensor(-scores["entropy"])))
     lo, hi = by["jaccard"]["auroc_ci95"]
     assert lo < by["jaccard"]["auroc"] < hi
     assert by["jaccard"]["kind"] == "explanation" and by["entropy"]["kind"] == "baseline"

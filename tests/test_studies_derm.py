@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 import torch
-from _support import derm_maps_and_masks as _maps_and_masks
+from support import derm_maps_and_masks as _maps_and_masks
 
 from uqxai_lib.studies import derm as sd
 

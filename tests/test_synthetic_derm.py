@@ -1,5 +1,4 @@
 """Tests of the synthetic dermoscopy generator (uqxai_lib.data.synthetic_derm)."""
-import time
 
 import pytest
 import torch
@@ -106,13 +105,6 @@ def test_classes_overlap_so_the_task_is_not_trivial(data):
     n1, n0 = int(y.sum()), int((1 - y).sum())
     auc = (ranks[y == 1].float().sum() - n1 * (n1 - 1) / 2) / (n1 * n0)
     assert 0.7 < auc < 0.995
-
-
-def test_is_fast_enough():
-    make_synthetic_derm(n_lesions=10, size=64, seed=0)  # warm-up
-    t = time.perf_counter()
-    d = make_synthetic_derm(n_lesions=200, images_per_lesion=1, size=64, seed=0)
-    assert time.perf_counter() - t < 20  # typically ~1 s; generous for a shared CI machine
 
 
 def test_ink_marks_follow_the_label_and_stay_off_the_lesion(data):

@@ -2,7 +2,6 @@ import pytest
 import torch
 from torch import nn
 
-from uqxai_lib import cache
 from uqxai_lib.data import DataError, LabeledArrays
 from uqxai_lib.train import class_weights, fit, predict_proba
 

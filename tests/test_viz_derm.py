@@ -5,7 +5,7 @@ matplotlib.use("Agg")
 import pandas as pd
 import pytest
 import torch
-from _support import derm_maps_and_masks as _maps_and_masks
+from support import derm_maps_and_masks as _maps_and_masks
 
 from uqxai_lib.studies import derm as sd
 from uqxai_lib.viz import derm as vd

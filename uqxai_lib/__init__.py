@@ -33,7 +33,7 @@ __version__ = "0.1.0"
 
 from . import rules
 from .metrics import auroc, dice, iou, mass_in_mask, pointing_game, repeatability, spearman, sue
-from .protocol import Assessment, AssessError, assess, evaluate
+from .protocol import AssessError, Assessment, assess, evaluate
 from .saliency import explain
 from .samplers import ensemble, mc_dropout, rashomon, rashomon_maps, test_time
 

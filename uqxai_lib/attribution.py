@@ -46,6 +46,7 @@ from torch import Tensor, nn
 
 from . import saliency, samplers
 from .samplers import SampleStack
+from .samplers import base as sampler_base
 
 __all__ = [
     "METHODS",
@@ -245,7 +246,7 @@ def seeded(generator: torch.Generator | None, device: torch.device | None = None
         random.setstate(py_state)
 
 
-_target = samplers._target_from  # the given classes, or the prediction on the clean x (one forward, no grad)
+_target = sampler_base.target_from  # the given classes, or the prediction on the clean x (one forward, no grad)
 
 
 def _stdev(x: Tensor, noise: float) -> float:

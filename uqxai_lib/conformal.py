@@ -327,6 +327,7 @@ def summary(rows: list[dict]) -> dict:
         best = min(finite, key=lambda r: r["n_needed"]) if finite else rows[0]
         reason = ("every rule is trivial (" + ", ".join(sorted({str(r.get("trivial")) for r in rows})) + ")"
                   if all(r.get("trivial") for r in rows) else "no rule answers anything in most splits at this size")
-    return {"certifiable": bool(counted), "best_rule": best.get("score"), "coverage": float(best["coverage_at_guarantee"]),
+    return {"certifiable": bool(counted), "best_rule": best.get("score"),
+            "coverage": float(best["coverage_at_guarantee"]),
             "n_needed": best.get("n_needed"), "n_calibration": best.get("n_calibration"), "alpha": best.get("alpha"),
             "reason": reason}

@@ -199,7 +199,8 @@ def _electrode(b: int, c: int, n: int, fs: float, g: torch.Generator, mains_hz: 
     # abrupt baseline steps with exponential recovery (1-3 per window)
     m = 3
     t_step = _rand(g, b, c, m, 1) * n / fs
-    height = _randn(g, b, c, m, 1) * (_rand(g, b, c, m, 1) < torch.tensor([1.0, 0.6, 0.3], device=g.device).view(1, 1, m, 1))
+    height = _randn(g, b, c, m, 1) * (_rand(g, b, c, m, 1) < torch.tensor([1.0, 0.6, 0.3],
+                                                                          device=g.device).view(1, 1, m, 1))
     tau = 0.1 + 0.6 * _rand(g, b, c, m, 1)
     dt = t - t_step
     steps = (height * (dt >= 0) * torch.exp(-dt.clamp_min(0) / tau)).sum(2)

@@ -620,7 +620,8 @@ def evaluate(maps: Tensor, reference: Tensor, probs: Tensor, clean_probs: Tensor
     return rec
 
 
-def _undefined_record(cfg: dict, reason: str, y: Tensor, clean_probs: Tensor, target: Tensor, source: str) -> Assessment:
+def _undefined_record(cfg: dict, reason: str, y: Tensor, clean_probs: Tensor, target: Tensor,
+                      source: str) -> Assessment:
     b = int(y.shape[0])
     nan = [math.nan] * b
     stab = {"rho": nan, "jaccard": nan, "n_constant_samples": 0, "n_constant_reference": 0, "n_empty_regions": 0,

@@ -1125,7 +1125,8 @@ def assessment_rows(rec: Any) -> list[tuple[str, str]]:
             ("empty top-q regions (skipped)", str(st.get("n_empty_regions", "n/a"))),
             ("items: correct / misclassified", f"{pr.get('n_correct', 'n/a')} / {pr.get('n_misclassified', 'n/a')}"),
             (f"{score}: correct − misclassified", f"{fmt_number(pr.get('effect'))} ({fmt_interval(pr.get('ci95'))})"),
-            (f"AUROC of {score} for correctness", f"{fmt_number(pr.get('auroc'))} ({fmt_interval(pr.get('auroc_ci95'))})"),
+            (f"AUROC of {score} for correctness",
+             f"{fmt_number(pr.get('auroc'))} ({fmt_interval(pr.get('auroc_ci95'))})"),
             ("p (same bootstrap)", _fmt_p(pr.get("p"), pr.get("n_boot"))),
             ("verdict", str(pr.get("verdict", "n/a")) + (f": {pr['reason']}" if pr.get("reason") else ""))]
     fi = _sec(rec, "fidelity")

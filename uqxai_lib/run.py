@@ -55,7 +55,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 #: Profile names, smallest first.
 PROFILES = ("tiny", "smoke", "full")
 #: Chapter order of the book; other notebooks follow alphabetically.
-DEFAULT_ORDER = ("primer_gradcam", "own_model", "ecg_sue", "mri_mc_dropout", "derm_vic", "robustness", "cross_study")
+DEFAULT_ORDER = ("primer_gradcam", "own_model", "robustness", "ecg_sue", "mri_mc_dropout", "derm_vic", "cross_study")
 #: Parameters the runner always passes; profiles must not set them.
 RESERVED = ("profile", "seed", "device", "data_dir", "results_path")
 #: Per-cell execution timeout (seconds) by profile; ``--timeout`` overrides.

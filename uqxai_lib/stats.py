@@ -655,7 +655,8 @@ def added_value(score: Any, baselines: Mapping[str, Any], correct: Any, *, group
            "strongest": None, "auroc_strongest": math.nan, "auroc_with_score": math.nan, "delta": math.nan,
            "delta_ci95": [math.nan, math.nan], "p": math.nan, "verdict": "undefined"}
     if n1 < min_group or n0 < min_group:
-        return {**out, **nan, "reason": f"{n1} correct and {n0} misclassified item(s) (fewer than {min_group} in a group)"}
+        return {**out, **nan,
+                "reason": f"{n1} correct and {n0} misclassified item(s) (fewer than {min_group} in a group)"}
 
     def oof(X):
         return out_of_fold_probability(X, c, groups=g, folds=folds, seed=seed)

@@ -171,7 +171,8 @@ def task_key(source_text: str, parameters: dict, seed: int, threads: int, digest
     from uqxai_lib.cache import canonical_json
 
     params = {k: v for k, v in parameters.items() if k != "results_path"}
-    payload = canonical_json({"notebook": notebook, "source": hashlib.sha256(source_text.encode()).hexdigest(), "parameters": params,
+    payload = canonical_json({"notebook": notebook, "source": hashlib.sha256(source_text.encode()).hexdigest(),
+                              "parameters": params,
                               "seed": int(seed), "threads": int(threads), "uqxai_lib": __version__,
                               "digest": digest if digest is not None else package_digest()})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -365,7 +366,8 @@ def make_function_tasks(name: str, function: str, parameters: dict, seeds: Seque
     base_env = {**{k: str(int(threads)) for k in THREAD_ENV}, **dict.fromkeys(KERNEL_ENV_UNSET),
                 "PYTHONHASHSEED": "0", **(env or {})}
     return [FunctionTask(str(name), str(function), int(seed), params, int(threads),
-                         function_key(function, params, int(seed), int(threads), device, digest, str(name)), str(device),
+                         function_key(function, params, int(seed), int(threads), device, digest,
+                                      str(name)), str(device),
                          int(timeout), dict(base_env)) for seed in seeds]
 
 
@@ -536,7 +538,8 @@ def _write_index(out: pathlib.Path, rows: Iterable[dict]) -> pathlib.Path:
         merged = read_index(out)
         for r in rows:
             merged[r["key"]] = r
-        ordered = sorted(merged.values(), key=lambda r: (r["notebook"], _short(r["parameters"]), r["seed"], r["threads"]))
+        ordered = sorted(merged.values(), key=lambda r: (r["notebook"], _short(r["parameters"]), r["seed"],
+                                                         r["threads"]))
         atomic_write_json(path, {"schema": 1, "tasks": ordered})
     return path
 

@@ -48,7 +48,7 @@ from uqxai_lib.data import DataError, data_error
 
 __all__ = ["MANIFEST_DIR", "available_manifests", "count_matches", "matching_files", "load_manifest",
            "load_manifest_file", "local_manifest_path", "manifest_for", "sha256_file",
-           "verify_files", "main"]
+           "verify_files"]
 
 #: ``data_manifests/`` at the repository root (two levels above this package directory).
 MANIFEST_DIR = pathlib.Path(__file__).resolve().parents[2] / "data_manifests"

@@ -14,8 +14,16 @@ from collections.abc import Iterable
 import yaml
 
 from uqxai_lib.data import DataError, ham10000, sartaj
-from uqxai_lib.data.manifest import (available_manifests, load_manifest, load_manifest_file, local_manifest_path,
-                                     manifest_for, matching_files, sha256_file, verify_files)
+from uqxai_lib.data.manifest import (
+    available_manifests,
+    load_manifest,
+    load_manifest_file,
+    local_manifest_path,
+    manifest_for,
+    matching_files,
+    sha256_file,
+    verify_files,
+)
 
 __all__ = ["data_root", "fill", "main"]
 

@@ -245,10 +245,12 @@ def _render(lp: dict[str, Tensor], lesion_of: Tensor, size: int, g: torch.Genera
     end = mid + length[..., None] * torch.stack([torch.cos(bend), torch.sin(bend)], -1)
     present = (torch.rand(n, m, generator=g) < _u(g, n, 1, lo=0.0, hi=0.8)).float()
     t = torch.linspace(0, 1, steps).view(1, 1, -1, 1)
-    pts = torch.cat([start[:, :, None] + t * (mid - start)[:, :, None], mid[:, :, None] + t * (end - mid)[:, :, None]], 2)
+    pts = torch.cat([start[:, :, None] + t * (mid - start)[:, :, None], mid[:, :, None] + t * (end - mid)[:, :, None]],
+                    2)
     w = present[:, :, None].expand(n, m, 2 * steps).reshape(n, -1)
     pts = pts.reshape(n, -1, 2)
-    hair = _splat(n, size, (pts[..., 0] + 1) / pixel - 0.5, (pts[..., 1] + 1) / pixel - 0.5, w, sigma=max(0.5, size / 160))
+    hair = _splat(n, size, (pts[..., 0] + 1) / pixel - 0.5, (pts[..., 1] + 1) / pixel - 0.5, w,
+                  sigma=max(0.5, size / 160))
     hair_col = torch.tensor([0.18, 0.12, 0.10]).view(1, 3, 1, 1)
     img = img + (hair_col - img) * 0.8 * hair[:, None]
 

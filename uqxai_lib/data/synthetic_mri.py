@@ -445,7 +445,8 @@ def synthetic_mri_attributes(
     tumour = y_pat != NO_TUMOR
     faint = pp["ambiguous"] & (pp["contrast"] < 0.5)
     per_patient = {"y": y_pat, "ambiguous": pp["ambiguous"], "faint": faint & tumour,
-                   "contrast": pp["contrast"], "radius": torch.where(tumour, pp["radius"], torch.zeros_like(pp["radius"]))}
+                   "contrast": pp["contrast"], "radius": torch.where(tumour, pp["radius"],
+                                                                     torch.zeros_like(pp["radius"]))}
     out = {k: v[patient_of].clone() for k, v in per_patient.items()}
     out["group"] = patient_of.clone()
     return out

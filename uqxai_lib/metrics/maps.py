@@ -178,7 +178,8 @@ def otsu_threshold(maps: Tensor, *, bins: int = 256, ndim_spatial: int | None = 
     width = (hi - lo) / bins
     safe = torch.where(width > 0, width, torch.ones_like(width))
     idx = ((f - lo) / safe).floor().clamp(0, bins - 1).long()
-    counts = torch.zeros(f.shape[:-1] + (bins,), dtype=f.dtype, device=f.device).scatter_add_(-1, idx, torch.ones_like(f))
+    counts = torch.zeros(f.shape[:-1] + (bins,), dtype=f.dtype, device=f.device).scatter_add_(-1, idx,
+                                                                                              torch.ones_like(f))
     centers = lo + (torch.arange(bins, device=f.device, dtype=f.dtype) + 0.5) * width
     w0 = counts.cumsum(-1)
     w1 = counts.flip(-1).cumsum(-1).flip(-1)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
 from torch import Tensor, nn
 
 __all__ = ["CNNBiLSTM", "conv_block"]

@@ -39,7 +39,8 @@ from torch import Tensor, nn
 
 from uqxai_lib.utils import load_state_file
 
-__all__ = ["ARCHS", "FEATURE_LAYER", "PRUNE_SITES", "DermClassifier", "build_derm_classifier", "prune_sites", "site_suffix", "cascade_groups", "small_cnn",
+__all__ = ["ARCHS", "FEATURE_LAYER", "PRUNE_SITES", "DermClassifier", "build_derm_classifier", "prune_sites",
+           "site_suffix", "cascade_groups", "small_cnn",
            "derm_augment"]
 
 ARCHS = ("efficientnet_b0", "densenet121", "small")

@@ -10,7 +10,6 @@ from .common import (  # noqa: F401
     MAP_CMAP,
     column_figsize,
     gallery,
-    use_style,
     group_distributions,
     mid_slice,
     normalize01,
@@ -20,5 +19,6 @@ from .common import (  # noqa: F401
     show_maps_row,
     to_numpy,
     trend,
+    use_style,
 )
 

@@ -27,7 +27,6 @@ def plot_matrix(rows: Sequence[Mapping[str, Any]], *, modalities: Sequence[str],
                 scores: Sequence[str], title: str | None = None, ax=None):
     """Heat map of AUROC (correct vs misclassified) per modality (rows) × (source, score) (columns),
     each cell annotated with the AUROC and its 95% interval; 0.5 (chance) is the white midpoint."""
-    import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
 
     cols = [(s, sc) for s in sources for sc in scores]
