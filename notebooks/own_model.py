@@ -106,6 +106,24 @@ records = {
 }
 
 # %% [markdown]
+# Four test images with the model's own Grad-CAM map (the reference every MC-dropout pass is compared
+# with), the ground-truth mask outlined, and each image's ρ; errors have red titles.
+
+# %%
+import matplotlib.pyplot as plt
+
+from uqxai_lib.viz import gallery, use_style
+
+use_style()
+mc = records["MC dropout"]
+show = list(range(4))
+fig = gallery([x[i].cpu() for i in show], [mc.reference[i] for i in show], masks=[masks[i] for i in show],
+              titles=[f"ρ = {report.fmt_number(mc.stability['rho'][i], 2)}" for i in show],
+              wrong=[not mc.correct[i] for i in show], label="Grad-CAM (reference)")
+display(fig)
+plt.close(fig)
+
+# %% [markdown]
 # ## Read the record
 #
 # Each record holds the same sections for every source: per-image stability (Spearman ρ of each

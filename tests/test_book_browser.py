@@ -42,6 +42,8 @@ import yaml
 from pages import log_problems, page_checker
 from support import book_extension
 
+from uqxai_lib import report
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -433,12 +435,26 @@ def test_page_reads_at_a_glance(docname, server, driver):
     if docname in CHAPTERS and (RESULTS / f"{name}.json").is_file():
         record = json.loads((RESULTS / f"{name}.json").read_text())
     word = _expected_word(record)
+    prefix = "Verdict"
+    lad = record.get("verdict") if isinstance(record.get("verdict"), dict) else None
+    if lad and lad.get("rungs") is not None:
+        # a ladder box: its title names the headline rung and its outcome; an across-seed headline is
+        # read again, independently, from the robustness record's across-seed interval
+        prefix = "Verdict " + report.ladder_headline_phrase(lad)
+        word = lad.get("headline")
+        rob_path = RESULTS / "robustness.json"
+        if (lad.get("headline_rung") or "across_seeds") == "across_seeds" and rob_path.is_file():
+            rob = json.loads(rob_path.read_text()).get(name)
+            if isinstance(rob, dict):
+                again = _expected_word({"primary": {"ci95": rob.get("ci95")}, "claim": record.get("claim") or {}})
+                if again is not None and word != "undefined" and again != word:
+                    problems.append(f"ladder headline {word!r} but the across-seed interval says {again!r}")
     study = docname in CHAPTERS and (name in STUDIES or "claim" in record)
     if not study:
         pass
     elif len(titles) != 1:
         problems.append(f"{len(titles)} verdict boxes (want 1)")
-    elif word is not None and titles[0].strip() != f"Verdict: {word}":
+    elif word is not None and titles[0].strip() != f"{prefix}: {word}":
         problems.append(f"verdict box says {titles[0]!r}, the interval in the results file says {word!r}")
     elif "primary" not in record and "not yet computed" not in titles[0]:
         problems.append(f"no primary in the results file, but the box says {titles[0]!r}")

@@ -227,6 +227,17 @@ def verdict_box(record: Mapping[str, Any] | None, *, robustness: Mapping[str, An
     return "\n".join(lines) + "\n"
 
 
+def ladder_headline_phrase(lad: Mapping[str, Any]) -> str:
+    """How a ladder box's title names the rung its headline comes from ("across training seeds" by
+    default; "across the table's scores" for the primer's ``across_metrics``).
+
+    >>> ladder_headline_phrase({"headline_rung": "across_metrics"}), ladder_headline_phrase({})
+    ("across the table's scores", 'across training seeds')
+    """
+    rung = lad.get("headline_rung") or "across_seeds"
+    return RUNG_TITLES.get(rung, rung).lower() if rung != "direction" else "of this run"
+
+
 #: How the ladder box names each rung (the keys of :data:`uqxai_lib.verdicts.RUNG_ORDER`).
 RUNG_TITLES = {
     "direction": "This run",
@@ -280,9 +291,10 @@ def ladder_box(record: Mapping[str, Any], *, cite: bool = True, title: str | Non
     lad = record["verdict"]
     claim = record.get("claim") if isinstance(record.get("claim"), Mapping) else {}
     head = str(lad.get("headline") or "undefined")
-    top = f"Verdict across training seeds: {head}"
+    where = ladder_headline_phrase(lad)
+    top = f"Verdict {where}: {head}"
     if title:
-        top = f"{title} — {head} across training seeds"
+        top = f"{title} — {head} {where}"
     cls = "missing" if head == "undefined" else head.replace(" ", "-")
     lines = [f":::{{admonition}} {top}", f":class: uqxai-verdict uqxai-verdict-{cls}", ""]
     text = lad.get("claim") or claim.get("text")

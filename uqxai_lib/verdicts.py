@@ -347,7 +347,7 @@ def ladder(claim: str | Mapping[str, Any], data: str, rungs: Sequence[Mapping[st
         raise VerdictError(f"ladder: the headline rung {headline_rung!r} is missing; give it (e.g. verdicts.robustness_rungs)")
     ordered = sorted((dict(r) for r in rungs), key=lambda r: RUNG_ORDER.index(r["name"]))
     head = next(r["outcome"] for r in ordered if r["name"] == headline_rung)
-    return {"claim": str(text), "data": str(data), "headline": head, "rungs": ordered}
+    return {"claim": str(text), "data": str(data), "headline": head, "headline_rung": headline_rung, "rungs": ordered}
 
 
 _SENTENCE = {

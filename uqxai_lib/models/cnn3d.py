@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Sequence
 
+import torch  # noqa: F401 - used by the doctests
 from torch import Tensor, nn
 
 __all__ = ["CNN3D"]
