@@ -21,21 +21,23 @@ def _stack(seed=0, s=5, b=6, n=20, c=3):
 
 
 def test_item_scores_match_loops():
+    """The book's one rule book: pairs with an empty top region and constant sample maps are skipped."""
+    import itertools
+
     maps, probs, ref, pred = _stack()
     maps[1, 2] = 0.0   # empty map in one sample of item 2
     maps[3, 4] = 0.5   # constant (degenerate) map in one sample of item 4
     out = cross.item_scores(maps, probs, ref, pred, quantile=0.8)
     s, b = maps.shape[:2]
-    sue = metrics.sue(maps, quantile=0.8, ndim_spatial=1).double().numpy()
     for i in range(b):
-        if i == 2:
-            assert math.isnan(out["jaccard"][i])
-        else:
-            assert out["jaccard"][i] == pytest.approx(sue[i], abs=1e-6)
-        rhos = []
+        regions = []
         for k in range(s):
             m = maps[k, i].double().numpy()
-            rhos.append(0.0 if np.ptp(m) == 0 else spearmanr(m, ref[i].double().numpy()).statistic)
+            regions.append(set(np.flatnonzero((m >= np.quantile(m, 0.8)) & (m > 0))))
+        js = [len(a & c) / len(a | c) for a, c in itertools.combinations(regions, 2) if a and c]
+        assert out["jaccard"][i] == pytest.approx(np.mean(js), abs=1e-9)
+        rhos = [spearmanr(maps[k, i].double().numpy(), ref[i].double().numpy()).statistic for k in range(s)
+                if np.ptp(maps[k, i].double().numpy()) > 0]
         assert out["spearman"][i] == pytest.approx(np.mean(rhos), abs=1e-6)
         p = probs[:, i].double().mean(0).numpy()
         top = np.sort(p)[::-1]
@@ -43,10 +45,26 @@ def test_item_scores_match_loops():
         assert out["entropy"][i] == pytest.approx(-(p * np.log(p)).sum(), abs=1e-9)
         ent_each = np.mean([-(q * np.log(q)).sum() for q in probs[:, i].double().numpy()])
         assert out["mutual_information"][i] == pytest.approx(max(0.0, -(p * np.log(p)).sum() - ent_each), abs=1e-9)
-        assert out["flip_rate"][i] == pytest.approx(np.mean([int(probs[k,
-                                                                       i].argmax()) != int(pred[i]) for k in range(s)]))
-    assert out["n_empty"] == 1
+        assert out["flip_rate"][i] == pytest.approx(np.mean([int(probs[k, i].argmax()) != int(pred[i])
+                                                             for k in range(s)]))
+    assert out["n_empty"] == 0       # item 2 keeps its defined pairs
     assert out["n_degenerate"] == 2  # the empty map of item 2 is constant too
+
+
+def test_within_class_auroc_of_a_score_that_tracks_the_predicted_class_is_one_half():
+    rng = np.random.default_rng(0)
+    n = 400
+    pred = rng.integers(0, 2, n)
+    correct = np.where(pred == 0, rng.random(n) < 0.9, rng.random(n) < 0.5)  # class 0 is mostly right
+    score = np.where(pred == 0, 1.0, 0.0) + rng.random(n) * 1e-9  # only says "predicted class 0"
+    rows = cross.matrix_rows("m", "s", {"jaccard": score, "spearman": score, "entropy": -score, "margin": score,
+                                        "mutual_information": -score, "flip_rate": -score,
+                                        "n_empty": 0, "n_degenerate": 0},
+                             correct, strata=pred, n_boot=300)
+    r = next(r for r in rows if r["score"] == "jaccard")
+    assert r["auroc"] > 0.6                                  # pooled, the class passes for correctness
+    lo, hi = r["within_class_auroc_ci95"]
+    assert lo < 0.5 < hi and abs(r["within_class_auroc"] - 0.5) < 0.1
 
 
 def test_item_scores_spearman_nan_only_for_a_constant_reference():

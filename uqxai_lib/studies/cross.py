@@ -84,7 +84,8 @@ def item_scores(maps: Tensor, probs: Tensor, reference: Tensor, clean_pred: Tens
     quantile : the top-q region is the top ``1 − quantile`` share of positions (0.9: top 10 %).
 
     Returns a dict of float64 NumPy ``[B]`` arrays for every name in :data:`EXPLANATION_SCORES`
-    and :data:`BASELINE_SCORES`, plus ``n_empty`` and ``n_degenerate`` (ints).
+    and :data:`BASELINE_SCORES`, plus ``n_empty`` (items without a defined Jaccard) and
+    ``n_degenerate`` (constant sample maps, skipped) — the rules of :func:`uqxai_lib.protocol.stability`.
     """
     maps = torch.as_tensor(maps).detach().float().cpu()
     probs = torch.as_tensor(probs).detach().float().cpu()
@@ -96,18 +97,10 @@ def item_scores(maps: Tensor, probs: Tensor, reference: Tensor, clean_pred: Tens
     if probs.shape[:2] != (s, b) or reference.shape != maps.shape[1:] or clean_pred.shape != (b,):
         raise ValueError(f"item_scores: shapes disagree: maps {tuple(maps.shape)}, probs {tuple(probs.shape)}, "
                          f"reference {tuple(reference.shape)}, clean_pred {tuple(clean_pred.shape)}")
-    nd = maps.ndim - 2
-    flat = maps.reshape(s, b, -1)
-    empty = (flat.amax(-1) <= 0).any(0)  # some sample has no positive evidence: no top-q region
-    jac = metrics.sue(maps, quantile=quantile, ndim_spatial=nd).double()
-    jac[empty] = math.nan
-    rho = metrics.spearman(maps, reference.unsqueeze(0).expand_as(maps), ndim_spatial=nd).double()  # [S, B]
-    ref_flat = reference.reshape(b, -1)
-    ref_const = ref_flat.amax(-1) == ref_flat.amin(-1)
-    degenerate = rho.isnan() & ~ref_const[None]
-    rho = torch.where(degenerate, torch.zeros_like(rho), rho)
-    sp = rho.mean(0)
-    sp[ref_const] = math.nan
+    # stability under the book's one rule book (constant maps and empty regions skipped and counted)
+    stab = protocol.stability(maps, reference, q=quantile)
+    jac = torch.tensor(stab["jaccard"], dtype=torch.float64)
+    sp = torch.tensor(stab["rho"], dtype=torch.float64)
     mean_p = probs.double().mean(0)
     top2 = mean_p.topk(min(2, mean_p.shape[-1]), dim=-1).values
     margin = top2[:, 0] - (top2[:, 1] if top2.shape[-1] > 1 else 0.0)
@@ -119,8 +112,8 @@ def item_scores(maps: Tensor, probs: Tensor, reference: Tensor, clean_pred: Tens
         "mutual_information": metrics.mutual_information(probs.double()).numpy(),
         "margin": margin.numpy(),
         "flip_rate": flips.numpy(),
-        "n_empty": int(empty.sum()),
-        "n_degenerate": int(degenerate.sum()),
+        "n_empty": stab["n_undefined_jaccard"],
+        "n_degenerate": stab["n_constant_samples"],
     }
 
 
@@ -143,19 +136,31 @@ def _rank_nan_lowest(v: np.ndarray) -> np.ndarray:
 
 
 def matrix_rows(modality: str, source: str, scores: Mapping[str, Any], correct: Any, *, groups: Any = None,
-                n_boot: int = 2000, seed: int = 0) -> list[dict]:
+                strata: Any = None, n_boot: int = 2000, seed: int = 0) -> list[dict]:
     """One row per score: ``modality, source, score, kind ("explanation" | "baseline"), auroc,
     auroc_ci95, aurc, n_nan`` — AUROC of the oriented score for correct (positive) vs misclassified,
-    with its bootstrap interval (over ``groups`` if given); AURC with NaN scores ranked lowest."""
+    with its bootstrap interval (over ``groups`` if given); AURC with NaN scores ranked lowest. With
+    ``strata`` (the predicted class of each item) also ``within_class_auroc`` and its interval
+    (:func:`uqxai_lib.stats.stratified_auroc`: pairs within one predicted class only, so a score that
+    tracks the predicted class cannot pass for an error detector), and ``within_class_reason`` when
+    it is undefined."""
     ok = np.asarray(correct).astype(bool).reshape(-1)
     rows = []
     for name, conf in confidence(scores).items():
         comp = stats.group_difference(conf, ok, groups=groups, n_boot=n_boot, seed=seed)
         aurc = metrics.aurc(torch.as_tensor(ok), torch.as_tensor(_rank_nan_lowest(conf)))
-        rows.append({"modality": modality, "source": source, "score": name,
-                     "kind": "explanation" if name in EXPLANATION_SCORES else "baseline",
-                     "auroc": comp["auroc"], "auroc_ci95": comp["auroc_ci95"], "aurc": aurc,
-                     "n_nan": comp["n_nan"]})
+        row = {"modality": modality, "source": source, "score": name,
+               "kind": "explanation" if name in EXPLANATION_SCORES else "baseline",
+               "auroc": comp["auroc"], "auroc_ci95": comp["auroc_ci95"], "aurc": aurc,
+               "n_nan": comp["n_nan"]}
+        if strata is not None:
+            fin = np.isfinite(np.asarray(conf, dtype=float))
+            g = None if groups is None else np.asarray(groups)[fin]
+            wc = stats.stratified_auroc(np.asarray(conf, dtype=float)[fin], ok[fin], np.asarray(strata)[fin],
+                                        groups=g, n_boot=n_boot, seed=seed)
+            row.update(within_class_auroc=wc["auroc"], within_class_auroc_ci95=wc["ci95"],
+                       within_class_reason=wc.get("reason"))
+        rows.append(row)
     return rows
 
 
