@@ -140,7 +140,7 @@ def matrix_rows(modality: str, source: str, scores: Mapping[str, Any], correct: 
     """One row per score: ``modality, source, score, kind ("explanation" | "baseline"), auroc,
     auroc_ci95, aurc, n_nan`` — AUROC of the oriented score for correct (positive) vs misclassified,
     with its bootstrap interval (over ``groups`` if given); AURC with NaN scores ranked lowest. With
-    ``strata`` (the predicted class of each item) also ``within_class_auroc`` and its interval
+    ``strata`` (the predicted class of each item) the explanation scores' rows also carry ``within_class_auroc`` and its interval
     (:func:`uqxai_lib.stats.stratified_auroc`: pairs within one predicted class only, so a score that
     tracks the predicted class cannot pass for an error detector), and ``within_class_reason`` when
     it is undefined."""
@@ -153,7 +153,7 @@ def matrix_rows(modality: str, source: str, scores: Mapping[str, Any], correct: 
                "kind": "explanation" if name in EXPLANATION_SCORES else "baseline",
                "auroc": comp["auroc"], "auroc_ci95": comp["auroc_ci95"], "aurc": aurc,
                "n_nan": comp["n_nan"]}
-        if strata is not None:
+        if strata is not None and row["kind"] == "explanation":
             fin = np.isfinite(np.asarray(conf, dtype=float))
             g = None if groups is None else np.asarray(groups)[fin]
             wc = stats.stratified_auroc(np.asarray(conf, dtype=float)[fin], ok[fin], np.asarray(strata)[fin],
