@@ -214,7 +214,7 @@ report.table(pd.DataFrame({f"{n} / {s}": {"samples per item": int(st["maps"].sha
 # which a map has no top region is left out of the Jaccard score, and a constant sample map is left
 # out of the mean ρ; both are counted below, never scored as agreement or as ρ = 0.
 
-# %%
+# %% tags=["hide-output"]
 scores, correct, groups, predicted = {}, {}, {}, {}
 for (name, source), st in stacks.items():
     test, pred = items[name]
@@ -262,11 +262,11 @@ report.table(vc.matrix_table(matrix), "matrix")
 # with out-of-fold predictions (`folds` folds), and gives the difference of the two AUROCs with a
 # paired bootstrap interval. The verdict comes from that interval.
 
-# %%
+# %% tags=["hide-output"]
 fig = vc.plot_matrix(baselines_rows, modalities=list(setups), sources=list(cross.SOURCES),
                      scores=list(cross.BASELINE_SCORES), title="prediction-only baselines: AUROC [95% CI]")
 
-# %%
+# %% tags=["hide-output"]
 added = []
 for (name, source), sc in scores.items():
     if sc is None:
@@ -298,7 +298,7 @@ report.table(added_table, "added_value")
 # (`cross.auroc_difference`); the verdict comes from that interval. The reference map follows the
 # hook point (a Spearman ρ compares maps of the same layer).
 
-# %%
+# %% tags=["hide-output"]
 from uqxai_lib.models.resnet_mc import GRADCAM_LAYER, explained_layer
 
 design_scores = {}
@@ -448,7 +448,7 @@ method_table = report.table(vc.method_table(method_matrix), "method_matrix")
 # (mass / chance) and the method's best AUROC over sources and scores: positive if the methods
 # whose maps are right are also those whose instability flags errors.
 
-# %%
+# %% tags=["hide-output"]
 fid_table = pd.DataFrame([{"modality": r["modality"], "method": vc.METHOD_LABELS.get(r["method"], r["method"]),
                            "mass in mask": r["mass_in_mask"],
                            "95% CI": f"[{r['mass_in_mask_ci95'][0]:.3f}, {r['mass_in_mask_ci95'][1]:.3f}]",
@@ -456,7 +456,7 @@ fid_table = pd.DataFrame([{"modality": r["modality"], "method": vc.METHOD_LABELS
                            "items": r["n_items"]} for r in fidelity_by_method]).round(3)
 report.table(fid_table, "fidelity_by_method")
 
-# %%
+# %% tags=["hide-output"]
 from scipy.stats import spearmanr
 
 right_vs_helps = {}
@@ -554,7 +554,7 @@ for ax, name in zip(axes.flat, setups):
 # explanation score of each modality was calibrated above, and each frame shows the curve, the
 # certified point and which test items are answered.
 
-# %%
+# %% tags=["hide-output"]
 frames, labels = [], []
 for name in setups:
     r = best[name][0]
@@ -587,7 +587,7 @@ widgets.frame_grid(frames, labels, alpha_grid, descriptions=("modality", "α"))
 # perturbations, not seeds or sampling), saliency under subtle perturbations of chest X-rays and
 # brain MRI {cite:p}`zhang2024revisiting`.
 
-# %%
+# %% tags=["hide-output"]
 with open(cross.__file__.replace("cross.py", "literature.yaml"), encoding="utf-8") as fh:
     literature = yaml.safe_load(fh)
 closest = {"ecg": ("ECG", "seed_ensemble"), "chest_xray": ("MRI", "seed_ensemble"),
