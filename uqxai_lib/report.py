@@ -229,10 +229,10 @@ def verdict_box(record: Mapping[str, Any] | None, *, robustness: Mapping[str, An
 
 def ladder_headline_phrase(lad: Mapping[str, Any]) -> str:
     """How a ladder box's title names the rung its headline comes from ("across training seeds" by
-    default; "across the table's scores" for the primer's ``across_metrics``).
+    default; "across every score of the table" for the primer's ``across_metrics``).
 
     >>> ladder_headline_phrase({"headline_rung": "across_metrics"}), ladder_headline_phrase({})
-    ("across the table's scores", 'across training seeds')
+    ('across every score of the table', 'across training seeds')
     """
     rung = lad.get("headline_rung") or "across_seeds"
     return RUNG_TITLES.get(rung, rung).lower() if rung != "direction" else "of this run"
@@ -248,7 +248,7 @@ RUNG_TITLES = {
     "across_seeds": "Across training seeds",
     "across_threads": "Across torch thread counts",
     "paper_effect": "Against the paper's effect",
-    "across_metrics": "Across the table's scores",
+    "across_metrics": "Across every score of the table",
 }
 
 
