@@ -295,7 +295,7 @@ report.table(added_table, "added_value")
 #
 # For each, the AUROC of the explanation scores under the default and the alternative design and
 # their paired difference with a bootstrap 95% interval over the same items
-# (`cross.auroc_difference`); the verdict comes from that interval. The reference map follows the
+# (`uqxai_lib.stats.auroc_difference`); the verdict comes from that interval. The reference map follows the
 # hook point (a Spearman ρ compares maps of the same layer).
 
 # %% tags=["hide-output"]
@@ -336,7 +336,7 @@ for (name, source, label), (alt, affected) in design_scores.items():
         else:
             conf_a = cross.confidence(base, [score])[score]
             conf_b = cross.confidence(alt, [score])[score]
-            res = cross.auroc_difference(conf_a, conf_b, correct[name], groups=groups[name], n_boot=n_boot, seed=seed)
+            res = stats.auroc_difference(conf_a, conf_b, correct[name], groups=groups[name], n_boot=n_boot, seed=seed)
         design_rows.append({"modality": name, "source": source, "alternative": label, "score": score, **res})
 report.table(pd.DataFrame([{
     "modality": r["modality"], "source": r["source"], "alternative design": r["alternative"], "score": r["score"],

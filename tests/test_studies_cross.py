@@ -102,17 +102,6 @@ def test_matrix_rows_auroc_and_aurc_follow_stats_and_metrics():
     assert by["jaccard"]["kind"] == "explanation" and by["entropy"]["kind"] == "baseline"
 
 
-def test_logistic_fit_matches_scikit_learn():
-    from sklearn.linear_model import LogisticRegression
-
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(200, 3))
-    y = (X @ np.array([1.0, -2.0, 0.5]) + 0.3 + rng.logistic(size=200)) > 0
-    w, b = cross.logistic_fit(X, y, l2=0.5)
-    ref = LogisticRegression(C=1 / 0.5, tol=1e-12, max_iter=10_000).fit(X, y)
-    assert np.allclose(w, ref.coef_[0], atol=1e-5) and b == pytest.approx(ref.intercept_[0], abs=1e-5)
-
-
 def _simulated(seed, informative_extra):
     rng = np.random.default_rng(seed)
     n = 600
@@ -212,20 +201,20 @@ def test_auroc_difference_is_paired_and_its_interval_covers_the_known_answer():
     ok = rng.random(n) < 0.6
     noise = rng.normal(size=n)                     # AUROC 0.5 in the population
     informative = rng.normal(size=n) + 1.5 * ok    # AUROC Phi(1.5 / sqrt 2) = 0.856 in the population
-    res = cross.auroc_difference(noise, informative, ok, n_boot=500, seed=0)
+    res = stats.auroc_difference(noise, informative, ok, n_boot=500, seed=0)
     u = lambda v: mannwhitneyu(v[ok], v[~ok]).statistic / (ok.sum() * (~ok).sum())  # independent AUROC
     assert res["auroc_a"] == pytest.approx(u(noise)) and res["auroc_b"] == pytest.approx(u(informative))
     assert res["delta"] == pytest.approx(u(informative) - u(noise))
     lo, hi = res["delta_ci95"]
     assert lo < 0.856 - 0.5 < hi and lo > 0 and res["verdict"] == "higher"
-    same = cross.auroc_difference(informative, informative, ok, n_boot=200)
+    same = stats.auroc_difference(informative, informative, ok, n_boot=200)
     assert same["delta"] == 0 and same["delta_ci95"] == [0.0, 0.0]  # paired: identical scores, no spread
     assert same["verdict"] == "no detectable difference"
     a = informative.copy()
     a[:7] = np.nan
-    assert cross.auroc_difference(a, noise, ok, n_boot=100)["n_nan"] == 7
+    assert stats.auroc_difference(a, noise, ok, n_boot=100)["n_nan"] == 7
     with pytest.raises(ValueError, match="one value per item"):
-        cross.auroc_difference(noise[:-1], noise, ok)
+        stats.auroc_difference(noise[:-1], noise, ok)
 
 
 # ----------------------------------------------------------------------------- beyond Grad-CAM

@@ -46,16 +46,13 @@ __all__ = [
     "EXPLANATION_SCORES",
     "ORIENTATION",
     "added_value",
-    "auroc_difference",
     "case_control",
     "fidelity_row",
     "method_rows",
     "method_stack",
     "conformal_rows",
     "confidence",
-    "cross_fitted_logistic",
     "item_scores",
-    "logistic_fit",
     "matrix_rows",
     "operating_points",
     "reference_maps",
@@ -164,51 +161,6 @@ def matrix_rows(modality: str, source: str, scores: Mapping[str, Any], correct: 
     return rows
 
 
-def logistic_fit(X: Any, y: Any, *, l2: float = 1e-2, iters: int = 100, tol: float = 1e-10) -> tuple[np.ndarray, float]:
-    """L2-penalised logistic regression by Newton's method (IRLS); returns ``(w, b)``.
-
-    Minimises :math:`\\sum_i \\log(1 + e^{-\\tilde y_i (x_i^\\top w + b)}) + \\tfrac{l2}{2}\\lVert w \\rVert^2`
-    (the intercept is not penalised), the objective of scikit-learn's ``LogisticRegression(C=1/l2)``.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
-    if X.ndim != 2 or X.shape[0] != y.size:
-        raise ValueError(f"logistic_fit: X must be [N, F] with N = len(y); got {X.shape} and {y.size}")
-    n, f = X.shape
-    A = np.hstack([X, np.ones((n, 1))])
-    theta = np.zeros(f + 1)
-    pen = np.full(f + 1, l2)
-    pen[-1] = 0.0
-    for _ in range(iters):
-        z = A @ theta
-        p = 1 / (1 + np.exp(-z))
-        g = A.T @ (p - y) + pen * theta
-        H = (A * (p * (1 - p))[:, None]).T @ A + np.diag(pen) + 1e-12 * np.eye(f + 1)
-        step = np.linalg.solve(H, g)
-        theta -= step
-        if np.max(np.abs(step)) < tol:
-            break
-    return theta[:-1], float(theta[-1])
-
-
-def cross_fitted_logistic(X: Any, y: Any, *, folds: int = 5, seed: int = 0, l2: float = 1e-2) -> np.ndarray:
-    """Out-of-fold predicted probabilities of :func:`logistic_fit` (stratified, seeded folds;
-    features standardised on each training fold)."""
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y).astype(bool).reshape(-1)
-    rng = np.random.default_rng(seed)
-    fold = np.empty(y.size, dtype=int)
-    for cls in (False, True):
-        idx = rng.permutation(np.flatnonzero(y == cls))
-        fold[idx] = np.arange(idx.size) % folds
-    out = np.empty(y.size)
-    for k in range(folds):
-        tr, te = fold != k, fold == k
-        mu, sd = X[tr].mean(0), X[tr].std(0)
-        sd[sd == 0] = 1.0
-        w, b = logistic_fit((X[tr] - mu) / sd, y[tr], l2=l2)
-        out[te] = 1 / (1 + np.exp(-(((X[te] - mu) / sd) @ w + b)))
-    return out
 
 
 def added_value(scores: Mapping[str, Any], correct: Any, *, baselines: Sequence[str] = BASELINE_SCORES,
@@ -216,7 +168,8 @@ def added_value(scores: Mapping[str, Any], correct: Any, *, baselines: Sequence[
                 seed: int = 0) -> dict:
     """Do the ``extra`` (explanation) scores add to the ``baselines`` for telling errors apart?
 
-    Out-of-fold logistic predictions of "correct" from the baselines alone and from baselines +
+    Out-of-fold logistic predictions (:func:`uqxai_lib.stats.out_of_fold_probability`, scikit-learn)
+    of "correct" from the baselines alone and from baselines +
     extras (a NaN score is replaced by the score's median over all items; their number is
     returned as ``n_nan``). Returns
     ``auroc_baselines, auroc_combined, delta, delta_ci95`` (paired, stratified bootstrap over items
@@ -239,35 +192,12 @@ def added_value(scores: Mapping[str, Any], correct: Any, *, baselines: Sequence[
 
     n_nan = int(sum((~np.isfinite(conf[n])).sum() for n in extra))
     folds = max(2, min(folds, int(ok.sum()), int((~ok).sum())))
-    p_base = cross_fitted_logistic(design(baselines), ok, folds=folds, seed=seed)
-    p_comb = cross_fitted_logistic(design([*baselines, *extra]), ok, folds=folds, seed=seed)
-    d = auroc_difference(p_base, p_comb, ok, n_boot=n_boot, seed=seed)
+    p_base = stats.out_of_fold_probability(design(baselines), ok, folds=folds, seed=seed)
+    p_comb = stats.out_of_fold_probability(design([*baselines, *extra]), ok, folds=folds, seed=seed)
+    d = stats.auroc_difference(p_base, p_comb, ok, n_boot=n_boot, seed=seed)
     return {"auroc_baselines": d["auroc_a"], "auroc_combined": d["auroc_b"], "delta": d["delta"],
             "delta_ci95": d["delta_ci95"], "verdict": d["verdict"], "n_nan": n_nan}
 
-
-def auroc_difference(conf_a: Any, conf_b: Any, correct: Any, *, groups: Any = None, n_boot: int = 2000,
-                     seed: int = 0) -> dict:
-    """Paired comparison of two confidence scores of the same items (e.g. one score under two design
-    choices): ``auroc_a, auroc_b`` for correct (positive) vs misclassified, ``delta = auroc_b -
-    auroc_a`` with a paired bootstrap 95% interval (items resampled together, within ``groups`` if
-    given, stratified by correctness otherwise), ``verdict`` from the interval, and ``n_nan``, the
-    items left out because either score is NaN there."""
-    a, b = (np.asarray(v, dtype=float).reshape(-1) for v in (conf_a, conf_b))
-    ok = np.asarray(correct).astype(bool).reshape(-1)
-    if not (len(a) == len(b) == len(ok)):
-        raise ValueError(f"conf_a, conf_b and correct need one value per item, got {len(a)}, {len(b)}, {len(ok)}")
-    keep = np.isfinite(a) & np.isfinite(b)
-    g = None if groups is None else np.asarray(groups).reshape(-1)[keep]
-    a, b, ok = a[keep], b[keep], ok[keep]
-    if ok.all() or not ok.any():
-        return {"auroc_a": math.nan, "auroc_b": math.nan, "delta": math.nan, "delta_ci95": [math.nan, math.nan],
-                "verdict": "no detectable difference", "n_nan": int((~keep).sum())}
-    auc_a, auc_b = stats.auroc(a, ok), stats.auroc(b, ok)
-    ci = stats.bootstrap_ci(lambda x, y, yy: stats.auroc(y, yy) - stats.auroc(x, yy), a, b, ok,
-                            groups=g, strata=None if g is not None else ok, n_boot=n_boot, seed=seed)
-    return {"auroc_a": auc_a, "auroc_b": auc_b, "delta": auc_b - auc_a, "delta_ci95": list(ci),
-            "verdict": stats.verdict(ci), "n_nan": int((~keep).sum())}
 
 
 def conformal_rows(modality: str, source: str, scores: Mapping[str, Any], correct: Any, *, alpha: float = 0.1,
