@@ -178,7 +178,7 @@ report.table(overview, "models")
 #
 # Each stack is cached by its configuration and the model's weights.
 
-# %%
+# %% tags=["hide-output"]
 stacks = {}
 for name, m in setups.items():
     test, pred = items[name]
@@ -492,7 +492,7 @@ report.table(pd.DataFrame(right_vs_helps).T.round(3), "right_vs_helps")
 # a problem. The simulation test of `conformal` checks the guarantee itself against a population
 # with known risk.
 
-# %%
+# %% tags=["hide-output"]
 # each modality's risk level lies below its own base error rate (half of it), so that answering
 # everything cannot meet it; rows that are trivial anyway are flagged and never count as a held guarantee
 alphas = {name: conformal.choose_alpha(correct[name]) if (~correct[name].astype(bool)).any() else alpha
@@ -524,7 +524,7 @@ report.table(conf_table.sort_values(["modality", "mean coverage"], ascending=[Tr
 # risk; the full table is in the results file. Risk–coverage curves of one split for the best
 # explanation score and the best baseline of each modality, with the guaranteed operating point:
 
-# %%
+# %% tags=["hide-output"]
 best = {}
 for name in setups:
     rows = [r for r in conformal_rows if r["modality"] == name]
