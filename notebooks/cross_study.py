@@ -71,6 +71,10 @@ rashomon_k = 40
 prune_ratios = {"ECG": 0.05, "MRI": 0.2, "dermoscopy": 0.2, "volume": 0.2}
 epsilon = 0.05
 ensemble_seeds = [101, 102]
+# fine-tuned Rashomon set: copies of each model trained a little further (own seeds), kept within 1 + ε
+finetune_k = 4
+finetune_epochs = 1
+finetune_lr_factor = 0.1  # times the chapter's learning rate
 quantile = 0.9
 # design alternatives rerun on the same items (see "Does the answer depend on the design?")
 design_quantile = 0.75  # ECG test-time: SUE's top region of 25 % of the window instead of 10 %
@@ -158,7 +162,7 @@ overview = pd.DataFrame({name: {"test items": len(items[name][0]),
 report.table(overview, "models")
 
 # %% [markdown]
-# ## Four sources of explanation uncertainty
+# ## Five sources of explanation uncertainty
 #
 # For every test item, each source gives a stack of maps of the **same class** (the chapter model's
 # prediction on the clean input) and the predictions that went with them
@@ -171,32 +175,46 @@ report.table(overview, "models")
 #   MRI ResNet has dropout after every residual block and was trained with it; the ECG CNN-BiLSTM
 #   and the dermoscopy CNN have one dropout before their head (trained at 0.2 and 0.0), so their
 #   passes vary only the head's input — a weaker, post-hoc form of MC dropout, stated as such;
-# - **Rashomon set**: `rashomon_k` channel-pruned copies of the explained layer at `prune_ratios`,
-#   kept when their validation loss is within (1 + ε) of the model's (`samplers.rashomon`);
+# - **Rashomon set (pruned)**: `rashomon_k` channel-pruned copies of the explained layer at
+#   `prune_ratios`, kept when their validation loss is within (1 + ε) of the model's
+#   (`samplers.rashomon`);
+# - **Rashomon set (fine-tuned)**: `finetune_k` copies of the model trained `finetune_epochs` more
+#   epochs, each with its own seed, at `finetune_lr_factor` times the chapter's learning rate, kept
+#   by the same (1 + ε) filter (`uqxai_lib.finetune`, `studies.modalities.finetuned`). Every weight
+#   can move, so its members differ more than pruned copies of one layer do;
 # - **seed ensemble**: models of the same recipe trained with other seeds (`ensemble_seeds`) on the
 #   same data, each explaining the reference model's class.
 #
 # Each stack is cached by its configuration and the model's weights.
 
 # %% tags=["hide-output"]
-stacks = {}
+stacks, finetuned = {}, {}
 for name, m in setups.items():
     test, pred = items[name]
     members = modalities.members(m, ensemble_seeds)
+    finetuned[name] = modalities.finetuned(m, k=finetune_k, epochs=finetune_epochs, epsilon=epsilon, seed=seed,
+                                           lr_factor=finetune_lr_factor, device=dev)
+    kept_ft = finetuned[name].kept_models
     for source in cross.SOURCES:
+        pool = {"seed_ensemble": members, "rashomon_finetuned": kept_ft}.get(source)
         cfg = dict(modality=name, source=source, weights=weights_fingerprint(m.model), n=len(test),
                    chapter_profile=chapter_profile, seed=seed, draws_per_kind=draws_per_kind, strength=image_strength,
-                   snr=ecg_snr_db, snr_definition=SNR_DEFINITION, passes=mc_passes, rate=mc_rates[name], k=rashomon_k, ratio=prune_ratios[name], eps=epsilon,
-                   members=[weights_fingerprint(mm) for mm in members] if source == "seed_ensemble" else None)
+                   snr=ecg_snr_db, snr_definition=SNR_DEFINITION, passes=mc_passes, rate=mc_rates[name], k=rashomon_k,
+                   ratio=prune_ratios[name], eps=epsilon,
+                   members=None if pool is None else [weights_fingerprint(mm) for mm in pool])
         stacks[name, source] = cache.cached("cross_study/stack", cfg, lambda: cross.run_source(
             source, m.model, test.x, pred, layer=m.layer, method=m.method, perturbations=m.perturbations,
             draws_per_kind=draws_per_kind, mc_passes=mc_passes, mc_rate=mc_rates[name], x_val=m.val.x.to(dev),
             y_val=m.val.y.to(dev), head=m.head, rashomon_k=rashomon_k, prune_ratio=prune_ratios[name], epsilon=epsilon,
-            members=members, seed=seed)._asdict())
+            members=members, finetuned=kept_ft, seed=seed)._asdict())
 report.table(pd.DataFrame({f"{n} / {s}": {"samples per item": int(st["maps"].shape[0]),
                                            **{k: v for k, v in st["info"].items() if k in ("n_kept", "n_members",
                                                                                            "passes")}}
                            for (n, s), st in stacks.items()}).T.fillna(""), "samples")
+finetuned_sets = {name: {"candidates": int(len(f.models)), "kept": int(f.kept.sum()),
+                         "relative loss min": float(f.relative_loss.min()), "relative loss max": float(f.relative_loss.max())}
+                  for name, f in finetuned.items()}
+report.table(pd.DataFrame(finetuned_sets).T, "finetuned_sets")
 
 # %% [markdown]
 # ## Per-item scores
@@ -351,7 +369,7 @@ report.table(pd.DataFrame([{
 # explanation methods as their future work (LIME and SHAP above all), so the same question is asked
 # here of six more methods from the captum library, run through
 # `uqxai_lib.attribution`: integrated gradients, occlusion, input × gradient, SmoothGrad, LIME and
-# Kernel SHAP — every one under all four sources and on all four modalities, the 3-D volumes
+# Kernel SHAP — every one under all five sources and on all four modalities, the 3-D volumes
 # included. Three rules make their stability scores comparable:
 #
 # - **one map per item**: the attribution is reduced to one non-negative value per position by
@@ -366,7 +384,7 @@ report.table(pd.DataFrame([{
 # **case-control sample** of each modality's test items: `method_items_each` misclassified items and
 # as many correct ones (fewer where a modality has fewer errors), and fewer samples per source
 # (`method_draws_per_kind` per perturbation, `method_mc_passes` passes, the first
-# `method_max_models` kept Rashomon models, the same seed ensemble). The AUROC of correct vs
+# `method_max_models` kept models of either Rashomon set, the same seed ensemble). The AUROC of correct vs
 # misclassified does not depend on how many of each are sampled, but the intervals are wide: read
 # this matrix for large differences only. The chapter's own CAM is scored on the same items (its
 # stacks above, restricted to them), and every cell's record comes from the instrument of the
@@ -386,6 +404,7 @@ for name, m in setups.items():
         clean_probs = m.model(x).float().softmax(-1).cpu()
     grp = None if sub.group is None else sub.group.cpu().numpy()
     members = modalities.members(m, ensemble_seeds)
+    kept_ft = finetuned[name].kept_models
     method_info[name] = {"items": len(idx), "misclassified": int((~ok[idx.numpy()]).sum()),
                          "spatial_dims": m.spatial_dims}
     for method in [m.method, *methods]:
@@ -410,13 +429,14 @@ for name, m in setups.items():
                            strength=image_strength, snr=ecg_snr_db, passes=method_mc_passes, rate=mc_rates[name],
                            k=rashomon_k, ratio=prune_ratios[name], eps=epsilon, max_models=method_max_models,
                            volume=volume if name == "volume" else None,
-                           members=[weights_fingerprint(mm) for mm in members] if source == "seed_ensemble" else None)
+                           members={"seed_ensemble": [weights_fingerprint(mm) for mm in members],
+                                    "rashomon_finetuned": [weights_fingerprint(mm) for mm in kept_ft]}.get(source))
                 st = cache.cached("cross_study/method_stack", cfg, lambda: cross.method_stack(
                     source, method, m.model, x, tgt, layer=m.layer, perturbations=m.perturbations,
                     draws_per_kind=method_draws_per_kind, mc_passes=method_mc_passes, mc_rate=mc_rates[name],
                     x_val=m.val.x.to(dev), y_val=m.val.y.to(dev), head=m.head, rashomon_k=rashomon_k,
-                    prune_ratio=prune_ratios[name], epsilon=epsilon, members=members, max_models=method_max_models,
-                    seed=seed, options=opts)._asdict())
+                    prune_ratio=prune_ratios[name], epsilon=epsilon, members=members, finetuned=kept_ft,
+                    max_models=method_max_models, seed=seed, options=opts)._asdict())
             method_matrix += cross.method_rows(name, source, method, st, ref, clean_probs, y, tgt.cpu(), groups=grp,
                                                quantile=quantile, folds=folds, n_boot=n_boot, seed=seed)
 report.table(pd.DataFrame(method_info).T, "method_items")
@@ -424,7 +444,8 @@ report.table(pd.DataFrame(method_info).T, "method_items")
 # %% [markdown]
 # One panel per modality: the AUROC of each method's stability score (ρ: Spearman with the clean
 # map; J: top-10 % Jaccard over sample pairs) for correct vs misclassified items, per source
-# (TTA test-time perturbation, MC dropout, Rashomon set, seed ensemble); "chapter CAM" is Grad-CAM
+# (TTA test-time perturbation, MC dropout, Rash. pruned and R-ft fine-tuned Rashomon sets, Ens. seed
+# ensemble); "chapter CAM" is Grad-CAM
 # (Grad-CAM++ for dermoscopy). Purple: stable
 # explanations go with correct predictions; orange: the reverse; `*`: the 95% interval excludes
 # 0.5; `–`: undefined (too few samples or items with a defined score). The full table, with AURC
@@ -554,7 +575,7 @@ for ax, name in zip(axes.flat, setups):
 # explanation score of each modality was calibrated above, and each frame shows the curve, the
 # certified point and which test items are answered.
 
-# %% tags=["hide-output"]
+# %%
 frames, labels = [], []
 for name in setups:
     r = best[name][0]
@@ -707,6 +728,7 @@ results = cache.round_sig({
     "alpha_by_modality": alphas,
     "literature": lit_rows,
     "sources": {f"{n}/{s}": st["info"] for (n, s), st in stacks.items()},
+    "finetuned_sets": finetuned_sets,
     "accuracy": {n: float(v) for n, v in overview["accuracy"].items()},
 })
 report.save_tables(results_path)

@@ -143,7 +143,11 @@ def test_results_carry_the_records_the_issues_name(tiny_book):
     if "cross_study" in NOTEBOOKS:
         cs = json.loads((res / "cross_study.json").read_text())
         cam = [r for r in cs["matrix"] if r["items"] == "all"]
-        assert len({(r["modality"], r["source"], r["score"]) for r in cam}) == 4 * 4 * 2 == len(cam)
+        assert {r["source"] for r in cam} == {"test_time", "mc_dropout", "rashomon", "rashomon_finetuned",
+                                              "seed_ensemble"}
+        assert len({(r["modality"], r["source"], r["score"]) for r in cam}) == 4 * 5 * 2 == len(cam)
+        assert set(cs["finetuned_sets"]) == set(cs["modalities"])
+        assert all(0 <= v["kept"] <= v["candidates"] for v in cs["finetuned_sets"].values())
         cells = [r for r in cs["matrix"] if r["items"] == "case_control"]
         methods = {r["method"] for r in cells}
         assert len(methods - {"grad_cam", "grad_cam_pp"}) >= 6 and {"lime", "kernel_shap"} <= methods
@@ -159,6 +163,21 @@ def test_results_carry_the_records_the_issues_name(tiny_book):
         assert cs["literature"] and all({"source", "setting", "figure", "ours"} <= set(r) for r in cs["literature"])
         for r in cs["design"]:
             assert r["verdict"] == stats.verdict(r["delta_ci95"]) or r["delta"] is None
+
+
+def test_widgets_are_never_folded_away(tiny_book):
+    # a widget inside a hide-output fold renders but cannot be slid until the reader opens the fold
+    repo, proc = tiny_book
+    assert proc.returncode == 0, f"runner failed:\n{proc.stderr[-6000:]}"
+    folded = {}
+    for name in NOTEBOOKS:
+        nb = nbformat.read(repo / "book" / "_executed" / f"{name}.ipynb", as_version=4)
+        for i, c in enumerate(nb.cells):
+            widget = any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in c.get("outputs", []))
+            tags = set(c.metadata.get("tags", [])) & {"hide-output", "hide-cell", "remove-output", "remove-cell"}
+            if widget and tags:
+                folded.setdefault(name, []).append((i, sorted(tags)))
+    assert not folded, f"widget cells carry folding tags: {folded}"
 
 
 def test_book_builds_without_warnings(tiny_book):

@@ -174,6 +174,29 @@ def test_run_source_rashomon_reports_too_few_kept_models_instead_of_failing():
         cross.run_source("bootstrap", m, x, pred, layer="1", method="grad_cam")
 
 
+def test_fine_tuned_rashomon_source_explains_the_kept_models_and_is_empty_below_two():
+    from uqxai_lib import attribution, saliency
+
+    m = _tiny_model()
+    x = torch.randn(5, 1, 16, generator=torch.Generator().manual_seed(4))
+    pred = m(x).argmax(1)
+    kept = [_tiny_model(s) for s in (3, 4, 5)]
+    st = cross.run_source("rashomon_finetuned", m, x, pred, layer="1", method="grad_cam", finetuned=kept,
+                          members=[_tiny_model(9), _tiny_model(10)])  # the seed ensemble is not used
+    assert st.maps.shape == (3, 5, 16) and st.info == {"n_kept": 3}
+    for i, k in enumerate(kept):
+        assert torch.allclose(st.maps[i], saliency.explain(k, x, "1", pred))
+        assert torch.allclose(st.probs[i], torch.softmax(k(x), -1))
+    one = cross.run_source("rashomon_finetuned", m, x, pred, layer="1", method="grad_cam", finetuned=kept[:1])
+    assert one.maps.shape[0] == 0 and one.info["n_kept"] == 1
+    occ = cross.method_stack("rashomon_finetuned", "occlusion", m, x, pred, layer="1", finetuned=kept, max_models=2)
+    assert occ.maps.shape[:2] == (2, 5) and occ.info == {"n_kept": 3, "n_explained": 2}
+    torch.testing.assert_close(occ.maps[1], attribution.explain(kept[1], x, pred, "occlusion"))
+    assert cross.method_stack("rashomon_finetuned", "occlusion", m, x, pred, layer="1",
+                              finetuned=kept[:1]).maps.shape[0] == 0
+    assert cross.PROTOCOL_SOURCE["rashomon_finetuned"] == "ensemble" and "rashomon_finetuned" in cross.SOURCES
+
+
 def test_operating_points_follow_the_conformal_threshold_on_the_test_part():
     from uqxai_lib import conformal
 

@@ -59,7 +59,7 @@ __all__ = [
     "run_source",
 ]
 
-SOURCES = ("test_time", "mc_dropout", "rashomon", "seed_ensemble")
+SOURCES = ("test_time", "mc_dropout", "rashomon", "rashomon_finetuned", "seed_ensemble")
 
 EXPLANATION_SCORES = ("jaccard", "spearman")
 BASELINE_SCORES = ("entropy", "mutual_information", "margin", "flip_rate")
@@ -235,14 +235,17 @@ def run_source(source: str, model: torch.nn.Module, x: Tensor, target: Tensor, *
                perturbations: Mapping[str, Any] | None = None, draws_per_kind: int = 3, mc_passes: int = 10,
                mc_rate: float | None = None, x_val: Tensor | None = None, y_val: Tensor | None = None,
                head: torch.nn.Linear | None = None, rashomon_k: int = 40, prune_ratio: float = 0.2,
-               epsilon: float = 0.05, members: Sequence[torch.nn.Module] = (), seed: int = 0) -> SourceStack:
+               epsilon: float = 0.05, members: Sequence[torch.nn.Module] = (),
+               finetuned: Sequence[torch.nn.Module] = (), seed: int = 0) -> SourceStack:
     """The samples of one source of explanation uncertainty, every map explaining ``target``.
 
     ``test_time``: ``draws_per_kind`` draws of each perturbation (stacked kind after kind);
     ``mc_dropout``: ``mc_passes`` passes at rate ``mc_rate`` (``None``: the trained rates);
     ``rashomon``: the kept models of a ``rashomon_k``-candidate set at ``prune_ratio`` /
     ``epsilon`` on the validation data (closed form when ``head`` is given; fewer than 2 kept
-    models give an empty stack and ``info["n_kept"]``); ``seed_ensemble``: the ``members``.
+    models give an empty stack and ``info["n_kept"]``); ``rashomon_finetuned``: the kept models of a
+    fine-tuned set (``finetuned``: :attr:`uqxai_lib.finetune.FinetunedSet.kept_models`; fewer than 2
+    give an empty stack); ``seed_ensemble``: the ``members``.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; use one of {SOURCES}")
@@ -269,14 +272,20 @@ def run_source(source: str, model: torch.nn.Module, x: Tensor, target: Tensor, *
             return SourceStack(empty, empty, info)
         st = samplers.rashomon_maps(model, layer, x, rset, method=method, head=head, target=target)
         return SourceStack(st.maps, st.probs, info)
-    if len(members) < 2:
+    if source == "rashomon_finetuned":
+        if len(finetuned) < 2:
+            empty = x.new_zeros((0, *x.shape[:1]))
+            return SourceStack(empty, empty, {"n_kept": len(finetuned)})
+        members = finetuned
+    elif len(members) < 2:
         raise ValueError(f"seed_ensemble needs at least 2 members besides the reference model, got {len(members)}")
     maps, probs = [], []
     for m in members:
         maps.append(saliency.explain(m, x, layer, target, method).detach())
         with torch.no_grad():
             probs.append(torch.softmax(m(x), -1))
-    return SourceStack(torch.stack(maps), torch.stack(probs), {"n_members": len(members)})
+    key = "n_kept" if source == "rashomon_finetuned" else "n_members"
+    return SourceStack(torch.stack(maps), torch.stack(probs), {key: len(members)})
 
 
 def operating_points(conf: Any, correct: Any, alphas: Sequence[float], *, delta: float = 0.1,
@@ -326,7 +335,8 @@ def method_stack(source: str, method: str, model: torch.nn.Module, x: Tensor, ta
                  perturbations: Mapping[str, Any] | None = None, draws_per_kind: int = 1, mc_passes: int = 4,
                  mc_rate: float | None = None, x_val: Tensor | None = None, y_val: Tensor | None = None,
                  head: torch.nn.Linear | None = None, rashomon_k: int = 40, prune_ratio: float = 0.2,
-                 epsilon: float = 0.05, members: Sequence[torch.nn.Module] = (), max_models: int | None = None,
+                 epsilon: float = 0.05, members: Sequence[torch.nn.Module] = (),
+                 finetuned: Sequence[torch.nn.Module] = (), max_models: int | None = None,
                  seed: int = 0, options: Mapping[str, Any] | None = None) -> SourceStack:
     """The samples of one source for ``method``: a CAM goes through :func:`run_source`, any method of
     :mod:`uqxai_lib.attribution` through :func:`uqxai_lib.attribution.sample_stack` (maps at input
@@ -336,7 +346,7 @@ def method_stack(source: str, method: str, model: torch.nn.Module, x: Tensor, ta
         return run_source(source, model, x, target, layer=layer, method=method, perturbations=perturbations,
                           draws_per_kind=draws_per_kind, mc_passes=mc_passes, mc_rate=mc_rate, x_val=x_val,
                           y_val=y_val, head=head, rashomon_k=rashomon_k, prune_ratio=prune_ratio, epsilon=epsilon,
-                          members=members, seed=seed)
+                          members=members, finetuned=finetuned, seed=seed)
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; use one of {SOURCES}")
     opts = dict(options or {})
@@ -360,6 +370,13 @@ def method_stack(source: str, method: str, model: torch.nn.Module, x: Tensor, ta
                                       max_models=max_models, **kw)
         return SourceStack(st.maps, st.probs, {"n_candidates": int(rashomon_k), "n_explained": int(st.maps.shape[0]),
                                                "max_models": max_models})
+    if source == "rashomon_finetuned":
+        kept = list(finetuned)[:max_models] if max_models else list(finetuned)
+        if len(kept) < 2:
+            empty = x.new_zeros((0, *x.shape[:1]))
+            return SourceStack(empty, empty, {"n_kept": len(finetuned), "n_explained": 0})
+        st = attribution.sample_stack(model, x, source="ensemble", models=kept, **kw)
+        return SourceStack(st.maps, st.probs, {"n_kept": len(finetuned), "n_explained": len(kept)})
     if len(members) < 2:
         raise ValueError(f"seed_ensemble needs at least 2 members besides the reference model, got {len(members)}")
     st = attribution.sample_stack(model, x, source="ensemble", models=list(members), **kw)
@@ -368,7 +385,7 @@ def method_stack(source: str, method: str, model: torch.nn.Module, x: Tensor, ta
 
 #: the protocol's name of each source of this chapter
 PROTOCOL_SOURCE = {"test_time": "test_time", "mc_dropout": "mc_dropout", "rashomon": "rashomon",
-                   "seed_ensemble": "ensemble"}
+                   "rashomon_finetuned": "ensemble", "seed_ensemble": "ensemble"}
 #: the chapter's score names -> the protocol's stability keys
 STABILITY_KEYS = {"spearman": "rho", "jaccard": "jaccard"}
 

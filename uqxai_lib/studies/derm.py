@@ -111,11 +111,13 @@ class DermSetup(NamedTuple):
 
 
 def setup(params: Mapping[str, Any], *, seed: int, device: torch.device | str = "cpu",
-          progress: bool = False) -> DermSetup:
+          progress: bool = False, member_seed: int | None = None) -> DermSetup:
     """Data (synthetic dermoscopy, or HAM10000 from ``params["data_dir"]``), the lesion-grouped
     60 / 20 / 20 split and the classifier trained by :func:`uqxai_lib.train.fit` under ONE cache
     key (``cache_config``). ``params`` are the chapter's parameters (the notebook's defaults
-    overlaid with a profile, :func:`uqxai_lib.params.chapter_parameters`). Data sets are on ``device``."""
+    overlaid with a profile, :func:`uqxai_lib.params.chapter_parameters`). Data sets are on ``device``.
+    ``member_seed`` (not ``None``, not ``seed``): the same data and split, the model initialised and
+    trained with that seed under the key plus ``member_seed`` (a member of a seed ensemble)."""
     from uqxai_lib import train, utils
     from uqxai_lib.data import group_split
     from uqxai_lib.data.ham10000 import load_ham10000
@@ -141,10 +143,13 @@ def setup(params: Mapping[str, Any], *, seed: int, device: torch.device | str = 
            "ham_limit": p.get("ham_limit"), "seed": seed, "epochs": p["epochs"], "lr": p["lr"],
            "weight_decay": p["weight_decay"], "batch_size": p["batch_size"], "patience": p["patience"],
            "weights_path": p.get("weights_path")}
-    torch.manual_seed(seed)
+    model_seed = seed if member_seed is None else int(member_seed)
+    if model_seed != seed:
+        cfg["member_seed"] = model_seed
+    torch.manual_seed(model_seed)
     model = build_derm_classifier(arch, weights_path=p.get("weights_path"), small_width=p["small_width"])
     fit = train.fit(model, train_set, val_set, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                    weight_decay=p["weight_decay"], class_weight="balanced", patience=p["patience"], seed=seed,
+                    weight_decay=p["weight_decay"], class_weight="balanced", patience=p["patience"], seed=model_seed,
                     device=dev, cache_config=cfg, name=f"derm_vic_{arch}", augment=derm_augment, progress=progress)
     cw = train.class_weights(train_set.y.cpu(), len(train_set.classes)).to(dev)
     return DermSetup(train_set, val_set, test_set, fit.model.eval(), source, cfg, cw, fit.best_epoch,

@@ -183,7 +183,8 @@ def _concat(a, b):
                                group=torch.cat([a.group, b.group]))
 
 
-def setup(params: Mapping, *, seed: int, device: torch.device | str = "cpu", progress: bool = False) -> ECGSetup:
+def setup(params: Mapping, *, seed: int, device: torch.device | str = "cpu", progress: bool = False,
+          member_seed: int | None = None) -> ECGSetup:
     """The chapter's data set, subject-wise split and trained CNN-BiLSTM from its parameters.
 
     Synthetic data (``make_synthetic_ecg``) unless ``params["data_dir"]`` / ``$UQXAI_DATA_DIR``
@@ -193,6 +194,8 @@ def setup(params: Mapping, *, seed: int, device: torch.device | str = "cpu", pro
     primary interval is narrow enough; then an evenly spaced subset of at most ``max_test``
     windows is studied. The model is trained through ``train.fit`` under one cache key
     (``train_config``), so the notebook, the robustness and the cross-study chapters share it.
+    ``member_seed`` (not ``None``, not ``seed``): the same data and split, the model initialised and
+    trained with that seed under the key plus ``member_seed`` (a member of a seed ensemble).
     """
     from .. import train
     from ..data.fantasia_incart import load_fantasia_incart
@@ -232,12 +235,17 @@ def setup(params: Mapping, *, seed: int, device: torch.device | str = "cpu", pro
         keep = torch.linspace(0, len(test_set) - 1, int(p["max_test"])).round().long()
         test_set = test_set.subset(keep)
         severity = None if severity is None else severity[keep]
+    member = member_seed is not None and int(member_seed) != int(seed)
+    if member:
+        torch.manual_seed(int(member_seed))
     model = CNNBiLSTM(channels=p["channels"], hidden=p["hidden"])
     train_config = dict(data=data_config, model=model.config, epochs=p["epochs"], batch_size=p["batch_size"],
                         lr=p["lr"], patience=p["patience"], seed=seed)
+    if member:
+        train_config["member_seed"] = int(member_seed)
     fit = train.fit(model, train_set, val_set, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                    patience=p["patience"], seed=seed, device=dev, name="ecg_cnn_bilstm", cache_config=train_config,
-                    progress=progress)
+                    patience=p["patience"], seed=int(member_seed) if member else seed, device=dev,
+                    name="ecg_cnn_bilstm", cache_config=train_config, progress=progress)
     return ECGSetup(data, train_set, val_set, test_set, severity, fit.model.eval(), fit.model.cam_layer_name,
                     train_config, "synthetic" if root is None else str(root), load_nstdb(root, fs=FS),
                     bool(fit.from_cache), _test_key(test_set))

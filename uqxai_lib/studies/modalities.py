@@ -1,10 +1,10 @@
 """The chapters' embedded data sets and trained models, for chapters that use all of them.
 
-Each function rebuilds a chapter's synthetic data, split and model from that chapter's profile
-parameters, exactly as the chapter notebook does, and trains it through :func:`uqxai_lib.train.fit`
-with the same cache configuration, so the model the chapter trained is reused from the cache
-(``fit.from_cache``) instead of trained again. ``member(seed)`` trains the same recipe with another
-training seed on the same data and split: the members of a seed ensemble.
+Each function calls that chapter's own setup (``studies.<chapter>.setup``, the one function the
+notebook and the robustness chapter call too) with the chapter's profile parameters, so the data,
+split, model and cache key are the chapter's and the model it trained is reused from the cache
+(``from_cache``). ``member(seed)`` is the chapter's setup with ``member_seed``: the same data and
+split, another training seed (the members of a seed ensemble).
 
 Only the embedded (synthetic) data are used here: the cross-study chapter compares the sources of
 explanation uncertainty where ground truth is known.
@@ -22,10 +22,10 @@ import torch
 from torch import Tensor, nn
 
 from .. import train
-from ..data import LabeledArrays, group_split
+from ..data import LabeledArrays
 from ..perturb import IMAGE_PERTURBATIONS, PERTURBATIONS, make_image_perturbation, make_perturbation
 
-__all__ = ["Modality", "derm", "ecg", "members", "mri", "subsample", "volume", "volume_perturbation"]
+__all__ = ["Modality", "derm", "ecg", "finetuned", "members", "mri", "subsample", "volume", "volume_perturbation"]
 
 
 class Modality(NamedTuple):
@@ -44,6 +44,8 @@ class Modality(NamedTuple):
     groups: Tensor | None            # test items' subject / patient / lesion ids
     from_cache: bool
     spatial_dims: int = 2            # 1: ECG windows, 2: images, 3: volumes
+    recipe: Mapping[str, Any] | None = None  # how the model was trained: lr, batch_size, weight_decay,
+    #                                          augment, cache_config, name (for fine-tuned Rashomon sets)
 
 
 def subsample(data: LabeledArrays, n: int) -> LabeledArrays:
@@ -64,117 +66,63 @@ def _fit(build: Callable[[int], nn.Module], seed: int, fit_kw: Mapping[str, Any]
 
 def ecg(params: Mapping[str, Any], device: torch.device, *, seed: int, snr_db: float = 10.0,
         progress: bool = False) -> Modality:
-    """The ``ecg_sue`` chapter's synthetic windows and CNN-BiLSTM (its profile ``params``)."""
-    from ..data.synthetic_ecg import make_synthetic_ecg, stratified_group_split
-    from ..models.cnn_bilstm import CNNBiLSTM
+    """The ``ecg_sue`` chapter's setup (:func:`uqxai_lib.studies.ecg.setup`, its profile ``params``):
+    its windows, split and CNN-BiLSTM under the chapter's cache key; members through its ``member_seed``."""
+    from . import ecg as chapter
 
-    p = params
-    data = make_synthetic_ecg(p["n_subjects"], p["windows_per_subject"], cad_fraction=p["cad_fraction"],
-                              mild_fraction=p["mild_fraction"], seed=seed)
-    data_config = dict(source="synthetic", n_subjects=p["n_subjects"], windows_per_subject=p["windows_per_subject"],
-                       cad_fraction=p["cad_fraction"], mild_fraction=p["mild_fraction"], seed=seed)
-    tr, va, te = stratified_group_split(data.group, data.y, [0.6, 0.2, 0.2], seed=seed)
-    train_set, val_set, test_set = data.subset(tr), data.subset(va), data.subset(te)
-    test_set = subsample(test_set, p["max_test"])
-
-    def build(s: int) -> nn.Module:
-        torch.manual_seed(s)
-        return CNNBiLSTM(channels=p["channels"], hidden=p["hidden"])
-
-    probe = CNNBiLSTM(channels=p["channels"], hidden=p["hidden"])
-    fit_kw = dict(train=train_set, val=val_set, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                  patience=p["patience"], device=device, name="ecg_cnn_bilstm", progress=progress)
-    cache_config = dict(data=data_config, model=probe.config, epochs=p["epochs"], batch_size=p["batch_size"],
-                        lr=p["lr"], patience=p["patience"], seed=seed)
+    st = chapter.setup(params, seed=seed, device=device, progress=progress)
 
     def member(s: int) -> nn.Module:
-        return _fit(build, s, fit_kw, cache_config, seed).model.eval()
+        if int(s) == int(seed):
+            return st.model
+        return chapter.setup(params, seed=seed, device=device, member_seed=int(s)).model
 
-    # the chapter builds its model right after seed_everything(seed), without a manual_seed of its own
-    torch.manual_seed(seed)
-    fit = train.fit(CNNBiLSTM(channels=p["channels"], hidden=p["hidden"]), **fit_kw, seed=seed,
-                    cache_config=cache_config)
-    kinds = {k: make_perturbation(k, snr_db, 250.0) for k in PERTURBATIONS}
-    return Modality("ECG", train_set, val_set, test_set, fit.model.eval(), fit.model.cam_layer_name, "grad_cam",
-                    None, kinds, member, test_set.group, fit.from_cache, 1)
+    kinds = {k: make_perturbation(k, snr_db, chapter.FS) for k in PERTURBATIONS}
+    recipe = dict(lr=params["lr"], batch_size=params["batch_size"], weight_decay=0.0, augment=None,
+                  cache_config=st.train_config, name="ecg_cnn_bilstm_finetuned")
+    return Modality("ECG", st.train, st.val, st.test, st.model, st.layer, "grad_cam", None, kinds, member,
+                    st.test.group, st.from_cache, 1, recipe)
 
 
 def mri(params: Mapping[str, Any], device: torch.device, *, seed: int, strength: float = 0.3,
         progress: bool = False) -> Modality:
-    """The ``mri_mc_dropout`` chapter's synthetic phantom and ResNet-MC (its profile ``params``)."""
-    from ..data.sartaj import stratified_holdout
-    from ..data.synthetic_mri import make_synthetic_mri
-    from ..models.resnet_mc import GRADCAM_LAYER, build_resnet_mc, explained_layer
+    """The ``mri_mc_dropout`` chapter's setup (:func:`uqxai_lib.studies.mri.setup`, its profile
+    ``params``): its phantom, split and ResNet-MC explained at the chapter's hook point."""
+    from . import mri as chapter
 
-    p = params
-    data = make_synthetic_mri(p["n_patients"], size=p["image_size"], ambiguity=p["ambiguity"], seed=seed)
-    data_config = dict(source="synthetic", n_patients=p["n_patients"], size=p["image_size"], ambiguity=p["ambiguity"],
-                       split=list(p["split"]), seed=seed)
-    split = p["split"]
-    rest, test_idx = stratified_holdout(data.y, int(round(split[2] * len(data))), seed=seed)
-    tr, va = stratified_holdout(data.y[rest], int(round(split[1] * len(data))), seed=seed + 1)
-    train_set, val_set, test_set = data.subset(rest[tr]), data.subset(rest[va]), data.subset(test_idx)
-    test_set = subsample(test_set, p["max_test"])
-    classes = list(train_set.classes)
-    weights = p.get("weights")
-    model_config = dict(arch=p["arch"], width=p["width"], small_input=p["small_input"], num_classes=len(classes),
-                        train_dropout=p["train_dropout"], weights=None if weights is None else str(weights))
-
-    def build(s: int) -> nn.Module:
-        return build_resnet_mc(p["arch"], num_classes=len(classes), p=p["train_dropout"], width=p["width"],
-                               small_input=p["small_input"], weights=weights, seed=s)
-
-    fit_kw = dict(train=train_set, val=val_set, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                  patience=p["patience"], device=device, name="mri_resnet_mc", progress=progress)
-    cache_config = dict(data=data_config, model=model_config)
+    st = chapter.setup(params, seed=seed, device=device)
 
     def member(s: int) -> nn.Module:
-        return _fit(build, s, fit_kw, cache_config, seed).model.eval()
+        if int(s) == int(seed):
+            return st.model
+        return chapter.setup(params, seed=seed, device=device, member_seed=int(s)).model
 
-    fit = _fit(build, seed, fit_kw, cache_config, seed)
-    model = fit.model.eval()
     kinds = {k: make_image_perturbation(k, strength) for k in IMAGE_PERTURBATIONS}
-    # the chapter's default hook point: the last block's output before its dropout (fair design)
-    layer = explained_layer(model, GRADCAM_LAYER, p.get("explain_point", "pre_dropout"))
-    return Modality("MRI", train_set, val_set, test_set, model, layer, "grad_cam", model.fc, kinds,
-                    member, None, fit.from_cache, 2)
+    recipe = dict(lr=params["lr"], batch_size=params["batch_size"], weight_decay=0.0, augment=None,
+                  cache_config=st.config, name="mri_resnet_mc_finetuned")
+    return Modality("MRI", st.train, st.val, st.test, st.model, st.layer, "grad_cam", st.model.fc, kinds,
+                    member, None, st.fit.from_cache, 2, recipe)
 
 
 def derm(params: Mapping[str, Any], device: torch.device, *, seed: int, strength: float = 0.3,
          progress: bool = False) -> Modality:
-    """The ``derm_vic`` chapter's synthetic dermoscopy and classifier (its profile ``params``)."""
-    from ..data.synthetic_derm import make_synthetic_derm
-    from ..models.derm_classifier import FEATURE_LAYER, build_derm_classifier, derm_augment
+    """The ``derm_vic`` chapter's setup (:func:`uqxai_lib.studies.derm.setup`, its profile ``params``):
+    its lesions, lesion-grouped split and classifier, explained with Grad-CAM++."""
+    from ..models.derm_classifier import FEATURE_LAYER, derm_augment
+    from . import derm as chapter
 
-    p = params
-    arch, small_width = p["arch"], p["small_width"]
-    data = make_synthetic_derm(n_lesions=p["n_lesions"], size=p["image_size"], separation=p["separation"], seed=seed)
-    parts = group_split(data.group, [0.6, 0.2, 0.2], seed=seed)
-    train_set, val_set, test_set = (data.subset(q) for q in parts)
-    cache_config = {
-        "chapter": "derm_vic", "source": "synthetic dermoscopy", "arch": arch, "small_width": small_width,
-        "image_size": p["image_size"], "n_lesions": p["n_lesions"], "separation": p["separation"],
-        "ham_limit": p.get("ham_limit"), "seed": seed, "epochs": p["epochs"], "lr": p["lr"],
-        "weight_decay": p["weight_decay"], "batch_size": p["batch_size"], "patience": p["patience"],
-        "weights_path": p.get("weights_path"),
-    }
-
-    def build(s: int) -> nn.Module:
-        torch.manual_seed(s)
-        return build_derm_classifier(arch, weights_path=p.get("weights_path"), small_width=small_width)
-
-    fit_kw = dict(train=train_set, val=val_set, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                  weight_decay=p["weight_decay"], class_weight="balanced", patience=p["patience"], device=device,
-                  name=f"derm_vic_{arch}", augment=derm_augment, progress=progress)
+    st = chapter.setup(params, seed=seed, device=device, progress=progress)
 
     def member(s: int) -> nn.Module:
-        return _fit(build, s, fit_kw, cache_config, seed).model.eval()
+        if int(s) == int(seed):
+            return st.model
+        return chapter.setup(params, seed=seed, device=device, member_seed=int(s)).model
 
-    fit = _fit(build, seed, fit_kw, cache_config, seed)
-    model = fit.model.eval()
     kinds = {k: make_image_perturbation(k, strength) for k in IMAGE_PERTURBATIONS}
-    return Modality("dermoscopy", train_set, val_set, test_set, model, FEATURE_LAYER, "grad_cam_pp",
-                    model.classifier, kinds, member, test_set.group, fit.from_cache, 2)
+    recipe = dict(lr=params["lr"], batch_size=params["batch_size"], weight_decay=params["weight_decay"],
+                  augment=derm_augment, cache_config=st.cache_config, name=f"derm_vic_{params['arch']}_finetuned")
+    return Modality("dermoscopy", st.train_set, st.val_set, st.test_set, st.model, FEATURE_LAYER, "grad_cam_pp",
+                    st.model.classifier, kinds, member, st.test_set.group, st.from_cache, 2, recipe)
 
 
 def volume_perturbation(kind: str, strength: float) -> Callable[[Tensor, torch.Generator], Tensor]:
@@ -224,10 +172,31 @@ def volume(params: Mapping[str, Any], device: torch.device, *, seed: int, streng
     fit = _fit(build, seed, fit_kw, cache_config, seed)
     model = fit.model.eval()
     kinds = {k: volume_perturbation(k, strength) for k in IMAGE_PERTURBATIONS}
+    recipe = dict(lr=p["lr"], batch_size=p["batch_size"], weight_decay=0.0, augment=None, cache_config=cache_config,
+                  name="volume_cnn3d_finetuned")
     return Modality("volume", train_set, val_set, test_set, model, model.cam_layer_name, "grad_cam", model.fc, kinds,
-                    member, None, fit.from_cache, 3)
+                    member, None, fit.from_cache, 3, recipe)
 
 
 def members(modality: Modality, seeds: Sequence[int]) -> list[nn.Module]:
     """The ensemble members of ``seeds`` (each trained once, then cached)."""
     return [modality.member(int(s)) for s in seeds]
+
+
+def finetuned(modality: Modality, *, k: int, epochs: int, epsilon: float, seed: int, lr_factor: float = 0.1,
+              device: torch.device | str | None = None, progress: bool = False):
+    """The modality's fine-tuned Rashomon set (:func:`uqxai_lib.finetune.finetuned_set`): ``k``
+    copies of its model trained ``epochs`` more epochs on its training data with the chapter's recipe
+    at ``lr_factor`` times its learning rate, each with its own seed, kept within ``1 + epsilon`` of
+    the model's validation loss. Cached under the chapter's training key (plus the parent weights
+    and each candidate's seed)."""
+    from .. import finetune
+
+    r = modality.recipe
+    if r is None:
+        raise ValueError(f"modality {modality.name!r} carries no training recipe; build it with studies.modalities")
+    return finetune.finetuned_set(modality.model, modality.train, modality.val, k=int(k), epochs=int(epochs),
+                                  epsilon=float(epsilon), seed=int(seed), cache_config=r["cache_config"],
+                                  lr=float(r["lr"]) * float(lr_factor), batch_size=int(r["batch_size"]),
+                                  weight_decay=float(r["weight_decay"]), augment=r["augment"], device=device,
+                                  name=r["name"], progress=progress)

@@ -108,7 +108,7 @@ class Setup(NamedTuple):
     config: dict
 
 
-def setup(params: Mapping[str, Any], *, seed: int, device: Any = "cpu") -> Setup:
+def setup(params: Mapping[str, Any], *, seed: int, device: Any = "cpu", member_seed: int | None = None) -> Setup:
     """Build the chapter's data (synthetic phantom, or SARTAJ when ``params["data_dir"]`` or
     ``$UQXAI_DATA_DIR`` names it) and train (or load from the cache) its ResNet with dropout after
     every residual block, exactly as ``notebooks/mri_mc_dropout.py`` does.
@@ -116,7 +116,9 @@ def setup(params: Mapping[str, Any], *, seed: int, device: Any = "cpu") -> Setup
     ``params`` holds at least :data:`SETUP_KEYS` (the chapter's parameters cell, or
     :func:`uqxai_lib.params.chapter_parameters` of a profile). Used by the chapter, by
     :func:`primary_run` (the robustness chapter) and by the cross-study chapter, so that all of
-    them share one cache key (``Setup.config``).
+    them share one cache key (``Setup.config``). ``member_seed`` (not ``None``, not ``seed``): the
+    same data and split, the model initialised and trained with that seed under the key plus
+    ``member_seed`` (a member of a seed ensemble).
     """
     from uqxai_lib.data.sartaj import load_sartaj, stratified_holdout
     from uqxai_lib.data.synthetic_mri import (
@@ -165,11 +167,14 @@ def setup(params: Mapping[str, Any], *, seed: int, device: Any = "cpu") -> Setup
     weights = p["weights"]
     model_config = dict(arch=p["arch"], width=p["width"], small_input=p["small_input"], num_classes=len(classes),
                         train_dropout=p["train_dropout"], weights=None if weights is None else str(weights))
+    model_seed = seed if member_seed is None else int(member_seed)
     model = build_resnet_mc(p["arch"], num_classes=len(classes), p=p["train_dropout"], width=p["width"],
-                            small_input=p["small_input"], weights=weights, seed=seed)
+                            small_input=p["small_input"], weights=weights, seed=model_seed)
     config = dict(data=data_config, model=model_config)
+    if model_seed != seed:
+        config["member_seed"] = model_seed
     fit = train.fit(model, train_set, val_set, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                    patience=p["patience"], seed=seed, device=dev, name="mri_resnet_mc", cache_config=config)
+                    patience=p["patience"], seed=model_seed, device=dev, name="mri_resnet_mc", cache_config=config)
     model = fit.model.eval()
     layer = explained_layer(model, GRADCAM_LAYER, p["explain_point"])
     return Setup(train_set, val_set, test_set, model, classes, layer, fit, attrs, described, config)

@@ -10,8 +10,8 @@ from .common import _fig_ax
 __all__ = ["plot_alpha_frame", "plot_matrix", "plot_method_panels", "plot_risk_coverage", "matrix_table",
            "method_table", "text_colour"]
 
-SOURCE_LABELS = {"test_time": "test-time\nperturbation", "mc_dropout": "MC dropout", "rashomon": "Rashomon set",
-                 "seed_ensemble": "seed ensemble"}
+SOURCE_LABELS = {"test_time": "test-time\nperturbation", "mc_dropout": "MC dropout", "rashomon": "Rashomon set\n(pruned)",
+                 "rashomon_finetuned": "Rashomon set\n(fine-tuned)", "seed_ensemble": "seed ensemble"}
 SCORE_LABELS = {"jaccard": "Jaccard (SUE)", "spearman": "Spearman ρ", "entropy": "entropy",
                 "mutual_information": "mutual inf.", "margin": "margin", "flip_rate": "flip rate"}
 
@@ -53,7 +53,8 @@ def plot_matrix(rows: Sequence[Mapping[str, Any]], *, modalities: Sequence[str],
     return fig
 
 
-SOURCE_SHORT = {"test_time": "TTA", "mc_dropout": "MC", "rashomon": "Rash.", "seed_ensemble": "Ens."}
+SOURCE_SHORT = {"test_time": "TTA", "mc_dropout": "MC", "rashomon": "Rash.", "rashomon_finetuned": "R-ft",
+                "seed_ensemble": "Ens."}
 SCORE_SHORT = {"jaccard": "J", "spearman": "ρ"}
 METHOD_LABELS = {"cam": "chapter CAM", "grad_cam": "Grad-CAM", "grad_cam_pp": "Grad-CAM++",
                  "integrated_gradients": "Integrated grad.",
