@@ -709,6 +709,7 @@ results = cache.round_sig({
               + [{"items": "case_control", **{k: r[k] for k in ("method", "modality", "source", "score", "auroc",
                                                                 "auroc_ci95", "verdict", "aurc", "n_nan", "added_delta",
                                                                 "added_ci95", "added_verdict", "auroc_baselines",
+                                                                "within_class_auroc", "within_class_auroc_ci95",
                                                                 "n_samples")}}
                  for r in method_matrix],
     "fidelity_by_method": fidelity_by_method,

@@ -157,6 +157,8 @@ def test_results_carry_the_records_the_issues_name(tiny_book):
             (r["modality"], r["method"]) for r in cells}
         for r in cs["matrix"] + cs["baselines"]:
             assert {"modality", "source", "score", "auroc", "auroc_ci95"} <= set(r)
+        for r in cs["matrix"]:  # every cell beside its pooled AUROC: the AUROC within each predicted class
+            assert "within_class_auroc" in r and len(r["within_class_auroc_ci95"]) == 2, r
         for r in cs["conformal"]:
             assert {"modality", "score", "alpha", "delta", "n_splits", "fraction_risk_le_alpha", "mean_coverage",
                     "mean_risk"} <= set(r) and r["n_splits"] >= 2

@@ -294,9 +294,14 @@ def test_method_rows_follow_the_protocol_and_added_value():
     conf = np.asarray(rec.stability["rho"], dtype=float)
     assert sp["aurc"] == pytest.approx(metrics.aurc(torch.as_tensor(ok), torch.as_tensor(conf)))
     assert np.isfinite(sp["added_delta"]) and len(sp["added_ci95"]) == 2
+    # within each predicted class: the pairs of stats.stratified_auroc (errors are noisier in every class)
+    wc = stats.stratified_auroc(conf, ok, target.numpy(), n_boot=200, seed=0)
+    assert sp["within_class_auroc"] == pytest.approx(wc["auroc"]) and sp["within_class_auroc_ci95"] == wc["ci95"]
+    assert sp["within_class_auroc"] > 0.8
     empty = cross.method_rows("ECG", "rashomon", "lime", {"maps": maps[:1], "probs": probs[:1]}, reference, clean, y,
                               target)
     assert all(r["verdict"] == "undefined" and "1 sample" in r["reason"] for r in empty)
+    assert all(math.isnan(r["within_class_auroc"]) for r in empty)
 
 
 def test_fidelity_row_gives_mass_in_mask_against_chance():

@@ -151,14 +151,20 @@ def matrix_rows(modality: str, source: str, scores: Mapping[str, Any], correct: 
                "auroc": comp["auroc"], "auroc_ci95": comp["auroc_ci95"], "aurc": aurc,
                "n_nan": comp["n_nan"]}
         if strata is not None and row["kind"] == "explanation":
-            fin = np.isfinite(np.asarray(conf, dtype=float))
-            g = None if groups is None else np.asarray(groups)[fin]
-            wc = stats.stratified_auroc(np.asarray(conf, dtype=float)[fin], ok[fin], np.asarray(strata)[fin],
-                                        groups=g, n_boot=n_boot, seed=seed)
-            row.update(within_class_auroc=wc["auroc"], within_class_auroc_ci95=wc["ci95"],
-                       within_class_reason=wc.get("reason"))
+            row.update(_within_class(conf, ok, strata, groups, n_boot=n_boot, seed=seed))
         rows.append(row)
     return rows
+
+
+def _within_class(conf: Any, ok: np.ndarray, strata: Any, groups: Any, *, n_boot: int, seed: int) -> dict:
+    """``within_class_auroc``, its interval and ``within_class_reason`` of an oriented score: pairs
+    within one predicted class only (:func:`uqxai_lib.stats.stratified_auroc`, items with a defined score)."""
+    conf = np.asarray(conf, dtype=float)
+    fin = np.isfinite(conf)
+    g = None if groups is None else np.asarray(groups)[fin]
+    wc = stats.stratified_auroc(conf[fin], ok[fin], np.asarray(strata)[fin], groups=g, n_boot=n_boot, seed=seed)
+    return {"within_class_auroc": wc["auroc"], "within_class_auroc_ci95": wc["ci95"],
+            "within_class_reason": wc.get("reason")}
 
 
 
@@ -397,7 +403,8 @@ def method_rows(modality: str, source: str, method: str, stack: Mapping[str, Any
     ``method, modality, source, score, auroc, auroc_ci95, verdict, reason`` (from
     :func:`uqxai_lib.protocol.evaluate`'s primary section: correct vs misclassified, one bootstrap),
     ``aurc``, ``n_nan``, and the added value of that score over the prediction-only baselines out of
-    sample (``added_delta``, ``added_ci95``, ``added_verdict``, ``auroc_baselines``; :func:`added_value`).
+    sample (``added_delta``, ``added_ci95``, ``added_verdict``, ``auroc_baselines``; :func:`added_value`),
+    and the AUROC within each predicted class (``target``): ``within_class_auroc`` with its interval.
     A stack with fewer than 2 samples gives rows with NaN and the reason."""
     maps, probs = torch.as_tensor(stack["maps"]), torch.as_tensor(stack["probs"])
     base = {"method": method, "modality": modality, "source": source}
@@ -406,7 +413,8 @@ def method_rows(modality: str, source: str, method: str, stack: Mapping[str, Any
         return [{**base, "score": sc, "auroc": math.nan, "auroc_ci95": [math.nan, math.nan], "verdict": "undefined",
                  "reason": reason, "aurc": math.nan, "n_nan": int(len(y)), "added_delta": math.nan,
                  "added_ci95": [math.nan, math.nan], "added_verdict": "undefined", "auroc_baselines": math.nan,
-                 "n_samples": int(maps.shape[0])} for sc in EXPLANATION_SCORES]
+                 "within_class_auroc": math.nan, "within_class_auroc_ci95": [math.nan, math.nan],
+                 "within_class_reason": reason, "n_samples": int(maps.shape[0])} for sc in EXPLANATION_SCORES]
     rows = []
     for sc in EXPLANATION_SCORES:
         rec = protocol.evaluate(maps, reference, probs, clean_probs, y, target=target, source=PROTOCOL_SOURCE[source],
@@ -428,6 +436,7 @@ def method_rows(modality: str, source: str, method: str, stack: Mapping[str, Any
                      "verdict": prim["verdict"], "reason": prim["reason"], "aurc": aurc,
                      "n_nan": int(prim["n_undefined"]), "added_delta": add["delta"], "added_ci95": add["delta_ci95"],
                      "added_verdict": add["verdict"], "auroc_baselines": add["auroc_baselines"],
+                     **_within_class(conf, ok, np.asarray(target).reshape(-1), groups, n_boot=n_boot, seed=seed),
                      "n_samples": int(maps.shape[0])})
     return rows
 
