@@ -5,6 +5,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from uqxai_lib import bench
 
@@ -97,7 +98,7 @@ def test_time_spread_warms_up_at_the_same_shape_and_reports_median_min_max():
     real = bench.time.perf_counter
     bench.time.perf_counter = lambda: next(clock)
     try:
-        t = bench.time_spread({"f": f}, repeats=3, device=bench.torch.device("cpu"), warmup={"f": lambda: f(1)})
+        t = bench.time_spread({"f": f}, repeats=3, device=torch.device("cpu"), warmup={"f": lambda: f(1)})
     finally:
         bench.time.perf_counter = real
     assert seen == [10, 10, 10, 10]  # the warm-up is the full-size call, not the smaller one offered
@@ -107,6 +108,21 @@ def test_time_spread_warms_up_at_the_same_shape_and_reports_median_min_max():
 def test_time_interleaved_reports_a_median_per_function():
     calls = []
     t = bench.time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-                               repeats=3, device=bench.torch.device("cpu"))
+                               repeats=3, device=torch.device("cpu"))
     assert set(t) == {"a", "b"} and all(v >= 0 for v in t.values())
     assert calls == ["a", "b"] * 4  # one warm-up round, then interleaved repeats
+
+
+def test_sweep_of_real_chapter_tasks_runs_both_sides_cold_and_is_full_size_only(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match="full benchmark only"):
+        bench.run("tiny", only=["sweep_chapter"], echo=None)
+    monkeypatch.setenv("UQXAI_CACHE_DIR", str(tmp_path / "not_used"))  # each side gets its own cold cache
+    (m,) = bench.bench_sweep_chapter_tasks(dict(study="mri_mc_dropout", profile="tiny", seeds=2, workers=2,
+                                                repeats=1), torch.device("cpu"))
+    rec = m.record()
+    assert rec["name"] == "sweep_chapter_tasks" and rec["tasks"] == 2 and rec["study"] == "mri_mc_dropout"
+    assert rec["ours_s"] > 0 and rec["baseline_s"] > 0 and rec["met"] is None
+    assert not (tmp_path / "not_used").exists()  # the tasks trained in their own caches, not the caller's
+    from uqxai_lib import report
+
+    assert "sweep_chapter_tasks" in report.bench_sweep_text([{"machine": {}, "measures": [rec]}])

@@ -91,6 +91,8 @@ CONFIGS: dict[str, dict] = {
         ig=dict(length=500, batch=32, draws=10, steps=16, repeats=3),
         occlusion=dict(length=500, batch=32, draws=10, repeats=3),
         sweep=dict(tasks=4, workers=2, size=256, steps=400, repeats=1),
+        # real chapter work: the MRI chapter's primary (smoke) at 4 seeds, cold caches (full runs only)
+        sweep_chapter=dict(study="mri_mc_dropout", profile="smoke", seeds=4, workers=2, repeats=1),
     ),
     "quick": dict(
         mc=dict(arch="resnet18", width=8, small_input=True, size=32, batch=4, passes=6, repeats=9),
@@ -535,6 +537,50 @@ def bench_sweep(cfg: dict, device: torch.device) -> list[Measure]:
                      "baseline_min_s": min(seq_times), "baseline_max_s": max(seq_times)})]
 
 
+def bench_sweep_chapter_tasks(cfg: dict, device: torch.device) -> list[Measure]:
+    """The sweep on real chapter work: the robustness chapter's function tasks (a study's
+    ``primary_run`` at ``seeds`` seeds, 1 torch thread each; :func:`uqxai_lib.studies.robustness.study_tasks`
+    without its 2-thread rerun) on a LocalCluster of ``workers`` workers (its start included) vs the
+    same tasks one after another (``sweep.execute_function_task``), each side from its own cold
+    model cache, so both train and sample everything."""
+    import tempfile
+
+    from . import sweep
+    from .studies import robustness
+
+    name = cfg["study"]
+    prm = robustness.study_parameters(name, cfg["profile"])
+    fn = robustness.STUDY_FUNCTIONS[name]
+    seq_times, par_times = [], []
+    with tempfile.TemporaryDirectory(prefix="uqxai-bench-sweep-chapter-") as tmp:
+        tmp = pathlib.Path(tmp)
+        for r in range(max(1, int(cfg["repeats"]))):
+            runs = {}
+            for side in ("seq", "par"):
+                env = {"UQXAI_CACHE_DIR": str(tmp / f"cache_{side}{r}")}
+                runs[side] = sweep.make_function_tasks(name, fn, prm, list(range(int(cfg["seeds"]))), threads=1,
+                                                       device=str(device), env=env)
+            t0 = time.perf_counter()
+            rows = [sweep.execute_function_task(t, tmp / f"seq{r}") for t in runs["seq"]]
+            seq_times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            rows += sweep.sweep(runs["par"], out=tmp / f"par{r}", workers=int(cfg["workers"]), echo=lambda s: None)
+            par_times.append(time.perf_counter() - t0)
+            bad = [x for x in rows if x["status"] != "ok"]
+            if bad:
+                raise RuntimeError(f"bench chapter sweep task failed: {bad[0].get('error')}")
+    ours, base = statistics.median(par_times), statistics.median(seq_times)
+    return [Measure("sweep_chapter_tasks", ours, base, f"reported (ideal {cfg['workers']}× on {cfg['workers']} idle "
+                    "cores)", None,
+                    f"{cfg['seeds']} tasks of {name}'s primary ({cfg['profile']} profile: train, sample, compare; "
+                    "1 torch thread each, cold model caches); ours = the sweep on a LocalCluster including its "
+                    "start; baseline = the same tasks one after another",
+                    {"tasks": int(cfg["seeds"]), "workers": int(cfg["workers"]), "study": name,
+                     "profile": cfg["profile"], "repeats": len(par_times), "ours_min_s": min(par_times),
+                     "ours_max_s": max(par_times), "baseline_min_s": min(seq_times),
+                     "baseline_max_s": max(seq_times)})]
+
+
 #: name -> (config key, function)
 MEASURES: dict[str, tuple[str, Callable[[dict, torch.device], list[Measure]]]] = {
     "mc_dropout": ("mc", bench_mc_dropout),
@@ -545,6 +591,7 @@ MEASURES: dict[str, tuple[str, Callable[[dict, torch.device], list[Measure]]]] =
     "ig_samples": ("ig", bench_ig_samples),
     "occlusion_samples": ("occlusion", bench_occlusion_samples),
     "sweep": ("sweep", bench_sweep),
+    "sweep_chapter": ("sweep_chapter", bench_sweep_chapter_tasks),
 }
 
 
@@ -595,10 +642,13 @@ def _git_commit() -> str | None:
 def _check(config: str, only: Sequence[str] | None, repeats: int | None) -> list[str]:
     if config not in CONFIGS:
         raise ValueError(f"unknown config {config!r}; use one of {sorted(CONFIGS)}")
-    names = list(MEASURES) if not only else list(only)
+    names = [n for n in MEASURES if MEASURES[n][0] in CONFIGS[config]] if not only else list(only)
     bad = [n for n in names if n not in MEASURES]
     if bad:
         raise ValueError(f"unknown measure(s) {bad}; choose from {', '.join(MEASURES)}")
+    absent = [n for n in names if MEASURES[n][0] not in CONFIGS[config]]
+    if absent:
+        raise ValueError(f"measure(s) {absent} have no {config!r} size (they run in the full benchmark only)")
     if repeats is not None and repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     return names
