@@ -57,6 +57,8 @@ from . import uniform as _u
 
 __all__ = [
     "CLASSES",
+    "check_phantom",
+    "patient_classes",
     "MEAN",
     "STD",
     "SARTAJ_CLASS_FRACTIONS",
@@ -331,12 +333,14 @@ def _render_rows(
     return _render(sp, y_pat[rows], size, g)
 
 
-def _draw_patients(n_patients, slices_per_patient, class_fractions, ambiguity, seed, size=64):
-    """Validated arguments -> (generator, per-patient classes, parameters, patient of each slice, multi-slice)."""
+def check_phantom(n_patients: int, size: int, min_size: int, ambiguity: float, class_fractions: Sequence[float],
+                  unit: str = "pixels") -> Tensor:
+    """The brain phantoms' argument checks (2-D slices and 3-D volumes): ``DataError`` naming the
+    bad argument; returns the class fractions as float64 ``[len(CLASSES)]``."""
     if n_patients < 1:
         raise DataError(f"n_patients must be >= 1, got {n_patients}")
-    if size < 16:
-        raise DataError(f"size must be >= 16 pixels, got {size}")
+    if size < min_size:
+        raise DataError(f"size must be >= {min_size} {unit}, got {size}")
     if not 0.0 <= ambiguity <= 1.0:
         raise DataError(f"ambiguity must be in [0, 1], got {ambiguity}")
     fr = torch.as_tensor(list(class_fractions), dtype=torch.float64)
@@ -344,19 +348,33 @@ def _draw_patients(n_patients, slices_per_patient, class_fractions, ambiguity, s
         raise DataError(
             f"class_fractions must be {len(CLASSES)} non-negative shares for {CLASSES}, got {list(class_fractions)}"
         )
+    return fr
+
+
+def patient_classes(fr: Tensor, n_patients: int, generator: torch.Generator) -> Tensor:
+    """Exact class counts from the fractions ``fr`` (largest remainder), shuffled with ``generator``.
+
+    >>> patient_classes(torch.tensor([0.5, 0.25, 0.25, 0.0]), 8, torch.Generator().manual_seed(0)).bincount().tolist()
+    [4, 2, 2]
+    """
+    fr = fr / fr.sum()
+    counts = torch.floor(fr * n_patients).long()
+    rest = n_patients - int(counts.sum())
+    counts[torch.argsort(fr * n_patients - counts, descending=True)[:rest]] += 1
+    y = torch.repeat_interleave(torch.arange(len(fr)), counts)
+    return y[torch.randperm(n_patients, generator=generator)]
+
+
+def _draw_patients(n_patients, slices_per_patient, class_fractions, ambiguity, seed, size=64):
+    """Validated arguments -> (generator, per-patient classes, parameters, patient of each slice, multi-slice)."""
+    fr = check_phantom(n_patients, size, 16, ambiguity, class_fractions)
     lo, hi = (slices_per_patient, slices_per_patient) if isinstance(slices_per_patient, int) else slices_per_patient
     if not 1 <= lo <= hi:
         raise DataError(f"slices_per_patient must be >= 1 (or a range lo <= hi), got {slices_per_patient}")
 
     # offset, so that a group_split(seed=seed) does not replay the label permutation
     g = torch.Generator().manual_seed(int(seed) + _SEED_OFFSET)
-    # exact class counts (largest remainder), then shuffled
-    fr = fr / fr.sum()
-    counts = torch.floor(fr * n_patients).long()
-    rest = n_patients - int(counts.sum())
-    counts[torch.argsort(fr * n_patients - counts, descending=True)[:rest]] += 1
-    y_pat = torch.repeat_interleave(torch.arange(len(CLASSES)), counts)
-    y_pat = y_pat[torch.randperm(n_patients, generator=g)]
+    y_pat = patient_classes(fr, n_patients, g)
     pp = _patient_params(y_pat, ambiguity, g)
 
     n_slices = torch.randint(lo, hi + 1, (n_patients,), generator=g)

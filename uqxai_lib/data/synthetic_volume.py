@@ -45,9 +45,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import DataError, LabeledArrays
+from . import LabeledArrays
 from . import uniform as _u
-from .synthetic_mri import CLASSES, SARTAJ_CLASS_FRACTIONS, _one_thread
+from .synthetic_mri import CLASSES, SARTAJ_CLASS_FRACTIONS, _one_thread, check_phantom, patient_classes
 
 __all__ = ["CLASSES", "MEAN", "STD", "N_DISTRACTORS", "make_synthetic_volume", "denormalize"]
 
@@ -200,21 +200,9 @@ def make_synthetic_volume(n_patients: int = 400, *, size: int = 32,
     untouched (a private generator seeded by ``seed``). ``with_brain=True`` returns ``(data, brain)``
     with the bool brain masks ``[N, size, size, size]`` as well (for tests and figures).
     """
-    if n_patients < 1:
-        raise DataError(f"n_patients must be >= 1, got {n_patients}")
-    if size < 12:
-        raise DataError(f"size must be >= 12 voxels, got {size}")
-    if not 0.0 <= ambiguity <= 1.0:
-        raise DataError(f"ambiguity must be in [0, 1], got {ambiguity}")
-    fr = torch.as_tensor(list(class_fractions), dtype=torch.float64)
-    if fr.shape != (len(CLASSES),) or (fr < 0).any() or fr.sum() <= 0:
-        raise DataError(f"class_fractions must be {len(CLASSES)} non-negative shares for {CLASSES}, "
-                        f"got {list(class_fractions)}")
+    fr = check_phantom(n_patients, size, 12, ambiguity, class_fractions, unit="voxels")
     g = torch.Generator().manual_seed(int(seed) + _SEED_OFFSET)
-    fr = fr / fr.sum()
-    counts = torch.floor(fr * n_patients).long()
-    counts[torch.argsort(fr * n_patients - counts, descending=True)[: n_patients - int(counts.sum())]] += 1
-    y = torch.repeat_interleave(torch.arange(len(CLASSES)), counts)[torch.randperm(n_patients, generator=g)]
+    y = patient_classes(fr, n_patients, g)
     pp = _params(y, ambiguity, g)
     vols, masks, brains = [], [], []
     with _one_thread():
