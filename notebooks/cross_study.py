@@ -101,14 +101,10 @@ calibration_fraction = 0.5
 alpha_grid = [0.05, 0.1, 0.15, 0.2, 0.3]
 
 # %% tags=["hide-input"]
-import numpy as np
 import pandas as pd
-import torch
-import yaml
 from IPython.display import Markdown, display
 
-from uqxai_lib import cache, conformal, report, stats, widgets
-from uqxai_lib.models.resnet_mc import weights_fingerprint
+from uqxai_lib import cache, report, widgets
 from uqxai_lib.params import chapter_parameters
 from uqxai_lib.perturb import SNR_DEFINITION
 from uqxai_lib.studies import cross, modalities
@@ -147,19 +143,8 @@ setups = {
                                   strength=image_strength),
     "volume": modalities.volume(volume, dev, seed=seed, strength=image_strength),
 }
-items, refs = {}, {}
-for name, m in setups.items():
-    test = modalities.subsample(m.test, max_items).to(dev)
-    pred, ref_map = cross.reference_maps(m.model, test.x, m.layer, m.method)
-    items[name] = (test, pred)
-    refs[name] = ref_map
-overview = pd.DataFrame({name: {"test items": len(items[name][0]),
-                                "accuracy": float((items[name][1].cpu() == items[name][0].y.cpu()).float().mean()),
-                                "misclassified": int((items[name][1].cpu() != items[name][0].y.cpu()).sum()),
-                                "explained layer": m.layer, "method": m.method, "spatial dims": m.spatial_dims,
-                                "model from the chapter's cache": m.from_cache}
-                         for name, m in setups.items()}).T
-report.table(overview, "models")
+items, refs = cross.study_items(setups, max_items, dev)
+report.table(vc.overview_table(setups, items), "models")
 
 # %% [markdown]
 # ## Five sources of explanation uncertainty
@@ -188,32 +173,13 @@ report.table(overview, "models")
 # Each stack is cached by its configuration and the model's weights.
 
 # %% tags=["hide-output"]
-stacks, finetuned = {}, {}
-for name, m in setups.items():
-    test, pred = items[name]
-    members = modalities.members(m, ensemble_seeds)
-    finetuned[name] = modalities.finetuned(m, k=finetune_k, epochs=finetune_epochs, epsilon=epsilon, seed=seed,
-                                           lr_factor=finetune_lr_factor, device=dev)
-    kept_ft = finetuned[name].kept_models
-    for source in cross.SOURCES:
-        pool = {"seed_ensemble": members, "rashomon_finetuned": kept_ft}.get(source)
-        cfg = dict(modality=name, source=source, weights=weights_fingerprint(m.model), n=len(test),
-                   chapter_profile=chapter_profile, seed=seed, draws_per_kind=draws_per_kind, strength=image_strength,
-                   snr=ecg_snr_db, snr_definition=SNR_DEFINITION, passes=mc_passes, rate=mc_rates[name], k=rashomon_k,
-                   ratio=prune_ratios[name], eps=epsilon,
-                   members=None if pool is None else [weights_fingerprint(mm) for mm in pool])
-        stacks[name, source] = cache.cached("cross_study/stack", cfg, lambda: cross.run_source(
-            source, m.model, test.x, pred, layer=m.layer, method=m.method, perturbations=m.perturbations,
-            draws_per_kind=draws_per_kind, mc_passes=mc_passes, mc_rate=mc_rates[name], x_val=m.val.x.to(dev),
-            y_val=m.val.y.to(dev), head=m.head, rashomon_k=rashomon_k, prune_ratio=prune_ratios[name], epsilon=epsilon,
-            members=members, finetuned=kept_ft, seed=seed)._asdict())
-report.table(pd.DataFrame({f"{n} / {s}": {"samples per item": int(st["maps"].shape[0]),
-                                           **{k: v for k, v in st["info"].items() if k in ("n_kept", "n_members",
-                                                                                           "passes")}}
-                           for (n, s), st in stacks.items()}).T.fillna(""), "samples")
-finetuned_sets = {name: {"candidates": int(len(f.models)), "kept": int(f.kept.sum()),
-                         "relative loss min": float(f.relative_loss.min()), "relative loss max": float(f.relative_loss.max())}
-                  for name, f in finetuned.items()}
+stacks, finetuned = cross.source_stacks(
+    setups, items, draws_per_kind=draws_per_kind, mc_passes=mc_passes, mc_rates=mc_rates, rashomon_k=rashomon_k,
+    prune_ratios=prune_ratios, epsilon=epsilon, ensemble_seeds=ensemble_seeds, finetune_k=finetune_k,
+    finetune_epochs=finetune_epochs, finetune_lr_factor=finetune_lr_factor, seed=seed, device=dev,
+    key=dict(chapter_profile=chapter_profile, strength=image_strength, snr=ecg_snr_db, snr_definition=SNR_DEFINITION))
+report.table(vc.samples_table(stacks), "samples")
+finetuned_sets = cross.finetuned_summary(finetuned)
 report.table(pd.DataFrame(finetuned_sets).T, "finetuned_sets")
 
 # %% [markdown]
@@ -233,19 +199,8 @@ report.table(pd.DataFrame(finetuned_sets).T, "finetuned_sets")
 # out of the mean ρ; both are counted below, never scored as agreement or as ρ = 0.
 
 # %% tags=["hide-output"]
-scores, correct, groups, predicted = {}, {}, {}, {}
-for (name, source), st in stacks.items():
-    test, pred = items[name]
-    correct[name] = (pred.cpu() == test.y.cpu()).numpy()
-    predicted[name] = pred.cpu().numpy()
-    groups[name] = None if test.group is None else test.group.cpu().numpy()
-    if st["maps"].shape[0] < 2:
-        scores[name, source] = None
-        continue
-    scores[name, source] = cross.item_scores(st["maps"], st["probs"], refs[name], pred, quantile=quantile)
-report.table(pd.DataFrame({f"{n} / {s}": {"items without Jaccard (empty map)": v["n_empty"],
-                                          "constant sample maps": v["n_degenerate"]}
-                           for (n, s), v in scores.items() if v is not None}).T, "degenerate_items")
+scores, correct, groups, predicted = cross.all_item_scores(stacks, items, refs, quantile=quantile)
+report.table(vc.degenerate_table(scores), "degenerate_items")
 
 # %% [markdown]
 # ## The matrix
@@ -256,20 +211,13 @@ report.table(pd.DataFrame({f"{n} / {s}": {"items without Jaccard (empty map)": v
 # the data have groups). A cell counts as informative only when its interval lies above 0.5.
 
 # %%
-matrix, baselines_rows = [], []
-for (name, source), sc in scores.items():
-    if sc is None:
-        continue
-    rows = cross.matrix_rows(name, source, sc, correct[name], groups=groups[name], strata=predicted[name],
-                             n_boot=n_boot, seed=seed)
-    matrix += [r for r in rows if r["kind"] == "explanation"]
-    baselines_rows += [r for r in rows if r["kind"] == "baseline"]
+matrix, baselines_rows = cross.all_matrix_rows(scores, correct, groups, predicted, n_boot=n_boot, seed=seed)
 fig = vc.plot_matrix(matrix, modalities=list(setups), sources=list(cross.SOURCES),
                      scores=list(cross.EXPLANATION_SCORES),
                      title="explanation repeatability: AUROC for correct vs misclassified [95% CI]")
 
 # %%
-report.table(vc.matrix_table(matrix), "matrix")
+report.table(vc.matrix_table(matrix), "matrix", fold="The matrix as a table: AUROC, interval and AURC of every cell")
 
 # %% [markdown]
 # ## Beside the prediction-only baselines
@@ -285,18 +233,8 @@ fig = vc.plot_matrix(baselines_rows, modalities=list(setups), sources=list(cross
                      scores=list(cross.BASELINE_SCORES), title="prediction-only baselines: AUROC [95% CI]")
 
 # %% tags=["hide-output"]
-added = []
-for (name, source), sc in scores.items():
-    if sc is None:
-        continue
-    res = cross.added_value(sc, correct[name], folds=folds, n_boot=n_boot, seed=seed)
-    added.append({"modality": name, "source": source, **res})
-added_table = pd.DataFrame([{"modality": a["modality"], "source": a["source"],
-                             "AUROC baselines": a["auroc_baselines"], "AUROC + explanation": a["auroc_combined"],
-                             "difference": a["delta"],
-                             "95% CI": f"[{a['delta_ci95'][0]:.3f}, {a['delta_ci95'][1]:.3f}]",
-                             "verdict": a["verdict"]} for a in added]).round(3)
-report.table(added_table, "added_value")
+added = cross.all_added_value(scores, correct, folds=folds, n_boot=n_boot, seed=seed)
+report.table(vc.added_table(added), "added_value")
 
 # %% [markdown]
 # ## Does the answer depend on the design?
@@ -317,50 +255,12 @@ report.table(added_table, "added_value")
 # hook point (a Spearman ρ compares maps of the same layer).
 
 # %% tags=["hide-output"]
-from uqxai_lib.models.resnet_mc import GRADCAM_LAYER, explained_layer
-
-design_scores = {}
-m, (test, pred) = setups["MRI"], items["MRI"]
-post_layer = explained_layer(m.model, GRADCAM_LAYER, "post_dropout")
-_, post_ref = cross.reference_maps(m.model, test.x, post_layer, m.method)
-cfg = dict(modality="MRI", source="mc_dropout", layer=post_layer, weights=weights_fingerprint(m.model), n=len(test),
-           chapter_profile=chapter_profile, seed=seed, passes=mc_passes, rate=mc_rates["MRI"])
-st = cache.cached("cross_study/stack", cfg, lambda: cross.run_source(
-    "mc_dropout", m.model, test.x, pred, layer=post_layer, method=m.method, mc_passes=mc_passes,
-    mc_rate=mc_rates["MRI"], seed=seed)._asdict())
-design_scores["MRI", "mc_dropout", f"hook after the dropout ({post_layer})"] = (cross.item_scores(
-    st["maps"], st["probs"], post_ref, pred, quantile=quantile), cross.EXPLANATION_SCORES)
-st = stacks["ECG", "test_time"]
-design_scores["ECG", "test_time", f"top {1 - design_quantile:.0%} region"] = (cross.item_scores(
-    st["maps"], st["probs"], refs["ECG"], items["ECG"][1], quantile=design_quantile), ("jaccard",))  # ρ has no region
-m, (test, pred) = setups["dermoscopy"], items["dermoscopy"]
-ratio = min(0.95, prune_ratios["dermoscopy"] * design_prune_factor)
-cfg = dict(modality="dermoscopy", source="rashomon", weights=weights_fingerprint(m.model), n=len(test),
-           chapter_profile=chapter_profile, seed=seed, k=rashomon_k, ratio=ratio, eps=epsilon)
-st = cache.cached("cross_study/stack", cfg, lambda: cross.run_source(
-    "rashomon", m.model, test.x, pred, layer=m.layer, method=m.method, x_val=m.val.x.to(dev), y_val=m.val.y.to(dev),
-    head=m.head, rashomon_k=rashomon_k, prune_ratio=ratio, epsilon=epsilon, seed=seed)._asdict())
-design_scores["dermoscopy", "rashomon", f"prune ratio {ratio:g}"] = (
-    None if st["maps"].shape[0] < 2 else
-    cross.item_scores(st["maps"], st["probs"], refs["dermoscopy"], pred, quantile=quantile), cross.EXPLANATION_SCORES)
-
-design_rows = []
-for (name, source, label), (alt, affected) in design_scores.items():
-    base = scores.get((name, source))
-    for score in affected:
-        if alt is None or base is None:
-            res = {"auroc_a": float("nan"), "auroc_b": float("nan"), "delta": float("nan"),
-                   "delta_ci95": [float("nan")] * 2, "verdict": "fewer than 2 samples", "n_nan": 0}
-        else:
-            conf_a = cross.confidence(base, [score])[score]
-            conf_b = cross.confidence(alt, [score])[score]
-            res = stats.auroc_difference(conf_a, conf_b, correct[name], groups=groups[name], n_boot=n_boot, seed=seed)
-        design_rows.append({"modality": name, "source": source, "alternative": label, "score": score, **res})
-report.table(pd.DataFrame([{
-    "modality": r["modality"], "source": r["source"], "alternative design": r["alternative"], "score": r["score"],
-    "AUROC default": r["auroc_a"], "AUROC alternative": r["auroc_b"], "difference": r["delta"],
-    "95% CI": f"[{r['delta_ci95'][0]:.3f}, {r['delta_ci95'][1]:.3f}]", "verdict": r["verdict"]}
-    for r in design_rows]).round(3), "design")
+design_scores = cross.design_scores(
+    setups, items, refs, stacks, quantile=quantile, design_quantile=design_quantile, mc_passes=mc_passes,
+    mc_rates=mc_rates, prune_ratios=prune_ratios, design_prune_factor=design_prune_factor, rashomon_k=rashomon_k,
+    epsilon=epsilon, seed=seed, device=dev, key=dict(chapter_profile=chapter_profile))
+design_rows = cross.design_rows(design_scores, scores, correct, groups, n_boot=n_boot, seed=seed)
+report.table(vc.design_table(design_rows), "design")
 
 # %% [markdown]
 # ## Beyond Grad-CAM: which method's uncertainty flags errors?
@@ -391,54 +291,14 @@ report.table(pd.DataFrame([{
 # methods page (`uqxai_lib.protocol.evaluate`, one bootstrap for the interval).
 
 # %%
-from uqxai_lib import attribution, saliency
+from uqxai_lib import saliency
 
-method_matrix, fidelity_by_method, method_info = [], [], {}
-for name, m in setups.items():
-    test, pred = items[name]
-    ok = (pred.cpu() == test.y.cpu()).numpy()
-    idx = torch.as_tensor(cross.case_control(ok, method_items_each, seed=seed))
-    sub = test.subset(idx)
-    x, y, tgt = sub.x, sub.y.cpu(), pred[idx.to(pred.device)]
-    with torch.no_grad():
-        clean_probs = m.model(x).float().softmax(-1).cpu()
-    grp = None if sub.group is None else sub.group.cpu().numpy()
-    members = modalities.members(m, ensemble_seeds)
-    kept_ft = finetuned[name].kept_models
-    method_info[name] = {"items": len(idx), "misclassified": int((~ok[idx.numpy()]).sum()),
-                         "spatial_dims": m.spatial_dims}
-    for method in [m.method, *methods]:
-        opts = method_options.get(method, {})
-        if method in saliency.METHODS:
-            ref = refs[name][idx.to(refs[name].device)].cpu()
-        else:
-            ref = attribution.explain(m.model, x, tgt, method, generator=torch.Generator().manual_seed(seed),
-                                      **opts).cpu()
-        if sub.mask is not None:
-            fidelity_by_method.append(cross.fidelity_row(name, method, ref, sub.mask.cpu(), groups=grp,
-                                                         quantile=quantile, n_boot=n_boot, seed=seed))
-        for source in cross.SOURCES:
-            if method in saliency.METHODS:  # the chapter's CAM: its full stack above, on these items
-                full = stacks[name, source]
-                st = {"maps": full["maps"][:, idx] if full["maps"].shape[0] else full["maps"],
-                      "probs": full["probs"][:, idx] if full["probs"].shape[0] else full["probs"]}
-            else:
-                cfg = dict(modality=name, source=source, method=method, options=opts,
-                           weights=weights_fingerprint(m.model),
-                           items=idx.tolist(), chapter_profile=chapter_profile, seed=seed, draws=method_draws_per_kind,
-                           strength=image_strength, snr=ecg_snr_db, passes=method_mc_passes, rate=mc_rates[name],
-                           k=rashomon_k, ratio=prune_ratios[name], eps=epsilon, max_models=method_max_models,
-                           volume=volume if name == "volume" else None,
-                           members={"seed_ensemble": [weights_fingerprint(mm) for mm in members],
-                                    "rashomon_finetuned": [weights_fingerprint(mm) for mm in kept_ft]}.get(source))
-                st = cache.cached("cross_study/method_stack", cfg, lambda: cross.method_stack(
-                    source, method, m.model, x, tgt, layer=m.layer, perturbations=m.perturbations,
-                    draws_per_kind=method_draws_per_kind, mc_passes=method_mc_passes, mc_rate=mc_rates[name],
-                    x_val=m.val.x.to(dev), y_val=m.val.y.to(dev), head=m.head, rashomon_k=rashomon_k,
-                    prune_ratio=prune_ratios[name], epsilon=epsilon, members=members, finetuned=kept_ft,
-                    max_models=method_max_models, seed=seed, options=opts)._asdict())
-            method_matrix += cross.method_rows(name, source, method, st, ref, clean_probs, y, tgt.cpu(), groups=grp,
-                                               quantile=quantile, folds=folds, n_boot=n_boot, seed=seed)
+method_matrix, fidelity_by_method, method_info = cross.method_matrix(
+    setups, items, refs, stacks, finetuned, methods=methods, items_each=method_items_each, options=method_options,
+    draws_per_kind=method_draws_per_kind, mc_passes=method_mc_passes, mc_rates=mc_rates, rashomon_k=rashomon_k,
+    prune_ratios=prune_ratios, epsilon=epsilon, ensemble_seeds=ensemble_seeds, max_models=method_max_models,
+    quantile=quantile, folds=folds, n_boot=n_boot, seed=seed, device=dev,
+    key=dict(chapter_profile=chapter_profile, strength=image_strength, snr=ecg_snr_db), modality_keys={"volume": volume})
 report.table(pd.DataFrame(method_info).T, "method_items")
 
 # %% [markdown]
@@ -470,29 +330,10 @@ method_table = report.table(vc.method_table(method_matrix), "method_matrix")
 # whose maps are right are also those whose instability flags errors.
 
 # %% tags=["hide-output"]
-fid_table = pd.DataFrame([{"modality": r["modality"], "method": vc.METHOD_LABELS.get(r["method"], r["method"]),
-                           "mass in mask": r["mass_in_mask"],
-                           "95% CI": f"[{r['mass_in_mask_ci95'][0]:.3f}, {r['mass_in_mask_ci95'][1]:.3f}]",
-                           "chance": r["chance"], "lift": r["lift"], "pointing game": r["pointing_game"],
-                           "items": r["n_items"]} for r in fidelity_by_method]).round(3)
-report.table(fid_table, "fidelity_by_method")
+report.table(vc.fidelity_table(fidelity_by_method), "fidelity_by_method")
 
 # %% tags=["hide-output"]
-from scipy.stats import spearmanr
-
-right_vs_helps = {}
-for name in setups:
-    lift, best_auc = [], []
-    for r in fidelity_by_method:
-        if r["modality"] != name:
-            continue
-        aucs = [c["auroc"] for c in method_matrix if c["modality"] == name and c["method"] == r["method"]
-                and c["auroc"] is not None and np.isfinite(c["auroc"])]
-        if aucs and np.isfinite(r["lift"]):
-            lift.append(r["lift"])
-            best_auc.append(max(aucs))
-    rho = spearmanr(lift, best_auc).statistic if len(lift) >= 3 else float("nan")
-    right_vs_helps[name] = {"spearman_lift_vs_best_auroc": float(rho), "n_methods": len(lift)}
+right_vs_helps = cross.right_vs_helps(fidelity_by_method, method_matrix, list(setups))
 report.table(pd.DataFrame(right_vs_helps).T.round(3), "right_vs_helps")
 
 # %% [markdown]
@@ -516,29 +357,10 @@ report.table(pd.DataFrame(right_vs_helps).T.round(3), "right_vs_helps")
 # %% tags=["hide-output"]
 # each modality's risk level lies below its own base error rate (half of it), so that answering
 # everything cannot meet it; rows that are trivial anyway are flagged and never count as a held guarantee
-alphas = {name: conformal.choose_alpha(correct[name]) if (~correct[name].astype(bool)).any() else alpha
-          for name in setups}
-conformal_rows = []
-for (name, source), sc in scores.items():
-    if sc is None:
-        continue
-    conformal_rows += cross.conformal_rows(name, source, sc, correct[name], alpha=alphas[name], delta=delta,
-                                           n_splits=n_splits, seed=seed)
-conformal_summary = {name: conformal.summary([r for r in conformal_rows if r["modality"] == name])
-                     for name in setups}
-report.table(pd.DataFrame({name: {"α (half the base error rate)": alphas[name],
-                                  "useful guarantee certifiable": v.get("certifiable"),
-                                  "best rule": v.get("best_rule"), "coverage": v.get("coverage"),
-                                  "calibration items needed": v.get("n_needed")}
-                           for name, v in conformal_summary.items()}).T, "conformal_summary")
-conf_table = pd.DataFrame([{"modality": r["modality"], "source": r["source"], "score": r["score"],
-                            "share of splits with risk ≤ α": r["fraction_risk_le_alpha"],
-                            "95% CI": f"[{r['fraction_ci95'][0]:.2f}, {r['fraction_ci95'][1]:.2f}]",
-                            "mean coverage": r["mean_coverage"], "mean risk": r["mean_risk"],
-                            "splits abstaining on all": r["n_abstain_all"],
-                            "trivial": r.get("trivial") or ""} for r in conformal_rows]).round(3)
-report.table(conf_table.sort_values(["modality", "mean coverage"], ascending=[True, False]).groupby("modality").head(4),
-             "abstention_guarantee")
+alphas, conformal_rows, conformal_summary = cross.abstention(scores, correct, list(setups), alpha=alpha, delta=delta,
+                                                             n_splits=n_splits, seed=seed)
+report.table(vc.conformal_summary_table(conformal_summary, alphas), "conformal_summary")
+report.table(vc.conformal_table(conformal_rows), "abstention_guarantee")
 
 # %% [markdown]
 # The table shows, per modality, the four scores with the highest mean coverage at the guaranteed
@@ -546,27 +368,9 @@ report.table(conf_table.sort_values(["modality", "mean coverage"], ascending=[Tr
 # explanation score and the best baseline of each modality, with the guaranteed operating point:
 
 # %% tags=["hide-output"]
-best = {}
-for name in setups:
-    rows = [r for r in conformal_rows if r["modality"] == name]
-    expl = max((r for r in rows if r["score"] in cross.EXPLANATION_SCORES), key=lambda r: r["mean_coverage"])
-    base = max((r for r in rows if r["score"] in cross.BASELINE_SCORES), key=lambda r: r["mean_coverage"])
-    best[name] = (expl, base)
-import matplotlib.pyplot as plt
-
-fig, axes = plt.subplots(2, 2, figsize=(6.9, 5.6))
-ops = {}
-for ax, name in zip(axes.flat, setups):
-    curves, points = {}, {}
-    for r in best[name]:
-        conf = cross.confidence(scores[name, r["source"]], [r["score"]])[r["score"]]
-        op = cross.operating_points(conf, correct[name], [alphas[name]], delta=delta,
-                                    calibration_fraction=calibration_fraction, seed=seed)
-        label = f"{r['source']}: {r['score']}"
-        curves[label] = (op["coverage"], op["risk"])
-        points[label] = (op["points"][0]["coverage"], op["points"][0]["risk"])
-        ops[name, r["score"], r["source"]] = op
-    vc.plot_risk_coverage(curves, points, alpha=alphas[name], ax=ax, title=name)
+best = cross.best_rules(conformal_rows, list(setups))
+split = dict(delta=delta, calibration_fraction=calibration_fraction, seed=seed)
+fig = vc.plot_risk_coverage_grid(cross.rule_operating_points(best, scores, correct, alphas, **split), alphas)
 
 # %% [markdown]
 # ### Slide α
@@ -576,20 +380,8 @@ for ax, name in zip(axes.flat, setups):
 # certified point and which test items are answered.
 
 # %%
-frames, labels = [], []
-for name in setups:
-    r = best[name][0]
-    conf = cross.confidence(scores[name, r["source"]], [r["score"]])[r["score"]]
-    op = cross.operating_points(conf, correct[name], alpha_grid, delta=delta,
-                                calibration_fraction=calibration_fraction, seed=seed)
-    ok_test = correct[name][np.asarray(op["test_index"])]
-    row = []
-    for pt in op["points"]:
-        row.append(vc.plot_alpha_frame(op["coverage"], op["risk"], (pt["coverage"], pt["risk"]), pt["answered"],
-                                       ok_test, alpha=pt["alpha"], delta=delta,
-                                       label=f"{name}, {r['source']} {r['score']}"))
-    frames.append(row)
-    labels.append(name)
+ops = cross.rule_operating_points(best, scores, correct, alpha_grid, which=(0,), **split)
+frames, labels = vc.alpha_frames(ops, correct, delta=delta)
 widgets.frame_grid(frames, labels, alpha_grid, descriptions=("modality", "α"))
 
 # %% [markdown]
@@ -609,74 +401,15 @@ widgets.frame_grid(frames, labels, alpha_grid, descriptions=("modality", "α"))
 # brain MRI {cite:p}`zhang2024revisiting`.
 
 # %% tags=["hide-output"]
-with open(cross.__file__.replace("cross.py", "literature.yaml"), encoding="utf-8") as fh:
-    literature = yaml.safe_load(fh)
-closest = {"ecg": ("ECG", "seed_ensemble"), "chest_xray": ("MRI", "seed_ensemble"),
-           "musculoskeletal_xray": ("MRI", "seed_ensemble")}
-lit_rows = []
-for e in literature:
-    mod, src = closest.get(e["modality"], ("MRI", "seed_ensemble"))
-    if e["source_kind"] == "other":
-        src = "test_time"
-    sc = scores.get((mod, src))
-    ours = ("n/a" if sc is None else
-            f"{mod}, {src}: mean Spearman ρ {np.nanmean(sc['spearman']):.2f}, mean Jaccard {np.nanmean(sc['jaccard']):.2f}")
-    lit_rows.append({"source": e["key"], "setting": e["setting"], "figure": e["figure"] + " (theirs)", "ours": ours})
+lit_rows = cross.literature_rows(cross.load_literature(), scores)
 report.table(pd.DataFrame(lit_rows), "literature")
 
 # %% [markdown]
 # ## Summary
 
 # %%
-def _cell(r):
-    lo, hi = r["auroc_ci95"]
-    return f"{r['source']} / {r['score']} AUROC {r['auroc']:.2f} [{lo:.2f}, {hi:.2f}]"
-
-
-lines = []
-for name in setups:
-    ex = [r for r in matrix if r["modality"] == name and np.isfinite(r["auroc"])]
-    bl = [r for r in baselines_rows if r["modality"] == name and np.isfinite(r["auroc"])]
-    top_ex = max(ex, key=lambda r: r["auroc"])
-    top_bl = max(bl, key=lambda r: r["auroc"])
-    n_inf = sum(stats.verdict([r["auroc_ci95"][0] - 0.5, r["auroc_ci95"][1] - 0.5]) == "higher" for r in ex)
-    adds = [a for a in added if a["modality"] == name and a["verdict"] == "higher"]
-    lines.append(
-        f"- **{name}**: {n_inf} of {len(ex)} explanation cells have an interval above chance; the best is "
-        f"{_cell(top_ex)}, the best prediction-only baseline {_cell(top_bl)}. Explanation scores add to the "
-        f"baselines out of sample for {len(adds)} of {len([a for a in added if a['modality'] == name])} sources"
-        + (f" ({', '.join(a['source'] for a in adds)})." if adds else "."))
-for name in setups:
-    cells = [r for r in method_matrix if r["modality"] == name and r["auroc"] is not None and np.isfinite(r["auroc"])]
-    above = [r for r in cells if r["verdict"] == "higher"]
-    adds = [r for r in cells if r["added_verdict"] == "higher"]
-    top = max(cells, key=lambda r: r["auroc"]) if cells else None
-    rvh = right_vs_helps[name]["spearman_lift_vs_best_auroc"]
-    lines.append(
-        f"- **{name}, beyond Grad-CAM** ({method_info[name]['items']} case-control items, "
-        f"{method_info[name]['misclassified']} misclassified): {len(above)} of {len(cells)} method cells have an "
-        f"AUROC interval above chance"
-        + (f"; the highest is {vc.METHOD_LABELS.get(top['method'], top['method'])} {top['source']} / {top['score']} "
-           f"AUROC {top['auroc']:.2f} [{top['auroc_ci95'][0]:.2f}, {top['auroc_ci95'][1]:.2f}]" if top else "")
-        + f". A method's stability score adds to entropy, margin and flip rate out of sample in {len(adds)} cells"
-        + (" (" + ", ".join(f"{vc.METHOD_LABELS.get(r['method'], r['method'])} {r['source']} / {r['score']}"
-                            for r in adds[:4]) + ("…" if len(adds) > 4 else "") + ")" if adds else "")
-        + f". Right maps vs helpful uncertainty: Spearman over methods of mass-in-mask lift with the best AUROC "
-        f"{rvh:+.2f} ({right_vs_helps[name]['n_methods']} methods; few methods, so read only its sign and size).")
-changed = [r for r in design_rows if r["verdict"] in ("higher", "lower")]
-lines.append(
-    f"- **Design**: of {len(design_rows)} explanation scores rerun under an alternative design, "
-    f"{len(changed)} changed their AUROC beyond the interval"
-    + (": " + "; ".join(f"{r['modality']} {r['source']} {r['score']} with {r['alternative']}: AUROC "
-                        f"{r['auroc_a']:.2f} → {r['auroc_b']:.2f}, difference {r['delta']:+.2f} "
-                        f"[{r['delta_ci95'][0]:+.2f}, {r['delta_ci95'][1]:+.2f}]" for r in changed)
-       + ". Read each against 0.5: a change between two AUROCs on the same side of chance moves the "
-         "size of an answer, not its direction."
-       if changed else "; no difference is detectable at this sample size, which is not the same as none "
-       "(the widest interval is [{:+.2f}, {:+.2f}]).".format(*max(
-           (r["delta_ci95"] for r in design_rows if np.isfinite(r["delta"])), key=lambda c: c[1] - c[0],
-           default=[float("nan")] * 2))))
-display(Markdown("\n".join(lines)))
+display(Markdown(cross.summary_lines(list(setups), matrix, baselines_rows, added, method_matrix, method_info,
+                                     right_vs_helps, design_rows, labels=vc.METHOD_LABELS)))
 
 # %% [markdown]
 # Where the answer depends on a design choice, the study chapters show the alternatives: the MRI
@@ -700,37 +433,10 @@ display(Markdown("\n".join(lines)))
 # ```
 
 # %%
-results = cache.round_sig({
-    # the chapter CAM on all studied items, then every method (CAM included) on the case-control sample
-    "matrix": [{"method": setups[r["modality"]].method, "items": "all",
-                **{k: r[k] for k in ("modality", "source", "score", "auroc", "auroc_ci95", "aurc", "n_nan",
-                                     "within_class_auroc", "within_class_auroc_ci95")}}
-               for r in matrix]
-              + [{"items": "case_control", **{k: r[k] for k in ("method", "modality", "source", "score", "auroc",
-                                                                "auroc_ci95", "verdict", "aurc", "n_nan", "added_delta",
-                                                                "added_ci95", "added_verdict", "auroc_baselines",
-                                                                "within_class_auroc", "within_class_auroc_ci95",
-                                                                "n_samples")}}
-                 for r in method_matrix],
-    "fidelity_by_method": fidelity_by_method,
-    "right_vs_helps": right_vs_helps,
-    "modalities": {n: {"spatial_dims": m.spatial_dims, "method_items": method_info[n]["items"],
-                       "method_misclassified": method_info[n]["misclassified"]} for n, m in setups.items()},
-    "baselines": [{k: r[k] for k in ("modality", "source", "score", "auroc", "auroc_ci95", "aurc")}
-                  for r in baselines_rows],
-    "added_value": added,
-    "design": [{k: r[k] for k in ("modality", "source", "alternative", "score", "auroc_a", "auroc_b", "delta",
-                                  "delta_ci95", "verdict", "n_nan")} for r in design_rows],
-    "conformal": [{k: r[k] for k in ("modality", "source", "score", "alpha", "delta", "n_splits",
-                                     "fraction_risk_le_alpha", "fraction_ci95", "mean_coverage", "mean_risk",
-                                     "n_abstain_all", "base_risk", "coverage_at_guarantee", "oracle_coverage",
-                                     "trivial") if k in r} for r in conformal_rows],
-    "conformal_summary": conformal_summary,
-    "alpha_by_modality": alphas,
-    "literature": lit_rows,
-    "sources": {f"{n}/{s}": st["info"] for (n, s), st in stacks.items()},
-    "finetuned_sets": finetuned_sets,
-    "accuracy": {n: float(v) for n, v in overview["accuracy"].items()},
-})
+results = cache.round_sig(cross.results_record(
+    setups, items, stacks, matrix=matrix, method_cells=method_matrix, fidelity_rows=fidelity_by_method,
+    rvh=right_vs_helps, method_info=method_info, baselines=baselines_rows, added=added, design=design_rows,
+    conformal=conformal_rows, conformal_summary=conformal_summary, alphas=alphas, literature=lit_rows,
+    finetuned_sets=finetuned_sets))
 report.save_tables(results_path)
 cache.atomic_write_json(results_path, cache.finite_or_none(results))

@@ -1,5 +1,6 @@
 """studies.cross: per-item scores against loops and scipy, the logistic model against scikit-learn,
 added value and conformal rows on simulated data with known structure."""
+import json
 import math
 
 import numpy as np
@@ -314,3 +315,73 @@ def test_fidelity_row_gives_mass_in_mask_against_chance():
     row = cross.fidelity_row("ECG", "occlusion", maps, masks, n_boot=100)
     assert row["mass_in_mask"] == pytest.approx(0.75) and row["chance"] == pytest.approx(0.2)
     assert row["lift"] == pytest.approx(3.75) and row["n_items"] == 5 and row["pointing_game"] == 1.0
+
+
+def _simulated_cells(seed=5, b=40):
+    """Item scores of two sources on one modality: 'good' separates errors, 'noise' does not."""
+    rng = np.random.default_rng(seed)
+    ok = np.r_[np.ones(b - 12, bool), np.zeros(12, bool)]
+    def sc(signal):
+        base = {k: rng.random(b) for k in cross.BASELINE_SCORES}
+        return {"jaccard": rng.random(b) + signal * ok, "spearman": rng.random(b) + signal * ok, **base,
+                "n_empty": 0, "n_degenerate": 0}
+    return {("A", "test_time"): sc(1.5), ("A", "mc_dropout"): sc(0.0)}, {"A": ok}, {"A": None}
+
+
+def test_design_rows_compare_default_and_alternative_with_the_paired_difference():
+    scores, correct, groups = _simulated_cells()
+    alt = dict(scores["A", "mc_dropout"])
+    design = {("A", "test_time", "worse design"): (alt, ("jaccard",)),
+              ("A", "mc_dropout", "no samples"): (None, cross.EXPLANATION_SCORES)}
+    rows = cross.design_rows(design, scores, correct, groups, n_boot=300, seed=0)
+    assert [(r["source"], r["score"]) for r in rows] == [("test_time", "jaccard"), ("mc_dropout", "jaccard"),
+                                                         ("mc_dropout", "spearman")]
+    want = stats.auroc_difference(cross.confidence(scores["A", "test_time"], ["jaccard"])["jaccard"],
+                                  cross.confidence(alt, ["jaccard"])["jaccard"], correct["A"], n_boot=300, seed=0)
+    assert rows[0]["delta"] == pytest.approx(want["delta"]) and rows[0]["verdict"] == want["verdict"] == "lower"
+    assert all(math.isnan(r["delta"]) and r["verdict"] == "fewer than 2 samples" for r in rows[1:])
+
+
+def test_abstention_best_rules_and_operating_points_follow_their_building_blocks():
+    from uqxai_lib import conformal
+
+    scores, correct, _ = _simulated_cells()
+    alphas, rows, summary = cross.abstention(scores, correct, ["A"], alpha=0.1, delta=0.1, n_splits=20, seed=0)
+    assert alphas["A"] == pytest.approx(conformal.choose_alpha(correct["A"]))
+    want = cross.conformal_rows("A", "test_time", scores["A", "test_time"], correct["A"], alpha=alphas["A"],
+                                delta=0.1, n_splits=20, seed=0)
+    assert json.dumps(rows[:len(want)], default=str) == json.dumps(want, default=str)  # NaN risks included
+    assert summary["A"] == conformal.summary(rows)
+    best = cross.best_rules(rows, ["A"])
+    expl, base = best["A"]
+    assert expl["score"] in cross.EXPLANATION_SCORES and base["score"] in cross.BASELINE_SCORES
+    assert expl["mean_coverage"] == max(r["mean_coverage"] for r in rows if r["score"] in cross.EXPLANATION_SCORES)
+    ops = cross.rule_operating_points(best, scores, correct, alphas, delta=0.1, calibration_fraction=0.5, seed=0)
+    label = f"{expl['source']}: {expl['score']}"
+    conf = cross.confidence(scores["A", expl["source"]], [expl["score"]])[expl["score"]]
+    one = cross.operating_points(conf, correct["A"], [alphas["A"]], delta=0.1, calibration_fraction=0.5, seed=0)
+    assert list(ops["A"]) == [label, f"{base['source']}: {base['score']}"]
+    assert ops["A"][label]["points"] == one["points"]
+
+
+def test_literature_rows_and_summary_lines_state_the_records():
+    scores, correct, groups = _simulated_cells()
+    lit = [{"key": "k1", "modality": "ecg", "source_kind": "seeds", "setting": "s", "figure": "ρ 0.5"},
+           {"key": "k2", "modality": "ecg", "source_kind": "other", "setting": "s", "figure": "ρ 0.4"}]
+    scores = {**scores, ("ECG", "seed_ensemble"): None}
+    scores["ECG", "test_time"] = scores["A", "test_time"]
+    rows = cross.literature_rows(lit, scores)
+    assert rows[0]["ours"] == "n/a" and rows[0]["figure"] == "ρ 0.5 (theirs)"
+    assert rows[1]["ours"].startswith("ECG, test_time: mean Spearman ρ")
+    assert cross.load_literature() and all("key" in e for e in cross.load_literature())
+    sc = {k: v for k, v in scores.items() if k[0] == "A"}
+    matrix, baselines = cross.all_matrix_rows(sc, correct, groups, {"A": np.zeros(40, int)}, n_boot=200, seed=0)
+    added = cross.all_added_value(sc, correct, folds=3, n_boot=200, seed=0)
+    cells = [{"modality": "A", "method": "lime", "source": "test_time", "score": "jaccard", "auroc": 0.9,
+              "auroc_ci95": [0.8, 0.97], "verdict": "higher", "added_verdict": "no detectable difference"}]
+    text = cross.summary_lines(["A"], matrix, baselines, added, cells, {"A": {"items": 20, "misclassified": 10}},
+                               {"A": {"spearman_lift_vs_best_auroc": 0.5, "n_methods": 3}}, [], labels={"lime": "LIME"})
+    best = max(matrix, key=lambda r: r["auroc"])
+    assert f"{best['source']} / {best['score']} AUROC {best['auroc']:.2f}" in text
+    assert "1 of 1 method cells" in text and "LIME test_time / jaccard AUROC 0.90 [0.80, 0.97]" in text
+    assert "+0.50 (3 methods" in text and "of 0 explanation scores rerun" in text

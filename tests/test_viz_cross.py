@@ -30,3 +30,26 @@ def test_method_table_has_intervals_for_every_cell():
     t = vc.method_table(rows)
     assert t.loc[0, "95% CI"] == "[0.400, 0.800]" and t.loc[0, "added 95% CI"] == "[-0.100, 0.120]"
     assert t.loc[0, "method"] == "LIME"
+
+
+def test_risk_coverage_grid_and_alpha_frames_draw_one_panel_and_one_frame_row_per_modality():
+    import numpy as np
+
+    op = {"coverage": np.linspace(1, 0.1, 5), "risk": np.linspace(0.3, 0.0, 5), "test_index": [0, 1, 2],
+          "points": [{"alpha": a, "coverage": 0.5, "risk": 0.05, "answered": [True, False, True]} for a in (0.1, 0.2)]}
+    ops = {"A": {"test_time: jaccard": op, "test_time: entropy": op}, "B": {"mc_dropout: spearman": op},
+           "C": {"rashomon: jaccard": op}}
+    fig = vc.plot_risk_coverage_grid(ops, {"A": 0.1, "B": 0.1, "C": 0.2})
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(fig.axes) == 4 and [ax.get_title() for ax in shown] == ["A", "B", "C"]
+    assert len(shown[0].get_lines()) == 2 * 2 + 1  # two curves, their points, the α line
+    frames, labels = vc.alpha_frames({k: ops[k] for k in ("B", "C")}, {"B": [1, 0, 1], "C": [0, 0, 1]}, delta=0.1)
+    assert labels == ["B", "C"] and [len(r) for r in frames] == [2, 2]
+
+
+def test_tables_put_key_columns_first_and_format_intervals():
+    rows = [{"modality": "A", "source": "s", "auroc_baselines": 0.7, "auroc_combined": 0.71234, "delta": 0.01234,
+             "delta_ci95": [-0.02, 0.04], "verdict": "no detectable difference"}]
+    df = vc.added_table(rows)
+    assert list(df.columns[:2]) == ["modality", "source"] and df["95% CI"][0] == "[-0.020, 0.040]"
+    assert df["AUROC + explanation"][0] == 0.712

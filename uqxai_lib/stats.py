@@ -543,13 +543,23 @@ def stratified_auroc(scores: Any, positive: Any, strata: Any, *, groups: Any = N
                 "reason": f"{n_pos} positive and {n_neg} negative item(s) in strata holding both "
                           f"(fewer than {min_group} in a group)"}
 
-    def stat(ss, pp, tt):
-        a, b = _pairs_within(ss, pp, tt)
-        return a / b if b else math.nan
+    # a resample is a multiset of items: with c its item counts, its concordant pairs are c' M c and its
+    # pairs c' D c (M: positive-negative pairs of one stratum, 1 if ordered, 1/2 if tied) -- the same
+    # numbers as ranking the resampled scores (:func:`_pairs_within`), in a matrix product
+    sp, sn = s[pos], s[~pos]
+    D = (st[pos][:, None] == st[~pos][None, :]).astype(np.float64)  # [positives, negatives]
+    M = D * ((sp[:, None] > sn[None, :]) + 0.5 * (sp[:, None] == sn[None, :]))
+
+    def stat(ii):
+        c = np.bincount(ii, minlength=s.size).astype(np.float64)
+        cp, cn = c[pos], c[~pos]
+        b = cp @ D @ cn
+        return (cp @ M @ cn) / b if b else math.nan
 
     cells = None if g is not None else np.unique(np.stack([st.astype(str), pos.astype(str)], 1), axis=0,
                                                   return_inverse=True)[1].reshape(-1)
-    bt = bootstrap_test(stat, s, pos, st, groups=g, strata=cells, null=0.5, n_boot=n_boot, level=level, seed=seed)
+    bt = bootstrap_test(stat, np.arange(s.size), groups=g, strata=cells, null=0.5, n_boot=n_boot, level=level,
+                        seed=seed)
     ci = bt["ci95"]
     return {**out, "auroc": float(num / den), "ci95": list(ci), "p": bt["p"],
             "verdict": verdict([ci[0] - 0.5, ci[1] - 0.5]), "reason": None}

@@ -454,3 +454,438 @@ def fidelity_row(modality: str, method: str, reference: Tensor, masks: Tensor, *
             "mass_in_mask_ci95": fid["mass_in_mask_ci95"], "chance": chance,
             "lift": fid["mass_in_mask"] / chance if chance and math.isfinite(chance) and chance > 0 else math.nan,
             "pointing_game": fid["pointing_game"], "n_items": int(masks.flatten(1).any(1).sum())}
+
+
+# ----------------------------------------------------------------------------- the chapter's pipeline
+def _pool_key(source: str, members: Sequence[torch.nn.Module], finetuned: Sequence[torch.nn.Module]) -> list | None:
+    from ..models.resnet_mc import weights_fingerprint
+
+    pool = {"seed_ensemble": members, "rashomon_finetuned": finetuned}.get(source)
+    return None if pool is None else [weights_fingerprint(mm) for mm in pool]
+
+
+def source_stacks(setups: Mapping[str, Any], items: Mapping[str, tuple], *, draws_per_kind: int, mc_passes: int,
+                  mc_rates: Mapping[str, float], rashomon_k: int, prune_ratios: Mapping[str, float], epsilon: float,
+                  ensemble_seeds: Sequence[int], finetune_k: int, finetune_epochs: int, finetune_lr_factor: float,
+                  seed: int, device: Any, key: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
+    """Every source's stack on every modality: ``(stacks, finetuned)`` with ``stacks[name, source]``
+    a :class:`SourceStack` as a dict (:func:`run_source`, cached under ``cross_study/stack`` by its
+    settings, the model's weights and ``key``) and ``finetuned[name]`` the modality's fine-tuned
+    Rashomon set (:func:`uqxai_lib.studies.modalities.finetuned`). ``setups``: name ->
+    :class:`~uqxai_lib.studies.modalities.Modality`; ``items``: name -> (test set, clean prediction)."""
+    from .. import cache
+    from ..models.resnet_mc import weights_fingerprint
+    from . import modalities
+
+    stacks, finetuned = {}, {}
+    for name, m in setups.items():
+        test, pred = items[name]
+        members = modalities.members(m, ensemble_seeds)
+        finetuned[name] = modalities.finetuned(m, k=finetune_k, epochs=finetune_epochs, epsilon=epsilon, seed=seed,
+                                               lr_factor=finetune_lr_factor, device=device)
+        kept_ft = finetuned[name].kept_models
+        for source in SOURCES:
+            cfg = dict(modality=name, source=source, weights=weights_fingerprint(m.model), n=len(test), seed=seed,
+                       draws_per_kind=draws_per_kind, passes=mc_passes, rate=mc_rates[name], k=rashomon_k,
+                       ratio=prune_ratios[name], eps=epsilon, members=_pool_key(source, members, kept_ft),
+                       **dict(key or {}))
+            stacks[name, source] = cache.cached("cross_study/stack", cfg, lambda: run_source(
+                source, m.model, test.x, pred, layer=m.layer, method=m.method, perturbations=m.perturbations,
+                draws_per_kind=draws_per_kind, mc_passes=mc_passes, mc_rate=mc_rates[name], x_val=m.val.x.to(device),
+                y_val=m.val.y.to(device), head=m.head, rashomon_k=rashomon_k, prune_ratio=prune_ratios[name],
+                epsilon=epsilon, members=members, finetuned=kept_ft, seed=seed)._asdict())
+    return stacks, finetuned
+
+
+def method_matrix(setups: Mapping[str, Any], items: Mapping[str, tuple], refs: Mapping[str, Tensor],
+                  stacks: Mapping[tuple, Mapping], finetuned: Mapping[str, Any], *, methods: Sequence[str],
+                  items_each: int, options: Mapping[str, Mapping], draws_per_kind: int, mc_passes: int,
+                  mc_rates: Mapping[str, float], rashomon_k: int, prune_ratios: Mapping[str, float], epsilon: float,
+                  ensemble_seeds: Sequence[int], max_models: int | None, quantile: float, folds: int, n_boot: int,
+                  seed: int, device: Any, key: Mapping[str, Any] | None = None,
+                  modality_keys: Mapping[str, Any] | None = None) -> tuple[list, list, dict]:
+    """Beyond Grad-CAM: on a case-control sample of each modality (:func:`case_control`,
+    ``items_each`` errors and as many correct items), the chapter's CAM (its full ``stacks``
+    restricted to the sample) and every method of ``methods`` under every source
+    (:func:`method_stack`, cached under ``cross_study/method_stack``), scored by :func:`method_rows`;
+    the fidelity of each method's clean maps (:func:`fidelity_row`) where the modality has masks.
+    Returns ``(rows, fidelity_rows, info)``, ``info[name]``: the sample's size, errors and spatial dims."""
+    from .. import cache
+    from ..models.resnet_mc import weights_fingerprint
+    from . import modalities
+
+    rows, fidelity_rows, info = [], [], {}
+    for name, m in setups.items():
+        test, pred = items[name]
+        ok = (pred.cpu() == test.y.cpu()).numpy()
+        idx = torch.as_tensor(case_control(ok, items_each, seed=seed))
+        sub = test.subset(idx)
+        x, y, tgt = sub.x, sub.y.cpu(), pred[idx.to(pred.device)]
+        with torch.no_grad():
+            clean_probs = m.model(x).float().softmax(-1).cpu()
+        grp = None if sub.group is None else sub.group.cpu().numpy()
+        members = modalities.members(m, ensemble_seeds)
+        kept_ft = finetuned[name].kept_models
+        info[name] = {"items": len(idx), "misclassified": int((~ok[idx.numpy()]).sum()), "spatial_dims": m.spatial_dims}
+        for method in [m.method, *methods]:
+            opts = dict(options.get(method, {}))
+            if method in saliency.METHODS:
+                ref = refs[name][idx.to(refs[name].device)].cpu()
+            else:
+                ref = attribution.explain(m.model, x, tgt, method, generator=torch.Generator().manual_seed(seed),
+                                          **opts).cpu()
+            if sub.mask is not None:
+                fidelity_rows.append(fidelity_row(name, method, ref, sub.mask.cpu(), groups=grp, quantile=quantile,
+                                                  n_boot=n_boot, seed=seed))
+            for source in SOURCES:
+                if method in saliency.METHODS:  # the chapter's CAM: its full stack, on these items
+                    full = stacks[name, source]
+                    st = {"maps": full["maps"][:, idx] if full["maps"].shape[0] else full["maps"],
+                          "probs": full["probs"][:, idx] if full["probs"].shape[0] else full["probs"]}
+                else:
+                    cfg = dict(modality=name, source=source, method=method, options=opts,
+                               weights=weights_fingerprint(m.model), items=idx.tolist(), seed=seed,
+                               draws=draws_per_kind, passes=mc_passes, rate=mc_rates[name], k=rashomon_k,
+                               ratio=prune_ratios[name], eps=epsilon, max_models=max_models,
+                               volume=(modality_keys or {}).get(name), members=_pool_key(source, members, kept_ft),
+                               **dict(key or {}))
+                    st = cache.cached("cross_study/method_stack", cfg, lambda: method_stack(
+                        source, method, m.model, x, tgt, layer=m.layer, perturbations=m.perturbations,
+                        draws_per_kind=draws_per_kind, mc_passes=mc_passes, mc_rate=mc_rates[name],
+                        x_val=m.val.x.to(device), y_val=m.val.y.to(device), head=m.head, rashomon_k=rashomon_k,
+                        prune_ratio=prune_ratios[name], epsilon=epsilon, members=members, finetuned=kept_ft,
+                        max_models=max_models, seed=seed, options=opts)._asdict())
+                rows += method_rows(name, source, method, st, ref, clean_probs, y, tgt.cpu(), groups=grp,
+                                    quantile=quantile, folds=folds, n_boot=n_boot, seed=seed)
+    return rows, fidelity_rows, info
+
+
+def right_vs_helps(fidelity_rows: Sequence[Mapping], rows: Sequence[Mapping], modalities: Sequence[str]) -> dict:
+    """Per modality, the Spearman correlation over methods between a method's mass-in-mask lift
+    (:func:`fidelity_row`) and its best AUROC over sources and scores (``rows`` of
+    :func:`method_matrix`): positive if the methods whose maps are right are also those whose
+    instability flags errors. NaN with fewer than 3 methods.
+
+    >>> fid = [{"modality": "A", "method": m, "lift": l} for m, l in (("a", 1.0), ("b", 2.0), ("c", 3.0))]
+    >>> cells = [{"modality": "A", "method": m, "auroc": v} for m, v in (("a", 0.5), ("b", 0.6), ("c", 0.7))]
+    >>> right_vs_helps(fid, cells, ["A"])
+    {'A': {'spearman_lift_vs_best_auroc': 1.0, 'n_methods': 3}}
+    """
+    from scipy.stats import spearmanr
+
+    out = {}
+    for name in modalities:
+        lift, best_auc = [], []
+        for r in fidelity_rows:
+            if r["modality"] != name:
+                continue
+            aucs = [c["auroc"] for c in rows if c["modality"] == name and c["method"] == r["method"]
+                    and c["auroc"] is not None and np.isfinite(c["auroc"])]
+            if aucs and np.isfinite(r["lift"]):
+                lift.append(r["lift"])
+                best_auc.append(max(aucs))
+        rho = spearmanr(lift, best_auc).statistic if len(lift) >= 3 else float("nan")
+        out[name] = {"spearman_lift_vs_best_auroc": float(rho), "n_methods": len(lift)}
+    return out
+
+
+def design_rows(design_scores: Mapping[tuple, tuple], scores: Mapping[tuple, Any], correct: Mapping[str, Any],
+                groups: Mapping[str, Any], *, n_boot: int, seed: int) -> list[dict]:
+    """Each alternative design against the default on the same items: ``design_scores[(modality,
+    source, label)] = (alternative item scores or None, the scores it affects)``; one row per affected
+    score with the paired AUROC difference (:func:`uqxai_lib.stats.auroc_difference`) of default
+    (``scores[(modality, source)]``) vs alternative, or NaN and "fewer than 2 samples"."""
+    out = []
+    for (name, source, label), (alt, affected) in design_scores.items():
+        base = scores.get((name, source))
+        for score in affected:
+            if alt is None or base is None:
+                res = {"auroc_a": float("nan"), "auroc_b": float("nan"), "delta": float("nan"),
+                       "delta_ci95": [float("nan")] * 2, "verdict": "fewer than 2 samples", "n_nan": 0}
+            else:
+                conf_a = confidence(base, [score])[score]
+                conf_b = confidence(alt, [score])[score]
+                res = stats.auroc_difference(conf_a, conf_b, correct[name], groups=groups[name], n_boot=n_boot,
+                                             seed=seed)
+            out.append({"modality": name, "source": source, "alternative": label, "score": score, **res})
+    return out
+
+
+def abstention(scores: Mapping[tuple, Any], correct: Mapping[str, Any], modalities: Sequence[str], *,
+               alpha: float, delta: float, n_splits: int, seed: int) -> tuple[dict, list, dict]:
+    """Learn-then-Test abstention on every score: each modality's α below its own base error rate
+    (:func:`uqxai_lib.conformal.choose_alpha`, ``alpha`` when it has no error), :func:`conformal_rows`
+    per (modality, source) and :func:`uqxai_lib.conformal.summary` per modality. Returns
+    ``(alphas, rows, summary)``."""
+    alphas = {name: conformal.choose_alpha(correct[name]) if (~np.asarray(correct[name]).astype(bool)).any()
+              else alpha for name in modalities}
+    rows = []
+    for (name, source), sc in scores.items():
+        if sc is not None:
+            rows += conformal_rows(name, source, sc, correct[name], alpha=alphas[name], delta=delta,
+                                   n_splits=n_splits, seed=seed)
+    summary = {name: conformal.summary([r for r in rows if r["modality"] == name]) for name in modalities}
+    return alphas, rows, summary
+
+
+def best_rules(rows: Sequence[Mapping], modalities: Sequence[str]) -> dict:
+    """Per modality, the explanation score and the baseline with the highest mean coverage at the
+    guaranteed risk (rows of :func:`conformal_rows`): ``{name: (explanation row, baseline row)}``."""
+    best = {}
+    for name in modalities:
+        mine = [r for r in rows if r["modality"] == name]
+        expl = max((r for r in mine if r["score"] in EXPLANATION_SCORES), key=lambda r: r["mean_coverage"])
+        base = max((r for r in mine if r["score"] in BASELINE_SCORES), key=lambda r: r["mean_coverage"])
+        best[name] = (expl, base)
+    return best
+
+
+#: the literature's modality -> our closest (modality, source) cell
+CLOSEST = {"ecg": ("ECG", "seed_ensemble"), "chest_xray": ("MRI", "seed_ensemble"),
+           "musculoskeletal_xray": ("MRI", "seed_ensemble")}
+
+
+def literature_rows(literature: Sequence[Mapping], scores: Mapping[tuple, Any]) -> list[dict]:
+    """The literature's figures (``studies/literature.yaml``, labelled as theirs) beside our closest
+    cell's mean Spearman ρ and Jaccard (:data:`CLOSEST`; crafted perturbations -> test-time)."""
+    out = []
+    for e in literature:
+        mod, src = CLOSEST.get(e["modality"], ("MRI", "seed_ensemble"))
+        if e["source_kind"] == "other":
+            src = "test_time"
+        sc = scores.get((mod, src))
+        ours = ("n/a" if sc is None else f"{mod}, {src}: mean Spearman ρ {np.nanmean(sc['spearman']):.2f}, "
+                f"mean Jaccard {np.nanmean(sc['jaccard']):.2f}")
+        out.append({"source": e["key"], "setting": e["setting"], "figure": e["figure"] + " (theirs)", "ours": ours})
+    return out
+
+
+def _cell(r: Mapping) -> str:
+    lo, hi = r["auroc_ci95"]
+    return f"{r['source']} / {r['score']} AUROC {r['auroc']:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def summary_lines(modalities: Sequence[str], matrix: Sequence[Mapping], baselines: Sequence[Mapping],
+                  added: Sequence[Mapping], method_cells: Sequence[Mapping], method_info: Mapping[str, Mapping],
+                  rvh: Mapping[str, Mapping], design: Sequence[Mapping],
+                  labels: Mapping[str, str] | None = None) -> str:
+    """The chapter's Summary as Markdown bullets, every number from the records: per modality the
+    matrix (cells above chance, best cell, best baseline, added value), the method matrix (cells
+    above chance, the highest, added value, right-vs-helps) and the design reruns. ``labels``: display
+    names of the methods."""
+    labels = labels or {}
+    lines = []
+    for name in modalities:
+        ex = [r for r in matrix if r["modality"] == name and np.isfinite(r["auroc"])]
+        bl = [r for r in baselines if r["modality"] == name and np.isfinite(r["auroc"])]
+        top_ex = max(ex, key=lambda r: r["auroc"])
+        top_bl = max(bl, key=lambda r: r["auroc"])
+        n_inf = sum(stats.verdict([r["auroc_ci95"][0] - 0.5, r["auroc_ci95"][1] - 0.5]) == "higher" for r in ex)
+        adds = [a for a in added if a["modality"] == name and a["verdict"] == "higher"]
+        lines.append(
+            f"- **{name}**: {n_inf} of {len(ex)} explanation cells have an interval above chance; the best is "
+            f"{_cell(top_ex)}, the best prediction-only baseline {_cell(top_bl)}. Explanation scores add to the "
+            f"baselines out of sample for {len(adds)} of {len([a for a in added if a['modality'] == name])} sources"
+            + (f" ({', '.join(a['source'] for a in adds)})." if adds else "."))
+    for name in modalities:
+        cells = [r for r in method_cells if r["modality"] == name and r["auroc"] is not None
+                 and np.isfinite(r["auroc"])]
+        above = [r for r in cells if r["verdict"] == "higher"]
+        adds = [r for r in cells if r["added_verdict"] == "higher"]
+        top = max(cells, key=lambda r: r["auroc"]) if cells else None
+        rho = rvh[name]["spearman_lift_vs_best_auroc"]
+        lines.append(
+            f"- **{name}, beyond Grad-CAM** ({method_info[name]['items']} case-control items, "
+            f"{method_info[name]['misclassified']} misclassified): {len(above)} of {len(cells)} method cells have an "
+            f"AUROC interval above chance"
+            + (f"; the highest is {labels.get(top['method'], top['method'])} {top['source']} / {top['score']} "
+               f"AUROC {top['auroc']:.2f} [{top['auroc_ci95'][0]:.2f}, {top['auroc_ci95'][1]:.2f}]" if top else "")
+            + f". A method's stability score adds to entropy, margin and flip rate out of sample in {len(adds)} cells"
+            + (" (" + ", ".join(f"{labels.get(r['method'], r['method'])} {r['source']} / {r['score']}"
+                                for r in adds[:4]) + ("…" if len(adds) > 4 else "") + ")" if adds else "")
+            + f". Right maps vs helpful uncertainty: Spearman over methods of mass-in-mask lift with the best AUROC "
+            f"{rho:+.2f} ({rvh[name]['n_methods']} methods; few methods, so read only its sign and size).")
+    changed = [r for r in design if r["verdict"] in ("higher", "lower")]
+    widest = max((r["delta_ci95"] for r in design if np.isfinite(r["delta"])), key=lambda c: c[1] - c[0],
+                 default=[float("nan")] * 2)
+    lines.append(
+        f"- **Design**: of {len(design)} explanation scores rerun under an alternative design, "
+        f"{len(changed)} changed their AUROC beyond the interval"
+        + (": " + "; ".join(f"{r['modality']} {r['source']} {r['score']} with {r['alternative']}: AUROC "
+                            f"{r['auroc_a']:.2f} → {r['auroc_b']:.2f}, difference {r['delta']:+.2f} "
+                            f"[{r['delta_ci95'][0]:+.2f}, {r['delta_ci95'][1]:+.2f}]" for r in changed)
+           + ". Read each against 0.5: a change between two AUROCs on the same side of chance moves the "
+             "size of an answer, not its direction."
+           if changed else "; no difference is detectable at this sample size, which is not the same as none "
+           f"(the widest interval is [{widest[0]:+.2f}, {widest[1]:+.2f}])."))
+    return "\n".join(lines)
+
+
+def study_items(setups: Mapping[str, Any], max_items: int, device: Any) -> tuple[dict, dict]:
+    """The studied test items of each modality (an evenly spaced subset of at most ``max_items``)
+    with the model's clean prediction and its map for that class: ``(items, refs)``,
+    ``items[name] = (test set on device, pred)``, ``refs[name]`` the reference maps."""
+    from . import modalities
+
+    items, refs = {}, {}
+    for name, m in setups.items():
+        test = modalities.subsample(m.test, max_items).to(device)
+        pred, refs[name] = reference_maps(m.model, test.x, m.layer, m.method)
+        items[name] = (test, pred)
+    return items, refs
+
+
+def all_item_scores(stacks: Mapping[tuple, Mapping], items: Mapping[str, tuple], refs: Mapping[str, Tensor], *,
+                    quantile: float) -> tuple[dict, dict, dict, dict]:
+    """:func:`item_scores` of every stack (``None`` for a stack of fewer than 2 samples) and, per
+    modality, ``correct`` (clean prediction == label), ``groups`` (or ``None``) and ``predicted``:
+    ``(scores, correct, groups, predicted)``."""
+    scores, correct, groups, predicted = {}, {}, {}, {}
+    for (name, source), st in stacks.items():
+        test, pred = items[name]
+        correct[name] = (pred.cpu() == test.y.cpu()).numpy()
+        predicted[name] = pred.cpu().numpy()
+        groups[name] = None if test.group is None else test.group.cpu().numpy()
+        scores[name, source] = (None if st["maps"].shape[0] < 2 else
+                                item_scores(st["maps"], st["probs"], refs[name], pred, quantile=quantile))
+    return scores, correct, groups, predicted
+
+
+def all_matrix_rows(scores: Mapping[tuple, Any], correct: Mapping, groups: Mapping, predicted: Mapping, *,
+                    n_boot: int, seed: int) -> tuple[list, list]:
+    """:func:`matrix_rows` of every defined cell, split into ``(explanation rows, baseline rows)``."""
+    matrix, baselines = [], []
+    for (name, source), sc in scores.items():
+        if sc is None:
+            continue
+        rows = matrix_rows(name, source, sc, correct[name], groups=groups[name], strata=predicted[name],
+                           n_boot=n_boot, seed=seed)
+        matrix += [r for r in rows if r["kind"] == "explanation"]
+        baselines += [r for r in rows if r["kind"] == "baseline"]
+    return matrix, baselines
+
+
+def all_added_value(scores: Mapping[tuple, Any], correct: Mapping, *, folds: int, n_boot: int, seed: int) -> list:
+    """:func:`added_value` of every defined cell, as rows with ``modality`` and ``source``."""
+    return [{"modality": name, "source": source,
+             **added_value(sc, correct[name], folds=folds, n_boot=n_boot, seed=seed)}
+            for (name, source), sc in scores.items() if sc is not None]
+
+
+def design_scores(setups: Mapping[str, Any], items: Mapping[str, tuple], refs: Mapping[str, Tensor],
+                  stacks: Mapping[tuple, Mapping], *, quantile: float, design_quantile: float, mc_passes: int,
+                  mc_rates: Mapping[str, float], prune_ratios: Mapping[str, float], design_prune_factor: float,
+                  rashomon_k: int, epsilon: float, seed: int, device: Any,
+                  key: Mapping[str, Any] | None = None) -> dict:
+    """The chapter's three design alternatives on the same items, as :func:`design_rows` takes them:
+    MRI MC dropout with Grad-CAM hooked after the last block's dropout (its own reference map), ECG
+    test-time SUE with the top ``1 - design_quantile`` region (Jaccard only: ρ has no region), the
+    dermoscopy Rashomon set at ``design_prune_factor`` times its pruning ratio (at most 0.95)."""
+    from .. import cache
+    from ..models.resnet_mc import GRADCAM_LAYER, explained_layer, weights_fingerprint
+
+    key = dict(key or {})
+    out = {}
+    m, (test, pred) = setups["MRI"], items["MRI"]
+    post_layer = explained_layer(m.model, GRADCAM_LAYER, "post_dropout")
+    _, post_ref = reference_maps(m.model, test.x, post_layer, m.method)
+    cfg = dict(modality="MRI", source="mc_dropout", layer=post_layer, weights=weights_fingerprint(m.model),
+               n=len(test), seed=seed, passes=mc_passes, rate=mc_rates["MRI"], **key)
+    st = cache.cached("cross_study/stack", cfg, lambda: run_source(
+        "mc_dropout", m.model, test.x, pred, layer=post_layer, method=m.method, mc_passes=mc_passes,
+        mc_rate=mc_rates["MRI"], seed=seed)._asdict())
+    out["MRI", "mc_dropout", f"hook after the dropout ({post_layer})"] = (
+        item_scores(st["maps"], st["probs"], post_ref, pred, quantile=quantile), EXPLANATION_SCORES)
+    st = stacks["ECG", "test_time"]
+    out["ECG", "test_time", f"top {1 - design_quantile:.0%} region"] = (
+        item_scores(st["maps"], st["probs"], refs["ECG"], items["ECG"][1], quantile=design_quantile), ("jaccard",))
+    m, (test, pred) = setups["dermoscopy"], items["dermoscopy"]
+    ratio = min(0.95, prune_ratios["dermoscopy"] * design_prune_factor)
+    cfg = dict(modality="dermoscopy", source="rashomon", weights=weights_fingerprint(m.model), n=len(test),
+               seed=seed, k=rashomon_k, ratio=ratio, eps=epsilon, **key)
+    st = cache.cached("cross_study/stack", cfg, lambda: run_source(
+        "rashomon", m.model, test.x, pred, layer=m.layer, method=m.method, x_val=m.val.x.to(device),
+        y_val=m.val.y.to(device), head=m.head, rashomon_k=rashomon_k, prune_ratio=ratio, epsilon=epsilon,
+        seed=seed)._asdict())
+    out["dermoscopy", "rashomon", f"prune ratio {ratio:g}"] = (
+        None if st["maps"].shape[0] < 2 else
+        item_scores(st["maps"], st["probs"], refs["dermoscopy"], pred, quantile=quantile), EXPLANATION_SCORES)
+    return out
+
+
+#: the keys of each record list in ``cross_study.json``
+MATRIX_KEYS = ("modality", "source", "score", "auroc", "auroc_ci95", "aurc", "n_nan", "within_class_auroc",
+               "within_class_auroc_ci95")
+METHOD_KEYS = ("method", "modality", "source", "score", "auroc", "auroc_ci95", "verdict", "aurc", "n_nan",
+               "added_delta", "added_ci95", "added_verdict", "auroc_baselines", "within_class_auroc",
+               "within_class_auroc_ci95", "n_samples")
+BASELINE_KEYS = ("modality", "source", "score", "auroc", "auroc_ci95", "aurc")
+DESIGN_KEYS = ("modality", "source", "alternative", "score", "auroc_a", "auroc_b", "delta", "delta_ci95", "verdict",
+               "n_nan")
+CONFORMAL_KEYS = ("modality", "source", "score", "alpha", "delta", "n_splits", "fraction_risk_le_alpha",
+                  "fraction_ci95", "mean_coverage", "mean_risk", "n_abstain_all", "base_risk", "coverage_at_guarantee",
+                  "oracle_coverage", "trivial")
+
+
+def results_record(setups: Mapping[str, Any], items: Mapping[str, tuple], stacks: Mapping[tuple, Mapping], *,
+                   matrix: Sequence[Mapping], method_cells: Sequence[Mapping], fidelity_rows: Sequence[Mapping],
+                   rvh: Mapping, method_info: Mapping, baselines: Sequence[Mapping], added: Sequence[Mapping],
+                   design: Sequence[Mapping], conformal: Sequence[Mapping], conformal_summary: Mapping,
+                   alphas: Mapping, literature: Sequence[Mapping], finetuned_sets: Mapping) -> dict:
+    """``cross_study.json``: the chapter CAM's cells on all studied items (``items: "all"``), then
+    every method's (CAM included) on the case-control sample, and the chapter's other records."""
+    def pick(rows, keys):
+        return [{k: r[k] for k in keys if k in r} for r in rows]
+
+    return {
+        "matrix": [{"method": setups[r["modality"]].method, "items": "all", **c}
+                   for r, c in zip(matrix, pick(matrix, MATRIX_KEYS))]
+                  + [{"items": "case_control", **c} for c in pick(method_cells, METHOD_KEYS)],
+        "fidelity_by_method": list(fidelity_rows),
+        "right_vs_helps": dict(rvh),
+        "modalities": {n: {"spatial_dims": m.spatial_dims, "method_items": method_info[n]["items"],
+                           "method_misclassified": method_info[n]["misclassified"]} for n, m in setups.items()},
+        "baselines": pick(baselines, BASELINE_KEYS),
+        "added_value": list(added),
+        "design": pick(design, DESIGN_KEYS),
+        "conformal": pick(conformal, CONFORMAL_KEYS),
+        "conformal_summary": dict(conformal_summary),
+        "alpha_by_modality": dict(alphas),
+        "literature": list(literature),
+        "sources": {f"{n}/{s}": st["info"] for (n, s), st in stacks.items()},
+        "finetuned_sets": dict(finetuned_sets),
+        "accuracy": {n: float((pred.cpu() == test.y.cpu()).float().mean()) for n, (test, pred) in items.items()},
+    }
+
+
+def finetuned_summary(finetuned: Mapping[str, Any]) -> dict:
+    """Per modality: candidates, kept models and the range of relative held-out loss of its fine-tuned set."""
+    return {name: {"candidates": int(len(f.models)), "kept": int(f.kept.sum()),
+                   "relative loss min": float(f.relative_loss.min()), "relative loss max": float(f.relative_loss.max())}
+            for name, f in finetuned.items()}
+
+
+def rule_operating_points(best: Mapping[str, tuple], scores: Mapping[tuple, Any], correct: Mapping, alphas: Any, *,
+                          delta: float, calibration_fraction: float, seed: int, which: Sequence[int] = (0, 1)) -> dict:
+    """:func:`operating_points` of the :func:`best_rules` of each modality on one seeded split:
+    ``{name: {"<source>: <score>": op}}``, rules ``which`` (0 the explanation score, 1 the baseline)
+    at ``alphas`` (a mapping name -> α, or one list of α for every modality)."""
+    out = {}
+    for name, rules in best.items():
+        out[name] = {}
+        for i in which:
+            r = rules[i]
+            conf = confidence(scores[name, r["source"]], [r["score"]])[r["score"]]
+            grid = [alphas[name]] if isinstance(alphas, Mapping) else list(alphas)
+            out[name][f"{r['source']}: {r['score']}"] = operating_points(
+                conf, correct[name], grid, delta=delta, calibration_fraction=calibration_fraction, seed=seed)
+    return out
+
+
+def load_literature() -> list[dict]:
+    """The literature's figures on saliency agreement (``studies/literature.yaml``: quote, setting, figure)."""
+    import pathlib
+
+    import yaml
+
+    return yaml.safe_load((pathlib.Path(__file__).parent / "literature.yaml").read_text(encoding="utf-8"))

@@ -7,8 +7,9 @@ import numpy as np
 
 from .common import _fig_ax
 
-__all__ = ["plot_alpha_frame", "plot_matrix", "plot_method_panels", "plot_risk_coverage", "matrix_table",
-           "method_table", "text_colour"]
+__all__ = ["added_table", "conformal_summary_table", "conformal_table", "degenerate_table", "design_table",
+           "fidelity_table", "matrix_table", "method_table", "overview_table", "plot_alpha_frame", "plot_matrix",
+           "plot_method_panels", "plot_risk_coverage", "samples_table", "text_colour"]
 
 SOURCE_LABELS = {"test_time": "test-time\nperturbation", "mc_dropout": "MC dropout", "rashomon": "Rashomon set\n(pruned)",
                  "rashomon_finetuned": "Rashomon set\n(fine-tuned)", "seed_ensemble": "seed ensemble"}
@@ -214,3 +215,118 @@ def plot_alpha_frame(cov: Any, risk: Any, point: tuple[float, float], answered: 
                  "grey abstained (right), salmon abstained (wrong)", fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def _ci(c: Sequence[float], digits: int = 3) -> str:
+    return f"[{c[0]:.{digits}f}, {c[1]:.{digits}f}]"
+
+
+def added_table(rows: Sequence[Mapping[str, Any]]):
+    """The added value over the prediction-only baselines, one row per (modality, source)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"modality": a["modality"], "source": a["source"], "AUROC baselines": a["auroc_baselines"],
+                          "AUROC + explanation": a["auroc_combined"], "difference": a["delta"],
+                          "95% CI": _ci(a["delta_ci95"]), "verdict": a["verdict"]} for a in rows]).round(3)
+
+
+def design_table(rows: Sequence[Mapping[str, Any]]):
+    """The design reruns: default vs alternative AUROC and their paired difference."""
+    import pandas as pd
+
+    return pd.DataFrame([{"modality": r["modality"], "source": r["source"], "alternative design": r["alternative"],
+                          "score": r["score"], "AUROC default": r["auroc_a"], "AUROC alternative": r["auroc_b"],
+                          "difference": r["delta"], "95% CI": _ci(r["delta_ci95"]), "verdict": r["verdict"]}
+                         for r in rows]).round(3)
+
+
+def fidelity_table(rows: Sequence[Mapping[str, Any]]):
+    """Each method's mass in mask with its interval beside chance, lift and pointing game."""
+    import pandas as pd
+
+    return pd.DataFrame([{"modality": r["modality"], "method": METHOD_LABELS.get(r["method"], r["method"]),
+                          "mass in mask": r["mass_in_mask"], "95% CI": _ci(r["mass_in_mask_ci95"]),
+                          "chance": r["chance"], "lift": r["lift"], "pointing game": r["pointing_game"],
+                          "items": r["n_items"]} for r in rows]).round(3)
+
+
+def conformal_table(rows: Sequence[Mapping[str, Any]], top: int = 4):
+    """Per modality the ``top`` abstention rules by mean coverage at the guaranteed risk."""
+    import pandas as pd
+
+    df = pd.DataFrame([{"modality": r["modality"], "source": r["source"], "score": r["score"],
+                        "share of splits with risk ≤ α": r["fraction_risk_le_alpha"],
+                        "95% CI": _ci(r["fraction_ci95"], 2), "mean coverage": r["mean_coverage"],
+                        "mean risk": r["mean_risk"], "splits abstaining on all": r["n_abstain_all"],
+                        "trivial": r.get("trivial") or ""} for r in rows]).round(3)
+    return df.sort_values(["modality", "mean coverage"], ascending=[True, False]).groupby("modality").head(top)
+
+
+def conformal_summary_table(summary: Mapping[str, Mapping[str, Any]], alphas: Mapping[str, float]):
+    """Per modality: its α, whether a useful guarantee is certifiable, the best rule and its coverage."""
+    import pandas as pd
+
+    return pd.DataFrame({name: {"α (half the base error rate)": alphas[name],
+                                "useful guarantee certifiable": v.get("certifiable"), "best rule": v.get("best_rule"),
+                                "coverage": v.get("coverage"), "calibration items needed": v.get("n_needed")}
+                         for name, v in summary.items()}).T
+
+
+def overview_table(setups: Mapping[str, Any], items: Mapping[str, tuple]):
+    """Per modality: studied items, accuracy, errors, explained layer, method, spatial dims, cache."""
+    import pandas as pd
+
+    return pd.DataFrame({name: {"test items": len(items[name][0]),
+                                "accuracy": float((items[name][1].cpu() == items[name][0].y.cpu()).float().mean()),
+                                "misclassified": int((items[name][1].cpu() != items[name][0].y.cpu()).sum()),
+                                "explained layer": m.layer, "method": m.method, "spatial dims": m.spatial_dims,
+                                "model from the chapter's cache": m.from_cache} for name, m in setups.items()}).T
+
+
+def samples_table(stacks: Mapping[tuple, Mapping[str, Any]]):
+    """Per (modality, source): samples per item and the counts that built them."""
+    import pandas as pd
+
+    return pd.DataFrame({f"{n} / {s}": {"samples per item": int(st["maps"].shape[0]),
+                                        **{k: v for k, v in st["info"].items() if k in ("n_kept", "n_members",
+                                                                                        "passes")}}
+                         for (n, s), st in stacks.items()}).T.fillna("")
+
+
+def degenerate_table(scores: Mapping[tuple, Any]):
+    """Per (modality, source): items without a Jaccard score and constant sample maps (the rule book's counts)."""
+    import pandas as pd
+
+    return pd.DataFrame({f"{n} / {s}": {"items without Jaccard (empty map)": v["n_empty"],
+                                        "constant sample maps": v["n_degenerate"]}
+                         for (n, s), v in scores.items() if v is not None}).T
+
+
+def plot_risk_coverage_grid(ops: Mapping[str, Mapping[str, Mapping[str, Any]]], alphas: Mapping[str, float]):
+    """One risk–coverage panel per modality (2 columns): each rule's curve and its point at the
+    modality's α (``ops``: :func:`uqxai_lib.studies.cross.rule_operating_points`)."""
+    import matplotlib.pyplot as plt
+
+    nrow = (len(ops) + 1) // 2
+    fig, axes = plt.subplots(nrow, 2, figsize=(6.9, 2.8 * nrow), squeeze=False)
+    for ax, (name, rules) in zip(axes.flat, ops.items()):
+        curves = {label: (op["coverage"], op["risk"]) for label, op in rules.items()}
+        points = {label: (op["points"][0]["coverage"], op["points"][0]["risk"]) for label, op in rules.items()}
+        plot_risk_coverage(curves, points, alpha=alphas[name], ax=ax, title=name)
+    for ax in list(axes.flat)[len(ops):]:
+        ax.set_visible(False)
+    return fig
+
+
+def alpha_frames(ops: Mapping[str, Mapping[str, Mapping[str, Any]]], correct: Mapping[str, Any], *, delta: float):
+    """The α widget's frames: per modality (its one rule of ``ops``) one :func:`plot_alpha_frame` per
+    α of the rule's operating points. Returns ``(frames, labels)`` for ``widgets.frame_grid``."""
+    frames, labels = [], []
+    for name, rules in ops.items():
+        (label, op), = rules.items()
+        ok_test = np.asarray(correct[name])[np.asarray(op["test_index"])]
+        frames.append([plot_alpha_frame(op["coverage"], op["risk"], (pt["coverage"], pt["risk"]), pt["answered"],
+                                        ok_test, alpha=pt["alpha"], delta=delta, label=f"{name}, {label}")
+                       for pt in op["points"]])
+        labels.append(name)
+    return frames, labels
