@@ -165,8 +165,10 @@ report.table(vc.overview_table(setups, items), "models")
 #   (`samplers.rashomon`);
 # - **Rashomon set (fine-tuned)**: `finetune_k` copies of the model trained `finetune_epochs` more
 #   epochs, each with its own seed, at `finetune_lr_factor` times the chapter's learning rate, kept
-#   by the same (1 + ε) filter (`uqxai_lib.finetune`, `studies.modalities.finetuned`). Every weight
-#   can move, so its members differ more than pruned copies of one layer do;
+#   by the same (1 + ε) filter (`uqxai_lib.finetune`, `studies.modalities.finetuned`), BatchNorm's
+#   running statistics frozen. Every weight can move, so its members differ more than pruned copies
+#   of one layer do; where no candidate stays within 1 + ε, the source is undefined for that
+#   modality (the `finetuned_sets` table counts them);
 # - **seed ensemble**: models of the same recipe trained with other seeds (`ensemble_seeds`) on the
 #   same data, each explaining the reference model's class.
 #

@@ -33,7 +33,7 @@ def _float64_loss(model, data, weight):
 
 def test_filter_keeps_exactly_the_models_within_one_plus_epsilon_of_a_float64_loss(base_model):
     model, tr, va = base_model
-    fset = finetune.finetuned_set(model, tr, va, k=5, epochs=1, epsilon=0.05, seed=0, lr=0.02, batch_size=8,
+    fset = finetune.finetuned_set(model, tr, va, k=5, epochs=1, epsilon=0.05, seed=0, lr=0.01, batch_size=8,
                                   progress=False)
     w = train.class_weights(tr.y, 2)
     base = _float64_loss(model, va, w)
@@ -44,7 +44,7 @@ def test_filter_keeps_exactly_the_models_within_one_plus_epsilon_of_a_float64_lo
     assert torch.equal(fset.kept, losses / base <= 1.05)  # the float64 oracle's rule
     assert fset.kept.any() and (~fset.kept).any()  # this seed gives both outcomes, so the rule is exercised
     # the filter does not change training: a wider tolerance keeps every one of the same members
-    wide = finetune.finetuned_set(model, tr, va, k=5, epochs=1, epsilon=10.0, seed=0, lr=0.02, batch_size=8,
+    wide = finetune.finetuned_set(model, tr, va, k=5, epochs=1, epsilon=10.0, seed=0, lr=0.01, batch_size=8,
                                   progress=False)
     assert wide.kept.all() and torch.equal(wide.losses, fset.losses)
     assert [m for m, keep in zip(fset.models, fset.kept) if keep] == fset.kept_models
@@ -122,3 +122,24 @@ def test_clear_errors_before_any_training(base_model):
                                   0.05, [1])
     with pytest.raises(ValueError, match="no fine-tuned model is within"):
         finetune.finetuned(empty, va.x[:2], "features", target=torch.zeros(2, dtype=torch.long))
+
+
+def test_fine_tuning_keeps_batchnorm_statistics_so_a_vanishing_step_stays_in_the_set(base_model):
+    import copy
+
+    model, tr, va = base_model
+    bns = [m for m in model.modules() if isinstance(m, train.BATCHNORM)]
+    assert bns, "the fixture model must have BatchNorm for this test"
+    before = [b.running_mean.clone() for b in bns]
+    fset = finetune.finetuned_set(model, tr, va, k=2, epochs=1, epsilon=1e-3, seed=0, lr=1e-12, batch_size=8,
+                                  progress=False)
+    for member in fset.models:  # statistics frozen, weights moved by almost nothing: the optimum's loss
+        mb = [m for m in member.modules() if isinstance(m, train.BATCHNORM)]
+        assert all(torch.equal(a.running_mean, b) for a, b in zip(mb, before))
+    assert fset.kept.all() and torch.allclose(fset.relative_loss, torch.ones(2, dtype=torch.float64), atol=1e-4)
+    # without freezing, one epoch of train-mode batches re-estimates them
+    free = copy.deepcopy(model)
+    train.fit(free, tr, None, epochs=1, batch_size=8, lr=1e-12, seed=0, device=torch.device("cpu"), patience=None,
+              progress=False)
+    assert not all(torch.equal(b.running_mean, a) for b, a in
+                   zip([m for m in free.modules() if isinstance(m, train.BATCHNORM)], before))

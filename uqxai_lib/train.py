@@ -166,6 +166,7 @@ def fit(
     name: str = "model",
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
     progress: bool = True,
+    freeze_batchnorm: bool = False,
 ) -> TrainResult:
     """Train ``model`` in place and return it with the best-validation-loss weights.
 
@@ -195,6 +196,10 @@ def fit(
         Applied to each training batch (on ``device``) with a dedicated CPU generator.
     progress : bool
         Show a tqdm progress bar over epochs (stderr).
+    freeze_batchnorm : bool
+        Keep every BatchNorm module in eval mode while training: its running statistics stay as
+        they are (its affine weights still train). For fine-tuning a trained model, whose running
+        statistics would otherwise be re-estimated from a few training batches.
 
     Returns
     -------
@@ -207,10 +212,13 @@ def fit(
     weight = class_weights(train.y, num_classes, class_weight)
     hyper = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                  class_weight=class_weight, patience=patience, seed=seed, augment=_callable_name(augment))
+    if freeze_batchnorm:  # only then in the cache key, so that earlier keys stay valid
+        hyper["freeze_batchnorm"] = True
 
     def run() -> dict:
-        return _train(model, train, val, weight, device=device, name=name, augment=augment,
-                      progress=progress, **{k: v for k, v in hyper.items() if k not in ("class_weight", "augment")})
+        return _train(model, train, val, weight, device=device, name=name, augment=augment, progress=progress,
+                      freeze_batchnorm=freeze_batchnorm,
+                      **{k: v for k, v in hyper.items() if k not in ("class_weight", "augment", "freeze_batchnorm")})
 
     if cache_config is None:
         out = run()
@@ -240,8 +248,11 @@ def fit(
     return TrainResult(model, entry["history"], entry["best_epoch"], not computed)
 
 
+BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
 def _train(model, train, val, weight, *, epochs, batch_size, lr, weight_decay, patience, seed,
-           device, name, augment, progress) -> dict:
+           device, name, augment, progress, freeze_batchnorm=False) -> dict:
     seed_everything(seed)
     order_gen = torch.Generator().manual_seed(seed)
     aug_gen = torch.Generator().manual_seed(seed + 1)
@@ -254,6 +265,10 @@ def _train(model, train, val, weight, *, epochs, batch_size, lr, weight_decay, p
                leave=True, dynamic_ncols=False, ncols=100)
     for epoch in bar:
         model.train()
+        if freeze_batchnorm:
+            for mod in model.modules():
+                if isinstance(mod, BATCHNORM):
+                    mod.eval()
         loss_sum, n_seen = 0.0, 0
         for idx in _batches(len(train), batch_size, order_gen):
             xb, yb = train.x[idx].to(device), train.y[idx].to(device)
