@@ -128,13 +128,13 @@ def test_fine_tuning_keeps_batchnorm_statistics_so_a_vanishing_step_stays_in_the
     import copy
 
     model, tr, va = base_model
-    bns = [m for m in model.modules() if isinstance(m, train.BATCHNORM)]
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     assert bns, "the fixture model must have BatchNorm for this test"
     before = [b.running_mean.clone() for b in bns]
     fset = finetune.finetuned_set(model, tr, va, k=2, epochs=1, epsilon=1e-3, seed=0, lr=1e-12, batch_size=8,
                                   progress=False)
     for member in fset.models:  # statistics frozen, weights moved by almost nothing: the optimum's loss
-        mb = [m for m in member.modules() if isinstance(m, train.BATCHNORM)]
+        mb = [m for m in member.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         assert all(torch.equal(a.running_mean, b) for a, b in zip(mb, before))
     assert fset.kept.all() and torch.allclose(fset.relative_loss, torch.ones(2, dtype=torch.float64), atol=1e-4)
     # without freezing, one epoch of train-mode batches re-estimates them
@@ -142,4 +142,4 @@ def test_fine_tuning_keeps_batchnorm_statistics_so_a_vanishing_step_stays_in_the
     train.fit(free, tr, None, epochs=1, batch_size=8, lr=1e-12, seed=0, device=torch.device("cpu"), patience=None,
               progress=False)
     assert not all(torch.equal(b.running_mean, a) for b, a in
-                   zip([m for m in free.modules() if isinstance(m, train.BATCHNORM)], before))
+                   zip([m for m in free.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)], before))

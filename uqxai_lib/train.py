@@ -248,9 +248,6 @@ def fit(
     return TrainResult(model, entry["history"], entry["best_epoch"], not computed)
 
 
-BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
-
-
 def _train(model, train, val, weight, *, epochs, batch_size, lr, weight_decay, patience, seed,
            device, name, augment, progress, freeze_batchnorm=False) -> dict:
     seed_everything(seed)
@@ -267,7 +264,7 @@ def _train(model, train, val, weight, *, epochs, batch_size, lr, weight_decay, p
         model.train()
         if freeze_batchnorm:
             for mod in model.modules():
-                if isinstance(mod, BATCHNORM):
+                if isinstance(mod, nn.modules.batchnorm._BatchNorm):
                     mod.eval()
         loss_sum, n_seen = 0.0, 0
         for idx in _batches(len(train), batch_size, order_gen):

@@ -229,6 +229,12 @@ class SourceStack(NamedTuple):
     info: dict
 
 
+def _empty_stack(x: Tensor, info: dict) -> SourceStack:
+    """A stack of no samples (a set with fewer than 2 models): ``maps`` and ``probs`` shaped ``[0, B]``."""
+    empty = x.new_zeros((0, *x.shape[:1]))
+    return SourceStack(empty, empty, info)
+
+
 def reference_maps(model: torch.nn.Module, x: Tensor, layer: str, method: str) -> tuple[Tensor, Tensor]:
     """The reference model's clean prediction and its map for that class: ``(pred [B], map [B, *sp])``
     (dropout off: the model is put in eval mode by the caller)."""
@@ -274,14 +280,12 @@ def run_source(source: str, model: torch.nn.Module, x: Tensor, target: Tensor, *
         n_kept = int(rset.kept.sum())
         info = {"n_candidates": int(rashomon_k), "n_kept": n_kept, "prune_ratio": prune_ratio, "epsilon": epsilon}
         if n_kept < 2:
-            empty = x.new_zeros((0, *x.shape[:1]))
-            return SourceStack(empty, empty, info)
+            return _empty_stack(x, info)
         st = samplers.rashomon_maps(model, layer, x, rset, method=method, head=head, target=target)
         return SourceStack(st.maps, st.probs, info)
     if source == "rashomon_finetuned":
         if len(finetuned) < 2:
-            empty = x.new_zeros((0, *x.shape[:1]))
-            return SourceStack(empty, empty, {"n_kept": len(finetuned)})
+            return _empty_stack(x, {"n_kept": len(finetuned)})
         members = finetuned
     elif len(members) < 2:
         raise ValueError(f"seed_ensemble needs at least 2 members besides the reference model, got {len(members)}")
@@ -379,8 +383,7 @@ def method_stack(source: str, method: str, model: torch.nn.Module, x: Tensor, ta
     if source == "rashomon_finetuned":
         kept = list(finetuned)[:max_models] if max_models else list(finetuned)
         if len(kept) < 2:
-            empty = x.new_zeros((0, *x.shape[:1]))
-            return SourceStack(empty, empty, {"n_kept": len(finetuned), "n_explained": 0})
+            return _empty_stack(x, {"n_kept": len(finetuned), "n_explained": 0})
         st = attribution.sample_stack(model, x, source="ensemble", models=kept, **kw)
         return SourceStack(st.maps, st.probs, {"n_kept": len(finetuned), "n_explained": len(kept)})
     if len(members) < 2:
@@ -834,8 +837,8 @@ def results_record(setups: Mapping[str, Any], items: Mapping[str, tuple], stacks
                    alphas: Mapping, literature: Sequence[Mapping], finetuned_sets: Mapping) -> dict:
     """``cross_study.json``: the chapter CAM's cells on all studied items (``items: "all"``), then
     every method's (CAM included) on the case-control sample, and the chapter's other records."""
-    def pick(rows, keys):
-        return [{k: r[k] for k in keys if k in r} for r in rows]
+    def pick(rows, keys, optional=False):  # a key every row must have is looked up, not skipped
+        return [{k: r[k] for k in keys if not optional or k in r} for r in rows]
 
     return {
         "matrix": [{"method": setups[r["modality"]].method, "items": "all", **c}
@@ -848,7 +851,7 @@ def results_record(setups: Mapping[str, Any], items: Mapping[str, tuple], stacks
         "baselines": pick(baselines, BASELINE_KEYS),
         "added_value": list(added),
         "design": pick(design, DESIGN_KEYS),
-        "conformal": pick(conformal, CONFORMAL_KEYS),
+        "conformal": pick(conformal, CONFORMAL_KEYS, optional=True),
         "conformal_summary": dict(conformal_summary),
         "alpha_by_modality": dict(alphas),
         "literature": list(literature),

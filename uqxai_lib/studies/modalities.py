@@ -64,6 +64,20 @@ def _fit(build: Callable[[int], nn.Module], seed: int, fit_kw: Mapping[str, Any]
     return train.fit(model, **{**fit_kw, "seed": seed}, cache_config=cfg)
 
 
+def _members(seed: int, model: nn.Module, build: Callable[[int], nn.Module]) -> Callable[[int], nn.Module]:
+    """``member(s)``: the model of training seed ``s`` -- ``model`` for the chapter's own ``seed``, else
+    ``build(s)`` once (later calls return the same model, so a chapter's setup is not rerun per use)."""
+    made = {int(seed): model}
+
+    def member(s: int) -> nn.Module:
+        s = int(s)
+        if s not in made:
+            made[s] = build(s)
+        return made[s]
+
+    return member
+
+
 def ecg(params: Mapping[str, Any], device: torch.device, *, seed: int, snr_db: float = 10.0,
         progress: bool = False) -> Modality:
     """The ``ecg_sue`` chapter's setup (:func:`uqxai_lib.studies.ecg.setup`, its profile ``params``):
@@ -72,10 +86,7 @@ def ecg(params: Mapping[str, Any], device: torch.device, *, seed: int, snr_db: f
 
     st = chapter.setup(params, seed=seed, device=device, progress=progress)
 
-    def member(s: int) -> nn.Module:
-        if int(s) == int(seed):
-            return st.model
-        return chapter.setup(params, seed=seed, device=device, member_seed=int(s)).model
+    member = _members(seed, st.model, lambda s: chapter.setup(params, seed=seed, device=device, member_seed=s).model)
 
     kinds = {k: make_perturbation(k, snr_db, chapter.FS) for k in PERTURBATIONS}
     recipe = dict(lr=params["lr"], batch_size=params["batch_size"], weight_decay=0.0, augment=None,
@@ -92,10 +103,7 @@ def mri(params: Mapping[str, Any], device: torch.device, *, seed: int, strength:
 
     st = chapter.setup(params, seed=seed, device=device)
 
-    def member(s: int) -> nn.Module:
-        if int(s) == int(seed):
-            return st.model
-        return chapter.setup(params, seed=seed, device=device, member_seed=int(s)).model
+    member = _members(seed, st.model, lambda s: chapter.setup(params, seed=seed, device=device, member_seed=s).model)
 
     kinds = {k: make_image_perturbation(k, strength) for k in IMAGE_PERTURBATIONS}
     recipe = dict(lr=params["lr"], batch_size=params["batch_size"], weight_decay=0.0, augment=None,
@@ -113,10 +121,7 @@ def derm(params: Mapping[str, Any], device: torch.device, *, seed: int, strength
 
     st = chapter.setup(params, seed=seed, device=device, progress=progress)
 
-    def member(s: int) -> nn.Module:
-        if int(s) == int(seed):
-            return st.model
-        return chapter.setup(params, seed=seed, device=device, member_seed=int(s)).model
+    member = _members(seed, st.model, lambda s: chapter.setup(params, seed=seed, device=device, member_seed=s).model)
 
     kinds = {k: make_image_perturbation(k, strength) for k in IMAGE_PERTURBATIONS}
     recipe = dict(lr=params["lr"], batch_size=params["batch_size"], weight_decay=params["weight_decay"],
@@ -166,11 +171,9 @@ def volume(params: Mapping[str, Any], device: torch.device, *, seed: int, streng
     cache_config = dict(data=data_config, model=build(seed).config, epochs=p["epochs"], batch_size=p["batch_size"],
                         lr=p["lr"], patience=p["patience"], seed=seed)
 
-    def member(s: int) -> nn.Module:
-        return _fit(build, s, fit_kw, cache_config, seed).model.eval()
-
     fit = _fit(build, seed, fit_kw, cache_config, seed)
     model = fit.model.eval()
+    member = _members(seed, model, lambda s: _fit(build, s, fit_kw, cache_config, seed).model.eval())
     kinds = {k: volume_perturbation(k, strength) for k in IMAGE_PERTURBATIONS}
     recipe = dict(lr=p["lr"], batch_size=p["batch_size"], weight_decay=0.0, augment=None, cache_config=cache_config,
                   name="volume_cnn3d_finetuned")
