@@ -17,6 +17,13 @@ SCORE_LABELS = {"jaccard": "Jaccard (SUE)", "spearman": "Spearman ρ", "entropy"
                 "mutual_information": "mutual inf.", "margin": "margin", "flip_rate": "flip rate"}
 
 
+def _ci(c: Sequence[float], digits: int = 3, missing: str | None = None) -> str:
+    """``[lo, hi]`` at ``digits``; ``missing`` (when given) for an interval without a finite lower bound."""
+    if missing is not None and (c[0] is None or not np.isfinite(c[0])):
+        return missing
+    return f"[{c[0]:.{digits}f}, {c[1]:.{digits}f}]"
+
+
 def _fmt_cell(auc: float, ci: Sequence[float]) -> str:
     if auc is None or not np.isfinite(auc):
         return "n/a"
@@ -134,8 +141,7 @@ def method_table(rows: Sequence[Mapping[str, Any]], *, digits: int = 3):
     import pandas as pd
 
     def ci(v):
-        lo, hi = v
-        return f"[{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None and np.isfinite(lo) else "n/a"
+        return _ci(v, digits, missing="n/a")
 
     return pd.DataFrame([{"method": METHOD_LABELS.get(r["method"], r["method"]), "modality": r["modality"],
                           "source": r["source"], "score": SCORE_LABELS.get(r["score"], r["score"]),
@@ -153,7 +159,7 @@ def matrix_table(rows: Sequence[Mapping[str, Any]], *, digits: int = 3):
     for r in rows:
         lo, hi = r["auroc_ci95"]
         out.append({"modality": r["modality"], "source": r["source"], "score": SCORE_LABELS.get(r["score"], r["score"]),
-                    "AUROC": r["auroc"], "95% CI": f"[{lo:.{digits}f}, {hi:.{digits}f}]" if np.isfinite(lo) else "n/a",
+                    "AUROC": r["auroc"], "95% CI": _ci((lo, hi), digits, missing="n/a"),
                     "AURC": r["aurc"], "items without score": r.get("n_nan", 0)})
     return pd.DataFrame(out).round(digits)
 
@@ -215,10 +221,6 @@ def plot_alpha_frame(cov: Any, risk: Any, point: tuple[float, float], answered: 
                  "grey abstained (right), salmon abstained (wrong)", fontsize=7)
     fig.tight_layout()
     return fig
-
-
-def _ci(c: Sequence[float], digits: int = 3) -> str:
-    return f"[{c[0]:.{digits}f}, {c[1]:.{digits}f}]"
 
 
 def added_table(rows: Sequence[Mapping[str, Any]]):
