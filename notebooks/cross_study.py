@@ -411,7 +411,8 @@ report.table(pd.DataFrame(lit_rows), "literature")
 
 # %%
 display(Markdown(cross.summary_lines(list(setups), matrix, baselines_rows, added, method_matrix, method_info,
-                                     right_vs_helps, design_rows, labels=vc.METHOD_LABELS)))
+                                     right_vs_helps, design_rows, labels=vc.METHOD_LABELS,
+                                     finetuned=finetuned_sets)))
 
 # %% [markdown]
 # Where the answer depends on a design choice, the study chapters show the alternatives: the MRI

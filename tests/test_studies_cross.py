@@ -385,3 +385,23 @@ def test_literature_rows_and_summary_lines_state_the_records():
     assert f"{best['source']} / {best['score']} AUROC {best['auroc']:.2f}" in text
     assert "1 of 1 method cells" in text and "LIME test_time / jaccard AUROC 0.90 [0.80, 0.97]" in text
     assert "+0.50 (3 methods" in text and "of 0 explanation scores rerun" in text
+
+
+def test_summary_lines_state_the_finetuned_sets_from_their_records():
+    """The fifth source's bullet: a set with < 2 kept models is undefined; a kept set shows its own AUROC
+    beside the pruned set's and its added-value verdict, numbers taken from the matrix rows."""
+    def row(source, score, auc):
+        return {"modality": "B", "source": source, "score": score, "auroc": auc, "auroc_ci95": [auc - 0.1, auc + 0.05]}
+
+    matrix = [row("rashomon_finetuned", "jaccard", 0.61), row("rashomon", "jaccard", 0.47),
+              row("rashomon_finetuned", "spearman", float("nan")), row("test_time", "jaccard", 0.7)]
+    added = [{"modality": "B", "source": "rashomon_finetuned", "verdict": "no detectable difference"}]
+    fin = {"A": {"candidates": 4, "kept": 1, "relative loss min": 1.04, "relative loss max": 1.9},
+           "B": {"candidates": 4, "kept": 3, "relative loss min": 0.98, "relative loss max": 1.07}}
+    line = cross._finetuned_line(["A", "B"], matrix, added, fin)
+    assert "A keeps 1 of 4 (relative held-out loss 1.04 to 1.90), too few for a stack" in line
+    assert "B keeps 3 of 4 (relative held-out loss 0.98 to 1.07): jaccard AUROC 0.61 [0.51, 0.66] (pruned set 0.47)" in line
+    assert "spearman" not in line  # an undefined cell is not stated as a number
+    assert "added to the baselines: no detectable difference" in line and "reported rather than tuned away" in line
+    fin["A"]["kept"] = 2
+    assert "tuned away" not in cross._finetuned_line(["A", "B"], matrix, added, fin)

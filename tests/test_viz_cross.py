@@ -53,3 +53,31 @@ def test_tables_put_key_columns_first_and_format_intervals():
     df = vc.added_table(rows)
     assert list(df.columns[:2]) == ["modality", "source"] and df["95% CI"][0] == "[-0.020, 0.040]"
     assert df["AUROC + explanation"][0] == 0.712
+
+
+def test_tables_show_a_missing_interval_as_na_never_nan():
+    nan = float("nan")
+    added = vc.added_table([{"modality": "A", "source": "s", "auroc_baselines": 0.7, "auroc_combined": nan,
+                             "delta": nan, "delta_ci95": [nan, nan], "verdict": "undefined"}])
+    design = vc.design_table([{"modality": "A", "source": "s", "score": "jaccard", "alternative": "alt",
+                               "auroc_a": 0.6, "auroc_b": 0.6, "delta": nan, "delta_ci95": [nan, 0.1],
+                               "verdict": "undefined"}])
+    assert added["95% CI"][0] == "n/a" and design["95% CI"][0] == "n/a"
+
+
+def test_matrix_runs_sources_down_the_page_and_modalities_across():
+    """Few modalities, many (source, score) pairs: the pairs are the rows, so every cell's AUROC and
+    interval fit on one line inside the 688 px column; an undefined cell reads n/a."""
+    rows = [dict(modality=m, source=s, score=sc, auroc=0.62, auroc_ci95=[0.51, 0.7])
+            for m in ("ECG", "MRI", "dermoscopy", "volume") for s in ("test_time", "rashomon_finetuned")
+            for sc in ("jaccard", "spearman")]
+    rows[-1] = {**rows[-1], "auroc": None, "auroc_ci95": [None, None]}
+    fig = vc.plot_matrix(rows, modalities=["ECG", "MRI", "dermoscopy", "volume"],
+                         sources=["test_time", "rashomon_finetuned"], scores=["jaccard", "spearman"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["ECG", "MRI", "dermoscopy", "volume"]
+    ylab = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(ylab) == 4 and ylab[2] == "Rashomon set (fine-tuned) · Jaccard (SUE)"
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == 16 and texts[0] == "0.62 [0.51, 0.70]" and texts[-1] == "n/a"
+    assert fig.get_size_inches()[0] <= 6.9 + 1e-9

@@ -104,6 +104,17 @@ def fmt_interval(ci: Sequence[Any] | None, digits: int = 3) -> str:
     return f"{fmt_number(ci[0], digits)} to {fmt_number(ci[1], digits)}"
 
 
+def fmt_bracket(ci: Sequence[Any] | None, digits: int = 3) -> str:
+    """``[lo, hi]`` with ``digits`` decimals, the interval of a table cell; "n/a" unless both bounds
+    are finite (the one rule of every table: a missing interval never prints as ``[nan, nan]``).
+
+    >>> fmt_bracket([0.1234, 0.5]), fmt_bracket([float("nan"), 0.5]), fmt_bracket(None)
+    ('[0.123, 0.500]', 'n/a', 'n/a')
+    """
+    c = _finite_ci(ci)
+    return "n/a" if c is None else f"[{c[0]:.{digits}f}, {c[1]:.{digits}f}]"
+
+
 def _finite_ci(ci: Any) -> list[float] | None:
     try:
         lo, hi = (float(v) for v in ci)

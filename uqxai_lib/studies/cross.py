@@ -668,14 +668,50 @@ def _cell(r: Mapping) -> str:
     return f"{r['source']} / {r['score']} AUROC {r['auroc']:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
+def _finetuned_line(modalities: Sequence[str], matrix: Sequence[Mapping], added: Sequence[Mapping],
+                    finetuned: Mapping[str, Mapping]) -> str:
+    """The Summary's bullet on the fifth source: per modality the kept count of its fine-tuned set and,
+    where it is defined (>= 2 kept), its AUROC per explanation score beside the pruned set's and
+    whether it adds to the baselines."""
+    def cell(name, source, score):
+        return next((r for r in matrix if (r["modality"], r["source"], r["score"]) == (name, source, score)), None)
+
+    parts = []
+    for name in modalities:
+        f = finetuned.get(name)
+        if f is None:
+            continue
+        head = (f"{name} keeps {f['kept']} of {f['candidates']} (relative held-out loss "
+                f"{f['relative loss min']:.2f} to {f['relative loss max']:.2f})")
+        if f["kept"] < 2:
+            parts.append(head + ", too few for a stack, so its cells are undefined")
+            continue
+        pairs = []
+        for score in EXPLANATION_SCORES:
+            ft, pr = cell(name, "rashomon_finetuned", score), cell(name, "rashomon", score)
+            if ft is not None and np.isfinite(ft["auroc"]):
+                pairs.append(f"{score} AUROC {ft['auroc']:.2f} [{ft['auroc_ci95'][0]:.2f}, {ft['auroc_ci95'][1]:.2f}]"
+                             + (f" (pruned set {pr['auroc']:.2f})" if pr is not None and np.isfinite(pr["auroc"])
+                                else ""))
+        add = next((a for a in added if a["modality"] == name and a["source"] == "rashomon_finetuned"), None)
+        parts.append(head + (": " + ", ".join(pairs) if pairs else "")
+                     + (f"; added to the baselines: {add['verdict']}" if add is not None else ""))
+    return ("- **Fine-tuned Rashomon sets** (fine-tuned from the optimal model, kept by the same (1 + ε) loss "
+            "filter): " + "; ".join(parts) + "."
+            + (" Where fewer than two are kept, fine-tuning left the early-stopped optimum's loss band; that is "
+               "a finding about the filter on this optimum, reported rather than tuned away."
+               if any(f["kept"] < 2 for f in finetuned.values()) else ""))
+
+
 def summary_lines(modalities: Sequence[str], matrix: Sequence[Mapping], baselines: Sequence[Mapping],
                   added: Sequence[Mapping], method_cells: Sequence[Mapping], method_info: Mapping[str, Mapping],
                   rvh: Mapping[str, Mapping], design: Sequence[Mapping],
-                  labels: Mapping[str, str] | None = None) -> str:
+                  labels: Mapping[str, str] | None = None, finetuned: Mapping[str, Mapping] | None = None) -> str:
     """The chapter's Summary as Markdown bullets, every number from the records: per modality the
     matrix (cells above chance, best cell, best baseline, added value), the method matrix (cells
-    above chance, the highest, added value, right-vs-helps) and the design reruns. ``labels``: display
-    names of the methods."""
+    above chance, the highest, added value, right-vs-helps), the fine-tuned Rashomon sets
+    (``finetuned``: :func:`finetuned_summary`; kept models, and where at least 2 are kept their cells
+    beside the pruned set's) and the design reruns. ``labels``: display names of the methods."""
     labels = labels or {}
     lines = []
     for name in modalities:
@@ -708,6 +744,8 @@ def summary_lines(modalities: Sequence[str], matrix: Sequence[Mapping], baseline
                                 for r in adds[:4]) + ("…" if len(adds) > 4 else "") + ")" if adds else "")
             + f". Right maps vs helpful uncertainty: Spearman over methods of mass-in-mask lift with the best AUROC "
             f"{rho:+.2f} ({rvh[name]['n_methods']} methods; few methods, so read only its sign and size).")
+    if finetuned:
+        lines.append(_finetuned_line(modalities, matrix, added, finetuned))
     changed = [r for r in design if r["verdict"] in ("higher", "lower")]
     widest = max((r["delta_ci95"] for r in design if np.isfinite(r["delta"])), key=lambda c: c[1] - c[0],
                  default=[float("nan")] * 2)

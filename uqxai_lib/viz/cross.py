@@ -5,6 +5,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..report import fmt_bracket
 from .common import _fig_ax
 
 __all__ = ["added_table", "conformal_summary_table", "conformal_table", "degenerate_table", "design_table",
@@ -17,46 +18,52 @@ SCORE_LABELS = {"jaccard": "Jaccard (SUE)", "spearman": "Spearman ρ", "entropy"
                 "mutual_information": "mutual inf.", "margin": "margin", "flip_rate": "flip rate"}
 
 
-def _ci(c: Sequence[float], digits: int = 3, missing: str | None = None) -> str:
-    """``[lo, hi]`` at ``digits``; ``missing`` (when given) for an interval without a finite lower bound."""
-    if missing is not None and (c[0] is None or not np.isfinite(c[0])):
-        return missing
-    return f"[{c[0]:.{digits}f}, {c[1]:.{digits}f}]"
+_ci = fmt_bracket  # "[lo, hi]" or "n/a", the one interval rule of every table
 
 
 def _fmt_cell(auc: float, ci: Sequence[float]) -> str:
     if auc is None or not np.isfinite(auc):
         return "n/a"
-    lo, hi = ci
-    return f"{auc:.2f}\n[{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi) else f"{auc:.2f}"
+    return f"{auc:.2f} {_ci(ci, 2)}" if _ci(ci) != "n/a" else f"{auc:.2f}"
 
 
 def plot_matrix(rows: Sequence[Mapping[str, Any]], *, modalities: Sequence[str], sources: Sequence[str],
                 scores: Sequence[str], title: str | None = None, ax=None):
-    """Heat map of AUROC (correct vs misclassified) per modality (rows) × (source, score) (columns),
-    each cell annotated with the AUROC and its 95% interval; 0.5 (chance) is the white midpoint."""
+    """Heat map of AUROC (correct vs misclassified) per (source, score) (rows) × modality (columns),
+    each cell annotated with the AUROC and its 95% interval (``n/a``: undefined); 0.5 (chance) is the
+    white midpoint and the text colour follows the cell's luminance. Sized for a 688 px column: the
+    modalities are few and the (source, score) pairs many, so they run down the page."""
+    import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
 
-    cols = [(s, sc) for s in sources for sc in scores]
-    grid = np.full((len(modalities), len(cols)), np.nan)
-    text = [["n/a"] * len(cols) for _ in modalities]
+    keys = [(s, sc) for s in sources for sc in scores]
+    grid = np.full((len(keys), len(modalities)), np.nan)
+    text = [["n/a"] * len(modalities) for _ in keys]
     for r in rows:
-        if r["modality"] in modalities and (r["source"], r["score"]) in cols:
-            i, j = modalities.index(r["modality"]), cols.index((r["source"], r["score"]))
+        if r["modality"] in modalities and (r["source"], r["score"]) in keys:
+            i, j = keys.index((r["source"], r["score"])), modalities.index(r["modality"])
             grid[i, j] = r["auroc"] if r["auroc"] is not None else np.nan
             text[i][j] = _fmt_cell(r["auroc"], r["auroc_ci95"])
-    fig, ax = _fig_ax(ax, figsize=(1.25 * len(cols) + 1.5, 0.9 * len(modalities) + 1.6))
-    im = ax.imshow(np.ma.masked_invalid(grid), cmap="PuOr", norm=TwoSlopeNorm(0.5, 0.2, 0.8), aspect="auto")
-    for i in range(len(modalities)):
-        for j in range(len(cols)):
-            ax.text(j, i, text[i][j], ha="center", va="center", fontsize=7)
-    ax.set_xticks(range(len(cols)), [f"{SOURCE_LABELS.get(s, s)}\n{SCORE_LABELS.get(sc, sc)}" for s, sc in cols],
-                  fontsize=7)
-    ax.set_yticks(range(len(modalities)), modalities)
-    cb = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
-    cb.set_label("AUROC, correct vs misclassified (0.5 = chance)")
+    fig, ax = _fig_ax(ax, figsize=(6.9, 0.3 * len(keys) + 1.1))
+    cmap, norm = plt.get_cmap("PuOr"), TwoSlopeNorm(0.5, 0.2, 0.8)
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
+    for i in range(len(keys)):
+        for j in range(len(modalities)):
+            v = grid[i, j]
+            ax.text(j, i, text[i][j], ha="center", va="center", fontsize=7,
+                    color="black" if not np.isfinite(v) else text_colour(cmap(norm(v))))
+    for i in range(len(scores), len(keys), len(scores)):  # a rule between sources
+        ax.axhline(i - 0.5, color="white", linewidth=2)
+    ax.set_yticks(range(len(keys)), [f"{SOURCE_LABELS.get(s, s)} · {SCORE_LABELS.get(sc, sc)}".replace("\n", " ")
+                                     for s, sc in keys], fontsize=7)
+    ax.set_xticks(range(len(modalities)), modalities, fontsize=8)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    cb.set_label("AUROC, correct vs misclassified (0.5 = chance)", fontsize=7)
+    cb.ax.tick_params(labelsize=6)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=9, pad=18)
     fig.tight_layout()
     return fig
 
@@ -140,13 +147,10 @@ def method_table(rows: Sequence[Mapping[str, Any]], *, digits: int = 3):
     its interval, the AURC and the added value over the baselines with its interval."""
     import pandas as pd
 
-    def ci(v):
-        return _ci(v, digits, missing="n/a")
-
     return pd.DataFrame([{"method": METHOD_LABELS.get(r["method"], r["method"]), "modality": r["modality"],
                           "source": r["source"], "score": SCORE_LABELS.get(r["score"], r["score"]),
-                          "AUROC": r["auroc"], "95% CI": ci(r["auroc_ci95"]), "AURC": r["aurc"],
-                          "added to baselines": r["added_delta"], "added 95% CI": ci(r["added_ci95"]),
+                          "AUROC": r["auroc"], "95% CI": _ci(r["auroc_ci95"], digits), "AURC": r["aurc"],
+                          "added to baselines": r["added_delta"], "added 95% CI": _ci(r["added_ci95"], digits),
                           "verdict (added)": r["added_verdict"], "samples": r.get("n_samples")}
                          for r in rows]).round(digits)
 
@@ -159,7 +163,7 @@ def matrix_table(rows: Sequence[Mapping[str, Any]], *, digits: int = 3):
     for r in rows:
         lo, hi = r["auroc_ci95"]
         out.append({"modality": r["modality"], "source": r["source"], "score": SCORE_LABELS.get(r["score"], r["score"]),
-                    "AUROC": r["auroc"], "95% CI": _ci((lo, hi), digits, missing="n/a"),
+                    "AUROC": r["auroc"], "95% CI": _ci((lo, hi), digits),
                     "AURC": r["aurc"], "items without score": r.get("n_nan", 0)})
     return pd.DataFrame(out).round(digits)
 

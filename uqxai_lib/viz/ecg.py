@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..perturb import PERTURBATION_LABELS
+from ..report import fmt_bracket
 from .common import _fig_ax, group_distributions, normalize01, resize_map, to_numpy, trend
 
 #: Short names of the noise types for panel titles.
@@ -83,7 +84,7 @@ def sue_table(rows: Mapping[str, Mapping], *, paper: Mapping[str, Sequence[float
                c_lab: _pm(r["sue_correct_mean"], r["sue_correct_sd"], digits),
                m_lab: _pm(r["sue_mis_mean"], r["sue_mis_sd"], digits) + ("" if one else f" (n = {r['n_mis']})"),
                "difference [95 % CI]": "–" if r.get("effect") is None or not np.isfinite(r["effect"]) else
-               f"{r['effect']:+.{digits}f} {_fmt_ci(r['ci95'], digits)}",
+               f"{r['effect']:+.{digits}f} {fmt_bracket(r['ci95'], digits)}",
                "verdict": r.get("verdict", "–")}
         if paper and kind in paper:
             a, _, c, _ = paper[kind]
@@ -309,11 +310,6 @@ def sweep_frames(clean_map: Tensor, records: Sequence[Mapping], noisy: Mapping[t
 
 
 # ----------------------------------------------------------------------------------- fair-test tables and figures
-def _fmt_ci(ci, digits: int = 3) -> str:
-    lo, hi = (float(v) for v in ci)
-    return "–" if not (np.isfinite(lo) and np.isfinite(hi)) else f"[{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
 def _fmt(v, digits: int = 3) -> str:
     return "–" if v is None or not np.isfinite(float(v)) else f"{float(v):.{digits}f}"
 
@@ -322,7 +318,7 @@ def variants_table(rows: Sequence[Mapping]) -> pd.DataFrame:
     """SUE variants (``studies.ecg.variant_rows``): AUROC (correct vs misclassified) with its 95 %
     interval and the number of windows left out for an empty region, one row per variant."""
     return pd.DataFrame([{"reference": r["reference"], "top region": f"{100 * r['q']:g} %", "target": r["target"],
-                          "AUROC": _fmt(r["auroc"]), "95 % interval": _fmt_ci(r["auroc_ci95"]),
+                          "AUROC": _fmt(r["auroc"]), "95 % interval": fmt_bracket(r["auroc_ci95"]),
                           "windows left out (empty map)": r["n_empty"]} for r in rows]).style.hide(axis="index")
 
 
@@ -355,8 +351,8 @@ def baselines_table(sue_row: Mapping, baselines: Mapping[str, Mapping], added: M
     the out-of-fold combinations of ``stats.added_value`` (``studies.ecg.beyond_baselines``): the
     baselines' logistic combination, and the baselines with SUE, with its gain over the strongest
     prediction-only score (a single baseline or the combination) and the interval."""
-    rows = [{"score": "SUE", "AUROC": _fmt(sue_row["auroc"]), "95 % interval": _fmt_ci(sue_row["auroc_ci95"])}]
-    rows += [{"score": BASELINE_NAMES.get(k, k), "AUROC": _fmt(v["auroc"]), "95 % interval": _fmt_ci(v["auroc_ci95"])}
+    rows = [{"score": "SUE", "AUROC": _fmt(sue_row["auroc"]), "95 % interval": fmt_bracket(sue_row["auroc_ci95"])}]
+    rows += [{"score": BASELINE_NAMES.get(k, k), "AUROC": _fmt(v["auroc"]), "95 % interval": fmt_bracket(v["auroc_ci95"])}
              for k, v in baselines.items()]
     if added is not None and added.get("verdict") != "undefined":
         ref = "the combination" if added["strongest"] == "combination" else BASELINE_NAMES.get(added["strongest"],
@@ -364,7 +360,7 @@ def baselines_table(sue_row: Mapping, baselines: Mapping[str, Mapping], added: M
         rows.append({"score": "logistic combination of the baselines (out of fold)",
                      "AUROC": _fmt(added["auroc_combination"]), "95 % interval": ""})
         rows.append({"score": f"baselines + SUE (out of fold), against {ref}", "AUROC": _fmt(added["auroc_with_score"]),
-                     "95 % interval": f"gain {_fmt(added['delta'])} {_fmt_ci(added['delta_ci95'])}"})
+                     "95 % interval": f"gain {_fmt(added['delta'])} {fmt_bracket(added['delta_ci95'])}"})
     return pd.DataFrame(rows).style.hide(axis="index")
 
 
@@ -379,13 +375,13 @@ def within_class_table(rec: Mapping):
         out.append({"predicted": cell["predicted"], "true": cell["true"], "n": cell["n"],
                     "SUE": _pm(cell["sue_mean"], cell["sue_sd"]),
                     "AUROC within the predicted class": (("undefined" if r.get("verdict") == "undefined" else
-                                                          f"{_fmt(r['auroc'])} {_fmt_ci(r['auroc_ci95'])}")
+                                                          f"{_fmt(r['auroc'])} {fmt_bracket(r['auroc_ci95'])}")
                                                          if first else "")})
     out.sort(key=lambda r: (r["predicted"], r["true"] != r["predicted"]))
     p = rec["pooled"]
     out.append({"predicted": "pooled within class", "true": "", "n": sum(c["n"] for c in rec["cells"]), "SUE": "",
                 "AUROC within the predicted class": "undefined" if p.get("verdict") == "undefined" else
-                f"{_fmt(p['auroc'])} {_fmt_ci(p['ci95'])}"})
+                f"{_fmt(p['auroc'])} {fmt_bracket(p['ci95'])}"})
     return pd.DataFrame(out).style.hide(axis="index")
 
 
@@ -401,13 +397,13 @@ def empty_rule_table(rows: Sequence[Mapping]):
 
 def rho_title(fvs: Mapping) -> str:
     """Title of the fidelity-vs-stability scatter: the Spearman correlation with its interval."""
-    return f"Spearman {_fmt(fvs['spearman'])} {_fmt_ci(fvs['ci95'])} (n = {fvs['n']})"
+    return f"Spearman {_fmt(fvs['spearman'])} {fmt_bracket(fvs['ci95'])} (n = {fvs['n']})"
 
 
 def strata_table(rows: Sequence[Mapping]) -> pd.DataFrame:
     """AUROC of SUE within each severity stratum (``studies.ecg.strata_rows``)."""
     return pd.DataFrame([{"stratum": r["severity"], "n correct": r["n_correct"], "n misclassified": r["n_mis"],
-                          "AUROC": _fmt(r["auroc"]), "95 % interval": _fmt_ci(r["auroc_ci95"])}
+                          "AUROC": _fmt(r["auroc"]), "95 % interval": fmt_bracket(r["auroc_ci95"])}
                          for r in rows]).style.hide(axis="index")
 
 
@@ -418,7 +414,7 @@ def layer_choice_table(rows: Sequence[Mapping]) -> pd.DataFrame:
                           "mass in ST–T mask": _fmt(r["mass_in_mask"]),
                           "chance": _fmt(r["chance"]), "pointing game": _fmt(r["pointing_game"]),
                           "mean SUE": _fmt(r["sue_mean"]), "AUROC of SUE": _fmt(r["sue_auroc"]),
-                          "95 % interval": _fmt_ci(r["sue_auroc_ci95"]), "n misclassified": r["n_mis"]}
+                          "95 % interval": fmt_bracket(r["sue_auroc_ci95"]), "n misclassified": r["n_mis"]}
                          for r in rows]).style.hide(axis="index")
 
 
@@ -430,7 +426,7 @@ def fidelity_table(rec: Mapping, per_class: Mapping[str, Mapping] | None = None)
     curves = (f"deletion {_fmt(rec.get('deletion_auc'))} (random {_fmt(rec.get('deletion_auc_random'))}), "
               f"insertion {_fmt(rec.get('insertion_auc'))} (random {_fmt(rec.get('insertion_auc_random'))})")
     return pd.DataFrame([{"windows": k, "mass in ST–T mask [95 % CI]": f"{_fmt(v['mass_in_mask'])} "
-                          f"{_fmt_ci(v['mass_in_mask_ci95'])}", "chance": _fmt(v["chance"]),
+                          f"{fmt_bracket(v['mass_in_mask_ci95'])}", "chance": _fmt(v["chance"]),
                           "pointing game": _fmt(v["pointing_game"]),
                           "deletion / insertion area": curves if k == "all windows" else ""}
                          for k, v in parts.items()]).style.hide(axis="index")
