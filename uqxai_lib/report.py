@@ -60,7 +60,7 @@ from typing import Any, Mapping, Sequence
 
 from . import stats
 
-__all__ = ["NOT_COMPUTED", "RUNG_TITLES", "fmt_number", "fmt_interval", "interval_verdict", "reproduction_of",
+__all__ = ["NOT_COMPUTED", "RUNG_TITLES", "fmt_number", "fmt_interval", "fmt_bracket", "finite_ci", "interval_verdict", "reproduction_of",
            "seed_reproduction", "verdict_box", "ladder_box", "verdict_table", "bench_table", "bench_spread_table",
            "latest_full", "bench_sweep_text", "run_times", "run_times_table", "runtime_text", "fmt_duration",
            "table", "format_table", "FormattedTable", "column_formatter", "tables", "clear_tables", "table_record",
@@ -111,11 +111,13 @@ def fmt_bracket(ci: Sequence[Any] | None, digits: int = 3) -> str:
     >>> fmt_bracket([0.1234, 0.5]), fmt_bracket([float("nan"), 0.5]), fmt_bracket(None)
     ('[0.123, 0.500]', 'n/a', 'n/a')
     """
-    c = _finite_ci(ci)
+    c = finite_ci(ci)
     return "n/a" if c is None else f"[{c[0]:.{digits}f}, {c[1]:.{digits}f}]"
 
 
-def _finite_ci(ci: Any) -> list[float] | None:
+def finite_ci(ci: Any) -> list[float] | None:
+    """``[lo, hi]`` as floats when both bounds are finite numbers, else ``None``
+    (the one test of "an interval exists")."""
     try:
         lo, hi = (float(v) for v in ci)
     except (TypeError, ValueError):
@@ -125,7 +127,7 @@ def _finite_ci(ci: Any) -> list[float] | None:
 
 def interval_verdict(ci: Any) -> str:
     """``stats.verdict`` of an interval; a missing or non-finite interval shows no difference."""
-    c = _finite_ci(ci)
+    c = finite_ci(ci)
     return stats.verdict(c) if c is not None else "no detectable difference"
 
 
@@ -146,7 +148,7 @@ def reproduction_of(record: Mapping[str, Any]) -> str | None:
 def seed_reproduction(record: Mapping[str, Any], robustness: Mapping[str, Any] | None) -> str | None:
     """The same verdict for the across-seed interval of a robustness record (None without one)."""
     exp = _expected(record)
-    if not isinstance(robustness, Mapping) or exp is None or _finite_ci(robustness.get("ci95")) is None:
+    if not isinstance(robustness, Mapping) or exp is None or finite_ci(robustness.get("ci95")) is None:
         return None
     return stats.reproduction(interval_verdict(robustness.get("ci95")), exp)
 
@@ -412,7 +414,7 @@ def _breakable(name: Any) -> str:
 def _spread(m: Mapping[str, Any]) -> str:
     """``ratio_range`` of a measure (fastest reference / slowest ours to slowest reference / fastest
     ours over its repeats) as "lo to hi (n repeats)"; "–" when not recorded."""
-    rr = _finite_ci(m.get("ratio_range"))
+    rr = finite_ci(m.get("ratio_range"))
     if rr is None:
         return "–"
     n = m.get("repeats")

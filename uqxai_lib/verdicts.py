@@ -37,6 +37,7 @@ from typing import Any, Mapping, Sequence
 
 from . import stats
 from .report import RUNG_TITLES, fmt_interval, fmt_number
+from .report import finite_ci as _ci
 
 __all__ = ["OUTCOMES", "RUNG_ORDER", "RUNG_TITLES", "VerdictError", "direction", "beyond_baselines", "maps_right",
            "sanity", "within_class", "across_seeds", "across_threads", "paper_effect", "across_metrics", "robustness_rungs",
@@ -71,14 +72,6 @@ def _f(x: Any) -> float:
         return math.nan if x is None else float(x)
     except (TypeError, ValueError):
         return math.nan
-
-
-def _ci(ci: Any) -> list[float] | None:
-    try:
-        lo, hi = (_f(v) for v in ci)
-    except (TypeError, ValueError):
-        return None
-    return [lo, hi] if math.isfinite(lo) and math.isfinite(hi) else None
 
 
 def _signed(x: Any) -> str:
