@@ -321,3 +321,31 @@ def test_stratified_auroc_and_auroc_difference_p_agrees_with_their_interval():
         assert (r["p"] < 0.05) == (r["ci95"][0] > 0.5 or r["ci95"][1] < 0.5)
         d = stats.auroc_difference(rng.normal(size=200), s, y, n_boot=300, seed=1)
         assert (d["p"] < 0.05) == (d["delta_ci95"][0] > 0 or d["delta_ci95"][1] < 0)
+
+
+def _resample_loop(rng, n, groups, strata):
+    """The plain definition: whole groups drawn with replacement, each group's items ascending."""
+    if groups is not None:
+        uniq, inv = np.unique(groups, return_inverse=True)
+        pick = rng.integers(0, uniq.size, uniq.size)
+        return np.concatenate([np.flatnonzero(inv == g) for g in pick])
+    if strata is not None:
+        return np.concatenate([np.flatnonzero(strata == s)[rng.integers(0, (strata == s).sum(), (strata == s).sum())]
+                               for s in np.unique(strata)])
+    return rng.integers(0, n, n)
+
+
+@pytest.mark.parametrize("kind", ["groups", "strata", "items"])
+def test_resampler_draws_the_same_indices_as_the_per_resample_definition(kind):
+    """The precomputed resampler (built once per bootstrap call) gives, resample by resample, the
+    indices of the plain per-resample definition from the same generator: intervals are unchanged."""
+    from uqxai_lib import stats as S
+
+    gen = np.random.default_rng(3)
+    n = 97
+    labels = gen.integers(0, 13, n) * 7 - 20  # unsorted, negative and gappy group ids
+    g, st = (labels, None) if kind == "groups" else (None, labels % 3) if kind == "strata" else (None, None)
+    draw = S._resampler(n, g, st)
+    r1, r2 = np.random.default_rng(11), np.random.default_rng(11)
+    for _ in range(50):
+        assert np.array_equal(draw(r1), _resample_loop(r2, n, g, st))

@@ -102,20 +102,35 @@ def auroc(scores: Any, positive: Any) -> float:
     return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def _resample_indices(rng: np.random.Generator, n: int, groups: np.ndarray | None,
-                      strata: np.ndarray | None) -> np.ndarray:
+def _resampler(n: int, groups: np.ndarray | None, strata: np.ndarray | None
+               ) -> Callable[[np.random.Generator], np.ndarray]:
+    """``draw(rng) -> indices`` of one bootstrap resample: whole ``groups`` drawn with replacement
+    (their items in ascending order, groups in the order drawn), else items within each stratum of
+    ``strata`` (strata in sorted order), else ``n`` items. The group and stratum index lists are
+    built once per bootstrap call, not once per resample; the draws from ``rng`` are one
+    ``integers`` call per resample (per stratum), so every interval of the book is unchanged."""
     if groups is not None:
-        uniq, inv = np.unique(groups, return_inverse=True)
-        members = [np.flatnonzero(inv == g) for g in range(uniq.size)]
-        pick = rng.integers(0, uniq.size, uniq.size)
-        return np.concatenate([members[g] for g in pick])
+        _, inv = np.unique(groups, return_inverse=True)
+        order = np.argsort(inv, kind="stable")  # each group's items, ascending, one group after another
+        counts = np.bincount(inv)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        n_groups = counts.size
+
+        def draw(rng: np.random.Generator) -> np.ndarray:
+            pick = rng.integers(0, n_groups, n_groups)
+            lengths = counts[pick]
+            ends = np.cumsum(lengths)
+            # position j of the resample is item (j - start of its block) of its group
+            offsets = np.arange(int(ends[-1])) - np.repeat(ends - lengths, lengths)
+            return order[np.repeat(starts[pick], lengths) + offsets]
+        return draw
     if strata is not None:
-        parts = []
-        for s in np.unique(strata):
-            idx = np.flatnonzero(strata == s)
-            parts.append(idx[rng.integers(0, idx.size, idx.size)])
-        return np.concatenate(parts)
-    return rng.integers(0, n, n)
+        parts = [np.flatnonzero(strata == s) for s in np.unique(strata)]
+
+        def draw(rng: np.random.Generator) -> np.ndarray:
+            return np.concatenate([idx[rng.integers(0, idx.size, idx.size)] for idx in parts])
+        return draw
+    return lambda rng: rng.integers(0, n, n)
 
 
 def _resampling_inputs(name: str, arrays: Sequence[Any], groups: Any, strata: Any
@@ -160,8 +175,9 @@ def bootstrap_ci(statistic: Callable[..., float], *arrays: Any, groups: Any = No
         return (math.nan, math.nan)
     rng = np.random.default_rng(seed)
     vals = np.empty(int(n_boot))
+    draw = _resampler(n, g, st)
     for b in range(int(n_boot)):
-        idx = _resample_indices(rng, n, g, st)
+        idx = draw(rng)
         vals[b] = statistic(*(a[idx] for a in arrs))
     vals = vals[np.isfinite(vals)]
     if vals.size < n_boot / 2:
@@ -205,8 +221,9 @@ def bootstrap_test(statistic: Callable[..., Any], *arrays: Any, groups: Any = No
     rng = np.random.default_rng(seed)
     vals = np.full((int(n_boot), k_stats), math.nan)
     if n:
+        draw = _resampler(n, g, st)
         for b in range(int(n_boot)):
-            idx = _resample_indices(rng, n, g, st)
+            idx = draw(rng)
             vals[b] = np.atleast_1d(np.asarray(statistic(*(a[idx] for a in arrs)), dtype=np.float64))
     a = (1 - level) / 2
     cis, ps = [], []
