@@ -60,8 +60,8 @@ from typing import Any, Mapping, Sequence
 
 from . import stats
 
-__all__ = ["NOT_COMPUTED", "RUNG_TITLES", "fmt_number", "fmt_interval", "fmt_bracket", "finite_ci", "interval_verdict", "reproduction_of",
-           "seed_reproduction", "verdict_box", "ladder_box", "verdict_table", "bench_table", "bench_spread_table",
+__all__ = ["NOT_COMPUTED", "RUNG_TITLES", "fmt_number", "fmt_interval", "fmt_bracket", "finite_ci", "interval_verdict",
+           "reproduction_of", "seed_reproduction", "verdict_box", "ladder_box", "verdict_table", "bench_table", "bench_spread_table",
            "latest_full", "bench_sweep_text", "run_times", "run_times_table", "runtime_text", "fmt_duration",
            "table", "format_table", "FormattedTable", "column_formatter", "tables", "clear_tables", "table_record",
            "ordered_tables", "write_table_csvs", "write_tables_zip", "table_csv", "tables_path", "save_tables",

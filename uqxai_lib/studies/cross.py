@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from .. import attribution, conformal, metrics, protocol, saliency, samplers, stats
+from ..report import fmt_bracket
 
 __all__ = [
     "SOURCES",
@@ -690,7 +691,7 @@ def _finetuned_line(modalities: Sequence[str], matrix: Sequence[Mapping], added:
         for score in EXPLANATION_SCORES:
             ft, pr = cell(name, "rashomon_finetuned", score), cell(name, "rashomon", score)
             if ft is not None and np.isfinite(ft["auroc"]):
-                pairs.append(f"{score} AUROC {ft['auroc']:.2f} [{ft['auroc_ci95'][0]:.2f}, {ft['auroc_ci95'][1]:.2f}]"
+                pairs.append(f"{score} AUROC {ft['auroc']:.2f} {fmt_bracket(ft['auroc_ci95'], 2)}"
                              + (f" (pruned set {pr['auroc']:.2f})" if pr is not None and np.isfinite(pr["auroc"])
                                 else ""))
         add = next((a for a in added if a["modality"] == name and a["source"] == "rashomon_finetuned"), None)

@@ -18,13 +18,11 @@ SCORE_LABELS = {"jaccard": "Jaccard (SUE)", "spearman": "Spearman ρ", "entropy"
                 "mutual_information": "mutual inf.", "margin": "margin", "flip_rate": "flip rate"}
 
 
-_ci = fmt_bracket  # "[lo, hi]" or "n/a", the one interval rule of every table
-
-
 def _fmt_cell(auc: float, ci: Sequence[float]) -> str:
     if auc is None or not np.isfinite(auc):
         return "n/a"
-    return f"{auc:.2f} {_ci(ci, 2)}" if _ci(ci) != "n/a" else f"{auc:.2f}"
+    interval = fmt_bracket(ci, 2)
+    return f"{auc:.2f}" if interval == "n/a" else f"{auc:.2f} {interval}"
 
 
 def plot_matrix(rows: Sequence[Mapping[str, Any]], *, modalities: Sequence[str], sources: Sequence[str],
@@ -149,8 +147,8 @@ def method_table(rows: Sequence[Mapping[str, Any]], *, digits: int = 3):
 
     return pd.DataFrame([{"method": METHOD_LABELS.get(r["method"], r["method"]), "modality": r["modality"],
                           "source": r["source"], "score": SCORE_LABELS.get(r["score"], r["score"]),
-                          "AUROC": r["auroc"], "95% CI": _ci(r["auroc_ci95"], digits), "AURC": r["aurc"],
-                          "added to baselines": r["added_delta"], "added 95% CI": _ci(r["added_ci95"], digits),
+                          "AUROC": r["auroc"], "95% CI": fmt_bracket(r["auroc_ci95"], digits), "AURC": r["aurc"],
+                          "added to baselines": r["added_delta"], "added 95% CI": fmt_bracket(r["added_ci95"], digits),
                           "verdict (added)": r["added_verdict"], "samples": r.get("n_samples")}
                          for r in rows]).round(digits)
 
@@ -161,9 +159,8 @@ def matrix_table(rows: Sequence[Mapping[str, Any]], *, digits: int = 3):
 
     out = []
     for r in rows:
-        lo, hi = r["auroc_ci95"]
         out.append({"modality": r["modality"], "source": r["source"], "score": SCORE_LABELS.get(r["score"], r["score"]),
-                    "AUROC": r["auroc"], "95% CI": _ci((lo, hi), digits),
+                    "AUROC": r["auroc"], "95% CI": fmt_bracket(r["auroc_ci95"], digits),
                     "AURC": r["aurc"], "items without score": r.get("n_nan", 0)})
     return pd.DataFrame(out).round(digits)
 
@@ -233,7 +230,7 @@ def added_table(rows: Sequence[Mapping[str, Any]]):
 
     return pd.DataFrame([{"modality": a["modality"], "source": a["source"], "AUROC baselines": a["auroc_baselines"],
                           "AUROC + explanation": a["auroc_combined"], "difference": a["delta"],
-                          "95% CI": _ci(a["delta_ci95"]), "verdict": a["verdict"]} for a in rows]).round(3)
+                          "95% CI": fmt_bracket(a["delta_ci95"]), "verdict": a["verdict"]} for a in rows]).round(3)
 
 
 def design_table(rows: Sequence[Mapping[str, Any]]):
@@ -242,7 +239,7 @@ def design_table(rows: Sequence[Mapping[str, Any]]):
 
     return pd.DataFrame([{"modality": r["modality"], "source": r["source"], "alternative design": r["alternative"],
                           "score": r["score"], "AUROC default": r["auroc_a"], "AUROC alternative": r["auroc_b"],
-                          "difference": r["delta"], "95% CI": _ci(r["delta_ci95"]), "verdict": r["verdict"]}
+                          "difference": r["delta"], "95% CI": fmt_bracket(r["delta_ci95"]), "verdict": r["verdict"]}
                          for r in rows]).round(3)
 
 
@@ -251,7 +248,7 @@ def fidelity_table(rows: Sequence[Mapping[str, Any]]):
     import pandas as pd
 
     return pd.DataFrame([{"modality": r["modality"], "method": METHOD_LABELS.get(r["method"], r["method"]),
-                          "mass in mask": r["mass_in_mask"], "95% CI": _ci(r["mass_in_mask_ci95"]),
+                          "mass in mask": r["mass_in_mask"], "95% CI": fmt_bracket(r["mass_in_mask_ci95"]),
                           "chance": r["chance"], "lift": r["lift"], "pointing game": r["pointing_game"],
                           "items": r["n_items"]} for r in rows]).round(3)
 
@@ -262,7 +259,7 @@ def conformal_table(rows: Sequence[Mapping[str, Any]], top: int = 4):
 
     df = pd.DataFrame([{"modality": r["modality"], "source": r["source"], "score": r["score"],
                         "share of splits with risk ≤ α": r["fraction_risk_le_alpha"],
-                        "95% CI": _ci(r["fraction_ci95"], 2), "mean coverage": r["mean_coverage"],
+                        "95% CI": fmt_bracket(r["fraction_ci95"], 2), "mean coverage": r["mean_coverage"],
                         "mean risk": r["mean_risk"], "splits abstaining on all": r["n_abstain_all"],
                         "trivial": r.get("trivial") or ""} for r in rows]).round(3)
     return df.sort_values(["modality", "mean coverage"], ascending=[True, False]).groupby("modality").head(top)
